@@ -1,0 +1,80 @@
+"""Start real component processes for tests, on loopback and ephemeral ports.
+
+A started process writes a ready file with its real endpoints (see ``tickdb.ready``); the
+harness waits for that file, never for a fixed time, and kills the whole process group at
+teardown so nothing outlives the test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tickdb.ready import wait_ready
+
+
+class Proc:
+    """A component process started with ``python -m tickdb.cli ...``."""
+
+    def __init__(self, args: Sequence[str], workdir: Path, name: str,
+                 env: dict[str, str] | None = None, ready_timeout: float = 30.0) -> None:
+        self.name = name
+        self.ready_file = workdir / f"{name}.ready.json"
+        self.ready_file.unlink(missing_ok=True)
+        self.log_path = workdir / f"{name}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(self.ready_file)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
+        )
+        try:
+            self.info: dict[str, Any] = wait_ready(
+                self.ready_file, ready_timeout, alive=lambda: self.popen.poll() is None)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"{name} failed to start:\n{self.log()}") from None
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill9(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+        return self.popen.returncode
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)

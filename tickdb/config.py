@@ -1,0 +1,235 @@
+"""One TOML file configures a whole stack; every setting has a default.
+
+Sections are frozen, keyword-only dataclasses. Loading rejects unknown keys and wrong types
+with a message naming the key (``tickerplant.mode: expected one of …``), so a typo fails at
+start instead of being silently ignored. ``docs/config.md`` documents every setting, and a
+test checks that it does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tickerplant.schema import DEFAULT_TABLES, SchemaError, TableSchema
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickerplantConfig:
+    address: str = "tcp://127.0.0.1:5010"
+    publish_address: str = "tcp://127.0.0.1:5011"
+    replay_address: str = "tcp://127.0.0.1:5012"
+    mode: Literal["immediate", "batched"] = "immediate"
+    batch_interval_ms: int = 100
+    max_message_bytes: int = 64 * 1024 * 1024
+    subscriber_buffer: int = 100_000
+    heartbeat_ms: int = 1000
+    kdb_host: str = "127.0.0.1"
+    kdb_port: int = 5100
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalConfig:
+    fsync: Literal["never", "interval", "always"] = "interval"
+    fsync_interval_ms: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class EodConfig:
+    roll_time: str = "00:00"
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RdbConfig:
+    address: str = "tcp://127.0.0.1:5020"
+    tables: list[str] = field(default_factory=list)
+    syms: list[str] = field(default_factory=list)
+    memory_limit_mb: int = 2048
+    query_timeout_s: float = 30.0
+    max_rows: int = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class HdbConfig:
+    address: str = "tcp://127.0.0.1:5030"
+    query_timeout_s: float = 60.0
+    max_rows: int = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    kdb_host: str = "127.0.0.1"
+    kdb_port: int = 5000
+    query_timeout_s: float = 30.0
+    max_rows: int = 1_000_000
+    # username -> password for the kdb+ port; empty means no check.
+    users: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    shards: int = 1
+    demo_rate: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    data_dir: str = "./tickdb-data"
+    tickerplant: TickerplantConfig = field(default_factory=TickerplantConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    eod: EodConfig = field(default_factory=EodConfig)
+    rdb: RdbConfig = field(default_factory=RdbConfig)
+    hdb: HdbConfig = field(default_factory=HdbConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
+    tables: dict[str, TableSchema] = field(
+        default_factory=lambda: {
+            n: TableSchema.from_mapping(n, c) for n, c in DEFAULT_TABLES.items()
+        }
+    )
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_path / "journal"
+
+    @property
+    def hdb_dir(self) -> Path:
+        return self.data_path / "hdb"
+
+    @property
+    def intraday_dir(self) -> Path:
+        return self.data_path / "intraday"
+
+    def with_data_dir(self, data_dir: str | Path | None) -> Config:
+        return self if data_dir is None else dataclasses.replace(self, data_dir=str(data_dir))
+
+
+def _check_value(key: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(map(str, allowed))}, "
+                              f"got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return {str(k): _check_value(f"{key}.{k}", v, item) for k, v in value.items()}
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(annotation, type) and (
+        not isinstance(value, annotation) or (annotation is int and isinstance(value, bool))
+    ):
+        raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, key: str, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: expected a table of settings, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in raw.items():
+        if name not in known:
+            raise ConfigError(f"{key}.{name}: unknown setting (known: {', '.join(sorted(known))})")
+        kwargs[name] = _check_value(f"{key}.{name}", value, hints[name])
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    for section, names in (("tickerplant", ("batch_interval_ms", "max_message_bytes",
+                                            "subscriber_buffer", "heartbeat_ms")),
+                           ("journal", ("fsync_interval_ms",)),
+                           ("stack", ("shards", "demo_rate"))):
+        obj = getattr(config, section)
+        for name in names:
+            if getattr(obj, name) <= 0:
+                raise ConfigError(f"{section}.{name}: must be positive")
+    try:
+        ZoneInfo(config.eod.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"eod.timezone: unknown time zone {config.eod.timezone!r}") from exc
+    from tickerplant.clock import parse_roll_time
+
+    try:
+        parse_roll_time(config.eod.roll_time)
+    except ValueError as exc:
+        raise ConfigError(f"eod.roll_time: {exc}") from exc
+    for name in config.rdb.tables:
+        if name not in config.tables:
+            raise ConfigError(f"rdb.tables: unknown table {name!r}")
+
+
+_SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("data_dir", "tables")}
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    kwargs: dict[str, Any] = {}
+    hints = typing.get_type_hints(Config)
+    for name, value in raw.items():
+        if name == "data_dir":
+            kwargs[name] = _check_value(name, value, str)
+        elif name == "tables":
+            if not isinstance(value, dict) or not value:
+                raise ConfigError("tables: expected one or more [tables.NAME] sections")
+            tables = {}
+            for tname, cols in value.items():
+                if not isinstance(cols, dict):
+                    raise ConfigError(f"tables.{tname}: expected column = \"qtype\" pairs")
+                try:
+                    tables[tname] = TableSchema.from_mapping(tname, cols)
+                except SchemaError as exc:
+                    raise ConfigError(f"tables.{tname}: {exc}") from exc
+            kwargs[name] = tables
+        elif name in _SECTIONS:
+            section_type = hints[name]
+            if isinstance(section_type, types.UnionType):  # pragma: no cover - not used
+                raise ConfigError(name)
+            kwargs[name] = _build_section(section_type, name, value)
+        else:
+            known = ", ".join(["data_dir", "tables", *_SECTIONS])
+            raise ConfigError(f"{name}: unknown setting (known: {known})")
+    config = Config(**kwargs)
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> Config:
+    """Load ``path`` (or the defaults when None) and apply a ``--data-dir`` override."""
+    if path is None:
+        config = Config()
+        _validate(config)
+    else:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        config = config_from_dict(raw)
+    return config.with_data_dir(data_dir)

@@ -1,0 +1,188 @@
+"""Wire names and the one record shape used on the wire, in the journal and in replay.
+
+Everything a peer needs to speak to a tickerplant lives here; ``docs/protocol.md`` is the
+same thing in prose. A *record* is::
+
+    u32 body_len | u32 crc32(body) | body
+    body = u8 kind | u8 version | u16 table_len | u16 origin_count | u64 seq | i64 ts_recv
+           | table (utf-8) | origin_count x (16-byte publisher id, u64 batch number)
+           | payload
+
+All integers are little-endian. ``payload`` is an Arrow IPC stream (schema + batches) for
+``KIND_UPD`` and the ISO date of the session that ended for ``KIND_EOD``. The origins say
+which publisher batches a record carries, which is how duplicate resends are recognised,
+even after a restart.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+PROTOCOL_VERSION = 1
+
+# Record kinds.
+KIND_UPD = 1
+KIND_EOD = 2
+
+# Request tags on the tickerplant's main (ROUTER) address.
+HELLO = b"HELLO"
+UPD = b"UPD"
+ROLL = b"ROLL"
+STATS = b"STATS"
+# Reply tags to publishers.
+ACK = b"ACK"
+ERR = b"ERR"
+RESEND = b"RESEND"
+# Replay endpoint.
+REPLAY = b"REPLAY"
+CHUNK = b"CHUNK"
+END = b"END"
+# Second frame of a published message: data or heartbeat.
+DATA = b"D"
+HEARTBEAT = b"H"
+
+RECORD_HEADER = struct.Struct("<II")
+BODY_PREFIX = struct.Struct("<BBHHQq")
+ORIGIN = struct.Struct("<16sQ")
+UPD_HEADER = struct.Struct("<16sQQ")  # publisher id, batch number, lowest unacked batch
+U64 = struct.Struct("<Q")
+HEADER_SIZE = RECORD_HEADER.size + BODY_PREFIX.size
+
+JOURNAL_MAGIC = b"TKDBJNL1"
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a valid record or frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded record. ``payload`` stays as bytes until someone asks for the data."""
+
+    kind: int
+    seq: int
+    ts_recv: int
+    table: str
+    origins: tuple[tuple[bytes, int], ...]
+    payload: bytes
+
+    def to_table(self) -> pa.Table:
+        return ipc.open_stream(self.payload).read_all()
+
+    @property
+    def eod_date(self) -> str:
+        return self.payload.decode()
+
+
+def encode_record(kind: int, seq: int, ts_recv: int, table: str,
+                  origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
+                  payload: bytes) -> bytes:
+    name = table.encode()
+    parts = [BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv),
+             name]
+    parts.extend(ORIGIN.pack(pid, batch) for pid, batch in origins)
+    parts.append(payload)
+    body = b"".join(parts)
+    return RECORD_HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode_body(body: bytes | memoryview) -> Record:
+    kind, _version, name_len, n_origins, seq, ts_recv = BODY_PREFIX.unpack_from(body, 0)
+    pos = BODY_PREFIX.size
+    table = bytes(body[pos:pos + name_len]).decode()
+    pos += name_len
+    origins = []
+    for _ in range(n_origins):
+        origins.append(ORIGIN.unpack_from(body, pos))
+        pos += ORIGIN.size
+    return Record(kind, seq, ts_recv, table, tuple(origins), bytes(body[pos:]))
+
+
+def iter_records(blob: bytes | memoryview, verify: bool = True) -> Iterator[Record]:
+    """Split concatenated records (a published message or a replay chunk)."""
+    view = memoryview(blob)
+    pos, end = 0, len(view)
+    while pos < end:
+        if end - pos < RECORD_HEADER.size:
+            raise ProtocolError(f"truncated record header at byte {pos}")
+        length, crc = RECORD_HEADER.unpack_from(view, pos)
+        start = pos + RECORD_HEADER.size
+        body = view[start:start + length]
+        if len(body) != length:
+            raise ProtocolError(f"truncated record at byte {pos}")
+        if verify and zlib.crc32(body) != crc:
+            raise ProtocolError(f"checksum mismatch in record at byte {pos}")
+        yield decode_body(body)
+        pos = start + length
+
+
+def peek_seq(record: bytes) -> int:
+    """The sequence number of an encoded record, without decoding the rest."""
+    return int(U64.unpack_from(record, RECORD_HEADER.size + 6)[0])
+
+
+# Topics. A subscription is a topic string the subscriber sets on its SUB socket; the
+# tickerplant's XPUB sees it and starts publishing records that match under that topic.
+# The trailing NUL stops one topic from being a prefix of another.
+def topic_for(table: str, syms: list[str] | None = None,
+              shard: tuple[int, int] | None = None) -> bytes:
+    if syms and shard:
+        raise ValueError("subscribe by syms or by shard, not both")
+    if syms:
+        selector = "syms=" + ",".join(sorted(set(syms)))
+    elif shard:
+        k, n = shard
+        if not 0 <= k < n:
+            raise ValueError(f"shard {k} of {n}: k must be in [0, {n})")
+        selector = f"shard={k}/{n}"
+    else:
+        selector = "*"
+    return f"upd/{table}/{selector}\0".encode()
+
+
+@dataclass(frozen=True)
+class TopicFilter:
+    table: str
+    syms: frozenset[str] | None
+    shard: tuple[int, int] | None
+
+    @property
+    def everything(self) -> bool:
+        return self.syms is None and self.shard is None
+
+
+def parse_topic(topic: bytes) -> TopicFilter:
+    try:
+        text = topic.decode()
+        if not text.endswith("\0"):
+            raise ValueError
+        kind, table, selector = text[:-1].split("/", 2)
+        if kind != "upd":
+            raise ValueError
+        if selector == "*":
+            return TopicFilter(table, None, None)
+        key, _, value = selector.partition("=")
+        if key == "syms":
+            return TopicFilter(table, frozenset(value.split(",")) if value else frozenset(), None)
+        if key == "shard":
+            k, n = (int(x) for x in value.split("/"))
+            if not 0 <= k < n:
+                raise ValueError
+            return TopicFilter(table, None, (k, n))
+    except ValueError:
+        pass
+    raise ProtocolError(f"not a subscription topic: {topic[:80]!r}")
+
+
+def shard_of(sym: str, shards: int) -> int:
+    """Stable shard of a symbol: CRC-32 of its UTF-8 bytes, mod the shard count.
+
+    Stable across processes and languages (Python's hash() is salted per process).
+    """
+    return zlib.crc32(sym.encode()) % shards
