@@ -1,0 +1,25 @@
+"""The ``tickdb`` command line. Each component registers its own commands here."""
+
+from __future__ import annotations
+
+import typer
+
+from tickerplant.cli import register as register_tickerplant
+
+app = typer.Typer(
+    name="tickdb",
+    help="A kdb+-style tick system: tickerplant, RDB, HDB and gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+register_tickerplant(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
