@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from tickerplant.cli import register as register_tickerplant
 
 app = typer.Typer(

@@ -126,8 +126,9 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
     if origin is Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
-            raise ConfigError(f"{key}: expected one of {', '.join(map(str, allowed))}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}"
+            )
         return value
     if origin is list:
         (item,) = typing.get_args(annotation)
@@ -162,10 +163,14 @@ def _build_section(cls: type, key: str, raw: Any) -> Any:
 
 
 def _validate(config: Config) -> None:
-    for section, names in (("tickerplant", ("batch_interval_ms", "max_message_bytes",
-                                            "subscriber_buffer", "heartbeat_ms")),
-                           ("journal", ("fsync_interval_ms",)),
-                           ("stack", ("shards", "demo_rate"))):
+    for section, names in (
+        (
+            "tickerplant",
+            ("batch_interval_ms", "max_message_bytes", "subscriber_buffer", "heartbeat_ms"),
+        ),
+        ("journal", ("fsync_interval_ms",)),
+        ("stack", ("shards", "demo_rate")),
+    ):
         obj = getattr(config, section)
         for name in names:
             if getattr(obj, name) <= 0:
@@ -200,7 +205,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
             tables = {}
             for tname, cols in value.items():
                 if not isinstance(cols, dict):
-                    raise ConfigError(f"tables.{tname}: expected column = \"qtype\" pairs")
+                    raise ConfigError(f'tables.{tname}: expected column = "qtype" pairs')
                 try:
                     tables[tname] = TableSchema.from_mapping(tname, cols)
                 except SchemaError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -101,3 +102,23 @@ class RollCalendar:
         elif ns >= self.roll_ns(day):  # only reachable around DST transitions
             day += dt.timedelta(days=1)
         return day
+
+
+class RollDecision(Enum):
+    STAY = "stay"
+    ROLL = "roll"
+    REFUSE_JUMP = "refuse_jump"
+
+
+def decide_roll(calendar: RollCalendar, session: dt.date, now_ns: int) -> RollDecision:
+    """Whether the session should end now.
+
+    A clock more than a whole session past the roll (a jump, or a process frozen for a day)
+    is refused rather than rolled through day by day: silently fabricating empty days is
+    worse than waiting for an operator. A clock that goes backwards simply stays.
+    """
+    if now_ns < calendar.roll_ns(session):
+        return RollDecision.STAY
+    if now_ns >= calendar.roll_ns(session + dt.timedelta(days=1)):
+        return RollDecision.REFUSE_JUMP
+    return RollDecision.ROLL

@@ -80,12 +80,16 @@ class Record:
         return self.payload.decode()
 
 
-def encode_record(kind: int, seq: int, ts_recv: int, table: str,
-                  origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
-                  payload: bytes) -> bytes:
+def encode_record(
+    kind: int,
+    seq: int,
+    ts_recv: int,
+    table: str,
+    origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
+    payload: bytes,
+) -> bytes:
     name = table.encode()
-    parts = [BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv),
-             name]
+    parts = [BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv), name]
     parts.extend(ORIGIN.pack(pid, batch) for pid, batch in origins)
     parts.append(payload)
     body = b"".join(parts)
@@ -95,7 +99,7 @@ def encode_record(kind: int, seq: int, ts_recv: int, table: str,
 def decode_body(body: bytes | memoryview) -> Record:
     kind, _version, name_len, n_origins, seq, ts_recv = BODY_PREFIX.unpack_from(body, 0)
     pos = BODY_PREFIX.size
-    table = bytes(body[pos:pos + name_len]).decode()
+    table = bytes(body[pos : pos + name_len]).decode()
     pos += name_len
     origins = []
     for _ in range(n_origins):
@@ -113,7 +117,7 @@ def iter_records(blob: bytes | memoryview, verify: bool = True) -> Iterator[Reco
             raise ProtocolError(f"truncated record header at byte {pos}")
         length, crc = RECORD_HEADER.unpack_from(view, pos)
         start = pos + RECORD_HEADER.size
-        body = view[start:start + length]
+        body = view[start : start + length]
         if len(body) != length:
             raise ProtocolError(f"truncated record at byte {pos}")
         if verify and zlib.crc32(body) != crc:
@@ -130,8 +134,9 @@ def peek_seq(record: bytes) -> int:
 # Topics. A subscription is a topic string the subscriber sets on its SUB socket; the
 # tickerplant's XPUB sees it and starts publishing records that match under that topic.
 # The trailing NUL stops one topic from being a prefix of another.
-def topic_for(table: str, syms: list[str] | None = None,
-              shard: tuple[int, int] | None = None) -> bytes:
+def topic_for(
+    table: str, syms: list[str] | None = None, shard: tuple[int, int] | None = None
+) -> bytes:
     if syms and shard:
         raise ValueError("subscribe by syms or by shard, not both")
     if syms:

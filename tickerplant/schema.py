@@ -72,7 +72,9 @@ class TableSchema:
             raise SchemaError(f"{where}: table names must be identifiers")
         names = [c.name for c in self.columns]
         if names[:2] != ["time", "sym"]:
-            raise SchemaError(f"{where}: the first two columns must be time and sym, got {names[:2]}")
+            raise SchemaError(
+                f"{where}: the first two columns must be time and sym, got {names[:2]}"
+            )
         if self.columns[0].qtype != "timestamp" or self.columns[1].qtype != "symbol":
             raise SchemaError(f"{where}: time must be timestamp and sym must be symbol")
         if len(set(names)) != len(names):
@@ -84,8 +86,10 @@ class TableSchema:
                 raise SchemaError(f"{where}: column name {col.name!r} is reserved")
             if col.qtype not in Q_TO_ARROW:
                 known = ", ".join(sorted(Q_TO_ARROW))
-                raise SchemaError(f"{where}: column {col.name!r} has unknown q type "
-                                  f"{col.qtype!r} (known: {known})")
+                raise SchemaError(
+                    f"{where}: column {col.name!r} has unknown q type "
+                    f"{col.qtype!r} (known: {known})"
+                )
 
     @classmethod
     def from_mapping(cls, name: str, columns: Mapping[str, str]) -> TableSchema:
@@ -98,8 +102,9 @@ class TableSchema:
     @cached_property
     def arrow_without_time(self) -> pa.Schema:
         """The schema a publisher may send when it leaves ``time`` for the tickerplant to stamp."""
-        return pa.schema([c.field() for c in self.columns[1:]],
-                         metadata={b"table": self.name.encode()})
+        return pa.schema(
+            [c.field() for c in self.columns[1:]], metadata={b"table": self.name.encode()}
+        )
 
     @property
     def column_names(self) -> list[str]:
@@ -166,7 +171,9 @@ def conform(table: pa.Table, schema: TableSchema) -> pa.Table:
             try:
                 col = col.cast(field.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SchemaError(f"table {schema.name!r}: column {field.name!r} cannot be "
-                                  f"{schema.qtypes()[field.name]}: {exc}") from exc
+                raise SchemaError(
+                    f"table {schema.name!r}: column {field.name!r} cannot be "
+                    f"{schema.qtypes()[field.name]}: {exc}"
+                ) from exc
         arrays.append(col)
     return pa.Table.from_arrays(arrays, schema=fields)

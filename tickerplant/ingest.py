@@ -1,0 +1,127 @@
+"""Validation of incoming batches: what gets journaled is always a well-formed batch of the
+table's exact schema.
+
+Publishers send an Arrow IPC stream per batch. The fast path recognises the table's
+canonical schema message by its bytes and only decodes the record batches after it, so a
+one-row message costs a few microseconds and is journaled as received. Anything else (a
+stream from another Arrow implementation, columns in another order, ``time`` left out for
+the tickerplant to stamp) takes the slow path: decode, check names and types, stamp,
+re-encode canonically. Mistakes are reported naming the table and column.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from tickerplant.schema import TableSchema
+
+
+class IngestError(ValueError):
+    """A batch the tickerplant refuses; the message goes back to the publisher."""
+
+
+def encode_stream(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> bytes:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, schema) as writer:
+        if isinstance(table, pa.RecordBatch):
+            writer.write_batch(table)
+        else:
+            writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class BatchValidator:
+    def __init__(self, schemas: dict[str, TableSchema], max_message_bytes: int) -> None:
+        self.schemas = schemas
+        self.max_message_bytes = max_message_bytes
+        self._canonical_prefix = {
+            name: schema.arrow.serialize().to_pybytes() for name, schema in schemas.items()
+        }
+
+    def validate(self, table: str, payload: bytes, now_ns: int) -> tuple[bytes, int]:
+        """Return ``(canonical payload, row count)`` or raise IngestError."""
+        schema = self.schemas.get(table)
+        if schema is None:
+            known = ", ".join(sorted(self.schemas))
+            raise IngestError(f"unknown table {table!r} (known: {known})")
+        if len(payload) > self.max_message_bytes:
+            raise IngestError(
+                f"message of {len(payload)} bytes exceeds max_message_bytes "
+                f"({self.max_message_bytes})"
+            )
+        prefix = self._canonical_prefix[table]
+        if payload.startswith(prefix):
+            rows = self._count_canonical(schema, memoryview(payload)[len(prefix) :])
+            if rows is not None:
+                return payload, rows
+        return self._slow_path(schema, payload, now_ns)
+
+    @staticmethod
+    def _count_canonical(schema: TableSchema, rest: memoryview) -> int | None:
+        """Rows in the batch messages after a canonical schema; None when not that shape."""
+        try:
+            reader = ipc.MessageReader.open_stream(pa.BufferReader(pa.py_buffer(rest)))
+            rows = 0
+            while True:
+                try:
+                    message = reader.read_next_message()
+                except StopIteration:
+                    return rows
+                if message.type != "record batch":
+                    return None
+                batch = ipc.read_record_batch(message, schema.arrow)
+                batch.validate(full=True)
+                rows += batch.num_rows
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+            return None  # let the slow path produce the precise error
+
+    def _slow_path(self, schema: TableSchema, payload: bytes, now_ns: int) -> tuple[bytes, int]:
+        where = f"table {schema.name!r}"
+        try:
+            received = ipc.open_stream(payload).read_all()
+            received.validate(full=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise IngestError(f"{where}: payload is not a valid Arrow IPC stream: {exc}") from None
+        names = received.column_names
+        expected = schema.column_names
+        extra = [n for n in names if n not in expected]
+        if extra:
+            raise IngestError(f"{where}: unknown columns {extra} (expected {expected})")
+        if len(set(names)) != len(names):
+            raise IngestError(f"{where}: duplicate columns in {names}")
+        missing = [n for n in expected if n not in names and n != "time"]
+        if missing:
+            raise IngestError(f"{where}: missing columns {missing}")
+        columns = []
+        for col in schema.columns:
+            if col.name not in names:  # only time can be absent: stamp it
+                columns.append(
+                    pa.array([now_ns] * received.num_rows, pa.int64()).cast(col.arrow_type)
+                )
+                continue
+            data = received.column(col.name)
+            if data.type != col.arrow_type:
+                if (
+                    pa.types.is_dictionary(data.type) and data.type.value_type == col.arrow_type
+                ) or (pa.types.is_large_string(data.type) and col.arrow_type == pa.string()):
+                    data = data.cast(col.arrow_type)
+                else:
+                    raise IngestError(
+                        f"{where}: column {col.name!r} must be {col.qtype} "
+                        f"({col.arrow_type}), got {data.type}"
+                    )
+            columns.append(data)
+        canonical = pa.Table.from_arrays(columns, schema=schema.arrow).combine_chunks()
+        return encode_stream(canonical, schema.arrow), canonical.num_rows
+
+
+def coalesce_payloads(payloads: list[bytes], schema: pa.Schema) -> bytes:
+    """Batched mode: many validated batches of one table become one record's payload."""
+    if len(payloads) == 1:
+        return payloads[0]
+    batches = []
+    for payload in payloads:
+        batches.extend(ipc.open_stream(payload).read_all().to_batches())
+    merged = pa.Table.from_batches(batches, schema=schema).combine_chunks()
+    return encode_stream(merged, schema)

@@ -1,0 +1,376 @@
+"""The journal: one append-only file per session, records individually checksummed.
+
+A file is ``JOURNAL_MAGIC`` followed by records in the shape of ``protocol.encode_record``.
+Records are handed to the OS whole, in one ``writev`` per batch, so a ``kill -9`` leaves
+only complete records behind; a torn or corrupt tail (power loss, full disk, a copy cut
+short) is found by ``scan_journal``, reported with how much is valid, and removed only by an
+explicit ``repair_journal``, which keeps the cut bytes beside the file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tickerplant.protocol import (
+    BODY_PREFIX,
+    JOURNAL_MAGIC,
+    KIND_EOD,
+    RECORD_HEADER,
+    U64,
+    Record,
+    decode_body,
+)
+
+JOURNAL_SUFFIX = ".tpj"
+_READ_BLOCK = 4 * 1024 * 1024
+# A sparse (seq, offset) entry every this many bytes lets replay seek instead of scanning.
+INDEX_STRIDE = 1024 * 1024
+
+
+class JournalCorrupt(Exception):
+    """A journal whose tail is torn or corrupt; the message says how to repair it."""
+
+    def __init__(self, scan: ScanResult) -> None:
+        self.scan = scan
+        super().__init__(scan.describe())
+
+
+def journal_path(journal_dir: str | Path, session: dt.date) -> Path:
+    return Path(journal_dir) / f"{session.isoformat()}{JOURNAL_SUFFIX}"
+
+
+def journal_files(journal_dir: str | Path) -> list[tuple[dt.date, Path]]:
+    """Journal files by session date, oldest first."""
+    found = []
+    directory = Path(journal_dir)
+    if not directory.is_dir():
+        return []
+    for path in directory.glob(f"*{JOURNAL_SUFFIX}"):
+        try:
+            found.append((dt.date.fromisoformat(path.name[: -len(JOURNAL_SUFFIX)]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+@dataclass
+class ScanResult:
+    path: Path
+    records: int = 0
+    valid_bytes: int = 0
+    total_bytes: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_kind: int | None = None
+    error: str | None = None
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def corrupt(self) -> bool:
+        return self.error is not None
+
+    @property
+    def ends_with_eod(self) -> bool:
+        return self.last_kind == KIND_EOD
+
+    def describe(self) -> str:
+        if not self.corrupt:
+            return (
+                f"{self.path}: ok, {self.records} records, {self.valid_bytes} bytes, "
+                f"seq {self.first_seq}..{self.last_seq}"
+            )
+        bad = self.total_bytes - self.valid_bytes
+        return (
+            f"{self.path}: {self.error}. {self.records} valid records "
+            f"({self.valid_bytes} bytes, last seq {self.last_seq}) are followed by {bad} "
+            f"bytes that are not. Run `tickdb journal repair {self.path}` to cut the file "
+            f"after the last valid record (the cut bytes are kept beside it)."
+        )
+
+
+def _iter_raw(
+    path: Path, start: int = 0, stop_at_partial: bool = False
+) -> Iterator[tuple[int, memoryview | str]]:
+    """Yield ``(offset, body)`` per record; ``(offset, error)`` once at the first bad one.
+
+    ``stop_at_partial`` ends quietly at an incomplete last record: a reader racing the
+    writer of the live file sees records that are still being written.
+    """
+    with open(path, "rb") as f:
+        if start == 0:
+            magic = f.read(len(JOURNAL_MAGIC))
+            if magic != JOURNAL_MAGIC:
+                yield 0, "not a tickdb journal (bad magic)"
+                return
+            start = len(JOURNAL_MAGIC)
+        f.seek(start)
+        buffer = b""
+        base = start  # file offset of buffer[0]
+        pos = 0
+        while True:
+            if len(buffer) - pos < RECORD_HEADER.size:
+                chunk = f.read(_READ_BLOCK)
+                if not chunk:
+                    if pos < len(buffer) and not stop_at_partial:
+                        yield base + pos, "torn record header at end of file"
+                    return
+                buffer = buffer[pos:] + chunk
+                base += pos
+                pos = 0
+                continue
+            length, crc = RECORD_HEADER.unpack_from(buffer, pos)
+            end = pos + RECORD_HEADER.size + length
+            if length < BODY_PREFIX.size:
+                yield base + pos, f"impossible record length {length}"
+                return
+            if end > len(buffer):
+                chunk = f.read(max(_READ_BLOCK, end - len(buffer)))
+                if not chunk:
+                    if not stop_at_partial:
+                        yield base + pos, "torn record at end of file"
+                    return
+                buffer = buffer[pos:] + chunk
+                base += pos
+                pos = 0
+                continue
+            body = memoryview(buffer)[pos + RECORD_HEADER.size : end]
+            if zlib.crc32(body) != crc:
+                yield base + pos, "checksum mismatch"
+                return
+            yield base + pos, body
+            pos = end
+
+
+def scan_journal(
+    path: str | Path,
+    progress: Callable[[int], None] | None = None,
+    count_rows: bool = False,
+    on_record: Callable[[memoryview], None] | None = None,
+) -> ScanResult:
+    """Validate every record of a journal file; ``on_record`` sees each valid body."""
+    path = Path(path)
+    result = ScanResult(path, total_bytes=path.stat().st_size, valid_bytes=len(JOURNAL_MAGIC))
+    last_progress = 0
+    for offset, body in _iter_raw(path):
+        if isinstance(body, str):
+            result.error = f"{body} at byte {offset}"
+            result.valid_bytes = offset
+            break
+        kind, _v, _n, _o, seq, _ts = BODY_PREFIX.unpack_from(body, 0)
+        if result.last_seq is not None and seq != result.last_seq + 1:
+            result.error = f"sequence jumps from {result.last_seq} to {seq} at byte {offset}"
+            result.valid_bytes = offset
+            break
+        if result.first_seq is None:
+            result.first_seq = seq
+        result.last_seq, result.last_kind = seq, kind
+        result.records += 1
+        if on_record is not None:
+            on_record(body)
+        result.valid_bytes = offset + RECORD_HEADER.size + len(body)
+        if count_rows and kind != KIND_EOD:
+            record = decode_body(body)
+            rows = record.to_table().num_rows
+            result.rows_by_table[record.table] = result.rows_by_table.get(record.table, 0) + rows
+        if progress and result.valid_bytes - last_progress > _READ_BLOCK:
+            progress(result.valid_bytes)
+            last_progress = result.valid_bytes
+    if progress:
+        progress(result.valid_bytes)
+    return result
+
+
+def repair_journal(path: str | Path) -> ScanResult:
+    """Cut a journal after its last valid record, keeping the cut bytes beside it."""
+    path = Path(path)
+    scan = scan_journal(path)
+    if not scan.corrupt:
+        return scan
+    with open(path, "rb") as f:
+        f.seek(scan.valid_bytes)
+        tail = f.read()
+    keep = path.with_name(f"{path.name}.corrupt-{scan.valid_bytes}")
+    keep.write_bytes(tail)
+    with open(path, "r+b") as f:
+        f.truncate(scan.valid_bytes)
+        f.flush()
+        os.fsync(f.fileno())
+    return scan_journal(path)
+
+
+def read_journal(
+    path: str | Path,
+    after: int = 0,
+    upto: int | None = None,
+    start_offset: int = 0,
+    live: bool = False,
+) -> Iterator[Record]:
+    """Records with ``after < seq <= upto``; raises JournalCorrupt at a bad record.
+
+    ``live`` is for the file the tickerplant is still appending to: an incomplete last
+    record is not an error there, it is still being written.
+    """
+    path = Path(path)
+    for offset, body in _iter_raw(path, start_offset, stop_at_partial=live):
+        if isinstance(body, str):
+            raise JournalCorrupt(
+                ScanResult(
+                    path,
+                    valid_bytes=offset,
+                    total_bytes=path.stat().st_size,
+                    error=f"{body} at byte {offset}",
+                )
+            )
+        seq = U64.unpack_from(body, 6)[0]
+        if seq <= after:
+            continue
+        if upto is not None and seq > upto:
+            return
+        yield decode_body(body)
+
+
+class JournalIndex:
+    """Sparse ``(seq, offset)`` points per journal file, so replay can seek.
+
+    The writer adds points for the live file as it appends; files written before this
+    process started are indexed on first use by one scan. Shared between the ingest thread
+    (writer) and the replay thread (reader).
+    """
+
+    def __init__(self) -> None:
+        self._points: dict[Path, tuple[list[int], list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, path: Path, seq: int, offset: int) -> None:
+        with self._lock:
+            seqs, offsets = self._points.setdefault(path, ([], []))
+            seqs.append(seq)
+            offsets.append(offset)
+
+    def seek_offset(self, path: Path, after: int) -> int:
+        """The offset of a record with seq <= after + 1 (0 means from the start)."""
+        with self._lock:
+            if path not in self._points:
+                self._points[path] = _build_points(path)
+            seqs, offsets = self._points[path]
+            i = bisect.bisect_right(seqs, after + 1) - 1
+            return offsets[i] if i >= 0 else 0
+
+
+def _build_points(path: Path) -> tuple[list[int], list[int]]:
+    seqs: list[int] = []
+    offsets: list[int] = []
+    last = -INDEX_STRIDE
+    for offset, body in _iter_raw(path, stop_at_partial=True):
+        if isinstance(body, str):
+            break
+        if offset - last >= INDEX_STRIDE:
+            seqs.append(U64.unpack_from(body, 6)[0])
+            offsets.append(offset)
+            last = offset
+    return seqs, offsets
+
+
+class JournalWriter:
+    """Appends records to one session's file.
+
+    ``append`` only queues; ``flush`` hands every queued record to the OS in one writev,
+    so complete records are what a crash leaves. ``fsync`` policy: ``always`` syncs in
+    every flush (acks then mean durable on disk), ``interval`` syncs at most every
+    ``fsync_interval_ns``, ``never`` leaves it to the OS (acks mean survived a process kill).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        index: JournalIndex,
+        fsync: str = "interval",
+        fsync_interval_ns: int = 1_000_000_000,
+    ) -> None:
+        self.path = path
+        self.index = index
+        self.fsync_policy = fsync
+        self.fsync_interval_ns = fsync_interval_ns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists() or path.stat().st_size == 0
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if new:
+            os.write(self._fd, JOURNAL_MAGIC)
+            _fsync_dir(path.parent)
+        else:
+            index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
+        self.size = os.fstat(self._fd).st_size
+        self._queued: list[bytes] = []
+        self._queued_seqs: list[int] = []
+        self._last_index_at = -INDEX_STRIDE
+        self._dirty = False
+        self._last_sync_ns = 0
+        self.records_written = 0
+
+    def append(self, record: bytes, seq: int) -> None:
+        self._queued.append(record)
+        self._queued_seqs.append(seq)
+
+    def flush(self, now_ns: int) -> None:
+        if self._queued:
+            offset = self.size
+            for record, seq in zip(self._queued, self._queued_seqs, strict=True):
+                if offset - self._last_index_at >= INDEX_STRIDE:
+                    self.index.add(self.path, seq, offset)
+                    self._last_index_at = offset
+                offset += len(record)
+            _writev_all(self._fd, self._queued)
+            self.records_written += len(self._queued)
+            self.size = offset
+            self._queued.clear()
+            self._queued_seqs.clear()
+            self._dirty = True
+        if self._dirty and (
+            self.fsync_policy == "always"
+            or (
+                self.fsync_policy == "interval"
+                and now_ns - self._last_sync_ns >= self.fsync_interval_ns
+            )
+        ):
+            self.sync(now_ns)
+
+    def sync(self, now_ns: int) -> None:
+        os.fsync(self._fd)
+        self._dirty = False
+        self._last_sync_ns = now_ns
+
+    def close(self, now_ns: int) -> None:
+        self.flush(now_ns)
+        if self._dirty:
+            self.sync(now_ns)
+        os.close(self._fd)
+
+
+def _writev_all(fd: int, buffers: list[bytes]) -> None:
+    # writev may write less than asked, and takes at most IOV_MAX (1024) buffers at once.
+    views = [memoryview(b) for b in buffers]
+    i = 0
+    while i < len(views):
+        written = os.writev(fd, views[i : i + 1024])
+        while written:
+            if written >= len(views[i]):
+                written -= len(views[i])
+                i += 1
+            else:
+                views[i] = views[i][written:]
+                written = 0
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

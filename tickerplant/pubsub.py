@@ -1,0 +1,195 @@
+"""Fan-out to subscribers (the u.q half of the tickerplant).
+
+Subscribers choose what they get by the topic they set on their SUB socket (see
+``protocol.topic_for``). The XPUB socket reports the first subscription to a topic and the
+last unsubscription from it, so each distinct selection is filtered once per record no
+matter how many subscribers share it, and ZeroMQ copies nothing per subscriber.
+
+Every data message carries ``prev``: the seq of the previous record sent on that topic (or
+the tickerplant's seq when the topic appeared). A subscriber whose last seen seq is below
+``prev`` missed something, whether ZeroMQ dropped it at the high-water mark or it joined
+late, and repairs it from the journal by replay. Heartbeats carry the topic's last seq so
+a drop right before a quiet spell is noticed too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import zmq
+
+from tickerplant.ingest import encode_stream
+from tickerplant.protocol import (
+    DATA,
+    HEARTBEAT,
+    KIND_EOD,
+    U64,
+    ProtocolError,
+    Record,
+    TopicFilter,
+    encode_record,
+    parse_topic,
+    shard_of,
+)
+from tickerplant.schema import TableSchema
+
+log = logging.getLogger(__name__)
+
+TOPIC_ERROR = b"E"
+# Records are packed into one ZeroMQ message up to about this size: fewer, larger messages
+# are what makes PUB/SUB fast, and the bound keeps a message's memory predictable.
+MAX_BLOB_BYTES = 1 << 20
+
+
+class ShardMap:
+    """Caches each symbol's shard: the same few thousand syms recur all day."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int], int] = {}
+
+    def of(self, sym: str, shards: int) -> int:
+        key = (sym, shards)
+        shard = self._cache.get(key)
+        if shard is None:
+            shard = self._cache[key] = shard_of(sym, shards)
+        return shard
+
+
+def select_rows(
+    selection: TopicFilter,
+    record: Record,
+    shards: ShardMap,
+    schema: TableSchema,
+    decoded: pa.Table | None = None,
+) -> Record | None:
+    """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
+
+    End-of-day records go to every selection. Used for live fan-out and for replay, so a
+    replayed record is byte-for-byte what a live subscriber got.
+    """
+    if record.kind == KIND_EOD or selection.everything:
+        return record
+    table = decoded if decoded is not None else record.to_table()
+    syms = table.column("sym")
+    if selection.syms is not None:
+        mask = pc.is_in(syms, value_set=pa.array(sorted(selection.syms), pa.string()))
+    else:
+        assert selection.shard is not None
+        k, n = selection.shard
+        encoded = syms.combine_chunks().dictionary_encode()
+        wanted = pa.array([shards.of(s, n) == k for s in encoded.dictionary.to_pylist()])
+        mask = pc.take(wanted, encoded.indices)
+    kept = int(pc.sum(mask).as_py() or 0)
+    if kept == 0:
+        return None
+    if kept == table.num_rows:
+        return record
+    payload = encode_stream(table.filter(mask), schema.arrow)
+    return Record(record.kind, record.seq, record.ts_recv, record.table, record.origins, payload)
+
+
+@dataclass
+class Outgoing:
+    """A journaled record on its way to subscribers."""
+
+    record: Record
+    encoded: bytes
+
+
+@dataclass
+class Topic:
+    name: bytes
+    selection: TopicFilter
+    last_seq: int
+
+
+class Fanout:
+    def __init__(self, socket: zmq.Socket, schemas: dict[str, TableSchema]) -> None:
+        self.socket = socket
+        self.schemas = schemas
+        self.topics: dict[bytes, Topic] = {}
+        self.shards = ShardMap()
+        self.messages_sent = 0
+        self.bad_subscriptions = 0
+
+    def on_subscription(self, message: bytes, seq: int) -> None:
+        if not message:
+            return
+        subscribe, name = message[0] == 1, bytes(message[1:])
+        if not subscribe:
+            if self.topics.pop(name, None) is not None:
+                log.info("last subscriber left %r", name)
+            return
+        try:
+            selection = parse_topic(name)
+            if selection.table not in self.schemas:
+                raise ProtocolError(
+                    f"unknown table {selection.table!r} (known: {', '.join(sorted(self.schemas))})"
+                )
+        except ProtocolError as exc:
+            self.bad_subscriptions += 1
+            log.warning("refused subscription %r: %s", name[:80], exc)
+            self.socket.send_multipart([name, TOPIC_ERROR + str(exc).encode()])
+            return
+        self.topics[name] = Topic(name, selection, seq)
+        log.info("subscription %r at seq %d", name, seq)
+
+    def publish(self, batch: Iterable[Outgoing]) -> None:
+        """Send journaled records to every topic that wants them, packed per topic."""
+        if not self.topics:
+            return
+        per_topic: dict[bytes, list[tuple[int, bytes]]] = {}
+        for out in batch:
+            record = out.record
+            decoded: pa.Table | None = None
+            for topic in self.topics.values():
+                if record.kind != KIND_EOD and topic.selection.table != record.table:
+                    continue
+                if record.kind == KIND_EOD or topic.selection.everything:
+                    per_topic.setdefault(topic.name, []).append((record.seq, out.encoded))
+                    continue
+                if decoded is None:
+                    decoded = record.to_table()
+                picked = select_rows(
+                    topic.selection, record, self.shards, self.schemas[record.table], decoded
+                )
+                if picked is None:
+                    continue
+                encoded = out.encoded if picked is record else _encode(picked)
+                per_topic.setdefault(topic.name, []).append((record.seq, encoded))
+        for name, items in per_topic.items():
+            self._send(self.topics[name], items)
+
+    def _send(self, topic: Topic, items: list[tuple[int, bytes]]) -> None:
+        start = 0
+        while start < len(items):
+            size, end = 0, start
+            while end < len(items) and (
+                end == start or size + len(items[end][1]) <= MAX_BLOB_BYTES
+            ):
+                size += len(items[end][1])
+                end += 1
+            blob = b"".join(encoded for _, encoded in items[start:end])
+            self.socket.send_multipart(
+                [topic.name, DATA + U64.pack(topic.last_seq), blob], copy=len(blob) < 65536
+            )
+            topic.last_seq = items[end - 1][0]
+            self.messages_sent += 1
+            start = end
+
+    def heartbeat(self, seq: int) -> None:
+        for topic in self.topics.values():
+            # A topic that has been quiet is still complete up to the current seq.
+            self.socket.send_multipart(
+                [topic.name, HEARTBEAT + U64.pack(topic.last_seq) + U64.pack(seq)]
+            )
+
+
+def _encode(record: Record) -> bytes:
+    return encode_record(
+        record.kind, record.seq, record.ts_recv, record.table, record.origins, record.payload
+    )

@@ -1,0 +1,194 @@
+"""Replay over the network: journal records from seq A to B for any subscriber, any host.
+
+This is r.q's ``.u.rep`` without a shared filesystem, and the Clone pattern's snapshot: the
+subscriber asks for ``after < seq <= upto`` with its selection, gets the records exactly as
+live subscribers got them, then continues live without gap or duplicate. Runs on its own
+thread and socket so a long replay never stalls ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import zmq
+
+from tickerplant.journal import JournalCorrupt, JournalIndex, journal_files, read_journal
+from tickerplant.protocol import (
+    CHUNK,
+    END,
+    ERR,
+    KIND_EOD,
+    REPLAY,
+    U64,
+    Record,
+    TopicFilter,
+    encode_record,
+)
+from tickerplant.pubsub import MAX_BLOB_BYTES, ShardMap, select_rows
+from tickerplant.schema import TableSchema
+
+log = logging.getLogger(__name__)
+
+
+def parse_request(
+    raw: bytes, schemas: dict[str, TableSchema], current_seq: int
+) -> tuple[int, int, dict[str, TopicFilter]]:
+    request = json.loads(raw)
+    after = int(request.get("after", 0))
+    upto = int(request.get("upto", current_seq))
+    upto = min(upto, current_seq)
+    tables = request.get("tables") or list(schemas)
+    syms = request.get("syms")
+    shard = request.get("shard")
+    selections = {}
+    for table in tables:
+        if table not in schemas:
+            raise ValueError(f"unknown table {table!r}")
+        selections[table] = TopicFilter(
+            table,
+            frozenset(syms) if syms is not None else None,
+            (int(shard[0]), int(shard[1])) if shard else None,
+        )
+    return after, upto, selections
+
+
+class JournalSource:
+    """Reads records across the day files of a journal directory."""
+
+    def __init__(
+        self, journal_dir: Path, index: JournalIndex, live_path: Callable[[], Path | None]
+    ) -> None:
+        self.journal_dir = journal_dir
+        self.index = index
+        self.live_path = live_path
+        self._first_seq: dict[Path, int | None] = {}
+
+    def _first(self, path: Path, live: bool) -> int | None:
+        if path in self._first_seq:
+            return self._first_seq[path]
+        first = next((r.seq for r in read_journal(path, live=live)), None)
+        if first is not None:
+            self._first_seq[path] = first
+        return first
+
+    def records(self, after: int, upto: int) -> Iterator[Record]:
+        files = [p for _, p in journal_files(self.journal_dir)]
+        live = self.live_path()
+        # Newest first: find the last file that starts at or before the first wanted seq.
+        start = 0
+        for i in range(len(files) - 1, -1, -1):
+            first = self._first(files[i], files[i] == live)
+            if first is not None and first <= after + 1:
+                start = i
+                break
+        for path in files[start:]:
+            is_live = path == live
+            offset = self.index.seek_offset(path, after)
+            for record in read_journal(path, after, upto, offset, live=is_live):
+                yield record
+                after = record.seq
+            if after >= upto:
+                return
+
+
+class ReplayServer:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        address: str,
+        source: JournalSource,
+        schemas: dict[str, TableSchema],
+        current_seq: Callable[[], int],
+    ) -> None:
+        self.socket = ctx.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.socket.setsockopt(zmq.SNDTIMEO, 10_000)  # a client that stops reading is dropped
+        self.socket.bind(address)
+        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.source = source
+        self.schemas = schemas
+        self.current_seq = current_seq
+        self.shards = ShardMap()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+        self.requests = 0
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.socket.close(0)
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(100):
+                continue
+            frames = self.socket.recv_multipart()
+            identity = frames[0]
+            try:
+                self._serve(identity, frames[1:])
+            except zmq.ZMQError as exc:
+                log.warning("replay client went away: %s", exc)
+
+    def _serve(self, identity: bytes, frames: list[bytes]) -> None:
+        self.requests += 1
+        if len(frames) != 2 or frames[0] != REPLAY:
+            self.errors += 1
+            self._error(
+                identity,
+                f"malformed replay request: expected [REPLAY, json], got {len(frames)} frames",
+            )
+            return
+        try:
+            after, upto, selections = parse_request(frames[1], self.schemas, self.current_seq())
+        except (ValueError, TypeError, KeyError) as exc:
+            self.errors += 1
+            self._error(identity, f"bad replay request: {exc}")
+            return
+        blob: list[bytes] = []
+        size = 0
+        try:
+            for record in self.source.records(after, upto):
+                if record.kind == KIND_EOD:
+                    picked: Record | None = record
+                else:
+                    selection = selections.get(record.table)
+                    if selection is None:
+                        continue
+                    picked = select_rows(selection, record, self.shards, self.schemas[record.table])
+                if picked is None:
+                    continue
+                encoded = encode_record(
+                    picked.kind,
+                    picked.seq,
+                    picked.ts_recv,
+                    picked.table,
+                    picked.origins,
+                    picked.payload,
+                )
+                blob.append(encoded)
+                size += len(encoded)
+                if size >= MAX_BLOB_BYTES:
+                    self.socket.send_multipart([identity, CHUNK, b"".join(blob)])
+                    blob, size = [], 0
+        except JournalCorrupt as exc:
+            self.errors += 1
+            self._error(identity, str(exc))
+            return
+        if blob:
+            self.socket.send_multipart([identity, CHUNK, b"".join(blob)])
+        self.socket.send_multipart([identity, END, U64.pack(max(after, upto))])
+
+    def _error(self, identity: bytes, message: str) -> None:
+        log.warning("%s", message)
+        self.socket.send_multipart([identity, ERR, message.encode()])

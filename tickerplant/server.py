@@ -1,0 +1,397 @@
+"""The tickerplant process: ingest, journal, sequence, fan out, roll the day.
+
+One thread owns the ingest ROUTER, the XPUB and the journal; replay runs on its own thread.
+Each turn of the loop drains what publishers have sent, validates it, appends it to the
+journal, hands the whole turn to the OS in one write, and only then publishes and
+acknowledges: a subscriber never sees, and a publisher is never told about, a record that
+is not in the journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from tickdb.config import Config
+from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
+from tickerplant.dedup import PublisherLedger, Verdict
+from tickerplant.ingest import BatchValidator, IngestError, coalesce_payloads
+from tickerplant.journal import JournalIndex, JournalWriter, journal_path
+from tickerplant.protocol import (
+    ACK,
+    ERR,
+    HELLO,
+    KIND_EOD,
+    KIND_UPD,
+    PROTOCOL_VERSION,
+    RESEND,
+    ROLL,
+    STATS,
+    U64,
+    UPD,
+    UPD_HEADER,
+    Record,
+    encode_record,
+)
+from tickerplant.pubsub import Fanout, Outgoing
+from tickerplant.recovery import recover
+from tickerplant.replay import JournalSource, ReplayServer
+
+log = logging.getLogger(__name__)
+
+MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
+
+
+@dataclass
+class Counters:
+    """Plain counters: tests assert on them and STATS reports them."""
+
+    messages: int = 0
+    rows: int = 0
+    records: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    rejected: int = 0
+    malformed: int = 0
+    rolls: int = 0
+    clock_jumps_refused: int = 0
+    errors_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """Batched mode: validated batches waiting for the timer, per table."""
+
+    payloads: dict[str, list[bytes]] = field(default_factory=dict)
+    origins: dict[str, list[tuple[bytes, int]]] = field(default_factory=dict)
+
+
+class Tickerplant:
+    def __init__(
+        self, config: Config, clock: Clock | None = None, repair_journal: bool = False
+    ) -> None:
+        self.config = config
+        self.tp = config.tickerplant
+        self.clock = clock or SystemClock()
+        self.calendar = RollCalendar.from_settings(config.eod.roll_time, config.eod.timezone)
+        self.schemas = config.tables
+        self.counters = Counters()
+        self.ledger = PublisherLedger()
+        self.validator = BatchValidator(self.schemas, self.tp.max_message_bytes)
+        self.index = JournalIndex()
+        self.journal_dir = config.journal_dir
+        self.epoch = time.time_ns()
+
+        state = recover(
+            self.journal_dir, self.calendar, self.clock.now_ns(), self.ledger, repair=repair_journal
+        )
+        self.seq = state.seq
+        self.session: dt.date = state.session
+        self.session_start_seq = state.session_start_seq
+        self.journal = self._open_journal(self.session)
+
+        self.ctx = zmq.Context()
+        self.ingest = self.ctx.socket(zmq.ROUTER)
+        self.ingest.setsockopt(zmq.LINGER, 0)
+        self.ingest.setsockopt(zmq.RCVHWM, 100_000)
+        self.ingest.bind(self.tp.address)
+        self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.pub = self.ctx.socket(zmq.XPUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
+        self.pub.bind(self.tp.publish_address)
+        self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.fanout = Fanout(self.pub, self.schemas)
+        source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
+        self.replay = ReplayServer(
+            self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.seq
+        )
+        self.pending = _Pending()
+        self._outgoing: list[Outgoing] = []
+        self._acks: dict[bytes, bytes] = {}  # routing id -> publisher id awaiting an ack
+        self._done_batches: list[tuple[bytes, int]] = []
+        self._running = False
+        now = time.monotonic()
+        self._next_heartbeat = now
+        self._next_batch = now + self.tp.batch_interval_ms / 1000
+        self._next_housekeeping = now
+
+    # -- set-up -------------------------------------------------------------------------
+    def _open_journal(self, session: dt.date) -> JournalWriter:
+        return JournalWriter(
+            journal_path(self.journal_dir, session),
+            self.index,
+            fsync=self.config.journal.fsync,
+            fsync_interval_ns=self.config.journal.fsync_interval_ms * 1_000_000,
+        )
+
+    def hello(self) -> dict[str, object]:
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "address": self.address,
+            "ingest": self.address,
+            "publish": self.publish_endpoint,
+            "replay": self.replay.endpoint,
+            "seq": self.seq,
+            "session": self.session.isoformat(),
+            "session_start_seq": self.session_start_seq,
+            "epoch": self.epoch,
+            "mode": self.tp.mode,
+            "heartbeat_ms": self.tp.heartbeat_ms,
+            "max_message_bytes": self.tp.max_message_bytes,
+            "tables": [s.to_json() for s in self.schemas.values()],
+        }
+
+    def stats(self) -> dict[str, object]:
+        counters = dict(vars(self.counters))
+        return {
+            **counters,
+            "seq": self.seq,
+            "session": self.session.isoformat(),
+            "publishers": len(self.ledger),
+            "topics": len(self.fanout.topics),
+            "replay_requests": self.replay.requests,
+            "bad_subscriptions": self.fanout.bad_subscriptions,
+        }
+
+    # -- the loop -----------------------------------------------------------------------
+    def serve(self, ready: dict[str, object] | None = None) -> None:
+        self.replay.start()
+        poller = zmq.Poller()
+        poller.register(self.ingest, zmq.POLLIN)
+        poller.register(self.pub, zmq.POLLIN)
+        self._running = True
+        log.info(
+            "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode",
+            self.address,
+            self.publish_endpoint,
+            self.replay.endpoint,
+            self.session,
+            self.seq,
+            self.tp.mode,
+        )
+        while self._running:
+            timeout = max(0.0, self._next_timer() - time.monotonic())
+            events = dict(poller.poll(timeout * 1000))
+            if self.pub in events:
+                self._drain_subscriptions()
+            if self.ingest in events:
+                self._drain_ingest()
+                if self.tp.mode == "immediate":
+                    self._commit()
+            self._timers()
+        self._shutdown()
+
+    def stop(self) -> None:
+        self._running = False
+
+    def _next_timer(self) -> float:
+        timers = [self._next_heartbeat, self._next_housekeeping]
+        if self.tp.mode == "batched":
+            timers.append(self._next_batch)
+        return min(timers)
+
+    def _timers(self) -> None:
+        now = time.monotonic()
+        if self.tp.mode == "batched" and now >= self._next_batch:
+            self._flush_pending()
+            self._commit()
+            self._next_batch = now + self.tp.batch_interval_ms / 1000
+        if now >= self._next_housekeeping:
+            self._check_roll()
+            self.journal.flush(self.clock.now_ns())  # lets the fsync interval elapse
+            self._next_housekeeping = now + 0.05
+        if now >= self._next_heartbeat:
+            self.fanout.heartbeat(self.seq)
+            self._next_heartbeat = now + self.tp.heartbeat_ms / 1000
+
+    def _drain_subscriptions(self) -> None:
+        while True:
+            try:
+                message = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.fanout.on_subscription(message, self.seq)
+
+    def _drain_ingest(self) -> None:
+        for _ in range(MAX_DRAIN):
+            try:
+                frames = self.ingest.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handle(frames)
+
+    def _handle(self, frames: list[bytes]) -> None:
+        identity = frames[0]
+        tag = frames[1] if len(frames) > 1 else b""
+        if tag == UPD:
+            self._handle_upd(identity, frames)
+        elif tag == HELLO:
+            self.ingest.send_multipart([identity, HELLO, json.dumps(self.hello()).encode()])
+        elif tag == STATS:
+            self.ingest.send_multipart([identity, STATS, json.dumps(self.stats()).encode()])
+        elif tag == ROLL:
+            self._forced_roll()
+            self.ingest.send_multipart([identity, ROLL, json.dumps(self.hello()).encode()])
+        else:
+            self._refuse(
+                identity,
+                0,
+                "malformed",
+                f"unknown request {tag[:32]!r}; expected one of HELLO, UPD, STATS, ROLL",
+            )
+
+    def _refuse(self, identity: bytes, batch: int, reason: str, message: str) -> None:
+        if reason == "malformed":
+            self.counters.malformed += 1
+        else:
+            self.counters.rejected += 1
+        by_reason = self.counters.errors_by_reason
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+        log.warning("refused batch %d: %s", batch, message)
+        self.ingest.send_multipart([identity, ERR, U64.pack(batch), message.encode()])
+
+    def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
+        if len(frames) != 5 or len(frames[2]) != UPD_HEADER.size:
+            self._refuse(
+                identity,
+                0,
+                "malformed",
+                "malformed UPD: expected frames [UPD, "
+                f"header({UPD_HEADER.size} bytes), table, payload], got "
+                f"{len(frames) - 1} frames",
+            )
+            return
+        publisher, batch, base = UPD_HEADER.unpack(frames[2])
+        verdict = self.ledger.check(publisher, batch, base)
+        if verdict is Verdict.DUPLICATE:
+            self.counters.duplicates += 1
+            self._acks[identity] = publisher
+            return
+        if verdict is Verdict.OUT_OF_ORDER:
+            self.counters.out_of_order += 1
+            self.ingest.send_multipart(
+                [identity, RESEND, U64.pack(self.ledger.expected(publisher))]
+            )
+            return
+        self.counters.messages += 1
+        self._acks[identity] = publisher
+        now = self.clock.now_ns()
+        try:
+            table = frames[3].decode()
+            payload, rows = self.validator.validate(table, frames[4], now)
+        except (IngestError, UnicodeDecodeError) as exc:
+            self._done_batches.append((publisher, batch))
+            self._refuse(identity, batch, "bad_batch", str(exc))
+            return
+        self.counters.rows += rows
+        if rows == 0:
+            self._done_batches.append((publisher, batch))
+        elif self.tp.mode == "immediate":
+            self._append(KIND_UPD, table, ((publisher, batch),), payload, now)
+            self._done_batches.append((publisher, batch))
+        else:
+            self.pending.payloads.setdefault(table, []).append(payload)
+            self.pending.origins.setdefault(table, []).append((publisher, batch))
+
+    def _append(
+        self,
+        kind: int,
+        table: str,
+        origins: tuple[tuple[bytes, int], ...] | list,
+        payload: bytes,
+        ts_recv: int,
+    ) -> None:
+        self.seq += 1
+        origins = tuple(origins)
+        encoded = encode_record(kind, self.seq, ts_recv, table, origins, payload)
+        self.journal.append(encoded, self.seq)
+        self.counters.records += 1
+        self._outgoing.append(
+            Outgoing(Record(kind, self.seq, ts_recv, table, origins, payload), encoded)
+        )
+
+    def _flush_pending(self) -> None:
+        now = self.clock.now_ns()
+        for table, payloads in self.pending.payloads.items():
+            merged = coalesce_payloads(payloads, self.schemas[table].arrow)
+            origins = _last_batch_per_publisher(self.pending.origins[table])
+            self._append(KIND_UPD, table, origins, merged, now)
+            self._done_batches.extend(self.pending.origins[table])
+        self.pending = _Pending()
+
+    def _commit(self) -> None:
+        """Journal, then publish, then acknowledge what this turn produced."""
+        if self._outgoing or self._done_batches:
+            self.journal.flush(self.clock.now_ns())
+        if self._outgoing:
+            self.fanout.publish(self._outgoing)
+            self._outgoing = []
+        for publisher, batch in self._done_batches:
+            self.ledger.journaled(publisher, batch)
+        self._done_batches = []
+        for identity, publisher in self._acks.items():
+            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+        self._acks.clear()
+
+    # -- end of day ---------------------------------------------------------------------
+    def _check_roll(self) -> None:
+        decision = decide_roll(self.calendar, self.session, self.clock.now_ns())
+        if decision is RollDecision.ROLL:
+            self._roll(self.session + dt.timedelta(days=1))
+        elif decision is RollDecision.REFUSE_JUMP:
+            self.counters.clock_jumps_refused += 1
+            if (
+                self.counters.clock_jumps_refused == 1
+                or self.counters.clock_jumps_refused % 1200 == 0
+            ):
+                log.error(
+                    "clock jumped more than a day past the end of session %s; not "
+                    "rolling through missed days. Fix the clock, or roll explicitly "
+                    "with `tickdb tp roll`.",
+                    self.session,
+                )
+
+    def _forced_roll(self) -> None:
+        target = max(
+            self.calendar.session_of(self.clock.now_ns()), self.session + dt.timedelta(days=1)
+        )
+        self._roll(target)
+
+    def _roll(self, next_session: dt.date) -> None:
+        if self.tp.mode == "batched":
+            self._flush_pending()
+        self._commit()
+        ended = self.session
+        self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
+        self.journal.close(self.clock.now_ns())
+        self.fanout.publish(self._outgoing)
+        self._outgoing = []
+        self.session = next_session
+        self.session_start_seq = self.seq
+        self.journal = self._open_journal(next_session)
+        self.counters.rolls += 1
+        log.info("end of day %s at seq %d; new session %s", ended, self.seq, next_session)
+
+    def _shutdown(self) -> None:
+        if self.tp.mode == "batched":
+            self._flush_pending()
+        self._commit()
+        self.journal.close(self.clock.now_ns())
+        self.replay.stop()
+        self.ingest.close(0)
+        self.pub.close(0)
+        self.ctx.term()
+        log.info("tickerplant stopped at seq %d", self.seq)
+
+
+def _last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    last: dict[bytes, int] = {}
+    for publisher, batch in origins:
+        last[publisher] = max(batch, last.get(publisher, 0))
+    return sorted(last.items())
