@@ -66,31 +66,66 @@ ITERATOR = 103
 ERROR = -128
 
 TYPE_NAMES: dict[int, str] = {
-    BOOLEAN: "boolean", GUID: "guid", BYTE: "byte", SHORT: "short", INT: "int",
-    LONG: "long", REAL: "real", FLOAT: "float", CHAR: "char", SYMBOL: "symbol",
-    TIMESTAMP: "timestamp", MONTH: "month", DATE: "date", DATETIME: "datetime",
-    TIMESPAN: "timespan", MINUTE: "minute", SECOND: "second", TIME: "time",
+    BOOLEAN: "boolean",
+    GUID: "guid",
+    BYTE: "byte",
+    SHORT: "short",
+    INT: "int",
+    LONG: "long",
+    REAL: "real",
+    FLOAT: "float",
+    CHAR: "char",
+    SYMBOL: "symbol",
+    TIMESTAMP: "timestamp",
+    MONTH: "month",
+    DATE: "date",
+    DATETIME: "datetime",
+    TIMESPAN: "timespan",
+    MINUTE: "minute",
+    SECOND: "second",
+    TIME: "time",
 }
 NAME_TO_TYPE: dict[str, int] = {name: code for code, name in TYPE_NAMES.items()}
 
 # Wire dtype (little-endian) of each fixed-width vector type.
 WIRE_DTYPE: dict[int, np.dtype[Any]] = {
-    BOOLEAN: np.dtype("?"), GUID: np.dtype("V16"), BYTE: np.dtype("u1"),
-    SHORT: np.dtype("<i2"), INT: np.dtype("<i4"), LONG: np.dtype("<i8"),
-    REAL: np.dtype("<f4"), FLOAT: np.dtype("<f8"), CHAR: np.dtype("S1"),
-    TIMESTAMP: np.dtype("<i8"), MONTH: np.dtype("<i4"), DATE: np.dtype("<i4"),
-    DATETIME: np.dtype("<f8"), TIMESPAN: np.dtype("<i8"), MINUTE: np.dtype("<i4"),
-    SECOND: np.dtype("<i4"), TIME: np.dtype("<i4"),
+    BOOLEAN: np.dtype("?"),
+    GUID: np.dtype("V16"),
+    BYTE: np.dtype("u1"),
+    SHORT: np.dtype("<i2"),
+    INT: np.dtype("<i4"),
+    LONG: np.dtype("<i8"),
+    REAL: np.dtype("<f4"),
+    FLOAT: np.dtype("<f8"),
+    CHAR: np.dtype("S1"),
+    TIMESTAMP: np.dtype("<i8"),
+    MONTH: np.dtype("<i4"),
+    DATE: np.dtype("<i4"),
+    DATETIME: np.dtype("<f8"),
+    TIMESPAN: np.dtype("<i8"),
+    MINUTE: np.dtype("<i4"),
+    SECOND: np.dtype("<i4"),
+    TIME: np.dtype("<i4"),
 }
 
 # numpy dtype of decoded vectors (native byte order); temporal types use numpy units.
 NUMPY_DTYPE: dict[int, np.dtype[Any]] = {
-    BOOLEAN: np.dtype(np.bool_), GUID: np.dtype("V16"), BYTE: np.dtype(np.uint8),
-    SHORT: np.dtype(np.int16), INT: np.dtype(np.int32), LONG: np.dtype(np.int64),
-    REAL: np.dtype(np.float32), FLOAT: np.dtype(np.float64),
-    TIMESTAMP: np.dtype("M8[ns]"), MONTH: np.dtype("M8[M]"), DATE: np.dtype("M8[D]"),
-    DATETIME: np.dtype("M8[ms]"), TIMESPAN: np.dtype("m8[ns]"), MINUTE: np.dtype("m8[m]"),
-    SECOND: np.dtype("m8[s]"), TIME: np.dtype("m8[ms]"),
+    BOOLEAN: np.dtype(np.bool_),
+    GUID: np.dtype("V16"),
+    BYTE: np.dtype(np.uint8),
+    SHORT: np.dtype(np.int16),
+    INT: np.dtype(np.int32),
+    LONG: np.dtype(np.int64),
+    REAL: np.dtype(np.float32),
+    FLOAT: np.dtype(np.float64),
+    TIMESTAMP: np.dtype("M8[ns]"),
+    MONTH: np.dtype("M8[M]"),
+    DATE: np.dtype("M8[D]"),
+    DATETIME: np.dtype("M8[ms]"),
+    TIMESPAN: np.dtype("m8[ns]"),
+    MINUTE: np.dtype("m8[m]"),
+    SECOND: np.dtype("m8[s]"),
+    TIME: np.dtype("m8[ms]"),
 }
 DTYPE_TO_TYPE: dict[np.dtype[Any], int] = {
     dt: code for code, dt in NUMPY_DTYPE.items() if code != DATETIME

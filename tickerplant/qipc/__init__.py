@@ -1,0 +1,40 @@
+"""kdb+ IPC: the q wire format, Arrow conversion, a reusable server and a small client.
+
+``import tickerplant.qipc`` stays cheap: nothing here imports PyKX.
+"""
+
+from tickerplant.qipc.codec import decode, encode, parse_header
+from tickerplant.qipc.types import (
+    ASYNC,
+    RESPONSE,
+    SYNC,
+    Char,
+    KeyedTable,
+    MsgType,
+    QDict,
+    QError,
+    QLambda,
+    QPrimitive,
+    QProtocolError,
+    QTable,
+    Symbol,
+)
+
+__all__ = [
+    "ASYNC",
+    "RESPONSE",
+    "SYNC",
+    "Char",
+    "KeyedTable",
+    "MsgType",
+    "QDict",
+    "QError",
+    "QLambda",
+    "QPrimitive",
+    "QProtocolError",
+    "QTable",
+    "Symbol",
+    "decode",
+    "encode",
+    "parse_header",
+]
