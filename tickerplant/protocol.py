@@ -131,35 +131,44 @@ def peek_seq(record: bytes) -> int:
     return int(U64.unpack_from(record, RECORD_HEADER.size + 6)[0])
 
 
-# Topics. A subscription is a topic string the subscriber sets on its SUB socket; the
-# tickerplant's XPUB sees it and starts publishing records that match under that topic.
-# The trailing NUL stops one topic from being a prefix of another.
+# Topics. A subscription is one topic string the subscriber sets on its SUB socket; the
+# tickerplant's XPUB sees it and starts publishing the records that match under that topic.
+# One topic per subscriber covers all its tables, so everything it receives arrives on one
+# ordered chain. The trailing NUL stops one topic from being a prefix of another.
 def topic_for(
-    table: str, syms: list[str] | None = None, shard: tuple[int, int] | None = None
+    tables: list[str] | None = None,
+    syms: list[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> bytes:
-    if syms and shard:
+    if syms is not None and shard is not None:
         raise ValueError("subscribe by syms or by shard, not both")
-    if syms:
+    table_part = ",".join(sorted(set(tables))) if tables else "*"
+    if syms is not None:
         selector = "syms=" + ",".join(sorted(set(syms)))
-    elif shard:
+    elif shard is not None:
         k, n = shard
         if not 0 <= k < n:
             raise ValueError(f"shard {k} of {n}: k must be in [0, {n})")
         selector = f"shard={k}/{n}"
     else:
         selector = "*"
-    return f"upd/{table}/{selector}\0".encode()
+    return f"upd/{table_part}/{selector}\0".encode()
 
 
 @dataclass(frozen=True)
 class TopicFilter:
-    table: str
+    """What one subscriber wants: tables (None: all), and syms or a shard (None: all)."""
+
+    tables: frozenset[str] | None
     syms: frozenset[str] | None
     shard: tuple[int, int] | None
 
     @property
-    def everything(self) -> bool:
+    def all_rows(self) -> bool:
         return self.syms is None and self.shard is None
+
+    def wants_table(self, table: str) -> bool:
+        return self.tables is None or table in self.tables
 
 
 def parse_topic(topic: bytes) -> TopicFilter:
@@ -167,19 +176,20 @@ def parse_topic(topic: bytes) -> TopicFilter:
         text = topic.decode()
         if not text.endswith("\0"):
             raise ValueError
-        kind, table, selector = text[:-1].split("/", 2)
-        if kind != "upd":
+        kind, table_part, selector = text[:-1].split("/", 2)
+        if kind != "upd" or not table_part:
             raise ValueError
+        tables = None if table_part == "*" else frozenset(table_part.split(","))
         if selector == "*":
-            return TopicFilter(table, None, None)
+            return TopicFilter(tables, None, None)
         key, _, value = selector.partition("=")
         if key == "syms":
-            return TopicFilter(table, frozenset(value.split(",")) if value else frozenset(), None)
+            return TopicFilter(tables, frozenset(value.split(",")) if value else frozenset(), None)
         if key == "shard":
             k, n = (int(x) for x in value.split("/"))
             if not 0 <= k < n:
                 raise ValueError
-            return TopicFilter(table, None, (k, n))
+            return TopicFilter(tables, None, (k, n))
     except ValueError:
         pass
     raise ProtocolError(f"not a subscription topic: {topic[:80]!r}")

@@ -63,7 +63,7 @@ def select_rows(
     selection: TopicFilter,
     record: Record,
     shards: ShardMap,
-    schema: TableSchema,
+    schemas: dict[str, TableSchema],
     decoded: pa.Table | None = None,
 ) -> Record | None:
     """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
@@ -71,7 +71,11 @@ def select_rows(
     End-of-day records go to every selection. Used for live fan-out and for replay, so a
     replayed record is byte-for-byte what a live subscriber got.
     """
-    if record.kind == KIND_EOD or selection.everything:
+    if record.kind == KIND_EOD:
+        return record
+    if not selection.wants_table(record.table):
+        return None
+    if selection.all_rows:
         return record
     table = decoded if decoded is not None else record.to_table()
     syms = table.column("sym")
@@ -88,7 +92,7 @@ def select_rows(
         return None
     if kept == table.num_rows:
         return record
-    payload = encode_stream(table.filter(mask), schema.arrow)
+    payload = encode_stream(table.filter(mask), schemas[record.table].arrow)
     return Record(record.kind, record.seq, record.ts_recv, record.table, record.origins, payload)
 
 
@@ -126,10 +130,10 @@ class Fanout:
             return
         try:
             selection = parse_topic(name)
-            if selection.table not in self.schemas:
-                raise ProtocolError(
-                    f"unknown table {selection.table!r} (known: {', '.join(sorted(self.schemas))})"
-                )
+            unknown = sorted((selection.tables or frozenset()) - set(self.schemas))
+            if unknown:
+                known = ", ".join(sorted(self.schemas))
+                raise ProtocolError(f"unknown tables {unknown} (known: {known})")
         except ProtocolError as exc:
             self.bad_subscriptions += 1
             log.warning("refused subscription %r: %s", name[:80], exc)
@@ -147,16 +151,15 @@ class Fanout:
             record = out.record
             decoded: pa.Table | None = None
             for topic in self.topics.values():
-                if record.kind != KIND_EOD and topic.selection.table != record.table:
+                selection = topic.selection
+                if record.kind != KIND_EOD and not selection.wants_table(record.table):
                     continue
-                if record.kind == KIND_EOD or topic.selection.everything:
+                if record.kind == KIND_EOD or selection.all_rows:
                     per_topic.setdefault(topic.name, []).append((record.seq, out.encoded))
                     continue
                 if decoded is None:
                     decoded = record.to_table()
-                picked = select_rows(
-                    topic.selection, record, self.shards, self.schemas[record.table], decoded
-                )
+                picked = select_rows(selection, record, self.shards, self.schemas, decoded)
                 if picked is None:
                     continue
                 encoded = out.encoded if picked is record else _encode(picked)

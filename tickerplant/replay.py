@@ -21,7 +21,6 @@ from tickerplant.protocol import (
     CHUNK,
     END,
     ERR,
-    KIND_EOD,
     REPLAY,
     U64,
     Record,
@@ -36,24 +35,24 @@ log = logging.getLogger(__name__)
 
 def parse_request(
     raw: bytes, schemas: dict[str, TableSchema], current_seq: int
-) -> tuple[int, int, dict[str, TopicFilter]]:
+) -> tuple[int, int, TopicFilter]:
     request = json.loads(raw)
     after = int(request.get("after", 0))
-    upto = int(request.get("upto", current_seq))
-    upto = min(upto, current_seq)
-    tables = request.get("tables") or list(schemas)
+    upto = min(int(request.get("upto", current_seq)), current_seq)
+    tables = request.get("tables")
     syms = request.get("syms")
     shard = request.get("shard")
-    selections = {}
-    for table in tables:
-        if table not in schemas:
-            raise ValueError(f"unknown table {table!r}")
-        selections[table] = TopicFilter(
-            table,
-            frozenset(syms) if syms is not None else None,
-            (int(shard[0]), int(shard[1])) if shard else None,
-        )
-    return after, upto, selections
+    unknown = sorted(set(tables or ()) - set(schemas))
+    if unknown:
+        raise ValueError(f"unknown tables {unknown}")
+    if syms is not None and shard is not None:
+        raise ValueError("select by syms or by shard, not both")
+    selection = TopicFilter(
+        frozenset(tables) if tables else None,
+        frozenset(syms) if syms is not None else None,
+        (int(shard[0]), int(shard[1])) if shard is not None else None,
+    )
+    return after, upto, selection
 
 
 class JournalSource:
@@ -150,7 +149,7 @@ class ReplayServer:
             )
             return
         try:
-            after, upto, selections = parse_request(frames[1], self.schemas, self.current_seq())
+            after, upto, selection = parse_request(frames[1], self.schemas, self.current_seq())
         except (ValueError, TypeError, KeyError) as exc:
             self.errors += 1
             self._error(identity, f"bad replay request: {exc}")
@@ -159,13 +158,7 @@ class ReplayServer:
         size = 0
         try:
             for record in self.source.records(after, upto):
-                if record.kind == KIND_EOD:
-                    picked: Record | None = record
-                else:
-                    selection = selections.get(record.table)
-                    if selection is None:
-                        continue
-                    picked = select_rows(selection, record, self.shards, self.schemas[record.table])
+                picked = select_rows(selection, record, self.shards, self.schemas)
                 if picked is None:
                     continue
                 encoded = encode_record(

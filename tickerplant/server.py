@@ -178,13 +178,17 @@ class Tickerplant:
         while self._running:
             timeout = max(0.0, self._next_timer() - time.monotonic())
             events = dict(poller.poll(timeout * 1000))
-            if self.pub in events:
-                self._drain_subscriptions()
-            if self.ingest in events:
-                self._drain_ingest()
-                if self.tp.mode == "immediate":
-                    self._commit()
-            self._timers()
+            try:
+                if self.pub in events:
+                    self._drain_subscriptions()
+                if self.ingest in events:
+                    self._drain_ingest()
+                    if self.tp.mode == "immediate":
+                        self._commit()
+                self._timers()
+            except zmq.ZMQError as exc:
+                # A peer vanishing mid-send must not stop everyone else's feed.
+                log.warning("socket error: %s", exc)
         self._shutdown()
 
     def stop(self) -> None:

@@ -3,7 +3,9 @@
 ``import tickerplant.qipc`` stays cheap: nothing here imports PyKX.
 """
 
+from tickerplant.qipc.client import QClient
 from tickerplant.qipc.codec import decode, encode, parse_header
+from tickerplant.qipc.server import Authenticator, Handler, QConnection, QIpcServer
 from tickerplant.qipc.types import (
     ASYNC,
     RESPONSE,
@@ -24,11 +26,16 @@ __all__ = [
     "ASYNC",
     "RESPONSE",
     "SYNC",
+    "Authenticator",
     "Char",
+    "Handler",
     "KeyedTable",
     "MsgType",
+    "QClient",
+    "QConnection",
     "QDict",
     "QError",
+    "QIpcServer",
     "QLambda",
     "QPrimitive",
     "QProtocolError",

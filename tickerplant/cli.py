@@ -1,0 +1,181 @@
+"""Commands of the tickerplant package: ``tp``, ``feed``, ``sub``, ``journal``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
+ReadyOpt = Annotated[
+    Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
+]
+AddressOpt = Annotated[str, typer.Option("--address", "-a", help="Tickerplant address.")]
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5010"
+
+
+def _load(config: Path | None, data_dir: Path | None) -> Any:
+    from tickdb.config import ConfigError, load_config
+
+    try:
+        return load_config(config, data_dir)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run_tp(
+    config: Path | None,
+    data_dir: Path | None,
+    ready_file: Path | None,
+    repair: bool,
+    address: str | None,
+) -> None:
+    """Run the tickerplant."""
+    import dataclasses
+
+    from tickdb.logs import setup_logging
+    from tickdb.ready import write_ready
+    from tickerplant.journal import JournalCorrupt
+    from tickerplant.server import Tickerplant
+
+    setup_logging()
+    cfg = _load(config, data_dir)
+    if address:
+        cfg = dataclasses.replace(
+            cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
+        )
+    try:
+        tp = Tickerplant(cfg, repair_journal=repair)
+    except JournalCorrupt as exc:
+        typer.echo(f"cannot start: {exc}\nOr start with `tickdb tp --repair`.", err=True)
+        raise typer.Exit(3) from None
+    signal.signal(signal.SIGTERM, lambda *_: tp.stop())
+    signal.signal(signal.SIGINT, lambda *_: tp.stop())
+    write_ready(ready_file, tp.hello())
+    tp.serve()
+
+
+def tp_command(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    ready_file: ReadyOpt = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Cut a torn journal tail (kept beside it) and start.")
+    ] = False,
+    address: Annotated[str | None, typer.Option(help="Override tickerplant.address.")] = None,
+) -> None:
+    """Run the tickerplant (or one of its subcommands)."""
+    if ctx.invoked_subcommand is None:
+        _run_tp(config, data_dir, ready_file, repair, address)
+
+
+def tp_roll(address: AddressOpt = DEFAULT_ADDRESS) -> None:
+    """End the current session now (e.g. after the tickerplant refused a clock jump)."""
+    reply = _request(address, b"ROLL")
+    typer.echo(f"rolled; session {reply['session']} from seq {reply['seq']}")
+
+
+def tp_stats(address: AddressOpt = DEFAULT_ADDRESS) -> None:
+    """Print the tickerplant's counters as JSON."""
+    typer.echo(json.dumps(_request(address, b"STATS"), indent=2))
+
+
+def _request(address: str, tag: bytes) -> dict[str, Any]:
+    import zmq
+
+    from tickerplant.discovery import TickerplantUnavailable, request
+
+    ctx = zmq.Context()
+    try:
+        reply = request(ctx, address, [tag], 10.0)
+    except TickerplantUnavailable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        ctx.term()
+    return dict(json.loads(reply[1]))
+
+
+def feed(
+    address: AddressOpt = DEFAULT_ADDRESS,
+    demo: Annotated[bool, typer.Option("--demo", help="Synthetic trades and quotes.")] = False,
+    rate: Annotated[int, typer.Option(help="Rows per second.")] = 1000,
+    syms: Annotated[int, typer.Option(help="Number of symbols.")] = 100,
+    duration: Annotated[float | None, typer.Option(help="Seconds to run.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Publish a feed to a tickerplant (today: the synthetic demo feed)."""
+    from tickdb.logs import setup_logging
+    from tickerplant.demo_feed import run_demo_feed
+
+    if not demo:
+        typer.echo(
+            "only --demo feeds are built in; publish your own with tickdb.Publisher", err=True
+        )
+        raise typer.Exit(2)
+    setup_logging()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        sent = run_demo_feed(address, rate, syms, duration, seed)
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"published {sent} rows")
+
+
+def sub(
+    tables: Annotated[list[str] | None, typer.Argument(help="Tables (default: all).")] = None,
+    address: AddressOpt = DEFAULT_ADDRESS,
+    syms: Annotated[str | None, typer.Option(help="Comma-separated syms.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Shard k/N.")] = None,
+    start: Annotated[
+        str, typer.Option(help="live, session (replay today), journal (replay all) or a seq.")
+    ] = "live",
+    count: Annotated[int | None, typer.Option(help="Stop after this many messages.")] = None,
+) -> None:
+    """Subscribe and print what arrives."""
+    from tickerplant.subscriber import EndOfDay, Subscriber
+
+    start_at: Any = int(start) if start.isdigit() else start
+    subscriber = Subscriber(
+        address,
+        tables=tables or None,
+        syms=syms.split(",") if syms else None,
+        shard=shard,
+        start=start_at,
+    )
+    received = 0
+    try:
+        for message in subscriber:
+            if isinstance(message, EndOfDay):
+                typer.echo(f"#{message.seq} end of day {message.date}")
+            else:
+                for row in message.data.to_pylist():
+                    values = " ".join(f"{k}={v}" for k, v in row.items())
+                    typer.echo(f"#{message.seq} {message.table} {values}")
+            received += 1
+            if count is not None and received >= count:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        subscriber.close()
+
+
+def register(app: typer.Typer) -> None:
+    from tickerplant.journal_cli import journal_app
+
+    tp_app = typer.Typer(help="The tickerplant.", invoke_without_command=True)
+    tp_app.callback()(tp_command)
+    tp_app.command("roll")(tp_roll)
+    tp_app.command("stats")(tp_stats)
+    app.add_typer(tp_app, name="tp")
+    app.command("feed")(feed)
+    app.command("sub")(sub)
+    app.add_typer(journal_app, name="journal")

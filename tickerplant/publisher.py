@@ -1,0 +1,271 @@
+"""``tickdb.Publisher``: send rows to a tickerplant, exactly once.
+
+Every batch gets a number; the tickerplant acknowledges batches once they are journaled.
+Unacknowledged batches stay in memory and are resent when the tickerplant asks for them,
+or when acknowledgements stop arriving (it was restarted), and the tickerplant drops the
+copies it already has. ``flush()`` returns when everything sent is on the journal.
+
+    pub = Publisher("tcp://127.0.0.1:5010")
+    pub.publish("trade", {"sym": "AAPL", "price": 189.5, "size": 100})
+    pub.flush()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import zmq
+
+from tickerplant.discovery import Hello, request_hello
+from tickerplant.ingest import encode_stream
+from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.schema import TableSchema, conform
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """Batches the tickerplant refused: ``errors`` is a list of (batch number, message)."""
+
+    def __init__(self, errors: list[tuple[int, str]]) -> None:
+        self.errors = errors
+        detail = "; ".join(f"batch {b}: {m}" for b, m in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
+
+
+def to_arrow(data: Any, schema: TableSchema) -> pa.Table:
+    """Accept a pyarrow Table/RecordBatch, pandas DataFrame, dict of columns, or one row."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    if isinstance(data, pa.Table):
+        return conform(data, schema)
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
+        return conform(pa.Table.from_pandas(data, preserve_index=False), schema)
+    if isinstance(data, Mapping):
+        values = list(data.values())
+        if values and not any(
+            isinstance(v, (list, tuple)) or hasattr(v, "__array__") for v in values
+        ):
+            data = {k: [v] for k, v in data.items()}  # one row given as a dict
+        return conform(pa.table(dict(data)), schema)
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        names = schema.column_names
+        if len(data) == len(names) - 1:
+            names = names[1:]  # one row without time: the tickerplant stamps it
+        if len(data) != len(names):
+            raise ValueError(
+                f"table {schema.name!r}: a row needs {len(names)} values "
+                f"({', '.join(names)}), got {len(data)}"
+            )
+        return conform(pa.table({n: [v] for n, v in zip(names, data, strict=True)}), schema)
+    raise TypeError(
+        f"cannot publish {type(data).__name__}: give a pyarrow Table, a pandas "
+        "DataFrame, a dict of columns or one row"
+    )
+
+
+class Publisher:
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:5010",
+        *,
+        batch_rows: int = 0,
+        batch_ms: float = 0.0,
+        max_inflight: int = 20_000,
+        resend_after_s: float = 1.0,
+        timeout_s: float = 30.0,
+        publisher_id: bytes | None = None,
+    ) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self.resend_after_s = resend_after_s
+        self.max_inflight = max_inflight
+        self.batch_rows = batch_rows
+        self.batch_ms = batch_ms
+        self.publisher_id = publisher_id or os.urandom(16)
+        self._ctx = zmq.Context()
+        self._socket = self._ctx.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, 0)
+        self._socket.connect(address)
+        self.hello: Hello = request_hello(self._ctx, address, timeout_s)
+        self._lock = threading.RLock()
+        self._next_batch = 1
+        self._inflight: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        self._acked = 0
+        self._last_progress = time.monotonic()
+        self._errors: list[tuple[int, str]] = []
+        self._buffers: dict[str, list[pa.Table]] = {}
+        self._buffered_rows: dict[str, int] = {}
+        self._buffer_started: dict[str, float] = {}
+        self.resends = 0
+        self._closed = False
+        self._flusher: threading.Thread | None = None
+        if batch_ms > 0:
+            self._flusher = threading.Thread(
+                target=self._flush_timer, daemon=True, name="publisher-flush"
+            )
+            self._flusher.start()
+
+    @property
+    def schemas(self) -> dict[str, TableSchema]:
+        return self.hello.schemas
+
+    @property
+    def acked(self) -> int:
+        """The highest batch number the tickerplant has journaled."""
+        return self._acked
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    # -- sending ------------------------------------------------------------------------
+    def publish(self, table: str, data: Any) -> None:
+        schema = self.schemas.get(table)
+        if schema is None:
+            raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self.schemas))})")
+        arrow = to_arrow(data, schema)
+        if arrow.num_rows == 0:
+            return
+        with self._lock:
+            if self.batch_rows <= 0 and self.batch_ms <= 0:
+                self._send_new(table, encode_stream(arrow, arrow.schema))
+                return
+            self._buffers.setdefault(table, []).append(arrow)
+            self._buffer_started.setdefault(table, time.monotonic())
+            self._buffered_rows[table] = self._buffered_rows.get(table, 0) + arrow.num_rows
+            if self.batch_rows > 0 and self._buffered_rows[table] >= self.batch_rows:
+                self._send_buffer(table)
+
+    def publish_ipc(self, table: str, payload: bytes) -> int:
+        """Send an already encoded Arrow IPC stream; returns its batch number."""
+        with self._lock:
+            return self._send_new(table, payload)
+
+    def _send_buffer(self, table: str) -> None:
+        parts = self._buffers.pop(table, [])
+        self._buffered_rows.pop(table, None)
+        self._buffer_started.pop(table, None)
+        if parts:
+            merged = pa.concat_tables(parts, promote_options="none")
+            self._send_new(table, encode_stream(merged.combine_chunks(), merged.schema))
+
+    def _send_new(self, table: str, payload: bytes) -> int:
+        self._process_replies(block_s=0)
+        while len(self._inflight) >= self.max_inflight:
+            self._wait_for_progress()
+        batch = self._next_batch
+        self._next_batch += 1
+        self._inflight[batch] = (table.encode(), payload)
+        self._send(batch)
+        return batch
+
+    def _send(self, batch: int) -> None:
+        table, payload = self._inflight[batch]
+        base = next(iter(self._inflight))
+        header = UPD_HEADER.pack(self.publisher_id, batch, base)
+        self._socket.send_multipart([UPD, header, table, payload], copy=len(payload) < 65536)
+
+    def _resend_from(self, first: int) -> None:
+        for batch in [b for b in self._inflight if b >= first]:
+            self._send(batch)
+            self.resends += 1
+
+    # -- acknowledgements ---------------------------------------------------------------
+    def _process_replies(self, block_s: float) -> None:
+        deadline = time.monotonic() + block_s
+        while True:
+            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not self._socket.poll(wait_ms):
+                return
+            while True:
+                try:
+                    frames = self._socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._on_reply(frames)
+            if block_s == 0 or not self._inflight:
+                return
+
+    def _on_reply(self, frames: list[bytes]) -> None:
+        tag = frames[0]
+        if tag == ACK:
+            level = U64.unpack(frames[1])[0]
+            if level > self._acked:
+                self._acked = level
+                self._last_progress = time.monotonic()
+            while self._inflight and next(iter(self._inflight)) <= level:
+                self._inflight.popitem(last=False)
+        elif tag == ERR:
+            batch = U64.unpack(frames[1])[0]
+            message = frames[2].decode(errors="replace")
+            log.error("tickerplant refused batch %d: %s", batch, message)
+            self._errors.append((batch, message))
+        elif tag == RESEND:
+            self._resend_from(U64.unpack(frames[1])[0])
+        elif tag == HELLO:
+            pass  # a late answer to a hello that timed out
+
+    def _wait_for_progress(self) -> None:
+        self._process_replies(block_s=0.05)
+        if self._inflight and time.monotonic() - self._last_progress > self.resend_after_s:
+            # No acks for a while: the tickerplant may have restarted and lost what was in
+            # flight. Resend everything unacknowledged; it drops what it already has.
+            self._resend_from(next(iter(self._inflight)))
+            self._last_progress = time.monotonic()
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Send buffered rows and wait until every batch is journaled."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        with self._lock:
+            for table in list(self._buffers):
+                self._send_buffer(table)
+            self._last_progress = max(self._last_progress, time.monotonic() - 0.5)
+            while self._inflight:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{len(self._inflight)} batches not acknowledged by {self.address}"
+                    )
+                self._wait_for_progress()
+            errors, self._errors = self._errors, []
+        if errors:
+            raise PublishError(errors)
+
+    def _flush_timer(self) -> None:
+        while not self._closed:
+            time.sleep(self.batch_ms / 2000)
+            with self._lock:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                for table, started in list(self._buffer_started.items()):
+                    if now - started >= self.batch_ms / 1000:
+                        self._send_buffer(table)
+                self._process_replies(block_s=0)
+
+    def close(self, flush: bool = True) -> None:
+        if self._closed:
+            return
+        try:
+            if flush:
+                self.flush()
+        finally:
+            with self._lock:
+                self._closed = True
+            self._socket.close(0)
+            self._ctx.term()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(flush=exc[0] is None)
