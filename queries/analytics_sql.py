@@ -128,17 +128,13 @@ def _grouped(table: str, aggregate: str, by: Sequence[str], interval: IntervalLi
     return f"SELECT {keys}, {aggregate} FROM {quote_table(table)} GROUP BY ALL ORDER BY ALL"
 
 
-def vwap_sql(
-    table: str, by: Sequence[str] = ("sym",), interval: IntervalLike | None = None
-) -> str:
+def vwap_sql(table: str, by: Sequence[str] = ("sym",), interval: IntervalLike | None = None) -> str:
     """Volume-weighted average price and volume per ``by`` (and per time bar if ``interval``)."""
     aggregate = "vwap(price, size) AS vwap, sum(size)::BIGINT AS volume"
     return _grouped(table, aggregate, by, interval)
 
 
-def twap_sql(
-    table: str, by: Sequence[str] = ("sym",), interval: IntervalLike | None = None
-) -> str:
+def twap_sql(table: str, by: Sequence[str] = ("sym",), interval: IntervalLike | None = None) -> str:
     """Time-weighted average price per group: see the ``twap`` macro for the weighting."""
     return _grouped(table, "twap(price, time) AS twap", by, interval)
 
@@ -178,7 +174,7 @@ def realized_volatility_sql(table: str, interval: IntervalLike = "5m") -> str:
 def asof_join_sql(
     left: str,
     right: str,
-    right_columns: Sequence[str],
+    right_columns: Sequence[str] | Mapping[str, str],
     by: Sequence[str] = ("sym",),
     time: str = "time",
     strict: bool = False,
@@ -187,7 +183,7 @@ def asof_join_sql(
 
     Prevailing means the latest right row with the same ``by`` keys and ``right.time <=
     left.time`` (``<`` when ``strict``). Left rows with no such row keep nulls.
-    ``right_columns`` maps to output names by position: pass the names wanted in the result.
+    ``right_columns`` lists the right columns to append, or maps them to output names.
     """
     return _asof(quote_table(left), quote_table(right), right_columns, by, time, strict)
 
@@ -200,9 +196,11 @@ def _asof(
     time: str,
     strict: bool,
 ) -> str:
-    pairs = right_columns.items() if isinstance(right_columns, Mapping) else [
-        (c, c) for c in right_columns
-    ]
+    pairs = (
+        right_columns.items()
+        if isinstance(right_columns, Mapping)
+        else [(c, c) for c in right_columns]
+    )
     picked = "".join(f", r.{quote_ident(src)} AS {quote_ident(dst)}" for src, dst in pairs)
     on = [f"l.{quote_ident(k)} = r.{quote_ident(k)}" for k in by]
     on.append(f"l.{quote_ident(time)} {'>' if strict else '>='} r.{quote_ident(time)}")

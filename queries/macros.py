@@ -70,7 +70,8 @@ SCALAR_MACROS: dict[str, str] = {
         sqrt(list_sum(list_transform(range(1, len({_RV_PRICES})),
             lambda i: pow(ln({_RV_PRICES}[i + 1] / {_RV_PRICES}[i]), 2))))""",
     "slippage_bps": "(price, ref_mid, side) AS side_sign(side) * (price - ref_mid) / ref_mid * 1e4",
-    "markout_bps": "(price, later_mid, side) AS side_sign(side) * (later_mid - price) / price * 1e4",
+    "markout_bps": """(price, later_mid, side) AS
+        side_sign(side) * (later_mid - price) / price * 1e4""",
 }
 
 TABLE_MACROS: dict[str, str] = {
