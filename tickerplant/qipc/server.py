@@ -22,6 +22,7 @@ from typing import Any
 
 from tickerplant.qipc import types as t
 from tickerplant.qipc.codec import decode, encode
+from tickerplant.qipc.pykx_compat import NOT_A_PROBE, answer_probe
 from tickerplant.qipc.transport import (
     DEFAULT_MAX_MESSAGE_BYTES,
     read_handshake,
@@ -96,6 +97,7 @@ class QIpcServer:
         compress_replies: bool = False,
         on_close: Callable[[QConnection], None] | None = None,
         handshake_timeout: float = 10.0,
+        answer_pykx_probes: bool = True,
         name: str = "qipc",
     ) -> None:
         self.handler = handler
@@ -104,6 +106,7 @@ class QIpcServer:
         self.compress_replies = compress_replies
         self.on_close = on_close
         self.handshake_timeout = handshake_timeout
+        self.answer_pykx_probes = answer_pykx_probes
         self.name = name
         self._listener = socket.create_server((host, port), reuse_port=False, backlog=128)
         self.host, self.port = self._listener.getsockname()[:2]
@@ -252,6 +255,10 @@ class QIpcServer:
 
     def _call(self, conn: QConnection, value: Any, msg_type: int) -> Any:
         try:
+            if self.answer_pykx_probes:
+                answer = answer_probe(value)
+                if answer is not NOT_A_PROBE:
+                    return answer
             return self.handler(value, msg_type, conn)
         except t.QError as exc:
             return exc
