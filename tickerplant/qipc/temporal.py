@@ -30,7 +30,7 @@ def to_numpy(wire: npt.NDArray[Any], qtype: int) -> npt.NDArray[Any]:
     if width == 8:
         out = wire.astype(np.int64, copy=True)
         if offset:
-            high = out > t.NP_INF - offset  # would overflow: saturate to +inf
+            high = out >= t.NP_INF - offset  # would overflow (or hit +inf): saturate
             special = (out == null) | (out == -inf) | high
             np.add(out, offset, out=out, where=~special)
             out[high & (out != inf)] = t.NP_INF
