@@ -130,7 +130,10 @@ def _grouped(table: str, aggregate: str, by: Sequence[str], interval: IntervalLi
 
 def vwap_sql(table: str, by: Sequence[str] = ("sym",), interval: IntervalLike | None = None) -> str:
     """Volume-weighted average price and volume per ``by`` (and per time bar if ``interval``)."""
-    aggregate = "vwap(price, size) AS vwap, sum(size)::BIGINT AS volume"
+    # Volume of priced trades only, as in the vwap denominator and in ohlcv.
+    aggregate = (
+        "vwap(price, size) AS vwap, (sum(size) FILTER (WHERE price IS NOT NULL))::BIGINT AS volume"
+    )
     return _grouped(table, aggregate, by, interval)
 
 
