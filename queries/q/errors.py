@@ -1,0 +1,16 @@
+"""The one error type of the q translator."""
+
+from __future__ import annotations
+
+
+class QError(ValueError):
+    """A q query that cannot be translated, with the 0-based character offset it points at.
+
+    The message names the construct (``'fby' ...``, ``each-left adverb ...``) so that a user
+    sees what is outside the supported subset; translation never guesses.
+    """
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at character {position})")
+        self.message = message
+        self.position = position
