@@ -130,7 +130,12 @@ def test_atoms_match_pykx(qtype: int, data: st.DataObject) -> None:
 
 
 @SETTINGS
-@given(syms=st.lists(st.text(st.characters(blacklist_characters="\0"), max_size=8), max_size=20))
+@given(
+    syms=st.lists(
+        st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=8),
+        max_size=20,
+    )
+)
 def test_symbols_and_strings_match_pykx(syms: list[str]) -> None:
     vector = np.array(syms, dtype=object)
     theirs = kx.serialize(kx.toq(vector, ktype=kx.SymbolVector)).copy()
