@@ -132,7 +132,7 @@ def test_atoms_match_pykx(qtype: int, data: st.DataObject) -> None:
 @SETTINGS
 @given(
     syms=st.lists(
-        st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=8),
+        st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=8),
         max_size=20,
     )
 )
