@@ -1,0 +1,179 @@
+"""The backends a gateway routes to, and what each one holds.
+
+A backend is anything with ``query(sql, timeout_s=, max_rows=)`` and ``info()``: the real
+``queries.service.QueryClient`` (RDB and HDB processes; thread-safe, so one per address) or
+an in-process ``gateway.local.LocalBackend``.
+``Topology`` keeps the last ``info()`` of each one (role, shard, dates, schemas, sequence
+numbers) and answers "could this backend hold rows with these dates and syms?". An unknown
+backend (never answered) is assumed to hold anything, so it is asked and fails loudly
+rather than being skipped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.predicates import MAX_DATE, MIN_DATE, DateSet, Restriction
+from tickerplant.protocol import shard_of
+
+
+class Backend(Protocol):
+    def query(self, sql: str, *, timeout_s: float, max_rows: int) -> Any: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+def _parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+@dataclass
+class BackendState:
+    """One backend as the router sees it; ``info`` is None until it first answers."""
+
+    name: str
+    role: str  # "rdb" | "hdb": as configured; info() must agree
+    backend: Backend
+    info: dict[str, Any] | None = None
+    error: str | None = None
+    checked_at: float = 0.0  # time.time() of the last info() attempt
+    ok_at: float | None = None  # time.time() of the last successful info()
+
+    @property
+    def up(self) -> bool:
+        return self.info is not None and self.error is None
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        shard = (self.info or {}).get("shard")
+        return (int(shard[0]), int(shard[1])) if shard else None
+
+    def tables(self) -> dict[str, Any]:
+        return dict((self.info or {}).get("tables") or {})
+
+    def session_date(self) -> dt.date | None:
+        day = (self.info or {}).get("date")
+        return _parse_date(day) if day else None
+
+    def dates(self, table: str, today: dt.date | None = None) -> DateSet | None:
+        """Dates this backend may hold for ``table`` (None: unknown, assume any).
+
+        Open-ended upwards, so a roll we have not seen yet cannot hide data: an RDB holds
+        its session date and later ones; an HDB its partitions and any date after its last
+        one and before ``today`` (the RDBs' session date), which it may have gained since.
+        """
+        if self.info is None:
+            return None
+        if self.role == "rdb":
+            day = self.session_date()
+            return DateSet.between(day) if day else None
+        meta = self.tables().get(table)
+        if meta is None:
+            return DateSet(()) if self.tables() else None
+        days = sorted(_parse_date(d) for d in meta.get("dates") or [])
+        newer_until = MAX_DATE if today is None else today - dt.timedelta(days=1)
+        newer = DateSet.between(days[-1] if days else MIN_DATE, newer_until)
+        return DateSet.of(days).union(newer)
+
+    def may_hold(self, table: str, restriction: Restriction, today: dt.date | None = None) -> bool:
+        shard = self.shard
+        if restriction.syms is not None and shard is not None:
+            k, n = shard
+            if not any(shard_of(sym, n) == k for sym in restriction.syms):
+                return False
+        if restriction.dates is not None:
+            held = self.dates(table, today)
+            if held is not None and held.intersect(restriction.dates).empty:
+                return False
+        return True
+
+
+class Topology:
+    """All backends, refreshed by calling ``info()`` (on demand or from a timer thread)."""
+
+    def __init__(self, states: list[BackendState], info_timeout_s: float = 2.0) -> None:
+        self.states = states
+        self.by_name = {s.name: s for s in states}
+        self.info_timeout_s = info_timeout_s
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.version = 0  # bumped when any schema or placement changes
+
+    def refresh(self) -> None:
+        threads = [
+            threading.Thread(target=self._refresh_one, args=(s,), daemon=True) for s in self.states
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(self.info_timeout_s + 1.0)
+
+    def _refresh_one(self, state: BackendState) -> None:
+        state.checked_at = time.time()
+        try:
+            info = state.backend.info()
+        except Exception as exc:
+            state.error = f"{type(exc).__name__}: {exc}"
+            return
+        with self._lock:
+            if _placement(info) != _placement(state.info):
+                self.version += 1
+            state.info, state.error, state.ok_at = info, None, time.time()
+
+    def start(self, interval_s: float) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                self.refresh()
+
+        self._thread = threading.Thread(target=loop, name="gateway-topology", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def shard_count(self) -> int:
+        """Largest shard count any backend reports; 1 when nothing is sharded."""
+        counts = [s.shard[1] for s in self.states if s.shard]
+        if any(s.info is None for s in self.states):
+            return max(counts, default=2)  # someone has not answered: assume sharded
+        return max(counts, default=1)
+
+    def candidates(self, table: str, restriction: Restriction) -> list[BackendState]:
+        today = self.session_date()
+        return [s for s in self.states if s.may_hold(table, restriction, today)]
+
+    def session_date(self) -> dt.date | None:
+        """The earliest session date the RDBs report (None if no RDB has answered)."""
+        days = [d for s in self.states if s.role == "rdb" and (d := s.session_date())]
+        return min(days, default=None)
+
+    def table_columns(self) -> dict[str, list[tuple[str, str]]]:
+        """Column (name, qtype) lists reported by the backends, first answer wins."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for state in self.states:
+            for name, meta in state.tables().items():
+                cols = meta.get("columns")
+                if name not in out and cols:
+                    out[name] = [(str(c), str(t)) for c, t in cols]
+        return out
+
+
+def _placement(info: dict[str, Any] | None) -> Any:
+    if info is None:
+        return None
+    tables = info.get("tables") or {}
+    return (
+        info.get("role"),
+        tuple(info.get("shard") or ()),
+        info.get("date"),
+        tuple(sorted((n, str(m.get("columns")), str(m.get("dates"))) for n, m in tables.items())),
+    )

@@ -1,0 +1,132 @@
+"""An in-process backend over DuckDB tables: same interface as ``QueryClient``.
+
+Used by the property tests (many generated topologies, no processes) and by the benchmark's
+raw baseline. It behaves like the real service where the gateway can tell: read-only check,
+time limit, ``max_rows + 1`` truncation, ``QueryError`` kinds, an ``info()`` of the same shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from queries.service import QueryError, QueryResult
+from queries.service_server import classify
+from queries.sqlsafety import check_read_only, lock_down
+from tickerplant.schema import Q_TO_ARROW
+
+_QTYPE_OF = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}
+
+
+class LocalBackend:
+    def __init__(
+        self,
+        tables: dict[str, pa.Table],
+        *,
+        role: str,
+        shard: tuple[int, int] | None = None,
+        date: dt.date | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        self.role = role
+        self.shard = shard
+        self.date = date
+        self.delay_s = delay_s  # simulated slowness, for time-limit tests
+        self.alive = True  # False: behaves like a dead process
+        self.queries: list[str] = []  # every SQL received, for routing assertions
+        self._tables = tables
+        self._db = duckdb.connect(config={"threads": 1})
+        for name, table in tables.items():
+            self._db.register("_load", table)
+            self._db.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _load')
+            self._db.unregister("_load")
+        lock_down(self._db)
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, *, timeout_s: float, max_rows: int) -> QueryResult:
+        self.queries.append(sql)
+        started = time.monotonic()
+        if not self.alive:
+            raise QueryError("unavailable", "backend is down")
+        if self.delay_s:
+            time.sleep(min(self.delay_s, timeout_s))
+            if self.delay_s >= timeout_s:
+                raise QueryError("timeout", f"query interrupted: {timeout_s:g}s time limit")
+        check_read_only(sql)
+        with self._lock:
+            cur = self._db.cursor()
+        timer = threading.Timer(timeout_s, cur.interrupt)
+        timer.start()
+        try:
+            table = cur.sql(sql).to_arrow_table()
+            assert table is not None
+        except duckdb.InterruptException:
+            raise QueryError("timeout", f"query interrupted: {timeout_s:g}s time limit") from None
+        except Exception as exc:
+            raise classify(exc) from None
+        finally:
+            timer.cancel()
+            cur.close()
+        truncated = table.num_rows > max_rows
+        if truncated:
+            table = table.slice(0, max_rows)
+        return QueryResult(table, truncated, (time.monotonic() - started) * 1000)
+
+    def info(self) -> dict[str, Any]:
+        if not self.alive:
+            raise QueryError("unavailable", "backend is down")
+        tables = {}
+        for name, table in self._tables.items():
+            dates = sorted({d.isoformat() for d in table.column("date").to_pylist()})
+            columns = [
+                [f.name, _QTYPE_OF.get(str(f.type), "string")]
+                for f in table.schema
+                if f.name != "date"
+            ]
+            tables[name] = {"columns": columns, "rows": table.num_rows, "dates": dates}
+        info: dict[str, Any] = {
+            "role": self.role,
+            "shard": list(self.shard) if self.shard else None,
+            "tables": tables,
+        }
+        if self.role == "rdb":
+            info.update(
+                date=(self.date or dt.date.today()).isoformat(),
+                seq=0,
+                tp_seq=0,
+                last_heartbeat=time.time(),
+            )
+        return info
+
+
+def local_topology(
+    tables: dict[str, pa.Table], *, shards: int, today: dt.date, hdb: bool = True
+) -> dict[str, LocalBackend]:
+    """Split whole tables (with a ``date`` column) the way a real stack places them.
+
+    One RDB per shard holds ``today``; one HDB per shard holds every earlier date. Keys are
+    backend names, as ``rdb0``, ``hdb0``, ...
+    """
+    import pyarrow.compute as pc
+
+    from tickerplant.protocol import shard_of
+
+    out: dict[str, LocalBackend] = {}
+    for k in range(shards):
+        parts: dict[str, dict[str, pa.Table]] = {"rdb": {}, "hdb": {}}
+        for name, table in tables.items():
+            syms = table.column("sym").to_pylist()
+            mine = pa.array([shard_of(s, shards) == k for s in syms], pa.bool_())
+            is_today = pc.equal(table.column("date"), pa.scalar(today, pa.date32()))
+            parts["rdb"][name] = table.filter(pc.and_(mine, is_today))
+            parts["hdb"][name] = table.filter(pc.and_(mine, pc.invert(is_today)))
+        shard = (k, shards) if shards > 1 else None
+        out[f"rdb{k}"] = LocalBackend(parts["rdb"], role="rdb", shard=shard, date=today)
+        if hdb:
+            out[f"hdb{k}"] = LocalBackend(parts["hdb"], role="hdb", shard=shard)
+    return out

@@ -1,0 +1,241 @@
+"""Run a ``Plan``: fan the fetches out to the backends in parallel, then merge in DuckDB.
+
+Everything is bounded by one deadline. A backend that has not answered by then, or that
+fails, is named in the error; with ``allow_partial`` the merge runs over the backends that
+did answer and the result says which ones are missing. The merge DuckDB is locked down
+like a backend (no files, no network) because in pull mode it runs the user's whole query.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from gateway.backends import Topology
+from gateway.catalog import Catalog
+from gateway.decompose import PARTS
+from gateway.errors import QueryError
+from gateway.planner import Fetch, Plan
+from queries.sqlsafety import lock_down
+
+# Errors that describe the query, not the backend: the same query fails everywhere.
+QUERY_FAULTS = ("bad_query", "forbidden")
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    table: pa.Table
+    truncated: bool
+    elapsed_ms: float
+    plan: str
+    backends: tuple[str, ...]
+    # Backends that failed when a partial result was allowed: name -> reason.
+    missing: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
+
+
+@dataclass
+class _Parts:
+    tables: dict[int, list[pa.Table]]
+    truncated: bool
+    missing: dict[str, str]
+
+
+class Executor:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        threads: int = 2,
+        fanout_workers: int = 64,
+        memory_limit: str | None = None,
+    ) -> None:
+        self.topology = topology
+        self._pool = ThreadPoolExecutor(fanout_workers, thread_name_prefix="gateway-fetch")
+        config: dict[str, Any] = {"threads": threads}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self._db = duckdb.connect(config=config)
+        lock_down(self._db)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def execute(
+        self,
+        plan: Plan,
+        catalog: Catalog,
+        *,
+        deadline: float,
+        max_rows: int,
+        scan_rows: int,
+        allow_partial: bool,
+    ) -> GatewayResult:
+        started = time.monotonic()
+        parts = self._fetch(plan, deadline, max_rows, scan_rows, allow_partial)
+        if plan.final_sql is None:
+            fetch = plan.fetches[0]
+            got = parts.tables.get(0) or []
+            table = got[0] if got else catalog.run_empty(fetch.sql)
+            truncated = parts.truncated
+        else:
+            table, truncated = self._merge(plan, parts, catalog, deadline, max_rows)
+            truncated = truncated or parts.truncated
+        if table.num_rows > max_rows:
+            table, truncated = table.slice(0, max_rows), True
+        return GatewayResult(
+            table,
+            truncated,
+            (time.monotonic() - started) * 1000,
+            plan.mode,
+            tuple(plan.backends()),
+            parts.missing,
+        )
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def _fetch(
+        self, plan: Plan, deadline: float, max_rows: int, scan_rows: int, allow_partial: bool
+    ) -> _Parts:
+        jobs: dict[Future[Any], tuple[int, str]] = {}
+        for index, fetch in enumerate(plan.fetches):
+            limit = scan_rows if fetch.strict else max_rows
+            for name in fetch.backends:
+                backend = self.topology.by_name[name].backend
+                remaining = max(deadline - time.monotonic(), 0.001)
+                jobs[
+                    self._pool.submit(backend.query, fetch.sql, timeout_s=remaining, max_rows=limit)
+                ] = (index, name)
+        pending = set(jobs)
+        failures: dict[str, QueryError] = {}
+        tables: dict[int, list[pa.Table]] = {}
+        truncated = False
+        while pending:
+            done, pending = wait(
+                pending, timeout=max(deadline - time.monotonic(), 0), return_when=FIRST_EXCEPTION
+            )
+            if not done:
+                break
+            for fut in done:
+                index, name = jobs[fut]
+                fetch = plan.fetches[index]
+                try:
+                    result = fut.result()
+                except QueryError as exc:
+                    if exc.kind in QUERY_FAULTS:
+                        _cancel(pending)
+                        raise QueryError(exc.kind, str(exc)) from None
+                    failures[name] = exc
+                    continue
+                except Exception as exc:
+                    failures[name] = QueryError("unavailable", f"{type(exc).__name__}: {exc}")
+                    continue
+                if result.truncated and fetch.strict:
+                    _cancel(pending)
+                    raise QueryError("bad_query", _too_many(name, scan_rows))
+                truncated = truncated or bool(result.truncated)
+                tables.setdefault(index, []).append(_conform(result.table, fetch))
+        for fut in pending:
+            _, name = jobs[fut]
+            failures[name] = QueryError("timeout", "no answer within the query time limit")
+        _cancel(pending)
+        if failures and (not allow_partial or len(failures) == len({n for _, n in jobs.values()})):
+            raise _failed(failures, len({n for _, n in jobs.values()}))
+        return _Parts(tables, truncated, {n: f"{e.kind}: {e}" for n, e in failures.items()})
+
+    # -- merge -----------------------------------------------------------------------------
+
+    def _merge(
+        self, plan: Plan, parts: _Parts, catalog: Catalog, deadline: float, max_rows: int
+    ) -> tuple[pa.Table, bool]:
+        with self._lock:
+            cur = self._db.cursor()
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.001), cur.interrupt)
+        timer.start()
+        try:
+            sql = self._bind(cur, plan, parts, catalog)
+            reader = cur.sql(sql).to_arrow_reader(max(2048, min(max_rows + 1, 1 << 20)))
+            assert reader is not None
+            batches, rows = [], 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            return table, rows > max_rows
+        except duckdb.InterruptException:
+            raise QueryError(
+                "timeout", "the merge did not finish within the query time limit"
+            ) from None
+        except duckdb.Error as exc:
+            if not timer.is_alive():
+                raise QueryError(
+                    "timeout", "the merge did not finish within the query time limit"
+                ) from None
+            raise QueryError("bad_query", str(exc)) from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def _bind(
+        self, cur: duckdb.DuckDBPyConnection, plan: Plan, parts: _Parts, catalog: Catalog
+    ) -> str:
+        assert plan.final_sql is not None
+        if plan.mode == "pull":
+            for index, fetch in enumerate(plan.fetches):
+                got = parts.tables.get(index) or []
+                assert fetch.schema is not None
+                table = pa.concat_tables(got) if got else fetch.schema.empty_table()
+                cur.register(fetch.relation, table)
+            return plan.final_sql
+        fetch = plan.fetches[0]
+        got = parts.tables.get(0) or [catalog.run_empty(fetch.sql)]
+        for i, table in enumerate(got):
+            cur.register(f"_p{i}", table)
+        union = " UNION ALL ".join(f"SELECT * FROM _p{i}" for i in range(len(got)))
+        return f"WITH {PARTS} AS ({union}) {plan.final_sql}"
+
+
+def _conform(table: pa.Table, fetch: Fetch) -> pa.Table:
+    if fetch.schema is None or table.schema.equals(fetch.schema):
+        return table
+    try:
+        return table.rename_columns(fetch.schema.names).cast(fetch.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise QueryError(
+            "internal",
+            f"backend returned {table.schema} for {fetch.relation}, expected {fetch.schema}: {exc}",
+        ) from None
+
+
+def _cancel(futures: set[Future[Any]]) -> None:
+    for fut in futures:
+        fut.cancel()
+
+
+def _too_many(name: str, limit: int) -> str:
+    return (
+        f"backend {name} has more than {limit} intermediate rows for this query; narrow "
+        "it with date or sym filters, or aggregate before the gateway merges"
+    )
+
+
+def _failed(failures: dict[str, QueryError], total: int) -> QueryError:
+    kind = "timeout" if any(e.kind == "timeout" for e in failures.values()) else "unavailable"
+    detail = "; ".join(f"{name}: {exc}" for name, exc in sorted(failures.items()))
+    return QueryError(
+        kind,
+        f"{len(failures)} of {total} backends failed ({detail}); retry, "
+        "or set allow_partial for the other backends' rows flagged as partial",
+    )

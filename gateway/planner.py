@@ -1,0 +1,169 @@
+"""Turn one user SQL statement into a ``Plan``: what to ask which backend, and how to merge.
+
+Order of preference, each correct for what it accepts:
+
+1. **single** — the rows the query can read all live in one backend (or none): send it
+   the whole query unchanged.
+2. **aggregate** / **rows** — a plain SELECT over one table or a backend-local join (joined
+   on ``sym`` and ``date``, so matching rows are always in the same backend): every backend
+   runs the same partial query, the gateway merges (see ``decompose``).
+3. **pull** — anything else (window functions, subqueries, CTEs, non-local joins, DISTINCT
+   aggregates …): fetch each table's rows, filtered and projected as far as is safe, and
+   run the whole query in the gateway's DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from gateway.analysis import Occurrence, needed_columns, occurrences
+from gateway.backends import BackendState, Topology
+from gateway.catalog import Catalog, OutputColumn
+from gateway.decompose import PARTS, NotDistributable, distribute, quote_name
+from gateway.errors import QueryError, check_read_only
+from gateway.predicates import Restriction
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """One SQL statement for a set of backends; its parts are stacked into ``relation``."""
+
+    relation: str
+    sql: str
+    backends: tuple[str, ...]
+    # Pulled tables are cast to their logical schema, so parts from any tier stack cleanly.
+    schema: pa.Schema | None = None
+    # A truncated part makes a merged answer wrong (strict) or merely incomplete.
+    strict: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # "single" | "aggregate" | "rows" | "pull"
+    fetches: tuple[Fetch, ...]
+    final_sql: str | None  # None: the single fetch's one part is the answer
+    outputs: tuple[OutputColumn, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def backends(self) -> list[str]:
+        return sorted({b for f in self.fetches for b in f.backends})
+
+    def explain(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "backends": self.backends(),
+            "fetches": [
+                {"relation": f.relation, "sql": f.sql, "backends": list(f.backends)}
+                for f in self.fetches
+            ],
+            "final_sql": self.final_sql,
+            "notes": list(self.notes),
+        }
+
+
+def normalise(sql: str) -> str:
+    return sql.strip().rstrip(";").strip()
+
+
+def parse(sql: str, catalog: Catalog) -> tuple[exp.Expr, list[OutputColumn]]:
+    """Safety check, DuckDB bind (its own error message), then the sqlglot tree."""
+    check_read_only(sql)
+    if not sql:
+        raise QueryError("bad_query", "empty query")
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except SqlglotError as exc:
+        statements = []
+        parse_error: Exception | None = exc
+    else:
+        parse_error = None
+        if len(statements) > 1:
+            raise QueryError("bad_query", "send one statement per query")
+    try:
+        outputs = catalog.describe(sql)
+    except duckdb.Error as exc:
+        raise QueryError("bad_query", str(exc)) from None
+    if parse_error is not None or not statements:
+        raise QueryError("bad_query", f"the gateway cannot route this query: {parse_error}")
+    return statements[0], outputs
+
+
+def _names(states: list[BackendState]) -> tuple[str, ...]:
+    return tuple(s.name for s in states)
+
+
+def plan_query(sql: str, catalog: Catalog, topology: Topology) -> Plan:
+    sql = normalise(sql)
+    ast, outputs = parse(sql, catalog)
+    found = occurrences(ast, catalog)
+    routes = {id(o): topology.candidates(o.table, o.restriction()) for o in found}
+    every = {s.name for states in routes.values() for s in states}
+    if len(every) <= 1:
+        return Plan(
+            "single", (Fetch("", sql, tuple(sorted(every)), strict=False),), None, tuple(outputs)
+        )
+    try:
+        return _distributed(ast, outputs, catalog, topology)
+    except NotDistributable as why:
+        return _pull(sql, ast, found, routes, catalog, outputs, str(why))
+
+
+def _distributed(
+    ast: exp.Expr, outputs: list[OutputColumn], catalog: Catalog, topology: Topology
+) -> Plan:
+    dist = distribute(ast, outputs, catalog)
+    states: dict[str, BackendState] = {}
+    for table in dist.tables:
+        states.update({s.name: s for s in topology.candidates(table, dist.restriction)})
+    if dist.join_keys is not None:
+        # A join is answered backend by backend only when matching rows share a backend.
+        if "sym" not in dist.join_keys and topology.shard_count() > 1:
+            raise NotDistributable("join does not match on sym across shards")
+        roles = {s.role for s in states.values()}
+        if "date" not in dist.join_keys and len(roles) > 1:
+            raise NotDistributable("join does not match on date across RDB and HDB")
+    fetch = Fetch(PARTS, dist.partial_sql, tuple(sorted(states)), strict=dist.mode != "rows")
+    return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs))
+
+
+def _pull(
+    sql: str,
+    ast: exp.Expr,
+    found: list[Occurrence],
+    routes: dict[int, list[BackendState]],
+    catalog: Catalog,
+    outputs: list[OutputColumn],
+    why: str,
+) -> Plan:
+    aliases = {o.alias for o in found} | {o.table for o in found}
+    fetches = []
+    for table in sorted({o.table for o in found}):
+        mine = [o for o in found if o.table == table]
+        cols = needed_columns(ast, catalog, table, aliases)
+        where = _either(mine)
+        backends = sorted({s.name for o in mine for s in routes[id(o)]})
+        select = ", ".join(quote_name(c) for c in cols)
+        text = f"SELECT {select} FROM {quote_name(table)}" + (f" WHERE {where}" if where else "")
+        schema = pa.schema([catalog.schemas[table].field(c) for c in cols])
+        fetches.append(Fetch(table, text, tuple(backends), schema=schema))
+    return Plan("pull", tuple(fetches), sql, tuple(outputs), (why,))
+
+
+def _either(occs: list[Occurrence]) -> str | None:
+    """OR of each occurrence's pushed filters; None when some occurrence reads everything."""
+    terms = []
+    for occ in occs:
+        if not occ.pushed:
+            return None
+        terms.append(" AND ".join(f"({c.sql(dialect='duckdb')})" for c in occ.pushed))
+    unique = sorted(set(terms))
+    return unique[0] if len(unique) == 1 else " OR ".join(f"({t})" for t in unique)
+
+
+__all__ = ["Fetch", "Plan", "Restriction", "plan_query"]

@@ -1,0 +1,90 @@
+"""``Router.run_sql``: the one entry point for SQL (and later q, translated to SQL).
+
+It owns the topology (which backends exist and what they hold), the catalog (the logical
+tables' schemas, rebuilt when a backend reports a change) and the executor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.backends import Topology
+from gateway.catalog import Catalog
+from gateway.errors import QueryError
+from gateway.merge import Executor, GatewayResult
+from gateway.planner import Plan, plan_query
+from tickerplant.schema import TableSchema, default_schemas
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    timeout_s: float = 30.0
+    max_rows: int = 1_000_000
+    # Rows one backend may send for a merge (partial aggregates, pulled rows); beyond it
+    # the answer would be wrong, so the query fails and says so.
+    scan_rows: int = 5_000_000
+
+
+class Router:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        limits: Limits | None = None,
+        tables: Mapping[str, TableSchema] | None = None,
+        merge_threads: int = 2,
+    ) -> None:
+        self.topology = topology
+        self.limits = limits or Limits()
+        self._tables = dict(tables or default_schemas())
+        self.executor = Executor(topology, threads=merge_threads)
+        self._catalog: Catalog | None = None
+        self._catalog_version = -1
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        with self._lock:
+            if self._catalog is None or self._catalog_version != self.topology.version:
+                self._catalog_version = self.topology.version
+                self._catalog = Catalog.from_schemas(self._tables, self.topology.table_columns())
+            return self._catalog
+
+    def plan(self, sql: str) -> Plan:
+        return plan_query(sql, self.catalog, self.topology)
+
+    def run_sql(
+        self,
+        sql: str,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        allow_partial: bool = False,
+    ) -> GatewayResult:
+        """Answer ``sql`` over every tier and shard as if one DuckDB held all the data.
+
+        Raises QueryError: bad_query / forbidden (the query), timeout / unavailable (a
+        backend, named), internal.
+        """
+        timeout = min(timeout_s or self.limits.timeout_s, self.limits.timeout_s)
+        rows = min(max_rows or self.limits.max_rows, self.limits.max_rows)
+        if timeout <= 0 or rows < 0:
+            raise QueryError("bad_query", "timeout_s must be positive and max_rows >= 0")
+        deadline = time.monotonic() + timeout
+        catalog = self.catalog
+        plan = plan_query(sql, catalog, self.topology)
+        return self.executor.execute(
+            plan,
+            catalog,
+            deadline=deadline,
+            max_rows=rows,
+            scan_rows=self.limits.scan_rows,
+            allow_partial=allow_partial,
+        )
+
+    def close(self) -> None:
+        self.topology.stop()
+        self.executor.close()
