@@ -1,0 +1,140 @@
+"""The query client: one DEALER per request in flight, and never a hang.
+
+Sockets come from a small pool, so one client can be shared by threads and run requests in
+parallel. A request that gets no reply in time raises ``QueryError("unavailable")`` and its
+socket is closed rather than returned, so a late reply to an abandoned request can never be
+read as the answer to the next one: the next request uses a fresh socket (a fresh identity).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import zmq
+
+from queries.service_protocol import (
+    ERR,
+    INFO,
+    OK,
+    QueryError,
+    QueryResult,
+    decode_result,
+    encode_request,
+)
+
+# Time allowed on top of the query's own limit for queueing on the wire and the transfer.
+_GRACE_S = 2.0
+_GRACE_FRACTION = 0.1
+_MAX_IDLE_SOCKETS = 8
+
+
+class QueryClient:
+    """Talks to one QueryServer. ``timeout_s`` bounds every wait for a reply."""
+
+    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._ctx: zmq.Context[Any] = zmq.Context.instance()
+        self._idle: list[zmq.Socket[Any]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def query(
+        self, sql: str, *, timeout_s: float | None = None, max_rows: int | None = None
+    ) -> QueryResult:
+        """Run ``sql`` on the server; raises QueryError (``kind`` says why)."""
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        reply = self._request(encode_request(sql, limit, max_rows), _wait_for(limit))
+        tag = reply[0].bytes
+        if tag == OK and len(reply) == 3:
+            try:
+                return decode_result(reply[1].bytes, reply[2].buffer)
+            except (ValueError, KeyError, OSError) as exc:
+                msg = f"malformed result from {self.address}: {exc}"
+                raise QueryError("internal", msg) from None
+        raise _error_from(tag, reply, self.address)
+
+    def info(self) -> dict[str, Any]:
+        reply = self._request([INFO], self.timeout_s)
+        if reply[0].bytes == INFO and len(reply) == 2:
+            return dict(json.loads(reply[1].bytes))
+        raise _error_from(reply[0].bytes, reply, self.address)
+
+    def call(self, tag: bytes, *frames: bytes) -> list[bytes]:
+        """Send ``[tag, *frames]`` to an extra handler and return its reply frames.
+
+        An ``ERR`` reply raises QueryError.
+        """
+        reply = self._request([tag, *frames], self.timeout_s)
+        if reply[0].bytes == ERR:
+            raise _error_from(ERR, reply, self.address)
+        return [f.bytes for f in reply]
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close(0)
+
+    def __enter__(self) -> QueryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sockets ---------------------------------------------------------------------------
+
+    def _checkout(self) -> zmq.Socket[Any]:
+        with self._lock:
+            if self._closed:
+                raise QueryError("unavailable", "client is closed")
+            if self._idle:
+                return self._idle.pop()
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.address)
+        return sock
+
+    def _checkin(self, sock: zmq.Socket[Any]) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < _MAX_IDLE_SOCKETS:
+                self._idle.append(sock)
+                return
+        sock.close(0)
+
+    def _request(self, frames: list[bytes], wait_s: float) -> list[zmq.Frame]:
+        sock = self._checkout()
+        try:
+            sock.setsockopt(zmq.SNDTIMEO, max(1, int(wait_s * 1000)))
+            sock.send_multipart(frames)
+            if not sock.poll(max(1, int(wait_s * 1000)), zmq.POLLIN):
+                raise QueryError(
+                    "unavailable",
+                    f"no reply from {self.address} within {wait_s:g}s "
+                    "(backend down, overloaded or unreachable)",
+                )
+            reply = sock.recv_multipart(copy=False)
+        except zmq.Again:
+            sock.close(0)
+            raise QueryError("unavailable", f"cannot send to {self.address}") from None
+        except BaseException:
+            sock.close(0)  # its reply may still come: never reuse this socket
+            raise
+        self._checkin(sock)
+        if not reply:
+            raise QueryError("internal", f"empty reply from {self.address}")
+        return reply
+
+
+def _wait_for(limit: float) -> float:
+    return limit + max(_GRACE_S, limit * _GRACE_FRACTION)
+
+
+def _error_from(tag: bytes, reply: list[Any], address: str) -> QueryError:
+    if tag == ERR and len(reply) == 2:
+        payload = reply[1].bytes if isinstance(reply[1], zmq.Frame) else reply[1]
+        return QueryError.from_payload(payload)
+    return QueryError("internal", f"unexpected reply {tag[:40]!r} from {address}")

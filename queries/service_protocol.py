@@ -1,0 +1,118 @@
+"""Wire names and value types of the query service shared by the RDB and the HDB.
+
+Frames (ZeroMQ ROUTER on the server, DEALER on the client; a REQ client's empty delimiter
+frame is accepted and echoed)::
+
+    [QUERY, json {"sql", "timeout_s"?, "max_rows"?}]  -> [OK, json meta, Arrow IPC stream]
+                                                       | [ERR, json {"kind", "error"}]
+    [INFO]                                             -> [INFO, json]
+    [<extra tag>, *frames]                             -> whatever the handler returns | [ERR, …]
+
+``docs/hdb.md`` describes the same thing in prose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+QUERY = b"QUERY"
+OK = b"OK"
+ERR = b"ERR"
+INFO = b"INFO"
+
+ErrorKind = Literal["bad_query", "timeout", "forbidden", "unavailable", "internal"]
+ERROR_KINDS: tuple[str, ...] = ("bad_query", "timeout", "forbidden", "unavailable", "internal")
+
+
+class QueryError(Exception):
+    """A query that did not produce a result; ``kind`` says why, ``str(e)`` says what."""
+
+    def __init__(self, kind: ErrorKind | str, message: str) -> None:
+        super().__init__(message)
+        self.kind: str = kind if kind in ERROR_KINDS else "internal"
+
+    def __repr__(self) -> str:
+        return f"QueryError({self.kind!r}, {str(self)!r})"
+
+    def to_frames(self) -> list[bytes]:
+        return [ERR, json.dumps({"kind": self.kind, "error": str(self)}).encode()]
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> QueryError:
+        try:
+            obj = json.loads(payload)
+            return cls(str(obj["kind"]), str(obj["error"]))
+        except (ValueError, KeyError, TypeError):
+            return cls("internal", f"malformed error reply: {payload[:200]!r}")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A query's rows; ``truncated`` when the row limit cut them short.
+
+    ``elapsed_ms`` is measured by the server, from receiving the request to having the rows
+    (queueing included, transfer excluded).
+    """
+
+    table: pa.Table
+    truncated: bool
+    elapsed_ms: float
+
+
+def encode_request(sql: str, timeout_s: float | None, max_rows: int | None) -> list[bytes]:
+    body: dict[str, Any] = {"sql": sql}
+    if timeout_s is not None:
+        body["timeout_s"] = timeout_s
+    if max_rows is not None:
+        body["max_rows"] = max_rows
+    return [QUERY, json.dumps(body).encode()]
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    sql: str
+    timeout_s: float | None
+    max_rows: int | None
+
+
+def decode_request(frames: list[bytes]) -> QueryRequest:
+    """Parse the frames after the QUERY tag; malformed input raises ``bad_query``."""
+    if len(frames) != 1:
+        raise QueryError("bad_query", f"QUERY takes one JSON frame, got {len(frames)} frames")
+    try:
+        body = json.loads(frames[0])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QueryError("bad_query", f"QUERY frame is not JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+        raise QueryError("bad_query", 'QUERY frame must be a JSON object with a string "sql"')
+    timeout_s = body.get("timeout_s")
+    max_rows = body.get("max_rows")
+    if timeout_s is not None and (
+        isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0
+    ):
+        raise QueryError("bad_query", f"timeout_s must be a positive number, got {timeout_s!r}")
+    if max_rows is not None and (
+        isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0
+    ):
+        raise QueryError("bad_query", f"max_rows must be a non-negative integer, got {max_rows!r}")
+    return QueryRequest(body["sql"], timeout_s, max_rows)
+
+
+def encode_result(table: pa.Table, truncated: bool, elapsed_ms: float) -> list[Any]:
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    meta = {"rows": table.num_rows, "truncated": truncated, "elapsed_ms": elapsed_ms}
+    # The Arrow buffer goes to ZeroMQ without a copy (it exposes the buffer protocol).
+    return [OK, json.dumps(meta).encode(), sink.getvalue()]
+
+
+def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:
+    info = json.loads(meta)
+    table = ipc.open_stream(pa.py_buffer(payload)).read_all()
+    return QueryResult(table, bool(info["truncated"]), float(info["elapsed_ms"]))

@@ -1,0 +1,415 @@
+"""The query server: a ZeroMQ ROUTER in front of DuckDB worker threads.
+
+Threads and sockets: the router thread alone touches the ROUTER socket. It hands QUERY
+requests to a bounded queue read by ``workers`` query threads, and INFO and extra-handler
+requests to one control thread, so a health check or a RELOAD is never stuck behind long
+queries. Workers send their replies to the router thread over an inproc PUSH/PULL pair (one
+PUSH per thread, as ZeroMQ sockets are not thread-safe); the router forwards them.
+
+Each query gets its connection from ``prepare()``, a time limit (a timer calls
+``interrupt()`` on that connection, guarded so it can never hit the next query on a reused
+cursor) and a row limit (rows are streamed and reading stops after ``max_rows + 1``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import zmq
+
+from queries.service_protocol import (
+    INFO,
+    QUERY,
+    QueryError,
+    decode_request,
+    encode_result,
+)
+from queries.sqlsafety import check_read_only
+
+log = logging.getLogger("tickdb.queries")
+
+Handler = Callable[[list[bytes]], list[bytes]]
+_POLL_MS = 100
+_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+_QUEUE_PER_WORKER = 64
+_MAX_BATCH_ROWS = 1_000_000
+
+
+@dataclass
+class _Job:
+    envelope: list[bytes]  # ROUTER identity, plus the empty delimiter of a REQ client
+    tag: bytes
+    frames: list[bytes]
+    received: float  # time.monotonic() at arrival: the time limit counts queueing too
+
+
+class _Interrupter:
+    """Interrupts one query after ``seconds``, never after ``finish()`` has returned.
+
+    DuckDB forgets an interrupt that lands before execution starts (while the relation is
+    being bound), so once fired it repeats every ``_REPEAT_S`` until the query is finished.
+    """
+
+    _REPEAT_S = 0.05
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self._con = con
+        self._lock = threading.Lock()
+        self._done = False
+        self.fired = False
+        self._timer = self._schedule(seconds)
+
+    def _schedule(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self._fire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            self._con.interrupt()
+            self._timer = self._schedule(self._REPEAT_S)
+
+    def interrupt_now(self) -> None:
+        with self._lock:
+            self._timer.cancel()
+        self._fire()
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True
+            self._timer.cancel()
+
+
+# DuckDB's error prefixes, for errors that reach us wrapped (Arrow's OSError while streaming).
+_PREFIX_KINDS = (
+    ("INTERRUPT Error", "timeout"),
+    ("Permission Error", "forbidden"),
+    ("IO Error", "unavailable"),
+    ("Out of Memory Error", "internal"),
+    ("INTERNAL Error", "internal"),
+    ("FATAL Error", "internal"),
+)
+
+
+def classify(exc: BaseException) -> QueryError:
+    """Map an exception from DuckDB or Arrow to a QueryError with DuckDB's message."""
+    if isinstance(exc, QueryError):
+        return exc
+    message = str(exc)
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryError("forbidden", message)
+    if isinstance(exc, duckdb.IOException):
+        return QueryError("unavailable", message)
+    if isinstance(
+        exc, duckdb.OutOfMemoryException | duckdb.InternalException | duckdb.FatalException
+    ):
+        return QueryError("internal", message)
+    if isinstance(exc, duckdb.Error | OSError | pa.ArrowException):
+        for prefix, kind in _PREFIX_KINDS:
+            if message.startswith(prefix):
+                return QueryError(kind, message)
+        return QueryError("bad_query", message)
+    return QueryError("internal", f"internal error: {type(exc).__name__}: {message}")
+
+
+def _relation(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    # Kept apart so the frame that runs user SQL holds no Python data a replacement scan
+    # could pick up (lock_down also turns replacement scans off).
+    return con.sql(sql)
+
+
+class QueryServer:
+    """Serves read-only SQL over ZeroMQ; see ``queries.service_protocol`` for the frames.
+
+    ``prepare()`` returns the DuckDB connection (or cursor) one query runs on; the server
+    drops its reference when the query ends and never closes it, so ``prepare`` may hand
+    out a fresh cursor per query or reuse one per worker thread. ``on_error`` (optional) is
+    called with a failed query's error; returning True retries the query once (the HDB
+    reloads its views when a partition file vanished under it).
+    """
+
+    def __init__(
+        self,
+        address: str,
+        prepare: Callable[[], duckdb.DuckDBPyConnection],
+        *,
+        info: Callable[[], dict[str, Any]],
+        timeout_s: float,
+        max_rows: int,
+        workers: int = 2,
+        extra_handlers: dict[bytes, Handler] | None = None,
+        on_error: Callable[[QueryError], bool] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self._prepare = prepare
+        self._info = info
+        self.timeout_s = timeout_s
+        self.max_rows = max_rows
+        self.workers = workers
+        self._handlers = dict(extra_handlers or {})
+        self._on_error = on_error
+        self._ctx = zmq.Context()
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
+        self._router.bind(address)
+        self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._replies_addr = f"inproc://query-replies-{id(self)}"
+        self._pull = self._ctx.socket(zmq.PULL)
+        self._pull.bind(self._replies_addr)
+        self._queries: queue.Queue[_Job | None] = queue.Queue(workers * _QUEUE_PER_WORKER)
+        self._control: queue.Queue[_Job | None] = queue.Queue(256)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running: set[_Interrupter] = set()
+        self._running_lock = threading.Lock()
+        # Counters, plain attributes for tests and INFO.
+        self.queries_ok = 0
+        self.queries_failed = 0
+        self.timeouts = 0
+        self.rejected = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        targets: list[tuple[str, Callable[[], None]]] = [("router", self._route)]
+        targets += [(f"query-{i}", self._query_worker) for i in range(self.workers)]
+        targets.append(("control", self._control_worker))
+        for name, target in targets:
+            thread = threading.Thread(target=target, name=f"qs-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._running_lock:
+            for guard in list(self._running):
+                guard.interrupt_now()
+        for _ in range(self.workers):
+            self._put_sentinel(self._queries)
+        self._put_sentinel(self._control)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if not self._threads:  # never started: the sockets are still ours to close
+            self._router.close(0)
+            self._pull.close(0)
+        self._threads.clear()
+        self._ctx.term()
+
+    @staticmethod
+    def _put_sentinel(q: queue.Queue[_Job | None]) -> None:
+        while True:
+            try:
+                q.put_nowait(None)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    q.get_nowait()
+
+    # -- router thread ---------------------------------------------------------------------
+
+    def _route(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._pull, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(_POLL_MS))
+                if self._pull in events:
+                    while True:
+                        try:
+                            reply = self._pull.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._router.send_multipart(reply, copy=False)
+                if self._router in events:
+                    while True:
+                        try:
+                            frames = self._router.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._dispatch(frames)
+        finally:
+            self._router.close(0)
+            self._pull.close(0)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
+        envelope, rest = frames[:1], frames[1:]
+        if rest and rest[0] == b"":  # a REQ client: keep its delimiter for the reply
+            envelope, rest = frames[:2], frames[2:]
+        if not rest:
+            self._reply_now(envelope, QueryError("bad_query", "empty request").to_frames())
+            return
+        tag, body = rest[0], rest[1:]
+        job = _Job(envelope, tag, body, time.monotonic())
+        if tag == QUERY:
+            try:
+                self._queries.put_nowait(job)
+            except queue.Full:
+                self.rejected += 1
+                log.warning("query queue full, rejecting a query")
+                err = QueryError("unavailable", "server busy: too many queued queries")
+                self._reply_now(envelope, err.to_frames())
+        elif tag == INFO or tag in self._handlers:
+            try:
+                self._control.put_nowait(job)
+            except queue.Full:
+                err = QueryError("unavailable", "server busy: too many control requests")
+                self._reply_now(envelope, err.to_frames())
+        else:
+            log.warning("unknown request tag %r", tag[:40])
+            known = ", ".join(t.decode(errors="replace") for t in [QUERY, INFO, *self._handlers])
+            msg = f"unknown request tag {tag[:40]!r} (known: {known})"
+            self._reply_now(envelope, QueryError("bad_query", msg).to_frames())
+
+    def _reply_now(self, envelope: list[bytes], reply: list[bytes]) -> None:
+        self._router.send_multipart([*envelope, *reply])
+
+    # -- worker threads --------------------------------------------------------------------
+
+    def _connect_push(self) -> zmq.Socket[Any]:
+        push = self._ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(self._replies_addr)
+        return push
+
+    def _send(self, push: zmq.Socket[Any], job: _Job, reply: list[Any]) -> None:
+        push.send_multipart([*job.envelope, *reply], copy=False)
+
+    def _query_worker(self) -> None:
+        push = self._connect_push()
+        try:
+            while (job := self._queries.get()) is not None:
+                self._send(push, job, self._answer_query(job))
+        finally:
+            push.close(0)
+
+    def _control_worker(self) -> None:
+        push = self._connect_push()
+        try:
+            while (job := self._control.get()) is not None:
+                self._send(push, job, self._answer_control(job))
+        finally:
+            push.close(0)
+
+    def _answer_control(self, job: _Job) -> list[bytes]:
+        try:
+            if job.tag == INFO:
+                return [INFO, json.dumps(self.describe(), default=str).encode()]
+            return list(self._handlers[job.tag](job.frames))
+        except QueryError as exc:
+            log.warning("%s request failed: %s", job.tag[:40], exc)
+            return exc.to_frames()
+        except Exception as exc:
+            log.error("%s handler failed:\n%s", job.tag[:40], traceback.format_exc())
+            return QueryError("internal", f"{type(exc).__name__}: {exc}").to_frames()
+
+    def describe(self) -> dict[str, Any]:
+        """The INFO reply: the owner's ``info()`` plus this service's counters."""
+        return {
+            **self._info(),
+            "query_service": {
+                "endpoint": self.endpoint,
+                "workers": self.workers,
+                "timeout_s": self.timeout_s,
+                "max_rows": self.max_rows,
+                "queries_ok": self.queries_ok,
+                "queries_failed": self.queries_failed,
+                "timeouts": self.timeouts,
+                "rejected": self.rejected,
+                "queued": self._queries.qsize(),
+                "running": len(self._running),
+            },
+        }
+
+    def _answer_query(self, job: _Job) -> list[Any]:
+        try:
+            request = decode_request(job.frames)
+            check_read_only(request.sql)
+            timeout = min(self.timeout_s, request.timeout_s or self.timeout_s)
+            max_rows = self.max_rows if request.max_rows is None else request.max_rows
+            max_rows = min(max_rows, self.max_rows)
+            try:
+                table, truncated = self._execute(request.sql, job.received, timeout, max_rows)
+            except QueryError as exc:
+                if self._on_error is None or self._stop.is_set() or not self._on_error(exc):
+                    raise
+                log.info("retrying a query after %s error: %s", exc.kind, exc)
+                table, truncated = self._execute(request.sql, job.received, timeout, max_rows)
+            table, truncated = _limit(table, max_rows, truncated)
+            elapsed_ms = (time.monotonic() - job.received) * 1000
+            reply = encode_result(table, truncated, elapsed_ms)
+        except QueryError as exc:
+            self.queries_failed += 1
+            if exc.kind == "timeout":
+                self.timeouts += 1
+            level = logging.ERROR if exc.kind == "internal" else logging.INFO
+            log.log(level, "query failed (%s): %s", exc.kind, str(exc).splitlines()[0][:300])
+            return exc.to_frames()
+        except Exception as exc:
+            self.queries_failed += 1
+            log.error("query failed:\n%s", traceback.format_exc())
+            return classify(exc).to_frames()
+        self.queries_ok += 1
+        return reply
+
+    def _execute(
+        self, sql: str, received: float, timeout: float, max_rows: int
+    ) -> tuple[pa.Table, bool]:
+        remaining = received + timeout - time.monotonic()
+        if remaining <= 0:
+            raise QueryError("timeout", "query spent its whole time limit waiting in the queue")
+        con = self._prepare()
+        guard = _Interrupter(con, remaining)
+        with self._running_lock:
+            self._running.add(guard)
+        try:
+            relation = _relation(con, sql)
+            if relation is None:
+                raise QueryError("bad_query", "the statement returns no rows")
+            if guard.fired:
+                raise QueryError("timeout", "interrupted before it started")
+            batch_rows = min(max(max_rows + 1, 2048), _MAX_BATCH_ROWS)
+            reader = relation.to_arrow_reader(batch_rows)
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > max_rows:
+                    break
+            truncated = rows > max_rows
+            if truncated:
+                reader.close()  # frees the open result so a reused cursor can run again
+            return pa.Table.from_batches(batches, schema=reader.schema), truncated
+        except Exception as exc:
+            if guard.fired:
+                why = "server stopping" if self._stop.is_set() else f"{timeout:g}s time limit"
+                raise QueryError("timeout", f"query interrupted: {why}") from None
+            raise classify(exc) from None
+        finally:
+            guard.finish()
+            with self._running_lock:
+                self._running.discard(guard)
+
+
+def _limit(table: pa.Table, max_rows: int, truncated: bool) -> tuple[pa.Table, bool]:
+    if table.num_rows > max_rows:
+        return table.slice(0, max_rows), True
+    return table, truncated

@@ -1,0 +1,180 @@
+"""Read-only checks for user SQL, and the DuckDB settings that back them up.
+
+``check_read_only(sql)`` is the first line: DuckDB's own parser must see exactly one SELECT-type
+statement (SELECT, WITH, UNION, VALUES, FROM-first, DESCRIBE, SHOW, SUMMARIZE), and sqlglot's
+tree of it must not name a function or table that reads files, the network, settings or the
+environment, or that runs SQL given as a string (``query()``). ``lock_down(con, ...)`` is the
+second line, inside DuckDB: no file access outside the given directories, no extension
+loading, no scanning of Python variables, and a locked configuration, so even a construct the
+first check misses cannot reach the file system.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from queries.service_protocol import QueryError
+
+MAX_SQL_CHARS = 1_000_000
+
+# Functions that read files or the network, expose settings or the environment, run SQL from
+# a string, or change state. Names are DuckDB's; prefixes catch whole families.
+FORBIDDEN_FUNCTIONS = frozenset(
+    {
+        "glob",
+        "getenv",
+        "current_setting",
+        "query",
+        "query_table",
+        "checkpoint",
+        "force_checkpoint",
+        "which_secret",
+        "load_aws_credentials",
+        "arrow_scan",
+        "arrow_scan_dumb",
+        "python_map_function",
+        "nextval",
+        "setval",
+        "write_log",
+        "http_get",
+        "http_post",
+    }
+)
+FORBIDDEN_PREFIXES = (
+    "read_",
+    "parquet_",
+    "duckdb_",
+    "pragma_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "iceberg_",
+    "delta_",
+    "ducklake_",
+    "sniff_",
+    "json_execute",
+)
+# A table name with one of these is a file path to DuckDB's replacement scans ('x.csv').
+_PATH_CHARS = re.compile(r"[./\\:*?~]")
+
+# DuckDB statement types a read-only query may have; everything else is named in the error.
+_ALLOWED_TYPES = frozenset({"SELECT"})
+_TYPE_NAMES = {
+    "MULTI": "PIVOT without an explicit IN list (it creates a type; write ON col IN (...))"
+    " or a multi-part statement",
+    "VARIABLE_SET": "SET",
+    "LOGICAL_PLAN": "logical plan",
+}
+
+_parser_lock = threading.Lock()
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _duckdb_statement_types(sql: str) -> list[str]:
+    """DuckDB's parse of ``sql`` (a parse error is DuckDB's message, as bad_query)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect()
+        try:
+            statements = _parser.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise QueryError("bad_query", str(exc)) from None
+    return [s.type.name for s in statements]
+
+
+def forbidden_name(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in FORBIDDEN_FUNCTIONS or lowered.startswith(FORBIDDEN_PREFIXES)
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name)
+    return node.sql_name()
+
+
+def check_read_only(sql: str) -> None:
+    """Raise ``QueryError("forbidden", …)`` naming the construct unless ``sql`` is read-only.
+
+    Unparseable SQL raises ``QueryError("bad_query", <DuckDB's message>)``.
+    """
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryError("bad_query", f"query is longer than {MAX_SQL_CHARS} characters")
+    types = _duckdb_statement_types(sql)
+    if not types:
+        raise QueryError("bad_query", "empty query")
+    if len(types) > 1:
+        raise QueryError("forbidden", f"one statement per query, got {len(types)}")
+    if types[0] not in _ALLOWED_TYPES:
+        what = _TYPE_NAMES.get(types[0], types[0])
+        raise QueryError(
+            "forbidden",
+            f"{what} statements are not allowed: only read-only queries "
+            "(SELECT, WITH, UNION, VALUES, DESCRIBE)",
+        )
+    try:
+        trees = sqlglot.parse(sql, read="duckdb")
+    except SqlglotError as exc:
+        # DuckDB parsed it but the checker cannot see inside it: refuse rather than guess.
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"query uses syntax the safety check cannot verify: {first}"
+        raise QueryError("forbidden", msg) from None
+    for tree in trees:
+        if tree is not None:
+            _check_tree(tree)
+
+
+def _check_tree(tree: exp.Expr) -> None:
+    for func in tree.find_all(exp.Func):
+        name = _function_name(func)
+        if forbidden_name(name):
+            raise QueryError(
+                "forbidden",
+                f"function {name.lower()}() is not allowed in queries "
+                "(it reads files, settings or the environment, or runs SQL)",
+            )
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue  # a table function: checked above
+        for part in (table.name, table.db, table.catalog):
+            if part and (_PATH_CHARS.search(part) or forbidden_name(part)):
+                raise QueryError(
+                    "forbidden",
+                    f"table {part!r} is not allowed: file paths and "
+                    "system tables cannot be queried",
+                )
+
+
+def lock_down(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    allowed_directories: Iterable[str | Path] = (),
+    temp_directory: str | Path | None = None,
+) -> None:
+    """Apply the in-DuckDB defences to ``con``'s database; call once, before any user query.
+
+    After this the configuration is locked: set everything else (memory_limit, threads,
+    caches) before calling it. Directories are made absolute with a trailing slash, as
+    DuckDB's ``allowed_directories`` matches prefixes.
+    """
+    if temp_directory is not None:
+        con.execute("SET temp_directory = ?", [str(Path(temp_directory).absolute())])
+    dirs = [str(Path(d).absolute()).rstrip("/") + "/" for d in allowed_directories]
+    if dirs:
+        con.execute("SET allowed_directories = ?", [dirs])
+    # GLOBAL so that cursors (new client contexts) inherit it: a cursor would otherwise scan
+    # the calling Python frame for DataFrames or Arrow tables named like the user's table.
+    con.execute("SET GLOBAL python_enable_replacements = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
