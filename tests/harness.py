@@ -22,8 +22,14 @@ from tickdb.ready import wait_ready
 class Proc:
     """A component process started with ``python -m tickdb.cli ...``."""
 
-    def __init__(self, args: Sequence[str], workdir: Path, name: str,
-                 env: dict[str, str] | None = None, ready_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        workdir: Path,
+        name: str,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 30.0,
+    ) -> None:
         self.name = name
         self.ready_file = workdir / f"{name}.ready.json"
         self.ready_file.unlink(missing_ok=True)
@@ -32,11 +38,15 @@ class Proc:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(self.ready_file)],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
         )
         try:
             self.info: dict[str, Any] = wait_ready(
-                self.ready_file, ready_timeout, alive=lambda: self.popen.poll() is None)
+                self.ready_file, ready_timeout, alive=lambda: self.popen.poll() is None
+            )
         except Exception:
             self.stop()
             raise RuntimeError(f"{name} failed to start:\n{self.log()}") from None
@@ -78,3 +88,51 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.05)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """Write a small TOML config: ``{"tickerplant": {"mode": "batched"}}``."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+EPHEMERAL_TP = {
+    "address": "tcp://127.0.0.1:0",
+    "publish_address": "tcp://127.0.0.1:0",
+    "replay_address": "tcp://127.0.0.1:0",
+    "heartbeat_ms": 200,
+}
+
+
+def start_tp(workdir: Path, name: str = "tp", extra_args: Sequence[str] = (),
+             **settings: dict[str, Any]) -> Proc:
+    """A tickerplant on ephemeral loopback ports with data under ``workdir/data``."""
+    sections = {k: dict(v) for k, v in settings.items()}
+    sections["tickerplant"] = {**EPHEMERAL_TP, **sections.get("tickerplant", {})}
+    config = write_config(workdir / f"{name}.toml", sections)
+    return Proc(["tp", "--config", str(config), "--data-dir", str(workdir / "data"),
+                 *extra_args], workdir, name)
+
+
+def free_port() -> int:
+    """A port free right now, for processes that must come back on the same address."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

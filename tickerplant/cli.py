@@ -35,6 +35,7 @@ def _run_tp(
     ready_file: Path | None,
     repair: bool,
     address: str | None,
+    clock_start: str | None,
 ) -> None:
     """Run the tickerplant."""
     import dataclasses
@@ -51,7 +52,7 @@ def _run_tp(
             cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
         )
     try:
-        tp = Tickerplant(cfg, repair_journal=repair)
+        tp = Tickerplant(cfg, clock=_clock(clock_start), repair_journal=repair)
     except JournalCorrupt as exc:
         typer.echo(f"cannot start: {exc}\nOr start with `tickdb tp --repair`.", err=True)
         raise typer.Exit(3) from None
@@ -70,10 +71,23 @@ def tp_command(
         bool, typer.Option("--repair", help="Cut a torn journal tail (kept beside it) and start.")
     ] = False,
     address: Annotated[str | None, typer.Option(help="Override tickerplant.address.")] = None,
+    clock_start: Annotated[
+        str | None, typer.Option(hidden=True, help="Run the clock from this ISO instant (tests).")
+    ] = None,
 ) -> None:
     """Run the tickerplant (or one of its subcommands)."""
     if ctx.invoked_subcommand is None:
-        _run_tp(config, data_dir, ready_file, repair, address)
+        _run_tp(config, data_dir, ready_file, repair, address, clock_start)
+
+
+def _clock(clock_start: str | None) -> Any:
+    import datetime as dt
+
+    from tickerplant.clock import OffsetClock, SystemClock, datetime_to_ns
+
+    if clock_start is None:
+        return SystemClock()
+    return OffsetClock(datetime_to_ns(dt.datetime.fromisoformat(clock_start)))
 
 
 def tp_roll(address: AddressOpt = DEFAULT_ADDRESS) -> None:

@@ -33,6 +33,16 @@ class SystemClock:
         return time.time_ns()
 
 
+class OffsetClock:
+    """Real time, shifted to start at ``start_ns``: runs a process "on another day" in tests."""
+
+    def __init__(self, start_ns: int) -> None:
+        self._offset = start_ns - time.time_ns()
+
+    def now_ns(self) -> int:
+        return time.time_ns() + self._offset
+
+
 class ManualClock:
     """A clock that only moves when told to: for tests of timers and the day roll."""
 
@@ -55,7 +65,7 @@ def parse_roll_time(text: str) -> dt.time:
         parts = [int(p) for p in text.split(":")]
         if len(parts) not in (2, 3):
             raise ValueError
-        return dt.time(*parts)
+        return dt.time(parts[0], parts[1], parts[2] if len(parts) == 3 else 0)
     except ValueError:
         raise ValueError(f"expected HH:MM or HH:MM:SS, got {text!r}") from None
 

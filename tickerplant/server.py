@@ -90,7 +90,8 @@ class Tickerplant:
         state = recover(
             self.journal_dir, self.calendar, self.clock.now_ns(), self.ledger, repair=repair_journal
         )
-        self.seq = state.seq
+        self.seq = state.seq  # last seq assigned
+        self.committed_seq = state.seq  # last seq on the journal and published: what others see
         self.session: dt.date = state.session
         self.session_start_seq = state.session_start_seq
         self.journal = self._open_journal(self.session)
@@ -109,7 +110,7 @@ class Tickerplant:
         self.fanout = Fanout(self.pub, self.schemas)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
         self.replay = ReplayServer(
-            self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.seq
+            self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
         )
         self.pending = _Pending()
         self._outgoing: list[Outgoing] = []
@@ -137,7 +138,7 @@ class Tickerplant:
             "ingest": self.address,
             "publish": self.publish_endpoint,
             "replay": self.replay.endpoint,
-            "seq": self.seq,
+            "seq": self.committed_seq,
             "session": self.session.isoformat(),
             "session_start_seq": self.session_start_seq,
             "epoch": self.epoch,
@@ -151,7 +152,7 @@ class Tickerplant:
         counters = dict(vars(self.counters))
         return {
             **counters,
-            "seq": self.seq,
+            "seq": self.committed_seq,
             "session": self.session.isoformat(),
             "publishers": len(self.ledger),
             "topics": len(self.fanout.topics),
@@ -177,7 +178,7 @@ class Tickerplant:
         )
         while self._running:
             timeout = max(0.0, self._next_timer() - time.monotonic())
-            events = dict(poller.poll(timeout * 1000))
+            events = dict(poller.poll(int(timeout * 1000)))
             try:
                 if self.pub in events:
                     self._drain_subscriptions()
@@ -211,7 +212,7 @@ class Tickerplant:
             self.journal.flush(self.clock.now_ns())  # lets the fsync interval elapse
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
-            self.fanout.heartbeat(self.seq)
+            self.fanout.heartbeat(self.committed_seq)
             self._next_heartbeat = now + self.tp.heartbeat_ms / 1000
 
     def _drain_subscriptions(self) -> None:
@@ -220,7 +221,7 @@ class Tickerplant:
                 message = self.pub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self.fanout.on_subscription(message, self.seq)
+            self.fanout.on_subscription(message, self.committed_seq)
 
     def _drain_ingest(self) -> None:
         for _ in range(MAX_DRAIN):
@@ -333,6 +334,7 @@ class Tickerplant:
         """Journal, then publish, then acknowledge what this turn produced."""
         if self._outgoing or self._done_batches:
             self.journal.flush(self.clock.now_ns())
+            self.committed_seq = self.seq
         if self._outgoing:
             self.fanout.publish(self._outgoing)
             self._outgoing = []
@@ -374,6 +376,7 @@ class Tickerplant:
         ended = self.session
         self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
         self.journal.close(self.clock.now_ns())
+        self.committed_seq = self.seq
         self.fanout.publish(self._outgoing)
         self._outgoing = []
         self.session = next_session

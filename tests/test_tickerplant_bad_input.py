@@ -1,0 +1,104 @@
+"""Bad input gets a clear error to the sender, is counted and logged; everyone else carries on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import zmq
+from harness import start_tp
+
+from tickerplant.discovery import request
+from tickerplant.ingest import encode_stream
+from tickerplant.protocol import ERR, UPD, UPD_HEADER
+from tickerplant.publisher import Publisher, PublishError
+from tickerplant.subscriber import Subscriber, SubscriptionError, Update
+
+
+def send_raw(address: str, frames: list[bytes]) -> list[bytes]:
+    ctx = zmq.Context()
+    try:
+        return request(ctx, address, frames, 5)
+    finally:
+        ctx.term()
+
+
+def upd(batch: int, table: bytes, payload: bytes) -> list[bytes]:
+    # A fresh publisher id each time, so no case is mistaken for a resend of another.
+    return [UPD, UPD_HEADER.pack(os.urandom(16), batch, batch), table, payload]
+
+
+def stream(columns: dict[str, pa.Array]) -> bytes:
+    table = pa.table(columns)
+    return encode_stream(table, table.schema)
+
+
+GOOD = {"sym": pa.array(["AAPL"]), "price": pa.array([1.0]), "size": pa.array([1], pa.int64())}
+CASES = {
+    "unknown table": (upd(1, b"trades", stream(GOOD)), "unknown table 'trades'"),
+    "missing column": (upd(1, b"trade", stream({k: v for k, v in GOOD.items() if k != "size"})),
+                       "missing columns ['size']"),
+    "wrong type": (upd(1, b"trade", stream({**GOOD, "size": pa.array(["x"])})),
+                   "column 'size' must be long"),
+    "extra column": (upd(1, b"trade", stream({**GOOD, "venue": pa.array(["X"])})),
+                     "unknown columns ['venue']"),
+    "not arrow": (upd(1, b"trade", b"sym=AAPL,price=1.0"), "not a valid Arrow IPC stream"),
+    "truncated arrow": (upd(1, b"trade", stream(GOOD)[:-40]), "not a valid Arrow IPC stream"),
+    "oversized": (upd(1, b"trade", stream({"sym": pa.array(["A" * 2000] * 1000),
+                                           "price": pa.array([1.0] * 1000),
+                                           "size": pa.array([1] * 1000, pa.int64())})),
+                  "exceeds max_message_bytes"),
+    "malformed frames": ([UPD, b"short"], "malformed UPD"),
+    "unknown request": ([b"DROP TABLE"], "unknown request"),
+}
+
+
+@pytest.fixture(scope="module")
+def tp(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    workdir = tmp_path_factory.mktemp("badinput")
+    proc = start_tp(workdir, tickerplant={"max_message_bytes": 1_000_000})
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gets_a_clear_error_and_the_tickerplant_keeps_serving(tp, case: str) -> None:  # type: ignore[no-untyped-def]
+    frames, message = CASES[case]
+    address = tp.info["address"]
+    before = json.loads(send_raw(address, [b"STATS"])[1])
+    reply = send_raw(address, frames)
+    assert reply[0] == ERR
+    assert message in reply[2].decode()
+    after = json.loads(send_raw(address, [b"STATS"])[1])
+    assert after["rejected"] + after["malformed"] == before["rejected"] + before["malformed"] + 1
+    assert message in tp.log()
+    # A well-behaved publisher and subscriber are unaffected.
+    sub = Subscriber(address, tables=["trade"])
+    with Publisher(address) as pub:
+        pub.publish("trade", {"sym": "IBM", "price": 2.0, "size": 7})
+    got = sub.poll(5)
+    assert isinstance(got, Update) and got.data.column("size").to_pylist() == [7]
+    assert after["seq"] == before["seq"]  # nothing bad reached the journal
+    sub.close()
+
+
+def test_publisher_raises_refusals_on_flush(tp) -> None:  # type: ignore[no-untyped-def]
+    with Publisher(tp.info["address"]) as pub:
+        pub.publish_ipc("trade", b"garbage")
+        pub.publish("trade", {"sym": "IBM", "price": 2.0, "size": 7})
+        with pytest.raises(PublishError, match="batch 1: .*not a valid Arrow IPC stream"):
+            pub.flush()
+        assert pub.acked == 2  # the refusal does not hold back the good batch behind it
+
+
+def test_client_side_type_errors_name_the_column(tp) -> None:  # type: ignore[no-untyped-def]
+    with Publisher(tp.info["address"]) as pub, pytest.raises(ValueError, match="'price'"):
+        pub.publish("trade", {"sym": "IBM", "price": "cheap", "size": 7})
+
+
+def test_subscription_to_unknown_table_is_refused(tp) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SubscriptionError, match="unknown tables"):
+        Subscriber(tp.info["address"], tables=["nope"])
