@@ -49,10 +49,12 @@ class Proc:
             )
         except Exception:
             self.stop()
-            raise RuntimeError(f"{name} failed to start:\n{self.log()}") from None
+            output = self.log_path.read_text(errors="replace")
+            raise RuntimeError(f"{name} failed to start:\n{output}") from None
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -119,14 +121,18 @@ EPHEMERAL_TP = {
 }
 
 
-def start_tp(workdir: Path, name: str = "tp", extra_args: Sequence[str] = (),
-             **settings: dict[str, Any]) -> Proc:
+def start_tp(
+    workdir: Path, name: str = "tp", extra_args: Sequence[str] = (), **settings: dict[str, Any]
+) -> Proc:
     """A tickerplant on ephemeral loopback ports with data under ``workdir/data``."""
     sections = {k: dict(v) for k, v in settings.items()}
     sections["tickerplant"] = {**EPHEMERAL_TP, **sections.get("tickerplant", {})}
     config = write_config(workdir / f"{name}.toml", sections)
-    return Proc(["tp", "--config", str(config), "--data-dir", str(workdir / "data"),
-                 *extra_args], workdir, name)
+    return Proc(
+        ["tp", "--config", str(config), "--data-dir", str(workdir / "data"), *extra_args],
+        workdir,
+        name,
+    )
 
 
 def free_port() -> int:

@@ -41,11 +41,17 @@ def test_invalid_config_names_the_key(raw: dict, key: str) -> None:
 
 def test_tables_are_declared_with_q_types(tmp_path: Path) -> None:
     path = tmp_path / "tickdb.toml"
-    path.write_text('data_dir = "d"\n[tables.fx]\ntime = "timestamp"\nsym = "symbol"\n'
-                    'bid = "float"\nvenue = "symbol"\n')
+    path.write_text(
+        'data_dir = "d"\n[tables.fx]\ntime = "timestamp"\nsym = "symbol"\n'
+        'bid = "float"\nvenue = "symbol"\n'
+    )
     config = load_config(path, data_dir=tmp_path / "elsewhere")
-    assert config.tables["fx"].qtypes() == {"time": "timestamp", "sym": "symbol",
-                                            "bid": "float", "venue": "symbol"}
+    assert config.tables["fx"].qtypes() == {
+        "time": "timestamp",
+        "sym": "symbol",
+        "bid": "float",
+        "venue": "symbol",
+    }
     assert config.data_path == tmp_path / "elsewhere"
 
 
@@ -58,6 +64,9 @@ def test_every_setting_is_documented() -> None:
             assert f"`{section.name}`" in doc
             continue
         assert f"[{section.name}]" in doc, section.name
-        for setting in dataclasses.fields(section.type if isinstance(section.type, type)
-                                          else type(getattr(Config(), section.name))):
+        for setting in dataclasses.fields(
+            section.type
+            if isinstance(section.type, type)
+            else type(getattr(Config(), section.name))
+        ):
             assert f"`{section.name}.{setting.name}`" in doc, f"{section.name}.{setting.name}"

@@ -39,18 +39,34 @@ def stream(columns: dict[str, pa.Array]) -> bytes:
 GOOD = {"sym": pa.array(["AAPL"]), "price": pa.array([1.0]), "size": pa.array([1], pa.int64())}
 CASES = {
     "unknown table": (upd(1, b"trades", stream(GOOD)), "unknown table 'trades'"),
-    "missing column": (upd(1, b"trade", stream({k: v for k, v in GOOD.items() if k != "size"})),
-                       "missing columns ['size']"),
-    "wrong type": (upd(1, b"trade", stream({**GOOD, "size": pa.array(["x"])})),
-                   "column 'size' must be long"),
-    "extra column": (upd(1, b"trade", stream({**GOOD, "venue": pa.array(["X"])})),
-                     "unknown columns ['venue']"),
+    "missing column": (
+        upd(1, b"trade", stream({k: v for k, v in GOOD.items() if k != "size"})),
+        "missing columns ['size']",
+    ),
+    "wrong type": (
+        upd(1, b"trade", stream({**GOOD, "size": pa.array(["x"])})),
+        "column 'size' must be long",
+    ),
+    "extra column": (
+        upd(1, b"trade", stream({**GOOD, "venue": pa.array(["X"])})),
+        "unknown columns ['venue']",
+    ),
     "not arrow": (upd(1, b"trade", b"sym=AAPL,price=1.0"), "not a valid Arrow IPC stream"),
     "truncated arrow": (upd(1, b"trade", stream(GOOD)[:-40]), "not a valid Arrow IPC stream"),
-    "oversized": (upd(1, b"trade", stream({"sym": pa.array(["A" * 2000] * 1000),
-                                           "price": pa.array([1.0] * 1000),
-                                           "size": pa.array([1] * 1000, pa.int64())})),
-                  "exceeds max_message_bytes"),
+    "oversized": (
+        upd(
+            1,
+            b"trade",
+            stream(
+                {
+                    "sym": pa.array(["A" * 2000] * 1000),
+                    "price": pa.array([1.0] * 1000),
+                    "size": pa.array([1] * 1000, pa.int64()),
+                }
+            ),
+        ),
+        "exceeds max_message_bytes",
+    ),
     "malformed frames": ([UPD, b"short"], "malformed UPD"),
     "unknown request": ([b"DROP TABLE"], "unknown request"),
 }

@@ -13,11 +13,13 @@ from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
 
 def trades(start: int, count: int, syms: tuple[str, ...] = ("AAPL", "MSFT", "IBM")) -> pa.Table:
-    return pa.table({
-        "sym": [syms[i % len(syms)] for i in range(start, start + count)],
-        "price": [float(i) for i in range(start, start + count)],
-        "size": list(range(start, start + count)),
-    })
+    return pa.table(
+        {
+            "sym": [syms[i % len(syms)] for i in range(start, start + count)],
+            "price": [float(i) for i in range(start, start + count)],
+            "size": list(range(start, start + count)),
+        }
+    )
 
 
 def drain(sub: Subscriber, expected_rows: int, timeout: float = 20.0) -> list[Update]:
@@ -33,8 +35,10 @@ def drain(sub: Subscriber, expected_rows: int, timeout: float = 20.0) -> list[Up
         wait_until(enough, timeout, f"{expected_rows} rows")
     except AssertionError:
         got_rows = sum(u.data.num_rows for u in got)
-        raise AssertionError(f"got {got_rows} of {expected_rows} rows: {sizes(got)[-5:]}, "
-                             f"gaps {sub.gaps_repaired} last {sub.last_seq}") from None
+        raise AssertionError(
+            f"got {got_rows} of {expected_rows} rows: {sizes(got)[-5:]}, "
+            f"gaps {sub.gaps_repaired} last {sub.last_seq}"
+        ) from None
     # Anything further would be a duplicate.
     extra = sub.poll(0.3)
     assert extra is None, f"unexpected extra message {extra}"
@@ -171,8 +175,11 @@ def test_roll_is_announced_and_replay_crosses_it(tmp_path: Path, procs: list) ->
         ctx.term()
         pub.publish("trade", trades(5, 5))
     messages = []
-    wait_until(lambda: (m := sub.poll(0.05)) is None or messages.append(m) or len(messages) >= 3,
-               10, "three messages")
+    wait_until(
+        lambda: (m := sub.poll(0.05)) is None or messages.append(m) or len(messages) >= 3,
+        10,
+        "three messages",
+    )
     assert [type(m) for m in messages] == [Update, EndOfDay, Update]
     assert isinstance(messages[1], EndOfDay)
     journal_files = sorted((tmp_path / "data" / "journal").glob("*.tpj"))

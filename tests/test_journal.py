@@ -1,0 +1,119 @@
+"""The journal: checksummed records, torn tails detected, reported and repaired."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from harness import start_tp
+
+from tickerplant.ingest import encode_stream
+from tickerplant.journal import (
+    JournalIndex,
+    JournalWriter,
+    journal_path,
+    read_journal,
+    repair_journal,
+    scan_journal,
+)
+from tickerplant.protocol import KIND_UPD, encode_record
+from tickerplant.publisher import Publisher
+from tickerplant.subscriber import Subscriber
+
+
+def write_records(path: Path, count: int) -> list[bytes]:
+    writer = JournalWriter(path, JournalIndex(), fsync="never")
+    records = []
+    for seq in range(1, count + 1):
+        table = pa.table({"sym": ["A"], "size": [seq]})
+        record = encode_record(KIND_UPD, seq, seq, "trade", (), encode_stream(table, table.schema))
+        writer.append(record, seq)
+        records.append(record)
+    writer.close(0)
+    return records
+
+
+def test_records_round_trip_and_validate(tmp_path: Path) -> None:
+    path = tmp_path / "2026-01-02.tpj"
+    write_records(path, 50)
+    scan = scan_journal(path)
+    assert (scan.records, scan.first_seq, scan.last_seq, scan.corrupt) == (50, 1, 50, False)
+    got = [r.to_table().column("size")[0].as_py() for r in read_journal(path, after=10, upto=20)]
+    assert got == list(range(11, 21))
+
+
+@pytest.mark.parametrize("damage", ["torn", "flipped", "garbage"])
+def test_a_bad_tail_is_reported_with_what_is_valid_and_repaired(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "2026-01-02.tpj"
+    records = write_records(path, 20)
+    good_size = path.stat().st_size
+    data = bytearray(path.read_bytes())
+    last_start = good_size - len(records[-1])
+    if damage == "torn":
+        del data[-10:]
+    elif damage == "flipped":
+        data[-5] ^= 0xFF
+    else:
+        data += b"\x00garbage after the last record"
+    path.write_bytes(bytes(data))
+    scan = scan_journal(path)
+    assert scan.corrupt
+    expected_valid = 20 if damage == "garbage" else 19
+    assert scan.records == expected_valid
+    assert scan.valid_bytes == (good_size if damage == "garbage" else last_start)
+    assert f"{expected_valid} valid records" in scan.describe()
+    assert "tickdb journal repair" in scan.describe()
+    with pytest.raises(Exception, match="valid records"):
+        list(read_journal(path))
+    repaired = repair_journal(path)
+    assert not repaired.corrupt and repaired.records == expected_valid
+    kept = list(tmp_path.glob("*.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bytes(data[scan.valid_bytes :])
+
+
+def test_journal_cli_check_and_repair(tmp_path: Path) -> None:
+    path = tmp_path / "2026-01-02.tpj"
+    write_records(path, 5)
+    with open(path, "ab") as f:
+        f.write(b"\x05\x00\x00")
+    run = [sys.executable, "-m", "tickdb.cli", "journal"]
+    check = subprocess.run([*run, "check", str(path)], capture_output=True, text=True)
+    assert check.returncode == 1 and "5 valid records" in check.stdout
+    fix = subprocess.run([*run, "repair", str(path)], capture_output=True, text=True)
+    assert fix.returncode == 0 and "cut 3 bytes" in fix.stdout
+    check = subprocess.run([*run, "check", str(path), "--rows"], capture_output=True, text=True)
+    assert check.returncode == 0 and "trade: 5 rows" in check.stdout
+
+
+def test_tickerplant_refuses_a_torn_journal_then_repairs_and_continues(
+    tmp_path: Path, procs: list
+) -> None:
+    tp = start_tp(tmp_path)
+    address = tp.info["address"]
+    with Publisher(address) as pub:
+        for i in range(10):
+            pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+    tp.stop()
+    path = journal_path(tmp_path / "data" / "journal", dt.date.fromisoformat(tp.info["session"]))
+    with open(path, "ab") as f:
+        f.write(b"\x40\x00\x00\x00half a record")
+    with pytest.raises(RuntimeError, match=r"10 valid records.*tickdb journal repair"):
+        start_tp(tmp_path, name="tp-refused")
+    tp = start_tp(tmp_path, name="tp-repaired", extra_args=["--repair"])
+    procs.append(tp)
+    assert tp.info["seq"] == 10
+    address = tp.info["address"]
+    with Publisher(address) as pub:
+        pub.publish("trade", {"sym": "A", "price": 1.0, "size": 10})
+    sub = Subscriber(address, start="journal")
+    sizes = []
+    while (m := sub.poll(1.0)) is not None:
+        sizes.extend(m.data.column("size").to_pylist())
+    assert sizes == list(range(11))
+    sub.close()
