@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -105,7 +104,7 @@ def test_publisher_raises_refusals_on_flush(tp) -> None:  # type: ignore[no-unty
     with Publisher(tp.info["address"]) as pub:
         pub.publish_ipc("trade", b"garbage")
         pub.publish("trade", {"sym": "IBM", "price": 2.0, "size": 7})
-        with pytest.raises(PublishError, match="batch 1: .*not a valid Arrow IPC stream"):
+        with pytest.raises(PublishError, match=r"batch 1: .*not a valid Arrow IPC stream"):
             pub.flush()
         assert pub.acked == 2  # the refusal does not hold back the good batch behind it
 
