@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 
 register_tickerplant(app)
+__import__("gateway.cli").cli.register(app)
 
 
 def main() -> None:

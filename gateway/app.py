@@ -1,0 +1,187 @@
+"""The gateway's HTTP API (FastAPI; OpenAPI at ``/docs``). See ``docs/gateway.md``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from gateway import formats
+from gateway.backends import BackendState
+from gateway.errors import HTTP_STATUS, QueryError
+from gateway.metrics import GatewayMetrics
+from gateway.router import Router
+
+
+class QueryRequest(BaseModel):
+    sql: str = Field(description="One read-only DuckDB SQL statement over the logical tables.")
+    format: Literal["json", "arrow", "csv"] | None = Field(
+        None, description="Result encoding; overrides the Accept header."
+    )
+    max_rows: int | None = Field(None, ge=0, description="Row limit (capped by the gateway's).")
+    timeout_s: float | None = Field(None, gt=0, description="Time limit (capped likewise).")
+    allow_partial: bool = Field(
+        False,
+        description="If a backend fails, answer from the others and flag the result "
+        "partial instead of failing.",
+    )
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": kind} for kind, status in HTTP_STATUS.items()
+}
+
+
+def error_response(exc: QueryError) -> JSONResponse:
+    return JSONResponse(
+        {"error": exc.kind, "message": str(exc)}, status_code=HTTP_STATUS.get(exc.kind, 500)
+    )
+
+
+def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
+    metrics = GatewayMetrics(router.topology)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        router.topology.start(refresh_s)
+        yield
+        router.close()
+
+    app = FastAPI(
+        title="tickdb gateway",
+        lifespan=lifespan,
+        description="One logical table per name across today (RDBs), past days "
+        "(HDBs) and every shard, with a `date` column.",
+    )
+
+    @app.post("/query", responses=ERRORS, response_class=Response)
+    def query(
+        body: QueryRequest, format: str | None = Query(None), accept: str | None = Header(None)
+    ) -> Response:
+        """Run SQL; JSON, Arrow IPC stream or CSV by ``format`` or ``Accept``."""
+        try:
+            fmt = formats.choose(body.format or format, accept)
+        except ValueError as exc:
+            return error_response(QueryError("bad_query", str(exc)))
+        started = time.monotonic()
+        try:
+            result = router.run_sql(
+                body.sql,
+                timeout_s=body.timeout_s,
+                max_rows=body.max_rows,
+                allow_partial=body.allow_partial,
+            )
+        except QueryError as exc:
+            metrics.queries.labels("none", exc.kind).inc()
+            return error_response(exc)
+        metrics.queries.labels(result.plan, "partial" if result.partial else "ok").inc()
+        metrics.seconds.labels(result.plan).observe(time.monotonic() - started)
+        metrics.rows.inc(result.table.num_rows)
+        return Response(
+            formats.encode(result, fmt),
+            media_type=formats.FORMATS[fmt],
+            headers=formats.headers(result),
+        )
+
+    @app.post("/query/plan", responses=ERRORS)
+    def plan(body: QueryRequest) -> Any:
+        """How the query would run: the mode, each backend query and the merge query."""
+        try:
+            return router.plan(body.sql).explain()
+        except QueryError as exc:
+            return error_response(exc)
+
+    @app.get("/tables")
+    def tables() -> list[dict[str, Any]]:
+        """Every logical table with its columns and row counts by tier."""
+        return [_table(router, name) for name in sorted(router.catalog.columns)]
+
+    @app.get("/tables/{name}", responses={404: {"model": ErrorBody}})
+    def table(name: str) -> Any:
+        """One table: columns (q types), row counts by tier and by backend, dates held."""
+        if name not in router.catalog.columns:
+            return JSONResponse(
+                {
+                    "error": "not_found",
+                    "message": f"no table {name!r}; known: "
+                    f"{', '.join(sorted(router.catalog.columns))}",
+                },
+                404,
+            )
+        return _table(router, name, detail=True)
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down."""
+        backends = [_health(s) for s in router.topology.states]
+        ok = all(b["up"] for b in backends)
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "backends": backends},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", response_class=Response)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:
+    rows = {"rdb": 0, "hdb": 0}
+    per_backend = []
+    for state in router.topology.states:
+        meta = state.tables().get(name)
+        if meta is None:
+            continue
+        rows[state.role] = rows.get(state.role, 0) + int(meta.get("rows") or 0)
+        per_backend.append(
+            {
+                "backend": state.name,
+                "role": state.role,
+                "shard": state.shard,
+                "rows": meta.get("rows"),
+                "dates": meta.get("dates"),
+            }
+        )
+    out: dict[str, Any] = {
+        "name": name,
+        "columns": router.catalog.columns[name] + [("date", "date")],
+        "rows": rows,
+    }
+    if detail:
+        out["backends"] = per_backend
+    return out
+
+
+def _health(state: BackendState) -> dict[str, Any]:
+    info = state.info or {}
+    now = time.time()
+    heartbeat = info.get("last_heartbeat")
+    lag = None
+    if "seq" in info and "tp_seq" in info:
+        lag = int(info["tp_seq"]) - int(info["seq"])
+    return {
+        "name": state.name,
+        "role": state.role,
+        "up": state.up,
+        "error": state.error,
+        "shard": state.shard,
+        "date": info.get("date"),
+        "seq": info.get("seq"),
+        "tp_seq": info.get("tp_seq"),
+        "seq_lag": lag,
+        "last_heartbeat": heartbeat,
+        "heartbeat_age_s": round(now - float(heartbeat), 3) if heartbeat else None,
+        "last_seen_s": round(now - state.ok_at, 3) if state.ok_at else None,
+    }

@@ -1,0 +1,190 @@
+"""``tickdb gateway`` (serve HTTP), ``tickdb query`` and ``tickdb status`` (its clients)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gateway.client import DEFAULT_URL
+
+FORMATS = ("table", "csv", "json", "arrow")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gateway")(gateway)
+    app.command("query")(query)
+    app.command("status")(status)
+
+
+def gateway(
+    rdb: Annotated[list[str], typer.Option(help="RDB query address, one per shard.")] = [],  # noqa: B006
+    hdb: Annotated[list[str], typer.Option(help="HDB query address, one per shard.")] = [],  # noqa: B006
+    config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
+    host: Annotated[str | None, typer.Option(help="HTTP host [gateway.host].")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port, 0 = any [gateway.port].")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Query time limit, seconds [gateway.query_timeout_s].")
+    ] = None,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Result row limit [gateway.max_rows].")
+    ] = None,
+    scan_rows: Annotated[
+        int, typer.Option(help="Rows one backend may send for a merge.")
+    ] = 5_000_000,
+    refresh: Annotated[float, typer.Option(help="Seconds between backend info() calls.")] = 1.0,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Write {url, host, port} here once listening.")
+    ] = None,
+) -> None:
+    """Serve the HTTP query API over the given RDB and HDB backends."""
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.backends import BackendState, Topology
+    from gateway.router import Limits, Router
+    from queries.service import QueryClient
+    from tickdb.config import load_config
+    from tickdb.ready import write_ready
+
+    cfg = load_config(config)
+    limits = Limits(
+        timeout_s=timeout or cfg.gateway.query_timeout_s,
+        max_rows=max_rows or cfg.gateway.max_rows,
+        scan_rows=scan_rows,
+    )
+    if not rdb and not hdb:
+        raise typer.BadParameter("give at least one --rdb or --hdb address")
+    states = [
+        BackendState(f"{role}:{addr}", role, QueryClient(addr, limits.timeout_s))
+        for role, addrs in (("rdb", rdb), ("hdb", hdb))
+        for addr in addrs
+    ]
+    topology = Topology(states)
+    topology.refresh()  # so the first query already routes by shard and date
+    router = Router(topology, limits=limits, tables=cfg.tables)
+    bind_host = host or cfg.gateway.host
+    sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind_host, cfg.gateway.port if port is None else port))
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(router, refresh_s=refresh), log_level="warning", access_log=False)
+    )
+    url = f"http://{bind_host}:{bound_port}"
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            threading.Event().wait(0.01)
+        if server.started:
+            write_ready(ready_file, {"url": url, "host": bind_host, "port": bound_port})
+            print(f"gateway listening on {url} (docs at {url}/docs)", flush=True)
+
+    threading.Thread(target=announce, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    server.run(sockets=[sock])
+
+
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the logical tables.")],
+    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or arrow.")] = "table",
+    max_rows: Annotated[int | None, typer.Option(help="Row limit.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Time limit, seconds.")] = None,
+    allow_partial: Annotated[bool, typer.Option(help="Accept a partial result.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
+) -> None:
+    """Run SQL through the gateway and print the result."""
+    import httpx
+
+    from gateway.client import Client, GatewayError
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    options: dict[str, Any] = {"allow_partial": allow_partial}
+    if max_rows is not None:
+        options["max_rows"] = max_rows
+    if timeout is not None:
+        options["timeout_s"] = timeout
+    try:
+        with Client(url) as client:
+            if fmt == "table":
+                body = json.loads(client.raw(sql, "json", **options))
+                _print_table(body)
+                return
+            data = client.raw(sql, fmt, **options)
+    except GatewayError as exc:
+        typer.echo(f"error ({exc.kind}): {exc}", err=True)
+        raise typer.Exit(1) from None
+    except httpx.TransportError as exc:
+        typer.echo(f"cannot reach the gateway at {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if output is not None:
+        output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+def _print_table(body: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*[c["name"] for c in body["columns"]], show_lines=False)
+    for row in body["data"]:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console = Console()
+    console.print(table)
+    notes = [f"{body['rows']} rows", f"{body['elapsed_ms']:.1f} ms", f"plan {body['plan']}"]
+    if body["truncated"]:
+        notes.append("TRUNCATED at the row limit")
+    if body["partial"]:
+        notes.append(f"PARTIAL: missing {', '.join(body['missing'])}")
+    Console(stderr=True).print(", ".join(notes), style="dim")
+
+
+def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL) -> None:
+    """Health of every backend behind the gateway; exit 1 if any is down."""
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.client import Client, GatewayError
+
+    try:
+        with Client(url, timeout_s=10) as client:
+            health = client.health()
+    except (GatewayError, httpx.TransportError) as exc:
+        typer.echo(f"gateway at {url} is not answering: {exc}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(
+        "backend",
+        "role",
+        "shard",
+        "up",
+        "date",
+        "seq lag",
+        "heartbeat age s",
+        "error",
+        title=f"gateway {url}: {health['status']}",
+    )
+    for b in health["backends"]:
+        table.add_row(
+            b["name"],
+            b["role"],
+            "-" if not b["shard"] else f"{b['shard'][0]}/{b['shard'][1]}",
+            "yes" if b["up"] else "NO",
+            str(b["date"] or "-"),
+            "-" if b["seq_lag"] is None else str(b["seq_lag"]),
+            "-" if b["heartbeat_age_s"] is None else str(b["heartbeat_age_s"]),
+            b["error"] or "",
+        )
+    Console().print(table)
+    if health["status"] != "ok":
+        raise typer.Exit(1)

@@ -1,0 +1,70 @@
+"""Prometheus metrics of one gateway, on its own registry (several apps can share a process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gateway.backends import Topology
+
+
+class _BackendCollector(Collector):
+    """Backend gauges read from the topology at scrape time, so they are never stale."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily(
+            "tickdb_gateway_backend_up",
+            "1 if the backend answered its last info() call",
+            labels=["backend", "role"],
+        )
+        lag = GaugeMetricFamily(
+            "tickdb_gateway_backend_seq_lag",
+            "Tickerplant sequence number minus the RDB's",
+            labels=["backend"],
+        )
+        age = GaugeMetricFamily(
+            "tickdb_gateway_backend_last_seen_seconds",
+            "Seconds since the backend last answered info()",
+            labels=["backend"],
+        )
+        now = time.time()
+        for state in self.topology.states:
+            up.add_metric([state.name, state.role], 1.0 if state.up else 0.0)
+            info = state.info or {}
+            if "seq" in info and "tp_seq" in info:
+                lag.add_metric([state.name], float(info["tp_seq"]) - float(info["seq"]))
+            if state.ok_at is not None:
+                age.add_metric([state.name], now - state.ok_at)
+        yield from (up, lag, age)
+
+
+class GatewayMetrics:
+    def __init__(self, topology: Topology) -> None:
+        self.registry = CollectorRegistry()
+        self.queries = Counter(
+            "tickdb_gateway_queries",
+            "Queries answered, by plan and outcome",
+            ["plan", "outcome"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "tickdb_gateway_query_seconds",
+            "Query latency by plan",
+            ["plan"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.rows = Counter(
+            "tickdb_gateway_result_rows", "Rows returned to clients", registry=self.registry
+        )
+        self.registry.register(_BackendCollector(topology))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
