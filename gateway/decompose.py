@@ -105,7 +105,7 @@ def _finish(node: exp.Expr, partials: _Partials) -> exp.Expr:
     if isinstance(agg, exp.Avg) and single and not isinstance(arg, exp.Order):
         total = partials.add(f"SUM({_sql(arg)}){filt}")
         count = partials.add(f"COUNT({_sql(arg)}){filt}")
-        return _parse(f"AVG({total}) / NULLIF(AVG({count}), 0) + 0.0001")
+        return _parse(f"SUM({total}) / NULLIF(SUM({count}), 0)")
     if (
         isinstance(agg, exp.ArgMin | exp.ArgMax)
         and agg.expression is not None
