@@ -12,7 +12,7 @@ from harness import start_tp
 
 from tickerplant.discovery import request
 from tickerplant.ingest import encode_stream
-from tickerplant.protocol import ERR, UPD, UPD_HEADER
+from tickerplant.protocol import ERR, UPD, encode_upd
 from tickerplant.publisher import Publisher, PublishError
 from tickerplant.subscriber import Subscriber, SubscriptionError, Update
 
@@ -27,7 +27,7 @@ def send_raw(address: str, frames: list[bytes]) -> list[bytes]:
 
 def upd(batch: int, table: bytes, payload: bytes) -> list[bytes]:
     # A fresh publisher id each time, so no case is mistaken for a resend of another.
-    return [UPD, UPD_HEADER.pack(os.urandom(16), batch, batch), table, payload]
+    return [UPD, encode_upd(os.urandom(16), batch, batch, table, payload)]
 
 
 def stream(columns: dict[str, pa.Array]) -> bytes:
@@ -67,6 +67,7 @@ CASES = {
         "exceeds max_message_bytes",
     ),
     "malformed frames": ([UPD, b"short"], "malformed UPD"),
+    "extra frames": ([UPD, b"a", b"b"], "malformed UPD"),
     "unknown request": ([b"DROP TABLE"], "unknown request"),
 }
 

@@ -17,6 +17,9 @@ import pyarrow.ipc as ipc
 from tickerplant.schema import TableSchema
 
 
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
 class IngestError(ValueError):
     """A batch the tickerplant refuses; the message goes back to the publisher."""
 
@@ -39,7 +42,7 @@ class BatchValidator:
             name: schema.arrow.serialize().to_pybytes() for name, schema in schemas.items()
         }
 
-    def validate(self, table: str, payload: bytes, now_ns: int) -> tuple[bytes, int]:
+    def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> tuple[bytes, int]:
         """Return ``(canonical payload, row count)`` or raise IngestError."""
         schema = self.schemas.get(table)
         if schema is None:
@@ -50,36 +53,41 @@ class BatchValidator:
                 f"message of {len(payload)} bytes exceeds max_message_bytes "
                 f"({self.max_message_bytes})"
             )
+        view = memoryview(payload)
         prefix = self._canonical_prefix[table]
-        if payload.startswith(prefix):
-            rows = self._count_canonical(schema, memoryview(payload)[len(prefix) :])
+        if view[: len(prefix)] == prefix:
+            rows = self._count_canonical(schema, view[len(prefix) :])
             if rows is not None:
-                return payload, rows
+                return bytes(view), rows
         return self._slow_path(schema, payload, now_ns)
 
     @staticmethod
     def _count_canonical(schema: TableSchema, rest: memoryview) -> int | None:
-        """Rows in the batch messages after a canonical schema; None when not that shape."""
+        """Rows of the one batch after a canonical schema; None when not exactly that shape.
+
+        The common case (one batch, optionally the end-of-stream marker) is checked without
+        a stream reader: read the message, the batch, and check nothing else follows.
+        """
         try:
-            reader = ipc.MessageReader.open_stream(pa.BufferReader(pa.py_buffer(rest)))
-            rows = 0
-            while True:
-                try:
-                    message = reader.read_next_message()
-                except StopIteration:
-                    return rows
-                if message.type != "record batch":
-                    return None
-                batch = ipc.read_record_batch(message, schema.arrow)
-                batch.validate(full=True)
-                rows += batch.num_rows
+            message = ipc.read_message(pa.py_buffer(rest))
+            if message.type != "record batch":
+                return None
+            batch = ipc.read_record_batch(message, schema.arrow)
+            batch.validate(full=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
             return None  # let the slow path produce the precise error
+        used = 8 + message.metadata.size + message.body.size
+        trailer = bytes(rest[used:])
+        if trailer not in (b"", _END_OF_STREAM):
+            return None  # several batches: the slow path reads them all
+        return int(batch.num_rows)
 
-    def _slow_path(self, schema: TableSchema, payload: bytes, now_ns: int) -> tuple[bytes, int]:
+    def _slow_path(
+        self, schema: TableSchema, payload: bytes | memoryview, now_ns: int
+    ) -> tuple[bytes, int]:
         where = f"table {schema.name!r}"
         try:
-            received = ipc.open_stream(payload).read_all()
+            received = ipc.open_stream(pa.py_buffer(payload)).read_all()
             received.validate(full=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise IngestError(f"{where}: payload is not a valid Arrow IPC stream: {exc}") from None

@@ -50,7 +50,7 @@ HEARTBEAT = b"H"
 RECORD_HEADER = struct.Struct("<II")
 BODY_PREFIX = struct.Struct("<BBHHQq")
 ORIGIN = struct.Struct("<16sQ")
-UPD_HEADER = struct.Struct("<16sQQ")  # publisher id, batch number, lowest unacked batch
+UPD_HEADER = struct.Struct("<16sQQH")  # publisher id, batch no, lowest unacked batch, table len
 U64 = struct.Struct("<Q")
 HEADER_SIZE = RECORD_HEADER.size + BODY_PREFIX.size
 
@@ -59,6 +59,25 @@ JOURNAL_MAGIC = b"TKDBJNL1"
 
 class ProtocolError(ValueError):
     """Bytes that are not a valid record or frame."""
+
+
+def encode_upd(publisher: bytes, batch: int, base: int, table: bytes, payload: bytes) -> bytes:
+    """The body frame of an UPD request: one frame, because every frame costs a syscall."""
+    return UPD_HEADER.pack(publisher, batch, base, len(table)) + table + payload
+
+
+def decode_upd(body: bytes) -> tuple[bytes, int, int, bytes, memoryview]:
+    """``(publisher, batch, base, table, payload)``; ProtocolError when it does not fit."""
+    if len(body) < UPD_HEADER.size:
+        raise ProtocolError(
+            f"UPD body of {len(body)} bytes is shorter than its {UPD_HEADER.size}-byte header"
+        )
+    publisher, batch, base, name_len = UPD_HEADER.unpack_from(body, 0)
+    end = UPD_HEADER.size + name_len
+    if end > len(body):
+        raise ProtocolError("UPD table name runs past the end of the frame")
+    view = memoryview(body)
+    return publisher, batch, base, bytes(view[UPD_HEADER.size : end]), view[end:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,14 @@ import zmq
 
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.ingest import encode_stream
-from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, encode_upd
 from tickerplant.schema import TableSchema, conform
 
 log = logging.getLogger(__name__)
+
+# Plain ints: combining zmq's flag enums costs more than the send itself for small messages.
+_MORE = int(zmq.SNDMORE)
+_POLLIN = int(zmq.POLLIN)
 
 
 class PublishError(Exception):
@@ -99,6 +103,7 @@ class Publisher:
         self.hello: Hello = request_hello(self._ctx, address, timeout_s)
         self._lock = threading.RLock()
         self._next_batch = 1
+        self._sends_since_check = 0
         self._inflight: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
         self._acked = 0
         self._last_progress = time.monotonic()
@@ -160,7 +165,11 @@ class Publisher:
             self._send_new(table, encode_stream(merged.combine_chunks(), merged.schema))
 
     def _send_new(self, table: str, payload: bytes) -> int:
-        self._process_replies(block_s=0)
+        # Look for acks every few sends, not every send: checking costs a syscall.
+        self._sends_since_check += 1
+        if self._sends_since_check >= 64 or len(self._inflight) >= self.max_inflight:
+            self._sends_since_check = 0
+            self._process_replies(block_s=0)
         while len(self._inflight) >= self.max_inflight:
             self._wait_for_progress()
         batch = self._next_batch
@@ -172,8 +181,9 @@ class Publisher:
     def _send(self, batch: int) -> None:
         table, payload = self._inflight[batch]
         base = next(iter(self._inflight))
-        header = UPD_HEADER.pack(self.publisher_id, batch, base)
-        self._socket.send_multipart([UPD, header, table, payload], copy=len(payload) < 65536)
+        body = encode_upd(self.publisher_id, batch, base, table, payload)
+        self._socket.send(UPD, _MORE)
+        self._socket.send(body, 0, copy=len(body) < 65536)
 
     def _resend_from(self, first: int) -> None:
         for batch in [b for b in self._inflight if b >= first]:
@@ -185,7 +195,10 @@ class Publisher:
         deadline = time.monotonic() + block_s
         while True:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if not self._socket.poll(wait_ms):
+            if wait_ms == 0:
+                if not int(self._socket.get(zmq.EVENTS)) & _POLLIN:
+                    return
+            elif not self._socket.poll(wait_ms):
                 return
             while True:
                 try:

@@ -34,7 +34,8 @@ from tickerplant.protocol import (
     STATS,
     U64,
     UPD,
-    UPD_HEADER,
+    ProtocolError,
+    decode_upd,
     Record,
     encode_record,
 )
@@ -262,17 +263,13 @@ class Tickerplant:
         self.ingest.send_multipart([identity, ERR, U64.pack(batch), message.encode()])
 
     def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
-        if len(frames) != 5 or len(frames[2]) != UPD_HEADER.size:
-            self._refuse(
-                identity,
-                0,
-                "malformed",
-                "malformed UPD: expected frames [UPD, "
-                f"header({UPD_HEADER.size} bytes), table, payload], got "
-                f"{len(frames) - 1} frames",
-            )
+        try:
+            if len(frames) != 3:
+                raise ProtocolError(f"expected frames [UPD, body], got {len(frames) - 1} frames")
+            publisher, batch, base, table_name, received = decode_upd(frames[2])
+        except ProtocolError as exc:
+            self._refuse(identity, 0, "malformed", f"malformed UPD: {exc}")
             return
-        publisher, batch, base = UPD_HEADER.unpack(frames[2])
         verdict = self.ledger.check(publisher, batch, base)
         if verdict is Verdict.DUPLICATE:
             self.counters.duplicates += 1
@@ -288,8 +285,8 @@ class Tickerplant:
         self._acks[identity] = publisher
         now = self.clock.now_ns()
         try:
-            table = frames[3].decode()
-            payload, rows = self.validator.validate(table, frames[4], now)
+            table = table_name.decode()
+            payload, rows = self.validator.validate(table, received, now)
         except (IngestError, UnicodeDecodeError) as exc:
             self._done_batches.append((publisher, batch))
             self._refuse(identity, batch, "bad_batch", str(exc))

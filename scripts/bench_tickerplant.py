@@ -1,0 +1,298 @@
+"""Tickerplant throughput and latency, end to end, against raw pyzmq in the same run.
+
+End to end means publisher -> tickerplant (validate, journal, sequence) -> subscriber
+process(es), with the journal on. The baseline moves the same payload bytes, the same number
+of messages, from one process to subscriber processes over a bare pyzmq PUB/SUB.
+
+    .venv/bin/python scripts/bench_tickerplant.py            # full matrix, 3 repeats
+    .venv/bin/python scripts/bench_tickerplant.py --quick    # smaller, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tickdb.ready import wait_ready  # noqa: E402
+from tickerplant.ingest import encode_stream  # noqa: E402
+from tickerplant.schema import default_schemas  # noqa: E402
+
+TRADE = default_schemas()["trade"]
+
+
+def payload(rows: int, ts: int = 0) -> bytes:
+    table = pa.table(
+        {
+            "time": pa.array([ts] * rows, pa.int64()).cast(pa.timestamp("ns")),
+            "sym": [f"S{i % 50}" for i in range(rows)],
+            "price": [100.0 + i for i in range(rows)],
+            "size": list(range(rows)),
+        },
+        schema=TRADE.arrow,
+    )
+    return encode_stream(table, TRADE.arrow)
+
+
+# -- child roles ---------------------------------------------------------------------------
+def role_sub(address: str, expect_rows: int) -> None:
+    """Count rows; only batched records (coalesced, row count unknown) are decoded."""
+    from tickerplant.subscriber import Subscriber
+
+    sub = Subscriber(address, tables=["trade"])
+    rows_per_record = int(os.environ.get("BENCH_ROWS_PER_RECORD", "0"))
+    print(json.dumps({"ready": True}), flush=True)
+    got = 0
+    while got < expect_rows:
+        message = sub.poll(30)
+        if message is None:
+            break
+        got += rows_per_record or message.data.num_rows
+    print(json.dumps({"got": got, "done": time.time(), "gaps": sub.gaps_repaired}), flush=True)
+    sub.close()
+
+
+def role_raw_sub(endpoint: str, expect: int) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.connect(endpoint)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    # Wait for the subscription to arrive: the publisher sends probes until one comes back.
+    print(json.dumps({"ready": True}), flush=True)
+    got = 0
+    while got < expect:
+        frames = sock.recv_multipart()
+        if frames[0] == b"probe":
+            continue
+        got += 1
+    print(json.dumps({"got": got, "done": time.time()}), flush=True)
+
+
+def role_latency_sub(address: str, expect: int) -> None:
+    import pyarrow.ipc as ipc
+
+    from tickerplant.subscriber import Subscriber
+
+    sub = Subscriber(address, tables=["trade"])
+    print(json.dumps({"ready": True}), flush=True)
+    latencies = []
+    while len(latencies) < expect:
+        message = sub.poll(30)
+        if message is None:
+            break
+        now = time.time_ns()
+        sent = ipc.open_stream(message.payload).read_all().column("time")[0].value
+        latencies.append(now - sent)
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "p50": latencies[len(latencies) // 2],
+                "p99": latencies[int(len(latencies) * 0.99)],
+                "max": latencies[-1],
+                "n": len(latencies),
+            }
+        ),
+        flush=True,
+    )
+
+
+# -- orchestration -------------------------------------------------------------------------
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert json.loads(line)["ready"], line
+    return proc
+
+
+def result(proc: subprocess.Popen) -> dict:
+    assert proc.stdout is not None
+    out = json.loads(proc.stdout.readline())
+    proc.wait(30)
+    return out
+
+
+def start_tp(workdir: Path, mode: str) -> tuple[subprocess.Popen, dict]:
+    config = workdir / "tp.toml"
+    config.write_text(
+        '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
+        f'replay_address = "tcp://127.0.0.1:0"\nmode = "{mode}"\nbatch_interval_ms = 20\n'
+        "kdb_port = 0\n"
+    )
+    ready = workdir / "tp.ready"
+    ready.unlink(missing_ok=True)
+    env = {**os.environ, "TICKDB_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickdb.cli",
+            "tp",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(workdir / "data"),
+            "--ready-file",
+            str(ready),
+        ],
+        env=env,
+    )
+    return proc, wait_ready(ready, 30, alive=lambda: proc.poll() is None)
+
+
+def settle_subscribers(address: str) -> None:
+    """Publish a warm-up row until it is clearly through (subscriptions propagate async)."""
+    from tickerplant.publisher import Publisher
+
+    with Publisher(address) as pub:
+        pub.publish_ipc("trade", payload(1))
+    time.sleep(0.3)
+
+
+def run_tickdb(rows: int, messages: int, mode: str, subs: int) -> dict:
+    from tickerplant.publisher import Publisher
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tp, info = start_tp(Path(tmp), mode)
+        try:
+            address = info["address"]
+            settle = 1  # the warm-up row
+            env = {"BENCH_ROWS_PER_RECORD": str(rows if mode == "immediate" else 0)}
+            expect = messages * rows + (settle if mode == "batched" else rows)
+            children = [spawn("--role", "sub", address, str(expect), env=env) for _ in range(subs)]
+            settle_subscribers(address)
+            body = payload(rows)
+            pub = Publisher(address, max_inflight=50_000)
+            start = time.time()
+            for _ in range(messages):
+                pub.publish_ipc("trade", body)
+            pub.flush(120)
+            published = time.time()
+            outs = [result(c) for c in children]
+            pub.close()
+        finally:
+            tp.terminate()
+            tp.wait(30)
+    done = max(o["done"] for o in outs)
+    assert all(o["got"] == expect for o in outs), outs
+    elapsed = done - start
+    return {
+        "msgs_s": messages / elapsed,
+        "rows_s": messages * rows / elapsed,
+        "publish_s": published - start,
+        "gaps": sum(o["gaps"] for o in outs),
+    }
+
+
+def run_raw(rows: int, messages: int, subs: int) -> dict:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    endpoint = f"tcp://127.0.0.1:{port}"
+    children = [spawn("--role", "raw_sub", endpoint, str(messages)) for _ in range(subs)]
+    for _ in range(50):  # let subscriptions reach the PUB socket
+        sock.send_multipart([b"probe", b""])
+        time.sleep(0.01)
+    body = payload(rows)
+    topic = b"upd/trade/*\0"
+    start = time.time()
+    for _ in range(messages):
+        sock.send_multipart([topic, body])
+    outs = [result(c) for c in children]
+    sock.close(0)
+    ctx.term()
+    elapsed = max(o["done"] for o in outs) - start
+    return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
+
+
+def run_latency(rate: int, seconds: float) -> dict:
+    from tickerplant.publisher import Publisher
+
+    count = int(rate * seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        tp, info = start_tp(Path(tmp), "immediate")
+        try:
+            address = info["address"]
+            child = spawn("--role", "latency_sub", address, str(count))
+            settle_subscribers(address)
+            pub = Publisher(address, max_inflight=50_000)
+            interval = 1.0 / rate
+            next_at = time.perf_counter()
+            for _ in range(count):
+                while time.perf_counter() < next_at:
+                    pass
+                pub.publish_ipc("trade", payload(1, time.time_ns()))
+                next_at += interval
+            pub.flush(60)
+            out = result(child)
+            pub.close()
+        finally:
+            tp.terminate()
+            tp.wait(30)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--role")
+    parser.add_argument("args", nargs="*")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    opts = parser.parse_args()
+    if opts.role:
+        {"sub": role_sub, "raw_sub": role_raw_sub, "latency_sub": role_latency_sub}[opts.role](
+            opts.args[0], int(opts.args[1])
+        )
+        return
+    repeat = 1 if opts.quick else opts.repeat
+    scale = 0.25 if opts.quick else 1.0
+    plan = {1: 200_000, 10: 100_000, 100: 20_000, 1000: 3_000}
+    print(
+        f"# tickerplant end to end, journal on, median of {repeat}; "
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    )
+    print("| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for rows, messages in plan.items():
+        messages = int(messages * scale)
+        for subs in (1, 4):
+            raw = statistics.median(run_raw(rows, messages, subs)["rows_s"] for _ in range(repeat))
+            for mode in ("immediate", "batched"):
+                runs = [run_tickdb(rows, messages, mode, subs) for _ in range(repeat)]
+                rows_s = statistics.median(r["rows_s"] for r in runs)
+                msgs_s = statistics.median(r["msgs_s"] for r in runs)
+                print(
+                    f"| {rows} | {mode} | {subs} | {msgs_s:,.0f} | {rows_s:,.0f} | "
+                    f"{raw:,.0f} | {rows_s / raw:.2f} |",
+                    flush=True,
+                )
+    lat = [run_latency(10_000, 2.0 if opts.quick else 5.0) for _ in range(repeat)]
+    p50 = statistics.median(r["p50"] for r in lat) / 1000
+    p99 = statistics.median(r["p99"] for r in lat) / 1000
+    print(
+        f"\nlatency at 10k msgs/s, immediate, 1-row messages: p50 {p50:.0f} us, "
+        f"p99 {p99:.0f} us (median of {repeat} runs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
