@@ -56,10 +56,30 @@ def _run_tp(
     except JournalCorrupt as exc:
         typer.echo(f"cannot start: {exc}\nOr start with `tickdb tp --repair`.", err=True)
         raise typer.Exit(3) from None
+    kdb = None
+    if cfg.tickerplant.kdb_port != 0:
+        from tickerplant.kdb_port import KdbPort
+
+        # Threads beside the main loop; they reach it through its own ZeroMQ address.
+        kdb = KdbPort(
+            tp.address,
+            cfg.tables,
+            host=cfg.tickerplant.kdb_host,
+            port=cfg.tickerplant.kdb_port,
+            clock=tp.clock,
+            seq_source=lambda: tp.committed_seq,
+        ).start()
     signal.signal(signal.SIGTERM, lambda *_: tp.stop())
     signal.signal(signal.SIGINT, lambda *_: tp.stop())
-    write_ready(ready_file, tp.hello())
-    tp.serve()
+    info = tp.hello()
+    if kdb is not None:
+        info["kdb_port"] = kdb.port
+    write_ready(ready_file, info)
+    try:
+        tp.serve()
+    finally:
+        if kdb is not None:
+            kdb.close()
 
 
 def tp_command(
