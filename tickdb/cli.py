@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+
+from tickdb.up import up
 from tickerplant.cli import register as register_tickerplant
 
 app = typer.Typer(
@@ -14,6 +16,7 @@ app = typer.Typer(
 )
 
 register_tickerplant(app)
+app.command("up")(up)
 __import__("gateway.cli").cli.register(app)
 
 

@@ -1,0 +1,179 @@
+"""``tickdb up``: a whole stack from one command.
+
+Starts, in dependency order, the tickerplant, an HDB and an RDB per shard, the gateway and
+(with ``--demo``) the synthetic feed, each as its own process, waiting for each to announce
+its endpoints in a ready file. Ctrl-C (or SIGTERM, or any component dying) stops everything
+in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tickdb.config import Config
+from tickdb.ready import wait_ready
+
+
+def _port_plus(address: str, offset: int) -> str:
+    """``tcp://127.0.0.1:5020`` + 2 -> ``tcp://127.0.0.1:5022`` (port 0 stays ephemeral)."""
+    head, _, port = address.rpartition(":")
+    return address if port in ("0", "*") else f"{head}:{int(port) + offset}"
+
+
+@dataclasses.dataclass
+class Component:
+    name: str
+    popen: subprocess.Popen[bytes]
+    info: dict[str, Any]
+    log_path: Path
+
+
+class Stack:
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None,
+        shards: int,
+        demo: bool,
+        demo_rate: int,
+        ready_timeout_s: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.shards = shards
+        self.demo = demo
+        self.demo_rate = demo_rate
+        self.ready_timeout_s = ready_timeout_s
+        self.components: list[Component] = []
+        self.run_dir = config.data_path / "run"
+        self.log_dir = config.data_path / "logs"
+
+    def _common(self) -> list[str]:
+        args = ["--data-dir", str(self.config.data_path)]
+        if self.config_path is not None:
+            args += ["--config", str(self.config_path)]
+        return args
+
+    def _start(self, name: str, args: list[str], ready: bool = True) -> Component:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ready_file = self.run_dir / f"{name}.json"
+        ready_file.unlink(missing_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        command = [sys.executable, "-m", "tickdb.cli", *args]
+        if ready:
+            command += ["--ready-file", str(ready_file)]
+        with open(log_path, "ab") as log:
+            popen = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        info: dict[str, Any] = {}
+        component = Component(name, popen, info, log_path)
+        self.components.append(component)
+        if ready:
+            try:
+                info.update(
+                    wait_ready(ready_file, self.ready_timeout_s, alive=lambda: popen.poll() is None)
+                )
+            except (RuntimeError, TimeoutError) as exc:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{name} did not start ({exc}); its log ends:\n{tail}") from None
+        return component
+
+    def start(self) -> None:
+        cfg = self.config
+        tp = self._start("tickerplant", ["tp", *self._common()])
+        tp_address = str(tp.info["address"])
+        hdbs, rdbs = [], []
+        for k in range(self.shards):
+            shard = f"{k}/{self.shards}"
+            hdb = self._start(
+                f"hdb-{k}",
+                [
+                    "hdb",
+                    *self._common(),
+                    "--shard",
+                    shard,
+                    "--address",
+                    _port_plus(cfg.hdb.address, k),
+                ],
+            )
+            hdbs.append(str(hdb.info["address"]))
+        for k in range(self.shards):
+            shard = f"{k}/{self.shards}"
+            rdb = self._start(
+                f"rdb-{k}",
+                [
+                    "rdb",
+                    *self._common(),
+                    "--tp",
+                    tp_address,
+                    "--shard",
+                    shard,
+                    "--hdb",
+                    hdbs[k],
+                    "--address",
+                    _port_plus(cfg.rdb.address, k),
+                ],
+            )
+            rdbs.append(str(rdb.info["address"]))
+        gateway_args = ["gateway", "--port", str(cfg.gateway.port)]
+        if self.config_path is not None:
+            gateway_args += ["--config", str(self.config_path)]
+        for address in rdbs:
+            gateway_args += ["--rdb", address]
+        for address in hdbs:
+            gateway_args += ["--hdb", address]
+        self._start("gateway", gateway_args)
+        if self.demo:
+            self._start(
+                "feed",
+                ["feed", "--demo", "--address", tp_address, "--rate", str(self.demo_rate)],
+                ready=False,
+            )
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        rows = []
+        for c in self.components:
+            where = c.info.get("url") or c.info.get("address") or c.info.get("endpoint") or ""
+            extra = c.info.get("kdb_port")
+            if extra:
+                where = f"{where}  (kdb+ port {extra})"
+            rows.append((c.name, str(where) or f"pid {c.popen.pid}"))
+        return rows
+
+    def wait(self) -> str:
+        """Block until Ctrl-C, SIGTERM or a component exits; returns why."""
+        stop = {"why": ""}
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop["why"] = signal.Signals(signum).name
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        while not stop["why"]:
+            for c in self.components:
+                if c.popen.poll() is not None:
+                    return f"{c.name} exited with code {c.popen.returncode} (see {c.log_path})"
+            time.sleep(0.2)
+        return stop["why"]
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for c in reversed(self.components):
+            if c.popen.poll() is None:
+                try:
+                    os.killpg(c.popen.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                try:
+                    c.popen.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    os.killpg(c.popen.pid, signal.SIGKILL)
+                    c.popen.wait(timeout_s)

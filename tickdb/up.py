@@ -1,0 +1,53 @@
+"""The ``tickdb up`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def up(
+    demo: Annotated[bool, typer.Option("--demo", help="Also run the synthetic feed.")] = False,
+    shards: Annotated[int | None, typer.Option(help="Symbol shards [stack.shards].")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    rate: Annotated[int | None, typer.Option(help="Demo rows/s [stack.demo_rate].")] = None,
+) -> None:
+    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tickdb.config import ConfigError, load_config
+    from tickdb.stack import Stack
+
+    console = Console()
+    try:
+        cfg = load_config(config, data_dir)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/] {exc}")
+        raise typer.Exit(2) from None
+    stack = Stack(cfg, config, shards or cfg.stack.shards, demo, rate or cfg.stack.demo_rate)
+    try:
+        with console.status("starting tickdb…"):
+            stack.start()
+        table = Table(title=f"tickdb is up — data in {cfg.data_path}", show_header=True)
+        table.add_column("component")
+        table.add_column("address")
+        for name, where in stack.endpoints():
+            table.add_row(name, where)
+        console.print(table)
+        url = next((w for n, w in stack.endpoints() if n == "gateway"), "")
+        console.print(
+            f'Open [bold]{url}/docs[/]; try `tickdb query "select count(*) from '
+            f'trade"`. Logs: {stack.log_dir}. Ctrl-C stops everything.'
+        )
+        why = stack.wait()
+        console.print(f"stopping ({why})…")
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        stack.stop()
+    console.print("stopped.")
