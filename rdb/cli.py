@@ -1,0 +1,115 @@
+"""Commands of the rdb package: ``tickdb rdb`` (the process) and ``tickdb eod`` (the job)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
+ReadyOpt = Annotated[
+    Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
+]
+TpOpt = Annotated[str, typer.Option("--tp", help="Tickerplant address.")]
+ShardOpt = Annotated[
+    str | None, typer.Option("--shard", help="Hold shard k of n of the syms, as k/n.")
+]
+HdbOpt = Annotated[
+    list[str] | None,
+    typer.Option("--hdb", help="HDB address to RELOAD after a write-down (repeatable)."),
+]
+DEFAULT_TP = "tcp://127.0.0.1:5010"
+
+
+def _load(config: Path | None, data_dir: Path | None) -> Any:
+    from tickdb.config import ConfigError, load_config
+
+    try:
+        return load_config(config, data_dir)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"--shard must be k/n, got {text!r}") from None
+    if not 0 <= k < n:
+        raise typer.BadParameter(f"--shard {text}: need 0 <= k < n")
+    return k, n
+
+
+def rdb_command(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    ready_file: ReadyOpt = None,
+    tp: TpOpt = DEFAULT_TP,
+    shard: ShardOpt = None,
+    hdb: HdbOpt = None,
+    address: Annotated[str | None, typer.Option(help="Override rdb.address.")] = None,
+) -> None:
+    """Run a realtime database: subscribe, hold the day in memory, answer SQL, write down."""
+    from rdb.server import Rdb, run_rdb
+    from tickdb.logs import setup_logging
+    from tickerplant.discovery import TickerplantUnavailable
+
+    setup_logging()
+    cfg = _load(config, data_dir)
+    try:
+        rdb = Rdb(
+            cfg,
+            tp_address=tp,
+            shard=parse_shard(shard),
+            hdb_addresses=list(hdb or []),
+            address=address,
+        )
+    except TickerplantUnavailable as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_rdb(rdb, ready_file, stop)
+
+
+def eod_command(
+    date: Annotated[str, typer.Option("--date", help="Session date to write, YYYY-MM-DD.")],
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    shard: ShardOpt = None,
+    hdb: HdbOpt = None,
+    tables: Annotated[
+        list[str] | None, typer.Option("--table", help="Only this table (repeatable).")
+    ] = None,
+) -> None:
+    """Write a session's partitions from the journal (after a crash); safe to rerun."""
+    from rdb.eodjob import EodJobError, run_eod_job
+    from tickdb.logs import setup_logging
+
+    setup_logging("WARNING")
+    cfg = _load(config, data_dir)
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise typer.BadParameter(f"--date must be YYYY-MM-DD, got {date!r}") from None
+    try:
+        run_eod_job(
+            cfg, day, shard=parse_shard(shard), hdb_addresses=list(hdb or []), tables=tables
+        )
+    except EodJobError as exc:
+        typer.echo(f"eod failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rdb")(rdb_command)
+    app.command("eod")(eod_command)

@@ -1,0 +1,194 @@
+"""The RDB process: subscription, store, query service, write-down, upkeep, wired together.
+
+Start-up order matters for recovery: read the state file, subscribe from the oldest day not
+yet handed over (or the tickerplant's session start), register the intraday chunks already
+written for those days, then start ingesting and only then bind the query address, so the
+ready file appears once the RDB answers with everything up to the moment it subscribed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from queries.service import QueryError, QueryServer
+from rdb.handover import Handover
+from rdb.ingest import Ingest
+from rdb.maintenance import Maintenance
+from rdb.query import QueryEngine
+from rdb.recovery import Coverage, RdbState, find_chunks
+from rdb.store import Day, Store
+from tickdb.config import Config
+from tickerplant.subscriber import Subscriber
+
+log = logging.getLogger("tickdb.rdb")
+
+
+def rdb_name(shard: tuple[int, int] | None) -> str:
+    return "rdb" if shard is None else f"rdb-{shard[0]}-of-{shard[1]}"
+
+
+class Rdb:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        tp_address: str,
+        shard: tuple[int, int] | None = None,
+        hdb_addresses: list[str] | None = None,
+        address: str | None = None,
+        workers: int = 2,
+    ) -> None:
+        self.config = config
+        self.shard = shard
+        rc = config.rdb
+        self.state = RdbState(config.data_path / "rdb" / rdb_name(shard))
+        # Shards each keep their own chunks: their rows differ for the same table and date.
+        self.intraday_root = config.intraday_dir
+        if shard is not None:
+            self.intraday_root = self.intraday_root / f"shard-{shard[0]}-of-{shard[1]}"
+        resume = self.state.resume_seq()
+        self.subscriber = Subscriber(
+            tp_address,
+            tables=rc.tables or None,
+            syms=rc.syms or None,
+            shard=shard,
+            start="session" if resume is None else resume,
+        )
+        hello = self.subscriber.hello
+        tables = rc.tables or sorted(hello.schemas)
+        schemas = {t: hello.schemas[t] for t in tables}
+        first_date = hello.session
+        first_start = hello.session_start_seq
+        if resume is not None:
+            first_date = min(self.state.pending)
+            first_start = self.state.pending[first_date]
+        self.store = Store(schemas, first_date)
+        self.store.live.start_seq = first_start
+        self.coverage = Coverage()
+        self._attach_chunks(self.store.live)
+        self.state.begin(first_date, first_start)
+        self.handover = Handover(
+            self.store,
+            self.state,
+            hdb_dir=config.hdb_dir,
+            intraday_root=self.intraday_root,
+            shard=shard or (0, 1),
+            hdb_addresses=list(hdb_addresses or []),
+            memory_limit_mb=rc.memory_limit_mb,
+        )
+        self.maintenance = Maintenance(
+            self.store,
+            self.state,
+            intraday_root=self.intraday_root,
+            memory_limit_mb=rc.memory_limit_mb,
+        )
+        self.ingest = Ingest(self.store, self.subscriber, self._on_roll, self.coverage.covered)
+        self.engine = QueryEngine(
+            self.store, intraday_dir=self.intraday_root, memory_limit_mb=rc.memory_limit_mb
+        )
+        self.queries = QueryServer(
+            address or rc.address,
+            self.engine.prepare,
+            info=self.info,
+            timeout_s=rc.query_timeout_s,
+            max_rows=rc.max_rows,
+            workers=workers,
+            on_error=self._retry_on_vanished_chunk,
+        )
+        self.started = time.time()
+
+    def _attach_chunks(self, day: Day) -> None:
+        """Register chunks a previous run wrote for ``day`` (pending days only)."""
+        for table in day.tables:
+            chunks = find_chunks(self.state, self.intraday_root, table, day.date)
+            if chunks:
+                day.tables[table].chunks.extend(chunks)
+                day.tables[table].seq = chunks[-1].seq
+                self.coverage.add(table, day.start_seq, chunks)
+                log.info("recovery: %d chunks of %s for %s", len(chunks), table, day.date)
+
+    def _on_roll(self, old: Day, next_date: dt.date) -> None:
+        live = self.store.live
+        # A date the state file knew (replaying after a crash) keeps its name and chunks.
+        known = self.state.date_starting_after(live.start_seq)
+        if known is not None and known != live.date:
+            with self.store.lock:
+                live.date = known
+        self._attach_chunks(live)
+        self.state.begin(live.date, live.start_seq)
+        self.handover.submit(old)
+
+    def _retry_on_vanished_chunk(self, error: QueryError) -> bool:
+        # A snapshot taken just before a handover may name chunk files deleted after it:
+        # a fresh snapshot no longer holds that date, so running again is exact.
+        return error.kind == "unavailable"
+
+    @property
+    def endpoint(self) -> str:
+        return self.queries.endpoint
+
+    def start(self) -> None:
+        self.handover.start()
+        for date in sorted(self.state.pending):
+            if date < self.store.live.date:
+                log.warning("state lists %s before the replayed day; ignoring", date)
+                self.state.done(date)
+        self.ingest.start()
+        self.maintenance.start()
+        self.queries.start()
+
+    def close(self) -> None:
+        self.queries.close()
+        self.ingest.stop()
+        self.maintenance.stop()
+        self.handover.stop()
+        self.subscriber.close()
+        self.engine.close()
+
+    def info(self) -> dict[str, Any]:
+        snapshot = self.store.snapshot()
+        hello = self.subscriber.hello
+        tables: dict[str, Any] = {}
+        for name, schema in self.store.schemas.items():
+            tables[name] = {
+                "columns": [[c.name, c.qtype] for c in schema.columns],
+                "rows": sum(v[name].rows for v in snapshot.dates.values()),
+                "dates": [d.isoformat() for d in sorted(snapshot.dates)],
+            }
+        return {
+            "role": "rdb",
+            "shard": list(self.shard) if self.shard else None,
+            "date": self.store.live.date.isoformat(),
+            "dates": [d.isoformat() for d in sorted(snapshot.dates)],
+            "states": {d.isoformat(): s for d, s in snapshot.states.items()},
+            "seq": max(self.ingest.applied_seq, snapshot.seq),
+            "tp_seq": max(hello.seq, self.subscriber.last_seq),
+            "last_heartbeat": self.ingest.last_message,
+            "tables": tables,
+            "memory_bytes": sum(d.nbytes for d in self.store.days()),
+            "spills": self.maintenance.spills,
+            "compactions": self.maintenance.compactions,
+            "written": list(self.handover.written),
+            "writedown_error": self.handover.last_error,
+            "ingest_error": repr(self.ingest.error) if self.ingest.error else None,
+            "skipped_on_replay": self.ingest.skipped,
+        }
+
+
+def run_rdb(rdb: Rdb, ready_file: Path | None, stop: Any) -> None:
+    """Serve until ``stop`` is set; exits non-zero if ingest died (restart replays)."""
+    from tickdb.ready import write_ready
+
+    rdb.start()
+    write_ready(ready_file, {"address": rdb.endpoint, **{"role": "rdb"}})
+    log.info("rdb serving %s at %s", rdb.store.live.date, rdb.endpoint)
+    try:
+        while not stop.wait(0.2):
+            if rdb.ingest.error is not None:
+                raise SystemExit(1)
+    finally:
+        rdb.close()
