@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from fastapi import FastAPI, Header, Query
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -63,6 +64,12 @@ def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
         description="One logical table per name across today (RDBs), past days "
         "(HDBs) and every shard, with a `date` column.",
     )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # A malformed request is a bad query too: 400 with what was wrong, like DuckDB's.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return error_response(QueryError("bad_query", f"invalid request: {problems}"))
 
     @app.post("/query", responses=ERRORS, response_class=Response)
     def query(

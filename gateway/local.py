@@ -48,6 +48,11 @@ class LocalBackend:
         lock_down(self._db)
         self._lock = threading.Lock()
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on this backend's data (to serve it with a real ``QueryServer``)."""
+        with self._lock:
+            return self._db.cursor()
+
     def query(self, sql: str, *, timeout_s: float, max_rows: int) -> QueryResult:
         self.queries.append(sql)
         started = time.monotonic()
