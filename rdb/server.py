@@ -88,7 +88,10 @@ class Rdb:
         )
         self.ingest = Ingest(self.store, self.subscriber, self._on_roll, self.coverage.covered)
         self.engine = QueryEngine(
-            self.store, intraday_dir=self.intraday_root, memory_limit_mb=rc.memory_limit_mb
+            self.store,
+            intraday_dir=self.intraday_root,
+            # The cap bounds rows held; queries still need working memory of their own.
+            memory_limit_mb=max(256, rc.memory_limit_mb),
         )
         self.queries = QueryServer(
             address or rc.address,
