@@ -16,7 +16,7 @@ from queries.q.exprs import translate
 from queries.q.naming import default_name, unique_names
 from queries.q.nodes import Call, Func, Name, Node, Phrase, Query
 from queries.q.operators import require_boolean
-from queries.q.rel import Rel, window_order
+from queries.q.rel import Rel, keep_order, window_order
 from queries.q.sqlexpr import Expr, Scope, quote_ident
 
 
@@ -282,9 +282,10 @@ def delete(q: Query, ctx: Context) -> Rel:
                 raise QError("'delete' columns must be column names of the table", p.pos)
             drop.append(p.expr.name)
         kept = [c for c in src.columns if c[0] not in drop]
-        listed = [quote_ident(c) for c, _ in kept] + [quote_ident(h) for h in src.hidden]
+        hidden = keep_order(src, [c for c, _ in kept])
+        listed = [quote_ident(c) for c in [*(c for c, _ in kept), *hidden]]
         return replace(src, source=f"(SELECT {', '.join(listed)} FROM {source})",
-                       columns=tuple(kept))
+                       columns=tuple(kept), hidden=hidden)
     cond = row_conditions(src, q.where, ctx, "delete")
     keep = f"NOT ({cond})" if cond else "false"
     listed = [quote_ident(c) for c in src.names] + [quote_ident(h) for h in src.hidden]

@@ -34,6 +34,15 @@ class Rel:
         return dict(self.columns)
 
 
+def keep_order(rel: Rel, visible: list[str]) -> tuple[str, ...]:
+    """Hidden columns a projection to ``visible`` must keep so the row order survives."""
+    hidden = list(rel.hidden)
+    for col, _ in rel.order:
+        if col not in visible and col not in hidden:
+            hidden.append(col)
+    return tuple(hidden)
+
+
 def order_terms(order: tuple[tuple[str, bool], ...], *, reverse: bool = False) -> list[str]:
     """ORDER BY terms; q sorts nulls as the smallest values."""
     terms = []

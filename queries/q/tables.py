@@ -14,7 +14,7 @@ from queries.q.context import Context
 from queries.q.errors import QError
 from queries.q.literals import vector_atoms
 from queries.q.nodes import Call, Name, Node, Num, Query, Sym
-from queries.q.rel import Rel, order_terms
+from queries.q.rel import Rel, keep_order, order_terms
 from queries.q.sqlexpr import quote_ident
 from tickerplant.schema import TableSchema
 
@@ -95,10 +95,12 @@ def _take(node: Call, ctx: Context) -> Rel:
     rel = ctx.table(right)
     if isinstance(left, Sym):
         cols = _column_names(left, rel, "#")
-        listed = [quote_ident(c) for c in cols] + [quote_ident(h) for h in rel.hidden]
+        hidden = keep_order(rel, cols)
+        listed = [quote_ident(c) for c in [*cols, *hidden]]
         source = f"(SELECT {', '.join(listed)} FROM {rel.source} AS {ctx.aliases.table()})"
         types = rel.types()
-        return replace(rel, source=source, columns=tuple((c, types[c]) for c in cols))
+        return replace(rel, source=source, columns=tuple((c, types[c]) for c in cols),
+                       hidden=hidden, keys=())
     (n,) = _one(_int_items(left, "#"), left)
     if n == 0:
         return limit(rel, ctx, 0)
