@@ -127,6 +127,12 @@ class KdbPort:
 
     # -- dispatch -----------------------------------------------------------------------
     def _handle(self, value: Any, msg_type: int, conn: QConnection) -> Any:
+        feed = conn.state.get("feed")
+        if msg_type == SYNC and feed is not None and feed.unchecked:
+            # As in q, a sync message answers after every async one sent before it took
+            # effect: feeds rely on `neg[h] x; h""` to know their updates are in.
+            with feed.lock:
+                self._settle(feed, conn.id)
         if isinstance(value, str):  # q text, or a bare name sent as a symbol
             return self._query(value.strip())
         if isinstance(value, list) and value and isinstance(value[0], str):
@@ -141,6 +147,8 @@ class KdbPort:
         raise QError("type: send a call such as (`.u.upd; `trade; data) or .u.i / .u.t")
 
     def _query(self, text: str) -> Any:
+        if text == "":
+            return None  # h"": the q idiom for "have my async messages been processed?"
         if text == ".u.i":
             return np.int64(self._seq_source())
         if text in (".u.t", "tables[]", "tables`."):
