@@ -7,8 +7,8 @@ import math
 from typing import Any
 
 import pytest
-
-from q_conformance.cases import CASES, Case
+from q_conformance.cases import CASES
+from q_conformance.data import Case
 from q_conformance.duck import run_q
 
 
@@ -23,7 +23,7 @@ def _same(got: Any, want: Any) -> bool:
         return got == want
     if isinstance(want, int) and not isinstance(want, bool) and isinstance(got, float):
         return got == want
-    return type(got) is type(want) and got == want or (got is None and want is None)
+    return (type(got) is type(want) and got == want) or (got is None and want is None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -34,7 +34,10 @@ def test_q_matches_kdb(case: Case) -> None:
     for got_row, want_row in zip(got, case.rows, strict=True):
         assert len(got_row) == len(want_row)
         assert all(_same(g, w) for g, w in zip(got_row, want_row, strict=True)), (
-            case.q, got_row, want_row)
+            case.q,
+            got_row,
+            want_row,
+        )
 
 
 def test_case_ids_are_unique() -> None:

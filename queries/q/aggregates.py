@@ -46,8 +46,10 @@ def _argument(node: Call, scope: Scope, tr: Translate, index: int = 0) -> Expr:
     if x.window and scope.mode == "window":
         # A window cannot contain another window: compute the inner one a level down.
         if scope.hoist is None:
-            raise QError(f"'{node.fn}' of a uniform function or aggregate is not supported "
-                         "here", node.args[index].pos)
+            raise QError(
+                f"'{node.fn}' of a uniform function or aggregate is not supported here",
+                node.args[index].pos,
+            )
         return _hoist(x, scope)
     return x
 
@@ -137,8 +139,10 @@ def _med(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, st
     ordered = f"list_sort({agg(f'list({x.sql})')}, 'ASC', 'NULLS FIRST')"
     n = agg("count(*)")
     exact = f"list_avg([{ordered}[({n} - 1) // 2 + 1], {ordered}[{n} // 2 + 1]])"
-    return (f"(CASE WHEN {agg(f'count({x.sql})')} = {n} THEN "
-            f"CAST({agg(f'median({x.sql})')} AS DOUBLE) ELSE {exact} END)"), "float"
+    return (
+        f"(CASE WHEN {agg(f'count({x.sql})')} = {n} THEN "
+        f"CAST({agg(f'median({x.sql})')} AS DOUBLE) ELSE {exact} END)"
+    ), "float"
 
 
 def _first_last(fn: str) -> Callable[[Scope], Builder]:
@@ -185,6 +189,7 @@ def _wsum(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, s
 def _count_handler(node: Call, scope: Scope, tr: Translate) -> Expr:
     arg = node.args[0]
     if isinstance(arg, Call) and arg.fn == "distinct" and len(arg.args) == 1:
+
         def build(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, str]:
             x = args[0]
             # q's distinct keeps one null; SQL's count(DISTINCT) drops them.
@@ -202,8 +207,11 @@ def _with_i(scope: Scope) -> Scope:
 
 
 def _distinct(node: Call, scope: Scope, tr: Translate) -> Expr:
-    raise QError("'distinct' is supported as count distinct x, select distinct x from t "
-                 "and exec distinct x from t", node.pos)
+    raise QError(
+        "'distinct' is supported as count distinct x, select distinct x from t "
+        "and exec distinct x from t",
+        node.pos,
+    )
 
 
 # -- uniform functions -----------------------------------------------------------------
@@ -213,8 +221,7 @@ def _uniform(build: Callable[[Expr, Scope, int], tuple[str, str | None]]) -> Han
     def handler(node: Call, scope: Scope, tr: Translate) -> Expr:
         x = _argument(node, scope, tr, len(node.args) - 1)
         if x.hoisted and scope.mode == "agg":
-            raise QError(f"'{node.fn}' of another uniform function is not supported here",
-                         node.pos)
+            raise QError(f"'{node.fn}' of another uniform function is not supported here", node.pos)
         sql, qtype = build(x, scope, node.pos)
         e = Expr(sql, qtype, "row", window=True)
         return _hoist(e, scope) if scope.mode == "agg" else e
@@ -230,8 +237,9 @@ def _deltas(x: Expr, scope: Scope, pos: int) -> tuple[str, str | None]:
 
 def _ratios(x: Expr, scope: Scope, pos: int) -> tuple[str, str]:
     _numeric_arg(x, "ratios", pos)
-    return (f"(CAST({x.sql} AS DOUBLE) / lag({x.sql}, 1, 1) "
-            f"{_over(scope, ordered=True, pos=pos)})"), "float"
+    return (
+        f"(CAST({x.sql} AS DOUBLE) / lag({x.sql}, 1, 1) {_over(scope, ordered=True, pos=pos)})"
+    ), "float"
 
 
 def _sums(x: Expr, scope: Scope, pos: int) -> tuple[str, str]:
@@ -266,8 +274,9 @@ def _moving(fn: str) -> Handler:
     def handler(node: Call, scope: Scope, tr: Translate) -> Expr:
         n = tr(node.args[0], scope)
         if n.qtype not in INTEGRAL or n.shape != "const" or n.items is not None:
-            raise QError(f"'{fn}' needs a literal positive integer window on the left",
-                         node.args[0].pos)
+            raise QError(
+                f"'{fn}' needs a literal positive integer window on the left", node.args[0].pos
+            )
         size = int(n.sql.split("(")[1].split(" ")[0])
         if size <= 0:
             raise QError(f"'{fn}' window must be positive", node.args[0].pos)
@@ -295,10 +304,12 @@ def _moving(fn: str) -> Handler:
 
 def _fby(node: Call, scope: Scope, tr: Translate) -> Expr:
     spec, group = node.args
-    if not (isinstance(spec, ListExpr) and len(spec.items) == 2
-            and isinstance(spec.items[0], Func)):
-        raise QError("'fby' needs (aggregate;column) on the left, e.g. (max;price) fby sym",
-                     spec.pos)
+    if not (
+        isinstance(spec, ListExpr) and len(spec.items) == 2 and isinstance(spec.items[0], Func)
+    ):
+        raise QError(
+            "'fby' needs (aggregate;column) on the left, e.g. (max;price) fby sym", spec.pos
+        )
     fn = spec.items[0]
     g = tr(group, replace(scope, mode="window"))
     if g.shape != "row" or g.window:

@@ -35,8 +35,7 @@ def translate(node: Node, scope: Scope) -> Expr:
     if isinstance(node, ListExpr):
         return _general_list(node, scope)
     if isinstance(node, Query):
-        raise QError(f"a nested '{node.kind}' is only supported as a table or after 'in'",
-                     node.pos)
+        raise QError(f"a nested '{node.kind}' is only supported as a table or after 'in'", node.pos)
     raise QError(f"unsupported construct {type(node).__name__}", node.pos)
 
 
@@ -55,9 +54,7 @@ def _number(node: Num) -> Expr:
 
 
 def _symbol(node: Sym) -> Expr:
-    atoms = [
-        Atom(quote_str(n), "symbol") if n else null_atom("symbol") for n in node.names
-    ]
+    atoms = [Atom(quote_str(n), "symbol") if n else null_atom("symbol") for n in node.names]
     if node.is_list:
         sql = "[" + ", ".join(a.sql for a in atoms) + "]"
         return Expr(sql, "symbol", "const", items=tuple(atoms))
@@ -103,8 +100,10 @@ def _call(node: Call, scope: Scope) -> Expr:
     arity = len(node.args)
     expected = _ARITY.get(node.fn, {1, 2})
     if arity not in expected:
-        raise QError(f"'{node.fn}' takes {'/'.join(map(str, sorted(expected)))} "
-                     f"argument(s), got {arity}", node.pos)
+        raise QError(
+            f"'{node.fn}' takes {'/'.join(map(str, sorted(expected)))} argument(s), got {arity}",
+            node.pos,
+        )
     return handler(node, scope, translate)
 
 
@@ -116,8 +115,9 @@ def _null_check(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _string(node: Call, scope: Scope, tr: Translate) -> Expr:
     x = tr(node.args[0], scope)
     if x.qtype not in ("symbol", "string"):
-        raise QError("'string' is only supported on symbols (q formats numbers its own way)",
-                     node.pos)
+        raise QError(
+            "'string' is only supported on symbols (q formats numbers its own way)", node.pos
+        )
     return x.with_sql(x.sql, qtype="string")
 
 
@@ -160,4 +160,3 @@ _ARITY: dict[str, set[int]] = {
     "lower": {1},
     "?": {3},
 }
-

@@ -32,18 +32,20 @@ def _check_columns(cols: list[str], rel: Rel, side: str, node: Node, what: str) 
         raise QError(f"'{what}': {side} table has no column(s) {missing}", node.pos)
 
 
-def _combine(left: Rel, right: Rel, l: str, r: str, matched: str, keep_left: set[str]) -> list[str]:
+def _combine(
+    left: Rel, right: Rel, la: str, ra: str, matched: str, keep_left: set[str]
+) -> list[str]:
     """Select list: left columns (common ones from the right when matched), then new ones."""
     q = quote_ident
     right_names = set(right.names)
     listed = []
     for c in left.names:
         if c in right_names and c not in keep_left:
-            listed.append(f"CASE WHEN {matched} THEN {r}.{q(c)} ELSE {l}.{q(c)} END AS {q(c)}")
+            listed.append(f"CASE WHEN {matched} THEN {ra}.{q(c)} ELSE {la}.{q(c)} END AS {q(c)}")
         else:
-            listed.append(f"{l}.{q(c)}")
-    listed += [f"{r}.{q(c)}" for c in right.names if c not in set(left.names)]
-    listed += [f"{l}.{q(h)}" for h in left.hidden]
+            listed.append(f"{la}.{q(c)}")
+    listed += [f"{ra}.{q(c)}" for c in right.names if c not in set(left.names)]
+    listed += [f"{la}.{q(h)}" for h in left.hidden]
     return listed
 
 
@@ -68,13 +70,15 @@ def _asof(use_right_time: bool) -> JoinHandler:
         _check_columns(keys, left, "left", node.args[1], what)
         _check_columns(keys, right, "right", node.args[2], what)
         *eq, t = keys
-        l, r = ctx.aliases.table(), ctx.aliases.table()
+        la, ra = ctx.aliases.table(), ctx.aliases.table()
         q = quote_ident
-        on = [f"{l}.{q(k)} = {r}.{q(k)}" for k in eq] + [f"{l}.{q(t)} >= {r}.{q(t)}"]
+        on = [f"{la}.{q(k)} = {ra}.{q(k)}" for k in eq] + [f"{la}.{q(t)} >= {ra}.{q(t)}"]
         keep = set(eq) | (set() if use_right_time else {t})
-        listed = _combine(left, right, l, r, f"{r}.{q(t)} IS NOT NULL", keep)
-        sql = (f"SELECT {', '.join(listed)} FROM {left.source} AS {l} "
-               f"ASOF LEFT JOIN {right.source} AS {r} ON {' AND '.join(on)}")
+        listed = _combine(left, right, la, ra, f"{ra}.{q(t)} IS NOT NULL", keep)
+        sql = (
+            f"SELECT {', '.join(listed)} FROM {left.source} AS {la} "
+            f"ASOF LEFT JOIN {right.source} AS {ra} ON {' AND '.join(on)}"
+        )
         return Rel(f"({sql})", _columns(left, right), left.order, left.hidden)
 
     return handler
@@ -85,8 +89,10 @@ def _keyed(inner: bool) -> JoinHandler:
         what = node.fn
         left, right = ctx.table(node.args[0]), ctx.table(node.args[1])
         if not right.keys:
-            raise QError(f"'{what}' needs a keyed table on the right: select ... by k from t "
-                         "or `k xkey t", node.args[1].pos)
+            raise QError(
+                f"'{what}' needs a keyed table on the right: select ... by k from t or `k xkey t",
+                node.args[1].pos,
+            )
         _check_columns(list(right.keys), left, "left", node.args[0], what)
         q = quote_ident
         marker = ctx.aliases.column("m")
@@ -98,38 +104,52 @@ def _keyed(inner: bool) -> JoinHandler:
             part = ", ".join(q(k) for k in right.keys)
             order = ", ".join(window_order(right.order)) or "1"
             source += f" QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
-        l, r = ctx.aliases.table(), ctx.aliases.table()
-        on = " AND ".join(f"{l}.{q(k)} IS NOT DISTINCT FROM {r}.{q(k)}" for k in right.keys)
+        la, ra = ctx.aliases.table(), ctx.aliases.table()
+        on = " AND ".join(f"{la}.{q(k)} IS NOT DISTINCT FROM {ra}.{q(k)}" for k in right.keys)
         plain_right = Rel(right.source, tuple(c for c in right.columns if c[0] not in right.keys))
-        listed = _combine(left, plain_right, l, r, f"{r}.{q(marker)}", set())
+        listed = _combine(left, plain_right, la, ra, f"{ra}.{q(marker)}", set())
         join = "JOIN" if inner else "LEFT JOIN"
-        sql = f"SELECT {', '.join(listed)} FROM {left.source} AS {l} {join} ({source}) AS {r} ON {on}"
-        return Rel(f"({sql})", _columns(left, plain_right), left.order, left.hidden,
-                   left.keys, left.unique_keys)
+        sql = f"SELECT {', '.join(listed)} FROM {left.source} AS {la} {join} ({source}) AS {ra}"
+        sql += f" ON {on}"
+        return Rel(
+            f"({sql})",
+            _columns(left, plain_right),
+            left.order,
+            left.hidden,
+            left.keys,
+            left.unique_keys,
+        )
 
     return handler
 
 
 def _window_bounds(node: Node) -> tuple[int, int]:
     """wj windows: lo hi +\\: t.time with lo and hi timespan literals."""
-    if (isinstance(node, Call) and node.fn == "+" and node.adverb == "\\:"
-            and isinstance(node.args[0], Num) and isinstance(node.args[1], Name)
-            and node.args[1].name.endswith(".time")):
+    if (
+        isinstance(node, Call)
+        and node.fn == "+"
+        and node.adverb == "\\:"
+        and isinstance(node.args[0], Num)
+        and isinstance(node.args[1], Name)
+        and node.args[1].name.endswith(".time")
+    ):
         atoms = vector_atoms(node.args[0].items, node.pos)
         if len(atoms) == 2 and all(a.nanos is not None for a in atoms):
             lo, hi = (a.nanos for a in atoms)
             assert lo is not None and hi is not None
             return lo, hi
-    raise QError("'wj' windows are supported as two timespans added to the left table's "
-                 "times, e.g. -0D00:00:02 0D00:00:01+\\:trade.time", node.pos)
+    raise QError(
+        "'wj' windows are supported as two timespans added to the left table's "
+        "times, e.g. -0D00:00:02 0D00:00:01+\\:trade.time",
+        node.pos,
+    )
 
 
 def _window_join(include_prevailing: bool) -> JoinHandler:
     def handler(node: Call, ctx: Context) -> Rel:
         what = node.fn
         if len(node.args) != 4:
-            raise QError(f"'{what}' takes [windows; columns; table; (table;(f;`c);...)]",
-                         node.pos)
+            raise QError(f"'{what}' takes [windows; columns; table; (table;(f;`c);...)]", node.pos)
         lo, hi = _window_bounds(node.args[0])
         keys = _key_names(node.args[1], what)
         left = ctx.table(node.args[2])
@@ -142,28 +162,36 @@ def _window_join(include_prevailing: bool) -> JoinHandler:
         *eq, t = keys
         q = quote_ident
         rid = ctx.aliases.column("id")
-        l, r, g = ctx.aliases.table(), ctx.aliases.table(), ctx.aliases.table()
+        la, ra, g = ctx.aliases.table(), ctx.aliases.table(), ctx.aliases.table()
         numbered = f"SELECT *, row_number() OVER () AS {q(rid)} FROM {left.source} AS {g}"
-        start = f"make_timestamp_ns(epoch_ns({l}.{q(t)}) + {lo})"
-        end = f"make_timestamp_ns(epoch_ns({l}.{q(t)}) + {hi})"
-        eq_on = [f"{l}.{q(k)} = {r}.{q(k)}" for k in eq]
+        start = f"make_timestamp_ns(epoch_ns({la}.{q(t)}) + {lo})"
+        end = f"make_timestamp_ns(epoch_ns({la}.{q(t)}) + {hi})"
+        eq_on = [f"{la}.{q(k)} = {ra}.{q(k)}" for k in eq]
         right_cols = ", ".join(q(c) for c in right.names)
         rsrc = f"(SELECT {right_cols} FROM {right.source} AS {ctx.aliases.table()})"
         first_op = ">" if include_prevailing else ">="
-        in_window = [*eq_on, f"{r}.{q(t)} {first_op} {start}", f"{r}.{q(t)} <= {end}"]
-        ranged = (f"SELECT {l}.{q(rid)}, {r}.* FROM ({numbered}) AS {l} JOIN {rsrc} AS {r} "
-                  f"ON {' AND '.join(in_window)}")
+        in_window = [*eq_on, f"{ra}.{q(t)} {first_op} {start}", f"{ra}.{q(t)} <= {end}"]
+        ranged = (
+            f"SELECT {la}.{q(rid)}, {ra}.* FROM ({numbered}) AS {la} JOIN {rsrc} AS {ra} "
+            f"ON {' AND '.join(in_window)}"
+        )
         if include_prevailing:
             # wj also takes the quote prevailing at the window start.
-            at_start = [*eq_on, f"{start} >= {r}.{q(t)}"]
-            prevailing = (f"SELECT {l}.{q(rid)}, {r}.* FROM ({numbered}) AS {l} ASOF JOIN "
-                          f"{rsrc} AS {r} ON {' AND '.join(at_start)}")
+            at_start = [*eq_on, f"{start} >= {ra}.{q(t)}"]
+            prevailing = (
+                f"SELECT {la}.{q(rid)}, {ra}.* FROM ({numbered}) AS {la} ASOF JOIN "
+                f"{rsrc} AS {ra} ON {' AND '.join(at_start)}"
+            )
             ranged = f"{ranged} UNION ALL {prevailing}"
         scope = Scope(right.types(), window_order(right.order), "agg")
         aggs = []
         for item in spec.items[1:]:
-            if not (isinstance(item, ListExpr) and len(item.items) == 2
-                    and isinstance(item.items[0], Func) and isinstance(item.items[1], Sym)):
+            if not (
+                isinstance(item, ListExpr)
+                and len(item.items) == 2
+                and isinstance(item.items[0], Func)
+                and isinstance(item.items[1], Sym)
+            ):
                 raise QError(f"'{what}' aggregations are written (f;`column)", item.pos)
             fn, col = item.items
             assert isinstance(fn, Func) and isinstance(col, Sym)
@@ -176,16 +204,20 @@ def _window_join(include_prevailing: bool) -> JoinHandler:
         grouped = f"SELECT {q(rid)}, {agg_list} FROM ({ranged}) AS {w} GROUP BY 1"
         a = ctx.aliases.table()
         # Empty windows get what the aggregate gives over no rows (0 for count and sum, ...).
-        empty = {c: f"(SELECT {e.sql} FROM {rsrc} AS {ctx.aliases.table()} WHERE false)"
-                 for c, e in aggs}
+        empty = {
+            c: f"(SELECT {e.sql} FROM {rsrc} AS {ctx.aliases.table()} WHERE false)" for c, e in aggs
+        }
         agg_names = [c for c, _ in aggs]
-        listed = [f"{l}.{q(c)}" for c in left.names if c not in agg_names]
+        listed = [f"{la}.{q(c)}" for c in left.names if c not in agg_names]
         listed += [f"coalesce({a}.{q(c)}, {empty[c]}) AS {q(c)}" for c in agg_names]
-        listed += [f"{l}.{q(h)}" for h in left.hidden]
-        sql = (f"SELECT {', '.join(listed)} FROM ({numbered}) AS {l} LEFT JOIN ({grouped}) "
-               f"AS {a} ON {l}.{q(rid)} = {a}.{q(rid)}")
+        listed += [f"{la}.{q(h)}" for h in left.hidden]
+        sql = (
+            f"SELECT {', '.join(listed)} FROM ({numbered}) AS {la} LEFT JOIN ({grouped}) "
+            f"AS {a} ON {la}.{q(rid)} = {a}.{q(rid)}"
+        )
         cols = tuple(c for c in left.columns if c[0] not in agg_names) + tuple(
-            (c, e.qtype) for c, e in aggs)
+            (c, e.qtype) for c, e in aggs
+        )
         return Rel(f"({sql})", cols, left.order, left.hidden)
 
     return handler

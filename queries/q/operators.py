@@ -63,8 +63,7 @@ def _args(node: Call, scope: Scope, tr: Translate) -> tuple[Expr, Expr]:
 def _no_vectors(node: Call, *exprs: Expr) -> None:
     for e in exprs:
         if e.items is not None:
-            raise QError(f"a literal list as an argument of '{node.fn}' is not supported",
-                         node.pos)
+            raise QError(f"a literal list as an argument of '{node.fn}' is not supported", node.pos)
 
 
 # -- comparisons -----------------------------------------------------------------------
@@ -81,11 +80,15 @@ def _comparable(a: Expr, b: Expr, pos: int) -> None:
     if {ta, tb} <= {"timestamp", "date"} or {ta, tb} <= TIME_OF_DAY:
         return
     if {ta, tb} <= {"symbol", "string"}:
-        raise QError("comparing symbols with strings: write the value as a symbol (`AAPL) "
-                     "or use like", pos)
+        raise QError(
+            "comparing symbols with strings: write the value as a symbol (`AAPL) or use like", pos
+        )
     if "timestamp" in (ta, tb) and ({ta, tb} & TIME_OF_DAY):
-        raise QError(f"comparing timestamp with {ta if tb == 'timestamp' else tb}: take the "
-                     "time of day first, e.g. time.minute or `time$time", pos)
+        raise QError(
+            f"comparing timestamp with {ta if tb == 'timestamp' else tb}: take the "
+            "time of day first, e.g. time.minute or `time$time",
+            pos,
+        )
     raise QError(f"cannot compare {ta} with {tb}", pos)
 
 
@@ -140,7 +143,7 @@ def _arith(node: Call, scope: Scope, tr: Translate) -> Expr:
     if op == "%":
         _numeric(node, a, b)
         return derived(f"(CAST({a.sql} AS DOUBLE) / {b.sql})", "float", (a, b), node.pos)
-    if a.qtype in NUMERIC and b.qtype in NUMERIC or None in (a.qtype, b.qtype):
+    if (a.qtype in NUMERIC and b.qtype in NUMERIC) or None in (a.qtype, b.qtype):
         qtype = promote(a.qtype, b.qtype)
         sa, sb = _widen(a), _widen(b)
         sql = f"({sa} {op} {sb})"
@@ -187,13 +190,16 @@ def _and_or(node: Call, scope: Scope, tr: Translate) -> Expr:
     _no_vectors(node, a, b)
     is_and = node.fn in ("&", "and")
     if a.qtype == "boolean" and b.qtype == "boolean":
-        return derived(f"({a.sql} {'AND' if is_and else 'OR'} {b.sql})", "boolean", (a, b),
-                       node.pos)
+        return derived(
+            f"({a.sql} {'AND' if is_and else 'OR'} {b.sql})", "boolean", (a, b), node.pos
+        )
     qtype = promote_or_fail(a, b, node.pos)
     if is_and:
         # Lesser of the two; a null is the least value, so it wins.
-        sql = (f"(CASE WHEN {a.sql} IS NULL OR {b.sql} IS NULL THEN NULL "
-               f"ELSE least({a.sql}, {b.sql}) END)")
+        sql = (
+            f"(CASE WHEN {a.sql} IS NULL OR {b.sql} IS NULL THEN NULL "
+            f"ELSE least({a.sql}, {b.sql}) END)"
+        )
     else:
         sql = f"greatest({a.sql}, {b.sql})"  # greatest skips nulls: null is the least value
     return derived(sql, qtype, (a, b), node.pos)
@@ -211,8 +217,7 @@ def _fill(node: Call, scope: Scope, tr: Translate) -> Expr:
     a, b = _args(node, scope, tr)
     _no_vectors(node, a, b)
     qtype = promote_or_fail(a, b, node.pos)
-    return derived(f"coalesce({b.sql}, {a.sql})", qtype, (a, b), node.pos,
-                   nonnull=a.nonnull)
+    return derived(f"coalesce({b.sql}, {a.sql})", qtype, (a, b), node.pos, nonnull=a.nonnull)
 
 
 # -- membership and patterns -----------------------------------------------------------
@@ -221,8 +226,9 @@ def _fill(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _within(node: Call, scope: Scope, tr: Translate) -> Expr:
     a, bounds = _args(node, scope, tr)
     if bounds.items is None or len(bounds.items) != 2:
-        raise QError("'within' needs a two-item list of bounds, e.g. x within 10 20",
-                     node.args[1].pos)
+        raise QError(
+            "'within' needs a two-item list of bounds, e.g. x within 10 20", node.args[1].pos
+        )
     lo_atom, hi_atom = bounds.items
     lo = Expr(lo_atom.sql, lo_atom.qtype, "const", nonnull=not lo_atom.is_null)
     hi = Expr(hi_atom.sql, hi_atom.qtype, "const", nonnull=not hi_atom.is_null)
@@ -267,7 +273,7 @@ def _like(node: Call, scope: Scope, tr: Translate) -> Expr:
     if a.qtype not in TEXT and a.qtype is not None:
         raise QError(f"'like' needs symbols or strings, got {a.qtype}", node.pos)
     if pattern.qtype != "string" or pattern.shape != "const":
-        raise QError('\'like\' needs a string pattern, e.g. sym like "AA*"', node.args[1].pos)
+        raise QError("'like' needs a string pattern, e.g. sym like \"AA*\"", node.args[1].pos)
     # q's like patterns (* ? [abc] [^abc]) are glob patterns; DuckDB negates a class with !.
     glob = pattern.sql.replace("[^", "[!")
     plain = f"({a.sql} GLOB {glob})"
@@ -318,16 +324,18 @@ HANDLERS: dict[str, Handler] = {
     "abs": _monadic("abs({x})", _same),
     "exp": _monadic("exp({x})", _float),
     # q answers -0w for log 0 and null for negatives where DuckDB would raise.
-    "log": _monadic("(CASE WHEN {x} > 0 THEN ln({x}) WHEN {x} = 0 THEN '-inf'::DOUBLE END)",
-                    _float),
+    "log": _monadic(
+        "(CASE WHEN {x} > 0 THEN ln({x}) WHEN {x} = 0 THEN '-inf'::DOUBLE END)", _float
+    ),
     "sqrt": _monadic("(CASE WHEN {x} >= 0 THEN sqrt({x}) END)", _float),
     "floor": _monadic("CAST(floor({x}) AS BIGINT)", _long),
     "ceiling": _monadic("CAST(ceiling({x}) AS BIGINT)", _long),
     "signum": _monadic("CAST(sign({x}) AS INTEGER)", lambda _: "int"),
     "reciprocal": _monadic("(1.0 / {x})", _float),
 }
-MONADIC = frozenset({"not", "neg", "abs", "exp", "log", "sqrt", "floor", "ceiling", "signum",
-                     "reciprocal"})
+MONADIC = frozenset(
+    {"not", "neg", "abs", "exp", "log", "sqrt", "floor", "ceiling", "signum", "reciprocal"}
+)
 DYADIC = frozenset(HANDLERS) - MONADIC - {"-"} | {"-"}
 
 __all__ = ["HANDLERS", "Node", "compare", "derived"]

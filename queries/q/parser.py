@@ -120,7 +120,9 @@ class _Parser:
                 return self.query(tok)
             if tok.text in vocab.TEMPLATE_WORDS - {"where"}:
                 raise QError(f"'{tok.text}' outside a select/exec/update/delete", tok.pos)
-            node = Func(tok.pos, tok.text) if tok.text in vocab.FUNCTIONS else Name(tok.pos, tok.text)
+            node = (
+                Func(tok.pos, tok.text) if tok.text in vocab.FUNCTIONS else Name(tok.pos, tok.text)
+            )
         elif tok.kind is Kind.OP:
             node = Func(tok.pos, tok.text)
         elif tok.kind is Kind.LPAREN:
@@ -166,8 +168,9 @@ class _Parser:
         args: list[Node] = []
         while True:
             if self.peek().kind in (Kind.SEMI, Kind.RBRACKET):
-                raise QError("projection (an empty argument in [...]) is not supported",
-                             self.peek().pos)
+                raise QError(
+                    "projection (an empty argument in [...]) is not supported", self.peek().pos
+                )
             args.append(self.expr(_NONE))
             if self.peek().kind is not Kind.SEMI:
                 break

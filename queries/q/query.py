@@ -89,8 +89,10 @@ def row_conditions(rel: Rel, clauses: tuple[Node, ...], ctx: Context, what: str)
         e = translate(clause, base_scope(rel, ctx))
         require_boolean(e, clause.pos, "a where subphrase")
         if e.window:
-            raise QError(f"aggregates and uniform functions in a {what} where clause are not "
-                         "supported", clause.pos)
+            raise QError(
+                f"aggregates and uniform functions in a {what} where clause are not supported",
+                clause.pos,
+            )
         terms.append(e.sql if e.nonnull else f"coalesce({e.sql}, false)")
     return " AND ".join(f"({t})" for t in terms) if terms else None
 
@@ -115,8 +117,9 @@ def _carry_order(rel: Rel, ctx: Context) -> tuple[list[str], tuple[tuple[str, bo
 def select(q: Query, ctx: Context) -> Rel:
     src = ctx.table(q.table)
     if q.kind == "exec" and q.by is not None:
-        raise QError("'exec ... by' (a dictionary result) is not supported; use select ... by",
-                     q.pos)
+        raise QError(
+            "'exec ... by' (a dictionary result) is not supported; use select ... by", q.pos
+        )
     if q.kind == "exec" and not q.columns:
         raise QError("'exec' needs at least one column", q.pos)
     level = where_level(src, q.where, ctx)
@@ -138,7 +141,8 @@ def select(q: Query, ctx: Context) -> Rel:
 
 def _is_distinct(node: Node) -> bool:
     return (isinstance(node, Func) and node.name == "distinct") or (
-        isinstance(node, Call) and node.fn == "distinct" and not node.infix)
+        isinstance(node, Call) and node.fn == "distinct" and not node.infix
+    )
 
 
 def _distinct(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
@@ -153,6 +157,7 @@ def _distinct(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
         listed = ", ".join(quote_ident(c) for c, _ in cols)
         sql = level.select(f"{listed}, {at}", " GROUP BY ALL")
     else:
+        assert isinstance(node, Call)
         e = translate(node.args[0], base_scope(src, ctx))
         if e.shape != "row" or e.window:
             raise QError("'distinct' of this expression is not supported", node.pos)
@@ -208,11 +213,13 @@ def _grouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
     by_names = _names(q.by)
     if len(set(by_names)) != len(by_names):
         raise QError(f"duplicate by names {by_names}", q.by[0].pos)
-    col_scope = base_scope(src, ctx, mode="agg", hoist=hoister.add,
-                           partition=tuple(e.sql for e in by_exprs))
+    col_scope = base_scope(
+        src, ctx, mode="agg", hoist=hoister.add, partition=tuple(e.sql for e in by_exprs)
+    )
     phrases = q.columns or tuple(
         Phrase(q.pos, c, Call(q.pos, "last", (Name(q.pos, c),)))
-        for c in src.names if c not in by_names
+        for c in src.names
+        if c not in by_names
     )
     names = unique_names(_names(phrases))
     clash = set(names) & set(by_names)
@@ -266,8 +273,7 @@ def update(q: Query, ctx: Context) -> Rel:
     listed = [f"{assigned.get(c, quote_ident(c))} AS {quote_ident(c)}" for c in types]
     listed += [quote_ident(h) for h in src.hidden]
     level = Level(f"{src.source} AS {ctx.aliases.table()}").lower(hoister, ctx)
-    return replace(src, source=f"({level.select(', '.join(listed))})",
-                   columns=tuple(types.items()))
+    return replace(src, source=f"({level.select(', '.join(listed))})", columns=tuple(types.items()))
 
 
 def delete(q: Query, ctx: Context) -> Rel:
@@ -284,8 +290,12 @@ def delete(q: Query, ctx: Context) -> Rel:
         kept = [c for c in src.columns if c[0] not in drop]
         hidden = keep_order(src, [c for c, _ in kept])
         listed = [quote_ident(c) for c in [*(c for c, _ in kept), *hidden]]
-        return replace(src, source=f"(SELECT {', '.join(listed)} FROM {source})",
-                       columns=tuple(kept), hidden=hidden)
+        return replace(
+            src,
+            source=f"(SELECT {', '.join(listed)} FROM {source})",
+            columns=tuple(kept),
+            hidden=hidden,
+        )
     cond = row_conditions(src, q.where, ctx, "delete")
     keep = f"NOT ({cond})" if cond else "false"
     listed = [quote_ident(c) for c in src.names] + [quote_ident(h) for h in src.hidden]

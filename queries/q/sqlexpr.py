@@ -33,8 +33,17 @@ class Expr:
     # Refers to a window computed one level down: another window cannot be built on it there.
     hoisted: bool = False
 
-    def with_sql(self, sql: str, **changes: object) -> Expr:
-        return replace(self, sql=sql, items=None, nanos=None, tod_source=None, **changes)
+    def with_sql(self, sql: str, *, qtype: str | None = None, nonnull: bool | None = None) -> Expr:
+        """The same kind of value computed by ``sql`` (literal-only facts dropped)."""
+        return replace(
+            self,
+            sql=sql,
+            items=None,
+            nanos=None,
+            tod_source=None,
+            qtype=self.qtype if qtype is None else qtype,
+            nonnull=self.nonnull if nonnull is None else nonnull,
+        )
 
 
 def quote_ident(name: str) -> str:

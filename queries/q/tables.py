@@ -6,7 +6,7 @@ the previous order breaks ties); take and sublist cut rows in that order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from queries.q import joins, query
@@ -48,8 +48,11 @@ def table_rel(node: Node, schemas: Mapping[str, TableSchema], ctx: Context) -> R
             return joins.JOINS[node.fn](node, ctx)
     if isinstance(node, Call):
         raise QError(f"'{node.fn}' is not supported as a table expression", node.pos)
-    raise QError("expected a table: a table name, a select/exec/update/delete, a join, "
-                 "xasc/xdesc, # or sublist", node.pos)
+    raise QError(
+        "expected a table: a table name, a select/exec/update/delete, a join, "
+        "xasc/xdesc, # or sublist",
+        node.pos,
+    )
 
 
 def _column_names(node: Node, rel: Rel, what: str) -> list[str]:
@@ -61,7 +64,7 @@ def _column_names(node: Node, rel: Rel, what: str) -> list[str]:
     return list(node.names)
 
 
-def _sort(desc: bool):  # type: ignore[no-untyped-def]
+def _sort(desc: bool) -> Callable[[Call, Context], Rel]:
     def handler(node: Call, ctx: Context) -> Rel:
         rel = ctx.table(node.args[1])
         cols = _column_names(node.args[0], rel, node.fn)
@@ -99,8 +102,9 @@ def _take(node: Call, ctx: Context) -> Rel:
         listed = [quote_ident(c) for c in [*cols, *hidden]]
         source = f"(SELECT {', '.join(listed)} FROM {rel.source} AS {ctx.aliases.table()})"
         types = rel.types()
-        return replace(rel, source=source, columns=tuple((c, types[c]) for c in cols),
-                       hidden=hidden, keys=())
+        return replace(
+            rel, source=source, columns=tuple((c, types[c]) for c in cols), hidden=hidden, keys=()
+        )
     (n,) = _one(_int_items(left, "#"), left)
     if n == 0:
         return limit(rel, ctx, 0)
@@ -112,16 +116,20 @@ def _take(node: Call, ctx: Context) -> Rel:
     over = f"OVER (ORDER BY {', '.join(terms)})" if terms else "OVER ()"
     s = ctx.aliases.table()
     rn_q, total_q, k_q = quote_ident(rn), quote_ident(total), quote_ident(k)
-    numbered = (f"SELECT *, row_number() {over} - 1 AS {rn_q}, count(*) OVER () AS {total_q} "
-                f"FROM {first.source} AS {ctx.aliases.table()}")
+    numbered = (
+        f"SELECT *, row_number() {over} - 1 AS {rn_q}, count(*) OVER () AS {total_q} "
+        f"FROM {first.source} AS {ctx.aliases.table()}"
+    )
     if n > 0:
         wanted = f"(r.{k_q} % {s}.{total_q})"
     else:
         wanted = f"(((r.{k_q} - {-n}) % {s}.{total_q} + {s}.{total_q}) % {s}.{total_q})"
     cols = [quote_ident(c) for c in rel.names] + [quote_ident(h) for h in rel.hidden]
-    sql = (f"SELECT {', '.join(f'{s}.{c}' for c in cols)}, r.{k_q} "
-           f"FROM range({abs(n)}) AS r({k_q}) JOIN ({numbered}) AS {s} "
-           f"ON {s}.{rn_q} = {wanted}")
+    sql = (
+        f"SELECT {', '.join(f'{s}.{c}' for c in cols)}, r.{k_q} "
+        f"FROM range({abs(n)}) AS r({k_q}) JOIN ({numbered}) AS {s} "
+        f"ON {s}.{rn_q} = {wanted}"
+    )
     return replace(rel, source=f"({sql})", order=((k, False),), hidden=(*rel.hidden, k))
 
 

@@ -78,8 +78,7 @@ def _cast_target(node: Call) -> str:
         if name.isupper():
             raise QError(f'parsing strings with "{name}"$ is not supported', left.pos)
     if name is None or name not in CAST_NAMES:
-        raise QError("'$' is only supported as a cast: `date$x, `float$x, \"j\"$x, `$x",
-                     node.pos)
+        raise QError("'$' is only supported as a cast: `date$x, `float$x, \"j\"$x, `$x", node.pos)
     return CAST_NAMES[name]
 
 
@@ -134,8 +133,9 @@ def _xbar(node: Call, scope: Scope, tr: Translate) -> Expr:
     t = x.qtype
     if t == "timestamp":
         if n.nanos is None or n.nanos <= 0:
-            raise QError("'xbar' on timestamps needs a positive timespan, e.g. 0D00:05",
-                         node.args[0].pos)
+            raise QError(
+                "'xbar' on timestamps needs a positive timespan, e.g. 0D00:05", node.args[0].pos
+            )
         return _part(x, timestamp_bar(x.sql, n.nanos), "timestamp")
     if n.qtype not in INTEGRAL:
         if t in NUMERIC and n.qtype in FLOATING:
@@ -147,8 +147,10 @@ def _xbar(node: Call, scope: Scope, tr: Translate) -> Expr:
     if t in TIME_OF_DAY:
         return _part(x, _time_of_day_bar(x, size, node.pos), t)
     if t == "date":
-        sql = (f"(DATE '2000-01-01' + CAST(floor(({x.sql} - DATE '2000-01-01') / {size}) "
-               f"* {size} AS INTEGER))")
+        sql = (
+            f"(DATE '2000-01-01' + CAST(floor(({x.sql} - DATE '2000-01-01') / {size}) "
+            f"* {size} AS INTEGER))"
+        )
         return _part(x, sql, "date")
     if t in FLOATING:
         return _part(x, f"(floor({x.sql} / {size}) * {size})", t)
@@ -188,15 +190,14 @@ def temporal_arith(op: str, a: Expr, b: Expr, pos: int) -> Expr:
     from queries.q.operators import derived
 
     ta, tb = a.qtype, b.qtype
-    if op in "+-" and ta == "timestamp" and tb == "timespan" or (
+    if (op in "+-" and ta == "timestamp" and tb == "timespan") or (
         op == "+" and ta == "timespan" and tb == "timestamp"
     ):
         ts, span = (a, b) if ta == "timestamp" else (b, a)
         if span.nanos is None:
             raise QError("timestamp arithmetic needs a timespan literal (e.g. 0D00:00:01)", pos)
         nanos = span.nanos if op == "+" else -span.nanos
-        return derived(f"make_timestamp_ns(epoch_ns({ts.sql}) + {nanos})", "timestamp",
-                       (a, b), pos)
+        return derived(f"make_timestamp_ns(epoch_ns({ts.sql}) + {nanos})", "timestamp", (a, b), pos)
     if op == "-" and ta == tb == "timestamp":
         return derived(f"({a.sql} - {b.sql})", "timespan", (a, b), pos)
     if op in "+-" and ta == "date" and tb in INTEGRAL:
