@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from harness import wait_until
-from rdb_helpers import SYMS, Stack, client, publish_trades, quotes, scalar, trades, wait_rows
+from test_rdb_stack import SYMS, Stack, client, publish_trades, quotes, scalar, trades, wait_rows
 
 from queries.service import QueryError
 from tickerplant.protocol import shard_of
@@ -103,7 +103,14 @@ def test_kill9_restart_gives_identical_contents_without_doubling_chunks(
     c2 = client(restarted)
     wait_rows(c2, "trade", 62_000)
     after = c2.query(sql).table.to_pylist()
-    assert after == [{**before[0], "count_star()": 62_000, "count(DISTINCT size)": 62_000,
-                      "sum(size)": sum(range(62_000)), "max(size)": 61_999}]
+    assert after == [
+        {
+            **before[0],
+            "count_star()": 62_000,
+            "count(DISTINCT size)": 62_000,
+            "sum(size)": sum(range(62_000)),
+            "max(size)": 61_999,
+        }
+    ]
     assert c2.info()["skipped_on_replay"] > 0  # rows already in chunks were not re-applied
     assert scalar(c2, "SELECT count(*) FROM trade") == 62_000
