@@ -111,3 +111,36 @@ def test_eod_merges_intraday_chunks_and_restart_mid_writedown_rewrites_the_day(
     assert not chunk_dir.exists()  # chunks are removed once the partition is published
     wait_rows(again, "trade", 500)
     assert scalar(again, "SELECT count(*) FROM trade") == 500
+
+
+def test_eod_job_writes_a_day_from_the_journal_and_is_idempotent(
+    tmp_path: Path, procs: list
+) -> None:
+    import subprocess
+    import sys
+
+    stack = Stack(tmp_path, procs)
+    publish_trades(stack.address, 0, 3000)
+    day = str(stack.tp.info["session"])
+    args = [
+        sys.executable,
+        "-m",
+        "tickdb.cli",
+        "eod",
+        "--date",
+        day,
+        "--config",
+        str(stack.config),
+        "--data-dir",
+        str(stack.data),
+    ]
+    early = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert early.returncode == 1 and "has not ended" in early.stderr
+    roll(stack.address)
+    part = stack.data / "hdb" / "trade" / f"date={day}" / "part-0-of-1.parquet"
+    for _ in range(2):  # a rerun rewrites the same file
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "write" in done.stdout  # rich progress
+        table = pq.read_table(part)
+        assert sorted(table["size"].to_pylist()) == list(range(3000))
