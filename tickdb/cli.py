@@ -18,6 +18,7 @@ app = typer.Typer(
 register_tickerplant(app)
 app.command("up")(up)
 __import__("gateway.cli").cli.register(app)
+__import__("hdb.cli").cli.register(app)
 __import__("rdb.cli").cli.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Maintenance jobs on the HDB directory: ``check``, ``retain`` and ``load``."""
