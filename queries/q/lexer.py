@@ -75,6 +75,8 @@ def tokenize(src: str) -> list[Token]:
                 i = m.end()
             tokens.append(Token(Kind.SYM, src[start:i], start, tuple(names), spaced))
             continue
+        if ch == "{":
+            raise QError("lambdas {...} are not supported", start)
         if ch == '"':
             i = _string(src, i, tokens, spaced)
             continue

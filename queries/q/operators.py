@@ -103,10 +103,10 @@ def compare(op: str, a: Expr, b: Expr, pos: int, where_ctx: bool) -> Expr:
         return _bool(f"({a.sql} IS NOT DISTINCT FROM {b.sql})", (a, b), pos)
     if op == "<>":
         return _bool(f"({a.sql} IS DISTINCT FROM {b.sql})", (a, b), pos)
-    if op in (">", ">="):
-        # a > b is b < a: one rule set for both directions.
-        a, b, op = b, a, _FLIP[op]
     plain = f"({a.sql} {op} {b.sql})"
+    if op in (">", ">="):
+        # a > b is b < a: one set of null rules for both directions.
+        a, b, op = b, a, _FLIP[op]
     # What the comparison is when either side is null: null is below every value.
     if op == "<":
         when_null = "false" if a.nonnull else ("" if b.nonnull else None)

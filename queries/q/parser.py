@@ -95,7 +95,11 @@ class _Parser:
             self.advance()
             adverb = None
             if self.peek().kind is Kind.ADVERB:
-                adverb = self.advance().text
+                adverb_tok = self.advance()
+                # Only each-left, in wj's window bounds (lo hi +\: t.time), is understood.
+                if adverb_tok.text != "\\:":
+                    raise QError(f"adverb {adverb_tok.text!r} is not supported", adverb_tok.pos)
+                adverb = adverb_tok.text
             right = self.expr(stops)
             return Call(tok.pos, tok.text, (left, right), adverb, infix=True)
         if tok.kind is Kind.ADVERB:
