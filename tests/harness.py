@@ -118,6 +118,7 @@ EPHEMERAL_TP = {
     "publish_address": "tcp://127.0.0.1:0",
     "replay_address": "tcp://127.0.0.1:0",
     "heartbeat_ms": 200,
+    "kdb_port": 0,  # off unless a test asks for it
 }
 
 
