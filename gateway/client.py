@@ -7,6 +7,7 @@ Results travel as Arrow IPC streams. The table's schema metadata carries the fla
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -30,7 +31,12 @@ class Client:
     def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 300.0) -> None:
         self.url = url.rstrip("/")
         # The HTTP wait is longer than any query limit: the gateway answers in time or errs.
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        # TCP_NODELAY: without it a request written in two segments waits ~40 ms for the
+        # server's delayed ACK (Nagle), which dominated small queries.
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
 
     def query(
         self,

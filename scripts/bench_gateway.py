@@ -1,0 +1,253 @@
+"""Gateway benchmark: queries through the HTTP gateway (Arrow) against raw DuckDB.
+
+10M rows (trades and quotes) across today plus 5 past days. Past days are an HDB-layout
+Parquet lake (``<hdb>/<table>/date=YYYY-MM-DD/part.parquet``, sorted by sym, time) served by
+a query service with DuckDB views; today is in-memory Arrow served by another (the RDB's
+shape). The gateway is a real ``tickdb gateway`` process. The raw baseline is one DuckDB in
+this process over the same Parquet files and the same Arrow tables, unioned. Both sides get
+the same thread budget. Prints medians and the gateway/raw ratio per query.
+
+    .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.client import Client  # noqa: E402
+from queries.service import QueryServer  # noqa: E402
+from tickdb.ready import wait_ready  # noqa: E402
+
+TODAY = dt.date.today()
+DAYS = [TODAY - dt.timedelta(days=d) for d in range(5, -1, -1)]  # 5 past days + today
+SYMS = [f"S{i:03d}" for i in range(100)]
+OPEN_NS = 9 * 3600 * 10**9 + 30 * 60 * 10**9
+SESSION_NS = int(6.5 * 3600 * 10**9)
+THREADS = 2
+
+
+def make_day(kind: str, day: dt.date, rows: int, rng: np.random.Generator) -> pa.Table:
+    sym_idx = np.sort(rng.integers(0, len(SYMS), rows))
+    midnight = np.datetime64(day, "ns").astype(np.int64)
+    times = midnight + OPEN_NS + rng.integers(0, SESSION_NS, rows)
+    order = np.lexsort((times, sym_idx))  # HDB partitions are sorted by sym, time
+    sym_idx, times = sym_idx[order], times[order]
+    mid = 50 + sym_idx * 0.5 + rng.normal(0, 0.2, rows)
+    cols: dict[str, pa.Array] = {
+        "time": pa.array(times.astype("datetime64[ns]")),
+        "sym": pa.array(np.array(SYMS)[sym_idx]),
+    }
+    if kind == "trade":
+        cols["price"] = pa.array(np.round(mid, 2))
+        cols["size"] = pa.array(rng.integers(1, 1000, rows))
+    else:
+        cols["bid"] = pa.array(np.round(mid - 0.01, 2))
+        cols["ask"] = pa.array(np.round(mid + 0.01, 2))
+        cols["bsize"] = pa.array(rng.integers(1, 1000, rows))
+        cols["asize"] = pa.array(rng.integers(1, 1000, rows))
+    cols["date"] = pa.array([day] * rows, pa.date32())
+    return pa.table(cols)
+
+
+def build(rows: int, lake: Path) -> dict[str, pa.Table]:
+    """Write the past days as Parquet; return today's tables (in memory)."""
+    rng = np.random.default_rng(42)
+    per_day = rows // 2 // len(DAYS)
+    today: dict[str, pa.Table] = {}
+    for kind in ("trade", "quote"):
+        for day in DAYS:
+            table = make_day(kind, day, per_day, rng)
+            if day == TODAY:
+                today[kind] = table
+                continue
+            part = lake / kind / f"date={day.isoformat()}"
+            part.mkdir(parents=True)
+            pq.write_table(table.drop_columns(["date"]), part / "part.parquet")
+    return today
+
+
+def lake_view(con: duckdb.DuckDBPyConnection, name: str, lake: Path, as_name: str) -> None:
+    con.execute(
+        f"CREATE VIEW {as_name} AS SELECT * FROM read_parquet("
+        f"'{lake}/{name}/*/*.parquet', hive_partitioning = true, "
+        "hive_types = {'date': DATE})"
+    )
+
+
+def hdb_db(lake: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": THREADS})
+    for name in ("trade", "quote"):
+        lake_view(con, name, lake, name)
+    return con
+
+
+def rdb_db(today: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": THREADS})
+    for name, table in today.items():
+        con.register("_load", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _load")
+        con.unregister("_load")
+    return con
+
+
+def raw_db(lake: Path, today: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"threads": THREADS})
+    for name, table in today.items():
+        lake_view(con, name, lake, f"past_{name}")
+        con.register("_load", table)
+        con.execute(f"CREATE TABLE today_{name} AS SELECT * FROM _load")
+        con.unregister("_load")
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM past_{name} "
+            f"UNION ALL BY NAME SELECT * FROM today_{name}"
+        )
+    return con
+
+
+def info_of(role: str, con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    tables = {}
+    for name in ("trade", "quote"):
+        cols = [[r[0], r[1]] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        qtypes = {
+            "TIMESTAMP_NS": "timestamp",
+            "VARCHAR": "symbol",
+            "DOUBLE": "float",
+            "BIGINT": "long",
+            "DATE": "date",
+        }
+        dates = [
+            r[0].isoformat()
+            for r in con.execute(f"SELECT DISTINCT date FROM {name} ORDER BY 1").fetchall()
+        ]
+        tables[name] = {
+            "columns": [[c, qtypes.get(t, "string")] for c, t in cols if c != "date"],
+            "rows": con.execute(f"SELECT count(*) FROM {name}").fetchone()[0],
+            "dates": dates,
+        }
+    info: dict[str, object] = {"role": role, "shard": None, "tables": tables}
+    if role == "rdb":
+        info.update(date=TODAY.isoformat(), seq=0, tp_seq=0, last_heartbeat=time.time())
+    return info
+
+
+def queries() -> dict[str, str]:
+    d1, d4 = DAYS[-2], DAYS[1]
+    return {
+        "vwap by sym (6 days)": "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym",
+        "1-min OHLCV bars (2 days)": "SELECT sym, time_bucket(INTERVAL '1 minute', time) AS bar, "
+        "first(price ORDER BY time) AS open, max(price) AS high, min(price) AS low, "
+        "last(price ORDER BY time) AS close, sum(size) AS volume FROM trade "
+        f"WHERE date >= '{d1}' GROUP BY ALL",
+        "as-of join trades to quotes (6 days)": "SELECT t.sym, avg(t.price - (q.bid + q.ask) / 2) AS slippage, count(*) AS n "
+        "FROM trade t ASOF JOIN quote q ON t.sym = q.sym AND t.date = q.date "
+        "AND t.time >= q.time GROUP BY t.sym",
+        "one-sym filter (6 days)": "SELECT time, price, size FROM trade WHERE sym = 'S042'",
+        "multi-day range (4 past days)": "SELECT date, sym, count(*) AS n, sum(size) AS volume, max(price) AS high "
+        f"FROM trade WHERE date BETWEEN '{d4}' AND '{d1}' GROUP BY date, sym",
+    }
+
+
+def median_s(fn: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        today = build(args.rows, work / "hdb")
+        print(f"built {args.rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
+        hdb, rdb = hdb_db(work / "hdb"), rdb_db(today)
+        servers = [
+            QueryServer(
+                "tcp://127.0.0.1:0",
+                con.cursor,
+                info=lambda r=role, c=con: info_of(r, c.cursor()),
+                timeout_s=120,
+                max_rows=10_000_000,
+                workers=2,
+            )
+            for role, con in (("hdb", hdb), ("rdb", rdb))
+        ]
+        for server in servers:
+            server.start()
+        ready = work / "gateway.ready.json"
+        gateway = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tickdb.cli",
+                "gateway",
+                "--port",
+                "0",
+                "--timeout",
+                "120",
+                "--max-rows",
+                "10000000",
+                "--hdb",
+                servers[0].endpoint,
+                "--rdb",
+                servers[1].endpoint,
+                "--ready-file",
+                str(ready),
+            ],
+            cwd=ROOT,
+        )
+        try:
+            url = wait_ready(ready, 60, alive=lambda: gateway.poll() is None)["url"]
+            raw = raw_db(work / "hdb", today)
+            client = Client(url)
+            rows = []
+            for name, sql in queries().items():
+                want = raw.sql(sql).to_arrow_table()
+                got = client.query(sql)
+                assert got.num_rows == want.num_rows, (name, got.num_rows, want.num_rows)
+                raw_s = median_s(lambda s=sql: raw.sql(s).to_arrow_table(), args.repeat)
+                gw_s = median_s(lambda s=sql: client.query(s), args.repeat)
+                rows.append((name, want.num_rows, raw_s, gw_s))
+                print(
+                    f"{name:40s} {want.num_rows:>8,} rows  raw {raw_s * 1000:8.1f} ms  "
+                    f"gateway {gw_s * 1000:8.1f} ms  ratio {gw_s / raw_s:5.2f}x",
+                    flush=True,
+                )
+            print("\n| query | rows out | raw DuckDB (ms) | gateway HTTP+Arrow (ms) | ratio |")
+            print("|---|---:|---:|---:|---:|")
+            for name, n, raw_s, gw_s in rows:
+                print(
+                    f"| {name} | {n:,} | {raw_s * 1000:.0f} | {gw_s * 1000:.0f} | "
+                    f"{gw_s / raw_s:.2f}x |"
+                )
+            client.close()
+        finally:
+            gateway.terminate()
+            gateway.wait(10)
+            for server in servers:
+                server.close()
+
+
+if __name__ == "__main__":
+    main()
