@@ -147,18 +147,29 @@ def info_of(role: str, con: duckdb.DuckDBPyConnection) -> dict[str, object]:
 
 def queries() -> dict[str, str]:
     d1, d4 = DAYS[-2], DAYS[1]
-    return {
-        "vwap by sym (6 days)": "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym",
-        "1-min OHLCV bars (2 days)": "SELECT sym, time_bucket(INTERVAL '1 minute', time) AS bar, "
+    vwap = "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym"
+    bars = (
+        "SELECT sym, time_bucket(INTERVAL '1 minute', time) AS bar, "
         "first(price ORDER BY time) AS open, max(price) AS high, min(price) AS low, "
         "last(price ORDER BY time) AS close, sum(size) AS volume FROM trade "
-        f"WHERE date >= '{d1}' GROUP BY ALL",
-        "as-of join trades to quotes (6 days)": "SELECT t.sym, avg(t.price - (q.bid + q.ask) / 2) AS slippage, count(*) AS n "
+        f"WHERE date >= '{d1}' GROUP BY ALL"
+    )
+    asof = (
+        "SELECT t.sym, avg(t.price - (q.bid + q.ask) / 2) AS slippage, count(*) AS n "
         "FROM trade t ASOF JOIN quote q ON t.sym = q.sym AND t.date = q.date "
-        "AND t.time >= q.time GROUP BY t.sym",
-        "one-sym filter (6 days)": "SELECT time, price, size FROM trade WHERE sym = 'S042'",
-        "multi-day range (4 past days)": "SELECT date, sym, count(*) AS n, sum(size) AS volume, max(price) AS high "
-        f"FROM trade WHERE date BETWEEN '{d4}' AND '{d1}' GROUP BY date, sym",
+        "AND t.time >= q.time GROUP BY t.sym"
+    )
+    one_sym = "SELECT time, price, size FROM trade WHERE sym = 'S042'"
+    days = (
+        "SELECT date, sym, count(*) AS n, sum(size) AS volume, max(price) AS high "
+        f"FROM trade WHERE date BETWEEN '{d4}' AND '{d1}' GROUP BY date, sym"
+    )
+    return {
+        "vwap by sym (6 days)": vwap,
+        "1-min OHLCV bars (2 days)": bars,
+        "as-of join trades to quotes (6 days)": asof,
+        "one-sym filter (6 days)": one_sym,
+        "multi-day range (4 past days)": days,
     }
 
 
