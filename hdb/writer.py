@@ -117,7 +117,10 @@ def write_partition(
     """
     started = time.monotonic()
     options = options or WriteOptions()
-    if data is None and not chunks:
+    if data is None:
+        # Always part of the union, even empty: DuckDB writes columns it proves null-free
+        # (from chunk statistics alone) as REQUIRED, which would make partitions' schemas
+        # differ in nullability from day to day.
         data = schema.arrow.empty_table()
     if data is not None:
         if "time" not in data.column_names:
