@@ -173,9 +173,11 @@ def _wavg(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, s
     _numeric_arg(w, "wavg", pos)
     _numeric_arg(x, "wavg", pos)
     # Pairs with a null on either side are skipped, in the weights' sum too.
-    num = agg(f"sum(CAST({w.sql} AS DOUBLE) * {x.sql})")
-    den = agg(f"sum(CASE WHEN {x.sql} IS NOT NULL THEN CAST({w.sql} AS DOUBLE) END)")
-    return f"({num} / {den})", "float"
+    floating = w.qtype in FLOATING or x.qtype in FLOATING
+    product = f"{w.sql} * {x.sql}" if floating else f"CAST({w.sql} AS DOUBLE) * {x.sql}"
+    num = agg(f"sum({product})")
+    den = agg(f"sum({w.sql}) FILTER (WHERE {x.sql} IS NOT NULL)")
+    return f"(CAST({num} AS DOUBLE) / {den})", "float"
 
 
 def _wsum(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, str]:

@@ -101,10 +101,19 @@ def _names(phrases: tuple[Phrase, ...]) -> list[str]:
     return [p.name or default_name(p.expr) for p in phrases]
 
 
-def _carry_order(rel: Rel, ctx: Context) -> tuple[list[str], tuple[tuple[str, bool], ...]]:
-    """Hidden columns that carry the source's row order through a projection."""
+def _carry_order(
+    rel: Rel, ctx: Context, output: dict[str, str]
+) -> tuple[list[str], tuple[tuple[str, bool], ...]]:
+    """Hidden columns that carry the source's row order through a projection.
+
+    An order column the projection already outputs unchanged (``select time, ...``) is used
+    as it is, so the sort carries no extra column.
+    """
     select, order = [], []
     for col, desc in rel.order:
+        if output.get(col) == quote_ident(col):
+            order.append((col, desc))
+            continue
         hidden = ctx.aliases.column("o")
         select.append(f"{quote_ident(col)} AS {quote_ident(hidden)}")
         order.append((hidden, desc))
@@ -189,10 +198,11 @@ def _ungrouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
             if e.items is not None:
                 raise QError("a literal list as a column is not supported", p.pos)
         listed = [f"{e.sql} AS {quote_ident(n)}" for e, n in zip(exprs, names, strict=True)]
-        carry, order = _carry_order(src, ctx)
+        output = {n: e.sql for n, e in zip(names, exprs, strict=True)}
+        carry, order = _carry_order(src, ctx, output)
         sql = level.lower(hoister, ctx).select(", ".join(listed + carry))
         cols = tuple((n, e.qtype) for n, e in zip(names, exprs, strict=True))
-        return Rel(f"({sql})", cols, order, tuple(c for c, _ in order))
+        return Rel(f"({sql})", cols, order, tuple(c for c, _ in order if c not in output))
     listed = [f"{e.sql} AS {quote_ident(n)}" for e, n in zip(exprs, names, strict=True)]
     sql = level.lower(hoister, ctx).select(", ".join(listed))
     return Rel(f"({sql})", tuple((n, e.qtype) for n, e in zip(names, exprs, strict=True)))

@@ -102,6 +102,13 @@ CASES: list[Case] = [
         source="basics/qsql: sorts are stable",
     ),
     Case("take", "2#select from trade", FULL, rows(1, 2)),
+    Case(
+        "sort-projection-with-time",
+        "`price xdesc select time, price from trade where sym=`a",
+        ["time", "price"],
+        [(ts("09:37"), 12.0), (ts("09:32"), 11.0), (ts("09:30"), 10.0)],
+    ),
+    Case("take-projection-without-time", "-1#select price from trade", ["price"], [(12.0,)]),
     Case("take-last", "-2#select from trade", FULL, rows(4, 5)),
     Case(
         "take-cycles",
