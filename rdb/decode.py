@@ -6,7 +6,9 @@ which caps replay at a few hundred thousand records a second. Records of one tab
 byte-identical schema messages, so their batch messages can be spliced into one stream
 (schema once, every body, one end marker) and read by a single reader: the per-record work
 is a bytes comparison and a slice. Payloads that do not share the schema bytes (another
-writer, dictionary batches) fall back to one reader each.
+writer, dictionary batches) fall back to one reader each. Spliced runs are kept to about a
+megabyte, so the copy stays in cache, and only small payloads are spliced: for payloads of
+tens of kilobytes a reader each (no copy) measured faster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+# Splice runs of small payloads up to this size: the copy stays in cache, and a payload this
+# big is read in place instead.
+SPLICE_BYTES = 1 << 20
+# Payloads at least this big are read in place: a reader's set-up is small next to them.
+READ_IN_PLACE_BYTES = 16 << 10
 
 
 def _schema_prefix(payload: bytes) -> bytes | None:
@@ -34,18 +41,34 @@ def decode_payloads(payloads: list[bytes]) -> list[pa.RecordBatch]:
     if not payloads:
         return []
     prefix = _schema_prefix(payloads[0])
-    if prefix is None:
-        return [b for p in payloads for b in ipc.open_stream(p).read_all().to_batches()]
+    if prefix is None or not all(p.startswith(prefix) and p.endswith(_EOS) for p in payloads):
+        return [b for p in payloads for b in _read_one(p)]
     start = len(prefix)
-    spliced: list[bytes | memoryview] = [prefix]
-    odd: list[bytes] = []
+    batches: list[pa.RecordBatch] = []
+    run: list[bytes | memoryview] = []
+    run_bytes = 0
     for payload in payloads:
-        if payload.startswith(prefix) and payload.endswith(_EOS):
-            spliced.append(memoryview(payload)[start:-8])
-        else:
-            odd.append(payload)
-    if odd:
-        # Order matters (rows arrive in seq order): keep it simple and decode one by one.
-        return [b for p in payloads for b in ipc.open_stream(p).read_all().to_batches()]
-    spliced.append(_EOS)
-    return list(ipc.open_stream(pa.py_buffer(b"".join(spliced))))
+        if len(payload) >= READ_IN_PLACE_BYTES:
+            # Big enough that a reader of its own costs nothing; reading it in place avoids
+            # copying it into a spliced stream.
+            batches.extend(_splice(prefix, run))
+            run, run_bytes = [], 0
+            batches.extend(_read_one(payload))
+            continue
+        run.append(memoryview(payload)[start:-8])
+        run_bytes += len(payload)
+        if run_bytes >= SPLICE_BYTES:
+            batches.extend(_splice(prefix, run))
+            run, run_bytes = [], 0
+    batches.extend(_splice(prefix, run))
+    return batches
+
+
+def _read_one(payload: bytes) -> list[pa.RecordBatch]:
+    return list(ipc.open_stream(pa.py_buffer(payload)))
+
+
+def _splice(prefix: bytes, bodies: list[bytes | memoryview]) -> list[pa.RecordBatch]:
+    if not bodies:
+        return []
+    return list(ipc.open_stream(pa.py_buffer(b"".join([prefix, *bodies, _EOS]))))

@@ -25,7 +25,7 @@ from tickerplant.schema import TableSchema
 
 # Compact a table once this many batches sit in its list; merge into batches of this size.
 COMPACT_AFTER_BATCHES = 64
-COMPACT_ROWS = 1 << 20
+COMPACT_ROWS = 1 << 17
 
 
 @dataclass(frozen=True)

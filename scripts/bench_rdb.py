@@ -1,0 +1,202 @@
+"""RDB replay rate and query latency, each against a raw baseline in the same run.
+
+Replay: a real tickerplant journals N trade rows (1000-row records); the RDB's ingest path
+(network replay by ``Subscriber(start="session")`` + ``Ingest`` into the ``Store``) is timed
+against raw Arrow IPC reading of the same payload bytes (``ipc.open_stream(p).read_all()``
+per record). Queries: VWAP by sym, 1-minute OHLCV bars and a one-sym filter through the RDB
+query service (ZeroMQ, snapshot, views, Arrow back) against raw DuckDB over the same Arrow
+table in the same process.
+
+    .venv/bin/python scripts/bench_rdb.py            # 4M rows, 3 repeats
+    .venv/bin/python scripts/bench_rdb.py --quick    # 1M rows, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from queries.service import QueryClient, QueryServer
+from rdb.ingest import Ingest
+from rdb.query import QueryEngine
+from rdb.store import COMPACT_ROWS, Store
+from tickdb.ready import wait_ready
+from tickerplant.publisher import Publisher
+from tickerplant.schema import default_schemas
+from tickerplant.subscriber import Subscriber, Update
+
+TRADE = default_schemas()["trade"]
+RECORD_ROWS = 1000
+SYMS = 100
+DAY_NS = 1_704_153_600 * 10**9  # 2024-01-02
+
+
+def trade_table(start: int, rows: int) -> pa.Table:
+    idx = np.arange(start, start + rows)
+    return pa.table(
+        {
+            "time": pa.array(DAY_NS + idx * 10_000_000, pa.timestamp("ns")),
+            "sym": pa.array([f"S{i}" for i in range(SYMS)]).take(pa.array(idx % SYMS)),
+            "price": pa.array(100.0 + (idx % 97) / 10),
+            "size": pa.array(idx % 500 + 1),
+        },
+        schema=TRADE.arrow,
+    )
+
+
+def start_tp(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    config = workdir / "tp.toml"
+    config.write_text(
+        '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
+        'replay_address = "tcp://127.0.0.1:0"\nkdb_port = 0\n'
+    )
+    ready = workdir / "tp.ready"
+    log = (workdir / "tp.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickdb.cli",
+            "tp",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(workdir / "data"),
+            "--ready-file",
+            str(ready),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    info = wait_ready(ready, 30, alive=lambda: proc.poll() is None)
+    return proc, str(info["address"])
+
+
+def bench_replay(rows: int, repeats: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, address = start_tp(Path(tmp))
+        try:
+            with Publisher(address) as pub:
+                for i in range(0, rows, RECORD_ROWS):
+                    pub.publish("trade", trade_table(i, RECORD_ROWS))
+                pub.flush()
+            rdb_rates, raw_rates, ingest_rates = [], [], []
+            for _ in range(repeats):
+                store = Store({"trade": TRADE}, dt.date(2024, 1, 2))
+                started = time.perf_counter()
+                sub = Subscriber(address, tables=["trade"], start="journal")
+                ingest = Ingest(store, sub, lambda *_: None)
+                while store.live.tables["trade"].rows < rows:
+                    ingest.step(1.0)
+                rdb_rates.append(rows / (time.perf_counter() - started))
+                sub.close()
+                # The same bytes, fetched again, for the two decode-only figures.
+                sub = Subscriber(address, tables=["trade"], start="journal")
+                updates: list[Update] = []
+                while (m := sub.poll(0.2)) is not None:
+                    if isinstance(m, Update):
+                        updates.append(m)
+                sub.close()
+                payloads = [u.payload for u in updates]
+                started = time.perf_counter()
+                raw_rows = sum(ipc.open_stream(p).read_all().num_rows for p in payloads)
+                raw_rates.append(raw_rows / (time.perf_counter() - started))
+                store2 = Store({"trade": TRADE}, dt.date(2024, 1, 2))
+                started = time.perf_counter()
+                Ingest(store2, sub, lambda *_: None).apply(list(updates))
+                ingest_rates.append(rows / (time.perf_counter() - started))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    return {
+        "rdb_replay_rows_s": statistics.median(rdb_rates),
+        "rdb_ingest_only_rows_s": statistics.median(ingest_rates),
+        "raw_ipc_read_rows_s": statistics.median(raw_rates),
+    }
+
+
+QUERIES = {
+    "vwap_by_sym": "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym",
+    "ohlcv_1min": (
+        "SELECT sym, time_bucket(INTERVAL 1 MINUTE, time::TIMESTAMP) AS bar, "
+        "first(price ORDER BY time) AS open, max(price) AS high, min(price) AS low, "
+        "last(price ORDER BY time) AS close, sum(size) AS volume FROM trade GROUP BY ALL"
+    ),
+    "one_sym": "SELECT time, price, size FROM trade WHERE sym = 'S7'",
+}
+
+
+def bench_queries(rows: int, repeats: int) -> dict[str, dict[str, float]]:
+    store = Store({"trade": TRADE}, dt.date(2024, 1, 2))
+    table = pa.concat_tables(trade_table(i, 100_000) for i in range(0, rows, 100_000))
+    with store.lock:
+        store.live.append_locked("trade", table.combine_chunks().to_batches(COMPACT_ROWS), 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = QueryEngine(store, intraday_dir=Path(tmp))
+        server = QueryServer(
+            "tcp://127.0.0.1:0", engine.prepare, info=dict, timeout_s=60, max_rows=10_000_000
+        )
+        server.start()
+        client = QueryClient(server.endpoint, timeout_s=60)
+        raw = duckdb.connect()
+        raw.execute("SET threads = 2")
+        raw.register("trade", table)
+        out = {}
+        try:
+            for name, sql in QUERIES.items():
+                rdb_ms, raw_ms = [], []
+                for _ in range(max(5, repeats * 5)):
+                    started = time.perf_counter()
+                    client.query(sql)
+                    rdb_ms.append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    raw.sql(sql).to_arrow_table()
+                    raw_ms.append((time.perf_counter() - started) * 1000)
+                out[name] = {
+                    "rdb_ms": statistics.median(rdb_ms),
+                    "raw_ms": statistics.median(raw_ms),
+                }
+        finally:
+            client.close()
+            server.close()
+            engine.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rows = 1_000_000 if args.quick else 4_000_000
+    repeats = 1 if args.quick else 3
+    replay = bench_replay(rows, repeats)
+    ratio = replay["rdb_replay_rows_s"] / replay["raw_ipc_read_rows_s"]
+    print(f"replay {rows:,} rows in {RECORD_ROWS}-row records:")
+    for key, value in replay.items():
+        print(f"  {key:24s} {value / 1e6:8.1f} M rows/s")
+    print(f"  rdb replay / raw IPC read: {ratio:.2f}x")
+    print(f"queries over {rows:,} rows ({SYMS} syms), median ms:")
+    for name, r in bench_queries(rows, repeats).items():
+        budget = 1.2 * r["raw_ms"] + 2
+        verdict = "ok" if r["rdb_ms"] <= budget else "OVER"
+        print(
+            f"  {name:12s} rdb {r['rdb_ms']:7.2f}  raw {r['raw_ms']:7.2f}  "
+            f"budget {budget:7.2f}  {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
