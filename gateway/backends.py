@@ -71,8 +71,11 @@ class BackendState:
         if self.info is None:
             return None
         if self.role == "rdb":
+            # During end of day an RDB still holds the old day while it writes it down.
+            held = [_parse_date(d) for d in self.info.get("dates") or []]
             day = self.session_date()
-            return DateSet.between(day) if day else None
+            days = held + ([day] if day else [])
+            return DateSet.between(min(days)) if days else None
         meta = self.tables().get(table)
         if meta is None:
             return DateSet(()) if self.tables() else None

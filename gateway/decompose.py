@@ -41,6 +41,9 @@ class Distributed:
     tables: tuple[str, ...]
     restriction: Restriction
     join_keys: frozenset[str] | None  # columns every join equates; None without joins
+    # Routing columns (sym, date) that are plain GROUP BY keys: when they pin every group
+    # to one backend, the planner asks for ``group_local`` and backends finish the groups.
+    group_columns: frozenset[str] = frozenset()
 
 
 def _sql(node: exp.Expr) -> str:
@@ -223,7 +226,9 @@ def _check_source(ast: exp.Expr, catalog: Catalog) -> tuple[list[str], list[str]
     return [str(t) for t in tables], aliases
 
 
-def distribute(ast: exp.Expr, outputs: list[OutputColumn], catalog: Catalog) -> Distributed:
+def distribute(
+    ast: exp.Expr, outputs: list[OutputColumn], catalog: Catalog, group_local: bool = False
+) -> Distributed:
     tables, aliases = _check_source(ast, catalog)
     assert isinstance(ast, exp.Select)
     joined = len(tables) > 1
@@ -271,10 +276,35 @@ def distribute(ast: exp.Expr, outputs: list[OutputColumn], catalog: Catalog) -> 
     join_keys = _join_keys(ast, aliases) if joined else None
     tail = _tail(limit, offset)
     if grouped:
-        partial, final = _aggregate(
-            ast, items, outputs, group, resolve_alias, norm, src, aggregates, tail
+        bare = [i.this if isinstance(i, exp.Alias) else i for i in items]
+        keys = _group_keys(group, bare, resolve_alias, aggregates)
+        columns = frozenset(
+            k.name.lower() for k in keys if isinstance(k, exp.Column) and k.name.lower() in ROUTING
         )
-        return Distributed("aggregate", partial, final, tuple(tables), restriction, join_keys)
+        if group_local and group is not None and not ast.args.get("distinct"):
+            # Every group lives in one backend: each finishes its groups (HAVING too) and
+            # the gateway only concatenates, sorts and cuts, as for plain rows.
+            having = ast.args.get("having")
+            grouped_src = " ".join(_sql(n) for n in (group, having) if n is not None)
+            partial, final = _rows(
+                ast,
+                items,
+                outputs,
+                resolve_alias,
+                source_cols,
+                f"{src} {grouped_src}",
+                limit,
+                offset,
+            )
+            return Distributed(
+                "groups", partial, final, tuple(tables), restriction, join_keys, columns
+            )
+        partial, final = _aggregate(
+            ast, items, outputs, keys, resolve_alias, norm, src, aggregates, tail
+        )
+        return Distributed(
+            "aggregate", partial, final, tuple(tables), restriction, join_keys, columns
+        )
     partial, final = _rows(ast, items, outputs, resolve_alias, source_cols, src, limit, offset)
     return Distributed("rows", partial, final, tuple(tables), restriction, join_keys)
 
@@ -293,11 +323,33 @@ def _casts(exprs: list[str], outputs: list[OutputColumn]) -> str:
     )
 
 
+def _group_keys(
+    group: exp.Group | None,
+    bare: list[exp.Expr],
+    resolve_alias: Callable[[exp.Expr], exp.Expr],
+    aggregates: frozenset[str],
+) -> list[exp.Expr]:
+    """GROUP BY keys as expressions: ordinals, aliases and ALL resolved."""
+    keys: list[exp.Expr] = []
+    if group is None:
+        return keys
+    if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")):
+        raise NotDistributable("ROLLUP/CUBE/GROUPING SETS")
+    if group.args.get("all"):
+        keys = [b for b in bare if not _contains_aggregate(b, aggregates)]
+    for node in group.expressions:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            keys.append(bare[int(node.this) - 1])
+        else:
+            keys.append(resolve_alias(node))
+    return keys
+
+
 def _aggregate(
     ast: exp.Select,
     items: list[exp.Expr],
     outputs: list[OutputColumn],
-    group: exp.Group | None,
+    keys: list[exp.Expr],
     resolve_alias: Callable[[exp.Expr], exp.Expr],
     norm: Callable[[exp.Expr], str],
     src: str,
@@ -305,17 +357,6 @@ def _aggregate(
     tail: str,
 ) -> tuple[str, str]:
     bare = [i.this if isinstance(i, exp.Alias) else i for i in items]
-    keys: list[exp.Expr] = []
-    if group is not None:
-        if any(group.args.get(k) for k in ("rollup", "cube", "grouping_sets")):
-            raise NotDistributable("ROLLUP/CUBE/GROUPING SETS")
-        if group.args.get("all"):
-            keys = [b for b in bare if not _contains_aggregate(b, aggregates)]
-        for node in group.expressions:
-            if isinstance(node, exp.Literal) and not node.is_string:
-                keys.append(bare[int(node.this) - 1])
-            else:
-                keys.append(resolve_alias(node))
     if any(isinstance(b, exp.Star) for b in bare):
         raise NotDistributable("* in an aggregate query")
     rewrite = _Rewriter(keys, norm, aggregates)

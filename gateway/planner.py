@@ -128,7 +128,14 @@ def _distributed(
         roles = {s.role for s in states.values()}
         if "date" not in dist.join_keys and len(roles) > 1:
             raise NotDistributable("join does not match on date across RDB and HDB")
-    fetch = Fetch(PARTS, dist.partial_sql, tuple(sorted(states)), strict=dist.mode != "rows")
+    if dist.mode == "aggregate":
+        # Groups keyed by the routing columns that separate the chosen backends cannot
+        # span two backends: let each backend finish its own groups.
+        needed = {"sym"} if len({s.shard for s in states.values()}) > 1 else set()
+        needed |= {"date"} if len({s.role for s in states.values()}) > 1 else set()
+        if needed <= dist.group_columns:
+            dist = distribute(ast, outputs, catalog, group_local=True)
+    fetch = Fetch(PARTS, dist.partial_sql, tuple(sorted(states)), strict=dist.mode == "aggregate")
     return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs))
 
 

@@ -40,8 +40,18 @@ def test_today_and_one_sym_goes_to_the_owning_rdb_only(stack):
 def test_past_dates_go_to_hdbs_only(stack):
     router, _ = stack
     plan = router.plan(f"SELECT sym, sum(size) FROM trade WHERE date <= '{PAST}' GROUP BY sym")
-    assert plan.mode == "aggregate"
     assert plan.backends() == ["hdb0", "hdb1", "hdb2"]
+    assert plan.mode == "groups"  # one tier, grouped by sym: each group in one backend
+
+
+def test_groups_spanning_backends_merge_partials_else_backends_finish_them(stack):
+    router, _ = stack
+    by_sym = "SELECT sym, sum(size) AS v FROM trade GROUP BY sym ORDER BY v DESC LIMIT 2"
+    assert router.plan(by_sym).mode == "aggregate"  # a sym's groups span RDB and HDB
+    by_sym_date = by_sym.replace("GROUP BY sym", "GROUP BY sym, date")
+    plan = router.plan(by_sym_date)
+    assert plan.mode == "groups"
+    assert "GROUP BY sym, date" in plan.fetches[0].sql and "LIMIT 2" in plan.fetches[0].sql
 
 
 def test_sym_list_goes_to_owning_shards_of_both_tiers(stack):
