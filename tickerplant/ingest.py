@@ -11,13 +11,26 @@ re-encode canonically. Mistakes are reported naming the table and column.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from tickerplant.schema import TableSchema
 
-
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """A batch that fits its table: the bytes to journal and the rows they hold."""
+
+    payload: bytes
+    rows: pa.RecordBatch | pa.Table
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.rows.num_rows)
 
 
 class IngestError(ValueError):
@@ -42,8 +55,8 @@ class BatchValidator:
             name: schema.arrow.serialize().to_pybytes() for name, schema in schemas.items()
         }
 
-    def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> tuple[bytes, int]:
-        """Return ``(canonical payload, row count)`` or raise IngestError."""
+    def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
+        """The canonical payload and its decoded rows, or IngestError."""
         schema = self.schemas.get(table)
         if schema is None:
             known = ", ".join(sorted(self.schemas))
@@ -56,14 +69,14 @@ class BatchValidator:
         view = memoryview(payload)
         prefix = self._canonical_prefix[table]
         if view[: len(prefix)] == prefix:
-            rows = self._count_canonical(schema, view[len(prefix) :])
-            if rows is not None:
-                return bytes(view), rows
+            batch = self._canonical_batch(schema, view[len(prefix) :])
+            if batch is not None:
+                return Validated(bytes(view), batch)
         return self._slow_path(schema, payload, now_ns)
 
     @staticmethod
-    def _count_canonical(schema: TableSchema, rest: memoryview) -> int | None:
-        """Rows of the one batch after a canonical schema; None when not exactly that shape.
+    def _canonical_batch(schema: TableSchema, rest: memoryview) -> pa.RecordBatch | None:
+        """The one batch after a canonical schema; None when not exactly that shape.
 
         The common case (one batch, optionally the end-of-stream marker) is checked without
         a stream reader: read the message, the batch, and check nothing else follows.
@@ -80,11 +93,11 @@ class BatchValidator:
         trailer = bytes(rest[used:])
         if trailer not in (b"", _END_OF_STREAM):
             return None  # several batches: the slow path reads them all
-        return int(batch.num_rows)
+        return batch
 
     def _slow_path(
         self, schema: TableSchema, payload: bytes | memoryview, now_ns: int
-    ) -> tuple[bytes, int]:
+    ) -> Validated:
         where = f"table {schema.name!r}"
         try:
             received = ipc.open_stream(pa.py_buffer(payload)).read_all()
@@ -121,15 +134,16 @@ class BatchValidator:
                     )
             columns.append(data)
         canonical = pa.Table.from_arrays(columns, schema=schema.arrow).combine_chunks()
-        return encode_stream(canonical, schema.arrow), canonical.num_rows
+        return Validated(encode_stream(canonical, schema.arrow), canonical)
 
 
-def coalesce_payloads(payloads: list[bytes], schema: pa.Schema) -> bytes:
+def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes:
     """Batched mode: many validated batches of one table become one record's payload."""
-    if len(payloads) == 1:
-        return payloads[0]
-    batches = []
-    for payload in payloads:
-        batches.extend(ipc.open_stream(payload).read_all().to_batches())
+    if len(parts) == 1:
+        return parts[0].payload
+    batches: list[pa.RecordBatch] = []
+    for part in parts:
+        rows = part.rows
+        batches.extend(rows.to_batches() if isinstance(rows, pa.Table) else [rows])
     merged = pa.Table.from_batches(batches, schema=schema).combine_chunks()
     return encode_stream(merged, schema)

@@ -20,7 +20,7 @@ import zmq
 from tickdb.config import Config
 from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
 from tickerplant.dedup import PublisherLedger, Verdict
-from tickerplant.ingest import BatchValidator, IngestError, coalesce_payloads
+from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
     ACK,
@@ -35,8 +35,8 @@ from tickerplant.protocol import (
     U64,
     UPD,
     ProtocolError,
-    decode_upd,
     Record,
+    decode_upd,
     encode_record,
 )
 from tickerplant.pubsub import Fanout, Outgoing
@@ -68,7 +68,7 @@ class Counters:
 class _Pending:
     """Batched mode: validated batches waiting for the timer, per table."""
 
-    payloads: dict[str, list[bytes]] = field(default_factory=dict)
+    parts: dict[str, list[Validated]] = field(default_factory=dict)
     origins: dict[str, list[tuple[bytes, int]]] = field(default_factory=dict)
 
 
@@ -286,19 +286,20 @@ class Tickerplant:
         now = self.clock.now_ns()
         try:
             table = table_name.decode()
-            payload, rows = self.validator.validate(table, received, now)
+            validated = self.validator.validate(table, received, now)
         except (IngestError, UnicodeDecodeError) as exc:
             self._done_batches.append((publisher, batch))
             self._refuse(identity, batch, "bad_batch", str(exc))
             return
+        rows = validated.num_rows
         self.counters.rows += rows
         if rows == 0:
             self._done_batches.append((publisher, batch))
         elif self.tp.mode == "immediate":
-            self._append(KIND_UPD, table, ((publisher, batch),), payload, now)
+            self._append(KIND_UPD, table, ((publisher, batch),), validated.payload, now)
             self._done_batches.append((publisher, batch))
         else:
-            self.pending.payloads.setdefault(table, []).append(payload)
+            self.pending.parts.setdefault(table, []).append(validated)
             self.pending.origins.setdefault(table, []).append((publisher, batch))
 
     def _append(
@@ -320,8 +321,8 @@ class Tickerplant:
 
     def _flush_pending(self) -> None:
         now = self.clock.now_ns()
-        for table, payloads in self.pending.payloads.items():
-            merged = coalesce_payloads(payloads, self.schemas[table].arrow)
+        for table, parts in self.pending.parts.items():
+            merged = coalesce(parts, self.schemas[table].arrow)
             origins = _last_batch_per_publisher(self.pending.origins[table])
             self._append(KIND_UPD, table, origins, merged, now)
             self._done_batches.extend(self.pending.origins[table])
