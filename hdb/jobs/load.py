@@ -205,6 +205,7 @@ def load_file(
             on_dates(len(days))
         targets = _targets(hdb_dir, schema, [d for d, _ in days], shards, if_exists)
         _register_shards(con, shards)
+        con.register("__tickdb_empty", schema.arrow.empty_table())
         tmps: list[tuple[Path, Path]] = []
         try:
             for date, shard, final in targets:
@@ -271,7 +272,9 @@ def _partition_sql(
         f"WHERE {good} AND time >= TIMESTAMP_NS '{start}' AND time < TIMESTAMP_NS '{end}' "
         f"AND sym IN (SELECT sym FROM __shard_of WHERE shard = {shard.index})"
     )
-    parts = [new]
+    # An empty Arrow scan in the union keeps every column nullable: DuckDB writes columns it
+    # can prove null-free (from the staged table's statistics) as REQUIRED otherwise.
+    parts = [new, f"SELECT {cols}, 2 AS __src, 0 AS __ord FROM __tickdb_empty"]
     if existing is not None and existing.exists():
         parts.insert(
             0,
