@@ -1,0 +1,187 @@
+"""kdb+ IPC benchmark: what q clients get from tickdb's kdb+ ports.
+
+    python scripts/bench_kdb_ipc.py [--seconds 2] [--repeat 5]
+
+Sections (each starts its own processes on ephemeral ports and prints medians):
+
+* ``ingest`` — ``.u.upd`` into the tickerplant's kdb+ port from PyKX (``SyncQConnection``,
+  unlicensed, its own process, async messages as tick feeds send them, then one sync call
+  that returns once everything before it is journaled), in 1-row and 1000-row messages.
+  Baseline in the same run: the same rows, already Arrow IPC encoded, through the ZeroMQ
+  ``Publisher.publish_ipc`` to the same tickerplant, flushed to the journal.
+* ``gateway`` — the gateway's kdb+ port round trip. To be added by whoever wires that port:
+  write ``bench_gateway(args) -> list[str]`` and add it to ``SECTIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def tickerplant(workdir: Path) -> Iterator[dict[str, Any]]:
+    """A tickerplant process (kdb+ port on) with its journal under ``workdir``."""
+    from tickdb.ready import wait_ready
+
+    config = workdir / "tp.toml"
+    config.write_text(
+        "[tickerplant]\n"
+        'address = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
+        f'replay_address = "tcp://127.0.0.1:0"\nkdb_port = {_free_port()}\n'
+    )
+    ready = workdir / "tp.ready.json"
+    with open(workdir / "tp.log", "ab") as log:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tickdb.cli", "tp", "--config", str(config)),
+                *("--data-dir", str(workdir / "data"), "--ready-file", str(ready)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        try:
+            yield wait_ready(ready, 30, alive=lambda: proc.poll() is None)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+def pykx_feed(port: int, rows: int, seconds: float) -> dict[str, float]:
+    """Runs in its own process: PyKX and a Python socket server in one process can deadlock."""
+    os.environ.setdefault("PYKX_UNLICENSED", "true")
+    import numpy as np
+    import pykx as kx
+
+    syms = [f"S{i % 100}" for i in range(rows)]
+    if rows == 1:  # one row of atoms, time left to the tickerplant: a typical tick feed
+        data: Any = [kx.SymbolAtom("S1"), kx.FloatAtom(101.5), kx.LongAtom(200)]
+    else:  # a list of columns
+        data = [
+            kx.SymbolVector(syms),
+            kx.FloatVector(np.linspace(100, 101, rows)),
+            kx.LongVector(np.arange(rows, dtype=np.int64)),
+        ]
+    with kx.SyncQConnection("127.0.0.1", port) as conn:
+        sent, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(50):
+                conn(".u.upd", "trade", data, wait=False)
+            sent += 50
+        conn("")  # sync: answered once every .u.upd before it is journaled
+        elapsed = time.perf_counter() - start
+    return {"messages": sent, "seconds": elapsed}
+
+
+def zmq_feed(address: str, rows: int, seconds: float) -> dict[str, float]:
+    import numpy as np
+    import pyarrow as pa
+
+    from tickerplant.ingest import encode_stream
+    from tickerplant.publisher import Publisher
+
+    with Publisher(address) as pub:
+        schema = pub.schemas["trade"].arrow_without_time
+        table = pa.Table.from_pydict(
+            {
+                "sym": [f"S{i % 100}" for i in range(rows)],
+                "price": np.linspace(100, 101, rows),
+                "size": np.arange(rows, dtype=np.int64),
+            },
+            schema=schema,
+        )
+        payload = encode_stream(table, schema)
+        sent, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for _ in range(50):
+                pub.publish_ipc("trade", payload)
+            sent += 50
+        pub.flush()
+        elapsed = time.perf_counter() - start
+    return {"messages": sent, "seconds": elapsed}
+
+
+def _run_pykx_feed(port: int, rows: int, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--pykx-feed", str(port), str(rows), str(seconds)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYKX_UNLICENSED": "true"},
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def _median_rate(runs: list[dict[str, float]], rows: int) -> tuple[float, float]:
+    msgs = statistics.median(r["messages"] / r["seconds"] for r in runs)
+    return msgs, msgs * rows
+
+
+def bench_ingest(args: argparse.Namespace) -> list[str]:
+    lines = [
+        "| message | PyKX `.u.upd` msgs/s | rows/s | ZeroMQ `publish_ipc` msgs/s | rows/s "
+        "| ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp, tickerplant(Path(tmp)) as info:
+        for rows in (1, 1000):
+            kdb: list[dict[str, float]] = []
+            raw: list[dict[str, float]] = []
+            for _ in range(args.repeat):  # interleaved, so drift in load hits both alike
+                kdb.append(_run_pykx_feed(info["kdb_port"], rows, args.seconds))
+                raw.append(zmq_feed(info["address"], rows, args.seconds))
+            kdb_msgs, kdb_rows = _median_rate(kdb, rows)
+            raw_msgs, raw_rows = _median_rate(raw, rows)
+            lines.append(
+                f"| {rows} row{'s' if rows > 1 else ''} | {kdb_msgs:,.0f} | {kdb_rows:,.0f} | "
+                f"{raw_msgs:,.0f} | {raw_rows:,.0f} | {kdb_msgs / raw_msgs:.2f} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
+# The gateway's kdb+ port round trip goes here as "gateway": bench_gateway.
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[str]]] = {"ingest": bench_ingest}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--pykx-feed":
+        port, rows, seconds = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+        print(json.dumps(pykx_feed(port, rows, seconds)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="Length of one run.")
+    parser.add_argument("--repeat", type=int, default=5, help="Runs per figure (median).")
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="One section.")
+    args = parser.parse_args()
+    for name, section in SECTIONS.items():
+        if args.only in (None, name):
+            print(f"\n## {name} (median of {args.repeat} x {args.seconds}s)\n")
+            print("\n".join(section(args)))
+
+
+if __name__ == "__main__":
+    main()
