@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from queries.q.errors import QError
-from queries.q.nodes import Call, Func, ListExpr
+from queries.q.nodes import Call, Func, ListExpr, Name
 from queries.q.qtypes import FLOATING, INT_INFINITY, INTEGRAL, NUMERIC, sql_type
 from queries.q.sqlexpr import Expr, Scope, quote_ident
 
@@ -199,7 +199,8 @@ def _count_handler(node: Call, scope: Scope, tr: Translate) -> Expr:
             return f"({agg(f'count(DISTINCT {x.sql})')} + {has_null})", "long"
 
         return _aggregate(build)(Call(arg.pos, "count", arg.args), scope, tr)
-    if isinstance(arg, Func) or (hasattr(arg, "name") and getattr(arg, "name", None) == "i"):
+    if isinstance(arg, Name) and arg.name == "i":
+        # The virtual row index: count i is the row count.
         return _aggregate(_count)(node, _with_i(scope), tr)
     return _aggregate(_count)(node, scope, tr)
 
