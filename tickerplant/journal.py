@@ -30,6 +30,7 @@ from tickerplant.protocol import (
 
 JOURNAL_SUFFIX = ".tpj"
 _READ_BLOCK = 4 * 1024 * 1024
+_EMPTY = memoryview(b"")
 # A sparse (seq, offset) entry every this many bytes lets replay seek instead of scanning.
 INDEX_STRIDE = 1024 * 1024
 
@@ -97,7 +98,7 @@ class ScanResult:
 
 def _iter_raw(
     path: Path, start: int = 0, stop_at_partial: bool = False
-) -> Iterator[tuple[int, memoryview | str]]:
+) -> Iterator[tuple[int, memoryview | str, memoryview]]:
     """Yield ``(offset, body)`` per record; ``(offset, error)`` once at the first bad one.
 
     ``stop_at_partial`` ends quietly at an incomplete last record: a reader racing the
@@ -107,7 +108,7 @@ def _iter_raw(
         if start == 0:
             magic = f.read(len(JOURNAL_MAGIC))
             if magic != JOURNAL_MAGIC:
-                yield 0, "not a tickdb journal (bad magic)"
+                yield 0, "not a tickdb journal (bad magic)", _EMPTY
                 return
             start = len(JOURNAL_MAGIC)
         f.seek(start)
@@ -119,7 +120,7 @@ def _iter_raw(
                 chunk = f.read(_READ_BLOCK)
                 if not chunk:
                     if pos < len(buffer) and not stop_at_partial:
-                        yield base + pos, "torn record header at end of file"
+                        yield base + pos, "torn record header at end of file", _EMPTY
                     return
                 buffer = buffer[pos:] + chunk
                 base += pos
@@ -128,13 +129,13 @@ def _iter_raw(
             length, crc = RECORD_HEADER.unpack_from(buffer, pos)
             end = pos + RECORD_HEADER.size + length
             if length < BODY_PREFIX.size:
-                yield base + pos, f"impossible record length {length}"
+                yield base + pos, f"impossible record length {length}", _EMPTY
                 return
             if end > len(buffer):
                 chunk = f.read(max(_READ_BLOCK, end - len(buffer)))
                 if not chunk:
                     if not stop_at_partial:
-                        yield base + pos, "torn record at end of file"
+                        yield base + pos, "torn record at end of file", _EMPTY
                     return
                 buffer = buffer[pos:] + chunk
                 base += pos
@@ -142,9 +143,9 @@ def _iter_raw(
                 continue
             body = memoryview(buffer)[pos + RECORD_HEADER.size : end]
             if zlib.crc32(body) != crc:
-                yield base + pos, "checksum mismatch"
+                yield base + pos, "checksum mismatch", _EMPTY
                 return
-            yield base + pos, body
+            yield base + pos, body, memoryview(buffer)[pos:end]
             pos = end
 
 
@@ -158,7 +159,7 @@ def scan_journal(
     path = Path(path)
     result = ScanResult(path, total_bytes=path.stat().st_size, valid_bytes=len(JOURNAL_MAGIC))
     last_progress = 0
-    for offset, body in _iter_raw(path):
+    for offset, body, _ in _iter_raw(path):
         if isinstance(body, str):
             result.error = f"{body} at byte {offset}"
             result.valid_bytes = offset
@@ -217,8 +218,20 @@ def read_journal(
     ``live`` is for the file the tickerplant is still appending to: an incomplete last
     record is not an error there, it is still being written.
     """
+    for record, _ in read_journal_encoded(path, after, upto, start_offset, live):
+        yield record
+
+
+def read_journal_encoded(
+    path: str | Path,
+    after: int = 0,
+    upto: int | None = None,
+    start_offset: int = 0,
+    live: bool = False,
+) -> Iterator[tuple[Record, memoryview]]:
+    """Like ``read_journal``, with each record's bytes as stored: replay forwards them as is."""
     path = Path(path)
-    for offset, body in _iter_raw(path, start_offset, stop_at_partial=live):
+    for offset, body, encoded in _iter_raw(path, start_offset, stop_at_partial=live):
         if isinstance(body, str):
             raise JournalCorrupt(
                 ScanResult(
@@ -233,7 +246,7 @@ def read_journal(
             continue
         if upto is not None and seq > upto:
             return
-        yield decode_body(body)
+        yield decode_body(body), encoded
 
 
 class JournalIndex:
@@ -268,7 +281,7 @@ def _build_points(path: Path) -> tuple[list[int], list[int]]:
     seqs: list[int] = []
     offsets: list[int] = []
     last = -INDEX_STRIDE
-    for offset, body in _iter_raw(path, stop_at_partial=True):
+    for offset, body, _ in _iter_raw(path, stop_at_partial=True):
         if isinstance(body, str):
             break
         if offset - last >= INDEX_STRIDE:

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import zmq
 
-from tickerplant.journal import JournalCorrupt, JournalIndex, journal_files, read_journal
+from tickerplant.journal import (
+    JournalCorrupt,
+    JournalIndex,
+    journal_files,
+    read_journal,
+    read_journal_encoded,
+)
 from tickerplant.protocol import (
     CHUNK,
     END,
@@ -74,7 +80,7 @@ class JournalSource:
             self._first_seq[path] = first
         return first
 
-    def records(self, after: int, upto: int) -> Iterator[Record]:
+    def records(self, after: int, upto: int) -> Iterator[tuple[Record, memoryview | bytes]]:
         files = [p for _, p in journal_files(self.journal_dir)]
         live = self.live_path()
         # Newest first: find the last file that starts at or before the first wanted seq.
@@ -87,8 +93,8 @@ class JournalSource:
         for path in files[start:]:
             is_live = path == live
             offset = self.index.seek_offset(path, after)
-            for record in read_journal(path, after, upto, offset, live=is_live):
-                yield record
+            for record, stored in read_journal_encoded(path, after, upto, offset, live=is_live):
+                yield record, stored
                 after = record.seq
             if after >= upto:
                 return
@@ -154,20 +160,25 @@ class ReplayServer:
             self.errors += 1
             self._error(identity, f"bad replay request: {exc}")
             return
-        blob: list[bytes] = []
+        blob: list[bytes | memoryview] = []
         size = 0
         try:
-            for record in self.source.records(after, upto):
+            for record, stored in self.source.records(after, upto):
                 picked = select_rows(selection, record, self.shards, self.schemas)
                 if picked is None:
                     continue
-                encoded = encode_record(
-                    picked.kind,
-                    picked.seq,
-                    picked.ts_recv,
-                    picked.table,
-                    picked.origins,
-                    picked.payload,
+                # A record the selection takes whole goes out exactly as the journal holds it.
+                encoded = (
+                    stored
+                    if picked is record
+                    else encode_record(
+                        picked.kind,
+                        picked.seq,
+                        picked.ts_recv,
+                        picked.table,
+                        picked.origins,
+                        picked.payload,
+                    )
                 )
                 blob.append(encoded)
                 size += len(encoded)
