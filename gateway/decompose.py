@@ -305,8 +305,38 @@ def distribute(
         return Distributed(
             "aggregate", partial, final, tuple(tables), restriction, join_keys, columns
         )
+    items = _expand_star(items, tables, catalog)
     partial, final = _rows(ast, items, outputs, resolve_alias, source_cols, src, limit, offset)
     return Distributed("rows", partial, final, tuple(tables), restriction, join_keys)
+
+
+def _expand_star(items: list[exp.Expr], tables: list[str], catalog: Catalog) -> list[exp.Expr]:
+    """``*`` as the catalog's column list: backends may order their columns differently
+    (the parts are stacked by position), the logical table's order is the catalog's."""
+    out: list[exp.Expr] = []
+    for item in items:
+        star = (
+            item
+            if isinstance(item, exp.Star)
+            else (
+                item.this
+                if isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+                else None
+            )
+        )
+        if star is None:
+            out.append(item)
+            continue
+        if len(tables) != 1 or star.args.get("replace") or star.args.get("rename"):
+            raise NotDistributable("* over a join, or * REPLACE/RENAME")
+        excluded = {c.name.lower() for c in star.args.get("except") or []}
+        qualifier = item.table if isinstance(item, exp.Column) else None
+        out += [
+            exp.column(c, table=qualifier, quoted=True)
+            for c in catalog.column_names(tables[0])
+            if c not in excluded
+        ]
+    return out
 
 
 def _tail(limit: int | None, offset: int) -> str:

@@ -86,7 +86,7 @@ class Executor:
         if plan.final_sql is None:
             fetch = plan.fetches[0]
             got = parts.tables.get(0) or []
-            table = got[0] if got else catalog.run_empty(fetch.sql)
+            table = _in_order(got[0] if got else catalog.run_empty(fetch.sql), plan)
             truncated = parts.truncated
         else:
             table, truncated = self._merge(plan, parts, catalog, deadline, max_rows)
@@ -205,6 +205,18 @@ class Executor:
             cur.register(f"_p{i}", table)
         union = " UNION ALL ".join(f"SELECT * FROM _p{i}" for i in range(len(got)))
         return f"WITH {PARTS} AS ({union}) {plan.final_sql}"
+
+
+def _in_order(table: pa.Table, plan: Plan) -> pa.Table:
+    """A backend's own column order for ``*`` may differ from the logical table's."""
+    names = [o.name for o in plan.outputs]
+    if (
+        table.column_names != names
+        and sorted(table.column_names) == sorted(names)
+        and len(set(names)) == len(names)
+    ):
+        return table.select(names)
+    return table
 
 
 def _conform(table: pa.Table, fetch: Fetch) -> pa.Table:

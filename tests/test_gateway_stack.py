@@ -1,0 +1,250 @@
+"""The gateway over a real stack: tickerplant, 3 sharded RDBs, 3 sharded HDBs, gateway.
+
+Past days are HDB Parquet partitions written with ``hdb.writer`` (one file per shard); today
+is published through the tickerplant. The reference is one DuckDB holding every row read
+back from the backends directly; every answer through the gateway must equal it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
+from test_gateway_property import assert_same_answer
+
+from gateway.client import Client
+from hdb.layout import Shard
+from hdb.writer import write_partition
+from queries.service import QueryClient
+from tickerplant.protocol import shard_of
+from tickerplant.publisher import Publisher
+from tickerplant.schema import default_schemas
+
+SHARDS = 3
+SYMS = ["AAPL", "MSFT", "IBM", "GOOG", "AMZN", "TSLA", "NVDA", "META"]
+
+
+def past_trades(day: dt.date, rows: int) -> pa.Table:
+    start = dt.datetime.combine(day, dt.time(9, 30))
+    return pa.table(
+        {
+            "time": pa.array(
+                [start + dt.timedelta(seconds=i) for i in range(rows)], pa.timestamp("ns")
+            ),
+            "sym": [SYMS[i % len(SYMS)] for i in range(rows)],
+            "price": [100.0 + (i * 7) % 13 for i in range(rows)],
+            "size": pa.array([1 + i % 50 for i in range(rows)], pa.int64()),
+        }
+    )
+
+
+def today_trades(start: int, rows: int) -> pa.Table:
+    return pa.table(
+        {
+            "sym": [SYMS[(i * 3) % len(SYMS)] for i in range(start, start + rows)],
+            "price": [200.0 + i % 17 for i in range(start, start + rows)],
+            "size": pa.array([1 + i % 40 for i in range(start, start + rows)], pa.int64()),
+        }
+    )
+
+
+def today_quotes(start: int, rows: int) -> pa.Table:
+    return pa.table(
+        {
+            "sym": [SYMS[(i * 3) % len(SYMS)] for i in range(start, start + rows)],
+            "bid": [199.0 + i % 5 for i in range(start, start + rows)],
+            "ask": [201.0 + i % 5 for i in range(start, start + rows)],
+            "bsize": pa.array([10] * rows, pa.int64()),
+            "asize": pa.array([10] * rows, pa.int64()),
+        }
+    )
+
+
+def write_hdb(hdb_dir: Path, days: list[dt.date]) -> None:
+    schemas = default_schemas()
+    for n, day in enumerate(days):
+        table = past_trades(day, 400 + 50 * n)
+        for k in range(SHARDS):
+            mine = pa.array([shard_of(s, SHARDS) == k for s in table.column("sym").to_pylist()])
+            write_partition(
+                hdb_dir, schemas["trade"], day, table.filter(mine), shard=Shard(k, SHARDS)
+            )
+            write_partition(hdb_dir, schemas["quote"], day, None, shard=Shard(k, SHARDS))
+
+
+@pytest.fixture
+def stack(tmp_path: Path, procs: list[Proc]) -> Iterator[dict[str, Any]]:
+    data = tmp_path / "data"
+    today = dt.datetime.now(dt.UTC).date()
+    write_hdb(data / "hdb", [today - dt.timedelta(days=d) for d in (3, 2, 1)])
+    tp = start_tp(tmp_path)
+    procs.append(tp)
+    config = write_config(
+        tmp_path / "stack.toml",
+        {
+            "tickerplant": dict(EPHEMERAL_TP),
+            "rdb": {"address": "tcp://127.0.0.1:0"},
+            "hdb": {"address": "tcp://127.0.0.1:0"},
+        },
+    )
+    common = ["--config", str(config), "--data-dir", str(data)]
+    rdbs, hdbs = [], []
+    for k in range(SHARDS):
+        rdbs.append(
+            Proc(
+                ["rdb", *common, "--tp", str(tp.info["address"]), "--shard", f"{k}/{SHARDS}"],
+                tmp_path,
+                f"rdb{k}",
+            )
+        )
+        procs.append(rdbs[-1])
+        hdbs.append(Proc(["hdb", *common, "--shard", f"{k}/{SHARDS}"], tmp_path, f"hdb{k}"))
+        procs.append(hdbs[-1])
+    args = ["gateway", "--port", "0", "--refresh", "0.2", "--timeout", "10"]
+    args += [a for p in rdbs for a in ("--rdb", str(p.info["address"]))]
+    args += [a for p in hdbs for a in ("--hdb", str(p.info["address"]))]
+    gateway = Proc(args, tmp_path, "gateway")
+    procs.append(gateway)
+    yield {
+        "tp": str(tp.info["address"]),
+        "rdbs": rdbs,
+        "hdbs": hdbs,
+        "url": gateway.info["url"],
+        "today": today,
+    }
+
+
+def reference(stack: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    """One DuckDB with every row every backend holds, read from the backends directly."""
+    con = duckdb.connect()
+    for name in ("trade", "quote"):
+        parts = []
+        for proc in stack["rdbs"] + stack["hdbs"]:
+            with QueryClient(str(proc.info["address"]), 10) as c:
+                parts.append(c.query(f"SELECT * FROM {name}").table)
+        names = [*default_schemas()[name].column_names, "date"]  # the logical order
+        table = pa.concat_tables([p.select(names) for p in parts], promote_options="permissive")
+        con.register(name, table)
+    return con
+
+
+def rdb_rows(stack: dict[str, Any], table: str) -> int:
+    total = 0
+    for proc in stack["rdbs"]:
+        with QueryClient(str(proc.info["address"]), 10) as c:
+            total += c.query(f"SELECT count(*) FROM {table}").table.column(0)[0].as_py()
+    return total
+
+
+QUERIES = [
+    (
+        "SELECT sym, date, sum(price * size) / sum(size) AS vwap, count(*) AS n FROM trade "
+        "GROUP BY sym, date ORDER BY sym, date"
+    ),
+    "SELECT date, count(*) AS n, sum(size) AS v FROM trade GROUP BY date ORDER BY date",
+    # The tickerplant stamps a whole batch with one time: order past days only by time.
+    "SELECT sym, first(price ORDER BY time) AS o, last(price ORDER BY time) AS c FROM trade "
+    "WHERE date < current_date GROUP BY sym ORDER BY sym",
+    "SELECT * FROM trade WHERE sym = 'IBM' ORDER BY time DESC, price, size LIMIT 7",
+    (
+        "SELECT t.sym, count(*) AS n, avg(q.bid) AS b FROM trade t ASOF JOIN quote q "
+        "ON t.sym = q.sym AND t.date = q.date AND t.time >= q.time GROUP BY t.sym ORDER BY t.sym"
+    ),
+    (
+        "SELECT sym, time, sum(size) OVER (PARTITION BY sym ORDER BY time) AS c FROM trade "
+        "ORDER BY time, sym LIMIT 50"
+    ),
+]
+
+
+def test_gateway_answers_equal_one_duckdb_over_real_backends(stack):
+    with Publisher(stack["tp"]) as pub:
+        for i in range(0, 600, 100):
+            pub.publish("trade", today_trades(i, 100))
+            pub.publish("quote", today_quotes(i, 100))
+        pub.flush()
+    wait_until(lambda: rdb_rows(stack, "trade") == 600, 20, "600 trades in the RDBs")
+    wait_until(lambda: rdb_rows(stack, "quote") == 600, 20, "600 quotes in the RDBs")
+    ref = reference(stack)
+    with Client(stack["url"]) as client:
+        wait_until(lambda: client.health()["status"] == "ok", 10, "every backend up")
+        for sql in QUERIES:
+            assert_same_answer(client.query(sql), ref.sql(sql).to_arrow_table(), True, sql)
+        today = stack["today"]
+        plan = client._http.post(
+            "/query/plan",
+            json={"sql": f"SELECT count(*) FROM trade WHERE date = '{today}' AND sym = 'IBM'"},
+        ).json()
+        assert plan["mode"] == "single" and plan["backends"][0].startswith("rdb:")
+        trade = client.table("trade")
+        assert trade["rows"]["rdb"] == 600 and trade["rows"]["hdb"] == 400 + 450 + 500
+
+
+@pytest.mark.slow
+def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
+    """Feed at 100k rows/s for 5 s with 20 clients querying; RDB lag stays under 100 ms."""
+    stop = threading.Event()
+    lags: list[float] = []
+    answers: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def feed() -> None:
+        with Publisher(stack["tp"]) as pub:
+            start, sent = time.monotonic(), 0
+            while not stop.is_set():
+                pub.publish("trade", today_trades(sent, 1000))
+                sent += 1000
+                ahead = start + sent / 100_000 - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)  # pacing the feed at 100k rows/s, not waiting on state
+            pub.flush()
+
+    def query(n: int) -> None:
+        with Client(stack["url"]) as client:
+            while not stop.is_set():
+                try:
+                    past = (
+                        client.query(
+                            f"SELECT count(*) AS n FROM trade WHERE date < '{stack['today']}'"
+                        )
+                        .column("n")[0]
+                        .as_py()
+                    )
+                    answers.append((n, past))
+                    client.query("SELECT sym, sum(size) FROM trade GROUP BY sym")
+                except BaseException as exc:
+                    errors.append(exc)
+                    return
+
+    def watch_lag() -> None:
+        clients = [QueryClient(str(p.info["address"]), 5) for p in stack["rdbs"]]
+        while not stop.is_set():
+            for c in clients:
+                newest = c.query("SELECT max(time) FROM trade").table.column(0)[0].as_py()
+                if newest is not None:
+                    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                    lags.append((now - newest).total_seconds())
+            stop.wait(0.05)
+        for c in clients:
+            c.close()
+
+    threads = [threading.Thread(target=feed), threading.Thread(target=watch_lag)]
+    threads += [threading.Thread(target=query, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    stop.wait(5.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    assert answers and all(past == 400 + 450 + 500 for _, past in answers)
+    steady = sorted(lags[len(lags) // 5 :])  # after the first second of warm-up
+    assert steady and steady[int(len(steady) * 0.99) - 1] < 0.1, steady[-10:]
