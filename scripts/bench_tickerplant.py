@@ -25,9 +25,9 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tickdb.ready import wait_ready  # noqa: E402
-from tickerplant.ingest import encode_stream  # noqa: E402
-from tickerplant.schema import default_schemas  # noqa: E402
+from tickdb.ready import wait_ready
+from tickerplant.ingest import encode_stream
+from tickerplant.schema import default_schemas
 
 TRADE = default_schemas()["trade"]
 

@@ -39,6 +39,7 @@ def _run_tp(
 ) -> None:
     """Run the tickerplant."""
     import dataclasses
+    import logging
 
     from tickdb.logs import setup_logging
     from tickdb.ready import write_ready
@@ -61,14 +62,23 @@ def _run_tp(
         from tickerplant.kdb_port import KdbPort
 
         # Threads beside the main loop; they reach it through its own ZeroMQ address.
-        kdb = KdbPort(
-            tp.address,
-            cfg.tables,
-            host=cfg.tickerplant.kdb_host,
-            port=cfg.tickerplant.kdb_port,
-            clock=tp.clock,
-            seq_source=lambda: tp.committed_seq,
-        ).start()
+        try:
+            kdb = KdbPort(
+                tp.address,
+                cfg.tables,
+                host=cfg.tickerplant.kdb_host,
+                port=cfg.tickerplant.kdb_port,
+                clock=tp.clock,
+                seq_source=lambda: tp.committed_seq,
+            ).start()
+        except OSError as exc:
+            # ZeroMQ feeds and subscribers need not stop for an optional port in use.
+            logging.getLogger("tickerplant.kdb_port").error(
+                "kdb+ port %s:%d unavailable (%s); running without it",
+                cfg.tickerplant.kdb_host,
+                cfg.tickerplant.kdb_port,
+                exc,
+            )
     signal.signal(signal.SIGTERM, lambda *_: tp.stop())
     signal.signal(signal.SIGINT, lambda *_: tp.stop())
     info = tp.hello()
