@@ -1,0 +1,152 @@
+"""The client API: every input shape, client-side batching, callbacks, reconnects; the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from harness import free_port, start_tp, wait_until
+
+from tickerplant.publisher import Publisher, to_arrow
+from tickerplant.schema import default_schemas
+from tickerplant.subscriber import EndOfDay, Subscriber, Update
+
+TRADE = default_schemas()["trade"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pa.table({"sym": ["A"], "price": [1.5], "size": [3]}),
+        pd.DataFrame({"sym": ["A"], "price": [1.5], "size": [3]}),
+        {"sym": ["A"], "price": [1.5], "size": [3]},
+        {"sym": "A", "price": 1.5, "size": 3},
+        ["A", 1.5, 3],
+    ],
+    ids=["arrow", "pandas", "columns", "row-dict", "row-list"],
+)
+def test_every_input_shape_becomes_the_table_schema(data: object) -> None:
+    table = to_arrow(data, TRADE)
+    assert table.schema == TRADE.arrow_without_time
+    assert table.to_pylist() == [{"sym": "A", "price": 1.5, "size": 3}]
+
+
+def test_a_row_with_time_keeps_it() -> None:
+    when = dt.datetime(2026, 1, 2, 9, 30)
+    table = to_arrow([when, "A", 1.5, 3], TRADE)
+    assert table.schema == TRADE.arrow
+    assert table.column("time")[0].as_py() == when
+
+
+def rows(updates: list, column: str = "size") -> list:
+    return [v for u in updates if isinstance(u, Update) for v in u.data.column(column).to_pylist()]
+
+
+def test_client_side_batching_coalesces_rows(tmp_path: Path, procs: list) -> None:
+    tp = start_tp(tmp_path)
+    procs.append(tp)
+    address = tp.info["address"]
+    sub = Subscriber(address, tables=["trade"])
+    with Publisher(address, batch_rows=50, batch_ms=20) as pub:
+        for i in range(120):
+            pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+        # The last 20 rows go out on the timer, without a flush.
+        wait_until(lambda: pub.inflight == 0 and pub.acked == 3, 5, "timer flush")
+    got: list = []
+    wait_until(
+        lambda: (m := sub.poll(0.05)) is not None and got.append(m) is None and len(got) == 3,
+        10,
+        "three records",
+    )
+    assert rows(got) == list(range(120))
+    assert [u.data.num_rows for u in got] == [50, 50, 20]
+    sub.close()
+
+
+def test_callback_form_and_subscriber_survives_a_tickerplant_kill(
+    tmp_path: Path, procs: list
+) -> None:
+    port = free_port()
+    settings = {
+        "tickerplant": {
+            "address": f"tcp://127.0.0.1:{port}",
+            "publish_address": f"tcp://127.0.0.1:{free_port()}",
+            "replay_address": f"tcp://127.0.0.1:{free_port()}",
+        }
+    }
+    tp = start_tp(tmp_path, **settings)
+    procs.append(tp)
+    address = tp.info["address"]
+    got: list = []
+    lock = threading.Lock()
+
+    def on_message(message: object) -> None:
+        with lock:
+            got.append(message)
+
+    sub = Subscriber(address, tables=["trade"])
+    sub.start(on_message)
+    pub = Publisher(address, resend_after_s=0.3)
+    for i in range(50):
+        pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+    pub.flush()
+    tp.kill9()
+    tp = start_tp(tmp_path, name="tp2", **settings)
+    procs.append(tp)
+    for i in range(50, 100):
+        pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+    pub.flush(20)
+    pub.close()
+    wait_until(lambda: len(rows(list(got))) >= 100, 15, "100 rows through the restart")
+    sub.close()
+    assert rows(got) == list(range(100))
+
+
+def test_feed_and_sub_commands(tmp_path: Path, procs: list) -> None:
+    tp = start_tp(tmp_path)
+    procs.append(tp)
+    address = tp.info["address"]
+    cli = [sys.executable, "-m", "tickdb.cli"]
+    feed = subprocess.run(
+        [
+            *cli,
+            "feed",
+            "--demo",
+            "-a",
+            address,
+            "--rate",
+            "2000",
+            "--syms",
+            "10",
+            "--duration",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert feed.returncode == 0, feed.stderr
+    published = int(feed.stdout.split()[1])
+    assert published >= 1000
+    sub = subprocess.run(
+        [*cli, "sub", "trade", "-a", address, "--start", "session", "--count", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sub.returncode == 0, sub.stderr
+    lines = sub.stdout.splitlines()
+    assert lines and all(" trade time=" in line and " sym=" in line for line in lines)
+    check = Subscriber(address, start="journal")
+    total = 0
+    while (m := check.poll(0.5)) is not None:
+        assert not isinstance(m, EndOfDay)
+        total += m.data.num_rows
+    check.close()
+    assert total == published
