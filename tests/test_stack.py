@@ -1,0 +1,89 @@
+"""``tickdb up``: the whole stack from one command, and nothing left behind after Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import wait_until, write_config
+
+from gateway.client import Client
+
+
+def processes_using(marker: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline and "pytest" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "stack-data"
+    config = write_config(
+        tmp_path / "stack.toml",
+        {
+            "tickerplant": {
+                "address": "tcp://127.0.0.1:0",
+                "publish_address": "tcp://127.0.0.1:0",
+                "replay_address": "tcp://127.0.0.1:0",
+                "kdb_port": 0,
+            },
+            "rdb": {"address": "tcp://127.0.0.1:0"},
+            "hdb": {"address": "tcp://127.0.0.1:0"},
+            "gateway": {"port": 0, "kdb_port": 0},
+            "stack": {"demo_rate": 2000},
+        },
+    )
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickdb.cli",
+            "up",
+            "--demo",
+            "--shards",
+            "2",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        gateway_ready = data / "run" / "gateway.json"
+        wait_until(lambda: gateway_ready.exists() or up.poll() is not None, 90, "the gateway")
+        assert up.poll() is None, up.stdout.read() if up.stdout else ""
+        url = json.loads(gateway_ready.read_text())["url"]
+        client = Client(url)
+
+        def counted() -> int:
+            table = client.query("select count(*) as n from trade")
+            return int(table.column("n")[0].as_py())
+
+        wait_until(lambda: counted() > 100, 60, "demo trades visible through the gateway")
+        by_sym = client.query("select sym, count(*) n from trade group by sym")
+        assert by_sym.num_rows > 1
+        names = sorted(p.stem for p in (data / "run").glob("*.json"))
+        assert names == ["gateway", "hdb-0", "hdb-1", "rdb-0", "rdb-1", "tickerplant"]
+    finally:
+        os.killpg(up.pid, signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "stopped." in output
+    assert "gateway" in output and "tickerplant" in output
+    assert processes_using(str(data)) == []
