@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,25 +76,42 @@ def kv_clause(meta: dict[str, str]) -> str:
     return "{" + items + "}"
 
 
+# One in-memory DuckDB per (directory, limits) for the life of the process: opening a
+# database costs ~15 ms, more than writing a small table; each write gets its own cursor.
+_DATABASES: dict[tuple[str, str, int | None], duckdb.DuckDBPyConnection] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def _database(root: str | Path, options: WriteOptions) -> duckdb.DuckDBPyConnection:
+    key = (str(Path(root).absolute()), options.memory_limit, options.threads)
+    with _DATABASES_LOCK:
+        db = _DATABASES.get(key)
+        if db is None:
+            spill = Path(tempfile.mkdtemp(prefix="spill-", dir=scratch_dir(root)))
+            db = duckdb.connect()
+            db.execute(f"SET memory_limit = {_sql_string(options.memory_limit)}")
+            db.execute(f"SET temp_directory = {_sql_string(str(spill))}")
+            db.execute("SET preserve_insertion_order = true")
+            if options.threads:
+                db.execute(f"SET threads = {int(options.threads)}")
+            _DATABASES[key] = db
+        return db.cursor()
+
+
 @contextlib.contextmanager
 def writer_connection(
     root: str | Path, options: WriteOptions
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An in-memory DuckDB that spills to a private scratch directory under ``root``."""
-    spill = Path(tempfile.mkdtemp(prefix="spill-", dir=scratch_dir(root)))
-    con = duckdb.connect()
+    """A connection to a DuckDB that spills to a scratch directory under ``root``.
+
+    Everything a caller creates should be TEMP or registered: the database is shared by
+    every write of this process, and the connection is closed afterwards.
+    """
+    con = _database(root, options)
     try:
-        con.execute(f"SET memory_limit = {_sql_string(options.memory_limit)}")
-        con.execute(f"SET temp_directory = {_sql_string(str(spill))}")
-        con.execute("SET preserve_insertion_order = true")
-        if options.threads:
-            con.execute(f"SET threads = {int(options.threads)}")
         yield con
     finally:
         con.close()
-        shutil.rmtree(spill, ignore_errors=True)
-        with contextlib.suppress(OSError):  # only if no other write of ours still uses it
-            spill.parent.rmdir()
 
 
 def copy_sorted(

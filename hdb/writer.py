@@ -83,13 +83,22 @@ def estimate_syms(data: pa.Table | None, chunks: Sequence[Path]) -> int:
 
 
 def sorted_union_sql(schema: TableSchema, chunks: Sequence[Path], memory: str | None) -> str:
-    """SELECT of every source's rows sorted by sym, time and arrival order."""
+    """SELECT of every source's rows sorted by sym, time and arrival order.
+
+    The chunks are one ``read_parquet`` over the list, not a UNION ALL of one scan each:
+    DuckDB's sort over a union of several scans ran out of memory under a tight
+    ``memory_limit`` where the single scan spills as it should.
+    """
     cols = column_list(schema)
-    parts = [
-        f"SELECT {cols}, ({k}::BIGINT << {_SOURCE_SHIFT}) + file_row_number AS {_ORD} "
-        f"FROM read_parquet({sql_path(path)}, file_row_number = true)"
-        for k, path in enumerate(chunks)
-    ]
+    parts = []
+    if chunks:
+        files = ", ".join(sql_path(p) for p in chunks)
+        which = " ".join(f"WHEN {sql_path(p)} THEN {k}" for k, p in enumerate(chunks))
+        parts.append(
+            f"SELECT {cols}, ((CASE filename {which} END)::BIGINT << {_SOURCE_SHIFT}) "
+            f"+ file_row_number AS {_ORD} "
+            f"FROM read_parquet([{files}], file_row_number = true, filename = true)"
+        )
     if memory is not None:
         parts.append(f"SELECT {cols}, {_ORD} FROM {memory}")
     if not parts:

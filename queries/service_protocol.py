@@ -104,12 +104,16 @@ def decode_request(frames: list[bytes]) -> QueryRequest:
 
 
 def encode_result(table: pa.Table, truncated: bool, elapsed_ms: float) -> list[Any]:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema) as writer:
+    # Measure first, then write into one buffer of the exact size: one copy of the rows and
+    # no regrowing. The buffer goes to ZeroMQ without another copy (buffer protocol).
+    mock = pa.MockOutputStream()
+    with ipc.new_stream(mock, table.schema) as writer:
+        writer.write_table(table)
+    buffer = pa.allocate_buffer(mock.size())
+    with ipc.new_stream(pa.FixedSizeBufferWriter(buffer), table.schema) as writer:
         writer.write_table(table)
     meta = {"rows": table.num_rows, "truncated": truncated, "elapsed_ms": elapsed_ms}
-    # The Arrow buffer goes to ZeroMQ without a copy (it exposes the buffer protocol).
-    return [OK, json.dumps(meta).encode(), sink.getvalue()]
+    return [OK, json.dumps(meta).encode(), buffer]
 
 
 def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:

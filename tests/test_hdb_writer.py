@@ -84,11 +84,11 @@ def test_chunks_and_memory_merge_in_arrival_order(tmp_path: Path) -> None:
 
 
 def test_merge_of_chunks_alone_spills_under_a_small_memory_limit(tmp_path: Path) -> None:
-    data = make_trades(600_000, syms=50)
+    data = make_trades(1_500_000, syms=50)  # ~60 MB in Arrow: more than the limit
     intraday = tmp_path / "intraday"
     for k in range(3):
-        write_chunk(intraday, TRADE, DAY, data.slice(k * 200_000, 200_000))
-    options = WriteOptions(memory_limit="24MB", threads=1)
+        write_chunk(intraday, TRADE, DAY, data.slice(k * 500_000, 500_000))
+    options = WriteOptions(memory_limit="40MB", threads=1)
     result = write_partition(
         tmp_path / "hdb", TRADE, DAY, chunks=list_chunks(intraday, "trade", DAY), options=options
     )

@@ -128,12 +128,12 @@ def stage(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, schema: TableSch
     )
     try:
         con.execute(
-            f"CREATE TABLE converted AS SELECT row_number() OVER () AS __row, {raws}, "
+            f"CREATE TEMP TABLE converted AS SELECT row_number() OVER () AS __row, {raws}, "
             f"{converted} FROM {_source_sql(path, fmt)}"
         )
         # Sorted by time, so each date's COPY below skips other dates' row groups.
         con.execute(
-            f"CREATE TABLE staged AS SELECT __row, {column_list(schema)}, "
+            f"CREATE TEMP TABLE staged AS SELECT __row, {column_list(schema)}, "
             f"{_problems(schema)} AS __bad FROM converted ORDER BY time, __row"
         )
         con.execute("DROP TABLE converted")
