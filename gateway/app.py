@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,17 +11,25 @@ from typing import Any, Literal
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gateway import formats
 from gateway.backends import BackendState
 from gateway.errors import HTTP_STATUS, QueryError
+from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
+from gateway.qpath import QPath
 from gateway.router import Router
+from queries.q import QError
 
 
 class QueryRequest(BaseModel):
-    sql: str = Field(description="One read-only DuckDB SQL statement over the logical tables.")
+    sql: str | None = Field(
+        None, description="One read-only DuckDB SQL statement over the logical tables."
+    )
+    q: str | None = Field(
+        None, description="A q-sql query (see docs/q.md), translated to SQL; instead of sql."
+    )
     format: Literal["json", "arrow", "csv"] | None = Field(
         None, description="Result encoding; overrides the Accept header."
     )
@@ -32,10 +41,17 @@ class QueryRequest(BaseModel):
         "partial instead of failing.",
     )
 
+    @model_validator(mode="after")
+    def _one_query(self) -> QueryRequest:
+        if (self.sql is None) == (self.q is None):
+            raise ValueError("give exactly one of sql and q")
+        return self
+
 
 class ErrorBody(BaseModel):
     error: str
     message: str
+    position: int | None = Field(None, description="q queries: the 0-based character at fault.")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -49,8 +65,16 @@ def error_response(exc: QueryError) -> JSONResponse:
     )
 
 
+def q_error_response(exc: QError) -> JSONResponse:
+    # A q query outside the subset is a bad query; the position points the user at it.
+    return JSONResponse(
+        {"error": "bad_query", "message": str(exc), "position": exc.position}, status_code=400
+    )
+
+
 def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
     metrics = GatewayMetrics(router.topology)
+    qpath = QPath(router)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -75,36 +99,45 @@ def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
     def query(
         body: QueryRequest, format: str | None = Query(None), accept: str | None = Header(None)
     ) -> Response:
-        """Run SQL; JSON, Arrow IPC stream or CSV by ``format`` or ``Accept``."""
+        """Run SQL or q; JSON, Arrow IPC stream or CSV by ``format`` or ``Accept``."""
         try:
             fmt = formats.choose(body.format or format, accept)
         except ValueError as exc:
             return error_response(QueryError("bad_query", str(exc)))
         started = time.monotonic()
+        limits: dict[str, Any] = {
+            "timeout_s": body.timeout_s,
+            "max_rows": body.max_rows,
+            "allow_partial": body.allow_partial,
+        }
+        keys: tuple[str, ...] = ()
         try:
-            result = router.run_sql(
-                body.sql,
-                timeout_s=body.timeout_s,
-                max_rows=body.max_rows,
-                allow_partial=body.allow_partial,
-            )
+            if body.q is not None:
+                answer = qpath.run(body.q, **limits)
+                result, keys = answer.result, answer.keys
+            else:
+                result = router.run_sql(str(body.sql), **limits)
+        except QError as exc:
+            metrics.queries.labels("none", "bad_query").inc()
+            return q_error_response(exc)
         except QueryError as exc:
             metrics.queries.labels("none", exc.kind).inc()
             return error_response(exc)
         metrics.queries.labels(result.plan, "partial" if result.partial else "ok").inc()
         metrics.seconds.labels(result.plan).observe(time.monotonic() - started)
         metrics.rows.inc(result.table.num_rows)
-        return Response(
-            formats.encode(result, fmt),
-            media_type=formats.FORMATS[fmt],
-            headers=formats.headers(result),
-        )
+        return _encoded(result, fmt, keys)
 
     @app.post("/query/plan", responses=ERRORS)
     def plan(body: QueryRequest) -> Any:
         """How the query would run: the mode, each backend query and the merge query."""
         try:
-            return router.plan(body.sql).explain()
+            if body.q is not None:
+                translation = qpath.translate(body.q)
+                return {"sql": translation.sql, **router.plan(translation.sql).explain()}
+            return router.plan(str(body.sql)).explain()
+        except QError as exc:
+            return q_error_response(exc)
         except QueryError as exc:
             return error_response(exc)
 
@@ -142,6 +175,18 @@ def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+def _encoded(result: GatewayResult, fmt: str, keys: tuple[str, ...]) -> Response:
+    body = formats.encode(result, fmt)
+    headers = formats.headers(result)
+    if keys:
+        # A keyed q result (select ... by): Arrow carries the keys in its schema metadata
+        # (tickdb.keys); JSON gets a "keys" member and every format the header.
+        headers["X-Tickdb-Keys"] = ",".join(keys)
+        if fmt == "json":
+            body = b'{"keys":' + json.dumps(list(keys)).encode() + b"," + body[1:]
+    return Response(body, media_type=formats.FORMATS[fmt], headers=headers)
 
 
 def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:

@@ -40,10 +40,14 @@ def gateway(
     ] = 5_000_000,
     refresh: Annotated[float, typer.Option(help="Seconds between backend info() calls.")] = 1.0,
     ready_file: Annotated[
-        Path | None, typer.Option(help="Write {url, host, port} here once listening.")
+        Path | None,
+        typer.Option(help="Write {url, host, port, kdb_port} here once listening."),
+    ] = None,
+    kdb_port: Annotated[
+        int | None, typer.Option(help="kdb+ IPC port, 0 = off [gateway.kdb_port].")
     ] = None,
 ) -> None:
-    """Serve the HTTP query API over the given RDB and HDB backends."""
+    """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     import uvicorn
 
     from gateway.app import create_app
@@ -81,21 +85,53 @@ def gateway(
         uvicorn.Config(create_app(router, refresh_s=refresh), log_level="warning", access_log=False)
     )
     url = f"http://{bind_host}:{bound_port}"
+    kdb = _start_kdb_port(router, cfg.gateway, kdb_port)
+    ready: dict[str, Any] = {"url": url, "host": bind_host, "port": bound_port}
+    if kdb is not None:
+        ready["kdb_port"] = kdb.port
 
     def announce() -> None:
         while not server.started and not server.should_exit:
             threading.Event().wait(0.01)
         if server.started:
-            write_ready(ready_file, {"url": url, "host": bind_host, "port": bound_port})
+            write_ready(ready_file, ready)
             print(f"gateway listening on {url} (docs at {url}/docs)", flush=True)
+            if kdb is not None:
+                print(f"gateway kdb+ port {cfg.gateway.kdb_host}:{kdb.port}", flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if kdb is not None:
+            kdb.close()
+
+
+def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:
+    """The kdb+ port beside HTTP, or None when it is off or its port is taken."""
+    import logging
+
+    from gateway.kdb_port import GatewayKdbPort
+
+    port = cfg.kdb_port if port is None else port
+    if port == 0:
+        return None
+    try:
+        return GatewayKdbPort(router, host=cfg.kdb_host, port=port, users=cfg.users).start()
+    except OSError as exc:
+        # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.
+        logging.getLogger("gateway.kdb_port").error(
+            "kdb+ port %s:%d unavailable (%s); running without it", cfg.kdb_host, port, exc
+        )
+        return None
 
 
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the logical tables.")],
+    sql: Annotated[str | None, typer.Argument(help="SQL over the logical tables.")] = None,
+    q: Annotated[
+        str | None, typer.Option("--q", help="A q-sql query instead of SQL (docs/q.md).")
+    ] = None,
     url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
     fmt: Annotated[str, typer.Option("--format", help="table, csv, json or arrow.")] = "table",
     max_rows: Annotated[int | None, typer.Option(help="Row limit.")] = None,
@@ -103,14 +139,18 @@ def query(
     allow_partial: Annotated[bool, typer.Option(help="Accept a partial result.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
 ) -> None:
-    """Run SQL through the gateway and print the result."""
+    """Run SQL (or q with --q) through the gateway and print the result."""
     import httpx
 
     from gateway.client import Client, GatewayError
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if (sql is None) == (q is None):
+        raise typer.BadParameter('give either SQL or --q "q query", not both')
     options: dict[str, Any] = {"allow_partial": allow_partial}
+    if q is not None:
+        options["q"] = q
     if max_rows is not None:
         options["max_rows"] = max_rows
     if timeout is not None:

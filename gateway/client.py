@@ -21,10 +21,11 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 class GatewayError(Exception):
     """The gateway refused or failed a request; ``kind`` as in QueryError, plus ``status``."""
 
-    def __init__(self, kind: str, message: str, status: int) -> None:
+    def __init__(self, kind: str, message: str, status: int, position: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+        self.position = position  # q queries: 0-based character the error points at
 
 
 class Client:
@@ -56,9 +57,43 @@ class Client:
         _raise_for(reply)
         return ipc.open_stream(reply.content).read_all()
 
-    def raw(self, sql: str, fmt: str, **options: Any) -> bytes:
-        """The encoded result (``json``, ``csv`` or ``arrow``) as the gateway sent it."""
-        reply = self._http.post("/query", json={"sql": sql, "format": fmt, **options})
+    def q(
+        self,
+        q: str,
+        *,
+        max_rows: int | None = None,
+        timeout_s: float | None = None,
+        allow_partial: bool = False,
+    ) -> pa.Table:
+        """Run q-sql on the gateway (translated to SQL there, docs/q.md).
+
+        Columns carry their q type as field metadata ``q``; a keyed result (``by``) names
+        its key columns, which come first, in ``Client.keys(table)``. A query outside the
+        q subset raises GatewayError ``bad_query`` whose ``position`` is the character.
+        """
+        body: dict[str, Any] = {"q": q, "format": "arrow", "allow_partial": allow_partial}
+        if max_rows is not None:
+            body["max_rows"] = max_rows
+        if timeout_s is not None:
+            body["timeout_s"] = timeout_s
+        reply = self._http.post("/query", json=body, headers={"Accept": ARROW_STREAM})
+        _raise_for(reply)
+        return ipc.open_stream(reply.content).read_all()
+
+    @staticmethod
+    def keys(table: pa.Table) -> list[str]:
+        """The key columns of a keyed q result (``select ... by``); [] for any other."""
+        return list(json.loads((table.schema.metadata or {}).get(b"tickdb.keys") or b"[]"))
+
+    def raw(self, sql: str | None, fmt: str, **options: Any) -> bytes:
+        """The encoded result (``json``, ``csv`` or ``arrow``) as the gateway sent it.
+
+        ``sql=None`` with ``q="..."`` in ``options`` sends a q query instead.
+        """
+        body = {"format": fmt, **options}
+        if sql is not None:
+            body["sql"] = sql
+        reply = self._http.post("/query", json=body)
         _raise_for(reply)
         return reply.content
 
@@ -106,6 +141,7 @@ def _raise_for(reply: httpx.Response) -> None:
         body = reply.json()
         kind = str(body.get("error") or "bad_query")  # 422: FastAPI body validation
         message = str(body.get("message") or body.get("detail"))
+        position = body.get("position")
     except (ValueError, AttributeError):
-        kind, message = "internal", reply.text[:500]
-    raise GatewayError(kind, message, reply.status_code)
+        kind, message, position = "internal", reply.text[:500], None
+    raise GatewayError(kind, message, reply.status_code, position)

@@ -1,0 +1,167 @@
+"""The gateway's kdb+ port: q clients (PyKX, q, qPython, ``c.java``) query the gateway.
+
+Every query goes through the same router as HTTP, so routing, merging, limits and the
+read-only check are the HTTP path's. What a client may send, sync or async:
+
+* q text, ``h"select from trade where sym=`IBM"``, through the q translator;
+* ``(`.tickdb.q; "q text")`` — the same as a call;
+* ``(`.tickdb.sql; "SELECT ...")`` — SQL as over HTTP;
+* ``h""`` answers ``::`` (q's "are my async messages done?"), ``tables[]`` and
+  ``.tickdb.tables`` the table names.
+
+Results are q tables (keyed where the q query is keyed, see :mod:`gateway.kdb_result`).
+Every failure is a q error (type -128) whose text starts with its kind: q errors from the
+translator, ``bad_query``/``forbidden`` for SQL, ``unavailable``/``timeout`` for backends,
+``limit`` for a result over the row limit (a q client has no flag to see truncation by).
+Async messages get no answer; their errors are logged and counted.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.errors import QueryError
+from gateway.kdb_result import qtypes_by_name, result_to_q
+from gateway.qpath import QPath
+from gateway.router import Router
+from queries.q import QError as TranslationError
+from tickerplant.qipc.server import QConnection, QIpcServer
+from tickerplant.qipc.types import SYNC, KeyedTable, QError, QTable
+
+log = logging.getLogger(__name__)
+
+# Wire names a client calls (one place, as for the tickerplant's .u.* names).
+CALL_SQL = ".tickdb.sql"
+CALL_Q = ".tickdb.q"
+CALL_TABLES = ".tickdb.tables"
+TABLES_TEXT = ("tables[]", "tables`.", "tables`", CALL_TABLES)
+
+
+@dataclass
+class KdbCounters:
+    """Plain counters: tests assert on them."""
+
+    sync: int = 0
+    async_: int = 0
+    errors: int = 0
+    rows: int = 0
+
+
+class GatewayKdbPort:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        users: Mapping[str, str] | None = None,
+        max_message_bytes: int = 64 << 20,
+    ) -> None:
+        self.router = router
+        self.qpath = QPath(router)
+        self.users = dict(users or {})
+        self.counters = KdbCounters()
+        self._lock = threading.Lock()
+        self.server = QIpcServer(
+            self._handle,
+            host=host,
+            port=port,
+            authenticate=self._authenticate if self.users else None,
+            max_message_bytes=max_message_bytes,
+            name="gateway-kdb",
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)
+
+    def start(self) -> GatewayKdbPort:
+        self.server.start()
+        log.info("kdb+ port at %s:%d", self.server.host, self.server.port)
+        return self
+
+    def close(self) -> None:
+        self.server.close(timeout=2.0)
+
+    def _authenticate(self, user: str, password: str) -> bool:
+        expected = self.users.get(user)
+        # compare_digest: the time taken must not tell how much of a password was right.
+        return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._lock:  # one thread per client
+            setattr(self.counters, name, getattr(self.counters, name) + n)
+
+    # -- dispatch -----------------------------------------------------------------------
+    def _handle(self, value: Any, msg_type: int, conn: QConnection) -> Any:
+        sync = msg_type == SYNC
+        self._count("sync" if sync else "async_")
+        try:
+            return self._dispatch(value)
+        except QError as exc:
+            self._count("errors")
+            if sync:
+                raise
+            # Nobody waits for an async answer: the log is where the mistake shows.
+            log.warning("%r: async query failed: %s", conn, exc.message)
+            return None
+
+    def _dispatch(self, value: Any) -> Any:
+        if isinstance(value, str):  # q text (a char vector), or a bare name as a symbol
+            return self._text(value.strip())
+        if isinstance(value, list) and value and isinstance(value[0], str):
+            name, *args = value
+            if name in (CALL_SQL, CALL_Q):
+                if len(args) != 1 or not isinstance(args[0], str):
+                    raise QError(f'rank: {name} takes one string, e.g. ({name}; "select ...")')
+                return self._sql(args[0]) if name == CALL_SQL else self._q(args[0])
+            if name == CALL_TABLES and (not args or args == [None]):
+                return self._tables()
+            raise QError(f"{name}: this port answers q text, {CALL_Q}, {CALL_SQL}, {CALL_TABLES}")
+        raise QError(f'type: send q text or a call such as ({CALL_SQL}; "select ...")')
+
+    def _text(self, text: str) -> Any:
+        if text == "":
+            return None  # h"": the q idiom for "have my async messages been processed?"
+        if text in TABLES_TEXT:
+            return self._tables()
+        return self._q(text)
+
+    def _tables(self) -> np.ndarray[Any, Any]:
+        return np.array(sorted(self.router.catalog.columns), dtype=object)
+
+    # -- queries ------------------------------------------------------------------------
+    def _q(self, text: str) -> QTable | KeyedTable:
+        try:
+            result = self.qpath.run(text)
+        except TranslationError as exc:
+            raise QError(str(exc)) from None  # the message and (at character N)
+        except QueryError as exc:
+            raise QError(f"{exc.kind}: {exc}") from None
+        return self._answer(result.table, result.result.truncated)
+
+    def _sql(self, sql: str) -> QTable | KeyedTable:
+        try:
+            result = self.router.run_sql(sql)
+        except QueryError as exc:
+            raise QError(f"{exc.kind}: {exc}") from None
+        return self._answer(result.table, result.truncated)
+
+    def _answer(self, table: Any, truncated: bool) -> QTable | KeyedTable:
+        if truncated:
+            # q has nowhere to carry a "truncated" flag; a silently short table is worse
+            # than an error that says how to get the rest.
+            raise QError(
+                f"limit: the result has more than {table.num_rows} rows (the gateway's "
+                "max_rows); narrow the query or aggregate"
+            )
+        self._count("rows", table.num_rows)
+        hints = qtypes_by_name(self.router.catalog.columns)
+        return result_to_q(table, hints)
