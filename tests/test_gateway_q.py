@@ -38,12 +38,17 @@ TOTALS = "select total:sum size, hi:max price, n:count i from trade"
 BY_DATE = "select n:count i, lo:min price by date from trade where sym in `AAPL`MSFT"
 
 
-@pytest.fixture(scope="module")
-def reference() -> duckdb.DuckDBPyConnection:
+def one_duckdb() -> duckdb.DuckDBPyConnection:
+    """Every row in one DuckDB: the reference answers come from here."""
     con = duckdb.connect()
     for name, table in DATA.items():
         con.register(name, table)
     return con
+
+
+@pytest.fixture(scope="module")
+def reference() -> duckdb.DuckDBPyConnection:
+    return one_duckdb()
 
 
 def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
@@ -63,7 +68,7 @@ def start_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
         workdir / "gateway.toml", {"gateway": {"kdb_port": free_port()}, "gateway.users": USERS}
     )
     args = ["gateway", "--config", str(config), "--port", "0", "--refresh", "0.2"]
-    args += ["--timeout", str(timeout_s), "--max-rows", "5000"]
+    args += ["--timeout", str(timeout_s), "--max-rows", "1500"]
     for name, server in servers.items():
         args += [f"--{name[:3]}", server.endpoint]
     try:
