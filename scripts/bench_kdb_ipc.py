@@ -163,8 +163,149 @@ def bench_ingest(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-# The gateway's kdb+ port round trip goes here as "gateway": bench_gateway.
-SECTIONS: dict[str, Callable[[argparse.Namespace], list[str]]] = {"ingest": bench_ingest}
+# -- gateway: a 1M-row result to PyKX over the kdb+ port vs over HTTP as Arrow ----------
+GATEWAY_ROWS = 1_000_000
+GATEWAY_DAY = "2024-03-08"
+GATEWAY_SQL = "SELECT time, sym, price, size FROM trade"
+GATEWAY_Q = "select time, sym, price, size from trade where date=2024.03.08"
+
+
+@contextmanager
+def gateway_stack(workdir: Path) -> Iterator[dict[str, Any]]:
+    """An HDB process holding one 1M-row trade partition and a gateway process over it."""
+    import datetime as dt
+
+    import numpy as np
+    import pyarrow as pa
+
+    from hdb.writer import write_partition
+    from tickdb.ready import wait_ready
+    from tickerplant.schema import default_schemas
+
+    n = GATEWAY_ROWS
+    first = np.datetime64(f"{GATEWAY_DAY}T09:30:00", "ns")
+    table = pa.table(
+        {
+            "time": pa.array(first + np.arange(n) * np.int64(20_000_000), pa.timestamp("ns")),
+            "sym": pa.array([f"S{i % 100}" for i in range(n)]),
+            "price": np.linspace(100.0, 101.0, n),
+            "size": np.arange(n, dtype=np.int64) % 1000,
+        }
+    )
+    write_partition(
+        workdir / "data" / "hdb",
+        default_schemas()["trade"],
+        dt.date.fromisoformat(GATEWAY_DAY),
+        table,
+    )
+    config = workdir / "stack.toml"
+    config.write_text(
+        f'[hdb]\naddress = "tcp://127.0.0.1:0"\n[gateway]\nkdb_port = {_free_port()}\n'
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> dict[str, Any]:
+        ready = workdir / f"{name}.ready.json"
+        with open(workdir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        procs.append(proc)
+        return wait_ready(ready, 60, alive=lambda: proc.poll() is None)
+
+    try:
+        common = ("--config", str(config))
+        hdb = start("hdb", "hdb", *common, "--data-dir", str(workdir / "data"))
+        yield start(
+            "gateway",
+            *("gateway", *common, "--hdb", str(hdb["address"]), "--port", "0"),
+            *("--max-rows", str(2 * GATEWAY_ROWS), "--timeout", "120"),
+        )
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+def pykx_fetch(port: int, mode: str) -> dict[str, float]:
+    """Runs in its own process: one timed round trip of the 1M-row result into PyKX."""
+    os.environ.setdefault("PYKX_UNLICENSED", "true")
+    import pykx as kx
+
+    with kx.SyncQConnection("127.0.0.1", port) as conn:
+        conn("")  # connected and answered: the timing below is the query alone
+        query: tuple[Any, ...] = (
+            (GATEWAY_Q,) if mode == "q" else (".tickdb.sql", kx.CharVector(GATEWAY_SQL))
+        )
+        start = time.perf_counter()
+        result = conn(*query)
+        elapsed = time.perf_counter() - start
+        rows = len(result.pd())  # outside the timing: checks the whole result arrived
+    return {"seconds": elapsed, "rows": rows}
+
+
+def _run_pykx_fetch(port: int, mode: str) -> dict[str, float]:
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(ROOT / 'scripts')!r}); "
+        f"import bench_kdb_ipc as b; print(json.dumps(b.pykx_fetch({port}, {mode!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYKX_UNLICENSED": "true"},
+    )
+    return dict(json.loads(out.stdout.splitlines()[-1]))
+
+
+def bench_gateway(args: argparse.Namespace) -> list[str]:
+    from gateway.client import Client
+
+    runs: dict[str, list[float]] = {"pykx_sql": [], "pykx_q": [], "http": []}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        gateway_stack(Path(tmp)) as info,
+        Client(info["url"]) as client,
+    ):
+        client.query(GATEWAY_SQL)  # warm: the HDB's first scan, the gateway's catalog
+        for _ in range(args.repeat):  # interleaved, so drift in load hits all alike
+            for mode in ("sql", "q"):
+                got = _run_pykx_fetch(info["kdb_port"], mode)
+                assert got["rows"] == GATEWAY_ROWS, got
+                runs[f"pykx_{mode}"].append(got["seconds"])
+            start = time.perf_counter()
+            table = client.query(GATEWAY_SQL)
+            runs["http"].append(time.perf_counter() - start)
+            assert table.num_rows == GATEWAY_ROWS
+    http = statistics.median(runs["http"])
+    lines = [
+        "| 1M-row trade result (time, sym, price, size) | median ms | rows/s | vs HTTP Arrow |",
+        "|---|---|---|---|",
+    ]
+    for label, key in (
+        ('PyKX `(`.tickdb.sql; "SELECT …")` → `pykx.Table`', "pykx_sql"),
+        ("PyKX q text `select … where date=…` → `pykx.Table`", "pykx_q"),
+        ("HTTP `Client.query` (Arrow IPC stream) → `pa.Table`", "http"),
+    ):
+        median = statistics.median(runs[key])
+        lines.append(
+            f"| {label} | {median * 1000:,.0f} | {GATEWAY_ROWS / median:,.0f} "
+            f"| {median / http:.2f}x |"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[str]]] = {
+    "ingest": bench_ingest,
+    "gateway": bench_gateway,
+}
 
 
 def main() -> None:
