@@ -289,7 +289,7 @@ def bench_gateway(args: argparse.Namespace) -> list[str]:
         "|---|---|---|---|",
     ]
     for label, key in (
-        ('PyKX `(`.tickdb.sql; "SELECT …")` → `pykx.Table`', "pykx_sql"),
+        ('PyKX `` (`.tickdb.sql; "SELECT …") `` → `pykx.Table`', "pykx_sql"),
         ("PyKX q text `select … where date=…` → `pykx.Table`", "pykx_q"),
         ("HTTP `Client.query` (Arrow IPC stream) → `pa.Table`", "http"),
     ):
