@@ -108,6 +108,8 @@ class Topology:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.version = 0  # bumped when any schema or placement changes
+        # Queries run again because an RDB's dates changed since its last info().
+        self.stale_retries = 0
 
     def refresh(self) -> None:
         threads = [

@@ -45,8 +45,20 @@ class LocalBackend:
             self._db.register("_load", table)
             self._db.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _load')
             self._db.unregister("_load")
+        if role == "rdb":
+            # As a real RDB: the dates this snapshot answers for (``gateway.handover``).
+            held = {d for t in tables.values() for d in t.column("date").to_pylist()}
+            rows = ", ".join(f"(DATE '{d.isoformat()}', 'live')" for d in sorted(held | {self.day}))
+            self._db.execute(
+                f"CREATE VIEW rdb_dates AS SELECT * FROM (VALUES {rows}) AS t(date, state)"
+            )
         lock_down(self._db)
         self._lock = threading.Lock()
+
+    @property
+    def day(self) -> dt.date:
+        """The session date an RDB reports."""
+        return self.date or dt.date.today()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor on this backend's data (to serve it with a real ``QueryServer``)."""
@@ -101,7 +113,10 @@ class LocalBackend:
         }
         if self.role == "rdb":
             info.update(
-                date=(self.date or dt.date.today()).isoformat(),
+                date=self.day.isoformat(),
+                dates=sorted(
+                    {d for t in tables.values() for d in t["dates"]} | {self.day.isoformat()}
+                ),
                 seq=0,
                 tp_seq=0,
                 last_heartbeat=time.time(),

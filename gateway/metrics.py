@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.backends import Topology
@@ -18,7 +18,7 @@ class _BackendCollector(Collector):
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily(
             "tickdb_gateway_backend_up",
             "1 if the backend answered its last info() call",
@@ -34,6 +34,11 @@ class _BackendCollector(Collector):
             "Seconds since the backend last answered info()",
             labels=["backend"],
         )
+        retries = CounterMetricFamily(
+            "tickdb_gateway_stale_retries",
+            "Queries run again because an RDB rolled or handed a date over since its info()",
+            value=float(self.topology.stale_retries),
+        )
         now = time.time()
         for state in self.topology.states:
             up.add_metric([state.name, state.role], 1.0 if state.up else 0.0)
@@ -42,7 +47,7 @@ class _BackendCollector(Collector):
                 lag.add_metric([state.name], float(info["tp_seq"]) - float(info["seq"]))
             if state.ok_at is not None:
                 age.add_metric([state.name], now - state.ok_at)
-        yield from (up, lag, age)
+        yield from (up, lag, age, retries)
 
 
 class GatewayMetrics:

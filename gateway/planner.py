@@ -27,7 +27,7 @@ from gateway.backends import BackendState, Topology
 from gateway.catalog import Catalog, OutputColumn
 from gateway.decompose import PARTS, NotDistributable, distribute, quote_name
 from gateway.errors import QueryError, check_read_only
-from gateway.predicates import Restriction
+from gateway.predicates import DateSet, Restriction
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class Fetch:
     schema: pa.Schema | None = None
     # A truncated part makes a merged answer wrong (strict) or merely incomplete.
     strict: bool = True
+    # Logical tables the SQL reads, shadowed for HDBs to drop the RDBs' dates (``handover``);
+    # empty for the user's own SQL (single mode), which never needs it.
+    tables: tuple[str, ...] = ()
+    # Dates the rows can have (None: any): the end-of-day checks only look at these.
+    dates: DateSet | None = None
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,9 @@ def plan_query(sql: str, catalog: Catalog, topology: Topology) -> Plan:
     routes = {id(o): topology.candidates(o.table, o.restriction()) for o in found}
     every = {s.name for states in routes.values() for s in states}
     if len(every) <= 1:
-        return Plan(
-            "single", (Fetch("", sql, tuple(sorted(every)), strict=False),), None, tuple(outputs)
-        )
+        dates = _dates_of(found)
+        fetch = Fetch("", sql, tuple(sorted(every)), strict=False, dates=dates)
+        return Plan("single", (fetch,), None, tuple(outputs))
     try:
         return _distributed(ast, outputs, catalog, topology)
     except NotDistributable as why:
@@ -135,7 +140,14 @@ def _distributed(
         needed |= {"date"} if len({s.role for s in states.values()}) > 1 else set()
         if needed <= dist.group_columns:
             dist = distribute(ast, outputs, catalog, group_local=True)
-    fetch = Fetch(PARTS, dist.partial_sql, tuple(sorted(states)), strict=dist.mode == "aggregate")
+    fetch = Fetch(
+        PARTS,
+        dist.partial_sql,
+        tuple(sorted(states)),
+        strict=dist.mode == "aggregate",
+        tables=tuple(dist.tables),
+        dates=dist.restriction.dates,
+    )
     return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs))
 
 
@@ -158,8 +170,25 @@ def _pull(
         select = ", ".join(quote_name(c) for c in cols)
         text = f"SELECT {select} FROM {quote_name(table)}" + (f" WHERE {where}" if where else "")
         schema = pa.schema([catalog.schemas[table].field(c) for c in cols])
-        fetches.append(Fetch(table, text, tuple(backends), schema=schema))
+        fetches.append(
+            Fetch(
+                table,
+                text,
+                tuple(backends),
+                schema=schema,
+                tables=(table,),
+                dates=_dates_of(mine),
+            )
+        )
     return Plan("pull", tuple(fetches), sql, tuple(outputs), (why,))
+
+
+def _dates_of(occs: list[Occurrence]) -> DateSet | None:
+    """Dates rows of any of these occurrences can have; None when one reads any date."""
+    found = [o.restriction().dates for o in occs]
+    if not found or any(d is None for d in found):
+        return None
+    return DateSet(()).union(*(d for d in found if d is not None))
 
 
 def _either(occs: list[Occurrence]) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gateway.backends import Topology
 from gateway.catalog import Catalog
 from gateway.errors import QueryError
+from gateway.handover import StaleTopology
 from gateway.merge import Executor, GatewayResult
 from gateway.planner import Plan, plan_query
 from tickerplant.schema import TableSchema, default_schemas
@@ -74,16 +75,27 @@ class Router:
         if timeout <= 0 or rows < 0:
             raise QueryError("bad_query", "timeout_s must be positive and max_rows >= 0")
         deadline = time.monotonic() + timeout
-        catalog = self.catalog
-        plan = plan_query(sql, catalog, self.topology)
-        return self.executor.execute(
-            plan,
-            catalog,
-            deadline=deadline,
-            max_rows=rows,
-            scan_rows=self.limits.scan_rows,
-            allow_partial=allow_partial,
-        )
+        while True:
+            catalog = self.catalog
+            plan = plan_query(sql, catalog, self.topology)
+            try:
+                return self.executor.execute(
+                    plan,
+                    catalog,
+                    deadline=deadline,
+                    max_rows=rows,
+                    scan_rows=self.limits.scan_rows,
+                    allow_partial=allow_partial,
+                )
+            except StaleTopology as why:
+                # An RDB rolled or handed a date over since the last info(): learn where
+                # every date is now and ask again (around end of day only).
+                self.topology.stale_retries += 1
+                if time.monotonic() >= deadline:
+                    raise QueryError(
+                        "timeout", f"backends kept changing which dates they hold: {why}"
+                    ) from None
+                self.topology.refresh()
 
     def close(self) -> None:
         self.topology.stop()

@@ -173,7 +173,7 @@ def test_dead_backend_clear_error_then_partial_then_status(own_stack):
     assert "hdb:" in reply.json()["message"] and servers["hdb1"].endpoint in reply.json()["message"]
     reply = post(url, {"sql": sql, "timeout_s": 1.0, "allow_partial": True})
     body = reply.json()
-    assert reply.status_code == 200 and body["partial"] is True
+    assert reply.status_code == 200 and body["partial"] is True, body
     assert list(body["missing"]) == [f"hdb:{servers['hdb1'].endpoint}"]
     assert body["data"][0][0] < DATA["trade"].num_rows
     wait_until(lambda: httpx.get(f"{url}/health").status_code == 503, 10, "health to degrade")
