@@ -114,7 +114,7 @@ def column_to_q(array: pa.Array | pa.ChunkedArray, qtype: str) -> Any:
         ty = pa.float32() if qtype == "real" else pa.float64()
         return arr.cast(ty).fill_null(np.nan).to_numpy(zero_copy_only=False)
     if qtype == "symbol":
-        return arr.cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False)
+        return symbols_to_q(arr)
     if qtype == "string":
         return [s if isinstance(s, str) else s.decode() for s in arr.fill_null("").to_pylist()]
     if qtype == "char":
@@ -124,6 +124,20 @@ def column_to_q(array: pa.Array | pa.ChunkedArray, qtype: str) -> Any:
         filled = pc.fill_null(arr.cast(pa.binary(16)), pa.scalar(b"\0" * 16, pa.binary(16)))
         return np.frombuffer(filled.buffers()[1], "V16", len(filled), filled.offset * 16).copy()
     return _temporal_to_q(arr, qtype)
+
+
+def symbols_to_q(arr: pa.Array) -> t.SymbolVector:
+    """An Arrow string column as a wire-ready q symbol vector (nulls are the null symbol)."""
+    text = arr.cast(pa.string()).fill_null("")
+    if not len(text):
+        return t.SymbolVector(0, b"")
+    joined = pc.binary_join_element_wise(text, "", "\0")  # each item followed by a NUL
+    buffers = joined.buffers()
+    offsets = np.frombuffer(buffers[1], np.int32, len(joined) + 1, joined.offset * 4)
+    data = buffers[2].to_pybytes()[int(offsets[0]) : int(offsets[-1])]
+    if data.count(b"\0") != len(text):
+        raise ValueError("a symbol cannot contain a NUL character")
+    return t.SymbolVector(len(text), data)
 
 
 def _ints(arr: pa.Array) -> npt.NDArray[np.int64]:
@@ -179,6 +193,8 @@ def column_to_arrow(column: Any) -> tuple[pa.Array, str]:
         if all(isinstance(s, str) for s in column):
             return pa.array(column, pa.string()), "string"
         raise TypeError("a general-list column other than strings has no Arrow type")
+    if isinstance(column, t.SymbolVector):
+        column = np.array(column.tolist(), dtype=object)
     if not isinstance(column, np.ndarray):
         raise TypeError(f"not a q vector: {type(column).__name__}")
     kind, dtype = column.dtype.kind, column.dtype

@@ -112,6 +112,9 @@ def decode(message: bytes | bytearray | memoryview) -> tuple[int, Any]:
 def _encode(value: Any, parts: list[bytes]) -> None:
     if isinstance(value, np.ndarray):
         _encode_vector(value, parts)
+    elif isinstance(value, t.SymbolVector):
+        parts.append(_VEC_HEAD.pack(t.SYMBOL, 0, value.count))
+        parts.append(value.data)
     elif isinstance(value, t.QError):
         parts.append(b"\x80" + value.message.encode(_TEXT, _ERRORS) + b"\0")
     elif value is None:

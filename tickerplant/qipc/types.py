@@ -183,6 +183,29 @@ class Char(str):
     __slots__ = ()
 
 
+@dataclass(frozen=True, eq=False)
+class SymbolVector:
+    """A q symbol vector already in wire form: ``count`` NUL-terminated UTF-8 strings.
+
+    Arrow string columns become this without creating a Python string per row, which is
+    most of the cost of sending a large result to q. Reads like the numpy symbol vector it
+    stands for (``dtype`` object, ``tolist()``, ``len()``).
+    """
+
+    count: int
+    data: bytes
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return np.dtype(object)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def tolist(self) -> list[str]:
+        return [s.decode("utf-8", "replace") for s in self.data.split(b"\0")[: self.count]]
+
+
 @dataclass(eq=False)
 class QDict:
     """A q dictionary: ``keys`` and ``values`` are vectors or lists of the same length."""
