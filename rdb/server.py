@@ -92,6 +92,7 @@ class Rdb:
             intraday_dir=self.intraday_root,
             # The cap bounds rows held; queries still need working memory of their own.
             memory_limit_mb=max(256, rc.memory_limit_mb),
+            cursors=workers,
         )
         self.queries = QueryServer(
             address or rc.address,

@@ -113,23 +113,29 @@ class Day:
         }
 
     def compact(self, table: str) -> bool:
-        """Concatenate the table's batches into big ones; False if there was nothing to do.
+        """Concatenate the table's small batches into big ones; False if nothing to do.
 
-        Ingest only appends, so the prefix read under the lock is still the prefix when the
-        merged batches replace it.
+        Only the batches after the leading run of full-size ones are merged, so each row is
+        copied about once, not again at every compaction of a growing day. Ingest only
+        appends, so the slice read under the lock is still in place when the merged batches
+        replace it, unless a spill removed it meanwhile (checked by identity).
         """
         data = self.tables[table]
         with self.lock:
-            count = len(data.batches)
-            if count < COMPACT_AFTER_BATCHES:
+            start = 0
+            while start < len(data.batches) and data.batches[start].num_rows >= COMPACT_ROWS:
+                start += 1
+            end = len(data.batches)
+            if end - start < COMPACT_AFTER_BATCHES:
                 return False
-            prefix = data.batches[:count]
-        merged = pa.Table.from_batches(prefix, schema=data.schema).combine_chunks()
+            small = data.batches[start:end]
+        merged = pa.Table.from_batches(small, schema=data.schema).combine_chunks()
         new = merged.to_batches(max_chunksize=COMPACT_ROWS)
         with self.lock:
-            if data.batches[:1] and data.batches[0] is prefix[0]:
-                data.batches[:count] = new
-        return True
+            if len(data.batches) >= end and data.batches[start] is small[0]:
+                data.batches[start:end] = new
+                return True
+        return False
 
     def spill(self, table: str) -> tuple[list[pa.RecordBatch], int]:
         """The in-memory batches of ``table`` and the seq they cover, to write as a chunk."""

@@ -5,10 +5,13 @@ Replay: a real tickerplant journals N trade rows (1000-row records); the RDB's i
 against raw Arrow IPC reading of the same payload bytes (``ipc.open_stream(p).read_all()``
 per record). Queries: VWAP by sym, 1-minute OHLCV bars and a one-sym filter through the RDB
 query service (ZeroMQ, snapshot, views, Arrow back) against raw DuckDB over the same Arrow
-table in the same process.
+batches in the same process, with the same thread count and fetched to Arrow the same way
+(a reader, as the service does). Both are warmed up first; timed runs alternate which of the
+two goes first; the figures are medians.
 
-    .venv/bin/python scripts/bench_rdb.py            # 4M rows, 3 repeats
-    .venv/bin/python scripts/bench_rdb.py --quick    # 1M rows, 1 repeat
+    .venv/bin/python scripts/bench_rdb.py            # 4M rows, 3 replays, 21 query runs
+    .venv/bin/python scripts/bench_rdb.py --quick    # 1M rows, 1 replay, 21 query runs
+    .venv/bin/python scripts/bench_rdb.py --quick --queries-only
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from tickerplant.subscriber import Subscriber, Update
 TRADE = default_schemas()["trade"]
 RECORD_ROWS = 1000
 SYMS = 100
+WORKERS = 2  # query worker threads, as in rdb.server.Rdb
+QUERY_RUNS = 21  # timed runs of each query, each side (medians of a noisy shared machine)
 DAY_NS = 1_704_153_600 * 10**9  # 2024-01-02
 
 
@@ -139,35 +144,56 @@ QUERIES = {
 }
 
 
-def bench_queries(rows: int, repeats: int) -> dict[str, dict[str, float]]:
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.Table:
+    """Run ``sql`` and fetch it the way the query service does: an Arrow reader, read whole."""
+    reader = con.sql(sql).to_arrow_reader(batch_rows)
+    return pa.Table.from_batches(list(reader), schema=reader.schema)
+
+
+def bench_queries(rows: int) -> dict[str, dict[str, float]]:
     store = Store({"trade": TRADE}, dt.date(2024, 1, 2))
     table = pa.concat_tables(trade_table(i, 100_000) for i in range(0, rows, 100_000))
     with store.lock:
         store.live.append_locked("trade", table.combine_chunks().to_batches(COMPACT_ROWS), 1)
+    max_rows = 10_000_000
     with tempfile.TemporaryDirectory() as tmp:
-        engine = QueryEngine(store, intraday_dir=Path(tmp))
+        engine = QueryEngine(store, intraday_dir=Path(tmp), cursors=WORKERS)
         server = QueryServer(
-            "tcp://127.0.0.1:0", engine.prepare, info=dict, timeout_s=60, max_rows=10_000_000
+            "tcp://127.0.0.1:0",
+            engine.prepare,
+            info=dict,
+            timeout_s=60,
+            max_rows=max_rows,
+            workers=WORKERS,
         )
         server.start()
         client = QueryClient(server.endpoint, timeout_s=60)
+        # The same data (the store's batches), DuckDB threads and fetch as the RDB.
         raw = duckdb.connect()
-        raw.execute("SET threads = 2")
-        raw.register("trade", table)
+        raw.execute(f"SET threads = {engine.threads}")
+        raw.register("trade", pa.Table.from_batches(store.live.tables["trade"].batches))
+        batch_rows = min(max_rows + 1, 1_000_000)  # the service's reader batch size
         out = {}
         try:
             for name, sql in QUERIES.items():
-                rdb_ms, raw_ms = [], []
-                for _ in range(max(5, repeats * 5)):
-                    started = time.perf_counter()
-                    client.query(sql)
-                    rdb_ms.append((time.perf_counter() - started) * 1000)
-                    started = time.perf_counter()
-                    raw.sql(sql).to_arrow_table()
-                    raw_ms.append((time.perf_counter() - started) * 1000)
+                runs = {
+                    "rdb": lambda sql=sql: client.query(sql),
+                    "raw": lambda sql=sql: fetch_arrow(raw, sql, batch_rows),
+                }
+                for run in runs.values():  # untimed: one query per worker warms both up
+                    for _ in range(WORKERS):
+                        run()
+                times: dict[str, list[float]] = {k: [] for k in runs}
+                for i in range(QUERY_RUNS):
+                    # Alternate which goes first: on a shared machine neither gets the
+                    # quieter slot every time.
+                    for key in sorted(runs, reverse=bool(i % 2)):
+                        started = time.perf_counter()
+                        runs[key]()
+                        times[key].append((time.perf_counter() - started) * 1000)
                 out[name] = {
-                    "rdb_ms": statistics.median(rdb_ms),
-                    "raw_ms": statistics.median(raw_ms),
+                    "rdb_ms": statistics.median(times["rdb"]),
+                    "raw_ms": statistics.median(times["raw"]),
                 }
         finally:
             client.close()
@@ -179,17 +205,19 @@ def bench_queries(rows: int, repeats: int) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--queries-only", action="store_true", help="skip the replay part")
     args = parser.parse_args()
     rows = 1_000_000 if args.quick else 4_000_000
     repeats = 1 if args.quick else 3
-    replay = bench_replay(rows, repeats)
-    ratio = replay["rdb_replay_rows_s"] / replay["raw_ipc_read_rows_s"]
-    print(f"replay {rows:,} rows in {RECORD_ROWS}-row records:")
-    for key, value in replay.items():
-        print(f"  {key:24s} {value / 1e6:8.1f} M rows/s")
-    print(f"  rdb replay / raw IPC read: {ratio:.2f}x")
+    if not args.queries_only:
+        replay = bench_replay(rows, repeats)
+        ratio = replay["rdb_replay_rows_s"] / replay["raw_ipc_read_rows_s"]
+        print(f"replay {rows:,} rows in {RECORD_ROWS}-row records:")
+        for key, value in replay.items():
+            print(f"  {key:24s} {value / 1e6:8.1f} M rows/s")
+        print(f"  rdb replay / raw IPC read: {ratio:.2f}x")
     print(f"queries over {rows:,} rows ({SYMS} syms), median ms:")
-    for name, r in bench_queries(rows, repeats).items():
+    for name, r in bench_queries(rows).items():
         budget = 1.2 * r["raw_ms"] + 2
         verdict = "ok" if r["rdb_ms"] <= budget else "OVER"
         print(

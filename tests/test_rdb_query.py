@@ -1,0 +1,143 @@
+"""The RDB's query engine and compaction, in process: cursor reuse never shows stale data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from queries.service import QueryClient, QueryServer
+from rdb.query import QueryEngine
+from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
+from tickerplant.schema import default_schemas
+
+DAY = dt.date(2024, 1, 2)
+DAY_NS = 1_704_153_600 * 10**9
+SCHEMAS = {name: s for name, s in default_schemas().items() if name in ("trade", "quote")}
+
+
+def trades(start: int, rows: int) -> pa.Table:
+    idx = range(start, start + rows)
+    return pa.table(
+        {
+            "time": pa.array([DAY_NS + i for i in idx], pa.timestamp("ns")),
+            "sym": [f"S{i % 3}" for i in idx],
+            "price": [100.0 + i for i in idx],
+            "size": list(idx),
+        },
+        schema=SCHEMAS["trade"].arrow,
+    )
+
+
+def append(store: Store, table: pa.Table, seq: int) -> None:
+    with store.lock:
+        store.live.append_locked("trade", table.to_batches(), seq)
+
+
+def count(engine: QueryEngine, sql: str = "SELECT count(*) FROM trade") -> int:
+    return int(engine.prepare().sql(sql).fetchall()[0][0])
+
+
+def test_reused_cursor_sees_each_new_snapshot_and_reregisters_only_changed_tables(
+    tmp_path: Path,
+) -> None:
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    try:
+        assert count(engine) == 0
+        before = engine.registrations
+        append(store, trades(0, 10), 1)
+        assert count(engine) == 10
+        assert engine.registrations == before + 1  # trade changed, quote did not
+        assert count(engine) == 10
+        assert engine.registrations == before + 1  # nothing changed: nothing registered
+        append(store, trades(10, 5), 2)
+        assert count(engine, "SELECT sum(size) FROM trade") == sum(range(15))
+        assert engine.cursors_made == 1 and engine.view_rebuilds == 1
+    finally:
+        engine.close()
+
+
+def test_views_follow_chunks_and_dates_and_rdb_dates_matches_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    try:
+        append(store, trades(0, 10), 1)
+        assert count(engine) == 10
+        path = tmp_path / "chunk-0.parquet"
+        pq.write_table(trades(100, 7), path)
+        with store.lock:
+            store.live.tables["trade"].chunks.append(Chunk("trade", path, 1, 7))
+        assert count(engine) == 17  # memory and chunk together
+        store.roll(DAY, DAY + dt.timedelta(days=1), 2)
+        append(store, trades(200, 3), 3)
+        dates = engine.prepare().sql("SELECT date::VARCHAR, state FROM rdb_dates ORDER BY 1")
+        assert dates.fetchall() == [("2024-01-02", "writing"), ("2024-01-03", "live")]
+        by_date = "SELECT date::VARCHAR, count(*) FROM trade GROUP BY ALL ORDER BY 1"
+        assert engine.prepare().sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
+        store.drop(DAY)
+        assert engine.prepare().sql(by_date).fetchall() == [("2024-01-03", 3)]
+        assert engine.view_rebuilds == 4  # start, chunk, roll, drop: never per query
+    finally:
+        engine.close()
+
+
+def test_worker_threads_take_cursors_prepared_up_front_with_the_macros(tmp_path: Path) -> None:
+    store = Store(SCHEMAS, DAY)
+    append(store, trades(0, 30), 1)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=2)
+    server = QueryServer(
+        "tcp://127.0.0.1:0", engine.prepare, info=dict, timeout_s=10, max_rows=1000, workers=2
+    )
+    server.start()
+    try:
+        sql = "SELECT sym, vwap(price, size) AS v FROM trade GROUP BY sym ORDER BY sym"
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with QueryClient(server.endpoint, timeout_s=10) as client:
+                    for _ in range(10):
+                        assert client.query(sql).table.num_rows == 3
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors
+        assert engine.cursors_made == 2  # both workers found a cursor ready
+    finally:
+        server.close()
+        engine.close()
+
+
+def test_compaction_merges_only_the_small_tail_and_keeps_row_order() -> None:
+    store = Store(SCHEMAS, DAY)
+    day = store.live
+    rows = 0
+    for _ in range(2):
+        for _ in range(COMPACT_AFTER_BATCHES):
+            append(store, trades(rows, 3000), 1)
+            rows += 3000
+        assert day.compact("trade")
+    batches = day.tables["trade"].batches
+    full = [b for b in batches if b.num_rows == COMPACT_ROWS]
+    assert len(full) == rows // COMPACT_ROWS
+    assert len(batches) == len(full) + 1  # one partial tail
+    for _ in range(COMPACT_AFTER_BATCHES):
+        append(store, trades(rows, 3000), 1)
+        rows += 3000
+    assert day.compact("trade")
+    after = day.tables["trade"].batches
+    assert all(a is b for a, b in zip(after, full, strict=False))  # full batches untouched
+    assert not day.compact("trade")  # nothing small enough left to merge
+    table = pa.Table.from_batches(after)
+    assert table.column("size").to_pylist() == list(range(rows))
