@@ -154,8 +154,11 @@ QUERIES = [
     "SELECT sym, first(price ORDER BY time) AS o, last(price ORDER BY time) AS c FROM trade "
     "WHERE date < current_date GROUP BY sym ORDER BY sym",
     "SELECT * FROM trade WHERE sym = 'IBM' ORDER BY time DESC, price, size LIMIT 7",
+    # Quotes of one batch share a time, so which of them ASOF matches is arbitrary: compare
+    # the matched time, not the matched quote's values.
     (
-        "SELECT t.sym, count(*) AS n, avg(q.bid) AS b FROM trade t ASOF JOIN quote q "
+        "SELECT t.sym, count(*) AS n, min(q.time) AS qt, count(q.time) AS m "
+        "FROM trade t ASOF JOIN quote q "
         "ON t.sym = q.sym AND t.date = q.date AND t.time >= q.time GROUP BY t.sym ORDER BY t.sym"
     ),
     (
