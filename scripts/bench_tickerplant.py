@@ -135,7 +135,7 @@ def start_tp(workdir: Path, mode: str) -> tuple[subprocess.Popen, dict]:
     config.write_text(
         '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
         f'replay_address = "tcp://127.0.0.1:0"\nmode = "{mode}"\nbatch_interval_ms = 20\n'
-        "kdb_port = 0\n"
+        "kdb_port = 0\n" + os.environ.get("BENCH_TP_EXTRA", "").replace("\\n", "\n")
     )
     ready = workdir / "tp.ready"
     ready.unlink(missing_ok=True)
@@ -257,6 +257,8 @@ def main() -> None:
     parser.add_argument("args", nargs="*")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", default="1,10,100,1000", help="Rows per message to run.")
+    parser.add_argument("--no-latency", action="store_true")
     opts = parser.parse_args()
     if opts.role:
         {"sub": role_sub, "raw_sub": role_raw_sub, "latency_sub": role_latency_sub}[opts.role](
@@ -272,7 +274,10 @@ def main() -> None:
     )
     print("| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio |")
     print("|---:|---|---:|---:|---:|---:|---:|")
+    wanted = {int(r) for r in opts.rows.split(",")}
     for rows, messages in plan.items():
+        if rows not in wanted:
+            continue
         messages = int(messages * scale)
         for subs in (1, 4):
             raw = statistics.median(run_raw(rows, messages, subs)["rows_s"] for _ in range(repeat))
@@ -285,6 +290,8 @@ def main() -> None:
                     f"{raw:,.0f} | {rows_s / raw:.2f} |",
                     flush=True,
                 )
+    if opts.no_latency:
+        return
     lat = [run_latency(10_000, 2.0 if opts.quick else 5.0) for _ in range(repeat)]
     p50 = statistics.median(r["p50"] for r in lat) / 1000
     p99 = statistics.median(r["p99"] for r in lat) / 1000

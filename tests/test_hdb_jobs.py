@@ -54,7 +54,7 @@ def write_journal(journal_dir: Path, date: dt.date, tables: dict[str, list[pa.Ta
             )
     seq += 1
     writer.append(encode_record(KIND_EOD, seq, 0, "", [], date.isoformat().encode()), seq)
-    writer.close(0)
+    writer.close()
 
 
 # -- check -----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def write_records(path: Path, count: int) -> list[bytes]:
         record = encode_record(KIND_UPD, seq, seq, "trade", (), encode_stream(table, table.schema))
         writer.append(record, seq)
         records.append(record)
-    writer.close(0)
+    writer.close()
     return records
 
 

@@ -25,7 +25,7 @@ _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 class Validated:
     """A batch that fits its table: the bytes to journal and the rows they hold."""
 
-    payload: bytes
+    payload: bytes | memoryview
     rows: pa.RecordBatch | pa.Table
 
     @property
@@ -71,7 +71,7 @@ class BatchValidator:
         if view[: len(prefix)] == prefix:
             batch = self._canonical_batch(schema, view[len(prefix) :])
             if batch is not None:
-                return Validated(bytes(view), batch)
+                return Validated(view, batch)
         return self._slow_path(schema, payload, now_ns)
 
     @staticmethod
@@ -137,7 +137,7 @@ class BatchValidator:
         return Validated(encode_stream(canonical, schema.arrow), canonical)
 
 
-def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes:
+def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes | memoryview:
     """Batched mode: many validated batches of one table become one record's payload."""
     if len(parts) == 1:
         return parts[0].payload

@@ -296,8 +296,10 @@ class JournalWriter:
 
     ``append`` only queues; ``flush`` hands every queued record to the OS in one writev,
     so complete records are what a crash leaves. ``fsync`` policy: ``always`` syncs in
-    every flush (acks then mean durable on disk), ``interval`` syncs at most every
-    ``fsync_interval_ns``, ``never`` leaves it to the OS (acks mean survived a process kill).
+    every flush (acks then mean durable on disk); ``interval`` syncs every
+    ``fsync_interval_ns`` on a background thread, so a slow disk never stalls ingest (acks
+    mean the record survives a process kill, and a power loss costs at most one interval);
+    ``never`` leaves it to the OS.
     """
 
     def __init__(
@@ -310,7 +312,6 @@ class JournalWriter:
         self.path = path
         self.index = index
         self.fsync_policy = fsync
-        self.fsync_interval_ns = fsync_interval_ns
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists() or path.stat().st_size == 0
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -320,18 +321,27 @@ class JournalWriter:
         else:
             index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
         self.size = os.fstat(self._fd).st_size
-        self._queued: list[bytes] = []
+        self._queued: list[bytes | memoryview] = []
         self._queued_seqs: list[int] = []
         self._last_index_at = -INDEX_STRIDE
         self._dirty = False
-        self._last_sync_ns = 0
         self.records_written = 0
+        self._closing = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if fsync == "interval":
+            self._syncer = threading.Thread(
+                target=self._sync_every,
+                args=(fsync_interval_ns / 1e9,),
+                daemon=True,
+                name="journal-fsync",
+            )
+            self._syncer.start()
 
-    def append(self, record: bytes, seq: int) -> None:
+    def append(self, record: bytes | memoryview, seq: int) -> None:
         self._queued.append(record)
         self._queued_seqs.append(seq)
 
-    def flush(self, now_ns: int) -> None:
+    def flush(self) -> None:
         if self._queued:
             offset = self.size
             for record, seq in zip(self._queued, self._queued_seqs, strict=True):
@@ -345,28 +355,29 @@ class JournalWriter:
             self._queued.clear()
             self._queued_seqs.clear()
             self._dirty = True
-        if self._dirty and (
-            self.fsync_policy == "always"
-            or (
-                self.fsync_policy == "interval"
-                and now_ns - self._last_sync_ns >= self.fsync_interval_ns
-            )
-        ):
-            self.sync(now_ns)
+        if self._dirty and self.fsync_policy == "always":
+            self.sync()
 
-    def sync(self, now_ns: int) -> None:
-        os.fsync(self._fd)
+    def sync(self) -> None:
         self._dirty = False
-        self._last_sync_ns = now_ns
+        os.fsync(self._fd)
 
-    def close(self, now_ns: int) -> None:
-        self.flush(now_ns)
-        if self._dirty:
-            self.sync(now_ns)
+    def _sync_every(self, interval_s: float) -> None:
+        while not self._closing.wait(interval_s):
+            if self._dirty:
+                self.sync()
+
+    def close(self) -> None:
+        self.flush()
+        self._closing.set()
+        if self._syncer is not None:
+            self._syncer.join()
+        if self._dirty or self.fsync_policy != "never":
+            self.sync()
         os.close(self._fd)
 
 
-def _writev_all(fd: int, buffers: list[bytes]) -> None:
+def _writev_all(fd: int, buffers: list[bytes | memoryview]) -> None:
     # writev may write less than asked, and takes at most IOV_MAX (1024) buffers at once.
     views = [memoryview(b) for b in buffers]
     i = 0

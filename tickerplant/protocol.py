@@ -89,14 +89,14 @@ class Record:
     ts_recv: int
     table: str
     origins: tuple[tuple[bytes, int], ...]
-    payload: bytes
+    payload: bytes | memoryview
 
     def to_table(self) -> pa.Table:
-        return ipc.open_stream(self.payload).read_all()
+        return ipc.open_stream(pa.py_buffer(self.payload)).read_all()
 
     @property
     def eod_date(self) -> str:
-        return self.payload.decode()
+        return bytes(self.payload).decode()
 
 
 def encode_record(
@@ -105,14 +105,20 @@ def encode_record(
     ts_recv: int,
     table: str,
     origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
-    payload: bytes,
+    payload: bytes | memoryview,
 ) -> bytes:
     name = table.encode()
-    parts = [BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv), name]
-    parts.extend(ORIGIN.pack(pid, batch) for pid, batch in origins)
-    parts.append(payload)
-    body = b"".join(parts)
-    return RECORD_HEADER.pack(len(body), zlib.crc32(body)) + body
+    head = b"".join(
+        [
+            BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv),
+            name,
+            *(ORIGIN.pack(pid, batch) for pid, batch in origins),
+        ]
+    )
+    # The CRC runs over the head and then the payload, so the payload is copied only once:
+    # into the record itself.
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return b"".join([RECORD_HEADER.pack(len(head) + len(payload), crc), head, payload])
 
 
 def decode_body(body: bytes | memoryview) -> Record:

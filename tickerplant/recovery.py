@@ -88,7 +88,7 @@ def recover(
             writer.append(
                 encode_record(KIND_EOD, seq, now_ns, "", (), last_date.isoformat().encode()), seq
             )
-            writer.close(now_ns)
+            writer.close()
             log.warning(
                 "session %s ended while the tickerplant was down; wrote its "
                 "end-of-day record at seq %d",

@@ -210,7 +210,6 @@ class Tickerplant:
             self._next_batch = now + self.tp.batch_interval_ms / 1000
         if now >= self._next_housekeeping:
             self._check_roll()
-            self.journal.flush(self.clock.now_ns())  # lets the fsync interval elapse
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
             self.fanout.heartbeat(self.committed_seq)
@@ -307,7 +306,7 @@ class Tickerplant:
         kind: int,
         table: str,
         origins: tuple[tuple[bytes, int], ...] | list,
-        payload: bytes,
+        payload: bytes | memoryview,
         ts_recv: int,
     ) -> None:
         self.seq += 1
@@ -331,7 +330,7 @@ class Tickerplant:
     def _commit(self) -> None:
         """Journal, then publish, then acknowledge what this turn produced."""
         if self._outgoing or self._done_batches:
-            self.journal.flush(self.clock.now_ns())
+            self.journal.flush()
             self.committed_seq = self.seq
         if self._outgoing:
             self.fanout.publish(self._outgoing)
@@ -373,7 +372,7 @@ class Tickerplant:
         self._commit()
         ended = self.session
         self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
-        self.journal.close(self.clock.now_ns())
+        self.journal.close()
         self.committed_seq = self.seq
         self.fanout.publish(self._outgoing)
         self._outgoing = []
@@ -387,7 +386,7 @@ class Tickerplant:
         if self.tp.mode == "batched":
             self._flush_pending()
         self._commit()
-        self.journal.close(self.clock.now_ns())
+        self.journal.close()
         self.replay.stop()
         self.ingest.close(0)
         self.pub.close(0)

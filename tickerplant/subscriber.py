@@ -60,7 +60,8 @@ class Update:
         self.table = record.table
         self.seq = record.seq
         self.ts_recv = record.ts_recv
-        self.payload = record.payload
+        # Records decoded from the wire hold bytes; keep that promise for users.
+        self.payload: bytes = bytes(record.payload)
         self._data: pa.Table | None = None
 
     @property
