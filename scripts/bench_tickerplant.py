@@ -109,6 +109,32 @@ def role_latency_sub(address: str, expect: int) -> None:
     )
 
 
+def role_raw_latency_sub(endpoint: str, expect: int) -> None:
+    import pyarrow.ipc as ipc
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.connect(endpoint)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    print(json.dumps({"ready": True}), flush=True)
+    latencies = []
+    while len(latencies) < expect:
+        frames = sock.recv_multipart()
+        if frames[0] == b"probe":
+            continue
+        now = time.time_ns()
+        sent = ipc.open_stream(frames[1]).read_all().column("time")[0].value
+        latencies.append(now - sent)
+    latencies.sort()
+    print(
+        json.dumps(
+            {"p50": latencies[len(latencies) // 2], "p99": latencies[int(len(latencies) * 0.99)]}
+        ),
+        flush=True,
+    )
+
+
 # -- orchestration -------------------------------------------------------------------------
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
@@ -224,6 +250,17 @@ def run_raw(rows: int, messages: int, subs: int) -> dict:
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
 
 
+_SENTINEL = 0x1122334455667788
+
+
+def stamped_payload_factory() -> tuple[bytes, int]:
+    """A one-row payload and the offset of its time value, to stamp just before sending
+    (building an Arrow payload per message would sit inside the measured latency)."""
+    body = payload(1, _SENTINEL)
+    offset = body.index(_SENTINEL.to_bytes(8, "little"))
+    return body, offset
+
+
 def run_latency(rate: int, seconds: float) -> dict:
     from tickerplant.publisher import Publisher
 
@@ -236,11 +273,17 @@ def run_latency(rate: int, seconds: float) -> dict:
             settle_subscribers(address)
             pub = Publisher(address, max_inflight=50_000)
             interval = 1.0 / rate
+            template, offset = stamped_payload_factory()
+            body = bytearray(template)
             next_at = time.perf_counter()
             for _ in range(count):
-                while time.perf_counter() < next_at:
-                    pass
-                pub.publish_ipc("trade", payload(1, time.time_ns()))
+                # Sleep, not spin: a spinning sender would take a core from the tickerplant
+                # on a two-core machine. Falling behind a little is caught up right away.
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
+                pub.publish_ipc("trade", bytes(body))
                 next_at += interval
             pub.flush(60)
             out = result(child)
@@ -248,6 +291,33 @@ def run_latency(rate: int, seconds: float) -> dict:
         finally:
             tp.terminate()
             tp.wait(30)
+    return out
+
+
+def run_raw_latency(rate: int, seconds: float) -> dict:
+    """The same paced one-row messages over bare PUB/SUB: the floor for the latency."""
+    count = int(rate * seconds)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    child = spawn("--role", "raw_latency_sub", f"tcp://127.0.0.1:{port}", str(count))
+    for _ in range(50):
+        sock.send_multipart([b"probe", b""])
+        time.sleep(0.01)
+    template, offset = stamped_payload_factory()
+    body = bytearray(template)
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for _ in range(count):
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
+        sock.send_multipart([b"upd/trade/*\0", bytes(body)])
+        next_at += interval
+    out = result(child)
+    sock.close(0)
+    ctx.term()
     return out
 
 
@@ -261,9 +331,12 @@ def main() -> None:
     parser.add_argument("--no-latency", action="store_true")
     opts = parser.parse_args()
     if opts.role:
-        {"sub": role_sub, "raw_sub": role_raw_sub, "latency_sub": role_latency_sub}[opts.role](
-            opts.args[0], int(opts.args[1])
-        )
+        {
+            "sub": role_sub,
+            "raw_sub": role_raw_sub,
+            "latency_sub": role_latency_sub,
+            "raw_latency_sub": role_raw_latency_sub,
+        }[opts.role](opts.args[0], int(opts.args[1]))
         return
     repeat = 1 if opts.quick else opts.repeat
     scale = 0.25 if opts.quick else 1.0
@@ -274,7 +347,7 @@ def main() -> None:
     )
     print("| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio |")
     print("|---:|---|---:|---:|---:|---:|---:|")
-    wanted = {int(r) for r in opts.rows.split(",")}
+    wanted = {int(r) for r in opts.rows.split(",") if r}
     for rows, messages in plan.items():
         if rows not in wanted:
             continue
@@ -292,13 +365,17 @@ def main() -> None:
                 )
     if opts.no_latency:
         return
-    lat = [run_latency(10_000, 2.0 if opts.quick else 5.0) for _ in range(repeat)]
-    p50 = statistics.median(r["p50"] for r in lat) / 1000
-    p99 = statistics.median(r["p99"] for r in lat) / 1000
-    print(
-        f"\nlatency at 10k msgs/s, immediate, 1-row messages: p50 {p50:.0f} us, "
-        f"p99 {p99:.0f} us (median of {repeat} runs)"
-    )
+    seconds = 2.0 if opts.quick else 5.0
+    print("\n| latency at 10k msgs/s, 1-row, immediate | p50 us | p99 us |")
+    print("|---|---:|---:|")
+    for label, runner in (
+        ("tickdb (pub -> journal -> sub)", run_latency),
+        ("raw pyzmq PUB/SUB", run_raw_latency),
+    ):
+        runs = [runner(10_000, seconds) for _ in range(repeat)]
+        p50 = statistics.median(r["p50"] for r in runs) / 1000
+        p99 = statistics.median(r["p99"] for r in runs) / 1000
+        print(f"| {label} | {p50:.0f} | {p99:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
