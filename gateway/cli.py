@@ -39,6 +39,9 @@ def gateway(
         int, typer.Option(help="Rows one backend may send for a merge.")
     ] = 5_000_000,
     refresh: Annotated[float, typer.Option(help="Seconds between backend info() calls.")] = 1.0,
+    in_flight: Annotated[
+        int, typer.Option(min=1, help="Requests outstanding per backend; more wait here.")
+    ] = 4,
     ready_file: Annotated[
         Path | None,
         typer.Option(help="Write {url, host, port, kdb_port} here once listening."),
@@ -62,6 +65,7 @@ def gateway(
         timeout_s=timeout or cfg.gateway.query_timeout_s,
         max_rows=max_rows or cfg.gateway.max_rows,
         scan_rows=scan_rows,
+        in_flight=in_flight,
     )
     if not rdb and not hdb:
         raise typer.BadParameter("give at least one --rdb or --hdb address")

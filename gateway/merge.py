@@ -4,6 +4,11 @@ Everything is bounded by one deadline. A backend that has not answered by then, 
 fails, is named in the error; with ``allow_partial`` the merge runs over the backends that
 did answer and the result says which ones are missing. The merge DuckDB is locked down
 like a backend (no files, no network) because in pull mode it runs the user's whole query.
+
+At most ``in_flight`` requests are outstanding per backend (``BackendSlots``); the rest wait
+here, under the same deadline. A backend runs only a couple of queries at a time anyway (its
+worker threads); a deeper queue on its side only costs it GIL time (receiving, queueing,
+expiring requests) that an RDB's ingest thread needs.
 """
 
 from __future__ import annotations
@@ -60,6 +65,55 @@ class _Parts:
     missing: dict[str, str]
 
 
+class BackendSlots:
+    """A bounded number of requests in flight per backend; waiters keep their deadline."""
+
+    def __init__(self, in_flight: int) -> None:
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
+        self.in_flight = in_flight
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+        self._lock = threading.Lock()
+        # Counters, plain attributes for tests and metrics.
+        self.waited = 0
+        self.expired = 0
+
+    def _slot(self, name: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            slot = self._slots.get(name)
+            if slot is None:
+                slot = self._slots[name] = threading.BoundedSemaphore(self.in_flight)
+            return slot
+
+    def query(
+        self,
+        name: str,
+        backend: Any,
+        sql: str,
+        *,
+        deadline: float,
+        max_rows: int,
+        abandoned: threading.Event,
+    ) -> Any:
+        slot = self._slot(name)
+        if not slot.acquire(blocking=False):
+            self.waited += 1
+            if not slot.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                self.expired += 1
+                raise QueryError(
+                    "timeout",
+                    f"waited the whole time limit for one of {self.in_flight} request slots "
+                    f"of {name}",
+                )
+        try:
+            if abandoned.is_set():  # the query already failed elsewhere: do not send it
+                raise QueryError("unavailable", "query abandoned")
+            remaining = max(deadline - time.monotonic(), 0.001)
+            return backend.query(sql, timeout_s=remaining, max_rows=max_rows)
+        finally:
+            slot.release()
+
+
 class Executor:
     def __init__(
         self,
@@ -68,8 +122,10 @@ class Executor:
         threads: int = 2,
         fanout_workers: int = 64,
         memory_limit: str | None = None,
+        in_flight: int = 4,
     ) -> None:
         self.topology = topology
+        self.slots = BackendSlots(in_flight)
         self._pool = ThreadPoolExecutor(fanout_workers, thread_name_prefix="gateway-fetch")
         config: dict[str, Any] = {"threads": threads}
         if memory_limit:
@@ -127,6 +183,7 @@ class Executor:
             s.name: (s.shard, assumed_dates(s)) for s in self.topology.states if s.role == "rdb"
         }
         wrapped: set[str] = set()
+        abandoned = threading.Event()
         for index, fetch in enumerate(plan.fetches):
             limit = scan_rows if fetch.strict else max_rows
             for name in fetch.backends:
@@ -137,10 +194,16 @@ class Executor:
                     wrapped.add(name)
                 elif state.role == "hdb" and fetch.tables:
                     sql = hdb_sql(sql, fetch.tables, hdb_exclusion(state, assumed, fetch.dates))
-                remaining = max(deadline - time.monotonic(), 0.001)
-                jobs[
-                    self._pool.submit(state.backend.query, sql, timeout_s=remaining, max_rows=rows)
-                ] = (index, name)
+                job = self._pool.submit(
+                    self.slots.query,
+                    name,
+                    state.backend,
+                    sql,
+                    deadline=deadline,
+                    max_rows=rows,
+                    abandoned=abandoned,
+                )
+                jobs[job] = (index, name)
         names = [o.name for o in plan.outputs] if plan.final_sql is None else None
         pending = set(jobs)
         failures: dict[str, QueryError] = {}
@@ -159,7 +222,7 @@ class Executor:
                     result = fut.result()
                 except QueryError as exc:
                     if exc.kind in QUERY_FAULTS:
-                        _cancel(pending)
+                        _cancel(pending, abandoned)
                         raise QueryError(exc.kind, str(exc)) from None
                     failures[name] = exc
                     continue
@@ -173,23 +236,23 @@ class Executor:
                         try:
                             table, dates = split_dates(table, names)
                         except ValueError as exc:
-                            _cancel(pending)
+                            _cancel(pending, abandoned)
                             raise QueryError("internal", f"{name}: {exc}") from None
                     if dates is not None:
                         try:
                             check_answer(name, assumed[name][1], dates, fetch.dates)
                         except Exception:
-                            _cancel(pending)
+                            _cancel(pending, abandoned)
                             raise
                 if result.truncated and fetch.strict:
-                    _cancel(pending)
+                    _cancel(pending, abandoned)
                     raise QueryError("bad_query", _too_many(name, scan_rows))
                 truncated = truncated or bool(result.truncated)
                 tables.setdefault(index, []).append(_conform(table, fetch))
         for fut in pending:
             _, name = jobs[fut]
             failures[name] = QueryError("timeout", "no answer within the query time limit")
-        _cancel(pending)
+        _cancel(pending, abandoned)
         if failures and (not allow_partial or len(failures) == len({n for _, n in jobs.values()})):
             raise _failed(failures, len({n for _, n in jobs.values()}))
         return _Parts(tables, truncated, {n: f"{e.kind}: {e}" for n, e in failures.items()})
@@ -272,7 +335,8 @@ def _conform(table: pa.Table, fetch: Fetch) -> pa.Table:
         ) from None
 
 
-def _cancel(futures: set[Future[Any]]) -> None:
+def _cancel(futures: set[Future[Any]], abandoned: threading.Event) -> None:
+    abandoned.set()  # requests still waiting for a backend slot are never sent
     for fut in futures:
         fut.cancel()
 

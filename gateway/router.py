@@ -28,6 +28,8 @@ class Limits:
     # Rows one backend may send for a merge (partial aggregates, pulled rows); beyond it
     # the answer would be wrong, so the query fails and says so.
     scan_rows: int = 5_000_000
+    # Requests outstanding per backend; more wait at the gateway (``merge.BackendSlots``).
+    in_flight: int = 4
 
 
 PLAN_CACHE = 512  # plans kept, most recently used first
@@ -45,7 +47,7 @@ class Router:
         self.topology = topology
         self.limits = limits or Limits()
         self._tables = dict(tables or default_schemas())
-        self.executor = Executor(topology, threads=merge_threads)
+        self.executor = Executor(topology, threads=merge_threads, in_flight=self.limits.in_flight)
         self._catalog: Catalog | None = None
         self._catalog_version = -1
         self._lock = threading.Lock()

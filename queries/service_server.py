@@ -6,14 +6,17 @@ requests to one control thread, so a health check or a RELOAD is never stuck beh
 queries. Workers send their replies to the router thread over an inproc PUSH/PULL pair (one
 PUSH per thread, as ZeroMQ sockets are not thread-safe); the router forwards them.
 
-Each query gets its connection from ``prepare()``, a time limit (a timer calls
-``interrupt()`` on that connection, guarded so it can never hit the next query on a reused
-cursor) and a row limit (rows are streamed and reading stops after ``max_rows + 1``).
+Each query gets its connection from ``prepare()``, a time limit (one watchdog thread calls
+``interrupt()`` on that connection at the deadline, guarded so it can never hit the next
+query on a reused cursor) and a row limit (rows are streamed and reading stops after
+``max_rows + 1``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import queue
@@ -54,45 +57,103 @@ class _Job:
     received: float  # time.monotonic() at arrival: the time limit counts queueing too
 
 
-class _Interrupter:
-    """Interrupts one query after ``seconds``, never after ``finish()`` has returned.
+class _Guard:
+    """One query's time limit: interrupts its connection, never after ``finish()`` returned."""
 
-    DuckDB forgets an interrupt that lands before execution starts (while the relation is
-    being bound), so once fired it repeats every ``_REPEAT_S`` until the query is finished.
-    """
+    __slots__ = ("_con", "_lock", "done", "fired")
 
-    _REPEAT_S = 0.05
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         self._lock = threading.Lock()
-        self._done = False
+        self.done = False
         self.fired = False
-        self._timer = self._schedule(seconds)
 
-    def _schedule(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self._fire)
-        timer.daemon = True
-        timer.start()
-        return timer
-
-    def _fire(self) -> None:
+    def fire(self) -> bool:
+        """Interrupt unless finished; True if the query still runs (so fire again later)."""
         with self._lock:
-            if self._done:
-                return
+            if self.done:
+                return False
             self.fired = True
             self._con.interrupt()
-            self._timer = self._schedule(self._REPEAT_S)
-
-    def interrupt_now(self) -> None:
-        with self._lock:
-            self._timer.cancel()
-        self._fire()
+            return True
 
     def finish(self) -> None:
         with self._lock:
-            self._done = True
-            self._timer.cancel()
+            self.done = True
+
+
+class _Watchdog:
+    """One thread that interrupts every query past its deadline.
+
+    A ``threading.Timer`` per query cost a thread start and a cancel (0.2-0.6 ms) on every
+    query's path; here a query costs a heap push under a lock. DuckDB forgets an interrupt
+    that lands before execution starts (while the relation is being bound), so a fired guard
+    is fired again every ``REPEAT_S`` until its query is finished. Finished guards are
+    dropped lazily: when they reach the top of the heap, or all at once when they outnumber
+    the running ones.
+    """
+
+    REPEAT_S = 0.05
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Guard]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        self._running = 0
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def watch(self, con: duckdb.DuckDBPyConnection, deadline: float) -> _Guard:
+        """Interrupt ``con`` at ``deadline`` (time.monotonic()) unless finished by then."""
+        guard = _Guard(con)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="qs-watchdog", daemon=True)
+                self._thread.start()
+            self._running += 1
+            if len(self._heap) > 64 and len(self._heap) > 4 * self._running:
+                self._heap = [e for e in self._heap if not e[2].done]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (deadline, next(self._order), guard))
+            if self._heap[0][2] is guard:
+                self._cond.notify()  # earlier than what the thread sleeps towards
+        return guard
+
+    def expire_now(self, guard: _Guard) -> None:
+        """Interrupt now (and again until finished): the server is stopping."""
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic(), next(self._order), guard))
+            self._cond.notify()
+
+    def finish(self, guard: _Guard) -> None:
+        guard.finish()
+        with self._cond:
+            self._running -= 1
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, guard = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                if guard.fire():
+                    entry = (time.monotonic() + self.REPEAT_S, next(self._order), guard)
+                    heapq.heappush(self._heap, entry)
 
 
 # DuckDB's error prefixes, for errors that reach us wrapped (Arrow's OSError while streaming).
@@ -177,7 +238,8 @@ class QueryServer:
         self._control: queue.Queue[_Job | None] = queue.Queue(256)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._running: set[_Interrupter] = set()
+        self._watchdog = _Watchdog()
+        self._running: set[_Guard] = set()
         self._running_lock = threading.Lock()
         # Counters, plain attributes for tests and INFO.
         self.queries_ok = 0
@@ -200,12 +262,13 @@ class QueryServer:
         self._stop.set()
         with self._running_lock:
             for guard in list(self._running):
-                guard.interrupt_now()
+                self._watchdog.expire_now(guard)
         for _ in range(self.workers):
             self._put_sentinel(self._queries)
         self._put_sentinel(self._control)
         for thread in self._threads:
             thread.join(timeout=10)
+        self._watchdog.stop()
         if not self._threads:  # never started: the sockets are still ours to close
             self._router.close(0)
             self._pull.close(0)
@@ -376,7 +439,7 @@ class QueryServer:
         if remaining <= 0:
             raise QueryError("timeout", "query spent its whole time limit waiting in the queue")
         con = self._prepare()
-        guard = _Interrupter(con, remaining)
+        guard = self._watchdog.watch(con, received + timeout)
         with self._running_lock:
             self._running.add(guard)
         try:
@@ -404,7 +467,7 @@ class QueryServer:
                 raise QueryError("timeout", f"query interrupted: {why}") from None
             raise classify(exc) from None
         finally:
-            guard.finish()
+            self._watchdog.finish(guard)
             with self._running_lock:
                 self._running.discard(guard)
 

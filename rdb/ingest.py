@@ -7,14 +7,20 @@ day that ends, rows after it to the next.
 
 On restart, rows already in intraday chunk files are not applied twice: ``covered(table,
 seq)`` says so from the seq each chunk records (see ``rdb.recovery``).
+
+``IngestLag`` measures how far behind the tickerplant the applied rows are, from the
+tickerplant's own receive stamp (``ts_recv``) of each applied record: ``info()`` reports it,
+so a load test reads lag from the RDB itself rather than by querying it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from rdb.store import Day, Store
@@ -25,6 +31,57 @@ log = logging.getLogger("tickdb.rdb")
 MAX_GROUP = 20_000
 # poll() with a timeout under a millisecond checks the socket without waiting.
 _NO_WAIT_S = 0.0005
+
+
+LAG_WINDOW_S = 5.0
+
+
+class IngestLag:
+    """Ingest lag: time applied minus ``ts_recv`` (the tickerplant's receive stamp).
+
+    Both clocks are wall-clock ns since the epoch on the tickerplant's and this host; on one
+    host they are the same clock. ``current_ms()`` is now minus the ``ts_recv`` of the last
+    applied record, so a stalled ingest shows up while it stalls (it also grows while the
+    feed is quiet: read it with ``seq`` against ``tp_seq``). ``p99_ms()`` is over the records
+    applied in the last ``window_s`` seconds, each measured when it was applied.
+    """
+
+    def __init__(
+        self, window_s: float = LAG_WINDOW_S, clock_ns: Callable[[], int] = time.time_ns
+    ) -> None:
+        self.window_ns = int(window_s * 1e9)
+        self.clock_ns = clock_ns
+        self.last_ts_recv: int | None = None
+        self._samples: deque[tuple[int, int]] = deque()  # (applied at, lag), both ns
+        self._lock = threading.Lock()
+
+    def applied(self, stamps: list[int]) -> None:
+        """Records with these ``ts_recv`` stamps (in seq order) are now visible to queries."""
+        if not stamps:
+            return
+        now = self.clock_ns()
+        with self._lock:
+            self._samples.extend((now, now - ts) for ts in stamps)
+            self.last_ts_recv = stamps[-1]
+            self._prune(now)
+
+    def _prune(self, now: int) -> None:
+        horizon = now - self.window_ns
+        while self._samples and self._samples[0][0] < horizon:
+            self._samples.popleft()
+
+    def current_ms(self) -> float | None:
+        if self.last_ts_recv is None:
+            return None
+        return (self.clock_ns() - self.last_ts_recv) / 1e6
+
+    def p99_ms(self) -> float | None:
+        with self._lock:
+            self._prune(self.clock_ns())
+            lags = sorted(lag for _, lag in self._samples)
+        if not lags:
+            return None
+        return lags[max(0, math.ceil(0.99 * len(lags)) - 1)] / 1e6
 
 
 class Ingest:
@@ -44,6 +101,7 @@ class Ingest:
         self.skipped = 0
         self.rolls = 0
         self.last_message = time.time()
+        self.lag = IngestLag()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -84,6 +142,7 @@ class Ingest:
 
     def apply(self, group: list[Update | EndOfDay]) -> None:
         pending: dict[str, tuple[list[bytes], int]] = {}
+        stamps: list[int] = []
         for message in group:
             if isinstance(message, Update):
                 if self.covered(message.table, message.seq):
@@ -92,6 +151,7 @@ class Ingest:
                 payloads, _ = pending.get(message.table, ([], 0))
                 payloads.append(message.payload)
                 pending[message.table] = (payloads, message.seq)
+                stamps.append(message.ts_recv)
                 self.records += 1
             else:
                 if pending:
@@ -101,6 +161,7 @@ class Ingest:
             self.applied_seq = message.seq
         if pending:
             self.store.upd(pending)
+        self.lag.applied(stamps)
 
     def _roll(self, eod: EndOfDay) -> None:
         live = self.store.live

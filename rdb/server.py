@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from tickdb.config import Config
 from tickerplant.subscriber import Subscriber
 
 log = logging.getLogger("tickdb.rdb")
+
+# The ingest thread gives up the GIL at every socket call and must win it back from query
+# threads encoding results; at the default 5 ms switch interval each win could cost 5 ms, a
+# few per group. 0.5 ms bounds that wait (measured: tests/test_gateway_stack.py, twenty).
+INGEST_SWITCH_INTERVAL_S = 0.0005
 
 
 def rdb_name(shard: tuple[int, int] | None) -> str:
@@ -172,6 +178,9 @@ class Rdb:
             "seq": max(self.ingest.applied_seq, snapshot.seq),
             "tp_seq": max(hello.seq, self.subscriber.last_seq),
             "last_heartbeat": self.ingest.last_message,
+            "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
+            "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
+            "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
             "tables": tables,
             "memory_bytes": sum(d.nbytes for d in self.store.days()),
             "spills": self.maintenance.spills,
@@ -183,10 +192,15 @@ class Rdb:
         }
 
 
+def _rounded(ms: float | None) -> float | None:
+    return None if ms is None else round(ms, 3)
+
+
 def run_rdb(rdb: Rdb, ready_file: Path | None, stop: Any) -> None:
     """Serve until ``stop`` is set; exits non-zero if ingest died (restart replays)."""
     from tickdb.ready import write_ready
 
+    sys.setswitchinterval(INGEST_SWITCH_INTERVAL_S)
     rdb.start()
     write_ready(ready_file, {"address": rdb.endpoint, **{"role": "rdb"}})
     log.info("rdb serving %s at %s", rdb.store.live.date, rdb.endpoint)

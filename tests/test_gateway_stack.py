@@ -20,6 +20,7 @@ import pytest
 from harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
 from test_gateway_property import assert_same_answer
 
+import tickdb
 from gateway.client import Client
 from hdb.layout import Shard
 from hdb.writer import write_partition
@@ -191,21 +192,37 @@ def test_gateway_answers_equal_one_duckdb_over_real_backends(stack):
         assert trade["rows"]["rdb"] == 600 and trade["rows"]["hdb"] == 400 + 450 + 500
 
 
+FEED_ROWS_PER_S = 100_000
+FEED_BATCH_ROWS = 1000
+LOAD_S = 6.0
+WARM_UP_S = 1.0
+
+
 @pytest.mark.slow
 def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
-    """Feed at 100k rows/s for 5 s with 20 clients querying; RDB lag stays under 100 ms."""
+    """A 100k rows/s feed (1000-row batches, 100 a second) with 20 clients querying.
+
+    Lag is the RDBs' own measure (``info()``: now minus the tickerplant's ``ts_recv`` of the
+    last applied record, and the p99 over the records applied in the last seconds), sampled
+    every 50 ms; both stay under 100 ms after a second of warm-up. Every answer is right:
+    past days never change, today's count only grows, and once the feed stops the gateway
+    returns exactly what was sent.
+    """
     stop = threading.Event()
     lags: list[float] = []
-    answers: list[tuple[int, int]] = []
+    p99s: dict[str, float] = {}
+    counts: dict[int, list[int]] = {i: [] for i in range(20)}
     errors: list[BaseException] = []
+    sent = [0]
+    today = stack["today"]
 
     def feed() -> None:
-        with Publisher(stack["tp"]) as pub:
-            start, sent = time.monotonic(), 0
+        with tickdb.Publisher(stack["tp"]) as pub:
+            start = time.monotonic()
             while not stop.is_set():
-                pub.publish("trade", today_trades(sent, 1000))
-                sent += 1000
-                ahead = start + sent / 100_000 - time.monotonic()
+                pub.publish("trade", today_trades(sent[0], FEED_BATCH_ROWS))
+                sent[0] += FEED_BATCH_ROWS
+                ahead = start + sent[0] / FEED_ROWS_PER_S - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)  # pacing the feed at 100k rows/s, not waiting on state
             pub.flush()
@@ -214,42 +231,60 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
         with Client(stack["url"]) as client:
             while not stop.is_set():
                 try:
-                    past = (
-                        client.query(
-                            f"SELECT count(*) AS n FROM trade WHERE date < '{stack['today']}'"
-                        )
-                        .column("n")[0]
-                        .as_py()
-                    )
-                    answers.append((n, past))
+                    past = client.query(f"SELECT count(*) AS n FROM trade WHERE date < '{today}'")
+                    assert past.column("n")[0].as_py() == 400 + 450 + 500
+                    now = client.query(f"SELECT count(*) AS n FROM trade WHERE date = '{today}'")
+                    counts[n].append(now.column("n")[0].as_py())
                     client.query("SELECT sym, sum(size) FROM trade GROUP BY sym")
                 except BaseException as exc:
                     errors.append(exc)
                     return
 
     def watch_lag() -> None:
-        clients = [QueryClient(str(p.info["address"]), 5) for p in stack["rdbs"]]
+        clients = {
+            str(p.info["address"]): QueryClient(str(p.info["address"]), 5) for p in stack["rdbs"]
+        }
+        started = time.monotonic()
         while not stop.is_set():
-            for c in clients:
-                # Lag = when we asked minus the newest row the RDB had: the reply's own
-                # latency (20 clients share these cores) is not ingestion lag.
-                asked = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-                newest = c.query("SELECT max(time) FROM trade").table.column(0)[0].as_py()
-                if newest is not None:
-                    lags.append((asked - newest).total_seconds())
+            for address, c in clients.items():
+                info = c.info()
+                if time.monotonic() - started >= WARM_UP_S and info["ingest_lag_ms"] is not None:
+                    lags.append(info["ingest_lag_ms"])
+                    p99s[address] = info["ingest_lag_p99_ms"]
             stop.wait(0.05)
-        for c in clients:
+        for c in clients.values():
             c.close()
 
     threads = [threading.Thread(target=feed), threading.Thread(target=watch_lag)]
     threads += [threading.Thread(target=query, args=(i,)) for i in range(20)]
     for t in threads:
         t.start()
-    stop.wait(5.0)
+    stop.wait(LOAD_S)
     stop.set()
     for t in threads:
         t.join(30)
     assert not errors, errors[:3]
-    assert answers and all(past == 400 + 450 + 500 for _, past in answers)
-    steady = sorted(lags[len(lags) // 5 :])  # after the first second of warm-up
-    assert steady and steady[int(len(steady) * 0.99) - 1] < 0.1, steady[-10:]
+    assert all(counts.values()), "every client got answers"
+    assert all(c == sorted(c) for c in counts.values()), "today's count went backwards"
+    sampled = sorted(lags)
+    p99 = sampled[max(0, int(len(sampled) * 0.99) - 1)]
+    print(
+        f"\ningest lag over {len(sampled)} samples: median {sampled[len(sampled) // 2]:.1f} ms,"
+        f" p99 {p99:.1f} ms, max {sampled[-1]:.1f} ms; RDBs' own p99 (last 5 s): "
+        + ", ".join(f"{v:.1f} ms" for v in p99s.values())
+        + f"; queries answered: {sum(len(c) for c in counts.values())}"
+    )
+    assert p99 < 100, sampled[-10:]
+    assert len(p99s) == SHARDS and all(v < 100 for v in p99s.values()), p99s
+    with Client(stack["url"]) as client:
+        total = f"SELECT count(*) AS n FROM trade WHERE date = '{today}'"
+        wait_until(
+            lambda: client.query(total).column("n")[0].as_py() == sent[0], 20, "every row sent"
+        )
+        by_sym = f"SELECT sym, sum(size) AS v FROM trade WHERE date = '{today}' GROUP BY sym"
+        got = client.query(by_sym + " ORDER BY sym")
+    # What was sent, rebuilt: today_trades is deterministic.
+    con = duckdb.connect()
+    con.register("sent_rows", today_trades(0, sent[0]))
+    expect = con.sql("SELECT sym, sum(size) AS v FROM sent_rows GROUP BY sym ORDER BY sym")
+    assert got.to_pylist() == expect.to_arrow_table().to_pylist()
