@@ -45,6 +45,7 @@ from tickerplant.replay import JournalSource, ReplayServer
 
 log = logging.getLogger(__name__)
 
+COALESCE_BYTES = 1 << 20  # batched mode: records of about this size at most
 MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
 
 
@@ -319,12 +320,23 @@ class Tickerplant:
         )
 
     def _flush_pending(self) -> None:
+        """Coalesce each table's waiting batches into records of up to about 1 MiB.
+
+        Small batches are what batching is for; a batch that is already large goes out as
+        it came, and the bound keeps one record (and one subscriber message) modest.
+        """
         now = self.clock.now_ns()
         for table, parts in self.pending.parts.items():
-            merged = coalesce(parts, self.schemas[table].arrow)
-            origins = _last_batch_per_publisher(self.pending.origins[table])
-            self._append(KIND_UPD, table, origins, merged, now)
-            self._done_batches.extend(self.pending.origins[table])
+            origins = self.pending.origins[table]
+            start, size = 0, 0
+            for i, part in enumerate(parts):
+                size += len(part.payload)
+                if size >= COALESCE_BYTES or i == len(parts) - 1:
+                    merged = coalesce(parts[start : i + 1], self.schemas[table].arrow)
+                    run_origins = _last_batch_per_publisher(origins[start : i + 1])
+                    self._append(KIND_UPD, table, run_origins, merged, now)
+                    start, size = i + 1, 0
+            self._done_batches.extend(origins)
         self.pending = _Pending()
 
     def _commit(self) -> None:
