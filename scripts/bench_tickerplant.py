@@ -261,6 +261,19 @@ def stamped_payload_factory() -> tuple[bytes, int]:
     return body, offset
 
 
+def run_raw_append(rows: int, messages: int) -> float:
+    """Rows/s that plain appends of the same bytes to a file reach: the journal's ceiling."""
+    body = payload(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        fd = os.open(Path(tmp) / "append", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        start = time.perf_counter()
+        for i in range(0, messages, 200):
+            os.writev(fd, [body] * min(200, messages - i))
+        elapsed = time.perf_counter() - start
+        os.close(fd)
+    return messages * rows / elapsed
+
+
 def run_latency(rate: int, seconds: float) -> dict:
     from tickerplant.publisher import Publisher
 
@@ -345,8 +358,11 @@ def main() -> None:
         f"# tickerplant end to end, journal on, median of {repeat}; "
         f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     )
-    print("| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print(
+        "| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio "
+        "| raw file append rows/s |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     wanted = {int(r) for r in opts.rows.split(",") if r}
     for rows, messages in plan.items():
         if rows not in wanted:
@@ -354,13 +370,14 @@ def main() -> None:
         messages = int(messages * scale)
         for subs in (1, 4):
             raw = statistics.median(run_raw(rows, messages, subs)["rows_s"] for _ in range(repeat))
+            append = statistics.median(run_raw_append(rows, messages) for _ in range(repeat))
             for mode in ("immediate", "batched"):
                 runs = [run_tickdb(rows, messages, mode, subs) for _ in range(repeat)]
                 rows_s = statistics.median(r["rows_s"] for r in runs)
                 msgs_s = statistics.median(r["msgs_s"] for r in runs)
                 print(
                     f"| {rows} | {mode} | {subs} | {msgs_s:,.0f} | {rows_s:,.0f} | "
-                    f"{raw:,.0f} | {rows_s / raw:.2f} |",
+                    f"{raw:,.0f} | {rows_s / raw:.2f} | {append:,.0f} |",
                     flush=True,
                 )
     if opts.no_latency:
