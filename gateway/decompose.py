@@ -34,6 +34,15 @@ class NotDistributable(Exception):
 
 
 @dataclass(frozen=True)
+class Stack:
+    """The merge only stacks the parts, then applies OFFSET/LIMIT (rows without ORDER BY or
+    DISTINCT): the gateway concatenates Arrow tables instead of a DuckDB pass."""
+
+    limit: int | None
+    offset: int
+
+
+@dataclass(frozen=True)
 class Distributed:
     mode: str  # "aggregate" | "rows"
     partial_sql: str
@@ -44,6 +53,7 @@ class Distributed:
     # Routing columns (sym, date) that are plain GROUP BY keys: when they pin every group
     # to one backend, the planner asks for ``group_local`` and backends finish the groups.
     group_columns: frozenset[str] = frozenset()
+    stack: Stack | None = None
 
 
 def _sql(node: exp.Expr) -> str:
@@ -286,7 +296,7 @@ def distribute(
             # the gateway only concatenates, sorts and cuts, as for plain rows.
             having = ast.args.get("having")
             grouped_src = " ".join(_sql(n) for n in (group, having) if n is not None)
-            partial, final = _rows(
+            partial, final, stack = _rows(
                 ast,
                 items,
                 outputs,
@@ -297,7 +307,7 @@ def distribute(
                 offset,
             )
             return Distributed(
-                "groups", partial, final, tuple(tables), restriction, join_keys, columns
+                "groups", partial, final, tuple(tables), restriction, join_keys, columns, stack
             )
         partial, final = _aggregate(
             ast, items, outputs, keys, resolve_alias, norm, src, aggregates, tail
@@ -306,8 +316,10 @@ def distribute(
             "aggregate", partial, final, tuple(tables), restriction, join_keys, columns
         )
     items = _expand_star(items, tables, catalog)
-    partial, final = _rows(ast, items, outputs, resolve_alias, source_cols, src, limit, offset)
-    return Distributed("rows", partial, final, tuple(tables), restriction, join_keys)
+    partial, final, stack = _rows(
+        ast, items, outputs, resolve_alias, source_cols, src, limit, offset
+    )
+    return Distributed("rows", partial, final, tuple(tables), restriction, join_keys, stack=stack)
 
 
 def _expand_star(items: list[exp.Expr], tables: list[str], catalog: Catalog) -> list[exp.Expr]:
@@ -438,7 +450,7 @@ def _rows(
     src: str,
     limit: int | None,
     offset: int,
-) -> tuple[str, str]:
+) -> tuple[str, str, Stack | None]:
     star = any(
         isinstance(i, exp.Star) or (isinstance(i, exp.Column) and isinstance(i.this, exp.Star))
         for i in items
@@ -467,7 +479,7 @@ def _rows(
             raise NotDistributable("DISTINCT with ORDER BY")
         partial = f"SELECT DISTINCT {', '.join(_sql(i) for i in items)} {src}"
         final = f"SELECT DISTINCT {_casts_positional(outputs)} FROM {PARTS}{_tail(limit, offset)}"
-        return partial, final
+        return partial, final, None
     partial = f"SELECT {', '.join([_sql(i) for i in items] + hidden)} {src}"
     order_by = ", ".join(_sql(_renamed(k, f"_o{j}")) for j, k in enumerate(keys))
     if keys:
@@ -477,7 +489,7 @@ def _rows(
     final = f"SELECT {_casts_positional(outputs)} FROM {PARTS}"
     if keys:
         final += f" ORDER BY {order_by}"
-    return partial, final + _tail(limit, offset)
+    return partial, final + _tail(limit, offset), None if keys else Stack(limit, offset)
 
 
 def _renamed(ordered: exp.Ordered, name: str) -> exp.Ordered:

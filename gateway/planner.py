@@ -25,7 +25,7 @@ from sqlglot.errors import SqlglotError
 from gateway.analysis import Occurrence, needed_columns, occurrences
 from gateway.backends import BackendState, Topology
 from gateway.catalog import Catalog, OutputColumn
-from gateway.decompose import PARTS, NotDistributable, distribute, quote_name
+from gateway.decompose import PARTS, NotDistributable, Stack, distribute, quote_name
 from gateway.errors import QueryError, check_read_only
 from gateway.predicates import DateSet, Restriction
 
@@ -55,6 +55,8 @@ class Plan:
     final_sql: str | None  # None: the single fetch's one part is the answer
     outputs: tuple[OutputColumn, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Set when the merge only stacks the parts (``decompose.Stack``).
+    stack: Stack | None = None
 
     def backends(self) -> list[str]:
         return sorted({b for f in self.fetches for b in f.backends})
@@ -68,6 +70,7 @@ class Plan:
                 for f in self.fetches
             ],
             "final_sql": self.final_sql,
+            "stacked": self.stack is not None,
             "notes": list(self.notes),
         }
 
@@ -148,7 +151,7 @@ def _distributed(
         tables=tuple(dist.tables),
         dates=dist.restriction.dates,
     )
-    return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs))
+    return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs), stack=dist.stack)
 
 
 def _pull(

@@ -19,6 +19,7 @@ import heapq
 import itertools
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -55,6 +56,23 @@ class _Job:
     tag: bytes
     frames: list[bytes]
     received: float  # time.monotonic() at arrival: the time limit counts queueing too
+
+
+def lower_thread_priority(nice: int) -> bool:
+    """Run the calling thread (and threads it starts later) ``nice`` steps below normal.
+
+    On Linux a thread's nice value is its own (setpriority on its thread id) and threads it
+    creates inherit it; lowering needs no privilege. Elsewhere, or if refused, nothing
+    happens (False).
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except OSError:
+        return False
+    return True
 
 
 class _Guard:
@@ -215,6 +233,7 @@ class QueryServer:
         workers: int = 2,
         extra_handlers: dict[bytes, Handler] | None = None,
         on_error: Callable[[QueryError], bool] | None = None,
+        worker_nice: int = 0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -223,6 +242,10 @@ class QueryServer:
         self.timeout_s = timeout_s
         self.max_rows = max_rows
         self.workers = workers
+        # Query threads run this many nice steps below the process's other threads (an
+        # RDB's ingest must win the CPU over its queries); the router and control threads
+        # stay at normal priority.
+        self.worker_nice = worker_nice
         self._handlers = dict(extra_handlers or {})
         self._on_error = on_error
         self._ctx = zmq.Context()
@@ -356,6 +379,7 @@ class QueryServer:
         push.send_multipart([*job.envelope, *reply], copy=False)
 
     def _query_worker(self) -> None:
+        lower_thread_priority(self.worker_nice)
         push = self._connect_push()
         try:
             while (job := self._queries.get()) is not None:

@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.macros import register_macros
+from queries.service_server import lower_thread_priority
 from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store
 
@@ -83,6 +84,33 @@ class _WorkerCursor:
         self.registered: dict[str, tuple[pa.RecordBatch, ...]] = {}
 
 
+def _connect(threads: int, nice: int) -> duckdb.DuckDBPyConnection:
+    """A DuckDB whose worker threads run ``nice`` steps below normal priority.
+
+    DuckDB starts its workers when the database opens and when ``threads`` is set, from the
+    calling thread, whose priority they inherit: so both happen on a short-lived thread that
+    lowered its own. Ingest, on a normal-priority thread, then wins the CPU over queries.
+    """
+    made: list[duckdb.DuckDBPyConnection] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            lower_thread_priority(nice)
+            con = duckdb.connect()
+            con.execute(f"SET threads = {threads}")
+            made.append(con)
+        except BaseException as exc:  # re-raised on the caller's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="rdb-duckdb-start")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
+
+
 class QueryEngine:
     """Hands the query service a cursor prepared on the current snapshot.
 
@@ -98,11 +126,11 @@ class QueryEngine:
         threads: int | None = None,
         memory_limit_mb: int | None = None,
         cursors: int = 2,
+        nice: int = 0,
     ) -> None:
         self.store = store
         self.threads = int(threads or os.cpu_count() or 1)
-        self._con = duckdb.connect()
-        self._con.execute(f"SET threads = {self.threads}")
+        self._con = _connect(self.threads, nice)
         if memory_limit_mb:
             self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         intraday_dir.mkdir(parents=True, exist_ok=True)

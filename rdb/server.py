@@ -31,6 +31,9 @@ log = logging.getLogger("tickdb.rdb")
 # threads encoding results; at the default 5 ms switch interval each win could cost 5 ms, a
 # few per group. 0.5 ms bounds that wait (measured: tests/test_gateway_stack.py, twenty).
 INGEST_SWITCH_INTERVAL_S = 0.0005
+# Query threads (the service's workers and DuckDB's) run this many nice steps below ingest,
+# so a busy query load cannot take the CPU ingest needs.
+QUERY_NICE = 10
 
 
 def rdb_name(shard: tuple[int, int] | None) -> str:
@@ -99,6 +102,7 @@ class Rdb:
             # The cap bounds rows held; queries still need working memory of their own.
             memory_limit_mb=max(256, rc.memory_limit_mb),
             cursors=workers,
+            nice=QUERY_NICE,
         )
         self.queries = QueryServer(
             address or rc.address,
@@ -108,6 +112,7 @@ class Rdb:
             max_rows=rc.max_rows,
             workers=workers,
             on_error=self._retry_on_vanished_chunk,
+            worker_nice=QUERY_NICE,
         )
         self.started = time.time()
 

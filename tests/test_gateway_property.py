@@ -278,3 +278,23 @@ def test_distributed_answer_equals_single_duckdb(
             assert_same_answer(got.table, want, ordered, sql)
     finally:
         router.close()
+
+
+def test_rows_without_order_are_stacked_not_merged() -> None:
+    tables = make_data(7, 200, 5, 0.2)
+    router, reference = build(tables, 3)
+    try:
+        sql = "SELECT sym, price * size AS notional, date FROM trade WHERE price > 12"
+        got = router.run_sql(sql)
+        assert router.plan(sql).stack is not None
+        assert (router.executor.stacked, router.executor.merged) == (1, 0)
+        assert_same_answer(got.table, reference.sql(sql).to_arrow_table(), False, sql)
+        cut = router.run_sql(sql + " LIMIT 5 OFFSET 3")
+        assert cut.table.num_rows == 5 and cut.table.schema.equals(got.table.schema)
+        ordered = sql + " ORDER BY notional DESC NULLS LAST, sym, date LIMIT 4"
+        assert router.plan(ordered).stack is None
+        want = reference.sql(ordered).to_arrow_table()
+        assert_same_answer(router.run_sql(ordered).table, want, True, ordered)
+        assert (router.executor.stacked, router.executor.merged) == (2, 1)
+    finally:
+        router.close()
