@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
+from tickdb.cli_options import ConfigOpt, DataDirOpt, load_config_or_exit
+
 MemoryOpt = Annotated[str, typer.Option("--memory-limit", help="DuckDB memory limit.")]
 
 hdb_app = typer.Typer(
@@ -23,16 +23,6 @@ hdb_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(hdb_app, name="hdb")
-
-
-def _load(config: Path | None, data_dir: Path | None) -> Any:
-    from tickdb.config import ConfigError, load_config
-
-    try:
-        return load_config(config, data_dir)
-    except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @hdb_app.callback()
@@ -59,7 +49,7 @@ def serve(
     from tickdb.logs import setup_logging
 
     setup_logging()
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     try:
         selected = Shard.parse(shard)
     except ValueError as exc:
@@ -92,7 +82,7 @@ def check(
     """Check schemas, shard files, sorting and row counts (against the journal)."""
     from hdb.jobs.check import check_hdb, count_partitions
 
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     counts = None
     if journal:
         from hdb.jobs.journal_counts import journal_row_counts
@@ -133,7 +123,7 @@ def retain(
     """Delete partitions dated before today minus N days."""
     from hdb.jobs.retain import retain as run_retain
 
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     ref = dt.date.fromisoformat(today) if today else dt.datetime.now(dt.UTC).date()
     report = run_retain(
         cfg.hdb_dir, days, today=ref, tables=table or None, notify=notify, dry_run=dry_run
@@ -169,7 +159,7 @@ def load(
     from hdb.notify import reload_hdbs
     from hdb.parquet_out import WriteOptions
 
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     if table not in cfg.tables:
         raise typer.BadParameter(f"unknown table {table!r}", param_hint="--table")
     if if_exists not in ("error", "replace", "append"):

@@ -5,16 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import threading
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
-ReadyOpt = Annotated[
-    Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
-]
+from tickdb.cli_options import ConfigOpt, DataDirOpt, ReadyOpt, load_config_or_exit
+
 TpOpt = Annotated[str, typer.Option("--tp", help="Tickerplant address.")]
 ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="Hold shard k of n of the syms, as k/n.")
@@ -24,16 +20,6 @@ HdbOpt = Annotated[
     typer.Option("--hdb", help="HDB address to RELOAD after a write-down (repeatable)."),
 ]
 DEFAULT_TP = "tcp://127.0.0.1:5010"
-
-
-def _load(config: Path | None, data_dir: Path | None) -> Any:
-    from tickdb.config import ConfigError, load_config
-
-    try:
-        return load_config(config, data_dir)
-    except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -63,7 +49,7 @@ def rdb_command(
     from tickerplant.discovery import TickerplantUnavailable
 
     setup_logging()
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     try:
         rdb = Rdb(
             cfg,
@@ -96,7 +82,7 @@ def eod_command(
     from tickdb.logs import setup_logging
 
     setup_logging("WARNING")
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     try:
         day = dt.date.fromisoformat(date)
     except ValueError:

@@ -105,7 +105,7 @@ def run_eod_job(
                 if record.kind == KIND_UPD and record.table in schemas:
                     picked = select_rows(selection, record, shards, config.tables)
                     if picked is not None:
-                        pending[record.table].append(picked.payload)
+                        pending[record.table].append(bytes(picked.payload))
                 elif record.kind == KIND_EOD:
                     break
                 if group >= _GROUP:

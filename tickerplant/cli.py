@@ -10,23 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
-ReadyOpt = Annotated[
-    Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
-]
+from tickdb.cli_options import ConfigOpt, DataDirOpt, ReadyOpt, load_config_or_exit
+
 AddressOpt = Annotated[str, typer.Option("--address", "-a", help="Tickerplant address.")]
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5010"
-
-
-def _load(config: Path | None, data_dir: Path | None) -> Any:
-    from tickdb.config import ConfigError, load_config
-
-    try:
-        return load_config(config, data_dir)
-    except ConfigError as exc:
-        typer.echo(f"config error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _run_tp(
@@ -47,7 +34,7 @@ def _run_tp(
     from tickerplant.server import Tickerplant
 
     setup_logging()
-    cfg = _load(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     if address:
         cfg = dataclasses.replace(
             cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
