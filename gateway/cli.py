@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
@@ -42,6 +43,12 @@ def gateway(
     in_flight: Annotated[
         int, typer.Option(min=1, help="Requests outstanding per backend; more wait here.")
     ] = 4,
+    nice: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Run this many nice steps below normal, so ingest on the host wins."
+        ),
+    ] = 0,
     ready_file: Annotated[
         Path | None,
         typer.Option(help="Write {url, host, port, kdb_port} here once listening."),
@@ -51,6 +58,11 @@ def gateway(
     ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
+    # First, before any thread starts: threads inherit the priority of the one starting them.
+    # A gateway is all query work; where it shares cores with a tickerplant and RDBs (tickdb
+    # up, one box), 20 busy clients must not take the CPU the feed needs.
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
     import uvicorn
 
     from gateway.app import create_app
