@@ -199,10 +199,14 @@ LOAD_S = 6.0
 WARM_UP_S = 1.0
 
 
-def run_feed(tp: str, stop: Any, sent: Any) -> None:
+def run_feed(tp: str, ready: Any, stop: Any, sent: Any) -> None:
     """A feedhandler process: 1000-row batches, 100 a second, until ``stop`` is set."""
     with tickdb.Publisher(tp) as pub:
-        start = time.monotonic()
+        pub.publish("trade", today_trades(0, FEED_BATCH_ROWS))
+        pub.flush()  # connected and acknowledged: the clock starts now, not at import
+        sent.value += FEED_BATCH_ROWS
+        ready.set()
+        start = time.monotonic() - FEED_BATCH_ROWS / FEED_ROWS_PER_S
         while not stop.is_set():
             pub.publish("trade", today_trades(sent.value, FEED_BATCH_ROWS))
             sent.value += FEED_BATCH_ROWS
@@ -224,8 +228,10 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
     grows, and once the feed stops the gateway returns exactly what was sent.
     """
     spawn = multiprocessing.get_context("spawn")
-    feed_stop, sent = spawn.Event(), spawn.Value("q", 0)
-    feed = spawn.Process(target=run_feed, args=(stack["tp"], feed_stop, sent), daemon=True)
+    feed_ready, feed_stop, sent = spawn.Event(), spawn.Event(), spawn.Value("q", 0)
+    feed = spawn.Process(
+        target=run_feed, args=(stack["tp"], feed_ready, feed_stop, sent), daemon=True
+    )
     stop = threading.Event()
     lags: list[float] = []
     p99s: dict[str, float] = {}
@@ -264,6 +270,7 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
     threads += [threading.Thread(target=query, args=(i,)) for i in range(20)]
     feed.start()
     try:
+        assert feed_ready.wait(60), "the feed process did not start"
         for t in threads:
             t.start()
         stop.wait(LOAD_S)
