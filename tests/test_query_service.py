@@ -335,3 +335,18 @@ def test_close_interrupts_running_queries(con: duckdb.DuckDBPyConnection) -> Non
     assert time.monotonic() - started < 4  # well inside the query's own 8s limit
     thread.join(15)
     client.close()
+
+
+def test_time_limits_share_one_watchdog_thread(server: QueryServer, client: QueryClient) -> None:
+    # Hundreds of finished queries leave entries behind in the watchdog's heap; it sheds
+    # them and still interrupts the next slow query on time, with no thread per query.
+    for _ in range(300):
+        client.query("select 1", timeout_s=30)
+    assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert sum(t.name == "qs-watchdog" for t in threading.enumerate()) == 1
+    assert len(server._watchdog._heap) <= 65  # finished guards were dropped
+    started = time.monotonic()
+    with pytest.raises(QueryError) as info:
+        client.query(SLOW_SQL, timeout_s=0.3)
+    assert info.value.kind == "timeout"
+    assert time.monotonic() - started < 3
