@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -54,6 +55,11 @@ class BatchValidator:
         self._canonical_prefix = {
             name: schema.arrow.serialize().to_pybytes() for name, schema in schemas.items()
         }
+        # Feeds that leave ``time`` to the tickerplant (as kdb+ feeds do) send this one.
+        self._untimed_prefix = {
+            name: schema.arrow_without_time.serialize().to_pybytes()
+            for name, schema in schemas.items()
+        }
 
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
@@ -69,13 +75,18 @@ class BatchValidator:
         view = memoryview(payload)
         prefix = self._canonical_prefix[table]
         if view[: len(prefix)] == prefix:
-            batch = self._canonical_batch(schema, view[len(prefix) :])
+            batch = self._canonical_batch(schema.arrow, view[len(prefix) :])
             if batch is not None:
                 return Validated(view, batch)
+        untimed = self._untimed_prefix[table]
+        if view[: len(untimed)] == untimed:
+            batch = self._canonical_batch(schema.arrow_without_time, view[len(untimed) :])
+            if batch is not None:
+                return _stamped(batch, schema, now_ns)
         return self._slow_path(schema, payload, now_ns)
 
     @staticmethod
-    def _canonical_batch(schema: TableSchema, rest: memoryview) -> pa.RecordBatch | None:
+    def _canonical_batch(schema: pa.Schema, rest: memoryview) -> pa.RecordBatch | None:
         """The one batch after a canonical schema; None when not exactly that shape.
 
         The common case (one batch, optionally the end-of-stream marker) is checked without
@@ -85,7 +96,7 @@ class BatchValidator:
             message = ipc.read_message(pa.py_buffer(rest))
             if message.type != "record batch":
                 return None
-            batch = ipc.read_record_batch(message, schema.arrow)
+            batch = ipc.read_record_batch(message, schema)
             batch.validate(full=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
             return None  # let the slow path produce the precise error
@@ -135,6 +146,14 @@ class BatchValidator:
             columns.append(data)
         canonical = pa.Table.from_arrays(columns, schema=schema.arrow).combine_chunks()
         return Validated(encode_stream(canonical, schema.arrow), canonical)
+
+
+def _stamped(batch: pa.RecordBatch, schema: TableSchema, now_ns: int) -> Validated:
+    """A batch without ``time`` gets the tickerplant's receive time on every row."""
+    time_type = schema.arrow.field("time").type
+    stamp = pa.array(np.full(batch.num_rows, now_ns, dtype=np.int64)).view(time_type)
+    full = pa.RecordBatch.from_arrays([stamp, *batch.columns], schema=schema.arrow)
+    return Validated(encode_stream(full, schema.arrow), full)
 
 
 def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes | memoryview:

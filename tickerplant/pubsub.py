@@ -65,6 +65,7 @@ def select_rows(
     shards: ShardMap,
     schemas: dict[str, TableSchema],
     decoded: pa.Table | None = None,
+    shard_ids: dict[int, pa.Array] | None = None,
 ) -> Record | None:
     """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
 
@@ -84,9 +85,17 @@ def select_rows(
     else:
         assert selection.shard is not None
         k, n = selection.shard
-        encoded = syms.combine_chunks().dictionary_encode()
-        wanted = pa.array([shards.of(s, n) == k for s in encoded.dictionary.to_pylist()])
-        mask = pc.take(wanted, encoded.indices)
+        # Each row's shard is worked out once per record and shared by every k of n.
+        ids = shard_ids.get(n) if shard_ids is not None else None
+        if ids is None:
+            encoded = syms.combine_chunks().dictionary_encode()
+            per_sym = pa.array(
+                [shards.of(s, n) for s in encoded.dictionary.to_pylist()], pa.int32()
+            )
+            ids = pc.take(per_sym, encoded.indices)
+            if shard_ids is not None:
+                shard_ids[n] = ids
+        mask = pc.equal(ids, k)
     kept = int(pc.sum(mask).as_py() or 0)
     if kept == 0:
         return None
@@ -150,6 +159,7 @@ class Fanout:
         for out in batch:
             record = out.record
             decoded: pa.Table | None = None
+            shard_ids: dict[int, pa.Array] = {}
             for topic in self.topics.values():
                 selection = topic.selection
                 if record.kind != KIND_EOD and not selection.wants_table(record.table):
@@ -159,7 +169,9 @@ class Fanout:
                     continue
                 if decoded is None:
                     decoded = record.to_table()
-                picked = select_rows(selection, record, self.shards, self.schemas, decoded)
+                picked = select_rows(
+                    selection, record, self.shards, self.schemas, decoded, shard_ids
+                )
                 if picked is None:
                     continue
                 encoded = out.encoded if picked is record else _encode(picked)

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 COALESCE_BYTES = 1 << 20  # batched mode: records of about this size at most
 MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
+MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 
 
 @dataclass
@@ -225,12 +226,17 @@ class Tickerplant:
             self.fanout.on_subscription(message, self.committed_seq)
 
     def _drain_ingest(self) -> None:
-        for _ in range(MAX_DRAIN):
+        # Bounded by count and by time: the first record of a burst is not held back while
+        # the rest of the burst is validated.
+        deadline = time.monotonic() + MAX_DRAIN_S
+        for n in range(MAX_DRAIN):
             try:
                 frames = self.ingest.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._handle(frames)
+            if n % 16 == 15 and time.monotonic() > deadline:
+                return
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]
