@@ -102,8 +102,10 @@ def _finish(node: exp.Expr, partials: _Partials) -> exp.Expr:
         part = partials.add(f"COUNT({_sql(arg)}){filt}")
         return _parse(f"CAST(COALESCE(SUM({part}), 0) AS BIGINT)")
     if isinstance(agg, exp.CountIf) and single:
+        # DuckDB's count_if is a sum of booleans: NULL over no rows (or only NULL conditions),
+        # so the partials are summed without turning "none" into 0.
         part = partials.add(f"COUNT_IF({_sql(arg)}){filt}")
-        return _parse(f"CAST(COALESCE(SUM({part}), 0) AS BIGINT)")
+        return _parse(f"CAST(SUM({part}) AS BIGINT)")
     simple: dict[type, str] = {
         exp.Sum: "SUM",
         exp.Min: "MIN",
