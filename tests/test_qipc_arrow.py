@@ -24,8 +24,13 @@ COLUMN_VALUES: dict[str, st.SearchStrategy[object]] = {
     "long": I64,
     "real": st.floats(width=32, allow_nan=False),
     "float": st.floats(allow_nan=False),
-    "symbol": st.text(st.characters(blacklist_characters="\0"), min_size=1, max_size=6),
-    "string": st.text(max_size=6),
+    # Arrow strings are UTF-8: lone surrogates (category Cs) cannot be in one at all.
+    "symbol": st.text(
+        st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=6,
+    ),
+    "string": st.text(st.characters(blacklist_categories=("Cs",)), max_size=6),
     "timestamp": st.integers(-(2**62), 2**62),
     "date": st.integers(-(2**30), 2**30),
     "timespan": I64,
