@@ -48,14 +48,7 @@ class Client:
         allow_partial: bool = False,
     ) -> pa.Table:
         """Run SQL on the gateway; raises GatewayError (bad query, timeout, backend down)."""
-        body: dict[str, Any] = {"sql": sql, "format": "arrow", "allow_partial": allow_partial}
-        if max_rows is not None:
-            body["max_rows"] = max_rows
-        if timeout_s is not None:
-            body["timeout_s"] = timeout_s
-        reply = self._http.post("/query", json=body, headers={"Accept": ARROW_STREAM})
-        _raise_for(reply)
-        return ipc.open_stream(reply.content).read_all()
+        return self._arrow({"sql": sql}, max_rows, timeout_s, allow_partial)
 
     def q(
         self,
@@ -71,7 +64,16 @@ class Client:
         its key columns, which come first, in ``Client.keys(table)``. A query outside the
         q subset raises GatewayError ``bad_query`` whose ``position`` is the character.
         """
-        body: dict[str, Any] = {"q": q, "format": "arrow", "allow_partial": allow_partial}
+        return self._arrow({"q": q}, max_rows, timeout_s, allow_partial)
+
+    def _arrow(
+        self,
+        query: dict[str, str],
+        max_rows: int | None,
+        timeout_s: float | None,
+        allow_partial: bool,
+    ) -> pa.Table:
+        body: dict[str, Any] = {**query, "format": "arrow", "allow_partial": allow_partial}
         if max_rows is not None:
             body["max_rows"] = max_rows
         if timeout_s is not None:

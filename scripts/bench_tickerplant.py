@@ -63,12 +63,17 @@ def role_sub(address: str, expect_rows: int) -> None:
     sub.close()
 
 
-def role_raw_sub(endpoint: str, expect: int) -> None:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
+def raw_sub_socket(endpoint: str) -> zmq.Socket:
+    """A bare SUB socket subscribed to everything, unbounded, for the baselines."""
+    sock = zmq.Context.instance().socket(zmq.SUB)
     sock.setsockopt(zmq.RCVHWM, 0)
     sock.connect(endpoint)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
+    return sock
+
+
+def role_raw_sub(endpoint: str, expect: int) -> None:
+    sock = raw_sub_socket(endpoint)
     # Wait for the subscription to arrive: the publisher sends probes until one comes back.
     print(json.dumps({"ready": True}), flush=True)
     got = 0
@@ -112,11 +117,7 @@ def role_latency_sub(address: str, expect: int) -> None:
 def role_raw_latency_sub(endpoint: str, expect: int) -> None:
     import pyarrow.ipc as ipc
 
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.connect(endpoint)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock = raw_sub_socket(endpoint)
     print(json.dumps({"ready": True}), flush=True)
     latencies = []
     while len(latencies) < expect:
