@@ -19,18 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlglot
 from sqlglot import exp
 
 from gateway.analysis import base_table, from_clause, is_aggregate
 from gateway.catalog import Catalog, OutputColumn
+from gateway.partials import NotDistributable, Partials, finish_aggregate, to_sql
 from gateway.predicates import ROUTING, Restriction, conjuncts, restriction_of_all
 
 PARTS = "_parts"
-
-
-class NotDistributable(Exception):
-    """The query cannot be split safely; run it whole over pulled rows instead."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +52,6 @@ class Distributed:
     stack: Stack | None = None
 
 
-def _sql(node: exp.Expr) -> str:
-    return node.sql(dialect="duckdb")
-
-
-def _parse(text: str) -> exp.Expr:
-    return sqlglot.parse_one(text, read="duckdb")
-
-
 def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -77,75 +65,6 @@ def _int_literal(node: exp.Expr | None) -> int | None:
     raise NotDistributable("LIMIT/OFFSET is not a constant")
 
 
-class _Partials:
-    """Partial aggregate expressions, deduplicated, named _a0, _a1, ..."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, str] = {}
-
-    def add(self, text: str) -> str:
-        if text not in self.items:
-            self.items[text] = f"_a{len(self.items)}"
-        return self.items[text]
-
-
-def _finish(node: exp.Expr, partials: _Partials) -> exp.Expr:
-    """The gateway-side expression finishing one aggregate call from its partials."""
-    agg, where = (node.this, node.expression.this) if isinstance(node, exp.Filter) else (node, None)
-    filt = f" FILTER (WHERE {_sql(where)})" if where is not None else ""
-    also = f" AND ({_sql(where)})" if where is not None else ""
-    arg = agg.this
-    if isinstance(arg, exp.Distinct) or agg.args.get("ignore_nulls"):
-        raise NotDistributable("DISTINCT aggregate")
-    single = isinstance(arg, exp.Expr) and not agg.expressions
-    if isinstance(agg, exp.Count) and (isinstance(arg, exp.Star) or single):
-        part = partials.add(f"COUNT({_sql(arg)}){filt}")
-        return _parse(f"CAST(COALESCE(SUM({part}), 0) AS BIGINT)")
-    if isinstance(agg, exp.CountIf) and single:
-        # DuckDB's count_if is a sum of booleans: NULL over no rows (or only NULL conditions),
-        # so the partials are summed without turning "none" into 0.
-        part = partials.add(f"COUNT_IF({_sql(arg)}){filt}")
-        return _parse(f"CAST(SUM({part}) AS BIGINT)")
-    simple: dict[type, str] = {
-        exp.Sum: "SUM",
-        exp.Min: "MIN",
-        exp.Max: "MAX",
-        exp.LogicalAnd: "BOOL_AND",
-        exp.LogicalOr: "BOOL_OR",
-        exp.AnyValue: "ANY_VALUE",
-    }
-    if type(agg) in simple and single and not isinstance(arg, exp.Order):
-        fn = simple[type(agg)]
-        return _parse(f"{fn}({partials.add(f'{fn}({_sql(arg)}){filt}')})")
-    if isinstance(agg, exp.Avg) and single and not isinstance(arg, exp.Order):
-        total = partials.add(f"SUM({_sql(arg)}){filt}")
-        count = partials.add(f"COUNT({_sql(arg)}){filt}")
-        return _parse(f"SUM({total}) / NULLIF(SUM({count}), 0)")
-    if (
-        isinstance(agg, exp.ArgMin | exp.ArgMax)
-        and agg.expression is not None
-        and not agg.args.get("count")
-    ):
-        pick = "MIN" if isinstance(agg, exp.ArgMin) else "MAX"
-        value, key = _sql(arg), _sql(agg.expression)
-        # arg_min skips rows whose value is NULL, so the carried key must skip them too.
-        best = partials.add(f"ARG_{pick}({value}, {key}){filt}")
-        at = partials.add(f"{pick}({key}) FILTER (WHERE ({value}) IS NOT NULL{also})")
-        return _parse(f"ARG_{pick}({best}, {at})")
-    if isinstance(agg, exp.First | exp.Last) and isinstance(arg, exp.Order):
-        keys = arg.expressions
-        if len(keys) != 1 or keys[0].args.get("nulls_first"):
-            raise NotDistributable("first/last needs exactly one ORDER BY key")
-        first = isinstance(agg, exp.First) != bool(keys[0].args.get("desc"))
-        pick = "MIN" if first else "MAX"
-        value, key = _sql(arg.this), _sql(keys[0].this)
-        # first/last keep a NULL value; wrapping it in a struct stops arg_min skipping it.
-        best = partials.add(f"ARG_{pick}({{'v': {value}}}, {key}){filt}")
-        at = partials.add(f"{pick}({key}){filt}")
-        return _parse(f"STRUCT_EXTRACT(ARG_{pick}({best}, {at}), 'v')")
-    raise NotDistributable(f"aggregate {_sql(agg)} is not decomposable")
-
-
 class _Rewriter:
     """Rewrites select/having/order expressions over group keys and partial aggregates."""
 
@@ -155,16 +74,16 @@ class _Rewriter:
         self.keys = {norm(k): f"_g{i}" for i, k in enumerate(keys)}
         self.norm = norm
         self.aggregates = aggregates
-        self.partials = _Partials()
+        self.partials = Partials()
 
     def __call__(self, node: exp.Expr) -> exp.Expr:
         key = self.keys.get(self.norm(node))
         if key is not None:
             return exp.column(key)
         if isinstance(node, exp.Filter) and is_aggregate(node.this, self.aggregates):
-            return _finish(node, self.partials)
+            return finish_aggregate(node, self.partials)
         if is_aggregate(node, self.aggregates):
-            return _finish(node, self.partials)
+            return finish_aggregate(node, self.partials)
         if isinstance(
             node,
             exp.Column
@@ -174,7 +93,7 @@ class _Rewriter:
             | exp.RespectNulls
             | exp.WithinGroup,
         ):
-            raise NotDistributable(f"{_sql(node)} is neither a group key nor an aggregate")
+            raise NotDistributable(f"{to_sql(node)} is neither a group key nor an aggregate")
         out = node.copy()
         for name, value in list(out.args.items()):
             if isinstance(value, exp.Expr):
@@ -254,17 +173,16 @@ def distribute(
             else None
         ),
     )
-    src = " ".join(
-        _sql(n) for n in [from_clause(ast), *(ast.args.get("joins") or []), where] if n is not None
-    )
+    clauses = [from_clause(ast), *(ast.args.get("joins") or []), where]
+    src = " ".join(to_sql(n) for n in clauses if n is not None)
 
     def norm(node: exp.Expr) -> str:
         if joined:
-            return _sql(node)
+            return to_sql(node)
         out = node.copy()
         for col in out.find_all(exp.Column):
             col.set("table", None)
-        return _sql(out)
+        return to_sql(out)
 
     items = list(ast.expressions)
     alias_of = {i.alias.lower(): i.this for i in items if isinstance(i, exp.Alias)}
@@ -297,7 +215,7 @@ def distribute(
             # Every group lives in one backend: each finishes its groups (HAVING too) and
             # the gateway only concatenates, sorts and cuts, as for plain rows.
             having = ast.args.get("having")
-            grouped_src = " ".join(_sql(n) for n in (group, having) if n is not None)
+            grouped_src = " ".join(to_sql(n) for n in (group, having) if n is not None)
             partial, final, stack = _rows(
                 ast,
                 items,
@@ -404,20 +322,20 @@ def _aggregate(
     if any(isinstance(b, exp.Star) for b in bare):
         raise NotDistributable("* in an aggregate query")
     rewrite = _Rewriter(keys, norm, aggregates)
-    select = [_sql(rewrite(b)) for b in bare]
+    select = [to_sql(rewrite(b)) for b in bare]
     having = ast.args.get("having")
     having_sql = ""
     if having is not None:
         resolved = having.this.transform(resolve_alias)
-        having_sql = f" HAVING {_sql(rewrite(resolved))}"
+        having_sql = f" HAVING {to_sql(rewrite(resolved))}"
     order_sql = _final_order(ast.args.get("order"), rewrite, items)
     if not keys and not rewrite.partials.items:
         raise NotDistributable("no keys and no aggregates")
-    parts = [f"{_sql(k)} AS _g{i}" for i, k in enumerate(keys)]
+    parts = [f"{to_sql(k)} AS _g{i}" for i, k in enumerate(keys)]
     parts += [f"{text} AS {name}" for text, name in rewrite.partials.items.items()]
     partial = f"SELECT {', '.join(parts)} {src}"
     if keys:
-        partial += " GROUP BY " + ", ".join(_sql(k) for k in keys)
+        partial += " GROUP BY " + ", ".join(to_sql(k) for k in keys)
     group_sql = " GROUP BY " + ", ".join(f"_g{i}" for i in range(len(keys))) if keys else ""
     distinct = "DISTINCT " if ast.args.get("distinct") else ""
     final = (
@@ -439,7 +357,7 @@ def _final_order(order: exp.Order | None, rewrite: _Rewriter, items: list[exp.Ex
         new = ordered.copy()
         if not (is_ordinal or is_alias):
             new.set("this", rewrite(key))
-        out.append(_sql(new))
+        out.append(to_sql(new))
     return " ORDER BY " + ", ".join(out)
 
 
@@ -473,17 +391,17 @@ def _rows(
         new = ordered.copy()
         new.set("this", key)
         keys.append(new)
-    hidden = [f"{_sql(k.this)} AS _o{j}" for j, k in enumerate(keys)]
+    hidden = [f"{to_sql(k.this)} AS _o{j}" for j, k in enumerate(keys)]
     cut = limit + offset if limit is not None else None
     if ast.args.get("distinct"):
         # DISTINCT may only order by selected columns; the parts are deduplicated as is.
         if keys:
             raise NotDistributable("DISTINCT with ORDER BY")
-        partial = f"SELECT DISTINCT {', '.join(_sql(i) for i in items)} {src}"
+        partial = f"SELECT DISTINCT {', '.join(to_sql(i) for i in items)} {src}"
         final = f"SELECT DISTINCT {_casts_positional(outputs)} FROM {PARTS}{_tail(limit, offset)}"
         return partial, final, None
-    partial = f"SELECT {', '.join([_sql(i) for i in items] + hidden)} {src}"
-    order_by = ", ".join(_sql(_renamed(k, f"_o{j}")) for j, k in enumerate(keys))
+    partial = f"SELECT {', '.join([to_sql(i) for i in items] + hidden)} {src}"
+    order_by = ", ".join(to_sql(_renamed(k, f"_o{j}")) for j, k in enumerate(keys))
     if keys:
         partial += f" ORDER BY {order_by}"
     if cut is not None:
