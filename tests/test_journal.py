@@ -94,7 +94,8 @@ def test_journal_cli_check_and_repair(tmp_path: Path) -> None:
 def test_tickerplant_refuses_a_torn_journal_then_repairs_and_continues(
     tmp_path: Path, procs: list
 ) -> None:
-    tp = start_tp(tmp_path)
+    one_record_per_batch = {"coalesce_queued": False}  # so the counts below are known
+    tp = start_tp(tmp_path, tickerplant=one_record_per_batch)
     address = tp.info["address"]
     with Publisher(address) as pub:
         for i in range(10):
@@ -104,8 +105,10 @@ def test_tickerplant_refuses_a_torn_journal_then_repairs_and_continues(
     with open(path, "ab") as f:
         f.write(b"\x40\x00\x00\x00half a record")
     with pytest.raises(RuntimeError, match=r"10 valid records.*tickdb journal repair"):
-        start_tp(tmp_path, name="tp-refused")
-    tp = start_tp(tmp_path, name="tp-repaired", extra_args=["--repair"])
+        start_tp(tmp_path, name="tp-refused", tickerplant=one_record_per_batch)
+    tp = start_tp(
+        tmp_path, name="tp-repaired", extra_args=["--repair"], tickerplant=one_record_per_batch
+    )
     procs.append(tp)
     assert tp.info["seq"] == 10
     address = tp.info["address"]

@@ -27,7 +27,7 @@ def send_raw(address: str, frames: list[bytes]) -> list[bytes]:
 
 def upd(batch: int, table: bytes, payload: bytes) -> list[bytes]:
     # A fresh publisher id each time, so no case is mistaken for a resend of another.
-    return [UPD, encode_upd(os.urandom(16), batch, batch, table, payload)]
+    return [encode_upd(os.urandom(16), batch, batch, table, payload)]
 
 
 def stream(columns: dict[str, pa.Array]) -> bytes:
@@ -66,7 +66,8 @@ CASES = {
         ),
         "exceeds max_message_bytes",
     ),
-    "malformed frames": ([UPD, b"short"], "malformed UPD"),
+    "short UPD frame": ([UPD + b"short"], "malformed UPD"),
+    "tag and body in two frames": ([UPD, b"short"], "malformed UPD"),
     "extra frames": ([UPD, b"a", b"b"], "malformed UPD"),
     "unknown request": ([b"DROP TABLE"], "unknown request"),
 }

@@ -49,7 +49,8 @@ def rows(updates: list, column: str = "size") -> list:
 
 
 def test_client_side_batching_coalesces_rows(tmp_path: Path, procs: list) -> None:
-    tp = start_tp(tmp_path)
+    # One record per publisher batch, so the records show the client's batches.
+    tp = start_tp(tmp_path, tickerplant={"coalesce_queued": False})
     procs.append(tp)
     address = tp.info["address"]
     sub = Subscriber(address, tables=["trade"])

@@ -31,6 +31,7 @@ class TickerplantConfig:
     replay_address: str = "tcp://127.0.0.1:5012"
     mode: Literal["immediate", "batched"] = "immediate"
     batch_interval_ms: int = 100
+    coalesce_queued: bool = True
     max_message_bytes: int = 64 * 1024 * 1024
     subscriber_buffer: int = 100_000
     heartbeat_ms: int = 1000

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from tickerplant.onerow import OneRowDecoder
 from tickerplant.schema import TableSchema
-
-_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+from tickerplant.splice import END_OF_STREAM, batch_span, join
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,11 @@ class Validated:
     @property
     def num_rows(self) -> int:
         return int(self.rows.num_rows)
+
+
+# Runs at least this long try the one-row decoder first: below it, its fixed cost (a few
+# dozen array operations) is more than a reader's cost per batch.
+ONE_ROW_RUN = 16
 
 
 class IngestError(ValueError):
@@ -60,6 +65,74 @@ class BatchValidator:
             name: schema.arrow_without_time.serialize().to_pybytes()
             for name, schema in schemas.items()
         }
+        self._one_row = {
+            (name, has_time): OneRowDecoder(schema.arrow if has_time else schema.arrow_without_time)
+            for name, schema in schemas.items()
+            for has_time in (True, False)
+        }
+        # Keyed by the table name as it arrives on the wire, for the per-message hot path.
+        self._wire_prefixes = {
+            name.encode(): (self._canonical_prefix[name], self._untimed_prefix[name])
+            for name in schemas
+        }
+
+    def spliceable(self, table: bytes, payload: memoryview) -> tuple[bool, memoryview] | None:
+        """``(has_time, batch messages)`` of a payload that may join a run, else None.
+
+        A payload may join a run of its table when it starts with the table's canonical
+        schema (with or without ``time``). This is the per-message hot path, so the rest is
+        checked when the run is validated; None sends the payload down the one-at-a-time
+        path, which also produces any error message.
+        """
+        prefixes = self._wire_prefixes.get(table)
+        if prefixes is None or len(payload) > self.max_message_bytes:
+            return None
+        timed, untimed = prefixes
+        if payload[: len(timed)] == timed:
+            has_time, start = True, len(timed)
+        elif payload[: len(untimed)] == untimed:
+            has_time, start = False, len(untimed)
+        else:
+            return None
+        end = len(payload) - 8 if payload[-8:] == END_OF_STREAM else len(payload)
+        return has_time, payload[start:end]
+
+    def validate_run(
+        self,
+        table: str,
+        has_time: bool,
+        spans: list[memoryview],
+        payloads: list[memoryview],
+        now_ns: int,
+    ) -> Validated | None:
+        """Many spliceable payloads of one table as one canonical batch, or None.
+
+        One-row messages are decoded together by array operations; anything else is read
+        by one reader over the spliced stream, after checking that each payload is whole
+        messages. None when any piece fails: the caller then validates the pieces one at
+        a time, so each bad one gets its own error and the good ones still go through.
+        """
+        schema = self.schemas[table]
+        rows: pa.Table | pa.RecordBatch | None = None
+        if len(spans) >= ONE_ROW_RUN:
+            rows = self._one_row[table, has_time].decode(spans)
+        if rows is None:
+            prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
+            whole = []
+            for payload in payloads:
+                span = batch_span(payload, len(prefix))
+                if span is None:
+                    return None
+                whole.append(span)
+            try:
+                read = ipc.open_stream(pa.py_buffer(join(prefix, whole))).read_all()
+                read.validate(full=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+                return None
+            rows = read.combine_chunks()
+        if not has_time:
+            return _stamped(rows, schema, now_ns)
+        return Validated(encode_stream(rows, schema.arrow), rows)
 
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
@@ -102,7 +175,7 @@ class BatchValidator:
             return None  # let the slow path produce the precise error
         used = 8 + message.metadata.size + message.body.size
         trailer = bytes(rest[used:])
-        if trailer not in (b"", _END_OF_STREAM):
+        if trailer not in (b"", END_OF_STREAM):
             return None  # several batches: the slow path reads them all
         return batch
 
@@ -148,11 +221,15 @@ class BatchValidator:
         return Validated(encode_stream(canonical, schema.arrow), canonical)
 
 
-def _stamped(batch: pa.RecordBatch, schema: TableSchema, now_ns: int) -> Validated:
-    """A batch without ``time`` gets the tickerplant's receive time on every row."""
+def _stamped(rows: pa.RecordBatch | pa.Table, schema: TableSchema, now_ns: int) -> Validated:
+    """Rows without ``time`` get the tickerplant's receive time on every row."""
     time_type = schema.arrow.field("time").type
-    stamp = pa.array(np.full(batch.num_rows, now_ns, dtype=np.int64)).view(time_type)
-    full = pa.RecordBatch.from_arrays([stamp, *batch.columns], schema=schema.arrow)
+    stamp = pa.array(np.full(rows.num_rows, now_ns, dtype=np.int64)).view(time_type)
+    full: pa.RecordBatch | pa.Table
+    if isinstance(rows, pa.Table):
+        full = pa.Table.from_arrays([stamp, *rows.columns], schema=schema.arrow)
+    else:
+        full = pa.RecordBatch.from_arrays([stamp, *rows.columns], schema=schema.arrow)
     return Validated(encode_stream(full, schema.arrow), full)
 
 

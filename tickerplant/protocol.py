@@ -62,22 +62,28 @@ class ProtocolError(ValueError):
 
 
 def encode_upd(publisher: bytes, batch: int, base: int, table: bytes, payload: bytes) -> bytes:
-    """The body frame of an UPD request: one frame, because every frame costs a syscall."""
-    return UPD_HEADER.pack(publisher, batch, base, len(table)) + table + payload
+    """An UPD request: tag, header and payload in one frame, since every frame costs time
+    on both ends."""
+    return b"".join([UPD, UPD_HEADER.pack(publisher, batch, base, len(table)), table, payload])
 
 
-def decode_upd(body: bytes) -> tuple[bytes, int, int, bytes, memoryview]:
+_UPD_BODY = len(UPD)
+
+
+def decode_upd(frame: bytes) -> tuple[bytes, int, int, bytes, memoryview]:
     """``(publisher, batch, base, table, payload)``; ProtocolError when it does not fit."""
-    if len(body) < UPD_HEADER.size:
+    if len(frame) < _UPD_BODY + UPD_HEADER.size or frame[:_UPD_BODY] != UPD:
         raise ProtocolError(
-            f"UPD body of {len(body)} bytes is shorter than its {UPD_HEADER.size}-byte header"
+            f"UPD frame of {len(frame)} bytes is shorter than its "
+            f"{_UPD_BODY + UPD_HEADER.size}-byte tag and header"
         )
-    publisher, batch, base, name_len = UPD_HEADER.unpack_from(body, 0)
-    end = UPD_HEADER.size + name_len
-    if end > len(body):
+    publisher, batch, base, name_len = UPD_HEADER.unpack_from(frame, _UPD_BODY)
+    start = _UPD_BODY + UPD_HEADER.size
+    end = start + name_len
+    if end > len(frame):
         raise ProtocolError("UPD table name runs past the end of the frame")
-    view = memoryview(body)
-    return publisher, batch, base, bytes(view[UPD_HEADER.size : end]), view[end:]
+    view = memoryview(frame)
+    return publisher, batch, base, bytes(view[start:end]), view[end:]
 
 
 @dataclass(frozen=True, slots=True)

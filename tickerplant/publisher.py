@@ -25,13 +25,12 @@ import zmq
 
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.ingest import encode_stream
-from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, encode_upd
+from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, encode_upd
 from tickerplant.schema import TableSchema, conform
 
 log = logging.getLogger(__name__)
 
-# Plain ints: combining zmq's flag enums costs more than the send itself for small messages.
-_MORE = int(zmq.SNDMORE)
+# A plain int: combining zmq's flag enums costs more than the send itself for small messages.
 _POLLIN = int(zmq.POLLIN)
 
 
@@ -181,9 +180,8 @@ class Publisher:
     def _send(self, batch: int) -> None:
         table, payload = self._inflight[batch]
         base = next(iter(self._inflight))
-        body = encode_upd(self.publisher_id, batch, base, table, payload)
-        self._socket.send(UPD, _MORE)
-        self._socket.send(body, 0, copy=len(body) < 65536)
+        frame = encode_upd(self.publisher_id, batch, base, table, payload)
+        self._socket.send(frame, 0, copy=len(frame) < 65536)
 
     def _resend_from(self, first: int) -> None:
         for batch in [b for b in self._inflight if b >= first]:

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 COALESCE_BYTES = 1 << 20  # batched mode: records of about this size at most
 MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
+# Messages up to this size are validated in runs (see _Run); a bigger one has little framing
+# to save and would only be copied into the run.
+SPLICE_MAX_BYTES = 16 << 10
 
 
 @dataclass
@@ -71,7 +74,27 @@ class _Pending:
     """Batched mode: validated batches waiting for the timer, per table."""
 
     parts: dict[str, list[Validated]] = field(default_factory=dict)
-    origins: dict[str, list[tuple[bytes, int]]] = field(default_factory=dict)
+    origins: dict[str, list[list[tuple[bytes, int]]]] = field(default_factory=dict)  # per part
+
+
+# identity, publisher, batch number, table name, payload: a message as it arrived
+_Arrival = tuple[bytes, bytes, int, bytes, memoryview]
+
+
+@dataclass
+class _Run:
+    """Consecutive small messages of one table, validated together when the run ends.
+
+    One reader and one validation for many messages is most of what lets a tickerplant in
+    Python keep up with single-row feeds; messages are never held back for it, since a run
+    ends with the turn of the loop that received it.
+    """
+
+    table_name: bytes
+    has_time: bool
+    spans: list[memoryview] = field(default_factory=list)
+    arrivals: list[_Arrival] = field(default_factory=list)
+    nbytes: int = 0
 
 
 class Tickerplant:
@@ -116,6 +139,9 @@ class Tickerplant:
             self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
         )
         self.pending = _Pending()
+        # Runs change record boundaries, so immediate mode takes them only when allowed to.
+        self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
+        self._run: _Run | None = None
         self._outgoing: list[Outgoing] = []
         self._acks: dict[bytes, bytes] = {}  # routing id -> publisher id awaiting an ack
         self._done_batches: list[tuple[bytes, int]] = []
@@ -233,17 +259,20 @@ class Tickerplant:
             try:
                 frames = self.ingest.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             self._handle(frames)
             if n % 16 == 15 and time.monotonic() > deadline:
-                return
+                break
+        self._end_run()
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]
         tag = frames[1] if len(frames) > 1 else b""
-        if tag == UPD:
+        if tag[:3] == UPD:  # the one request whose frame carries more than its tag
             self._handle_upd(identity, frames)
-        elif tag == HELLO:
+            return
+        self._end_run()  # what came before a request is taken before it is answered
+        if tag == HELLO:
             self.ingest.send_multipart([identity, HELLO, json.dumps(self.hello()).encode()])
         elif tag == STATS:
             self.ingest.send_multipart([identity, STATS, json.dumps(self.stats()).encode()])
@@ -270,9 +299,9 @@ class Tickerplant:
 
     def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
         try:
-            if len(frames) != 3:
-                raise ProtocolError(f"expected frames [UPD, body], got {len(frames) - 1} frames")
-            publisher, batch, base, table_name, received = decode_upd(frames[2])
+            if len(frames) != 2:
+                raise ProtocolError(f"expected one frame, UPD and body, got {len(frames) - 1}")
+            publisher, batch, base, table_name, received = decode_upd(frames[1])
         except ProtocolError as exc:
             self._refuse(identity, 0, "malformed", f"malformed UPD: {exc}")
             return
@@ -289,6 +318,56 @@ class Tickerplant:
             return
         self.counters.messages += 1
         self._acks[identity] = publisher
+        if self._coalesce and len(received) <= SPLICE_MAX_BYTES:
+            piece = self.validator.spliceable(table_name, received)
+            if piece is not None:
+                arrival = (identity, publisher, batch, table_name, received)
+                self._join_run(table_name, piece, arrival)
+                return
+        self._end_run()
+        self._accept(identity, publisher, batch, table_name, received)
+
+    def _join_run(
+        self, table_name: bytes, piece: tuple[bool, memoryview], arrival: _Arrival
+    ) -> None:
+        has_time, span = piece
+        run = self._run
+        if run is not None and (
+            run.table_name != table_name or run.has_time != has_time or run.nbytes >= COALESCE_BYTES
+        ):
+            self._end_run()
+            run = None
+        if run is None:
+            run = self._run = _Run(table_name, has_time)
+        run.spans.append(span)
+        run.arrivals.append(arrival)
+        run.nbytes += len(span)
+
+    def _end_run(self) -> None:
+        """Validate the run of small messages as one batch and take it as one record.
+
+        If anything in it is wrong, take its messages one at a time instead, so each bad
+        one is refused with its own error and the rest still go through, in order.
+        """
+        run, self._run = self._run, None
+        if run is None:
+            return
+        table = run.table_name.decode()  # a known table: spliceable() checked it
+        now = self.clock.now_ns()
+        validated = None
+        if len(run.spans) > 1:
+            payloads = [arrival[4] for arrival in run.arrivals]
+            validated = self.validator.validate_run(table, run.has_time, run.spans, payloads, now)
+        if validated is None:
+            for arrival in run.arrivals:
+                self._accept(*arrival)
+            return
+        self._take(table, validated, [(p, b) for _, p, b, _, _ in run.arrivals], now)
+
+    def _accept(
+        self, identity: bytes, publisher: bytes, batch: int, table_name: bytes, received: memoryview
+    ) -> None:
+        """One message on its own: validate it, then take it or refuse it."""
         now = self.clock.now_ns()
         try:
             table = table_name.decode()
@@ -297,16 +376,22 @@ class Tickerplant:
             self._done_batches.append((publisher, batch))
             self._refuse(identity, batch, "bad_batch", str(exc))
             return
+        self._take(table, validated, [(publisher, batch)], now)
+
+    def _take(
+        self, table: str, validated: Validated, origins: list[tuple[bytes, int]], now: int
+    ) -> None:
         rows = validated.num_rows
         self.counters.rows += rows
         if rows == 0:
-            self._done_batches.append((publisher, batch))
+            self._done_batches.extend(origins)
         elif self.tp.mode == "immediate":
-            self._append(KIND_UPD, table, ((publisher, batch),), validated.payload, now)
-            self._done_batches.append((publisher, batch))
+            record_origins = origins if len(origins) == 1 else _last_batch_per_publisher(origins)
+            self._append(KIND_UPD, table, record_origins, validated.payload, now)
+            self._done_batches.extend(origins)
         else:
             self.pending.parts.setdefault(table, []).append(validated)
-            self.pending.origins.setdefault(table, []).append((publisher, batch))
+            self.pending.origins.setdefault(table, []).append(origins)
 
     def _append(
         self,
@@ -339,10 +424,10 @@ class Tickerplant:
                 size += len(part.payload)
                 if size >= COALESCE_BYTES or i == len(parts) - 1:
                     merged = coalesce(parts[start : i + 1], self.schemas[table].arrow)
-                    run_origins = _last_batch_per_publisher(origins[start : i + 1])
-                    self._append(KIND_UPD, table, run_origins, merged, now)
+                    carried = [o for group in origins[start : i + 1] for o in group]
+                    self._append(KIND_UPD, table, _last_batch_per_publisher(carried), merged, now)
                     start, size = i + 1, 0
-            self._done_batches.extend(origins)
+            self._done_batches.extend(o for group in origins for o in group)
         self.pending = _Pending()
 
     def _commit(self) -> None:

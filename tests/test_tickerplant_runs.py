@@ -1,0 +1,223 @@
+"""Runs: small messages that queued up together are validated together and taken as one.
+
+The splicing and one-row decoding are checked against pyarrow's own reader on generated
+rows (nulls, empty and non-ASCII strings) and on corrupted messages: whatever the fast
+path accepts, the reader must accept and read identically. The tickerplant's handling of
+a run (one record; a bad message refused on its own while the rest go through in order)
+is checked on a real ``Tickerplant`` driven one turn at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tickdb.config import load_config
+from tickerplant.ingest import encode_stream
+from tickerplant.journal import read_journal
+from tickerplant.onerow import OneRowDecoder
+from tickerplant.protocol import ERR, encode_upd
+from tickerplant.schema import default_schemas
+from tickerplant.server import Tickerplant
+from tickerplant.splice import batch_span, join
+
+TRADE = default_schemas()["trade"]
+PREFIX = TRADE.arrow.serialize().to_pybytes()
+UNTIMED_PREFIX = TRADE.arrow_without_time.serialize().to_pybytes()
+
+row = st.tuples(
+    st.integers(0, 2**62),
+    st.one_of(st.none(), st.text(max_size=6)),
+    st.one_of(st.none(), st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+)
+
+
+def one_row_payload(time: int, sym: str | None, price: float | None, size: int | None) -> bytes:
+    table = pa.table(
+        {
+            "time": pa.array([time], pa.int64()).cast(pa.timestamp("ns")),
+            "sym": pa.array([sym], pa.string()),
+            "price": pa.array([price], pa.float64()),
+            "size": pa.array([size], pa.int64()),
+        },
+        schema=TRADE.arrow,
+    )
+    return encode_stream(table, TRADE.arrow)
+
+
+def spans_of(payloads: list[bytes]) -> list[memoryview]:
+    spans = [batch_span(memoryview(p), len(PREFIX)) for p in payloads]
+    assert all(s is not None for s in spans)
+    return spans  # type: ignore[return-value]
+
+
+def read_with_pyarrow(spans: list[memoryview]) -> pa.Table:
+    return ipc.open_stream(pa.py_buffer(join(PREFIX, spans))).read_all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(row, min_size=1, max_size=40))
+def test_one_row_decoder_reads_what_pyarrow_reads(rows: list[tuple]) -> None:
+    spans = spans_of([one_row_payload(*r) for r in rows])
+    decoded = OneRowDecoder(TRADE.arrow).decode(spans)
+    assert decoded is not None
+    assert pa.Table.from_batches([decoded]).equals(read_with_pyarrow(spans).combine_chunks())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(row, min_size=2, max_size=8),
+    st.data(),
+)
+def test_one_row_decoder_never_accepts_what_pyarrow_would_not(rows: list[tuple], data) -> None:  # type: ignore[no-untyped-def]
+    payloads = [bytearray(one_row_payload(*r)) for r in rows]
+    victim = data.draw(st.integers(0, len(payloads) - 1))
+    at = data.draw(st.integers(len(PREFIX), len(payloads[victim]) - 1))
+    payloads[victim][at] ^= data.draw(st.integers(1, 255))
+    spans = [memoryview(bytes(p))[len(PREFIX) : -8] for p in payloads]
+    decoded = OneRowDecoder(TRADE.arrow).decode(spans)
+    if decoded is None:
+        return
+    # Accepted: so pyarrow must read the very same rows from the same bytes.
+    expected = read_with_pyarrow(spans)
+    expected.validate(full=True)
+    assert pa.Table.from_batches([decoded]).equals(expected.combine_chunks())
+
+
+@pytest.mark.parametrize("flip", [0x01, 0x80, 0xFF])
+def test_one_row_decoder_checked_against_every_single_byte_corruption(flip: int) -> None:
+    good = [one_row_payload(i, ["A", None, "BCD"][i % 3], 1.0, i) for i in range(3)]
+    decoder = OneRowDecoder(TRADE.arrow)
+    for at in range(len(PREFIX), len(good[1]) - 8):
+        corrupt = bytearray(good[1])
+        corrupt[at] ^= flip
+        spans = [memoryview(p)[len(PREFIX) : -8] for p in (good[0], bytes(corrupt), good[2])]
+        decoded = decoder.decode(spans)
+        if decoded is None:
+            continue
+        try:
+            expected = read_with_pyarrow(spans)
+            expected.validate(full=True)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise AssertionError(f"byte {at} ^ {flip:#x} accepted, pyarrow says: {exc}") from None
+        assert pa.Table.from_batches([decoded]).equals(expected.combine_chunks()), at
+
+
+def test_batch_span_refuses_a_batch_split_across_two_messages() -> None:
+    whole = memoryview(one_row_payload(1, "A", 1.0, 1))
+    span = batch_span(whole, len(PREFIX))
+    assert span is not None and len(span) == len(whole) - len(PREFIX) - 8
+    cut = len(PREFIX) + 100
+    assert batch_span(whole[:cut], len(PREFIX)) is None  # first half
+    second_half = memoryview(PREFIX + bytes(whole[cut:]))
+    assert batch_span(second_half, len(PREFIX)) is None
+    assert batch_span(memoryview(bytes(whole) + b"junk"), len(PREFIX)) is None
+
+
+# -- the tickerplant's side ------------------------------------------------------------------
+@pytest.fixture
+def make_tp(tmp_path: Path) -> Iterator:
+    made: list[Tickerplant] = []
+
+    def make(**tickerplant: bool) -> Tickerplant:
+        lines = [
+            "[tickerplant]",
+            'address = "tcp://127.0.0.1:0"',
+            'publish_address = "tcp://127.0.0.1:0"',
+            'replay_address = "tcp://127.0.0.1:0"',
+            "kdb_port = 0",
+            *(f"{k} = {str(v).lower()}" for k, v in tickerplant.items()),
+        ]
+        config_path = tmp_path / f"tp{len(made)}.toml"
+        config_path.write_text("\n".join(lines) + "\n")
+        tp = Tickerplant(load_config(config_path, data_dir=tmp_path / f"data{len(made)}"))
+        made.append(tp)
+        return tp
+
+    yield make
+    for tp in made:
+        tp.replay.start()  # _shutdown stops it
+        tp._shutdown()
+
+
+def one_turn(tp: Tickerplant, frames: list[list[bytes]]) -> None:
+    """What one turn of the loop does with these messages, without the sockets' timing."""
+    for frame in frames:
+        tp._handle(frame)
+    tp._end_run()
+    tp._commit()
+
+
+def journaled(tp: Tickerplant) -> list:
+    tp.journal.flush()
+    return [r for r in read_journal(tp.journal.path)]
+
+
+def frames_for(payloads: list[bytes], publisher: bytes, first_batch: int = 1) -> list[list[bytes]]:
+    return [
+        [b"peer", encode_upd(publisher, first_batch + i, first_batch, b"trade", p)]
+        for i, p in enumerate(payloads)
+    ]
+
+
+def test_messages_queued_together_become_one_record(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp()
+    rows = [(i, f"S{i % 7}" if i % 5 else None, i / 2, i) for i in range(300)]
+    one_turn(tp, frames_for([one_row_payload(*r) for r in rows], os.urandom(16)))
+    records = journaled(tp)
+    assert len(records) == 1
+    table = records[0].to_table()
+    assert table.column("size").to_pylist() == list(range(300))
+    assert table.column("sym").to_pylist() == [r[1] for r in rows]
+    assert len(records[0].origins) == 1 and records[0].origins[0][1] == 300
+    assert tp.counters.messages == 300 and tp.counters.rows == 300
+
+
+def test_without_coalescing_each_message_is_its_own_record(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp(coalesce_queued=False)
+    one_turn(tp, frames_for([one_row_payload(i, "A", 1.0, i) for i in range(20)], b"p" * 16))
+    assert [r.to_table().column("size").to_pylist() for r in journaled(tp)] == [
+        [i] for i in range(20)
+    ]
+
+
+def test_a_bad_message_in_a_run_is_refused_alone_and_the_rest_keep_their_order(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp()
+    payloads = [one_row_payload(i, "A", 1.0, i) for i in range(40)]
+    torn = payloads[17][: len(payloads[17]) - 20]  # a batch cut short
+    payloads[17] = torn
+    refused: list[list[bytes]] = []
+    tp.ingest.send_multipart = refused.append  # type: ignore[method-assign]
+    one_turn(tp, frames_for(payloads, b"q" * 16))
+    errors = [f for f in refused if f[1] == ERR]
+    assert len(errors) == 1 and int.from_bytes(errors[0][2], "little") == 18
+    sizes = [s for r in journaled(tp) for s in r.to_table().column("size").to_pylist()]
+    assert sizes == [i for i in range(40) if i != 17]
+    assert tp.counters.rejected == 1
+
+
+def test_rows_without_time_are_stamped_in_a_run(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp()
+    untimed = [
+        encode_stream(
+            pa.table({"sym": ["A"], "price": [1.0], "size": pa.array([i], pa.int64())}),
+            TRADE.arrow_without_time,
+        )
+        for i in range(50)
+    ]
+    assert all(p.startswith(UNTIMED_PREFIX) for p in untimed)
+    one_turn(tp, frames_for(untimed, b"u" * 16))
+    (record,) = journaled(tp)
+    table = record.to_table()
+    assert table.schema.equals(TRADE.arrow)
+    assert table.column("size").to_pylist() == list(range(50))
+    assert table.column("time").null_count == 0
+    assert len(set(table.column("time").to_pylist())) == 1  # stamped with one receive time
