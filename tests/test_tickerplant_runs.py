@@ -67,7 +67,7 @@ def read_with_pyarrow(spans: list[memoryview]) -> pa.Table:
 @given(st.lists(row, min_size=1, max_size=40))
 def test_one_row_decoder_reads_what_pyarrow_reads(rows: list[tuple]) -> None:
     spans = spans_of([one_row_payload(*r) for r in rows])
-    decoded = OneRowDecoder(TRADE.arrow).decode(spans)
+    decoded = OneRowDecoder(TRADE.arrow).decode(spans, [len(s) for s in spans])
     assert decoded is not None
     assert pa.Table.from_batches([decoded]).equals(read_with_pyarrow(spans).combine_chunks())
 
@@ -83,7 +83,7 @@ def test_one_row_decoder_never_accepts_what_pyarrow_would_not(rows: list[tuple],
     at = data.draw(st.integers(len(PREFIX), len(payloads[victim]) - 1))
     payloads[victim][at] ^= data.draw(st.integers(1, 255))
     spans = [memoryview(bytes(p))[len(PREFIX) : -8] for p in payloads]
-    decoded = OneRowDecoder(TRADE.arrow).decode(spans)
+    decoded = OneRowDecoder(TRADE.arrow).decode(spans, [len(s) for s in spans])
     if decoded is None:
         return
     # Accepted: so pyarrow must read the very same rows from the same bytes.
@@ -100,7 +100,7 @@ def test_one_row_decoder_checked_against_every_single_byte_corruption(flip: int)
         corrupt = bytearray(good[1])
         corrupt[at] ^= flip
         spans = [memoryview(p)[len(PREFIX) : -8] for p in (good[0], bytes(corrupt), good[2])]
-        decoded = decoder.decode(spans)
+        decoded = decoder.decode(spans, [len(s) for s in spans])
         if decoded is None:
             continue
         try:

@@ -36,7 +36,7 @@ class Validated:
 
 # Runs at least this long try the one-row decoder first: below it, its fixed cost (a few
 # dozen array operations) is more than a reader's cost per batch.
-ONE_ROW_RUN = 16
+ONE_ROW_RUN = 32
 
 
 class IngestError(ValueError):
@@ -115,7 +115,7 @@ class BatchValidator:
         schema = self.schemas[table]
         rows: pa.Table | pa.RecordBatch | None = None
         if len(spans) >= ONE_ROW_RUN:
-            rows = self._one_row[table, has_time].decode(spans)
+            rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
             prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
             whole = []
@@ -130,9 +130,10 @@ class BatchValidator:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
                 return None
             rows = read.combine_chunks()
+        prefix = self._canonical_prefix[table]
         if not has_time:
-            return _stamped(rows, schema, now_ns)
-        return Validated(encode_stream(rows, schema.arrow), rows)
+            return _stamped(rows, schema, now_ns, prefix)
+        return Validated(encode_rows(rows, prefix), rows)
 
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
@@ -155,7 +156,7 @@ class BatchValidator:
         if view[: len(untimed)] == untimed:
             batch = self._canonical_batch(schema.arrow_without_time, view[len(untimed) :])
             if batch is not None:
-                return _stamped(batch, schema, now_ns)
+                return _stamped(batch, schema, now_ns, prefix)
         return self._slow_path(schema, payload, now_ns)
 
     @staticmethod
@@ -221,7 +222,9 @@ class BatchValidator:
         return Validated(encode_stream(canonical, schema.arrow), canonical)
 
 
-def _stamped(rows: pa.RecordBatch | pa.Table, schema: TableSchema, now_ns: int) -> Validated:
+def _stamped(
+    rows: pa.RecordBatch | pa.Table, schema: TableSchema, now_ns: int, prefix: bytes
+) -> Validated:
     """Rows without ``time`` get the tickerplant's receive time on every row."""
     time_type = schema.arrow.field("time").type
     stamp = pa.array(np.full(rows.num_rows, now_ns, dtype=np.int64)).view(time_type)
@@ -230,7 +233,20 @@ def _stamped(rows: pa.RecordBatch | pa.Table, schema: TableSchema, now_ns: int) 
         full = pa.Table.from_arrays([stamp, *rows.columns], schema=schema.arrow)
     else:
         full = pa.RecordBatch.from_arrays([stamp, *rows.columns], schema=schema.arrow)
-    return Validated(encode_stream(full, schema.arrow), full)
+    return Validated(encode_rows(full, prefix), full)
+
+
+def encode_rows(rows: pa.RecordBatch | pa.Table, prefix: bytes) -> bytes:
+    """A canonical stream of ``rows``, given the bytes of their schema's message.
+
+    One batch is framed directly, without a stream writer's set-up.
+    """
+    if isinstance(rows, pa.Table):
+        batches = rows.to_batches()
+        if len(batches) != 1:
+            return encode_stream(rows, rows.schema)
+        rows = batches[0]
+    return b"".join([prefix, rows.serialize(), END_OF_STREAM])
 
 
 def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes | memoryview:

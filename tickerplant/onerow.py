@@ -25,6 +25,12 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
+# A field node (length, null count) minus _NODE_LOW is at most _NODE_SPAN, unsigned, exactly
+# when the length is 1 and the null count 0 or 1.
+_NODE_LOW = np.array([1, 0], np.uint64)
+_NODE_SPAN = np.array([0, 1], np.uint64)
+# Buffer offsets must be multiples of 8 and, like sizes, below 2**62.
+_ALIGNED_AND_SMALL = np.uint64(0xC000000000000007)
 
 
 class _Skip(Exception):
@@ -57,83 +63,145 @@ class OneRowDecoder:
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
         self.layout = _layout(schema)
-        self.buffers_per_column = [3 if kind == "string" else 2 for kind, _ in self.layout or []]
+        # Buffer numbers, in message order: each column's validity bitmap, the data of
+        # each fixed-width column, and the offsets and values of each string column.
+        self.validity: list[int] = []
+        self.fixed: list[tuple[int, int, int]] = []  # column, buffer, byte width
+        self.strings: list[tuple[int, int]] = []  # column, offsets buffer
+        b = 0
+        for c, (kind, width) in enumerate(self.layout or []):
+            self.validity.append(b)
+            if kind == "fixed":
+                self.fixed.append((c, b + 1, width))
+                b += 2
+            else:
+                self.strings.append((c, b + 1))
+                b += 3
+        self.buffer_count = b
+        self._no_bitmaps: list[pa.Buffer | None] = [None] * len(self.validity)
+        self.fixed_buffers = np.array([buffer for _, buffer, _ in self.fixed], np.intp)
+        self.fixed_widths = np.array([width for _, _, width in self.fixed], np.int64)
+        # The last template's metadata length, number positions and words.
+        self._template: tuple[int, dict[str, np.ndarray], np.ndarray] | None = None
 
-    def decode(self, spans: list[memoryview]) -> pa.RecordBatch | None:
-        """The run's rows as one batch, or None when the run is not simple one-row batches."""
+    def decode(self, spans: list[memoryview], lengths: list[int]) -> pa.RecordBatch | None:
+        """The run's rows as one batch, or None when the run is not simple one-row batches.
+
+        ``lengths`` are the spans' lengths, which the caller has already worked out.
+        """
         if self.layout is None or not spans:
             return None
         try:
-            return self._decode(spans)
+            return self._decode(spans, lengths)
         except (_Skip, struct.error, IndexError, ValueError, pa.ArrowInvalid):
             return None
 
-    def _decode(self, spans: list[memoryview]) -> pa.RecordBatch:
-        first = spans[0]
-        (metadata_size,) = _I32.unpack_from(first, 4)
-        if metadata_size % 8:
-            raise _Skip
-        template = bytes(first[: 8 + metadata_size])
-        where = self._parse(template[8:])
+    def _decode(self, spans: list[memoryview], span_lengths: list[int]) -> pa.RecordBatch:
         n = len(spans)
-        lengths = np.fromiter((len(s) for s in spans), np.int64, n)
-        if (lengths % 8).any():
-            raise _Skip
+        lengths = np.array(span_lengths, np.int64)
         joined = b"".join(spans)
+        if len(joined) % 8 or (lengths % 8).any():
+            raise _Skip
         data = np.frombuffer(joined, np.uint8)
         # IPC messages are padded to 8 bytes, so every message and every number in its
         # metadata starts on a word: compare and read words, not bytes.
         words = np.frombuffer(joined, np.uint64)
-        starts = (np.cumsum(lengths) - lengths) // 8
+        starts = np.cumsum(lengths) - lengths
         # Every message's prefix and metadata, a row each; all but the numbers (and the
         # continuation and metadata length) must match the template's.
-        meta = words[starts[:, None] + np.arange(1 + metadata_size // 8)]
-        fixed = where["fixed"]
-        if not (meta[:, fixed] == np.frombuffer(template, np.uint64)[fixed]).all():
-            raise _Skip
+        metadata_size, where, expected = self._template_for(spans[0], fresh=False)
+        meta = words[(starts // 8)[:, None] + np.arange(1 + metadata_size // 8)]
+        if not (meta[:, where["fixed"]] == expected).all():
+            # Perhaps another writer's or another shape's messages: parse this run's own.
+            metadata_size, where, expected = self._template_for(spans[0], fresh=True)
+            if not (meta[:, where["fixed"]] == expected).all():
+                raise _Skip
         numbers = meta.view(np.int64)
         body_length = numbers[:, where["body_length"]]
-        if not (body_length == lengths - 8 - metadata_size).all():
-            raise _Skip  # one message per span, exactly
-        if not (numbers[:, where["num_rows"]] == 1).all():
-            raise _Skip
-        nodes = numbers[:, where["nodes"]].reshape(n, -1, 2)
-        buffers = numbers[:, where["buffers"]].reshape(n, -1, 2)
+        nodes = meta[:, where["nodes"]].reshape(n, -1, 2)
+        # Unsigned from here: a negative number is huge, and fails the same checks.
+        buffers = meta[:, where["buffers"]].reshape(n, -1, 2)
         offsets, sizes = buffers[:, :, 0], buffers[:, :, 1]
         if not (
-            (nodes[:, :, 0] == 1).all()
-            and ((nodes[:, :, 1] == 0) | (nodes[:, :, 1] == 1)).all()
-            and (offsets >= 0).all()
-            and not (offsets % 8).any()  # Arrow's IPC format aligns every buffer
-            and (sizes >= 0).all()
-            and (offsets + sizes <= body_length[:, None]).all()
+            (body_length == lengths - 8 - metadata_size).all()  # one message per span
+            and (numbers[:, where["num_rows"]] == 1).all()
+            and ((nodes - _NODE_LOW) <= _NODE_SPAN).all()  # length 1, null count 0 or 1
+            # Aligned, as Arrow's IPC format aligns every buffer, and small enough that
+            # the sum below cannot wrap around.
+            and not ((offsets & _ALIGNED_AND_SMALL) | (sizes >> 62)).any()
+            and (offsets + sizes <= body_length.view(np.uint64)[:, None]).all()
         ):
             raise _Skip
-        body = starts * 8 + 8 + metadata_size
-        columns = []
-        b = 0
-        for c, (kind, width) in enumerate(self.layout or []):
-            valid = nodes[:, c, 1] == 0
-            _check_validity(data, body + offsets[:, b], sizes[:, b], valid)
-            bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-            if kind == "fixed":
-                if not (sizes[:, b + 1] >= width).all():
-                    raise _Skip
-                at = body + offsets[:, b + 1]
+        nulls = nodes[:, :, 1]
+        body = starts + 8 + metadata_size
+        at = body[:, None] + offsets.view(np.int64)
+        null_rows = nulls == 1
+        bitmaps = self._bitmaps(data, at, sizes, null_rows)
+        null_counts = null_rows.sum(axis=0).tolist() if bitmaps is not self._no_bitmaps else None
+        columns: list[pa.Array | None] = [None] * len(self.validity)
+        if self.fixed:
+            if not (sizes[:, self.fixed_buffers] >= self.fixed_widths).all():
+                raise _Skip
+            places = at[:, self.fixed_buffers]
+            for j, (c, _, width) in enumerate(self.fixed):
                 # Eight-byte values are whole words: the body and its buffers are aligned.
-                values = words[at // 8] if width == 8 else data[at[:, None] + np.arange(width)]
-                buffers_out = [bitmap, pa.py_buffer(values)]
-            else:
-                buffers_out = [bitmap, *_gather_strings(data, body, offsets, sizes, b)]
-            columns.append(
-                pa.Array.from_buffers(
-                    self.schema.field(c).type, n, buffers_out, int((~valid).sum())
+                values = (
+                    words[places[:, j] // 8]
+                    if width == 8
+                    else data[places[:, j][:, None] + np.arange(width)]
                 )
-            )
-            b += self.buffers_per_column[c]
-        batch = pa.RecordBatch.from_arrays(columns, schema=self.schema)
-        batch.validate(full=True)
-        return batch
+                columns[c] = self._array(c, n, [bitmaps[c], pa.py_buffer(values)], null_counts)
+        for c, buffer in self.strings:
+            string_buffers = _gather_strings(data, at, sizes, buffer)
+            columns[c] = self._array(c, n, [bitmaps[c], *string_buffers], null_counts)
+            columns[c].validate(full=True)  # type: ignore[union-attr]  # UTF-8
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    def _array(
+        self, c: int, n: int, buffers: list[pa.Buffer | None], null_counts: list[int] | None
+    ) -> pa.Array:
+        nulls = 0 if null_counts is None else null_counts[c]
+        return pa.Array.from_buffers(self.schema.field(c).type, n, buffers, nulls)
+
+    def _bitmaps(
+        self, data: np.ndarray, at: np.ndarray, sizes: np.ndarray, null_rows: np.ndarray
+    ) -> list[pa.Buffer | None]:
+        """Each column's validity bitmap for the whole run; None where nothing is null.
+
+        With a null count of zero a message's bitmap is ignored, as Arrow ignores it; a
+        null row's bitmap must be there and say so.
+        """
+        if not null_rows.any():
+            return self._no_bitmaps
+        rows, columns = np.nonzero(null_rows)
+        buffer = np.array(self.validity, np.intp)[columns]
+        if not (sizes[rows, buffer] > 0).all() or (data[at[rows, buffer]] & 1).any():
+            raise _Skip
+        return [
+            pa.py_buffer(np.packbits(~null_rows[:, c], bitorder="little"))
+            if null_rows[:, c].any()
+            else None
+            for c in range(len(self.validity))
+        ]
+
+    def _template_for(
+        self, first: memoryview, fresh: bool
+    ) -> tuple[int, dict[str, np.ndarray], np.ndarray]:
+        """Metadata length, where the numbers are, and the words all messages must share.
+
+        The last run's template unless ``fresh``: runs from one feed share one shape, and
+        a run that does not match it is parsed afresh.
+        """
+        (metadata_size,) = _I32.unpack_from(first, 4)
+        if metadata_size % 8:
+            raise _Skip
+        cached = self._template
+        if not fresh and cached is not None and cached[0] == metadata_size:
+            return cached
+        where = self._parse(bytes(first[8 : 8 + metadata_size]))
+        words = np.frombuffer(first[: 8 + metadata_size], np.uint64)
+        self._template = (metadata_size, where, words[where["fixed"]].copy())
+        return self._template
 
     def _parse(self, meta: bytes) -> dict[str, np.ndarray]:
         """Which words of a message hold the numbers; _Skip if it is not a one-row batch.
@@ -159,7 +227,7 @@ class OneRowDecoder:
             raise _Skip
         if nodes is None or buffers is None:
             raise _Skip
-        if nodes[1] != len(self.buffers_per_column) or buffers[1] != sum(self.buffers_per_column):
+        if nodes[1] != len(self.validity) or buffers[1] != self.buffer_count:
             raise _Skip
         numbers = np.zeros(1 + len(meta) // 8, bool)
         where: dict[str, np.ndarray] = {}
@@ -204,37 +272,22 @@ def _vector(meta: bytes, table: int, slot: int) -> tuple[int, int] | None:
     return vector + 4, _U32.unpack_from(meta, vector)[0]
 
 
-def _check_validity(data: np.ndarray, at: np.ndarray, size: np.ndarray, valid: np.ndarray) -> None:
-    """A validity bitmap, where one was sent, must agree with the null count."""
-    present = size > 0
-    if not present.any():
-        if not valid.all():
-            raise _Skip  # a null without a bitmap
-        return
-    if not (present | valid).all():
-        raise _Skip
-    bits = (data[np.where(present, at, 0)] & 1).astype(bool)
-    if not (bits[present] == valid[present]).all():
-        raise _Skip
-
-
 def _gather_strings(
-    data: np.ndarray, body: np.ndarray, offsets: np.ndarray, sizes: np.ndarray, b: int
+    data: np.ndarray, at: np.ndarray, sizes: np.ndarray, buffer: int
 ) -> list[pa.Buffer]:
-    """The offsets and value buffers of a string column, one value per message."""
-    if not (sizes[:, b + 1] >= 8).all():
+    """The offsets and values buffers of a string column, one value per message."""
+    if not (sizes[:, buffer] >= 8).all():
         raise _Skip
-    pair = data[(body + offsets[:, b + 1])[:, None] + np.arange(8)]
-    ends = np.ascontiguousarray(pair).view("<i4")
-    first, last = ends[:, 0].astype(np.int64), ends[:, 1].astype(np.int64)
-    if not ((first >= 0) & (first <= last) & (last <= sizes[:, b + 2])).all():
-        raise _Skip
+    pair = np.ascontiguousarray(data[at[:, buffer][:, None] + np.arange(8)]).view("<i4")
+    first, last = pair[:, 0].astype(np.int64), pair[:, 1].astype(np.int64)
     lengths = last - first
+    if not ((first >= 0) & (lengths >= 0) & (last <= sizes[:, buffer + 1])).all():
+        raise _Skip
     out_offsets = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=out_offsets[1:])
     if out_offsets[-1] >= 2**31:
         raise _Skip
-    source = body + offsets[:, b + 2] + first
+    source = at[:, buffer + 1] + first
     # Byte k of the output comes from its row's source plus its place within the row.
     row_of_byte = np.repeat(np.arange(len(lengths)), lengths)
     values = data[source[row_of_byte] + np.arange(out_offsets[-1]) - out_offsets[row_of_byte]]

@@ -142,6 +142,7 @@ class Tickerplant:
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
         self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
         self._run: _Run | None = None
+        self._roll_at: tuple[dt.date | None, int] = (None, 0)
         self._outgoing: list[Outgoing] = []
         self._acks: dict[bytes, bytes] = {}  # routing id -> publisher id awaiting an ack
         self._done_batches: list[tuple[bytes, int]] = []
@@ -356,7 +357,7 @@ class Tickerplant:
         now = self.clock.now_ns()
         validated = None
         if len(run.spans) > 1:
-            payloads = [arrival[4] for arrival in run.arrivals]
+            payloads = [arrival[4] for arrival in run.arrivals]  # for the reader, if needed
             validated = self.validator.validate_run(table, run.has_time, run.spans, payloads, now)
         if validated is None:
             for arrival in run.arrivals:
@@ -447,7 +448,12 @@ class Tickerplant:
 
     # -- end of day ---------------------------------------------------------------------
     def _check_roll(self) -> None:
-        decision = decide_roll(self.calendar, self.session, self.clock.now_ns())
+        now = self.clock.now_ns()
+        if self._roll_at[0] != self.session:  # zone arithmetic once per session, not per check
+            self._roll_at = (self.session, self.calendar.roll_ns(self.session))
+        if now < self._roll_at[1]:
+            return
+        decision = decide_roll(self.calendar, self.session, now)
         if decision is RollDecision.ROLL:
             self._roll(self.session + dt.timedelta(days=1))
         elif decision is RollDecision.REFUSE_JUMP:
