@@ -119,6 +119,28 @@ def role_latency_sub(address: str, expect: int) -> None:
     )
 
 
+def role_raw_relay(_: str, expect: int) -> None:
+    """A bare relay: PULL in, PUB out, every frame forwarded as it arrives.
+
+    The floor for any tickerplant, which is a relay plus its own work: two hops, and a
+    process in the middle that has to be woken.
+    """
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 0)
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    port_in = pull.bind_to_random_port("tcp://127.0.0.1")
+    port_out = pub.bind_to_random_port("tcp://127.0.0.1")
+    print(
+        json.dumps({"ready": True, "in": f"tcp://127.0.0.1:{port_in}", "out": port_out}),
+        flush=True,
+    )
+    for _ in range(expect + 50):
+        pub.send_multipart(pull.recv_multipart())
+    print(json.dumps({"done": True}), flush=True)
+
+
 def role_raw_latency_sub(endpoint: str, expect: int) -> None:
     import pyarrow.ipc as ipc
 
@@ -143,6 +165,11 @@ def role_raw_latency_sub(endpoint: str, expect: int) -> None:
 
 # -- orchestration -------------------------------------------------------------------------
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return spawn_with_info(*args, env=env)[0]
+
+
+def spawn_with_info(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, dict]:
+    """A child role, once it has said it is ready, and what it said."""
     proc = subprocess.Popen(
         [sys.executable, __file__, *args],
         stdout=subprocess.PIPE,
@@ -151,8 +178,9 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert json.loads(line)["ready"], line
-    return proc
+    info = json.loads(line)
+    assert info["ready"], line
+    return proc, info
 
 
 def result(proc: subprocess.Popen) -> dict:
@@ -338,6 +366,35 @@ def run_raw_latency(rate: int, seconds: float) -> dict:
     return out
 
 
+def run_raw_relay_latency(rate: int, seconds: float) -> dict:
+    """The same paced messages through a bare relay process: pub -> relay -> sub."""
+    count = int(rate * seconds)
+    relay, info = spawn_with_info("--role", "raw_relay", "-", str(count))
+    child = spawn("--role", "raw_latency_sub", f"tcp://127.0.0.1:{info['out']}", str(count))
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.connect(info["in"])
+    for _ in range(50):
+        sock.send_multipart([b"probe", b""])
+        time.sleep(0.01)
+    template, offset = stamped_payload_factory()
+    body = bytearray(template)
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for _ in range(count):
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
+        sock.send_multipart([b"upd/trade/*\0", bytes(body)])
+        next_at += interval
+    out = result(child)
+    result(relay)
+    sock.close(0)
+    ctx.term()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--role")
@@ -353,6 +410,7 @@ def main() -> None:
             "raw_sub": role_raw_sub,
             "latency_sub": role_latency_sub,
             "raw_latency_sub": role_raw_latency_sub,
+            "raw_relay": role_raw_relay,
         }[opts.role](opts.args[0], int(opts.args[1]))
         return
     repeat = 1 if opts.quick else opts.repeat
@@ -392,6 +450,7 @@ def main() -> None:
     for label, runner in (
         ("tickdb (pub -> journal -> sub)", run_latency),
         ("raw pyzmq PUB/SUB", run_raw_latency),
+        ("raw pyzmq relay (PUSH -> relay process -> PUB/SUB)", run_raw_relay_latency),
     ):
         runs = [runner(10_000, seconds) for _ in range(repeat)]
         p50 = statistics.median(r["p50"] for r in runs) / 1000

@@ -151,3 +151,20 @@ def test_feed_and_sub_commands(tmp_path: Path, procs: list) -> None:
         total += m.data.num_rows
     check.close()
     assert total == published
+
+
+@pytest.mark.parametrize("mode", ["immediate", "batched"])
+def test_every_batch_is_acknowledged_without_a_resend(
+    tmp_path: Path, procs: list, mode: str
+) -> None:
+    # Acks are paced (at most one per publisher per millisecond), never dropped: with
+    # resends pushed far out, a lost ack would leave flush() waiting until its timeout.
+    tp = start_tp(tmp_path, tickerplant={"mode": mode, "batch_interval_ms": 20})
+    procs.append(tp)
+    with Publisher(tp.info["address"], resend_after_s=60) as pub:
+        for i in range(3000):
+            pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+            if i % 500 == 0:
+                pub.flush(timeout_s=10)
+        pub.flush(timeout_s=10)
+        assert pub.inflight == 0 and pub.acked == 3000 and pub.resends == 0

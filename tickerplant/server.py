@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 COALESCE_BYTES = 1 << 20  # batched mode: records of about this size at most
 MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
+_NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
+_RCVMORE = int(zmq.RCVMORE)
+ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 # Messages up to this size are validated in runs (see _Run); a bigger one has little framing
 # to save and would only be copied into the run.
 SPLICE_MAX_BYTES = 16 << 10
@@ -144,11 +148,15 @@ class Tickerplant:
         self._run: _Run | None = None
         self._roll_at: tuple[dt.date | None, int] = (None, 0)
         self._outgoing: list[Outgoing] = []
-        self._acks: dict[bytes, bytes] = {}  # routing id -> publisher id awaiting an ack
+        # routing id -> publisher id: publishers heard from since the last commit, and
+        # publishers whose batches are journaled but not yet acknowledged
+        self._acks: dict[bytes, bytes] = {}
+        self._ack_due: dict[bytes, bytes] = {}
         self._done_batches: list[tuple[bytes, int]] = []
         self._running = False
         now = time.monotonic()
         self._next_heartbeat = now
+        self._next_ack = now
         self._next_batch = now + self.tp.batch_interval_ms / 1000
         self._next_housekeeping = now
 
@@ -208,7 +216,7 @@ class Tickerplant:
         )
         while self._running:
             timeout = max(0.0, self._next_timer() - time.monotonic())
-            events = dict(poller.poll(int(timeout * 1000)))
+            events = dict(poller.poll(math.ceil(timeout * 1000)))
             try:
                 if self.pub in events:
                     self._drain_subscriptions()
@@ -227,12 +235,16 @@ class Tickerplant:
 
     def _next_timer(self) -> float:
         timers = [self._next_heartbeat, self._next_housekeeping]
+        if self._ack_due:
+            timers.append(self._next_ack)
         if self.tp.mode == "batched":
             timers.append(self._next_batch)
         return min(timers)
 
     def _timers(self) -> None:
         now = time.monotonic()
+        if self._ack_due and now >= self._next_ack:
+            self._send_acks(force=False)
         if self.tp.mode == "batched" and now >= self._next_batch:
             self._flush_pending()
             self._commit()
@@ -256,15 +268,26 @@ class Tickerplant:
         # Bounded by count and by time: the first record of a burst is not held back while
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
+        recv, more = self.ingest.recv, self.ingest.get
         for n in range(MAX_DRAIN):
+            # Frame by frame rather than recv_multipart: a request is almost always exactly
+            # [identity, request], and this is the busiest line of the tickerplant.
             try:
-                frames = self.ingest.recv_multipart(zmq.NOBLOCK)
+                identity = recv(_NOBLOCK)
             except zmq.Again:
                 break
+            frames = [identity]
+            while more(_RCVMORE):
+                frames.append(recv())
             self._handle(frames)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
-        self._end_run()
+        run = self._run
+        # Batched mode publishes on its timer anyway, so a run of rows that carry their own
+        # time stays open across turns, up to the timer: the bigger the run, the cheaper
+        # each message. Rows to be stamped are stamped with the turn that received them.
+        if self.tp.mode == "immediate" or (run is not None and not run.has_time):
+            self._end_run()
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]
@@ -417,6 +440,7 @@ class Tickerplant:
         Small batches are what batching is for; a batch that is already large goes out as
         it came, and the bound keeps one record (and one subscriber message) modest.
         """
+        self._end_run()
         now = self.clock.now_ns()
         for table, parts in self.pending.parts.items():
             origins = self.pending.origins[table]
@@ -442,9 +466,27 @@ class Tickerplant:
         for publisher, batch in self._done_batches:
             self.ledger.journaled(publisher, batch)
         self._done_batches = []
-        for identity, publisher in self._acks.items():
-            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+        # What arrived before this commit is journaled (or was a duplicate): ack it.
+        self._ack_due.update(self._acks)
         self._acks.clear()
+        self._send_acks(force=False)
+
+    def _send_acks(self, force: bool) -> None:
+        """Acknowledge what is journaled, at most once per ACK_INTERVAL_S.
+
+        An ack per turn doubles the messages on the publishers' links at low rates, and
+        every message wakes threads on both ends; a publisher needs acks only to empty its
+        resend buffer and to finish ``flush()``, for which a millisecond is soon enough.
+        """
+        if not self._ack_due:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_ack:
+            return
+        self._next_ack = now + ACK_INTERVAL_S
+        for identity, publisher in self._ack_due.items():
+            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+        self._ack_due.clear()
 
     # -- end of day ---------------------------------------------------------------------
     def _check_roll(self) -> None:
@@ -495,6 +537,7 @@ class Tickerplant:
         if self.tp.mode == "batched":
             self._flush_pending()
         self._commit()
+        self._send_acks(force=True)
         self.journal.close()
         self.replay.stop()
         self.ingest.close(0)
