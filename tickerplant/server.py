@@ -276,7 +276,8 @@ class Tickerplant:
                 identity = recv(_NOBLOCK)
             except zmq.Again:
                 break
-            frames = [identity]
+            # A ROUTER always delivers the sender's identity and at least one frame.
+            frames = [identity, recv()]
             while more(_RCVMORE):
                 frames.append(recv())
             self._handle(frames)
