@@ -322,6 +322,7 @@ class JournalWriter:
             index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
         self.size = os.fstat(self._fd).st_size
         self._queued: list[bytes | memoryview] = []
+        self._queued_sizes: list[int] = []
         self._queued_seqs: list[int] = []
         self._last_index_at = -INDEX_STRIDE
         self._dirty = False
@@ -338,21 +339,27 @@ class JournalWriter:
             self._syncer.start()
 
     def append(self, record: bytes | memoryview, seq: int) -> None:
-        self._queued.append(record)
+        self.append_parts((record,), seq)
+
+    def append_parts(self, parts: tuple[bytes | memoryview, ...], seq: int) -> None:
+        """One record given as consecutive pieces: the same writev writes them in order."""
+        self._queued.extend(parts)
+        self._queued_sizes.append(sum(len(part) for part in parts))
         self._queued_seqs.append(seq)
 
     def flush(self) -> None:
         if self._queued:
             offset = self.size
-            for record, seq in zip(self._queued, self._queued_seqs, strict=True):
+            for size, seq in zip(self._queued_sizes, self._queued_seqs, strict=True):
                 if offset - self._last_index_at >= INDEX_STRIDE:
                     self.index.add(self.path, seq, offset)
                     self._last_index_at = offset
-                offset += len(record)
+                offset += size
             _writev_all(self._fd, self._queued)
-            self.records_written += len(self._queued)
+            self.records_written += len(self._queued_seqs)
             self.size = offset
             self._queued.clear()
+            self._queued_sizes.clear()
             self._queued_seqs.clear()
             self._dirty = True
         if self._dirty and self.fsync_policy == "always":

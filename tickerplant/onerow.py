@@ -8,10 +8,13 @@ per-column buffer offsets, lengths and null counts. So the first message's metad
 parsed once, every other message's metadata is checked against it (all bytes but those
 numbers must be equal), the numbers are read for all messages at once with numpy, checked
 (one row, buffers inside the body, string offsets inside their data), and each column is
-gathered from the bodies into one array. The result is validated in full like any batch.
+gathered from the bodies into one array. String columns are then validated in full (UTF-8,
+offsets); the rest is correct by construction.
 
-Anything unexpected (another row count, nulls in a boolean, compression, a type not
-handled here, a different writer) returns None and the caller reads the run with a reader.
+Anything unexpected (another row count, compression, a type not handled here such as
+booleans or nested types, a different writer) returns None and the caller reads the run
+with a reader. Tests hold it to pyarrow's reader: whatever it accepts, the reader accepts
+and reads the same.
 """
 
 from __future__ import annotations

@@ -105,14 +105,19 @@ class Record:
         return bytes(self.payload).decode()
 
 
-def encode_record(
+def record_parts(
     kind: int,
     seq: int,
     ts_recv: int,
     table: str,
     origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
     payload: bytes | memoryview,
-) -> bytes:
+) -> tuple[bytes, bytes | memoryview]:
+    """A record as (framing and head, payload): consecutive pieces, never joined here.
+
+    The journal's writev and the fan-out's packing each copy the pieces once anyway, so a
+    joined record would be one more copy of every payload.
+    """
     name = table.encode()
     head = b"".join(
         [
@@ -121,10 +126,19 @@ def encode_record(
             *(ORIGIN.pack(pid, batch) for pid, batch in origins),
         ]
     )
-    # The CRC runs over the head and then the payload, so the payload is copied only once:
-    # into the record itself.
     crc = zlib.crc32(payload, zlib.crc32(head))
-    return b"".join([RECORD_HEADER.pack(len(head) + len(payload), crc), head, payload])
+    return RECORD_HEADER.pack(len(head) + len(payload), crc) + head, payload
+
+
+def encode_record(
+    kind: int,
+    seq: int,
+    ts_recv: int,
+    table: str,
+    origins: tuple[tuple[bytes, int], ...] | list[tuple[bytes, int]],
+    payload: bytes | memoryview,
+) -> bytes:
+    return b"".join(record_parts(kind, seq, ts_recv, table, origins, payload))
 
 
 def decode_body(body: bytes | memoryview) -> Record:

@@ -31,8 +31,8 @@ from tickerplant.protocol import (
     ProtocolError,
     Record,
     TopicFilter,
-    encode_record,
     parse_topic,
+    record_parts,
     shard_of,
 )
 from tickerplant.schema import TableSchema
@@ -107,10 +107,10 @@ def select_rows(
 
 @dataclass
 class Outgoing:
-    """A journaled record on its way to subscribers."""
+    """A journaled record on its way to subscribers, and its bytes as consecutive parts."""
 
     record: Record
-    encoded: bytes
+    parts: tuple[bytes | memoryview, ...]
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Fanout:
         """Send journaled records to every topic that wants them, packed per topic."""
         if not self.topics:
             return
-        per_topic: dict[bytes, list[tuple[int, bytes]]] = {}
+        per_topic: dict[bytes, list[tuple[int, tuple[bytes | memoryview, ...]]]] = {}
         for out in batch:
             record = out.record
             decoded: pa.Table | None = None
@@ -165,7 +165,7 @@ class Fanout:
                 if record.kind != KIND_EOD and not selection.wants_table(record.table):
                     continue
                 if record.kind == KIND_EOD or selection.all_rows:
-                    per_topic.setdefault(topic.name, []).append((record.seq, out.encoded))
+                    per_topic.setdefault(topic.name, []).append((record.seq, out.parts))
                     continue
                 if decoded is None:
                     decoded = record.to_table()
@@ -174,21 +174,20 @@ class Fanout:
                 )
                 if picked is None:
                     continue
-                encoded = out.encoded if picked is record else _encode(picked)
-                per_topic.setdefault(topic.name, []).append((record.seq, encoded))
+                parts = out.parts if picked is record else _parts(picked)
+                per_topic.setdefault(topic.name, []).append((record.seq, parts))
         for name, items in per_topic.items():
             self._send(self.topics[name], items)
 
-    def _send(self, topic: Topic, items: list[tuple[int, bytes]]) -> None:
+    def _send(self, topic: Topic, items: list[tuple[int, tuple[bytes | memoryview, ...]]]) -> None:
+        sizes = [sum(len(part) for part in parts) for _, parts in items]
         start = 0
         while start < len(items):
             size, end = 0, start
-            while end < len(items) and (
-                end == start or size + len(items[end][1]) <= MAX_BLOB_BYTES
-            ):
-                size += len(items[end][1])
+            while end < len(items) and (end == start or size + sizes[end] <= MAX_BLOB_BYTES):
+                size += sizes[end]
                 end += 1
-            blob = b"".join(encoded for _, encoded in items[start:end])
+            blob = b"".join([part for _, parts in items[start:end] for part in parts])
             self.socket.send_multipart(
                 [topic.name, DATA + U64.pack(topic.last_seq), blob], copy=len(blob) < 65536
             )
@@ -204,7 +203,7 @@ class Fanout:
             )
 
 
-def _encode(record: Record) -> bytes:
-    return encode_record(
+def _parts(record: Record) -> tuple[bytes | memoryview, ...]:
+    return record_parts(
         record.kind, record.seq, record.ts_recv, record.table, record.origins, record.payload
     )

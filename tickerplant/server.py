@@ -38,7 +38,7 @@ from tickerplant.protocol import (
     ProtocolError,
     Record,
     decode_upd,
-    encode_record,
+    record_parts,
 )
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
@@ -428,11 +428,11 @@ class Tickerplant:
     ) -> None:
         self.seq += 1
         origins = tuple(origins)
-        encoded = encode_record(kind, self.seq, ts_recv, table, origins, payload)
-        self.journal.append(encoded, self.seq)
+        parts = record_parts(kind, self.seq, ts_recv, table, origins, payload)
+        self.journal.append_parts(parts, self.seq)
         self.counters.records += 1
         self._outgoing.append(
-            Outgoing(Record(kind, self.seq, ts_recv, table, origins, payload), encoded)
+            Outgoing(Record(kind, self.seq, ts_recv, table, origins, payload), parts)
         )
 
     def _flush_pending(self) -> None:
