@@ -159,7 +159,7 @@ def one_turn(tp: Tickerplant, frames: list[list[bytes]]) -> None:
     """What one turn of the loop does with these messages, without the sockets' timing."""
     for frame in frames:
         tp._handle(frame)
-    tp._end_run()
+    tp.runs.end()
     tp._commit()
 
 

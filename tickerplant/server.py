@@ -43,6 +43,7 @@ from tickerplant.protocol import (
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
+from tickerplant.runs import RunBuilder
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,6 @@ MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is w
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
-# Messages up to this size are validated in runs (see _Run); a bigger one has little framing
-# to save and would only be copied into the run.
-SPLICE_MAX_BYTES = 16 << 10
 
 
 @dataclass
@@ -79,26 +77,6 @@ class _Pending:
 
     parts: dict[str, list[Validated]] = field(default_factory=dict)
     origins: dict[str, list[list[tuple[bytes, int]]]] = field(default_factory=dict)  # per part
-
-
-# identity, publisher, batch number, table name, payload: a message as it arrived
-_Arrival = tuple[bytes, bytes, int, bytes, memoryview]
-
-
-@dataclass
-class _Run:
-    """Consecutive small messages of one table, validated together when the run ends.
-
-    One reader and one validation for many messages is most of what lets a tickerplant in
-    Python keep up with single-row feeds; messages are never held back for it, since a run
-    ends with the turn of the loop that received it.
-    """
-
-    table_name: bytes
-    has_time: bool
-    spans: list[memoryview] = field(default_factory=list)
-    arrivals: list[_Arrival] = field(default_factory=list)
-    nbytes: int = 0
 
 
 class Tickerplant:
@@ -145,7 +123,7 @@ class Tickerplant:
         self.pending = _Pending()
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
         self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
-        self._run: _Run | None = None
+        self.runs = RunBuilder(self.validator, self.clock, self._accept, self._take)
         self._roll_at: tuple[dt.date | None, int] = (None, 0)
         self._outgoing: list[Outgoing] = []
         # routing id -> publisher id: publishers heard from since the last commit, and
@@ -283,12 +261,11 @@ class Tickerplant:
             self._handle(frames)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
-        run = self._run
         # Batched mode publishes on its timer anyway, so a run of rows that carry their own
         # time stays open across turns, up to the timer: the bigger the run, the cheaper
         # each message. Rows to be stamped are stamped with the turn that received them.
-        if self.tp.mode == "immediate" or (run is not None and not run.has_time):
-            self._end_run()
+        if self.tp.mode == "immediate" or self.runs.open_untimed:
+            self.runs.end()
 
     def _handle(self, frames: list[bytes]) -> None:
         identity = frames[0]
@@ -296,7 +273,7 @@ class Tickerplant:
         if tag[:3] == UPD:  # the one request whose frame carries more than its tag
             self._handle_upd(identity, frames)
             return
-        self._end_run()  # what came before a request is taken before it is answered
+        self.runs.end()  # what came before a request is taken before it is answered
         if tag == HELLO:
             self.ingest.send_multipart([identity, HELLO, json.dumps(self.hello()).encode()])
         elif tag == STATS:
@@ -343,51 +320,10 @@ class Tickerplant:
             return
         self.counters.messages += 1
         self._acks[identity] = publisher
-        if self._coalesce and len(received) <= SPLICE_MAX_BYTES:
-            piece = self.validator.spliceable(table_name, received)
-            if piece is not None:
-                arrival = (identity, publisher, batch, table_name, received)
-                self._join_run(table_name, piece, arrival)
-                return
-        self._end_run()
+        if self._coalesce and self.runs.offer((identity, publisher, batch, table_name, received)):
+            return
+        self.runs.end()
         self._accept(identity, publisher, batch, table_name, received)
-
-    def _join_run(
-        self, table_name: bytes, piece: tuple[bool, memoryview], arrival: _Arrival
-    ) -> None:
-        has_time, span = piece
-        run = self._run
-        if run is not None and (
-            run.table_name != table_name or run.has_time != has_time or run.nbytes >= COALESCE_BYTES
-        ):
-            self._end_run()
-            run = None
-        if run is None:
-            run = self._run = _Run(table_name, has_time)
-        run.spans.append(span)
-        run.arrivals.append(arrival)
-        run.nbytes += len(span)
-
-    def _end_run(self) -> None:
-        """Validate the run of small messages as one batch and take it as one record.
-
-        If anything in it is wrong, take its messages one at a time instead, so each bad
-        one is refused with its own error and the rest still go through, in order.
-        """
-        run, self._run = self._run, None
-        if run is None:
-            return
-        table = run.table_name.decode()  # a known table: spliceable() checked it
-        now = self.clock.now_ns()
-        validated = None
-        if len(run.spans) > 1:
-            payloads = [arrival[4] for arrival in run.arrivals]  # for the reader, if needed
-            validated = self.validator.validate_run(table, run.has_time, run.spans, payloads, now)
-        if validated is None:
-            for arrival in run.arrivals:
-                self._accept(*arrival)
-            return
-        self._take(table, validated, [(p, b) for _, p, b, _, _ in run.arrivals], now)
 
     def _accept(
         self, identity: bytes, publisher: bytes, batch: int, table_name: bytes, received: memoryview
@@ -441,7 +377,7 @@ class Tickerplant:
         Small batches are what batching is for; a batch that is already large goes out as
         it came, and the bound keeps one record (and one subscriber message) modest.
         """
-        self._end_run()
+        self.runs.end()
         now = self.clock.now_ns()
         for table, parts in self.pending.parts.items():
             origins = self.pending.origins[table]
