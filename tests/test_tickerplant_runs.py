@@ -118,6 +118,13 @@ def test_one_row_decoder_checked_against_every_single_byte_corruption(flip: int)
         assert same_rows(decoded, expected), at
 
 
+def test_one_row_decoder_refuses_a_message_cut_inside_its_metadata() -> None:
+    good = [one_row_payload(i, "A", 1.0, i) for i in range(40)]
+    spans = [memoryview(p)[len(PREFIX) : -8] for p in good]
+    spans[20] = spans[20][:24]  # the next message's bytes now follow where its metadata was
+    assert OneRowDecoder(TRADE.arrow).decode(spans, [len(s) for s in spans]) is None
+
+
 def test_batch_span_refuses_a_batch_split_across_two_messages() -> None:
     whole = memoryview(one_row_payload(1, "A", 1.0, 1))
     span = batch_span(whole, len(PREFIX))

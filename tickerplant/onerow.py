@@ -127,6 +127,7 @@ class OneRowDecoder:
         offsets, sizes = buffers[:, :, 0], buffers[:, :, 1]
         if not (
             (body_length == lengths - 8 - metadata_size).all()  # one message per span
+            and (body_length >= 0).all()  # and no span shorter than its own metadata
             and (numbers[:, where["num_rows"]] == 1).all()
             and ((nodes - _NODE_LOW) <= _NODE_SPAN).all()  # length 1, null count 0 or 1
             # Aligned, as Arrow's IPC format aligns every buffer, and small enough that
