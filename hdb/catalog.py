@@ -91,9 +91,12 @@ class Catalog:
         self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        # Partition files are immutable once published (a rerun replaces them under a new
-        # mtime, which the cache checks), so their footers need reading only once.
-        self.con.execute("SET parquet_metadata_cache = true")
+        # Partition files are immutable once published, so their footers need reading only
+        # once (as a kdb+ HDB maps its files once). A rewrite is a new file renamed into
+        # place, which DuckDB's cache tells apart from the old one even with an equal size
+        # and mtime (tests/test_hdb_server.py). GLOBAL: the queries run on cursors, which
+        # do not inherit a session setting (the plain SET here was a no-op for them).
+        self.con.execute("SET GLOBAL parquet_metadata_cache = true")
         lock_down(
             self.con, allowed_directories=[self.hdb_dir], temp_directory=scratch_dir(self.hdb_dir)
         )

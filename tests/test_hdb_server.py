@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zmq
 from harness import Proc, wait_until
 from test_hdb_writer import TRADE, make_trades
 
+from hdb.catalog import Catalog
 from hdb.layout import Shard, partition_file
 from hdb.notify import reload_hdbs
 from hdb.protocol import RELOAD, RELOADED
@@ -122,6 +126,56 @@ def test_new_partition_appears_on_reload_only(procs: list[Proc], lake: Path) -> 
     assert reply[0] == RELOADED
     assert json.loads(reply[1])["tables"]["trade"]["dates"][-1] == "2024-01-04"
     assert client.query(count).table.column("n").to_pylist() == [45_000]
+    client.close()
+
+
+def test_footer_cache_is_on_for_the_query_cursors(lake: Path) -> None:
+    # Queries run on per-thread cursors, which see only GLOBAL settings.
+    catalog = Catalog(lake / "hdb", {"trade": TRADE}, Shard())
+    try:
+        setting = "select current_setting('parquet_metadata_cache')"
+        assert catalog.cursor().sql(setting).fetchall() == [(True,)]
+    finally:
+        catalog.close()
+
+
+def replace_same_size(path: Path, table: pa.Table, mtime_ns: int) -> None:
+    """Rename a new file over ``path`` as the writer does; no compression or dictionary, so
+    tables of one shape give files of one size: only the file itself tells them apart."""
+    tmp = path.with_name(f".{path.name}.tmp-test")
+    pq.write_table(table, tmp, compression="none", use_dictionary=False)
+    os.utime(tmp, ns=(mtime_ns, mtime_ns))
+    os.replace(tmp, path)
+
+
+def test_rewritten_partition_is_read_anew_despite_the_footer_cache(
+    procs: list[Proc], lake: Path
+) -> None:
+    """The HDB caches Parquet footers (partitions are immutable once published). A partition
+    re-written under the same path (a rerun write-down, ``hdb load --if-exists replace``)
+    is a new file renamed into place, which the cache must tell apart from the old one,
+    even with an equal size and mtime (a coarse clock, a rerun within the same second)."""
+    path = partition_file(lake / "hdb", "trade", D1, Shard())
+    old = time.time_ns() - 3600 * 10**9  # an old file: nothing keeps it out of the cache
+    first = make_trades(12_000, syms=10, seed=8)  # sizes 1..999
+    # Sizes above every old one: a stale footer's statistics would skip the row group.
+    second = first.set_column(3, first.field("size"), pa.compute.add(first.column("size"), 1000))
+    replace_same_size(path, first, old)
+    client = start_hdb(procs, lake)
+    sql = "select count(*) n, sum(size) s from trade where date = DATE '2024-01-02' and size > 999"
+    before = plain(lake, sql)
+    assert client.query(sql).table.equals(before)  # the footer is cached now
+    size = path.stat().st_size
+    replace_same_size(path, second, old)
+    assert path.stat().st_size == size
+    expected = plain(lake, sql)
+    assert before.column("n").to_pylist() == [0] and expected.column("n").to_pylist() == [12_000]
+    # No RELOAD: the view lists the same path, and must read the new file behind it.
+    assert client.query(sql).table.equals(expected)
+    # Through the writer too (another size), as a rerun write-down does.
+    write_partition(lake / "hdb", TRADE, D1, make_trades(7_000, syms=10, seed=10))
+    assert client.query(sql).table.equals(plain(lake, sql))
+    assert client.query("select count(*) n from trade").table.column("n").to_pylist() == [27_000]
     client.close()
 
 
