@@ -23,6 +23,7 @@ import struct
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -194,7 +195,9 @@ class OneRowDecoder:
         """Metadata length, where the numbers are, and the words all messages must share.
 
         The last run's template unless ``fresh``: runs from one feed share one shape, and
-        a run that does not match it is parsed afresh.
+        a run that does not match it is parsed afresh. A new template must be a message
+        pyarrow itself reads: its flatbuffer is then well formed, so the positions found in
+        it are the real ones, and every message matching it word for word has them too.
         """
         (metadata_size,) = _I32.unpack_from(first, 4)
         if metadata_size % 8:
@@ -202,6 +205,11 @@ class OneRowDecoder:
         cached = self._template
         if not fresh and cached is not None and cached[0] == metadata_size:
             return cached
+        try:
+            message = ipc.read_message(pa.py_buffer(first))
+            ipc.read_record_batch(message, self.schema).validate(full=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+            raise _Skip from None
         where = self._parse(bytes(first[8 : 8 + metadata_size]))
         words = np.frombuffer(first[: 8 + metadata_size], np.uint64)
         self._template = (metadata_size, where, words[where["fixed"]].copy())
@@ -255,6 +263,8 @@ class OneRowDecoder:
 def _slot(meta: bytes, table: int, slot: int) -> int | None:
     """Position of a flatbuffer table's field, or None when the field is absent."""
     vtable = table - _I32.unpack_from(meta, table)[0]
+    if not 0 <= vtable < len(meta):  # struct would count a negative offset from the end
+        raise _Skip
     entry = 4 + 2 * slot
     if entry + 2 > _U16.unpack_from(meta, vtable)[0]:
         return None
