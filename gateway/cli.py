@@ -168,9 +168,7 @@ def query(
     output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
 ) -> None:
     """Run SQL (or q with --q) through the gateway and print the result."""
-    import httpx
-
-    from gateway.client import Client, GatewayError
+    from gateway.client import Client, GatewayError, GatewayUnreachable
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
@@ -190,12 +188,12 @@ def query(
                 _print_table(body)
                 return
             data = client.raw(sql, fmt, **options)
+    except GatewayUnreachable as exc:
+        typer.echo(f"cannot reach the gateway at {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
     except GatewayError as exc:
         typer.echo(f"error ({exc.kind}): {exc}", err=True)
         raise typer.Exit(1) from None
-    except httpx.TransportError as exc:
-        typer.echo(f"cannot reach the gateway at {url}: {exc}", err=True)
-        raise typer.Exit(2) from None
     if output is not None:
         output.write_bytes(data)
     else:
@@ -222,7 +220,6 @@ def _print_table(body: dict[str, Any]) -> None:
 
 def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL) -> None:
     """Health of every backend behind the gateway; exit 1 if any is down."""
-    import httpx
     from rich.console import Console
     from rich.table import Table
 
@@ -231,7 +228,7 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
     try:
         with Client(url, timeout_s=10) as client:
             health = client.health()
-    except (GatewayError, httpx.TransportError) as exc:
+    except GatewayError as exc:  # GatewayUnreachable included
         typer.echo(f"gateway at {url} is not answering: {exc}", err=True)
         raise typer.Exit(2) from None
     table = Table(

@@ -95,7 +95,7 @@ def test_rolled_date_is_never_missing_or_doubled_through_the_gateway(
     # The gateway never refreshed on its timer: it found the handover by checking answers.
     assert stale_retries(url) >= 1
     with Client(url) as gw:
-        plan = gw._http.post("/query/plan", json={"sql": shapes["date filter"]}).json()
+        plan = gw.plan(shapes["date filter"])
         assert plan["backends"] == [f"hdb:{hdb_proc.info['address']}"]
         next_day = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
         new = gw.query(f"SELECT count(*) AS n FROM trade WHERE date = '{next_day}'")

@@ -184,10 +184,7 @@ def test_gateway_answers_equal_one_duckdb_over_real_backends(stack):
         for sql in QUERIES:
             assert_same_answer(client.query(sql), ref.sql(sql).to_arrow_table(), True, sql)
         today = stack["today"]
-        plan = client._http.post(
-            "/query/plan",
-            json={"sql": f"SELECT count(*) FROM trade WHERE date = '{today}' AND sym = 'IBM'"},
-        ).json()
+        plan = client.plan(f"SELECT count(*) FROM trade WHERE date = '{today}' AND sym = 'IBM'")
         assert plan["mode"] == "single" and plan["backends"][0].startswith("rdb:")
         trade = client.table("trade")
         assert trade["rows"]["rdb"] == 600 and trade["rows"]["hdb"] == 400 + 450 + 500
