@@ -1,13 +1,14 @@
 """Gateway benchmark: queries through the HTTP gateway (Arrow) against raw DuckDB.
 
-10M rows (trades and quotes) across today plus 5 past days. Past days are an HDB-layout
-Parquet lake (``<hdb>/<table>/date=YYYY-MM-DD/part.parquet``, sorted by sym, time) served by
-a query service with DuckDB views; today is in-memory Arrow served by another (the RDB's
-shape). The gateway is a real ``tickdb gateway`` process. The raw baseline is one DuckDB in
-this process over the same Parquet files and the same Arrow tables, unioned. Both sides get
-the same thread budget. Prints medians and the gateway/raw ratio per query.
+10M rows (trades and quotes) across today plus 5 past days. Past days are a Parquet lake in
+the HDB's layout (``<data>/hdb/<table>/date=YYYY-MM-DD/part-0-of-1.parquet``, sorted by sym,
+time) served by a real ``tickdb hdb`` process; today is in-memory Arrow served by a query
+service in this process (the RDB's shape). The gateway is a real ``tickdb gateway`` process.
+The raw baseline is one DuckDB in this process, with default settings, over the same Parquet
+files (a glob) and the same Arrow tables, unioned. Both sides get the same thread budget.
+Prints medians and the gateway/raw ratio per query.
 
-    .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 5]
+    .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 7] [--only one-sym]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -66,7 +68,7 @@ def make_day(kind: str, day: dt.date, rows: int, rng: np.random.Generator) -> pa
 
 
 def build(rows: int, lake: Path) -> dict[str, pa.Table]:
-    """Write the past days as Parquet; return today's tables (in memory)."""
+    """Write the past days as Parquet under ``lake`` (an HDB directory); return today's."""
     rng = np.random.default_rng(42)
     per_day = rows // 2 // len(DAYS)
     today: dict[str, pa.Table] = {}
@@ -78,7 +80,7 @@ def build(rows: int, lake: Path) -> dict[str, pa.Table]:
                 continue
             part = lake / kind / f"date={day.isoformat()}"
             part.mkdir(parents=True)
-            pq.write_table(table.drop_columns(["date"]), part / "part.parquet")
+            pq.write_table(table.drop_columns(["date"]), part / "part-0-of-1.parquet")
     return today
 
 
@@ -88,13 +90,6 @@ def lake_view(con: duckdb.DuckDBPyConnection, name: str, lake: Path, as_name: st
         f"'{lake}/{name}/*/*.parquet', hive_partitioning = true, "
         "hive_types = {'date': DATE})"
     )
-
-
-def hdb_db(lake: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": THREADS})
-    for name in ("trade", "quote"):
-        lake_view(con, name, lake, name)
-    return con
 
 
 def rdb_db(today: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
@@ -154,6 +149,23 @@ def info_of(role: str, con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     return info
 
 
+def start(
+    command: str, args: list[str], work: Path
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """A ``tickdb`` process and its ready file's contents."""
+    ready = work / f"{command}.ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickdb.cli", command, *args, "--ready-file", str(ready)],
+        cwd=ROOT,
+    )
+    try:
+        return proc, wait_ready(ready, 60, alive=lambda: proc.poll() is None)
+    except BaseException:
+        proc.terminate()
+        proc.wait(10)
+        raise
+
+
 def queries() -> dict[str, str]:
     d1, d4 = DAYS[-2], DAYS[1]
     vwap = "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym"
@@ -200,58 +212,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", help="Run only the queries whose name contains this.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         started = time.perf_counter()
         today = build(args.rows, work / "hdb")
         print(f"built {args.rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
-        hdb, rdb = hdb_db(work / "hdb"), rdb_db(today)
-        servers = []
-        for role, con in (("hdb", hdb), ("rdb", rdb)):
-            # Computed once: the data does not change, and a per-call scan would compete
-            # with the measured queries every refresh.
-            info = info_of(role, con.cursor())
-            servers.append(
-                QueryServer(
-                    "tcp://127.0.0.1:0",
-                    con.cursor,
-                    info=lambda i=info: i,  # type: ignore[misc]
-                    timeout_s=120,
-                    max_rows=10_000_000,
-                    workers=2,
-                )
-            )
-        for server in servers:
-            server.start()
-        ready = work / "gateway.ready.json"
-        gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tickdb.cli",
-                "gateway",
-                "--port",
-                "0",
-                "--timeout",
-                "120",
-                "--max-rows",
-                "10000000",
-                "--hdb",
-                servers[0].endpoint,
-                "--rdb",
-                servers[1].endpoint,
-                "--ready-file",
-                str(ready),
-            ],
-            cwd=ROOT,
+        rdb = rdb_db(today)
+        # Computed once: the data does not change, and a per-call scan would compete with
+        # the measured queries every refresh.
+        info = info_of("rdb", rdb.cursor())
+        server = QueryServer(
+            "tcp://127.0.0.1:0",
+            rdb.cursor,
+            info=lambda: info,
+            timeout_s=120,
+            max_rows=10_000_000,
+            workers=2,
         )
+        server.start()
+        config = work / "bench.toml"
+        config.write_text("[hdb]\nquery_timeout_s = 120\nmax_rows = 10000000\n")
+        hdb_args = ["--config", str(config), "--data-dir", str(work), "--threads", str(THREADS)]
+        hdb_args += ["--address", "tcp://127.0.0.1:0"]
+        procs = [start("hdb", hdb_args, work)]
         try:
-            url = wait_ready(ready, 60, alive=lambda: gateway.poll() is None)["url"]
+            hdb_address = procs[0][1]["address"]
+            gw_args = ["--port", "0", "--kdb-port", "0", "--timeout", "120"]
+            gw_args += ["--max-rows", "10000000", "--hdb", hdb_address, "--rdb", server.endpoint]
+            procs.append(start("gateway", gw_args, work))
+            url = procs[1][1]["url"]
             raw = raw_db(work / "hdb", today)
             client = Client(url)
             rows = []
             for name, sql in queries().items():
+                if args.only and args.only not in name:
+                    continue
                 want = raw.sql(sql).to_arrow_table()
                 got = client.query(sql)
                 assert got.num_rows == want.num_rows, (name, got.num_rows, want.num_rows)
@@ -275,10 +272,10 @@ def main() -> None:
                 )
             client.close()
         finally:
-            gateway.terminate()
-            gateway.wait(10)
-            for server in servers:
-                server.close()
+            for proc, _ in procs:
+                proc.terminate()
+                proc.wait(10)
+            server.close()
 
 
 if __name__ == "__main__":
