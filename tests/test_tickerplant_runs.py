@@ -137,18 +137,22 @@ def test_batch_span_refuses_a_batch_split_across_two_messages() -> None:
 
 
 # -- the tickerplant's side ------------------------------------------------------------------
+def toml_value(value: bool | str) -> str:
+    return str(value).lower() if isinstance(value, bool) else f'"{value}"'
+
+
 @pytest.fixture
 def make_tp(tmp_path: Path) -> Iterator:
     made: list[Tickerplant] = []
 
-    def make(**tickerplant: bool) -> Tickerplant:
+    def make(**tickerplant: bool | str) -> Tickerplant:
         lines = [
             "[tickerplant]",
             'address = "tcp://127.0.0.1:0"',
             'publish_address = "tcp://127.0.0.1:0"',
             'replay_address = "tcp://127.0.0.1:0"',
             "kdb_port = 0",
-            *(f"{k} = {str(v).lower()}" for k, v in tickerplant.items()),
+            *(f"{k} = {toml_value(v)}" for k, v in tickerplant.items()),
         ]
         config_path = tmp_path / f"tp{len(made)}.toml"
         config_path.write_text("\n".join(lines) + "\n")
@@ -235,3 +239,31 @@ def test_rows_without_time_are_stamped_in_a_run(make_tp) -> None:  # type: ignor
     assert table.column("size").to_pylist() == list(range(50))
     assert table.column("time").null_count == 0
     assert len(set(table.column("time").to_pylist())) == 1  # stamped with one receive time
+
+
+def test_batched_mode_joins_big_batches_without_re_encoding_them(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp(mode="batched")
+    sizes = list(range(5000))
+    big = [
+        encode_stream(
+            pa.table(
+                {
+                    "time": pa.array([7] * 1000, pa.int64()).cast(pa.timestamp("ns")),
+                    "sym": [f"S{i % 13}" for i in range(1000)],
+                    "price": [1.5] * 1000,
+                    "size": pa.array(sizes[k * 1000 : (k + 1) * 1000], pa.int64()),
+                },
+                schema=TRADE.arrow,
+            ),
+            TRADE.arrow,
+        )
+        for k in range(5)
+    ]
+    for frame in frames_for(big, b"b" * 16):
+        tp._handle(frame)
+    tp._flush_pending()
+    tp._commit()
+    (record,) = journaled(tp)
+    batches = list(ipc.open_stream(pa.py_buffer(record.payload)))
+    assert [b.num_rows for b in batches] == [1000] * 5  # each batch as it came
+    assert record.to_table().column("size").to_pylist() == sizes

@@ -76,6 +76,10 @@ class BatchValidator:
             for name in schemas
         }
 
+    def canonical_prefix(self, table: str) -> bytes:
+        """The bytes of the table's schema message, as every journaled payload starts."""
+        return self._canonical_prefix[table]
+
     def spliceable(self, table: bytes, payload: memoryview) -> tuple[bool, memoryview] | None:
         """``(has_time, batch messages)`` of a payload that may join a run, else None.
 
@@ -249,10 +253,29 @@ def encode_rows(rows: pa.RecordBatch | pa.Table, prefix: bytes) -> bytes:
     return b"".join([prefix, rows.serialize(), END_OF_STREAM])
 
 
-def coalesce(parts: list[Validated], schema: pa.Schema) -> bytes | memoryview:
-    """Batched mode: many validated batches of one table become one record's payload."""
+# Batches at least this big are joined as they are; smaller ones are merged into one batch.
+JOIN_AS_IS_BYTES = 16 << 10
+
+
+def coalesce(parts: list[Validated], schema: pa.Schema, prefix: bytes) -> bytes | memoryview:
+    """Batched mode: many validated batches of one table become one record's payload.
+
+    Big batches keep their own batch messages, spliced behind one schema message: no decode
+    and re-encode, just one copy. Small ones are merged into one batch, so subscribers do
+    not get thousands of tiny chunks.
+    """
     if len(parts) == 1:
         return parts[0].payload
+    if all(len(part.payload) >= JOIN_AS_IS_BYTES for part in parts):
+        spans = []
+        for part in parts:
+            payload = memoryview(part.payload)
+            span = batch_span(payload, len(prefix)) if payload[: len(prefix)] == prefix else None
+            if span is None:
+                break
+            spans.append(span)
+        else:
+            return join(prefix, spans)
     batches: list[pa.RecordBatch] = []
     for part in parts:
         rows = part.rows

@@ -385,7 +385,11 @@ class Tickerplant:
             for i, part in enumerate(parts):
                 size += len(part.payload)
                 if size >= COALESCE_BYTES or i == len(parts) - 1:
-                    merged = coalesce(parts[start : i + 1], self.schemas[table].arrow)
+                    merged = coalesce(
+                        parts[start : i + 1],
+                        self.schemas[table].arrow,
+                        self.validator.canonical_prefix(table),
+                    )
                     carried = [o for group in origins[start : i + 1] for o in group]
                     self._append(KIND_UPD, table, _last_batch_per_publisher(carried), merged, now)
                     start, size = i + 1, 0
