@@ -261,6 +261,9 @@ class Tickerplant:
             self._handle(frames)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
+        self._end_turn()
+
+    def _end_turn(self) -> None:
         # Batched mode publishes on its timer anyway, so a run of rows that carry their own
         # time stays open across turns, up to the timer: the bigger the run, the cheaper
         # each message. Rows to be stamped are stamped with the turn that received them.
