@@ -16,7 +16,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+from tickerplant.splice import END_OF_STREAM as _EOS
+from tickerplant.splice import join
+
 # Splice runs of small payloads up to this size: the copy stays in cache, and a payload this
 # big is read in place instead.
 SPLICE_BYTES = 1 << 20
@@ -71,4 +73,4 @@ def _read_one(payload: bytes) -> list[pa.RecordBatch]:
 def _splice(prefix: bytes, bodies: list[bytes | memoryview]) -> list[pa.RecordBatch]:
     if not bodies:
         return []
-    return list(ipc.open_stream(pa.py_buffer(b"".join([prefix, *bodies, _EOS]))))
+    return list(ipc.open_stream(pa.py_buffer(join(prefix, bodies))))

@@ -19,7 +19,7 @@ import pyarrow.ipc as ipc
 
 from tickerplant.onerow import OneRowDecoder
 from tickerplant.schema import TableSchema
-from tickerplant.splice import END_OF_STREAM, batch_span, join
+from tickerplant.splice import END_OF_STREAM, batch_spans, join
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +121,12 @@ class BatchValidator:
         if len(spans) >= ONE_ROW_RUN:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
-            prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
-            whole = []
-            for payload in payloads:
-                span = batch_span(payload, len(prefix))
-                if span is None:
-                    return None
-                whole.append(span)
+            sent_prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
+            whole = batch_spans(payloads, sent_prefix)
+            if whole is None:
+                return None
             try:
-                read = ipc.open_stream(pa.py_buffer(join(prefix, whole))).read_all()
+                read = ipc.open_stream(pa.py_buffer(join(sent_prefix, whole))).read_all()
                 read.validate(full=True)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
                 return None
@@ -267,14 +264,8 @@ def coalesce(parts: list[Validated], schema: pa.Schema, prefix: bytes) -> bytes 
     if len(parts) == 1:
         return parts[0].payload
     if all(len(part.payload) >= JOIN_AS_IS_BYTES for part in parts):
-        spans = []
-        for part in parts:
-            payload = memoryview(part.payload)
-            span = batch_span(payload, len(prefix)) if payload[: len(prefix)] == prefix else None
-            if span is None:
-                break
-            spans.append(span)
-        else:
+        spans = batch_spans([memoryview(part.payload) for part in parts], prefix)
+        if spans is not None:
             return join(prefix, spans)
     batches: list[pa.RecordBatch] = []
     for part in parts:

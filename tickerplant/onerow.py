@@ -82,7 +82,6 @@ class OneRowDecoder:
                 self.strings.append((c, b + 1))
                 b += 3
         self.buffer_count = b
-        self._no_bitmaps: list[pa.Buffer | None] = [None] * len(self.validity)
         self.fixed_buffers = np.array([buffer for _, buffer, _ in self.fixed], np.intp)
         self.fixed_widths = np.array([width for _, _, width in self.fixed], np.int64)
         # The last template's metadata length, number positions and words.
@@ -142,7 +141,7 @@ class OneRowDecoder:
         at = body[:, None] + offsets.view(np.int64)
         null_rows = nulls == 1
         bitmaps = self._bitmaps(data, at, sizes, null_rows)
-        null_counts = null_rows.sum(axis=0).tolist() if bitmaps is not self._no_bitmaps else None
+        null_counts = null_rows.sum(axis=0).tolist()
         columns: list[pa.Array | None] = [None] * len(self.validity)
         if self.fixed:
             if not (sizes[:, self.fixed_buffers] >= self.fixed_widths).all():
@@ -163,10 +162,9 @@ class OneRowDecoder:
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
     def _array(
-        self, c: int, n: int, buffers: list[pa.Buffer | None], null_counts: list[int] | None
+        self, c: int, n: int, buffers: list[pa.Buffer | None], null_counts: list[int]
     ) -> pa.Array:
-        nulls = 0 if null_counts is None else null_counts[c]
-        return pa.Array.from_buffers(self.schema.field(c).type, n, buffers, nulls)
+        return pa.Array.from_buffers(self.schema.field(c).type, n, buffers, null_counts[c])
 
     def _bitmaps(
         self, data: np.ndarray, at: np.ndarray, sizes: np.ndarray, null_rows: np.ndarray
@@ -177,7 +175,7 @@ class OneRowDecoder:
         null row's bitmap must be there and say so.
         """
         if not null_rows.any():
-            return self._no_bitmaps
+            return [None] * len(self.validity)
         rows, columns = np.nonzero(null_rows)
         buffer = np.array(self.validity, np.intp)[columns]
         if not (sizes[rows, buffer] > 0).all() or (data[at[rows, buffer]] & 1).any():

@@ -74,6 +74,17 @@ def _body_length(stream: memoryview, start: int, size: int) -> int | None:
     return body if body >= 0 else None
 
 
-def join(prefix: bytes, spans: list[memoryview]) -> bytes:
+def batch_spans(payloads: list[memoryview], prefix: bytes) -> list[memoryview] | None:
+    """Each stream's batch messages, if every stream is ``prefix`` then whole messages."""
+    spans = []
+    for payload in payloads:
+        span = batch_span(payload, len(prefix)) if payload[: len(prefix)] == prefix else None
+        if span is None:
+            return None
+        spans.append(span)
+    return spans
+
+
+def join(prefix: bytes, spans: list[memoryview] | list[bytes | memoryview]) -> bytes:
     """One stream: the schema message, every piece's batches, one end marker."""
     return b"".join([prefix, *spans, END_OF_STREAM])
