@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -293,6 +294,25 @@ def stamped_payload_factory() -> tuple[bytes, int]:
     return body, offset
 
 
+def paced_payloads(rate: int, count: int) -> Iterator[bytes]:
+    """``count`` one-row payloads at ``rate`` a second, each stamped just as it is due.
+
+    Sleep, not spin: a spinning sender would take a core from the tickerplant on a
+    two-core machine. Falling behind a little is caught up right away.
+    """
+    template, offset = stamped_payload_factory()
+    body = bytearray(template)
+    interval = 1.0 / rate
+    next_at = time.perf_counter()
+    for _ in range(count):
+        delay = next_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
+        yield bytes(body)
+        next_at += interval
+
+
 def run_raw_append(rows: int, messages: int) -> float:
     """Rows/s that plain appends of the same bytes to a file reach: the journal's ceiling."""
     body = payload(rows)
@@ -317,19 +337,8 @@ def run_latency(rate: int, seconds: float) -> dict:
             child = spawn("--role", "latency_sub", address, str(count))
             settle_subscribers(address)
             pub = Publisher(address, max_inflight=50_000)
-            interval = 1.0 / rate
-            template, offset = stamped_payload_factory()
-            body = bytearray(template)
-            next_at = time.perf_counter()
-            for _ in range(count):
-                # Sleep, not spin: a spinning sender would take a core from the tickerplant
-                # on a two-core machine. Falling behind a little is caught up right away.
-                delay = next_at - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
-                pub.publish_ipc("trade", bytes(body))
-                next_at += interval
+            for body in paced_payloads(rate, count):
+                pub.publish_ipc("trade", body)
             pub.flush(60)
             out = result(child)
             pub.close()
@@ -349,17 +358,8 @@ def run_raw_latency(rate: int, seconds: float) -> dict:
     for _ in range(50):
         sock.send_multipart([b"probe", b""])
         time.sleep(0.01)
-    template, offset = stamped_payload_factory()
-    body = bytearray(template)
-    interval = 1.0 / rate
-    next_at = time.perf_counter()
-    for _ in range(count):
-        delay = next_at - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
-        sock.send_multipart([b"upd/trade/*\0", bytes(body)])
-        next_at += interval
+    for body in paced_payloads(rate, count):
+        sock.send_multipart([b"upd/trade/*\0", body])
     out = result(child)
     sock.close(0)
     ctx.term()
@@ -377,17 +377,8 @@ def run_raw_relay_latency(rate: int, seconds: float) -> dict:
     for _ in range(50):
         sock.send_multipart([b"probe", b""])
         time.sleep(0.01)
-    template, offset = stamped_payload_factory()
-    body = bytearray(template)
-    interval = 1.0 / rate
-    next_at = time.perf_counter()
-    for _ in range(count):
-        delay = next_at - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        body[offset : offset + 8] = time.time_ns().to_bytes(8, "little")
-        sock.send_multipart([b"upd/trade/*\0", bytes(body)])
-        next_at += interval
+    for body in paced_payloads(rate, count):
+        sock.send_multipart([b"upd/trade/*\0", body])
     out = result(child)
     result(relay)
     sock.close(0)
