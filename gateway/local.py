@@ -32,8 +32,12 @@ class LocalBackend:
         shard: tuple[int, int] | None = None,
         date: dt.date | None = None,
         delay_s: float = 0.0,
+        query_dates: bool = False,
     ) -> None:
         self.role = role
+        # An RDB that lists its dates in every reply (as ``tickdb rdb`` does) instead of
+        # answering the gateway's ``rdb_dates`` wrapper.
+        self.query_dates = query_dates and role == "rdb"
         self.shard = shard
         self.date = date
         self.delay_s = delay_s  # simulated slowness, for time-limit tests
@@ -92,7 +96,8 @@ class LocalBackend:
         truncated = table.num_rows > max_rows
         if truncated:
             table = table.slice(0, max_rows)
-        return QueryResult(table, truncated, (time.monotonic() - started) * 1000)
+        dates = tuple(self.info()["dates"]) if self.query_dates else None
+        return QueryResult(table, truncated, (time.monotonic() - started) * 1000, dates)
 
     def info(self) -> dict[str, Any]:
         if not self.alive:
@@ -120,12 +125,18 @@ class LocalBackend:
                 seq=0,
                 tp_seq=0,
                 last_heartbeat=time.time(),
+                query_dates=self.query_dates,
             )
         return info
 
 
 def local_topology(
-    tables: dict[str, pa.Table], *, shards: int, today: dt.date, hdb: bool = True
+    tables: dict[str, pa.Table],
+    *,
+    shards: int,
+    today: dt.date,
+    hdb: bool = True,
+    query_dates: bool = False,
 ) -> dict[str, LocalBackend]:
     """Split whole tables (with a ``date`` column) the way a real stack places them.
 
@@ -146,7 +157,9 @@ def local_topology(
             parts["rdb"][name] = table.filter(pc.and_(mine, is_today))
             parts["hdb"][name] = table.filter(pc.and_(mine, pc.invert(is_today)))
         shard = (k, shards) if shards > 1 else None
-        out[f"rdb{k}"] = LocalBackend(parts["rdb"], role="rdb", shard=shard, date=today)
+        out[f"rdb{k}"] = LocalBackend(
+            parts["rdb"], role="rdb", shard=shard, date=today, query_dates=query_dates
+        )
         if hdb:
             out[f"hdb{k}"] = LocalBackend(parts["hdb"], role="hdb", shard=shard)
     return out

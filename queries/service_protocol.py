@@ -4,6 +4,7 @@ Frames (ZeroMQ ROUTER on the server, DEALER on the client; a REQ client's empty 
 frame is accepted and echoed)::
 
     [QUERY, json {"sql", "timeout_s"?, "max_rows"?}]  -> [OK, json meta, Arrow IPC stream]
+                         meta: {"rows", "truncated", "elapsed_ms", "dates"?}
                                                        | [ERR, json {"kind", "error"}]
     [INFO]                                             -> [INFO, json]
     [<extra tag>, *frames]                             -> whatever the handler returns | [ERR, …]
@@ -62,6 +63,8 @@ class QueryResult:
     table: pa.Table
     truncated: bool
     elapsed_ms: float
+    # The dates the rows were read from, when the server says (an RDB: its snapshot's).
+    dates: tuple[str, ...] | None = None
 
 
 def encode_request(sql: str, timeout_s: float | None, max_rows: int | None) -> list[bytes]:
@@ -103,7 +106,9 @@ def decode_request(frames: list[bytes]) -> QueryRequest:
     return QueryRequest(body["sql"], timeout_s, max_rows)
 
 
-def encode_result(table: pa.Table, truncated: bool, elapsed_ms: float) -> list[Any]:
+def encode_result(
+    table: pa.Table, truncated: bool, elapsed_ms: float, extra: dict[str, Any] | None = None
+) -> list[Any]:
     # Measure first, then write into one buffer of the exact size: one copy of the rows and
     # no regrowing. The buffer goes to ZeroMQ without another copy (buffer protocol).
     mock = pa.MockOutputStream()
@@ -112,11 +117,18 @@ def encode_result(table: pa.Table, truncated: bool, elapsed_ms: float) -> list[A
     buffer = pa.allocate_buffer(mock.size())
     with ipc.new_stream(pa.FixedSizeBufferWriter(buffer), table.schema) as writer:
         writer.write_table(table)
-    meta = {"rows": table.num_rows, "truncated": truncated, "elapsed_ms": elapsed_ms}
+    meta = {**(extra or {}), "rows": table.num_rows, "truncated": truncated}
+    meta["elapsed_ms"] = elapsed_ms
     return [OK, json.dumps(meta).encode(), buffer]
 
 
 def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:
     info = json.loads(meta)
     table = ipc.open_stream(pa.py_buffer(payload)).read_all()
-    return QueryResult(table, bool(info["truncated"]), float(info["elapsed_ms"]))
+    dates = info.get("dates")
+    return QueryResult(
+        table,
+        bool(info["truncated"]),
+        float(info["elapsed_ms"]),
+        None if dates is None else tuple(str(d) for d in dates),
+    )

@@ -93,10 +93,20 @@ def _relation(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return con.sql(sql)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A connection and reply metadata describing the same state: an RDB's cursor and the
+    dates of the snapshot it reads, so the reply says which dates it answered for."""
+
+    con: duckdb.DuckDBPyConnection
+    meta: dict[str, Any]
+
+
 class QueryServer:
     """Serves read-only SQL over ZeroMQ; see ``queries.service_protocol`` for the frames.
 
-    ``prepare()`` returns the DuckDB connection (or cursor) one query runs on; the server
+    ``prepare()`` returns the DuckDB connection (or cursor) one query runs on, or a
+    ``Prepared`` whose metadata goes into the reply; the server
     drops its reference when the query ends and never closes it, so ``prepare`` may hand
     out a fresh cursor per query or reuse one per worker thread. ``on_error`` (optional) is
     called with a failed query's error; returning True retries the query once (the HDB
@@ -106,7 +116,7 @@ class QueryServer:
     def __init__(
         self,
         address: str,
-        prepare: Callable[[], duckdb.DuckDBPyConnection],
+        prepare: Callable[[], duckdb.DuckDBPyConnection | Prepared],
         *,
         info: Callable[[], dict[str, Any]],
         timeout_s: float,
@@ -314,15 +324,15 @@ class QueryServer:
             max_rows = self.max_rows if request.max_rows is None else request.max_rows
             max_rows = min(max_rows, self.max_rows)
             try:
-                table, truncated = self._execute(request.sql, job.received, timeout, max_rows)
+                table, truncated, meta = self._execute(request.sql, job.received, timeout, max_rows)
             except QueryError as exc:
                 if self._on_error is None or self._stop.is_set() or not self._on_error(exc):
                     raise
                 log.info("retrying a query after %s error: %s", exc.kind, exc)
-                table, truncated = self._execute(request.sql, job.received, timeout, max_rows)
+                table, truncated, meta = self._execute(request.sql, job.received, timeout, max_rows)
             table, truncated = _limit(table, max_rows, truncated)
             elapsed_ms = (time.monotonic() - job.received) * 1000
-            reply = encode_result(table, truncated, elapsed_ms)
+            reply = encode_result(table, truncated, elapsed_ms, meta)
         except QueryError as exc:
             self.queries_failed += 1
             if exc.kind == "timeout":
@@ -339,11 +349,14 @@ class QueryServer:
 
     def _execute(
         self, sql: str, received: float, timeout: float, max_rows: int
-    ) -> tuple[pa.Table, bool]:
+    ) -> tuple[pa.Table, bool, dict[str, Any]]:
         remaining = received + timeout - time.monotonic()
         if remaining <= 0:
             raise QueryError("timeout", "query spent its whole time limit waiting in the queue")
-        con = self._prepare()
+        prepared = self._prepare()
+        con, meta = (
+            (prepared.con, prepared.meta) if isinstance(prepared, Prepared) else (prepared, {})
+        )
         guard = self._watchdog.watch(con, received + timeout)
         with self._running_lock:
             self._running.add(guard)
@@ -365,7 +378,7 @@ class QueryServer:
             truncated = rows > max_rows
             if truncated:
                 reader.close()  # frees the open result so a reused cursor can run again
-            return pa.Table.from_batches(batches, schema=reader.schema), truncated
+            return pa.Table.from_batches(batches, schema=reader.schema), truncated, meta
         except Exception as exc:
             if guard.fired:
                 why = "server stopping" if self._stop.is_set() else f"{timeout:g}s time limit"

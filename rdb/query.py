@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.macros import register_macros
-from queries.service_server import lower_thread_priority
+from queries.service_server import Prepared, lower_thread_priority
 from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store
 
@@ -146,6 +146,13 @@ class QueryEngine:
 
     def prepare(self) -> duckdb.DuckDBPyConnection:
         return self.cursor_for(self.store.snapshot())
+
+    def prepare_with_dates(self) -> Prepared:
+        """A cursor on the current snapshot and that snapshot's dates for the reply: the
+        gateway learns which dates the rows came from without wrapping the query."""
+        snapshot = self.store.snapshot()
+        dates = [d.isoformat() for d in sorted(snapshot.dates)]
+        return Prepared(self.cursor_for(snapshot), {"dates": dates})
 
     def cursor_for(self, snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         worker: _WorkerCursor | None = getattr(self._local, "worker", None)

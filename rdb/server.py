@@ -106,7 +106,7 @@ class Rdb:
         )
         self.queries = QueryServer(
             address or rc.address,
-            self.engine.prepare,
+            self.engine.prepare_with_dates,
             info=self.info,
             timeout_s=rc.query_timeout_s,
             max_rows=rc.max_rows,
@@ -179,6 +179,8 @@ class Rdb:
             "shard": list(self.shard) if self.shard else None,
             "date": self.store.live.date.isoformat(),
             "dates": [d.isoformat() for d in sorted(snapshot.dates)],
+            # Every query reply lists the dates its snapshot held (``gateway.handover``).
+            "query_dates": True,
             "states": {d.isoformat(): s for d, s in snapshot.states.items()},
             "seq": max(self.ingest.applied_seq, snapshot.seq),
             "tp_seq": max(hello.seq, self.subscriber.last_seq),

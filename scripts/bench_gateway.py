@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.client import Client  # noqa: E402
 from queries.service import QueryServer  # noqa: E402
+from queries.service_server import Prepared  # noqa: E402
 from tickdb.ready import wait_ready  # noqa: E402
 
 TODAY = dt.date.today()
@@ -145,6 +146,7 @@ def info_of(role: str, con: duckdb.DuckDBPyConnection) -> dict[str, object]:
             seq=0,
             tp_seq=0,
             last_heartbeat=time.time(),
+            query_dates=True,  # as ``tickdb rdb``: each reply lists the dates it read
         )
     return info
 
@@ -223,9 +225,10 @@ def main() -> None:
         # Computed once: the data does not change, and a per-call scan would compete with
         # the measured queries every refresh.
         info = info_of("rdb", rdb.cursor())
+        dates = {"dates": [TODAY.isoformat()]}
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            rdb.cursor,
+            lambda: Prepared(rdb.cursor(), dates),
             info=lambda: info,
             timeout_s=120,
             max_rows=10_000_000,

@@ -246,8 +246,10 @@ def assert_same_answer(got: pa.Table, want: pa.Table, ordered: bool, sql: str) -
         assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{sql}\n{g}\n{w}"
 
 
-def build(tables: dict[str, pa.Table], shards: int) -> tuple[Router, duckdb.DuckDBPyConnection]:
-    backends = local_topology(tables, shards=shards, today=TODAY)
+def build(
+    tables: dict[str, pa.Table], shards: int, query_dates: bool = False
+) -> tuple[Router, duckdb.DuckDBPyConnection]:
+    backends = local_topology(tables, shards=shards, today=TODAY, query_dates=query_dates)
     topology = Topology([BackendState(name, b.role, b) for name, b in backends.items()])
     topology.refresh()
     reference = duckdb.connect()
@@ -264,6 +266,7 @@ def build(tables: dict[str, pa.Table], shards: int) -> tuple[Router, duckdb.Duck
     nsyms=st.integers(1, len(SYMS)),
     null_rate=st.sampled_from([0.0, 0.2]),
     batch=st.lists(queries, min_size=1, max_size=6),
+    query_dates=st.booleans(),
 )
 # Found by this test: DuckDB's count_if over no rows is NULL, not 0.
 @example(
@@ -272,12 +275,21 @@ def build(tables: dict[str, pa.Table], shards: int) -> tuple[Router, duckdb.Duck
     nsyms=1,
     null_rate=0.0,
     batch=[("SELECT count(*) AS a0, count_if(price > 12) AS a1 FROM trade", True)],
+    query_dates=False,
 )
 def test_distributed_answer_equals_single_duckdb(
-    shards: int, seed: int, rows: int, nsyms: int, null_rate: float, batch: list[tuple[str, bool]]
+    shards: int,
+    seed: int,
+    rows: int,
+    nsyms: int,
+    null_rate: float,
+    batch: list[tuple[str, bool]],
+    query_dates: bool,
 ) -> None:
+    """``query_dates``: RDBs list their dates in each reply (``tickdb rdb``) or answer the
+    gateway's ``rdb_dates`` wrapper."""
     tables = make_data(seed, rows, nsyms, null_rate)
-    router, reference = build(tables, shards)
+    router, reference = build(tables, shards, query_dates)
     try:
         for sql, ordered in batch:
             want = reference.sql(sql).to_arrow_table()

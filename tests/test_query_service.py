@@ -15,6 +15,7 @@ import zmq
 from harness import wait_until
 
 from queries.service import QueryClient, QueryError, QueryServer, lock_down
+from queries.service_server import Prepared
 
 SLOW_SQL = "select sum(a.i * b.i) from t a, t b"
 
@@ -64,6 +65,27 @@ def test_result_matches_plain_duckdb(con: duckdb.DuckDBPyConnection, client: Que
     assert result.table.schema.field("last").type == pa.timestamp("ns")
     assert not result.truncated
     assert result.elapsed_ms > 0
+
+
+def test_prepared_metadata_travels_with_the_reply(con: duckdb.DuckDBPyConnection) -> None:
+    def prepare() -> Prepared:
+        return Prepared(con.cursor(), {"dates": ["2024-01-02", "2024-01-03"]})
+
+    server = QueryServer(
+        "tcp://127.0.0.1:0", prepare, info=dict, timeout_s=5.0, max_rows=10, workers=1
+    )
+    server.start()
+    try:
+        with QueryClient(server.endpoint, timeout_s=5.0) as client:
+            result = client.query("select i from t order by i limit 20")
+        assert result.dates == ("2024-01-02", "2024-01-03")
+        assert result.table.num_rows == 10 and result.truncated  # the limits still hold
+    finally:
+        server.close()
+
+
+def test_replies_without_metadata_have_no_dates(client: QueryClient) -> None:
+    assert client.query("select 1 as x").dates is None
 
 
 def test_row_limit_truncates_and_says_so(client: QueryClient) -> None:

@@ -80,8 +80,12 @@ def test_views_follow_chunks_and_dates_and_rdb_dates_matches_the_snapshot(
         assert dates.fetchall() == [("2024-01-02", "writing"), ("2024-01-03", "live")]
         by_date = "SELECT date::VARCHAR, count(*) FROM trade GROUP BY ALL ORDER BY 1"
         assert engine.prepare().sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
+        prepared = engine.prepare_with_dates()  # the reply's dates: the cursor's snapshot
+        assert prepared.meta == {"dates": ["2024-01-02", "2024-01-03"]}
+        assert prepared.con.sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
         store.drop(DAY)
         assert engine.prepare().sql(by_date).fetchall() == [("2024-01-03", 3)]
+        assert engine.prepare_with_dates().meta == {"dates": ["2024-01-03"]}
         assert engine.view_rebuilds == 4  # start, chunk, roll, drop: never per query
     finally:
         engine.close()
