@@ -1,10 +1,11 @@
-"""Finish aggregate merges in Arrow when DuckDB's fixed cost would be most of the work.
+"""Finish small merges in Arrow when DuckDB's fixed cost would be most of the work.
 
 An aggregate plan's merge query (``decompose``) groups the stacked partials by their ``_g``
 keys and finishes every aggregate: SUM, MIN, MAX, BOOL_AND or BOOL_OR of a partial, combined
 by ``/``, ``COALESCE`` and ``NULLIF`` and cast to the output types; then HAVING, ORDER BY,
-LIMIT. Over a few hundred partial rows DuckDB spends 1.5-4 ms on that (registering the
-parts, binding, starting a pipeline); pyarrow's hash aggregate takes about 0.2 ms.
+LIMIT. A rows or groups plan's merge query only casts the parts' columns, sorts them and
+cuts (ORDER BY ... LIMIT). Over a few hundred rows DuckDB spends 1.5-4 ms on either
+(registering the parts, binding, starting a pipeline); pyarrow takes about 0.2 ms.
 
 ``compile_merge`` accepts only merge queries built from those pieces (None otherwise).
 ``ArrowMerge.run`` raises ``Unsupported`` when the data needs a semantic it does not
@@ -66,12 +67,13 @@ class Unsupported(Exception):
     """This merge (or these parts) needs the DuckDB merge."""
 
 
-# A compiled expression: the aggregated columns (by name) -> one array.
+# A compiled expression: the aggregated (or, merging rows, the parts') columns -> one array.
 Value = Callable[[dict[str, pa.Array]], pa.Array]
 
 
 @dataclass(frozen=True)
 class ArrowMerge:
+    rows: bool  # no aggregation: expressions read the parts' columns (by name or #position)
     keys: tuple[str, ...]  # _g columns grouped by
     # (input column, partial column, cast to or None, Arrow aggregate)
     aggregates: tuple[tuple[str, str, pa.DataType | None, str], ...]
@@ -83,7 +85,7 @@ class ArrowMerge:
 
     def run(self, parts: pa.Table, schema: pa.Schema) -> pa.Table:
         """The merge's answer with exactly ``schema`` (DuckDB's output types)."""
-        env = self._aggregate(parts)
+        env = _columns(parts) if self.rows else self._aggregate(parts)
         if self.having is not None:
             keep = _fit(self.having(env), pa.bool_())
             env = {name: column.filter(keep) for name, column in env.items()}
@@ -131,17 +133,27 @@ class ArrowMerge:
         return table.take(order)
 
 
-def compile_merge(final_sql: str) -> ArrowMerge | None:
-    """An Arrow program for this merge query, or None if any part of it is outside the set."""
+def compile_merge(final_sql: str, *, rows: bool = False) -> ArrowMerge | None:
+    """An Arrow program for this merge query, or None if any part of it is outside the set.
+
+    ``rows``: the merge of a rows or groups plan (no aggregates, columns read as they are).
+    """
     try:
         select = sqlglot.parse_one(final_sql, read="duckdb")
-        return _Compiler().select(select)
+        return _Compiler(rows).select(select)
     except (Unsupported, SqlglotError):
         return None
 
 
+def _columns(parts: pa.Table) -> dict[str, pa.Array]:
+    env = {f"#{i + 1}": column for i, column in enumerate(parts.columns)}
+    env.update(zip(parts.column_names, parts.columns, strict=True))
+    return env
+
+
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, rows: bool) -> None:
+        self.rows = rows
         self.keys: list[str] = []
         self.aggregates: dict[tuple[str, str, pa.DataType | None, str], None] = {}
 
@@ -155,6 +167,8 @@ class _Compiler:
         if extra or source is None or source.this != exp.to_table(PARTS):
             raise Unsupported(f"merge query shape: {extra}")
         group = node.args.get("group")
+        if self.rows and (group or node.args.get("having")):
+            raise Unsupported("grouping in a rows merge")
         for key in group.expressions if group else []:
             self.keys.append(self._partial_column(key))
         outputs, aliases = [], []
@@ -170,6 +184,7 @@ class _Compiler:
             # sqlglot spells out DuckDB's default, NULLS LAST, as nulls_first=False.
             ordered.append((value, bool(spec.args.get("desc")), bool(spec.args.get("nulls_first"))))
         return ArrowMerge(
+            rows=self.rows,
             keys=tuple(self.keys),
             aggregates=tuple(self.aggregates),
             outputs=tuple(outputs),
@@ -178,6 +193,11 @@ class _Compiler:
             limit=_constant(node.args.get("limit")),
             offset=_constant(node.args.get("offset")) or 0,
         )
+
+    def _row_column(self, node: exp.Expr) -> str:
+        if not isinstance(node, exp.Column) or node.table:
+            raise Unsupported(f"not a column of the parts: {node}")
+        return str(node.name)
 
     def _partial_column(self, node: exp.Expr) -> str:
         if not isinstance(node, exp.Column) or node.table or not node.name.startswith("_"):
@@ -194,12 +214,18 @@ class _Compiler:
     def value(self, node: exp.Expr) -> Value:
         if isinstance(node, exp.Paren):
             return self.value(node.this)
+        if self.rows and isinstance(node, exp.PositionalColumn | exp.Column):
+            if isinstance(node, exp.PositionalColumn):
+                name = f"#{_literal(node.this)}"
+            else:
+                name = self._row_column(node)
+            return lambda env: _lookup(env, name)
         if isinstance(node, exp.Column):
             name = self._partial_column(node)
             if name not in self.keys:
                 raise Unsupported(f"{name} is not a group key")
             return lambda env: env[name]
-        if type(node) in _AGGREGATES:
+        if type(node) in _AGGREGATES and not self.rows:
             fn, arg, cast = _AGGREGATES[type(node)], node.this, None
             if isinstance(arg, exp.Cast):  # BOOL_OR(CAST(_a3 AS BOOLEAN))
                 arg, cast = arg.this, _type_of(arg)
@@ -228,6 +254,13 @@ class _Compiler:
             one, two = self.value(node.this), self.value(node.expression)
             return lambda env: getattr(pc, logic)(one(env), two(env))
         raise Unsupported(f"expression {type(node).__name__}")
+
+
+def _lookup(env: dict[str, pa.Array], name: str) -> pa.Array:
+    column = env.get(name)
+    if column is None:  # DuckDB would match names without regard to case
+        raise Unsupported(f"no part column {name!r}")
+    return column
 
 
 def _type_of(cast: exp.Cast) -> pa.DataType:

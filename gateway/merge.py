@@ -44,8 +44,8 @@ from queries.sqlsafety import lock_down
 # Errors that describe the query, not the backend: the same query fails everywhere.
 QUERY_FAULTS = ("bad_query", "forbidden")
 SCHEMA_CACHE = 512  # output schemas of stacked plans, by merge SQL
-# Partial rows up to which an aggregate merge runs in Arrow (``arrow_merge``); beyond, the
-# DuckDB merge's parallel hash aggregate wins over its fixed cost.
+# Rows up to which a merge runs in Arrow (``arrow_merge``); beyond, DuckDB's parallel hash
+# aggregate and sort win over its fixed cost.
 ARROW_MERGE_ROWS = 200_000
 
 
@@ -143,7 +143,7 @@ class Executor:
         # thread start on every merged query).
         self._watchdog = Watchdog()
         self._schemas: dict[str, pa.Schema] = {}
-        self._programs: dict[str, ArrowMerge | None] = {}
+        self._programs: dict[tuple[str, bool], ArrowMerge | None] = {}
         # Counters, plain attributes for tests: merges done by stacking Arrow tables, by
         # an Arrow aggregate and by a DuckDB pass.
         self.stacked = 0
@@ -306,15 +306,15 @@ class Executor:
         return stacked.slice(offset, plan.stack.limit)
 
     def _arrow(self, plan: Plan, parts: _Parts, catalog: Catalog) -> pa.Table | None:
-        """An aggregate merge finished in Arrow, or None: merge in DuckDB instead."""
+        """A merge finished in Arrow, or None: merge in DuckDB instead."""
         got = parts.tables.get(0) or []
-        if plan.mode != "aggregate" or not got or plan.final_sql is None:
+        if plan.mode not in ("aggregate", "rows", "groups") or not got or plan.final_sql is None:
             return None
         if sum(t.num_rows for t in got) > ARROW_MERGE_ROWS:
             return None
         if any(not t.schema.equals(got[0].schema) for t in got[1:]):
             return None
-        program = self._program(plan.final_sql)
+        program = self._program(plan.final_sql, plan.mode != "aggregate")
         if program is None:
             return None
         try:
@@ -322,15 +322,16 @@ class Executor:
         except (Unsupported, pa.ArrowException):
             return None  # DuckDB's merge answers (or reports the error) as it always did
 
-    def _program(self, final_sql: str) -> ArrowMerge | None:
+    def _program(self, final_sql: str, rows: bool) -> ArrowMerge | None:
+        key = (final_sql, rows)
         with self._lock:
-            if final_sql in self._programs:
-                return self._programs[final_sql]
-        program = compile_merge(final_sql)
+            if key in self._programs:
+                return self._programs[key]
+        program = compile_merge(final_sql, rows=rows)
         with self._lock:
             if len(self._programs) >= SCHEMA_CACHE:
                 self._programs.clear()
-            self._programs[final_sql] = program
+            self._programs[key] = program
         return program
 
     def _output_schema(self, plan: Plan, catalog: Catalog) -> pa.Schema:

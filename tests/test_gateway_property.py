@@ -315,6 +315,7 @@ def test_rows_without_order_are_stacked_not_merged() -> None:
         assert router.plan(ordered).stack is None
         want = reference.sql(ordered).to_arrow_table()
         assert_same_answer(router.run_sql(ordered).table, want, True, ordered)
-        assert (router.executor.stacked, router.executor.merged) == (2, 1)
+        executor = router.executor
+        assert (executor.stacked, executor.arrow_merged, executor.merged) == (2, 1, 0)
     finally:
         router.close()
