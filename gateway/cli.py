@@ -110,7 +110,12 @@ def gateway(
     sock.bind((bind_host, cfg.gateway.port if port is None else port))
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(router, refresh_s=refresh), log_level="warning", access_log=False)
+        uvicorn.Config(
+            create_app(router, refresh_s=refresh),
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+        )
     )
     url = f"http://{bind_host}:{bound_port}"
     kdb = _start_kdb_port(router, cfg.gateway, kdb_port)
