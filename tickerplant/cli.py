@@ -29,11 +29,13 @@ def _run_tp(
     import logging
 
     from tickdb.logs import setup_logging
+    from tickdb.malloc import keep_large_buffers
     from tickdb.ready import write_ready
     from tickerplant.journal import JournalCorrupt
     from tickerplant.server import Tickerplant
 
     setup_logging()
+    keep_large_buffers()
     cfg = load_config_or_exit(config, data_dir)
     if address:
         cfg = dataclasses.replace(
