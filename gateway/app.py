@@ -73,7 +73,7 @@ def q_error_response(exc: QError) -> JSONResponse:
 
 
 def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
-    metrics = GatewayMetrics(router.topology)
+    metrics = GatewayMetrics(router.topology, router.executor)
     qpath = QPath(router)
 
     @asynccontextmanager

@@ -10,13 +10,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.backends import Topology
+from gateway.merge import Executor
 
 
 class _BackendCollector(Collector):
-    """Backend gauges read from the topology at scrape time, so they are never stale."""
+    """Backend gauges and merge counters read at scrape time, so they are never stale."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, executor: Executor | None) -> None:
         self.topology = topology
+        self.executor = executor
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         up = GaugeMetricFamily(
@@ -48,10 +50,21 @@ class _BackendCollector(Collector):
             if state.ok_at is not None:
                 age.add_metric([state.name], now - state.ok_at)
         yield from (up, lag, age, retries)
+        if self.executor is not None:
+            merges = CounterMetricFamily(
+                "tickdb_gateway_merges",
+                "Answers merged from several parts, by how: stacking Arrow tables, an Arrow "
+                "aggregate or sort, or a DuckDB pass",
+                labels=["engine"],
+            )
+            merges.add_metric(["stack"], float(self.executor.stacked))
+            merges.add_metric(["arrow"], float(self.executor.arrow_merged))
+            merges.add_metric(["duckdb"], float(self.executor.merged))
+            yield merges
 
 
 class GatewayMetrics:
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, executor: Executor | None = None) -> None:
         self.registry = CollectorRegistry()
         self.queries = Counter(
             "tickdb_gateway_queries",
@@ -69,7 +82,7 @@ class GatewayMetrics:
         self.rows = Counter(
             "tickdb_gateway_result_rows", "Rows returned to clients", registry=self.registry
         )
-        self.registry.register(_BackendCollector(topology))
+        self.registry.register(_BackendCollector(topology, executor))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -160,6 +160,12 @@ def test_health_and_metrics(stack):
     metrics = httpx.get(f"{url}/metrics").text
     assert 'tickdb_gateway_queries_total{outcome="ok",plan="aggregate"}' in metrics
     assert "tickdb_gateway_backend_up" in metrics
+    merged = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("tickdb_gateway_merges_total{")
+    }
+    assert set(merged) == {"stack", "arrow", "duckdb"} and merged["arrow"] >= 1  # VWAP
 
 
 def test_dead_backend_clear_error_then_partial_then_status(own_stack):
