@@ -319,7 +319,7 @@ class Executor:
             return None
         try:
             return program.run(pa.concat_tables(got), self._output_schema(plan, catalog))
-        except (Unsupported, pa.ArrowException):
+        except (Unsupported, pa.ArrowException, duckdb.Error):
             return None  # DuckDB's merge answers (or reports the error) as it always did
 
     def _program(self, final_sql: str, rows: bool) -> ArrowMerge | None:
