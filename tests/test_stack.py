@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import wait_until, write_config
+from harness import free_port, wait_until, write_config
 
 from gateway.client import Client
 
@@ -41,7 +41,8 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
             },
             "rdb": {"address": "tcp://127.0.0.1:0"},
             "hdb": {"address": "tcp://127.0.0.1:0"},
-            "gateway": {"port": 0, "kdb_port": 0},
+            # A kdb+ port on the gateway: the table lists it, the printed URL must not.
+            "gateway": {"port": 0, "kdb_port": free_port()},
             "stack": {"demo_rate": 2000},
         },
     )
@@ -86,4 +87,5 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
     assert up.returncode == 0, output
     assert "stopped." in output
     assert "gateway" in output and "tickerplant" in output
+    assert f"Open {url}/docs;" in output  # the bare URL, whatever else the table shows
     assert processes_using(str(data)) == []

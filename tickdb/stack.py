@@ -149,6 +149,11 @@ class Stack:
             rows.append((c.name, str(where) or f"pid {c.popen.pid}"))
         return rows
 
+    def gateway_url(self) -> str:
+        """The gateway's HTTP address (empty before it is up)."""
+        urls = [str(c.info.get("url", "")) for c in self.components if c.name == "gateway"]
+        return urls[0] if urls else ""
+
     def wait(self) -> str:
         """Block until Ctrl-C, SIGTERM or a component exits; returns why."""
         stop = {"why": ""}

@@ -38,7 +38,7 @@ def up(
         for name, where in stack.endpoints():
             table.add_row(name, where)
         console.print(table)
-        url = next((w for n, w in stack.endpoints() if n == "gateway"), "")
+        url = stack.gateway_url()
         console.print(
             f'Open [bold]{url}/docs[/]; try `tickdb query "select count(*) from '
             f'trade"`. Logs: {stack.log_dir}. Ctrl-C stops everything.'
