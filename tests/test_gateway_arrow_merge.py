@@ -95,10 +95,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _special(table: pa.Table) -> bool:
-    """Data the Arrow merge may decline: NaN or sums near the integer limits."""
+    """Data the Arrow merge may decline: NaN (given, or made by summing opposite infinities)
+    or sums near the integer limits."""
     floats_ = table.column("_a0").to_pylist()
     ints_ = table.column("_a1").to_pylist() + table.column("_a2").to_pylist()
-    return any(v is not None and math.isnan(v) for v in floats_) or any(
+    return any(v is not None and not math.isfinite(v) for v in floats_) or any(
         v is not None and abs(v) >= 2**62 for v in ints_
     )
 
