@@ -265,12 +265,16 @@ class Executor:
                         except ValueError as exc:
                             _cancel(pending, abandoned)
                             raise QueryError("internal", f"{name}: {exc}") from None
-                    if dates is not None:
-                        try:
-                            check_answer(name, assumed[name][1], dates, fetch.dates)
-                        except Exception:
-                            _cancel(pending, abandoned)
-                            raise
+                    if dates is None:  # unchecked, a rolled date could go missing or double
+                        _cancel(pending, abandoned)
+                        raise QueryError(
+                            "internal", f"{name}: the reply does not say which dates it read"
+                        )
+                    try:
+                        check_answer(name, assumed[name][1], dates, fetch.dates)
+                    except Exception:
+                        _cancel(pending, abandoned)
+                        raise
                 if result.truncated and fetch.strict:
                     _cancel(pending, abandoned)
                     raise QueryError("bad_query", _too_many(name, scan_rows))
