@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -133,6 +134,7 @@ class ArrowMerge:
         return table.take(order)
 
 
+@lru_cache(maxsize=512)  # plans repeat; a program is immutable, so one serves them all
 def compile_merge(final_sql: str, *, rows: bool = False) -> ArrowMerge | None:
     """An Arrow program for this merge query, or None if any part of it is outside the set.
 

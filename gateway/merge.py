@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from gateway.arrow_merge import ArrowMerge, Unsupported, compile_merge
+from gateway.arrow_merge import Unsupported, compile_merge
 from gateway.backends import Topology
 from gateway.catalog import Catalog
 from gateway.decompose import PARTS
@@ -143,7 +143,6 @@ class Executor:
         # thread start on every merged query).
         self._watchdog = Watchdog()
         self._schemas: dict[str, pa.Schema] = {}
-        self._programs: dict[tuple[str, bool], ArrowMerge | None] = {}
         # Counters, plain attributes for tests: merges done by stacking Arrow tables, by
         # an Arrow aggregate and by a DuckDB pass.
         self.stacked = 0
@@ -175,13 +174,11 @@ class Executor:
             table = _in_order(got[0] if got else catalog.run_empty(fetch.sql), plan)
             truncated = parts.truncated
         else:
-            stacked = self._stacked(plan, parts, catalog)
-            aggregated = None if stacked is not None else self._arrow(plan, parts, catalog)
-            if stacked is not None:
+            if (stacked := self._stacked(plan, parts, catalog)) is not None:
                 table, truncated = stacked, False
                 self.stacked += 1
-            elif aggregated is not None:
-                table, truncated = aggregated, False
+            elif (merged := self._arrow(plan, parts, catalog)) is not None:
+                table, truncated = merged, False
                 self.arrow_merged += 1
             else:
                 table, truncated = self._merge(plan, parts, catalog, deadline, max_rows)
@@ -318,25 +315,13 @@ class Executor:
             return None
         if any(not t.schema.equals(got[0].schema) for t in got[1:]):
             return None
-        program = self._program(plan.final_sql, plan.mode != "aggregate")
+        program = compile_merge(plan.final_sql, rows=plan.mode != "aggregate")
         if program is None:
             return None
         try:
             return program.run(pa.concat_tables(got), self._output_schema(plan, catalog))
         except (Unsupported, pa.ArrowException, duckdb.Error):
             return None  # DuckDB's merge answers (or reports the error) as it always did
-
-    def _program(self, final_sql: str, rows: bool) -> ArrowMerge | None:
-        key = (final_sql, rows)
-        with self._lock:
-            if key in self._programs:
-                return self._programs[key]
-        program = compile_merge(final_sql, rows=rows)
-        with self._lock:
-            if len(self._programs) >= SCHEMA_CACHE:
-                self._programs.clear()
-            self._programs[key] = program
-        return program
 
     def _output_schema(self, plan: Plan, catalog: Catalog) -> pa.Schema:
         """The Arrow schema the merge SQL returns (its casts fix it), cached per SQL text."""

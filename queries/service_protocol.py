@@ -106,20 +106,31 @@ def decode_request(frames: list[bytes]) -> QueryRequest:
     return QueryRequest(body["sql"], timeout_s, max_rows)
 
 
-def encode_result(
-    table: pa.Table, truncated: bool, elapsed_ms: float, extra: dict[str, Any] | None = None
-) -> list[Any]:
-    # Measure first, then write into one buffer of the exact size: one copy of the rows and
-    # no regrowing. The buffer goes to ZeroMQ without another copy (buffer protocol).
+def ipc_stream(table: pa.Table) -> pa.Buffer:
+    """``table`` as an Arrow IPC stream in one buffer of the exact size.
+
+    Measured first, then written once: one copy of the rows and no regrowing. The buffer
+    goes to ZeroMQ or an HTTP response as it is (buffer protocol), without another copy.
+    """
     mock = pa.MockOutputStream()
     with ipc.new_stream(mock, table.schema) as writer:
         writer.write_table(table)
     buffer = pa.allocate_buffer(mock.size())
     with ipc.new_stream(pa.FixedSizeBufferWriter(buffer), table.schema) as writer:
         writer.write_table(table)
-    meta = {**(extra or {}), "rows": table.num_rows, "truncated": truncated}
-    meta["elapsed_ms"] = elapsed_ms
-    return [OK, json.dumps(meta).encode(), buffer]
+    return buffer
+
+
+def encode_result(
+    table: pa.Table, truncated: bool, elapsed_ms: float, extra: dict[str, Any] | None = None
+) -> list[Any]:
+    meta = {
+        **(extra or {}),
+        "rows": table.num_rows,
+        "truncated": truncated,
+        "elapsed_ms": elapsed_ms,
+    }
+    return [OK, json.dumps(meta).encode(), ipc_stream(table)]
 
 
 def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:
