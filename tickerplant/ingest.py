@@ -106,7 +106,6 @@ class BatchValidator:
         table: str,
         has_time: bool,
         spans: list[memoryview],
-        payloads: list[memoryview],
         now_ns: int,
     ) -> Validated | None:
         """Many spliceable payloads of one table as one canonical batch, or None.
@@ -122,7 +121,7 @@ class BatchValidator:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
             sent_prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
-            whole = batch_spans(payloads, sent_prefix)
+            whole = batch_spans(spans, b"")
             if whole is None:
                 return None
             try:

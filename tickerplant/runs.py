@@ -90,8 +90,7 @@ class RunBuilder:
         now = self.clock.now_ns()
         validated = None
         if len(run.spans) > 1:
-            payloads = [arrival[4] for arrival in run.arrivals]  # for the reader, if needed
-            validated = self.validator.validate_run(table, run.has_time, run.spans, payloads, now)
+            validated = self.validator.validate_run(table, run.has_time, run.spans, now)
         if validated is None:
             for arrival in run.arrivals:
                 self.accept(*arrival)
