@@ -41,7 +41,9 @@ class Proc:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=full_env,
-            start_new_session=True,
+            # Its own process group (killpg), but this session: one autogroup for the whole
+            # stack, as ``tickdb up`` runs it, so thread priorities compare across processes.
+            process_group=0,
         )
         try:
             self.info: dict[str, Any] = wait_ready(

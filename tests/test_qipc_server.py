@@ -44,7 +44,7 @@ class ServerProc:
             [sys.executable, str(SERVER), "--ready-file", str(ready), *extra],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            process_group=0,
         )
         try:
             self.port = int(wait_ready(ready, 30, alive=lambda: self.popen.poll() is None)["port"])

@@ -119,7 +119,7 @@ class _HdbProc(Proc):
             [sys.executable, "-c", code, *args, str(self.ready_file)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            process_group=0,
         )
         self.info = wait_ready(self.ready_file, 30, alive=lambda: self.popen.poll() is None)
 

@@ -28,6 +28,21 @@ def processes_using(marker: str) -> list[str]:
     return found
 
 
+def children_of(parent: int) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command (which may hold spaces): state, ppid, ...
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(pid))
+    return found
+
+
 def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "stack-data"
     config = write_config(
@@ -81,6 +96,13 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
         assert by_sym.num_rows > 1
         names = sorted(p.stem for p in (data / "run").glob("*.json"))
         assert names == ["gateway", "hdb-0", "hdb-1", "rdb-0", "rdb-1", "tickerplant"]
+        # Components: each its own process group (Ctrl-C reaches only ``up``), all in up's
+        # session, so one autogroup and thread priorities that work across processes.
+        components = children_of(up.pid)
+        assert len(components) == 7  # tickerplant, 2 HDBs, 2 RDBs, gateway, feed
+        for pid in components:
+            assert os.getpgid(pid) == pid
+            assert os.getsid(pid) == os.getsid(up.pid)
     finally:
         os.killpg(up.pid, signal.SIGINT)
         output, _ = up.communicate(timeout=60)

@@ -2,8 +2,16 @@
 
 Starts, in dependency order, the tickerplant, an HDB and an RDB per shard, the gateway and
 (with ``--demo``) the synthetic feed, each as its own process, waiting for each to announce
-its endpoints in a ready file. Ctrl-C (or SIGTERM, or any component dying) stops everything
-in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
+its endpoints in a ready file. Ctrl-C (or SIGTERM, SIGHUP, or any component dying) stops
+everything in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
+
+Each component gets its own process group (a terminal's Ctrl-C reaches only ``tickdb up``,
+which stops the rest in order) but stays in this session. A new session would put each
+component in its own Linux autogroup, and the scheduler would then share the CPU equally
+between processes, whatever the priorities of their threads: the RDBs' query threads run
+below ingest (``rdb.server.QUERY_NICE``), and that only counts against threads of the same
+group. With one group, ingest keeps its lag low under a heavy query load (see
+``docs/architecture.md``, CPU priority).
 """
 
 from __future__ import annotations
@@ -71,9 +79,7 @@ class Stack:
         if ready:
             command += ["--ready-file", str(ready_file)]
         with open(log_path, "ab") as log:
-            popen = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)
         info: dict[str, Any] = {}
         component = Component(name, popen, info, log_path)
         self.components.append(component)
@@ -155,7 +161,7 @@ class Stack:
         return urls[0] if urls else ""
 
     def wait(self) -> str:
-        """Block until Ctrl-C, SIGTERM or a component exits; returns why."""
+        """Block until Ctrl-C, SIGTERM, SIGHUP or a component exits; returns why."""
         stop = {"why": ""}
 
         def on_signal(signum: int, _frame: object) -> None:
@@ -163,6 +169,8 @@ class Stack:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        # A closed terminal: the components share its session, so stop them as for Ctrl-C.
+        signal.signal(signal.SIGHUP, on_signal)
         while not stop["why"]:
             for c in self.components:
                 if c.popen.poll() is not None:
