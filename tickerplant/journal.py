@@ -13,11 +13,11 @@ import bisect
 import datetime as dt
 import os
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tickerplant.checksum import crc32
 from tickerplant.protocol import (
     BODY_PREFIX,
     JOURNAL_MAGIC,
@@ -142,7 +142,7 @@ def _iter_raw(
                 pos = 0
                 continue
             body = memoryview(buffer)[pos + RECORD_HEADER.size : end]
-            if zlib.crc32(body) != crc:
+            if crc32(body) != crc:
                 yield base + pos, "checksum mismatch", _EMPTY
                 return
             yield base + pos, body, memoryview(buffer)[pos:end]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from tickerplant.checksum import crc32
+
 PROTOCOL_VERSION = 1
 
 # Record kinds.
@@ -126,7 +128,7 @@ def record_parts(
             *(ORIGIN.pack(pid, batch) for pid, batch in origins),
         ]
     )
-    crc = zlib.crc32(payload, zlib.crc32(head))
+    crc = crc32(payload, crc32(head))
     return RECORD_HEADER.pack(len(head) + len(payload), crc) + head, payload
 
 
@@ -165,7 +167,7 @@ def iter_records(blob: bytes | memoryview, verify: bool = True) -> Iterator[Reco
         body = view[start : start + length]
         if len(body) != length:
             raise ProtocolError(f"truncated record at byte {pos}")
-        if verify and zlib.crc32(body) != crc:
+        if verify and crc32(body) != crc:
             raise ProtocolError(f"checksum mismatch in record at byte {pos}")
         yield decode_body(body)
         pos = start + length
