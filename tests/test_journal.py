@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import zlib
@@ -14,6 +15,7 @@ from harness import start_tp
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tickerplant import journal
 from tickerplant.checksum import crc32
 from tickerplant.ingest import encode_stream
 from tickerplant.journal import (
@@ -132,3 +134,36 @@ def test_record_checksum_is_zlibs_crc32_also_when_chained(head: bytes, payload: 
     # agree on every record's checksum, including the head-then-payload chaining.
     assert crc32(head) == zlib.crc32(head)
     assert crc32(payload, crc32(head)) == zlib.crc32(head + payload)
+
+
+@given(
+    sizes=st.lists(st.integers(0, 600_000), max_size=12),
+    shorts=st.lists(st.integers(1, 300_000), max_size=20),
+)
+def test_journal_writes_every_byte_in_order_in_bounded_writev_calls(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int], shorts: list[int]
+) -> None:
+    # Buffers above and below the per-call bound, and a kernel that writes short: the file
+    # holds exactly the buffers, in order, and no call was given more than the bound.
+    buffers = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    path = tmp_path_factory.mktemp("writev") / "j"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    calls: list[int] = []
+    real_writev = os.writev
+    short_writes = iter(shorts)
+
+    def writev(fd: int, views: list[memoryview]) -> int:
+        asked = sum(len(v) for v in views)
+        calls.append(asked)
+        limit = next(short_writes, asked)
+        joined = b"".join(views)[: min(asked, limit)]
+        return real_writev(fd, [joined])
+
+    try:
+        os.writev = writev  # type: ignore[assignment]
+        journal._writev_all(fd, list(buffers))
+    finally:
+        os.writev = real_writev  # type: ignore[assignment]
+        os.close(fd)
+    assert path.read_bytes() == b"".join(buffers)
+    assert all(0 < n <= journal.WRITE_BYTES for n in calls)

@@ -384,12 +384,31 @@ class JournalWriter:
         os.close(self._fd)
 
 
+_IOV_MAX = 1024
+# The most one writev call is given (see _writev_all).
+WRITE_BYTES = 256 * 1024
+
+
 def _writev_all(fd: int, buffers: list[bytes | memoryview]) -> None:
-    # writev may write less than asked, and takes at most IOV_MAX (1024) buffers at once.
-    views = [memoryview(b) for b in buffers]
+    """Write ``buffers`` in order, in writev calls of at most ``WRITE_BYTES`` each.
+
+    A turn can queue megabytes (a batched flush, a burst of big batches). Measured on Linux
+    6.x, one writev of 5 MB into the page cache costs 2-7 times the CPU per byte of the
+    same bytes in calls of 256 KiB, and varies far more; so big writes are cut. writev may
+    also write less than asked, and takes at most IOV_MAX (1024) buffers at once.
+    """
+    views = [memoryview(b) for b in buffers if len(b)]  # an empty one would never advance
     i = 0
     while i < len(views):
-        written = os.writev(fd, views[i : i + 1024])
+        # Whole buffers while they fit, then the start of the one that does not.
+        j, size, end = i, 0, min(len(views), i + _IOV_MAX)
+        while j < end and size + len(views[j]) <= WRITE_BYTES:
+            size += len(views[j])
+            j += 1
+        call = views[i:j]
+        if j < end and size < WRITE_BYTES:
+            call.append(views[j][: WRITE_BYTES - size])
+        written = os.writev(fd, call)
         while written:
             if written >= len(views[i]):
                 written -= len(views[i])
