@@ -162,10 +162,9 @@ class _Compiler:
     def select(self, node: exp.Expr) -> ArrowMerge:
         if not isinstance(node, exp.Select):
             raise Unsupported("not a SELECT")
-        allowed = {"expressions", "from", "group", "having", "order", "limit", "offset"}
+        allowed = {"expressions", "from", "from_", "group", "having", "order", "limit", "offset"}
         extra = [k for k, v in node.args.items() if v and k not in allowed]
         source = from_clause(node)
-        extra = [k for k in extra if k not in ("from", "from_")]
         if extra or source is None or source.this != exp.to_table(PARTS):
             raise Unsupported(f"merge query shape: {extra}")
         group = node.args.get("group")

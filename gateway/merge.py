@@ -313,13 +313,14 @@ class Executor:
             return None
         if sum(t.num_rows for t in got) > ARROW_MERGE_ROWS:
             return None
-        if any(not t.schema.equals(got[0].schema) for t in got[1:]):
+        stacked = _one_table(got)
+        if stacked is None:
             return None
         program = compile_merge(plan.final_sql, rows=plan.mode != "aggregate")
         if program is None:
             return None
         try:
-            return program.run(pa.concat_tables(got), self._output_schema(plan, catalog))
+            return program.run(stacked, self._output_schema(plan, catalog))
         except (Unsupported, pa.ArrowException, duckdb.Error):
             return None  # DuckDB's merge answers (or reports the error) as it always did
 
@@ -386,10 +387,10 @@ class Executor:
             return plan.final_sql
         fetch = plan.fetches[0]
         got = parts.tables.get(0) or [catalog.run_empty(fetch.sql)]
-        if all(t.schema.equals(got[0].schema) for t in got[1:]):
-            # Parts of one schema (the usual case) are one Arrow table without a copy: one
-            # registration and no UNION pass, a third of a small merge's DuckDB time.
-            cur.register(PARTS, pa.concat_tables(got))
+        stacked = _one_table(got)
+        if stacked is not None:
+            # One registration and no UNION pass: a third of a small merge's DuckDB time.
+            cur.register(PARTS, stacked)
             return plan.final_sql
         # Parts whose types differ (an empty part typed by the catalog, say) are unified
         # by DuckDB's UNION ALL, as they would be in one database.
@@ -397,6 +398,14 @@ class Executor:
             cur.register(f"_p{i}", table)
         union = " UNION ALL ".join(f"SELECT * FROM _p{i}" for i in range(len(got)))
         return f"WITH {PARTS} AS ({union}) {plan.final_sql}"
+
+
+def _one_table(tables: list[pa.Table]) -> pa.Table | None:
+    """Parts of one schema (the usual case) as one Arrow table, without a copy; None when
+    their types differ (an empty part typed by the catalog, say)."""
+    if any(not t.schema.equals(tables[0].schema) for t in tables[1:]):
+        return None
+    return pa.concat_tables(tables)
 
 
 def _in_order(table: pa.Table, plan: Plan) -> pa.Table:

@@ -16,7 +16,7 @@ from gateway.merge import Executor
 class _BackendCollector(Collector):
     """Backend gauges and merge counters read at scrape time, so they are never stale."""
 
-    def __init__(self, topology: Topology, executor: Executor | None) -> None:
+    def __init__(self, topology: Topology, executor: Executor) -> None:
         self.topology = topology
         self.executor = executor
 
@@ -50,21 +50,20 @@ class _BackendCollector(Collector):
             if state.ok_at is not None:
                 age.add_metric([state.name], now - state.ok_at)
         yield from (up, lag, age, retries)
-        if self.executor is not None:
-            merges = CounterMetricFamily(
-                "tickdb_gateway_merges",
-                "Answers merged from several parts, by how: stacking Arrow tables, an Arrow "
-                "aggregate or sort, or a DuckDB pass",
-                labels=["engine"],
-            )
-            merges.add_metric(["stack"], float(self.executor.stacked))
-            merges.add_metric(["arrow"], float(self.executor.arrow_merged))
-            merges.add_metric(["duckdb"], float(self.executor.merged))
-            yield merges
+        merges = CounterMetricFamily(
+            "tickdb_gateway_merges",
+            "Answers merged from several parts, by how: stacking Arrow tables, an Arrow "
+            "aggregate or sort, or a DuckDB pass",
+            labels=["engine"],
+        )
+        merges.add_metric(["stack"], float(self.executor.stacked))
+        merges.add_metric(["arrow"], float(self.executor.arrow_merged))
+        merges.add_metric(["duckdb"], float(self.executor.merged))
+        yield merges
 
 
 class GatewayMetrics:
-    def __init__(self, topology: Topology, executor: Executor | None = None) -> None:
+    def __init__(self, topology: Topology, executor: Executor) -> None:
         self.registry = CollectorRegistry()
         self.queries = Counter(
             "tickdb_gateway_queries",

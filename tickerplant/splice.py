@@ -15,6 +15,7 @@ ends; the reader then checks the contents.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
@@ -85,6 +86,6 @@ def batch_spans(payloads: list[memoryview], prefix: bytes) -> list[memoryview] |
     return spans
 
 
-def join(prefix: bytes, spans: list[memoryview] | list[bytes | memoryview]) -> bytes:
+def join(prefix: bytes, spans: Sequence[bytes | memoryview]) -> bytes:
     """One stream: the schema message, every piece's batches, one end marker."""
     return b"".join([prefix, *spans, END_OF_STREAM])
