@@ -133,9 +133,16 @@ def encode_result(
     return [OK, json.dumps(meta).encode(), ipc_stream(table)]
 
 
+# ZeroMQ hands small messages over inside its receive buffer, at any byte offset. Arrow's
+# compute engine (the gateway's Arrow merges) warns on every call over buffers that are not
+# aligned to their type, so misaligned buffers are copied (small ones: big messages get
+# their own allocation, aligned).
+_ALIGNED = ipc.IpcReadOptions(ensure_alignment=ipc.Alignment.DataTypeSpecific)
+
+
 def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:
     info = json.loads(meta)
-    table = ipc.open_stream(pa.py_buffer(payload)).read_all()
+    table = ipc.open_stream(pa.py_buffer(payload), options=_ALIGNED).read_all()
     dates = info.get("dates")
     return QueryResult(
         table,
