@@ -1,9 +1,10 @@
 """Gateway benchmark: queries through the HTTP gateway (Arrow) against raw DuckDB.
 
-10M rows (trades and quotes) across today plus 5 past days. Past days are a Parquet lake in
-the HDB's layout (``<data>/hdb/<table>/date=YYYY-MM-DD/part-0-of-1.parquet``, sorted by sym,
-time) served by a real ``tickdb hdb`` process; today is in-memory Arrow served by a query
-service in this process (the RDB's shape). The gateway is a real ``tickdb gateway`` process.
+10M rows (trades and quotes) across today plus 5 past days. Past days are a Parquet lake
+written by the HDB's own end-of-day writer (``hdb.writer.write_partition``: sorted by sym,
+time, ZSTD, row groups of about one sym each) and served by a real ``tickdb hdb`` process;
+today is in-memory Arrow served by a query service in this process (the RDB's shape). The
+gateway is a real ``tickdb gateway`` process.
 The raw baseline is one DuckDB in this process, with default settings, over the same Parquet
 files (a glob) and the same Arrow tables, unioned. Both sides get the same thread budget.
 Prints medians and the gateway/raw ratio per query.
@@ -27,15 +28,16 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.client import Client  # noqa: E402
+from hdb.writer import write_partition  # noqa: E402
 from queries.service import QueryServer  # noqa: E402
 from queries.service_server import Prepared  # noqa: E402
 from tickdb.ready import wait_ready  # noqa: E402
+from tickerplant.schema import default_schemas  # noqa: E402
 
 TODAY = dt.date.today()
 DAYS = [TODAY - dt.timedelta(days=d) for d in range(5, -1, -1)]  # 5 past days + today
@@ -43,13 +45,14 @@ SYMS = [f"S{i:03d}" for i in range(100)]
 OPEN_NS = 9 * 3600 * 10**9 + 30 * 60 * 10**9
 SESSION_NS = int(6.5 * 3600 * 10**9)
 THREADS = 2
+SCHEMAS = default_schemas()
 
 
 def make_day(kind: str, day: dt.date, rows: int, rng: np.random.Generator) -> pa.Table:
     sym_idx = np.sort(rng.integers(0, len(SYMS), rows))
     midnight = np.datetime64(day, "ns").astype(np.int64)
     times = midnight + OPEN_NS + rng.integers(0, SESSION_NS, rows)
-    order = np.lexsort((times, sym_idx))  # HDB partitions are sorted by sym, time
+    order = np.lexsort((times, sym_idx))  # the writer sorts again; today's rows alike
     sym_idx, times = sym_idx[order], times[order]
     mid = 50 + sym_idx * 0.5 + rng.normal(0, 0.2, rows)
     cols: dict[str, pa.Array] = {
@@ -79,9 +82,7 @@ def build(rows: int, lake: Path) -> dict[str, pa.Table]:
             if day == TODAY:
                 today[kind] = table
                 continue
-            part = lake / kind / f"date={day.isoformat()}"
-            part.mkdir(parents=True)
-            pq.write_table(table.drop_columns(["date"]), part / "part-0-of-1.parquet")
+            write_partition(lake, SCHEMAS[kind], day, table.drop_columns(["date"]))
     return today
 
 
