@@ -2,7 +2,9 @@
 
 End to end means publisher -> tickerplant (validate, journal, sequence) -> subscriber
 process(es), with the journal on. The baseline moves the same payload bytes, the same number
-of messages, from one process to subscriber processes over a bare pyzmq PUB/SUB.
+of messages, from one process to subscriber processes over a bare pyzmq PUB/SUB. A second
+baseline sends them through a bare relay process (PULL in, PUB out, no work): the ceiling
+for anything that sits between publishers and subscribers, as a tickerplant does.
 
     .venv/bin/python scripts/bench_tickerplant.py            # full matrix, 3 repeats
     .venv/bin/python scripts/bench_tickerplant.py --quick    # smaller, 1 repeat
@@ -32,6 +34,9 @@ from tickerplant.journal import WRITE_BYTES
 from tickerplant.schema import default_schemas
 
 TRADE = default_schemas()["trade"]
+# Payloads from this size on are relayed without copying in the bare relay baseline: its
+# fastest way for them (measured: 1000-row payloads +6-11%; one-row payloads -20%).
+ZERO_COPY_BYTES = 16 * 1024
 
 
 def payload(rows: int, ts: int = 0) -> bytes:
@@ -121,12 +126,14 @@ def role_latency_sub(address: str, expect: int) -> None:
     )
 
 
-def role_raw_relay(_: str, expect: int) -> None:
+def role_raw_relay(copying: str, expect: int) -> None:
     """A bare relay: PULL in, PUB out, every frame forwarded as it arrives.
 
     The floor for any tickerplant, which is a relay plus its own work: two hops, and a
-    process in the middle that has to be woken.
+    process in the middle that has to be woken. ``copying`` is ``zerocopy`` to forward the
+    received frames themselves (faster for large messages, slower for small ones).
     """
+    zero_copy = copying == "zerocopy"
     ctx = zmq.Context()
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 0)
@@ -139,7 +146,10 @@ def role_raw_relay(_: str, expect: int) -> None:
         flush=True,
     )
     for _ in range(expect + 50):
-        pub.send_multipart(pull.recv_multipart())
+        if zero_copy:
+            pub.send_multipart(pull.recv_multipart(copy=False), copy=False)
+        else:
+            pub.send_multipart(pull.recv_multipart())
     print(json.dumps({"done": True}), flush=True)
 
 
@@ -284,6 +294,32 @@ def run_raw(rows: int, messages: int, subs: int) -> dict:
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
 
 
+def run_raw_relay(rows: int, messages: int, subs: int) -> dict:
+    """The same messages through a bare relay process: PUSH -> relay (PULL, PUB) -> SUB."""
+    body = payload(rows)
+    copying = "zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy"
+    relay, info = spawn_with_info("--role", "raw_relay", copying, str(messages))
+    out_endpoint = f"tcp://127.0.0.1:{info['out']}"
+    children = [spawn("--role", "raw_sub", out_endpoint, str(messages)) for _ in range(subs)]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.connect(info["in"])
+    for _ in range(50):  # the relay's 50 extra messages: probes until subscriptions arrive
+        sock.send_multipart([b"probe", b""])
+        time.sleep(0.01)
+    topic = b"upd/trade/*\0"
+    start = time.time()
+    for _ in range(messages):
+        sock.send_multipart([topic, body])
+    outs = [result(c) for c in children]
+    result(relay)
+    sock.close(0)
+    ctx.term()
+    elapsed = max(o["done"] for o in outs) - start
+    return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
+
+
 _SENTINEL = 0x1122334455667788
 
 
@@ -373,7 +409,7 @@ def run_raw_latency(rate: int, seconds: float) -> dict:
 def run_raw_relay_latency(rate: int, seconds: float) -> dict:
     """The same paced messages through a bare relay process: pub -> relay -> sub."""
     count = int(rate * seconds)
-    relay, info = spawn_with_info("--role", "raw_relay", "-", str(count))
+    relay, info = spawn_with_info("--role", "raw_relay", "copy", str(count))
     child = spawn("--role", "raw_latency_sub", f"tcp://127.0.0.1:{info['out']}", str(count))
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
@@ -417,9 +453,9 @@ def main() -> None:
     )
     print(
         "| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio "
-        "| raw file append rows/s |"
+        "| raw relay rows/s | ratio to relay | raw file append rows/s |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     wanted = {int(r) for r in opts.rows.split(",") if r}
     for rows, messages in plan.items():
         if rows not in wanted:
@@ -427,6 +463,9 @@ def main() -> None:
         messages = int(messages * scale)
         for subs in (1, 4):
             raw = statistics.median(run_raw(rows, messages, subs)["rows_s"] for _ in range(repeat))
+            relay = statistics.median(
+                run_raw_relay(rows, messages, subs)["rows_s"] for _ in range(repeat)
+            )
             append = statistics.median(run_raw_append(rows, messages) for _ in range(repeat))
             for mode in ("immediate", "batched"):
                 runs = [run_tickdb(rows, messages, mode, subs) for _ in range(repeat)]
@@ -434,7 +473,8 @@ def main() -> None:
                 msgs_s = statistics.median(r["msgs_s"] for r in runs)
                 print(
                     f"| {rows} | {mode} | {subs} | {msgs_s:,.0f} | {rows_s:,.0f} | "
-                    f"{raw:,.0f} | {rows_s / raw:.2f} | {append:,.0f} |",
+                    f"{raw:,.0f} | {rows_s / raw:.2f} | {relay:,.0f} | {rows_s / relay:.2f} | "
+                    f"{append:,.0f} |",
                     flush=True,
                 )
     if opts.no_latency:
