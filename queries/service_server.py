@@ -105,18 +105,18 @@ class Prepared:
 class QueryServer:
     """Serves read-only SQL over ZeroMQ; see ``queries.service_protocol`` for the frames.
 
-    ``prepare()`` returns the DuckDB connection (or cursor) one query runs on, or a
-    ``Prepared`` whose metadata goes into the reply; the server
-    drops its reference when the query ends and never closes it, so ``prepare`` may hand
-    out a fresh cursor per query or reuse one per worker thread. ``on_error`` (optional) is
-    called with a failed query's error; returning True retries the query once (the HDB
-    reloads its views when a partition file vanished under it).
+    ``prepare(sql)`` returns the DuckDB connection (or cursor) the query ``sql`` runs on, or
+    a ``Prepared`` whose metadata goes into the reply (an RDB sets up only the tables the
+    query names); the server drops its reference when the query ends and never closes it,
+    so ``prepare`` may hand out a fresh cursor per query or reuse one per worker thread.
+    ``on_error`` (optional) is called with a failed query's error; returning True retries
+    the query once (the HDB reloads its views when a partition file vanished under it).
     """
 
     def __init__(
         self,
         address: str,
-        prepare: Callable[[], duckdb.DuckDBPyConnection | Prepared],
+        prepare: Callable[[str], duckdb.DuckDBPyConnection | Prepared],
         *,
         info: Callable[[], dict[str, Any]],
         timeout_s: float,
@@ -353,7 +353,7 @@ class QueryServer:
         remaining = received + timeout - time.monotonic()
         if remaining <= 0:
             raise QueryError("timeout", "query spent its whole time limit waiting in the queue")
-        prepared = self._prepare()
+        prepared = self._prepare(sql)
         con, meta = (
             (prepared.con, prepared.meta) if isinstance(prepared, Prepared) else (prepared, {})
         )

@@ -11,9 +11,12 @@ Per-query set-up is kept to a snapshot and at most one Arrow registration per ta
 date. Each worker thread owns one cursor, made with the macros registered and the views
 created when the engine starts (registering the macros costs 10-30 ms per cursor, creating
 the views 1-4 ms: never on a query's path). Per query, a table's Arrow data is registered
-again only if its batches changed since that cursor's last query (~0.3 ms, a reference, no
-copy), and the views are re-created only when the snapshot's shape (dates, states, chunk
-files) changed.
+again only if the query may read the table (``tables_named``) and its batches changed since
+that cursor's last query (0.3-0.7 ms a table, a reference, no copy): under ingest every
+table changes all the time, and a query of one table would otherwise pay for all of them.
+A table the query cannot read keeps its older registration, unseen. The views are
+re-created, over every table freshly registered, only when the snapshot's shape (dates,
+states, chunk files) changed.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from queries.macros import register_macros
+from queries.macros import TABLE_MACROS, register_macros
 from queries.service_server import Prepared, lower_thread_priority
 from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store
@@ -67,6 +71,20 @@ def snapshot_shape(snapshot: Snapshot) -> Shape:
         )
         for date, tables in sorted(snapshot.dates.items())
     )
+
+
+def tables_named(sql: str, tables: Iterable[str]) -> set[str] | None:
+    """The tables ``sql`` may read; None when that cannot be told from its text (all).
+
+    A table is read only through its name, so a table whose name is nowhere in the text,
+    ignoring case, is not read; a substring test errs only towards more tables (``order``
+    in ``ORDER BY``). Table macros take table names as strings a query could build, and
+    user SQL cannot call ``query_table`` itself (``queries.sqlsafety``).
+    """
+    text = sql.lower()
+    if any(macro in text for macro in TABLE_MACROS):
+        return None
+    return {table for table in tables if table.lower() in text}
 
 
 def _same_batches(a: tuple[pa.RecordBatch, ...], b: tuple[pa.RecordBatch, ...]) -> bool:
@@ -144,21 +162,28 @@ class QueryEngine:
         snapshot = store.snapshot()
         self._spare = [self._new_cursor(snapshot) for _ in range(cursors)]
 
-    def prepare(self) -> duckdb.DuckDBPyConnection:
-        return self.cursor_for(self.store.snapshot())
+    def prepare(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A cursor on the current snapshot, set up for ``sql`` (None: for any query)."""
+        return self.cursor_for(self.store.snapshot(), self._needed(sql))
 
-    def prepare_with_dates(self) -> Prepared:
+    def prepare_with_dates(self, sql: str | None = None) -> Prepared:
         """A cursor on the current snapshot and that snapshot's dates for the reply: the
         gateway learns which dates the rows came from without wrapping the query."""
         snapshot = self.store.snapshot()
         dates = [d.isoformat() for d in sorted(snapshot.dates)]
-        return Prepared(self.cursor_for(snapshot), {"dates": dates})
+        return Prepared(self.cursor_for(snapshot, self._needed(sql)), {"dates": dates})
 
-    def cursor_for(self, snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
+    def _needed(self, sql: str | None) -> set[str] | None:
+        return None if sql is None else tables_named(sql, self.store.schemas)
+
+    def cursor_for(
+        self, snapshot: Snapshot, tables: set[str] | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """The calling thread's cursor on ``snapshot``, up to date for ``tables`` (None: all)."""
         worker: _WorkerCursor | None = getattr(self._local, "worker", None)
         if worker is None:
             worker = self._local.worker = self._take_cursor(snapshot)
-        self._point_at(worker, snapshot)
+        self._point_at(worker, snapshot, tables)
         return worker.cursor
 
     def _take_cursor(self, snapshot: Snapshot) -> _WorkerCursor:
@@ -174,22 +199,29 @@ class QueryEngine:
         self._point_at(worker, snapshot)
         return worker
 
-    def _point_at(self, worker: _WorkerCursor, snapshot: Snapshot) -> None:
+    def _point_at(
+        self, worker: _WorkerCursor, snapshot: Snapshot, tables: set[str] | None = None
+    ) -> None:
         cur = worker.cursor
-        wanted: dict[str, tuple[pa.RecordBatch, ...]] = {}
-        for date, tables in snapshot.dates.items():
-            for table, view in tables.items():
+        shape = snapshot_shape(snapshot)
+        rebuild = shape != worker.shape
+        if rebuild:
+            tables = None  # the views are made over every table's current registration
+        for date, held_tables in snapshot.dates.items():
+            for table, view in held_tables.items():
+                if tables is not None and table not in tables:
+                    continue
                 name = _mem_name(table, date)
-                wanted[name] = view.batches
                 held = worker.registered.get(name)
                 if held is None or not _same_batches(held, view.batches):
                     cur.register(name, view.arrow())
+                    worker.registered[name] = view.batches
                     self.registrations += 1
-        for stale in worker.registered.keys() - wanted.keys():
-            cur.unregister(stale)
-        worker.registered = wanted
-        shape = snapshot_shape(snapshot)
-        if shape != worker.shape:
+        if rebuild:
+            current = {_mem_name(t, d) for d, ts in snapshot.dates.items() for t in ts}
+            for stale in worker.registered.keys() - current:
+                cur.unregister(stale)
+                del worker.registered[stale]
             self._create_views(cur, snapshot)
             worker.shape = shape
             self.view_rebuilds += 1

@@ -229,7 +229,7 @@ def main() -> None:
         dates = {"dates": [TODAY.isoformat()]}
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            lambda: Prepared(rdb.cursor(), dates),
+            lambda _sql: Prepared(rdb.cursor(), dates),
             info=lambda: info,
             timeout_s=120,
             max_rows=10_000_000,

@@ -49,7 +49,11 @@ def start_stack(workdir: Path) -> dict[str, Any]:
     servers = {}
     for name, backend in backends.items():
         server = QueryServer(
-            "tcp://127.0.0.1:0", backend.cursor, info=backend.info, timeout_s=10, max_rows=1_000_000
+            "tcp://127.0.0.1:0",
+            lambda _sql, b=backend: b.cursor(),
+            info=backend.info,
+            timeout_s=10,
+            max_rows=1_000_000,
         )
         server.start()
         servers[name] = server

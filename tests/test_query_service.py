@@ -35,7 +35,7 @@ def con() -> duckdb.DuckDBPyConnection:
 def _server(con: duckdb.DuckDBPyConnection, **kw: object) -> QueryServer:
     opts: dict = {"info": lambda: {"role": "test"}, "timeout_s": 5.0, "max_rows": 1000}
     opts.update(kw)
-    server = QueryServer("tcp://127.0.0.1:0", con.cursor, **opts)
+    server = QueryServer("tcp://127.0.0.1:0", lambda _sql: con.cursor(), **opts)
     server.start()
     return server
 
@@ -69,7 +69,7 @@ def test_result_matches_plain_duckdb(con: duckdb.DuckDBPyConnection, client: Que
 
 
 def test_prepared_metadata_travels_with_the_reply(con: duckdb.DuckDBPyConnection) -> None:
-    def prepare() -> Prepared:
+    def prepare(sql: str) -> Prepared:
         return Prepared(con.cursor(), {"dates": ["2024-01-02", "2024-01-03"]})
 
     server = QueryServer(
@@ -115,7 +115,7 @@ def test_timeout_on_a_reused_cursor_does_not_hit_the_next_query(
 ) -> None:
     shared = con.cursor()
     server = QueryServer(
-        "tcp://127.0.0.1:0", lambda: shared, info=dict, timeout_s=5.0, max_rows=10, workers=1
+        "tcp://127.0.0.1:0", lambda _sql: shared, info=dict, timeout_s=5.0, max_rows=10, workers=1
     )
     server.start()
     try:
@@ -305,7 +305,7 @@ def test_client_reaches_a_server_that_starts_later(con: duckdb.DuckDBPyConnectio
     with pytest.raises(QueryError):
         client.query("select 1")
     server = QueryServer(
-        f"tcp://127.0.0.1:{port}", con.cursor, info=dict, timeout_s=5.0, max_rows=10
+        f"tcp://127.0.0.1:{port}", lambda _sql: con.cursor(), info=dict, timeout_s=5.0, max_rows=10
     )
     server.start()
     try:

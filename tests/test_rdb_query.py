@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.service import QueryClient, QueryServer
-from rdb.query import QueryEngine
+from rdb.query import QueryEngine, tables_named
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
 from tickerplant.schema import default_schemas
 
@@ -57,6 +57,84 @@ def test_reused_cursor_sees_each_new_snapshot_and_reregisters_only_changed_table
         append(store, trades(10, 5), 2)
         assert count(engine, "SELECT sum(size) FROM trade") == sum(range(15))
         assert engine.cursors_made == 1 and engine.view_rebuilds == 1
+    finally:
+        engine.close()
+
+
+def quotes(start: int, rows: int) -> pa.Table:
+    idx = range(start, start + rows)
+    return pa.table(
+        {
+            "time": pa.array([DAY_NS + i for i in idx], pa.timestamp("ns")),
+            "sym": [f"S{i % 3}" for i in idx],
+            "bid": [99.0 + i for i in idx],
+            "ask": [101.0 + i for i in idx],
+            "bsize": list(idx),
+            "asize": list(idx),
+        },
+        schema=SCHEMAS["quote"].arrow,
+    )
+
+
+def append_both(store: Store, start: int, rows: int, seq: int) -> None:
+    with store.lock:
+        store.live.append_locked("trade", trades(start, rows).to_batches(), seq)
+        store.live.append_locked("quote", quotes(start, rows).to_batches(), seq)
+
+
+def test_tables_named_errs_only_towards_more_tables() -> None:
+    names = ["trade", "quote", "order"]
+    assert tables_named("select count(*) from trade", names) == {"trade"}
+    assert tables_named('SELECT * FROM "TRADE" t, Quote q', names) == {"trade", "quote"}
+    assert tables_named("select * from trade order by time", names) == {"trade", "order"}
+    assert tables_named("select 1", names) == set()
+    # Table macros take names as strings, which a query could build: every table.
+    assert tables_named("from ohlcv('tr' || 'ade', interval 1 minute)", names) is None
+
+
+def test_a_query_sets_up_only_the_tables_it_names_and_sees_them_current(
+    tmp_path: Path,
+) -> None:
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    try:
+        append_both(store, 0, 10, 1)
+        before = engine.registrations
+        trade_only = "SELECT count(*) FROM trade"
+        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(10,)]
+        assert engine.registrations == before + 1  # quote changed too, but is not read
+        both = "SELECT (SELECT count(*) FROM trade), (SELECT sum(bsize) FROM quote)"
+        assert engine.prepare(both).sql(both).fetchall() == [(10, sum(range(10)))]
+        assert engine.registrations == before + 2  # quote now; trade was already current
+        append_both(store, 10, 5, 2)
+        quote_only = "SELECT count(*) FROM quote"
+        assert engine.prepare(quote_only).sql(quote_only).fetchall() == [(15,)]
+        # The trade registration left behind is older, and a query naming trade renews it.
+        assert engine.prepare(both).sql(both).fetchall() == [(15, sum(range(15)))]
+        macro = "SELECT count(*) FROM ohlcv('tr' || 'ade', INTERVAL 1 MINUTE)"
+        append_both(store, 15, 5, 3)
+        counted = engine.registrations
+        engine.prepare(macro)  # a built table name: every changed table is set up
+        assert engine.registrations == counted + 2
+    finally:
+        engine.close()
+
+
+def test_a_new_date_rebuilds_views_over_every_table_even_one_a_query_skipped(
+    tmp_path: Path,
+) -> None:
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    try:
+        append_both(store, 0, 10, 1)
+        trade_only = "SELECT count(*) FROM trade"
+        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(10,)]
+        store.roll(DAY, DAY + dt.timedelta(days=1), 2)
+        append_both(store, 10, 4, 3)
+        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(14,)]
+        by_date = "SELECT date::VARCHAR, count(*) FROM quote GROUP BY ALL ORDER BY 1"
+        want = [("2024-01-02", 10), ("2024-01-03", 4)]
+        assert engine.prepare(by_date).sql(by_date).fetchall() == want
     finally:
         engine.close()
 
