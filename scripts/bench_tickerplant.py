@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -272,51 +273,51 @@ def run_tickdb(rows: int, messages: int, mode: str, subs: int) -> dict:
     }
 
 
-def run_raw(rows: int, messages: int, subs: int) -> dict:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUB)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    endpoint = f"tcp://127.0.0.1:{port}"
-    children = [spawn("--role", "raw_sub", endpoint, str(messages)) for _ in range(subs)]
-    for _ in range(50):  # let subscriptions reach the PUB socket
-        sock.send_multipart([b"probe", b""])
-        time.sleep(0.01)
-    body = payload(rows)
-    topic = b"upd/trade/*\0"
-    start = time.time()
-    for _ in range(messages):
-        sock.send_multipart([topic, body])
-    outs = [result(c) for c in children]
-    sock.close(0)
-    ctx.term()
-    elapsed = max(o["done"] for o in outs) - start
-    return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
+TOPIC = b"upd/trade/*\0"
 
 
-def run_raw_relay(rows: int, messages: int, subs: int) -> dict:
-    """The same messages through a bare relay process: PUSH -> relay (PULL, PUB) -> SUB."""
-    body = payload(rows)
-    copying = "zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy"
-    relay, info = spawn_with_info("--role", "raw_relay", copying, str(messages))
-    out_endpoint = f"tcp://127.0.0.1:{info['out']}"
-    children = [spawn("--role", "raw_sub", out_endpoint, str(messages)) for _ in range(subs)]
+def bare(
+    relay: str | None, count: int, sub_role: str, subs: int, send: Callable[[zmq.Socket], None]
+) -> list[dict]:
+    """A baseline: ``send`` puts ``count`` messages into a bare PUB socket (``relay`` None)
+    or, over PUSH, into a bare relay process (``relay``: its ``copy`` or ``zerocopy`` mode),
+    with ``subs`` subscriber processes of ``sub_role``. Returns each subscriber's result."""
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.connect(info["in"])
-    for _ in range(50):  # the relay's 50 extra messages: probes until subscriptions arrive
+    relay_proc = None
+    sock = ctx.socket(zmq.PUB if relay is None else zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, 0)  # before bind or connect: the pipes copy it then
+    if relay is None:
+        out = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    else:
+        relay_proc, info = spawn_with_info("--role", "raw_relay", relay, str(count))
+        sock.connect(info["in"])
+        out = f"tcp://127.0.0.1:{info['out']}"
+    children = [spawn("--role", sub_role, out, str(count)) for _ in range(subs)]
+    for _ in range(50):  # probes until subscriptions arrive (a relay expects 50 extra)
         sock.send_multipart([b"probe", b""])
         time.sleep(0.01)
-    topic = b"upd/trade/*\0"
-    start = time.time()
-    for _ in range(messages):
-        sock.send_multipart([topic, body])
+    send(sock)
     outs = [result(c) for c in children]
-    result(relay)
+    if relay_proc is not None:
+        result(relay_proc)
     sock.close(0)
     ctx.term()
-    elapsed = max(o["done"] for o in outs) - start
+    return outs
+
+
+def run_bare(rows: int, messages: int, subs: int, relay: bool) -> dict:
+    """The same messages over bare PUB/SUB, or through a bare relay process."""
+    body = payload(rows)
+    started: list[float] = []
+
+    def send(sock: zmq.Socket) -> None:
+        started.append(time.time())
+        for _ in range(messages):
+            sock.send_multipart([TOPIC, body])
+
+    mode = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
+    outs = bare(mode, messages, "raw_sub", subs, send)
+    elapsed = max(o["done"] for o in outs) - started[0]
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
 
 
@@ -388,42 +389,16 @@ def run_latency(rate: int, seconds: float) -> dict:
     return out
 
 
-def run_raw_latency(rate: int, seconds: float) -> dict:
-    """The same paced one-row messages over bare PUB/SUB: the floor for the latency."""
+def run_bare_latency(rate: int, seconds: float, relay: bool) -> dict:
+    """The same paced one-row messages over bare PUB/SUB, or through a bare relay process:
+    the floors for the latency."""
     count = int(rate * seconds)
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUB)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    child = spawn("--role", "raw_latency_sub", f"tcp://127.0.0.1:{port}", str(count))
-    for _ in range(50):
-        sock.send_multipart([b"probe", b""])
-        time.sleep(0.01)
-    for body in paced_payloads(rate, count):
-        sock.send_multipart([b"upd/trade/*\0", body])
-    out = result(child)
-    sock.close(0)
-    ctx.term()
-    return out
 
+    def send(sock: zmq.Socket) -> None:
+        for body in paced_payloads(rate, count):
+            sock.send_multipart([TOPIC, body])
 
-def run_raw_relay_latency(rate: int, seconds: float) -> dict:
-    """The same paced messages through a bare relay process: pub -> relay -> sub."""
-    count = int(rate * seconds)
-    relay, info = spawn_with_info("--role", "raw_relay", "copy", str(count))
-    child = spawn("--role", "raw_latency_sub", f"tcp://127.0.0.1:{info['out']}", str(count))
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUSH)
-    sock.connect(info["in"])
-    for _ in range(50):
-        sock.send_multipart([b"probe", b""])
-        time.sleep(0.01)
-    for body in paced_payloads(rate, count):
-        sock.send_multipart([b"upd/trade/*\0", body])
-    out = result(child)
-    result(relay)
-    sock.close(0)
-    ctx.term()
-    return out
+    return bare("copy" if relay else None, count, "raw_latency_sub", 1, send)[0]
 
 
 def main() -> None:
@@ -462,9 +437,11 @@ def main() -> None:
             continue
         messages = int(messages * scale)
         for subs in (1, 4):
-            raw = statistics.median(run_raw(rows, messages, subs)["rows_s"] for _ in range(repeat))
-            relay = statistics.median(
-                run_raw_relay(rows, messages, subs)["rows_s"] for _ in range(repeat)
+            raw, relay = (
+                statistics.median(
+                    run_bare(rows, messages, subs, via)["rows_s"] for _ in range(repeat)
+                )
+                for via in (False, True)
             )
             append = statistics.median(run_raw_append(rows, messages) for _ in range(repeat))
             for mode in ("immediate", "batched"):
@@ -484,8 +461,11 @@ def main() -> None:
     print("|---|---:|---:|")
     for label, runner in (
         ("tickdb (pub -> journal -> sub)", run_latency),
-        ("raw pyzmq PUB/SUB", run_raw_latency),
-        ("raw pyzmq relay (PUSH -> relay process -> PUB/SUB)", run_raw_relay_latency),
+        ("raw pyzmq PUB/SUB", partial(run_bare_latency, relay=False)),
+        (
+            "raw pyzmq relay (PUSH -> relay process -> PUB/SUB)",
+            partial(run_bare_latency, relay=True),
+        ),
     ):
         runs = [runner(10_000, seconds) for _ in range(repeat)]
         p50 = statistics.median(r["p50"] for r in runs) / 1000
