@@ -23,6 +23,7 @@ from hdb.writer import write_partition as hdb_write_partition
 from queries.service import QueryClient, QueryError
 from rdb.recovery import RdbState
 from rdb.store import Chunk
+from rdb.symbols import plain_table
 from tickerplant.schema import TableSchema
 
 
@@ -42,7 +43,7 @@ def write_chunk(
     existing = list_chunks(intraday_root, schema.name, date)
     number = chunk_number(existing[-1]) + 1 if existing else 0
     state.chunk_intent(schema.name, date, number, seq)
-    data = pa.Table.from_batches(batches, schema=schema.arrow)
+    data = plain_table(batches, schema.arrow)
     path = hdb_write_chunk(intraday_root, schema, date, data)
     if chunk_number(path) != number:  # only this RDB writes here; never expected
         raise RuntimeError(f"chunk {path} is not number {number}")
@@ -60,7 +61,7 @@ def write_partition(
     memory_limit_mb: int,
 ) -> WriteResult:
     """Merge chunks and in-memory rows into the final partition (DuckDB sort that spills)."""
-    data = pa.Table.from_batches(batches, schema=schema.arrow) if batches else None
+    data = plain_table(batches, schema.arrow) if batches else None
     return hdb_write_partition(
         hdb_dir,
         schema,

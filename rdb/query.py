@@ -1,22 +1,22 @@
 """Queries over a snapshot: each query's cursor sees every table as one DuckDB view.
 
-``trade`` on a cursor is ``UNION ALL`` over each date the snapshot holds of its in-memory
-batches (an Arrow scan, registered on that cursor) and, only when there are any, its
-intraday Parquet chunks, with a constant ``date`` column added by the view (no data is
-copied to add it). ``rdb_dates`` lists the dates of the same snapshot and their state, so one
-query can say atomically which dates this RDB answered for; that is what makes the EOD
-handover exact (``docs/rdb.md``).
+``trade`` on a cursor is ``UNION ALL`` over each date the snapshot holds of, only when there
+are any, its intraday Parquet chunks, then its in-memory batches as two Arrow scans
+registered on that cursor (the compacted batches, whose symbols are interned, and the plain
+ones appended since: ``rdb.symbols``), with a constant ``date`` column added by the view (no
+data is copied to add it). ``rdb_dates`` lists the dates of the same snapshot and their
+state, so one query can say atomically which dates this RDB answered for; that is what
+makes the EOD handover exact (``docs/rdb.md``).
 
-Per-query set-up is kept to a snapshot and at most one Arrow registration per table and
-date. Each worker thread owns one cursor, made with the macros registered and the views
-created when the engine starts (registering the macros costs 10-30 ms per cursor, creating
-the views 1-4 ms: never on a query's path). Per query, a table's Arrow data is registered
-again only if the query may read the table (``tables_named``) and its batches changed since
-that cursor's last query (0.3-0.7 ms a table, a reference, no copy): under ingest every
-table changes all the time, and a query of one table would otherwise pay for all of them.
-A table the query cannot read keeps its older registration, unseen. The views are
-re-created, over every table freshly registered, only when the snapshot's shape (dates,
-states, chunk files) changed.
+Per-query set-up is kept to a snapshot and at most one Arrow registration per scan. Each
+worker thread owns one cursor, made with the macros registered and the views created when
+the engine starts (registering the macros costs 10-30 ms per cursor, creating the views
+1-4 ms: never on a query's path). Per query, a scan is registered again only if the query
+may read its table (``tables_named``) and its batches changed since that cursor's last
+query (0.3-0.7 ms, a reference, no copy): under ingest every table changes all the time,
+and a query of one table would otherwise pay for all of them. A table the query cannot
+read keeps its older registration, unseen. The views are re-created, over every table
+freshly registered, only when the snapshot's shape (dates, states, chunk files) changed.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from queries.macros import TABLE_MACROS, register_macros
 from queries.service_server import Prepared, lower_thread_priority
 from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store
+from rdb.symbols import interned_schema
 
 DATES_VIEW = "rdb_dates"
 
@@ -44,8 +45,10 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _mem_name(table: str, date: dt.date) -> str:
-    return f"__rdb_{table}_{date:%Y%m%d}"
+def _mem_names(table: str, date: dt.date) -> tuple[str, str]:
+    """The Arrow scans of one table and date: its interned batches, then its plain ones."""
+    base = f"__rdb_{table}_{date:%Y%m%d}"
+    return f"{base}_i", base
 
 
 def view_sql(snapshot: Snapshot, table: str, columns: list[str]) -> str:
@@ -57,7 +60,7 @@ def view_sql(snapshot: Snapshot, table: str, columns: list[str]) -> str:
         if view.chunks:
             files = ", ".join("'" + str(c.path).replace("'", "''") + "'" for c in view.chunks)
             parts.append(f"SELECT {cols}, {lit} AS date FROM read_parquet([{files}])")
-        parts.append(f"SELECT {cols}, {lit} AS date FROM {_mem_name(table, date)}")
+        parts += [f"SELECT {cols}, {lit} AS date FROM {name}" for name in _mem_names(table, date)]
     return " UNION ALL ".join(parts)
 
 
@@ -211,14 +214,16 @@ class QueryEngine:
             for table, view in held_tables.items():
                 if tables is not None and table not in tables:
                     continue
-                name = _mem_name(table, date)
-                held = worker.registered.get(name)
-                if held is None or not _same_batches(held, view.batches):
-                    cur.register(name, view.arrow())
-                    worker.registered[name] = view.batches
-                    self.registrations += 1
+                head, rest = view.parts()
+                scans = ((head, interned_schema(view.schema)), (rest, view.schema))
+                for name, (batches, schema) in zip(_mem_names(table, date), scans, strict=True):
+                    held = worker.registered.get(name)
+                    if held is None or not _same_batches(held, batches):
+                        cur.register(name, pa.Table.from_batches(list(batches), schema=schema))
+                        worker.registered[name] = batches
+                        self.registrations += 1
         if rebuild:
-            current = {_mem_name(t, d) for d, ts in snapshot.dates.items() for t in ts}
+            current = {n for d, ts in snapshot.dates.items() for t in ts for n in _mem_names(t, d)}
             for stale in worker.registered.keys() - current:
                 cur.unregister(stale)
                 del worker.registered[stale]

@@ -4,7 +4,9 @@ Ingest is r.q's ``upd:insert``: append the update's record batches to the table'
 snapshot copies the lists (references to immutable batches, not data) under a short lock, so
 a query sees one consistent instant across all tables and never blocks ingest for longer
 than that copy. Compaction concatenates many small batches into a few big ones off the
-ingest path, because DuckDB scans thousands of tiny batches far slower than a few large ones.
+ingest path, because DuckDB scans thousands of tiny batches far slower than a few large ones,
+and stores their symbol columns interned (``rdb.symbols``): a table's list is interned
+batches, then the plain ones appended since.
 
 A ``Day`` is everything the RDB holds for one session date: in-memory batches plus the
 intraday Parquet chunks already spilled under the memory cap (see ``rdb.intraday``).
@@ -21,6 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from rdb.decode import decode_payloads
+from rdb.symbols import intern, is_interned, parts, plain_table
 from tickerplant.schema import TableSchema
 
 # Compact a table once this many batches sit in its list; merge into batches of this size.
@@ -61,8 +64,9 @@ class TableView:
     def rows(self) -> int:
         return sum(b.num_rows for b in self.batches) + sum(c.rows for c in self.chunks)
 
-    def arrow(self) -> pa.Table:
-        return pa.Table.from_batches(list(self.batches), schema=self.schema)
+    def parts(self) -> tuple[tuple[pa.RecordBatch, ...], tuple[pa.RecordBatch, ...]]:
+        """The interned (older) and plain (newer) batches (``rdb.symbols.parts``)."""
+        return parts(self.batches, self.schema)
 
 
 @dataclass(frozen=True)
@@ -123,17 +127,18 @@ class Day:
         data = self.tables[table]
         with self.lock:
             start = 0
-            while start < len(data.batches) and data.batches[start].num_rows >= COMPACT_ROWS:
+            while start < len(data.batches) and _done(data.batches[start]):
                 start += 1
             end = len(data.batches)
             if end - start < COMPACT_AFTER_BATCHES:
                 return False
             small = data.batches[start:end]
-        merged = pa.Table.from_batches(small, schema=data.schema).combine_chunks()
+        merged = intern(plain_table(small, data.schema).combine_chunks())
         new = merged.to_batches(max_chunksize=COMPACT_ROWS)
         with self.lock:
             if len(data.batches) >= end and data.batches[start] is small[0]:
                 data.batches[start:end] = new
+                data.nbytes += sum(b.nbytes for b in new) - sum(b.nbytes for b in small)
                 return True
         return False
 
@@ -166,6 +171,11 @@ class Day:
             data.chunks.append(chunk)
             data.rows -= rows
             data.nbytes = max(0, data.nbytes - nbytes)
+
+
+def _done(batch: pa.RecordBatch) -> bool:
+    """Compacted for good: full size and interned (a big batch from ingest is not)."""
+    return batch.num_rows >= COMPACT_ROWS and is_interned(batch)
 
 
 class Store:

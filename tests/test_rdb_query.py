@@ -10,13 +10,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from queries.service import QueryClient, QueryServer
+from rdb.hdbio import write_chunk, write_partition
 from rdb.query import QueryEngine, tables_named
+from rdb.recovery import RdbState
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
+from rdb.symbols import intern, is_interned, parts
 from tickerplant.schema import default_schemas
 
 DAY = dt.date(2024, 1, 2)
 DAY_NS = 1_704_153_600 * 10**9
 SCHEMAS = {name: s for name, s in default_schemas().items() if name in ("trade", "quote")}
+TRADE = SCHEMAS["trade"]
 
 
 def trades(start: int, rows: int) -> pa.Table:
@@ -223,3 +227,54 @@ def test_compaction_merges_only_the_small_tail_and_keeps_row_order() -> None:
     assert not day.compact("trade")  # nothing small enough left to merge
     table = pa.Table.from_batches(after)
     assert table.column("size").to_pylist() == list(range(rows))
+    # Compacted batches keep their symbols interned, as kdb+ does; ingest's stay plain.
+    assert all(b.schema.field("sym").type == pa.dictionary(pa.int32(), pa.string()) for b in after)
+    assert table.column("sym").cast(pa.string()).to_pylist() == [f"S{i % 3}" for i in range(rows)]
+
+
+def test_interned_and_plain_batches_answer_alike_and_write_down_plain(tmp_path: Path) -> None:
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path / "intraday", cursors=1)
+    sqls = [
+        "SELECT sym, count(*), sum(size), min(time) FROM trade GROUP BY sym ORDER BY sym",
+        "SELECT size FROM trade WHERE sym = 'S1' ORDER BY time",
+        "SELECT * FROM trade",  # no ORDER BY: rows come back in arrival order
+    ]
+    try:
+        rows = 0
+        for _ in range(COMPACT_AFTER_BATCHES):
+            append(store, trades(rows, 100), 1)
+            rows += 100
+        before = [engine.prepare(q).sql(q).to_arrow_table() for q in sqls]
+        assert store.live.compact("trade")
+        after = [engine.prepare(q).sql(q).to_arrow_table() for q in sqls]
+        for old, new in zip(before, after, strict=True):
+            assert new.equals(old)
+        assert after[2].schema.field("sym").type == pa.string()  # DuckDB answers VARCHAR
+        append(store, trades(rows, 7), 2)  # plain batches after the interned ones
+        head, rest = parts(store.live.tables["trade"].batches, TRADE.arrow)
+        assert head and all(is_interned(b) for b in head) and len(rest) == 1
+        everything = engine.prepare(sqls[2]).sql(sqls[2]).to_arrow_table()
+        assert everything.column("size").to_pylist() == list(range(rows + 7))
+        # Write-down and intraday chunks get the table's own (plain) schema.
+        batches = list(store.live.tables["trade"].batches)
+        chunk = write_chunk(RdbState(tmp_path), tmp_path / "intraday", TRADE, DAY, 2, batches)
+        assert pq.read_schema(chunk.path).field("sym").type == pa.string()
+        written = write_partition(
+            tmp_path / "hdb", TRADE, DAY, (0, 1), [], batches, memory_limit_mb=256
+        )
+        on_disk = pq.read_table(written.path)
+        assert on_disk.schema.field("sym").type == pa.string()
+        assert sorted(on_disk.column("size").to_pylist()) == list(range(rows + 7))
+    finally:
+        engine.close()
+
+
+def test_a_plain_batch_among_interned_ones_comes_back_all_plain_in_order() -> None:
+    plain_batch = trades(0, 3).to_batches()[0]
+    interned = intern(trades(3, 2)).to_batches()[0]
+    head, rest = parts([plain_batch, interned], TRADE.arrow)
+    assert head == ()
+    table = pa.Table.from_batches(list(rest), schema=TRADE.arrow)
+    assert table.column("size").to_pylist() == [0, 1, 2, 3, 4]
+    assert table.column("sym").to_pylist() == ["S0", "S1", "S2", "S0", "S1"]
