@@ -3,8 +3,8 @@
 10M rows (trades and quotes) across today plus 5 past days. Past days are a Parquet lake
 written by the HDB's own end-of-day writer (``hdb.writer.write_partition``: sorted by sym,
 time, ZSTD, row groups of about one sym each) and served by a real ``tickdb hdb`` process;
-today is in-memory Arrow served by a query service in this process (the RDB's shape). The
-gateway is a real ``tickdb gateway`` process.
+today is in memory in the RDB's own store and query engine (``rdb.query.QueryEngine``),
+served by a query service in this process. The gateway is a real ``tickdb gateway`` process.
 The raw baseline is one DuckDB in this process, with default settings, over the same Parquet
 files (a glob) and the same Arrow tables, unioned. Both sides get the same thread budget.
 Prints medians and the gateway/raw ratio per query.
@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from gateway.client import Client  # noqa: E402
 from hdb.writer import write_partition  # noqa: E402
 from queries.service import QueryServer  # noqa: E402
-from queries.service_server import Prepared  # noqa: E402
+from rdb.query import QueryEngine  # noqa: E402
+from rdb.store import Store  # noqa: E402
 from tickdb.ready import wait_ready  # noqa: E402
 from tickerplant.schema import default_schemas  # noqa: E402
 
@@ -45,6 +46,7 @@ SYMS = [f"S{i:03d}" for i in range(100)]
 OPEN_NS = 9 * 3600 * 10**9 + 30 * 60 * 10**9
 SESSION_NS = int(6.5 * 3600 * 10**9)
 THREADS = 2
+INGEST_ROWS = 4096  # rows per batch as today's data arrives at the RDB
 SCHEMAS = default_schemas()
 
 
@@ -80,7 +82,7 @@ def build(rows: int, lake: Path) -> dict[str, pa.Table]:
         for day in DAYS:
             table = make_day(kind, day, per_day, rng)
             if day == TODAY:
-                today[kind] = table
+                today[kind] = table.sort_by("time")  # as an RDB holds it: in arrival order
                 continue
             write_partition(lake, SCHEMAS[kind], day, table.drop_columns(["date"]))
     return today
@@ -94,15 +96,17 @@ def lake_view(con: duckdb.DuckDBPyConnection, name: str, lake: Path, as_name: st
     )
 
 
-def rdb_db(today: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": THREADS})
+def rdb_engine(today: dict[str, pa.Table], work: Path) -> QueryEngine:
+    """Today's rows in the RDB's own store and query engine, as ``tickdb rdb`` holds them
+    mid-session: appended in small batches, then compacted as its maintenance thread does
+    (big batches with interned symbols, a tail of small plain ones)."""
+    store = Store({name: SCHEMAS[name] for name in today}, TODAY)
     for name, table in today.items():
-        con.register("_load", table)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _load")
-        con.unregister("_load")
-    # As a real RDB: the dates its snapshot answers for (the gateway asks with every query).
-    con.execute(f"CREATE VIEW rdb_dates AS SELECT DATE '{TODAY}' AS date, 'live' AS state")
-    return con
+        for batch in table.drop_columns(["date"]).to_batches(max_chunksize=INGEST_ROWS):
+            with store.lock:
+                store.live.append_locked(name, [batch], 1)
+            store.live.compact(name)
+    return QueryEngine(store, intraday_dir=work / "intraday", threads=THREADS, cursors=2)
 
 
 def raw_db(lake: Path, today: dict[str, pa.Table]) -> duckdb.DuckDBPyConnection:
@@ -222,14 +226,13 @@ def main() -> None:
         started = time.perf_counter()
         today = build(args.rows, work / "hdb")
         print(f"built {args.rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
-        rdb = rdb_db(today)
+        rdb = rdb_engine(today, work)
         # Computed once: the data does not change, and a per-call scan would compete with
         # the measured queries every refresh.
-        info = info_of("rdb", rdb.cursor())
-        dates = {"dates": [TODAY.isoformat()]}
+        info = info_of("rdb", rdb.prepare())
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            lambda _sql: Prepared(rdb.cursor(), dates),
+            rdb.prepare_with_dates,
             info=lambda: info,
             timeout_s=120,
             max_rows=10_000_000,
@@ -280,6 +283,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(10)
             server.close()
+            rdb.close()
 
 
 if __name__ == "__main__":
