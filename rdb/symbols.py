@@ -3,11 +3,11 @@
 kdb+ stores symbols as indices into one list of distinct strings, which is what makes
 ``where sym = `X`` and ``by sym`` cheap. Arrow's dictionary arrays are the same idea, and
 DuckDB scans them as VARCHAR while comparing and grouping on the few distinct values: on a
-day of 833k trades of 100 syms, a one-sym filter took 3.4 ms against 4.8 ms, a group by sym
-4.9 against 11.1 ms. Encoding costs ~10 ms a million rows, so it happens where rows are
-copied anyway, in compaction (``rdb.store.Day.compact``), off the ingest path; the batches
-ingest appends stay plain. Everything that reads the batches back as the table's schema
-(write-down, intraday chunks) decodes with ``plain_table``.
+day of 833k trades of 100 syms, a one-sym filter took 2.7 ms against 5.1 ms, a group by sym
+3.5 against 11.0 ms (``docs/rdb.md``). Encoding costs ~10 ms a million rows, so it happens
+where rows are copied anyway, in compaction (``rdb.store.Day.compact``), off the ingest
+path; the batches ingest appends stay plain. Everything that reads the batches back as the
+table's schema (write-down, intraday chunks) decodes with ``plain_table``.
 """
 
 from __future__ import annotations
