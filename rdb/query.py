@@ -214,11 +214,12 @@ class QueryEngine:
             for table, view in held_tables.items():
                 if tables is not None and table not in tables:
                     continue
-                head, rest = view.parts()
-                scans = ((head, interned_schema(view.schema)), (rest, view.schema))
-                for name, (batches, schema) in zip(_mem_names(table, date), scans, strict=True):
+                for name, batches, interned in zip(
+                    _mem_names(table, date), view.parts(), (True, False), strict=True
+                ):
                     held = worker.registered.get(name)
                     if held is None or not _same_batches(held, batches):
+                        schema = interned_schema(view.schema) if interned else view.schema
                         cur.register(name, pa.Table.from_batches(list(batches), schema=schema))
                         worker.registered[name] = batches
                         self.registrations += 1

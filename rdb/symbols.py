@@ -46,7 +46,9 @@ def intern(table: pa.Table) -> pa.Table:
 
 
 def is_interned(batch: pa.RecordBatch) -> bool:
-    return any(pa.types.is_dictionary(t) for t in batch.schema.types)
+    # ``intern`` encodes every symbol column, so ``sym`` (always column 1, a symbol:
+    # ``tickerplant.schema``) tells; this runs per batch on every query's set-up.
+    return pa.types.is_dictionary(batch.schema.field(1).type)
 
 
 def plain(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
