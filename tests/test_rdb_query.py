@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from queries.service import QueryClient, QueryServer
 from rdb.hdbio import write_chunk, write_partition
@@ -41,28 +44,38 @@ def append(store: Store, table: pa.Table, seq: int) -> None:
         store.live.append_locked("trade", table.to_batches(), seq)
 
 
+@pytest.fixture
+def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
+    """A store for DAY and an engine over it with one cursor (intraday files: tmp_path)."""
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    yield store, engine
+    engine.close()
+
+
+def ask(engine: QueryEngine, sql: str) -> duckdb.DuckDBPyRelation:
+    """``sql`` run on a cursor set up for it, as the query service does."""
+    return engine.prepare(sql).sql(sql)
+
+
 def count(engine: QueryEngine, sql: str = "SELECT count(*) FROM trade") -> int:
     return int(engine.prepare().sql(sql).fetchall()[0][0])
 
 
 def test_reused_cursor_sees_each_new_snapshot_and_reregisters_only_changed_tables(
-    tmp_path: Path,
+    rdb: tuple[Store, QueryEngine],
 ) -> None:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    try:
-        assert count(engine) == 0
-        before = engine.registrations
-        append(store, trades(0, 10), 1)
-        assert count(engine) == 10
-        assert engine.registrations == before + 1  # trade changed, quote did not
-        assert count(engine) == 10
-        assert engine.registrations == before + 1  # nothing changed: nothing registered
-        append(store, trades(10, 5), 2)
-        assert count(engine, "SELECT sum(size) FROM trade") == sum(range(15))
-        assert engine.cursors_made == 1 and engine.view_rebuilds == 1
-    finally:
-        engine.close()
+    store, engine = rdb
+    assert count(engine) == 0
+    before = engine.registrations
+    append(store, trades(0, 10), 1)
+    assert count(engine) == 10
+    assert engine.registrations == before + 1  # trade changed, quote did not
+    assert count(engine) == 10
+    assert engine.registrations == before + 1  # nothing changed: nothing registered
+    append(store, trades(10, 5), 2)
+    assert count(engine, "SELECT sum(size) FROM trade") == sum(range(15))
+    assert engine.cursors_made == 1 and engine.view_rebuilds == 1
 
 
 def quotes(start: int, rows: int) -> pa.Table:
@@ -97,80 +110,68 @@ def test_tables_named_errs_only_towards_more_tables() -> None:
 
 
 def test_a_query_sets_up_only_the_tables_it_names_and_sees_them_current(
-    tmp_path: Path,
+    rdb: tuple[Store, QueryEngine],
 ) -> None:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    try:
-        append_both(store, 0, 10, 1)
-        before = engine.registrations
-        trade_only = "SELECT count(*) FROM trade"
-        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(10,)]
-        assert engine.registrations == before + 1  # quote changed too, but is not read
-        both = "SELECT (SELECT count(*) FROM trade), (SELECT sum(bsize) FROM quote)"
-        assert engine.prepare(both).sql(both).fetchall() == [(10, sum(range(10)))]
-        assert engine.registrations == before + 2  # quote now; trade was already current
-        append_both(store, 10, 5, 2)
-        quote_only = "SELECT count(*) FROM quote"
-        assert engine.prepare(quote_only).sql(quote_only).fetchall() == [(15,)]
-        # The trade registration left behind is older, and a query naming trade renews it.
-        assert engine.prepare(both).sql(both).fetchall() == [(15, sum(range(15)))]
-        macro = "SELECT count(*) FROM ohlcv('tr' || 'ade', INTERVAL 1 MINUTE)"
-        append_both(store, 15, 5, 3)
-        counted = engine.registrations
-        engine.prepare(macro)  # a built table name: every changed table is set up
-        assert engine.registrations == counted + 2
-    finally:
-        engine.close()
+    store, engine = rdb
+    append_both(store, 0, 10, 1)
+    before = engine.registrations
+    trade_only = "SELECT count(*) FROM trade"
+    assert ask(engine, trade_only).fetchall() == [(10,)]
+    assert engine.registrations == before + 1  # quote changed too, but is not read
+    both = "SELECT (SELECT count(*) FROM trade), (SELECT sum(bsize) FROM quote)"
+    assert ask(engine, both).fetchall() == [(10, sum(range(10)))]
+    assert engine.registrations == before + 2  # quote now; trade was already current
+    append_both(store, 10, 5, 2)
+    quote_only = "SELECT count(*) FROM quote"
+    assert ask(engine, quote_only).fetchall() == [(15,)]
+    # The trade registration left behind is older, and a query naming trade renews it.
+    assert ask(engine, both).fetchall() == [(15, sum(range(15)))]
+    macro = "SELECT count(*) FROM ohlcv('tr' || 'ade', INTERVAL 1 MINUTE)"
+    append_both(store, 15, 5, 3)
+    counted = engine.registrations
+    engine.prepare(macro)  # a built table name: every changed table is set up
+    assert engine.registrations == counted + 2
 
 
 def test_a_new_date_rebuilds_views_over_every_table_even_one_a_query_skipped(
-    tmp_path: Path,
+    rdb: tuple[Store, QueryEngine],
 ) -> None:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    try:
-        append_both(store, 0, 10, 1)
-        trade_only = "SELECT count(*) FROM trade"
-        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(10,)]
-        store.roll(DAY, DAY + dt.timedelta(days=1), 2)
-        append_both(store, 10, 4, 3)
-        assert engine.prepare(trade_only).sql(trade_only).fetchall() == [(14,)]
-        by_date = "SELECT date::VARCHAR, count(*) FROM quote GROUP BY ALL ORDER BY 1"
-        want = [("2024-01-02", 10), ("2024-01-03", 4)]
-        assert engine.prepare(by_date).sql(by_date).fetchall() == want
-    finally:
-        engine.close()
+    store, engine = rdb
+    append_both(store, 0, 10, 1)
+    trade_only = "SELECT count(*) FROM trade"
+    assert ask(engine, trade_only).fetchall() == [(10,)]
+    store.roll(DAY, DAY + dt.timedelta(days=1), 2)
+    append_both(store, 10, 4, 3)
+    assert ask(engine, trade_only).fetchall() == [(14,)]
+    by_date = "SELECT date::VARCHAR, count(*) FROM quote GROUP BY ALL ORDER BY 1"
+    want = [("2024-01-02", 10), ("2024-01-03", 4)]
+    assert ask(engine, by_date).fetchall() == want
 
 
 def test_views_follow_chunks_and_dates_and_rdb_dates_matches_the_snapshot(
-    tmp_path: Path,
+    rdb: tuple[Store, QueryEngine], tmp_path: Path
 ) -> None:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    try:
-        append(store, trades(0, 10), 1)
-        assert count(engine) == 10
-        path = tmp_path / "chunk-0.parquet"
-        pq.write_table(trades(100, 7), path)
-        with store.lock:
-            store.live.tables["trade"].chunks.append(Chunk("trade", path, 1, 7))
-        assert count(engine) == 17  # memory and chunk together
-        store.roll(DAY, DAY + dt.timedelta(days=1), 2)
-        append(store, trades(200, 3), 3)
-        dates = engine.prepare().sql("SELECT date::VARCHAR, state FROM rdb_dates ORDER BY 1")
-        assert dates.fetchall() == [("2024-01-02", "writing"), ("2024-01-03", "live")]
-        by_date = "SELECT date::VARCHAR, count(*) FROM trade GROUP BY ALL ORDER BY 1"
-        assert engine.prepare().sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
-        prepared = engine.prepare_with_dates()  # the reply's dates: the cursor's snapshot
-        assert prepared.meta == {"dates": ["2024-01-02", "2024-01-03"]}
-        assert prepared.con.sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
-        store.drop(DAY)
-        assert engine.prepare().sql(by_date).fetchall() == [("2024-01-03", 3)]
-        assert engine.prepare_with_dates().meta == {"dates": ["2024-01-03"]}
-        assert engine.view_rebuilds == 4  # start, chunk, roll, drop: never per query
-    finally:
-        engine.close()
+    store, engine = rdb
+    append(store, trades(0, 10), 1)
+    assert count(engine) == 10
+    path = tmp_path / "chunk-0.parquet"
+    pq.write_table(trades(100, 7), path)
+    with store.lock:
+        store.live.tables["trade"].chunks.append(Chunk("trade", path, 1, 7))
+    assert count(engine) == 17  # memory and chunk together
+    store.roll(DAY, DAY + dt.timedelta(days=1), 2)
+    append(store, trades(200, 3), 3)
+    dates = engine.prepare().sql("SELECT date::VARCHAR, state FROM rdb_dates ORDER BY 1")
+    assert dates.fetchall() == [("2024-01-02", "writing"), ("2024-01-03", "live")]
+    by_date = "SELECT date::VARCHAR, count(*) FROM trade GROUP BY ALL ORDER BY 1"
+    assert engine.prepare().sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
+    prepared = engine.prepare_with_dates()  # the reply's dates: the cursor's snapshot
+    assert prepared.meta == {"dates": ["2024-01-02", "2024-01-03"]}
+    assert prepared.con.sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
+    store.drop(DAY)
+    assert engine.prepare().sql(by_date).fetchall() == [("2024-01-03", 3)]
+    assert engine.prepare_with_dates().meta == {"dates": ["2024-01-03"]}
+    assert engine.view_rebuilds == 4  # start, chunk, roll, drop: never per query
 
 
 def test_worker_threads_take_cursors_prepared_up_front_with_the_macros(tmp_path: Path) -> None:
@@ -232,42 +233,40 @@ def test_compaction_merges_only_the_small_tail_and_keeps_row_order() -> None:
     assert table.column("sym").cast(pa.string()).to_pylist() == [f"S{i % 3}" for i in range(rows)]
 
 
-def test_interned_and_plain_batches_answer_alike_and_write_down_plain(tmp_path: Path) -> None:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path / "intraday", cursors=1)
+def test_interned_and_plain_batches_answer_alike_and_write_down_plain(
+    rdb: tuple[Store, QueryEngine], tmp_path: Path
+) -> None:
+    store, engine = rdb
     sqls = [
         "SELECT sym, count(*), sum(size), min(time) FROM trade GROUP BY sym ORDER BY sym",
         "SELECT size FROM trade WHERE sym = 'S1' ORDER BY time",
         "SELECT * FROM trade",  # no ORDER BY: rows come back in arrival order
     ]
-    try:
-        rows = 0
-        for _ in range(COMPACT_AFTER_BATCHES):
-            append(store, trades(rows, 100), 1)
-            rows += 100
-        before = [engine.prepare(q).sql(q).to_arrow_table() for q in sqls]
-        assert store.live.compact("trade")
-        after = [engine.prepare(q).sql(q).to_arrow_table() for q in sqls]
-        for old, new in zip(before, after, strict=True):
-            assert new.equals(old)
-        assert after[2].schema.field("sym").type == pa.string()  # DuckDB answers VARCHAR
-        append(store, trades(rows, 7), 2)  # plain batches after the interned ones
-        head, rest = parts(store.live.tables["trade"].batches, TRADE.arrow)
-        assert head and all(is_interned(b) for b in head) and len(rest) == 1
-        everything = engine.prepare(sqls[2]).sql(sqls[2]).to_arrow_table()
-        assert everything.column("size").to_pylist() == list(range(rows + 7))
-        # Write-down and intraday chunks get the table's own (plain) schema.
-        batches = list(store.live.tables["trade"].batches)
-        chunk = write_chunk(RdbState(tmp_path), tmp_path / "intraday", TRADE, DAY, 2, batches)
-        assert pq.read_schema(chunk.path).field("sym").type == pa.string()
-        written = write_partition(
-            tmp_path / "hdb", TRADE, DAY, (0, 1), [], batches, memory_limit_mb=256
-        )
-        on_disk = pq.read_table(written.path)
-        assert on_disk.schema.field("sym").type == pa.string()
-        assert sorted(on_disk.column("size").to_pylist()) == list(range(rows + 7))
-    finally:
-        engine.close()
+    rows = 0
+    for _ in range(COMPACT_AFTER_BATCHES):
+        append(store, trades(rows, 100), 1)
+        rows += 100
+    before = [ask(engine, q).to_arrow_table() for q in sqls]
+    assert store.live.compact("trade")
+    after = [ask(engine, q).to_arrow_table() for q in sqls]
+    for old, new in zip(before, after, strict=True):
+        assert new.equals(old)
+    assert after[2].schema.field("sym").type == pa.string()  # DuckDB answers VARCHAR
+    append(store, trades(rows, 7), 2)  # plain batches after the interned ones
+    head, rest = parts(store.live.tables["trade"].batches, TRADE.arrow)
+    assert head and all(is_interned(b) for b in head) and len(rest) == 1
+    everything = ask(engine, sqls[2]).to_arrow_table()
+    assert everything.column("size").to_pylist() == list(range(rows + 7))
+    # Write-down and intraday chunks get the table's own (plain) schema.
+    batches = list(store.live.tables["trade"].batches)
+    chunk = write_chunk(RdbState(tmp_path), tmp_path / "intraday", TRADE, DAY, 2, batches)
+    assert pq.read_schema(chunk.path).field("sym").type == pa.string()
+    written = write_partition(
+        tmp_path / "hdb", TRADE, DAY, (0, 1), [], batches, memory_limit_mb=256
+    )
+    on_disk = pq.read_table(written.path)
+    assert on_disk.schema.field("sym").type == pa.string()
+    assert sorted(on_disk.column("size").to_pylist()) == list(range(rows + 7))
 
 
 def test_a_plain_batch_among_interned_ones_comes_back_all_plain_in_order() -> None:
