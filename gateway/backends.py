@@ -18,11 +18,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.predicates import MAX_DATE, MIN_DATE, DateSet, Restriction
+from queries.service_protocol import SymScope
 from tickerplant.protocol import shard_of
 
 
 class Backend(Protocol):
-    def query(self, sql: str, *, timeout_s: float, max_rows: int) -> Any: ...
+    # ``syms``: per table, the only syms the rows ``sql`` reads can have (an RDB then scans
+    # only those: ``rdb.symindex``); a backend may ignore it.
+    def query(
+        self, sql: str, *, timeout_s: float, max_rows: int, syms: SymScope | None = None
+    ) -> Any: ...
 
     def info(self) -> dict[str, Any]: ...
 

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.service import QueryError, QueryResult
+from queries.service_protocol import SymScope
 from queries.service_server import classify
 from queries.sqlsafety import check_read_only, lock_down
 from tickerplant.schema import Q_TO_ARROW
@@ -43,6 +44,7 @@ class LocalBackend:
         self.delay_s = delay_s  # simulated slowness, for time-limit tests
         self.alive = True  # False: behaves like a dead process
         self.queries: list[str] = []  # every SQL received, for routing assertions
+        self.promises: list[dict[str, frozenset[str]]] = []  # and the syms promised with it
         self._tables = tables
         self._db = duckdb.connect(config={"threads": 1})
         for name, table in tables.items():
@@ -69,8 +71,14 @@ class LocalBackend:
         with self._lock:
             return self._db.cursor()
 
-    def query(self, sql: str, *, timeout_s: float, max_rows: int) -> QueryResult:
+    def query(
+        self, sql: str, *, timeout_s: float, max_rows: int, syms: SymScope | None = None
+    ) -> QueryResult:
+        """As a query service. ``syms`` is kept as an RDB keeps it (``rdb.symindex``): the
+        promised tables hold only those syms' rows for this query, so a wrong promise from
+        the gateway gives a wrong answer that tests comparing answers see."""
         self.queries.append(sql)
+        self.promises.append(dict(syms or {}))
         started = time.monotonic()
         if not self.alive:
             raise QueryError("unavailable", "backend is down")
@@ -81,6 +89,14 @@ class LocalBackend:
         check_read_only(sql)
         with self._lock:
             cur = self._db.cursor()
+        for table, kept in (syms or {}).items():
+            if table in self._tables:
+                listed = ", ".join("'" + s.replace("'", "''") + "'" for s in sorted(kept))
+                where = f"sym IN ({listed})" if kept else "false"
+                cur.execute(  # a temp view is this cursor's own and shadows the table
+                    f'CREATE TEMP VIEW "{table}" AS '
+                    f'SELECT * FROM memory.main."{table}" WHERE {where}'
+                )
         timer = threading.Timer(timeout_s, cur.interrupt)
         timer.start()
         try:

@@ -38,6 +38,7 @@ from gateway.handover import (
     split_dates,
 )
 from gateway.planner import Fetch, Plan
+from queries.service_protocol import SymScope
 from queries.service_watchdog import Watchdog
 from queries.sqlsafety import lock_down
 
@@ -100,6 +101,7 @@ class BackendSlots:
         deadline: float,
         max_rows: int,
         abandoned: threading.Event,
+        syms: SymScope | None = None,
     ) -> Any:
         slot = self._slot(name)
         if not slot.acquire(blocking=False):
@@ -115,7 +117,7 @@ class BackendSlots:
             if abandoned.is_set():  # the query already failed elsewhere: do not send it
                 raise QueryError("unavailable", "query abandoned")
             remaining = max(deadline - time.monotonic(), 0.001)
-            return backend.query(sql, timeout_s=remaining, max_rows=max_rows)
+            return backend.query(sql, timeout_s=remaining, max_rows=max_rows, syms=syms)
         finally:
             slot.release()
 
@@ -226,6 +228,8 @@ class Executor:
                     deadline=deadline,
                     max_rows=rows,
                     abandoned=abandoned,
+                    # Only an RDB uses the promise: an HDB's files are sorted by sym already.
+                    syms=fetch.syms if state.role == "rdb" else None,
                 )
                 jobs[job] = (index, name)
         names = [o.name for o in plan.outputs] if plan.final_sql is None else None

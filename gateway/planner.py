@@ -14,6 +14,7 @@ Order of preference, each correct for what it accepts:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -46,6 +47,9 @@ class Fetch:
     tables: tuple[str, ...] = ()
     # Dates the rows can have (None: any): the end-of-day checks only look at these.
     dates: DateSet | None = None
+    # Per table, the only syms the rows the SQL reads from it can have, proven from the
+    # WHERE clauses as for routing; RDBs scan only those syms' rows (``rdb.symindex``).
+    syms: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,12 @@ class Plan:
             "mode": self.mode,
             "backends": self.backends(),
             "fetches": [
-                {"relation": f.relation, "sql": f.sql, "backends": list(f.backends)}
+                {
+                    "relation": f.relation,
+                    "sql": f.sql,
+                    "backends": list(f.backends),
+                    "syms": {t: sorted(v) for t, v in f.syms.items()},
+                }
                 for f in self.fetches
             ],
             "final_sql": self.final_sql,
@@ -114,16 +123,21 @@ def plan_query(sql: str, catalog: Catalog, topology: Topology) -> Plan:
     every = {s.name for states in routes.values() for s in states}
     if len(every) <= 1:
         dates = _dates_of(found)
-        fetch = Fetch("", sql, tuple(sorted(every)), strict=False, dates=dates)
+        syms = _syms_of(found)
+        fetch = Fetch("", sql, tuple(sorted(every)), strict=False, dates=dates, syms=syms)
         return Plan("single", (fetch,), None, tuple(outputs))
     try:
-        return _distributed(ast, outputs, catalog, topology)
+        return _distributed(ast, outputs, catalog, topology, _syms_of(found))
     except NotDistributable as why:
         return _pull(sql, ast, found, routes, catalog, outputs, str(why))
 
 
 def _distributed(
-    ast: exp.Expr, outputs: list[OutputColumn], catalog: Catalog, topology: Topology
+    ast: exp.Expr,
+    outputs: list[OutputColumn],
+    catalog: Catalog,
+    topology: Topology,
+    syms: dict[str, frozenset[str]],
 ) -> Plan:
     dist = distribute(ast, outputs, catalog)
     states: dict[str, BackendState] = {}
@@ -150,6 +164,7 @@ def _distributed(
         strict=dist.mode == "aggregate",
         tables=tuple(dist.tables),
         dates=dist.restriction.dates,
+        syms=syms,
     )
     return Plan(dist.mode, (fetch,), dist.final_sql, tuple(outputs), stack=dist.stack)
 
@@ -181,6 +196,7 @@ def _pull(
                 schema=schema,
                 tables=(table,),
                 dates=_dates_of(mine),
+                syms=_syms_of(mine),
             )
         )
     return Plan("pull", tuple(fetches), sql, tuple(outputs), (why,))
@@ -192,6 +208,20 @@ def _dates_of(occs: list[Occurrence]) -> DateSet | None:
     if not found or any(d is None for d in found):
         return None
     return DateSet(()).union(*(d for d in found if d is not None))
+
+
+def _syms_of(occs: list[Occurrence]) -> dict[str, frozenset[str]]:
+    """Per table, the syms rows of any of its occurrences can have; a table of which one
+    occurrence reads any sym is left out (no promise)."""
+    out: dict[str, frozenset[str]] = {}
+    unbounded: set[str] = set()
+    for occ in occs:
+        syms = occ.restriction().syms
+        if syms is None:
+            unbounded.add(occ.table)
+        else:
+            out[occ.table] = out.get(occ.table, frozenset()) | syms
+    return {table: syms for table, syms in out.items() if table not in unbounded}
 
 
 def _either(occs: list[Occurrence]) -> str | None:

@@ -39,7 +39,7 @@ class Hdb:
         )
         self.server = QueryServer(
             address or config.hdb.address,
-            lambda _sql: self.catalog.cursor(),
+            lambda _request: self.catalog.cursor(),
             info=self.info,
             timeout_s=config.hdb.query_timeout_s,
             max_rows=config.hdb.max_rows,

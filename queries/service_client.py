@@ -20,6 +20,7 @@ from queries.service_protocol import (
     OK,
     QueryError,
     QueryResult,
+    SymScope,
     decode_result,
     encode_request,
 )
@@ -42,11 +43,20 @@ class QueryClient:
         self._closed = False
 
     def query(
-        self, sql: str, *, timeout_s: float | None = None, max_rows: int | None = None
+        self,
+        sql: str,
+        *,
+        timeout_s: float | None = None,
+        max_rows: int | None = None,
+        syms: SymScope | None = None,
     ) -> QueryResult:
-        """Run ``sql`` on the server; raises QueryError (``kind`` says why)."""
+        """Run ``sql`` on the server; raises QueryError (``kind`` says why).
+
+        ``syms``: the sender's promise that the rows ``sql`` reads from each named table all
+        have one of its syms (``QueryRequest.syms``).
+        """
         limit = self.timeout_s if timeout_s is None else timeout_s
-        reply = self._request(encode_request(sql, limit, max_rows), _wait_for(limit))
+        reply = self._request(encode_request(sql, limit, max_rows, syms), _wait_for(limit))
         tag = reply[0].bytes
         if tag == OK and len(reply) == 3:
             try:

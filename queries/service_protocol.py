@@ -3,7 +3,8 @@
 Frames (ZeroMQ ROUTER on the server, DEALER on the client; a REQ client's empty delimiter
 frame is accepted and echoed)::
 
-    [QUERY, json {"sql", "timeout_s"?, "max_rows"?}]  -> [OK, json meta, Arrow IPC stream]
+    [QUERY, json {"sql", "timeout_s"?, "max_rows"?, "syms"?}]
+                                                       -> [OK, json meta, Arrow IPC stream]
                          meta: {"rows", "truncated", "elapsed_ms", "dates"?}
                                                        | [ERR, json {"kind", "error"}]
     [INFO]                                             -> [INFO, json]
@@ -15,7 +16,8 @@ frame is accepted and echoed)::
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -67,12 +69,20 @@ class QueryResult:
     dates: tuple[str, ...] | None = None
 
 
-def encode_request(sql: str, timeout_s: float | None, max_rows: int | None) -> list[bytes]:
+# Per table, the only syms the rows a query reads from it can have (``QueryRequest.syms``).
+SymScope = Mapping[str, frozenset[str]]
+
+
+def encode_request(
+    sql: str, timeout_s: float | None, max_rows: int | None, syms: SymScope | None = None
+) -> list[bytes]:
     body: dict[str, Any] = {"sql": sql}
     if timeout_s is not None:
         body["timeout_s"] = timeout_s
     if max_rows is not None:
         body["max_rows"] = max_rows
+    if syms:
+        body["syms"] = {table: sorted(values) for table, values in syms.items()}
     return [QUERY, json.dumps(body).encode()]
 
 
@@ -81,6 +91,11 @@ class QueryRequest:
     sql: str
     timeout_s: float | None
     max_rows: int | None
+    # A promise from the sender (the gateway, which proved it from the query's WHERE
+    # clauses): every row the query reads from table T has a sym in ``syms[T]``. A server
+    # may leave T's other rows out of the query's reach (an RDB does: ``rdb.symindex``);
+    # tables not named carry no promise.
+    syms: SymScope = field(default_factory=dict)
 
 
 def decode_request(frames: list[bytes]) -> QueryRequest:
@@ -103,7 +118,22 @@ def decode_request(frames: list[bytes]) -> QueryRequest:
         isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 0
     ):
         raise QueryError("bad_query", f"max_rows must be a non-negative integer, got {max_rows!r}")
-    return QueryRequest(body["sql"], timeout_s, max_rows)
+    return QueryRequest(body["sql"], timeout_s, max_rows, _sym_scope(body.get("syms")))
+
+
+def _sym_scope(value: object) -> SymScope:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(table, str)
+        and isinstance(syms, list)
+        and all(isinstance(sym, str) for sym in syms)
+        for table, syms in value.items()
+    ):
+        raise QueryError(
+            "bad_query", "syms must be a JSON object of table name -> list of strings (syms)"
+        )
+    return {table: frozenset(syms) for table, syms in value.items()}
 
 
 def ipc_stream(table: pa.Table) -> pa.Buffer:

@@ -33,6 +33,7 @@ from queries.service_protocol import (
     INFO,
     QUERY,
     QueryError,
+    QueryRequest,
     decode_request,
     encode_result,
 )
@@ -105,7 +106,7 @@ class Prepared:
 class QueryServer:
     """Serves read-only SQL over ZeroMQ; see ``queries.service_protocol`` for the frames.
 
-    ``prepare(sql)`` returns the DuckDB connection (or cursor) the query ``sql`` runs on, or
+    ``prepare(request)`` returns the DuckDB connection (or cursor) ``request.sql`` runs on, or
     a ``Prepared`` whose metadata goes into the reply (an RDB sets up only the tables the
     query names); the server drops its reference when the query ends and never closes it,
     so ``prepare`` may hand out a fresh cursor per query or reuse one per worker thread.
@@ -116,7 +117,7 @@ class QueryServer:
     def __init__(
         self,
         address: str,
-        prepare: Callable[[str], duckdb.DuckDBPyConnection | Prepared],
+        prepare: Callable[[QueryRequest], duckdb.DuckDBPyConnection | Prepared],
         *,
         info: Callable[[], dict[str, Any]],
         timeout_s: float,
@@ -324,12 +325,12 @@ class QueryServer:
             max_rows = self.max_rows if request.max_rows is None else request.max_rows
             max_rows = min(max_rows, self.max_rows)
             try:
-                table, truncated, meta = self._execute(request.sql, job.received, timeout, max_rows)
+                table, truncated, meta = self._execute(request, job.received, timeout, max_rows)
             except QueryError as exc:
                 if self._on_error is None or self._stop.is_set() or not self._on_error(exc):
                     raise
                 log.info("retrying a query after %s error: %s", exc.kind, exc)
-                table, truncated, meta = self._execute(request.sql, job.received, timeout, max_rows)
+                table, truncated, meta = self._execute(request, job.received, timeout, max_rows)
             table, truncated = _limit(table, max_rows, truncated)
             elapsed_ms = (time.monotonic() - job.received) * 1000
             reply = encode_result(table, truncated, elapsed_ms, meta)
@@ -348,12 +349,13 @@ class QueryServer:
         return reply
 
     def _execute(
-        self, sql: str, received: float, timeout: float, max_rows: int
+        self, request: QueryRequest, received: float, timeout: float, max_rows: int
     ) -> tuple[pa.Table, bool, dict[str, Any]]:
+        sql = request.sql
         remaining = received + timeout - time.monotonic()
         if remaining <= 0:
             raise QueryError("timeout", "query spent its whole time limit waiting in the queue")
-        prepared = self._prepare(sql)
+        prepared = self._prepare(request)
         con, meta = (
             (prepared.con, prepared.meta) if isinstance(prepared, Prepared) else (prepared, {})
         )

@@ -17,6 +17,10 @@ query (0.3-0.7 ms, a reference, no copy): under ingest every table changes all t
 and a query of one table would otherwise pay for all of them. A table the query cannot
 read keeps its older registration, unseen. The views are re-created, over every table
 freshly registered, only when the snapshot's shape (dates, states, chunk files) changed.
+
+When the request promises which syms a table's rows can have (``QueryRequest.syms``), that
+table's scans are registered with only those syms' rows (``rdb.symindex``), and kept so
+while the next queries promise the same.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ import duckdb
 import pyarrow as pa
 
 from queries.macros import TABLE_MACROS, register_macros
+from queries.service_protocol import QueryRequest, SymScope
 from queries.service_server import Prepared, lower_thread_priority
 from queries.sqlsafety import lock_down
-from rdb.store import Snapshot, Store
+from rdb.store import Snapshot, Store, TableView
 from rdb.symbols import interned_schema
+from rdb.symindex import select
 
 DATES_VIEW = "rdb_dates"
 
@@ -90,9 +96,28 @@ def tables_named(sql: str, tables: Iterable[str]) -> set[str] | None:
     return {table for table in tables if table.lower() in text}
 
 
-def _same_batches(a: tuple[pa.RecordBatch, ...], b: tuple[pa.RecordBatch, ...]) -> bool:
+# What one Arrow scan was registered from: its batches and the syms kept (None: all rows).
+Registered = tuple[tuple[pa.RecordBatch, ...], frozenset[str] | None]
+
+
+def _same(a: Registered, b: Registered) -> bool:
     # Identity, not equality: batches are immutable, and comparing contents costs a scan.
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    return (
+        a[1] == b[1]
+        and len(a[0]) == len(b[0])
+        and all(x is y for x, y in zip(a[0], b[0], strict=True))
+    )
+
+
+def _scan_table(
+    view: TableView,
+    batches: tuple[pa.RecordBatch, ...],
+    interned: bool,
+    syms: frozenset[str] | None,
+) -> pa.Table:
+    schema = interned_schema(view.schema) if interned else view.schema
+    rows = list(batches) if syms is None else select(batches, view.groups, syms)
+    return pa.Table.from_batches(rows, schema=schema)
 
 
 class _WorkerCursor:
@@ -101,8 +126,8 @@ class _WorkerCursor:
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor
         self.shape: Shape | None = None
-        # Arrow scan name -> the batches registered under it.
-        self.registered: dict[str, tuple[pa.RecordBatch, ...]] = {}
+        # Arrow scan name -> what is registered under it.
+        self.registered: dict[str, Registered] = {}
 
 
 def _connect(threads: int, nice: int) -> duckdb.DuckDBPyConnection:
@@ -165,28 +190,37 @@ class QueryEngine:
         snapshot = store.snapshot()
         self._spare = [self._new_cursor(snapshot) for _ in range(cursors)]
 
-    def prepare(self, sql: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A cursor on the current snapshot, set up for ``sql`` (None: for any query)."""
-        return self.cursor_for(self.store.snapshot(), self._needed(sql))
+    def prepare(
+        self, sql: str | None = None, syms: SymScope | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """A cursor on the current snapshot, set up for ``sql`` (None: for any query), whose
+        tables named in ``syms`` hold only those syms' rows."""
+        tables = self._needed(sql)
+        return self.cursor_for(self.store.snapshot(), tables, syms if tables is not None else None)
 
-    def prepare_with_dates(self, sql: str | None = None) -> Prepared:
-        """A cursor on the current snapshot and that snapshot's dates for the reply: the
-        gateway learns which dates the rows came from without wrapping the query."""
+    def prepare_with_dates(self, request: QueryRequest) -> Prepared:
+        """The query service's ``prepare``: a cursor as ``prepare`` makes for the request,
+        and the snapshot's dates for the reply, so the gateway learns which dates the rows
+        came from without wrapping the query."""
         snapshot = self.store.snapshot()
         dates = [d.isoformat() for d in sorted(snapshot.dates)]
-        return Prepared(self.cursor_for(snapshot, self._needed(sql)), {"dates": dates})
+        tables = self._needed(request.sql)
+        # A table macro reads tables by a name the gateway could not see: no promise holds.
+        syms = request.syms if tables is not None else None
+        return Prepared(self.cursor_for(snapshot, tables, syms), {"dates": dates})
 
     def _needed(self, sql: str | None) -> set[str] | None:
         return None if sql is None else tables_named(sql, self.store.schemas)
 
     def cursor_for(
-        self, snapshot: Snapshot, tables: set[str] | None = None
+        self, snapshot: Snapshot, tables: set[str] | None = None, syms: SymScope | None = None
     ) -> duckdb.DuckDBPyConnection:
-        """The calling thread's cursor on ``snapshot``, up to date for ``tables`` (None: all)."""
+        """The calling thread's cursor on ``snapshot``, up to date for ``tables`` (None: all),
+        the tables in ``syms`` holding only those syms' rows."""
         worker: _WorkerCursor | None = getattr(self._local, "worker", None)
         if worker is None:
             worker = self._local.worker = self._take_cursor(snapshot)
-        self._point_at(worker, snapshot, tables)
+        self._point_at(worker, snapshot, tables, syms or {})
         return worker.cursor
 
     def _take_cursor(self, snapshot: Snapshot) -> _WorkerCursor:
@@ -203,7 +237,11 @@ class QueryEngine:
         return worker
 
     def _point_at(
-        self, worker: _WorkerCursor, snapshot: Snapshot, tables: set[str] | None = None
+        self,
+        worker: _WorkerCursor,
+        snapshot: Snapshot,
+        tables: set[str] | None = None,
+        syms: SymScope | None = None,
     ) -> None:
         cur = worker.cursor
         shape = snapshot_shape(snapshot)
@@ -214,14 +252,14 @@ class QueryEngine:
             for table, view in held_tables.items():
                 if tables is not None and table not in tables:
                     continue
+                kept = (syms or {}).get(table)
                 for name, batches, interned in zip(
                     _mem_names(table, date), view.parts(), (True, False), strict=True
                 ):
                     held = worker.registered.get(name)
-                    if held is None or not _same_batches(held, batches):
-                        schema = interned_schema(view.schema) if interned else view.schema
-                        cur.register(name, pa.Table.from_batches(list(batches), schema=schema))
-                        worker.registered[name] = batches
+                    if held is None or not _same(held, (batches, kept)):
+                        cur.register(name, _scan_table(view, batches, interned, kept))
+                        worker.registered[name] = (batches, kept)
                         self.registrations += 1
         if rebuild:
             current = {n for d, ts in snapshot.dates.items() for t in ts for n in _mem_names(t, d)}

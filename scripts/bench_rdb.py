@@ -160,7 +160,7 @@ def bench_queries(rows: int) -> dict[str, dict[str, float]]:
         engine = QueryEngine(store, intraday_dir=Path(tmp), cursors=WORKERS)
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            engine.prepare,
+            engine.prepare_with_dates,
             info=dict,
             timeout_s=60,
             max_rows=max_rows,

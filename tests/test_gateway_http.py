@@ -50,7 +50,7 @@ def start_stack(workdir: Path) -> dict[str, Any]:
     for name, backend in backends.items():
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            lambda _sql, b=backend: b.cursor(),
+            lambda _request, b=backend: b.cursor(),
             info=backend.info,
             timeout_s=10,
             max_rows=1_000_000,

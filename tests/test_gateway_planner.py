@@ -107,6 +107,31 @@ def test_as_of_side_of_join_is_not_pre_filtered(stack):
     assert "size > 3" in fetches["trade"]
 
 
+def test_rdbs_are_promised_the_syms_each_table_is_filtered_to(stack):
+    router, backends = stack
+    listed = "SELECT time, price FROM trade WHERE sym IN ('IBM', 'AAPL') AND size > 3"
+    plan = router.plan(listed)
+    assert plan.fetches[0].syms == {"trade": frozenset({"IBM", "AAPL"})}
+    joined = (
+        "SELECT t.sym, avg(q.bid) FROM trade t ASOF JOIN quote q ON t.sym = q.sym AND "
+        "t.date = q.date AND t.time >= q.time WHERE t.sym = 'IBM' GROUP BY t.sym"
+    )
+    # Filtering the as-of side would change which quote matches: no promise for quote.
+    assert router.plan(joined).fetches[0].syms == {"trade": frozenset({"IBM"})}
+    either = "SELECT count(*) FROM trade WHERE sym = 'IBM' OR size > 3"
+    assert router.plan(either).fetches[0].syms == {}
+    # One occurrence filtered, the other not: the table as a whole has no promise.
+    twice = "SELECT (SELECT count(*) FROM trade WHERE sym = 'IBM'), (SELECT count(*) FROM trade)"
+    assert all(not f.syms for f in router.plan(twice).fetches)
+    assert router.run_sql(listed).table.num_rows > 0
+    for name, backend in backends.items():
+        sent = backend.promises[-1] if backend.promises else None
+        if name.startswith("rdb") and backend.queries:
+            assert sent == {"trade": frozenset({"IBM", "AAPL"})}, name
+        elif backend.queries:
+            assert sent == {}, name  # HDBs' files are sorted by sym: no use to them
+
+
 def test_no_backend_holds_the_date_gives_the_empty_answer(stack):
     router, backends = stack
     result = router.run_sql(

@@ -61,7 +61,7 @@ def start_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
     for name, backend in local_topology(DATA, shards=3, today=TODAY).items():
         server = QueryServer(
             "tcp://127.0.0.1:0",
-            lambda _sql, b=backend: b.cursor(),
+            lambda _request, b=backend: b.cursor(),
             info=backend.info,
             timeout_s=10,
             max_rows=10**6,

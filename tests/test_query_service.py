@@ -15,7 +15,7 @@ import zmq
 from harness import wait_until
 
 from queries.service import QueryClient, QueryError, QueryServer, lock_down
-from queries.service_protocol import decode_result, encode_result
+from queries.service_protocol import QueryRequest, decode_result, encode_result
 from queries.service_server import Prepared
 
 SLOW_SQL = "select sum(a.i * b.i) from t a, t b"
@@ -35,7 +35,7 @@ def con() -> duckdb.DuckDBPyConnection:
 def _server(con: duckdb.DuckDBPyConnection, **kw: object) -> QueryServer:
     opts: dict = {"info": lambda: {"role": "test"}, "timeout_s": 5.0, "max_rows": 1000}
     opts.update(kw)
-    server = QueryServer("tcp://127.0.0.1:0", lambda _sql: con.cursor(), **opts)
+    server = QueryServer("tcp://127.0.0.1:0", lambda _request: con.cursor(), **opts)
     server.start()
     return server
 
@@ -69,7 +69,7 @@ def test_result_matches_plain_duckdb(con: duckdb.DuckDBPyConnection, client: Que
 
 
 def test_prepared_metadata_travels_with_the_reply(con: duckdb.DuckDBPyConnection) -> None:
-    def prepare(sql: str) -> Prepared:
+    def prepare(request: QueryRequest) -> Prepared:
         return Prepared(con.cursor(), {"dates": ["2024-01-02", "2024-01-03"]})
 
     server = QueryServer(
@@ -83,6 +83,27 @@ def test_prepared_metadata_travels_with_the_reply(con: duckdb.DuckDBPyConnection
         assert result.table.num_rows == 10 and result.truncated  # the limits still hold
     finally:
         server.close()
+
+
+def test_the_senders_sym_promise_reaches_prepare(con: duckdb.DuckDBPyConnection) -> None:
+    seen: list[QueryRequest] = []
+
+    def prepare(request: QueryRequest) -> duckdb.DuckDBPyConnection:
+        seen.append(request)
+        return con.cursor()
+
+    server = QueryServer(
+        "tcp://127.0.0.1:0", prepare, info=dict, timeout_s=5.0, max_rows=10, workers=1
+    )
+    server.start()
+    try:
+        with QueryClient(server.endpoint, timeout_s=5.0) as client:
+            client.query("select 1", syms={"trade": frozenset({"B", "A"}), "quote": frozenset()})
+            client.query("select 2")
+    finally:
+        server.close()
+    assert seen[0].syms == {"trade": frozenset({"A", "B"}), "quote": frozenset()}
+    assert seen[1].syms == {}
 
 
 def test_replies_without_metadata_have_no_dates(client: QueryClient) -> None:
@@ -115,7 +136,12 @@ def test_timeout_on_a_reused_cursor_does_not_hit_the_next_query(
 ) -> None:
     shared = con.cursor()
     server = QueryServer(
-        "tcp://127.0.0.1:0", lambda _sql: shared, info=dict, timeout_s=5.0, max_rows=10, workers=1
+        "tcp://127.0.0.1:0",
+        lambda _request: shared,
+        info=dict,
+        timeout_s=5.0,
+        max_rows=10,
+        workers=1,
     )
     server.start()
     try:
@@ -165,6 +191,9 @@ def test_malformed_frames_get_error_replies(
         [b"QUERY", b'{"sql": 1}'],
         [b"QUERY", b'{"sql": "select 1", "max_rows": -1}'],
         [b"QUERY", b'{"sql": "select 1", "timeout_s": "soon"}'],
+        [b"QUERY", b'{"sql": "select 1", "syms": ["AAPL"]}'],
+        [b"QUERY", b'{"sql": "select 1", "syms": {"trade": "AAPL"}}'],
+        [b"QUERY", b'{"sql": "select 1", "syms": {"trade": [1]}}'],
         [b"QUERY", b"{}", b"extra"],
         [b"NOPE", b"x"],
     ]
@@ -305,7 +334,11 @@ def test_client_reaches_a_server_that_starts_later(con: duckdb.DuckDBPyConnectio
     with pytest.raises(QueryError):
         client.query("select 1")
     server = QueryServer(
-        f"tcp://127.0.0.1:{port}", lambda _sql: con.cursor(), info=dict, timeout_s=5.0, max_rows=10
+        f"tcp://127.0.0.1:{port}",
+        lambda _request: con.cursor(),
+        info=dict,
+        timeout_s=5.0,
+        max_rows=10,
     )
     server.start()
     try:

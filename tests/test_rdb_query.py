@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from queries.service import QueryClient, QueryServer
+from queries.service_protocol import QueryRequest
 from rdb.hdbio import write_chunk, write_partition
 from rdb.query import QueryEngine, tables_named
 from rdb.recovery import RdbState
@@ -56,6 +57,10 @@ def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
 def ask(engine: QueryEngine, sql: str) -> duckdb.DuckDBPyRelation:
     """``sql`` run on a cursor set up for it, as the query service does."""
     return engine.prepare(sql).sql(sql)
+
+
+def request(sql: str, syms: dict[str, frozenset[str]] | None = None) -> QueryRequest:
+    return QueryRequest(sql, None, None, syms or {})
 
 
 def count(engine: QueryEngine, sql: str = "SELECT count(*) FROM trade") -> int:
@@ -165,12 +170,12 @@ def test_views_follow_chunks_and_dates_and_rdb_dates_matches_the_snapshot(
     assert dates.fetchall() == [("2024-01-02", "writing"), ("2024-01-03", "live")]
     by_date = "SELECT date::VARCHAR, count(*) FROM trade GROUP BY ALL ORDER BY 1"
     assert engine.prepare().sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
-    prepared = engine.prepare_with_dates()  # the reply's dates: the cursor's snapshot
+    prepared = engine.prepare_with_dates(request(by_date))  # the dates: the cursor's snapshot
     assert prepared.meta == {"dates": ["2024-01-02", "2024-01-03"]}
     assert prepared.con.sql(by_date).fetchall() == [("2024-01-02", 17), ("2024-01-03", 3)]
     store.drop(DAY)
     assert engine.prepare().sql(by_date).fetchall() == [("2024-01-03", 3)]
-    assert engine.prepare_with_dates().meta == {"dates": ["2024-01-03"]}
+    assert engine.prepare_with_dates(request(by_date)).meta == {"dates": ["2024-01-03"]}
     assert engine.view_rebuilds == 4  # start, chunk, roll, drop: never per query
 
 
@@ -179,7 +184,12 @@ def test_worker_threads_take_cursors_prepared_up_front_with_the_macros(tmp_path:
     append(store, trades(0, 30), 1)
     engine = QueryEngine(store, intraday_dir=tmp_path, cursors=2)
     server = QueryServer(
-        "tcp://127.0.0.1:0", engine.prepare, info=dict, timeout_s=10, max_rows=1000, workers=2
+        "tcp://127.0.0.1:0",
+        engine.prepare_with_dates,
+        info=dict,
+        timeout_s=10,
+        max_rows=1000,
+        workers=2,
     )
     server.start()
     try:
