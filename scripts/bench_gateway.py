@@ -9,7 +9,7 @@ The raw baseline is one DuckDB in this process, with default settings, over the 
 files (a glob) and the same Arrow tables, unioned. Both sides get the same thread budget.
 Prints medians and the gateway/raw ratio per query.
 
-    .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 7] [--only one-sym]
+    .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 15] [--only one-sym]
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def interleaved_medians(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--only", help="Run only the queries whose name contains this.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

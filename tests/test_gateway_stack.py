@@ -190,6 +190,41 @@ def test_gateway_answers_equal_one_duckdb_over_real_backends(stack):
         assert trade["rows"]["rdb"] == 600 and trade["rows"]["hdb"] == 400 + 450 + 500
 
 
+def compactions(stack: dict[str, Any]) -> list[int]:
+    out = []
+    for proc in stack["rdbs"]:
+        with QueryClient(str(proc.info["address"]), 10) as c:
+            out.append(int(c.info()["compactions"]))
+    return out
+
+
+def test_sym_filters_over_compacted_rdbs_equal_one_duckdb(stack):
+    """RDBs told a query's syms scan only those rows (grouped compacted batches, filtered
+    newer ones): the answers must not change."""
+    with Publisher(stack["tp"]) as pub:
+        for i in range(0, 900, 3):  # small acknowledged batches: every RDB compacts
+            pub.publish("trade", today_trades(i, 3))
+            pub.flush()
+    wait_until(lambda: rdb_rows(stack, "trade") == 900, 30, "900 trades in the RDBs")
+    wait_until(lambda: min(compactions(stack)) >= 1, 20, "every RDB compacted")
+    with Publisher(stack["tp"]) as pub:  # and a tail appended since, not yet compacted
+        pub.publish("trade", today_trades(900, 30))
+    wait_until(lambda: rdb_rows(stack, "trade") == 930, 20, "930 trades in the RDBs")
+    ref = reference(stack)
+    today = stack["today"]
+    queries = [
+        "SELECT time, sym, price, size FROM trade WHERE sym = 'IBM' ORDER BY time, price, size",
+        f"SELECT sym, count(*) AS n, sum(size) AS v FROM trade WHERE date = '{today}' "
+        "AND sym IN ('AAPL', 'NVDA', 'META') GROUP BY sym ORDER BY sym",
+        "SELECT count(*) AS n FROM trade WHERE sym = 'NOPE'",
+    ]
+    with Client(stack["url"]) as client:
+        plan = client.plan(queries[1])
+        assert plan["fetches"][0]["syms"] == {"trade": ["AAPL", "META", "NVDA"]}
+        for sql in queries:
+            assert_same_answer(client.query(sql), ref.sql(sql).to_arrow_table(), True, sql)
+
+
 FEED_ROWS_PER_S = 100_000
 FEED_BATCH_ROWS = 1000
 LOAD_S = 6.0
