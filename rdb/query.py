@@ -40,7 +40,7 @@ from queries.service_server import Prepared, lower_thread_priority
 from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store, TableView
 from rdb.symbols import interned_schema
-from rdb.symindex import select
+from rdb.symindex import GroupCache
 
 DATES_VIEW = "rdb_dates"
 
@@ -109,17 +109,6 @@ def _same(a: Registered, b: Registered) -> bool:
     )
 
 
-def _scan_table(
-    view: TableView,
-    batches: tuple[pa.RecordBatch, ...],
-    interned: bool,
-    syms: frozenset[str] | None,
-) -> pa.Table:
-    schema = interned_schema(view.schema) if interned else view.schema
-    rows = list(batches) if syms is None else select(batches, view.groups, syms)
-    return pa.Table.from_batches(rows, schema=schema)
-
-
 class _WorkerCursor:
     """One worker thread's cursor and what is currently registered and viewed on it."""
 
@@ -128,6 +117,20 @@ class _WorkerCursor:
         self.shape: Shape | None = None
         # Arrow scan name -> what is registered under it.
         self.registered: dict[str, Registered] = {}
+        self.groups = GroupCache()  # the grouped syms of the scans' batches
+
+    def scan_table(
+        self,
+        name: str,
+        view: TableView,
+        batches: tuple[pa.RecordBatch, ...],
+        interned: bool,
+        syms: frozenset[str] | None,
+    ) -> pa.Table:
+        """What Arrow scan ``name`` registers: ``batches``, or only the rows of ``syms``."""
+        schema = interned_schema(view.schema) if interned else view.schema
+        rows = list(batches) if syms is None else self.groups.select(name, batches, syms)
+        return pa.Table.from_batches(rows, schema=schema)
 
 
 def _connect(threads: int, nice: int) -> duckdb.DuckDBPyConnection:
@@ -258,14 +261,16 @@ class QueryEngine:
                 ):
                     held = worker.registered.get(name)
                     if held is None or not _same(held, (batches, kept)):
-                        cur.register(name, _scan_table(view, batches, interned, kept))
+                        cur.register(name, worker.scan_table(name, view, batches, interned, kept))
                         worker.registered[name] = (batches, kept)
                         self.registrations += 1
         if rebuild:
             current = {n for d, ts in snapshot.dates.items() for t in ts for n in _mem_names(t, d)}
-            for stale in worker.registered.keys() - current:
-                cur.unregister(stale)
-                del worker.registered[stale]
+            stale = worker.registered.keys() - current
+            for name in stale:
+                cur.unregister(name)
+                del worker.registered[name]
+            worker.groups.forget(stale)
             self._create_views(cur, snapshot)
             worker.shape = shape
             self.view_rebuilds += 1

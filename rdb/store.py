@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,6 @@ import pyarrow as pa
 
 from rdb.decode import decode_payloads
 from rdb.symbols import intern, is_interned, parts, plain_table
-from rdb.symindex import SymGroups, group
 from tickerplant.schema import TableSchema
 
 # Compact a table once this many batches sit in its list; merge into batches of this size.
@@ -51,9 +50,6 @@ class TableData:
     # Highest seq whose rows are in ``batches`` or ``chunks``.
     seq: int = 0
     chunks: list[Chunk] = field(default_factory=list)
-    # Compacted batches' grouped syms, by ``id`` of the batch (``rdb.symindex``); an entry
-    # leaves when its batch leaves ``batches``.
-    groups: dict[int, SymGroups] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,6 @@ class TableView:
     schema: pa.Schema
     batches: tuple[pa.RecordBatch, ...]
     chunks: tuple[Chunk, ...]
-    groups: Mapping[int, SymGroups] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -117,7 +112,7 @@ class Day:
     def view(self) -> dict[str, TableView]:
         """Caller holds ``lock``."""
         return {
-            name: TableView(t.schema, tuple(t.batches), tuple(t.chunks), dict(t.groups))
+            name: TableView(t.schema, tuple(t.batches), tuple(t.chunks))
             for name, t in self.tables.items()
         }
 
@@ -140,13 +135,10 @@ class Day:
             small = data.batches[start:end]
         merged = intern(plain_table(small, data.schema).combine_chunks())
         new = merged.to_batches(max_chunksize=COMPACT_ROWS)
-        groups = group(new)
         with self.lock:
             if len(data.batches) >= end and data.batches[start] is small[0]:
                 data.batches[start:end] = new
-                dropped = [data.groups.pop(id(b), None) for b in small]
-                data.groups.update(groups)
-                data.nbytes += _nbytes(new, groups.values()) - _nbytes(small, dropped)
+                data.nbytes += sum(b.nbytes for b in new) - sum(b.nbytes for b in small)
                 return True
         return False
 
@@ -170,21 +162,15 @@ class Day:
             remaining = rows
             while remaining > 0 and data.batches:
                 first = data.batches[0]
-                index = data.groups.pop(id(first), None)
-                nbytes += index.nbytes if index is not None else 0
                 if first.num_rows <= remaining:
                     data.batches.pop(0)
                     remaining -= first.num_rows
-                else:  # the slice left has no index: queries filter it instead
+                else:
                     data.batches[0] = first.slice(remaining)
                     remaining = 0
             data.chunks.append(chunk)
             data.rows -= rows
             data.nbytes = max(0, data.nbytes - nbytes)
-
-
-def _nbytes(batches: Iterable[pa.RecordBatch], groups: Iterable[SymGroups | None]) -> int:
-    return sum(b.nbytes for b in batches) + sum(g.nbytes for g in groups if g is not None)
 
 
 def _done(batch: pa.RecordBatch) -> bool:

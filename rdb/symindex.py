@@ -1,16 +1,21 @@
 """Grouped syms: where each sym's rows are in a compacted batch, kdb+'s ``g#`` on an RDB.
 
 A tick RDB puts the grouped attribute on ``sym`` so ``select from trade where sym=`X``
-reads only X's rows instead of scanning the day. Compacted batches (``rdb.store``) get the
-same index, built once off the ingest path: the batch's row positions ordered by interned
-sym code (stable, so each sym's positions ascend) and where each code's run starts.
+reads only X's rows instead of scanning the day. Here the index of a compacted (interned)
+batch is the batch's row positions ordered by sym code (stable, so each sym's positions
+ascend) and where each code's run starts.
 
 A query whose sender promises the syms it reads (``QueryRequest.syms``: the gateway proves
 it from the query's WHERE clauses) then registers, per table, only those syms' rows, in
 arrival order, and DuckDB scans thousands of rows instead of the day: a one-sym filter
 over 833k trades takes ~1.7 ms instead of ~3.4 (``docs/rdb.md``). The query keeps its own
-WHERE clause, so the result is the same as over the whole table. Batches without an index
-(plain ones from ingest, a slice left by a spill) are filtered instead.
+WHERE clause, so the result is the same as over the whole table. Plain batches (appended
+since the last compaction) are filtered instead.
+
+Indexes are built on a query thread, the first time a promised query reads a batch, and
+kept by that thread while the batch stays in the table. Not in compaction: building them
+there cost nothing in CPU but handed the GIL back and forth with ingest under load, and
+doubled the RDBs' p99 ingest lag in the 100k rows/s load test (``docs/rdb.md``).
 """
 
 from __future__ import annotations
@@ -60,9 +65,37 @@ class SymGroups:
         return np.sort(np.concatenate(runs)) if runs else np.empty(0, np.int32)
 
 
-def group(batches: Sequence[pa.RecordBatch]) -> dict[int, SymGroups]:
-    """The index of each interned batch, filed under its ``id`` (``TableData.groups``)."""
-    return {id(b): SymGroups.of(b) for b in batches if pa.types.is_dictionary(b.schema[SYM].type)}
+class GroupCache:
+    """One query thread's indexes, per scan (a table's batches of one date, one kind)."""
+
+    def __init__(self) -> None:
+        self._scans: dict[str, dict[int, SymGroups]] = {}
+        self.built = 0  # indexes built, for tests
+
+    def select(
+        self, scan: str, batches: Sequence[pa.RecordBatch], syms: Collection[str]
+    ) -> list[pa.RecordBatch]:
+        """The rows of ``batches`` whose sym is one of ``syms``, in their order.
+
+        Interned batches are read through their index (built now if the scan's last
+        selection did not have it); the scan then keeps only these batches' indexes, so a
+        batch gone from the table (merged again, spilled, written down) is let go.
+        """
+        held = self._scans.get(scan, {})
+        kept: dict[int, SymGroups] = {}
+        for batch in batches:
+            if pa.types.is_dictionary(batch.schema[SYM].type):
+                index = held.get(id(batch))
+                if index is None or index.batch is not batch:
+                    index = SymGroups.of(batch)
+                    self.built += 1
+                kept[id(batch)] = index
+        self._scans[scan] = kept
+        return select(batches, kept, syms)
+
+    def forget(self, scans: Collection[str]) -> None:
+        for scan in scans:
+            self._scans.pop(scan, None)
 
 
 def select(
@@ -70,7 +103,8 @@ def select(
     groups: Mapping[int, SymGroups],
     syms: Collection[str],
 ) -> list[pa.RecordBatch]:
-    """The rows of ``batches`` whose sym is one of ``syms``, in their order."""
+    """The rows of ``batches`` whose sym is one of ``syms``, in their order (through
+    ``groups``, by ``id`` of batch, where it has the batch's index; else filtered)."""
     wanted: pa.Array | None = None
     out = []
     for batch in batches:

@@ -268,8 +268,10 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
     lags: list[float] = []
     p99s: dict[str, float] = {}
     counts: dict[int, list[int]] = {i: [] for i in range(20)}
+    ibm_counts: dict[int, list[int]] = {i: [] for i in range(20)}
     errors: list[BaseException] = []
     today = stack["today"]
+    on = f"AND date = '{today}'"
 
     def query(n: int) -> None:
         with Client(stack["url"]) as client:
@@ -280,6 +282,9 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
                     now = client.query(f"SELECT count(*) AS n FROM trade WHERE date = '{today}'")
                     counts[n].append(now.column("n")[0].as_py())
                     client.query("SELECT sym, sum(size) FROM trade GROUP BY sym")
+                    # RDBs told the syms scan only theirs (grouped batches, built lazily).
+                    ibm = client.query(f"SELECT count(*) AS n FROM trade WHERE sym = 'IBM' {on}")
+                    ibm_counts[n].append(ibm.column("n")[0].as_py())
                 except BaseException as exc:
                     errors.append(exc)
                     return
@@ -335,8 +340,13 @@ def test_twenty_query_clients_do_not_stall_a_100k_rows_per_s_feed(stack):
         wait_until(lambda: client.query(count).column("n")[0].as_py() == total, 20, "all sent")
         by_sym = f"SELECT sym, sum(size) AS v FROM trade WHERE date = '{today}' GROUP BY sym"
         got = client.query(by_sym + " ORDER BY sym")
+        ibm = client.query(f"SELECT count(*) AS n FROM trade WHERE sym = 'IBM' {on}")
     # What was sent, rebuilt: today_trades is deterministic.
     con = duckdb.connect()
     con.register("sent_rows", today_trades(0, total))
     expect = con.sql("SELECT sym, sum(size) AS v FROM sent_rows GROUP BY sym ORDER BY sym")
     assert got.to_pylist() == expect.to_arrow_table().to_pylist()
+    ibm_sent = con.sql("SELECT count(*) FROM sent_rows WHERE sym = 'IBM'").fetchall()[0][0]
+    assert ibm.column("n")[0].as_py() == ibm_sent
+    for seen in ibm_counts.values():  # today's count of one sym only grows, too
+        assert seen and seen == sorted(seen) and seen[-1] <= ibm_sent

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from queries.service_protocol import QueryRequest
 from rdb.query import QueryEngine
-from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
-from rdb.symindex import SymGroups, select
+from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Store
+from rdb.symindex import GroupCache, SymGroups, select
 from tickerplant.schema import default_schemas
 
 DAY = dt.date(2024, 1, 2)
@@ -83,21 +83,28 @@ def test_groups_give_each_syms_rows_in_order(codes: list[int], wanted: set[str])
         assert got.column("time").cast(pa.int64()).to_pylist() == expect
 
 
-def test_compaction_indexes_its_batches_and_spills_drop_the_index(
-    rdb: tuple[Store, QueryEngine], tmp_path: Path
+def test_an_index_is_built_once_per_batch_and_let_go_with_it(
+    rdb: tuple[Store, QueryEngine],
 ) -> None:
     store, _ = rdb
-    fill(store, 3 * COMPACT_ROWS, COMPACT_ROWS // COMPACT_AFTER_BATCHES)
-    data = store.live.tables["trade"]
-    done = [b for b in data.batches if b.num_rows == COMPACT_ROWS]
-    assert len(done) == 3 and set(data.groups) == {id(b) for b in done}
-    index_bytes = sum(g.nbytes for g in data.groups.values())
-    assert data.nbytes == sum(b.nbytes for b in data.batches) + index_bytes
-    view = store.snapshot().dates[DAY]["trade"]
-    assert all(view.groups[id(b)].batch is b for b in done)
-    spilled = data.batches[:1]  # the first compacted batch goes to an intraday chunk
-    store.live.spilled(Chunk("trade", tmp_path / "c.parquet", 1, spilled[0].num_rows), spilled)
-    assert set(data.groups) == {id(b) for b in done[1:]}
+    fill(store, 2 * COMPACT_ROWS, COMPACT_ROWS // COMPACT_AFTER_BATCHES)  # two full batches
+    fill(store, COMPACT_AFTER_BATCHES * 1000 + 5000, 1000)  # a partial one and a plain tail
+    interned, plain = store.snapshot().dates[DAY]["trade"].parts()
+    assert len(interned) == 3 and plain  # two full compacted batches, a partial one, a tail
+    cache = GroupCache()
+    want = [b.filter(pc.equal(b.column(1).cast(pa.string()), "C")) for b in interned]
+    assert cache.select("scan", interned, {"C"}) == want
+    assert cache.built == 3
+    assert cache.select("scan", interned, {"A", "B"})
+    assert cache.built == 3  # same batches: their indexes are reused
+    fill(store, COMPACT_AFTER_BATCHES * 1000, 1000)  # the partial batch is merged again
+    again, _ = store.snapshot().dates[DAY]["trade"].parts()
+    assert again[:2] == interned[:2] and again[2] is not interned[2]
+    cache.select("scan", again, {"C"})
+    assert cache.built == 3 + len(again) - 2  # only the batches not seen before
+    assert {id(b) for b in again} == set(cache._scans["scan"])  # the merged one let go
+    cache.forget(["scan"])
+    assert not cache._scans
 
 
 def test_a_promised_query_reads_only_its_syms_and_answers_as_without(
