@@ -12,10 +12,12 @@ over 833k trades takes ~1.7 ms instead of ~3.4 (``docs/rdb.md``). The query keep
 WHERE clause, so the result is the same as over the whole table. Plain batches (appended
 since the last compaction) are filtered instead.
 
-Indexes are built on a query thread, the first time a promised query reads a batch, and
-kept by that thread while the batch stays in the table. Not in compaction: building them
-there cost nothing in CPU but handed the GIL back and forth with ingest under load, and
-doubled the RDBs' p99 ingest lag in the 100k rows/s load test (``docs/rdb.md``).
+Indexes (4 bytes a row) are built on a query thread, the first time a promised query reads
+a batch, and kept by that thread until one of its promised queries finds the batch gone
+from the table (merged again, spilled, written down), as its scan registrations are. Not in
+compaction: building them there cost nothing in CPU but handed the GIL back and forth with
+ingest under load, and doubled the RDBs' p99 ingest lag in the 100k rows/s load test
+(``docs/rdb.md``).
 """
 
 from __future__ import annotations
@@ -51,10 +53,6 @@ class SymGroups:
         starts = np.concatenate(([0], np.cumsum(np.bincount(indices, minlength=size))))
         codes = {sym: i for i, sym in enumerate(column.dictionary.to_pylist())}
         return cls(batch, order, starts, codes)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.order.nbytes + self.starts.nbytes)
 
     def rows(self, syms: Collection[str]) -> np.ndarray:
         """Positions of the rows whose sym is one of ``syms``, ascending."""
