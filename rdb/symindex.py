@@ -44,15 +44,18 @@ class SymGroups:
     @classmethod
     def of(cls, batch: pa.RecordBatch) -> SymGroups:
         column = batch.column(SYM)
-        indices = column.indices.to_numpy(zero_copy_only=False)
         size = len(column.dictionary)
+        # A null sym gets the code after the last one: grouped last, never asked for.
+        codes = column.indices.fill_null(size) if column.null_count else column.indices
+        indices = codes.to_numpy(zero_copy_only=False)
         # A stable sort keeps each sym's rows in arrival order; int16 codes (nearly every
         # day: fewer than 32k distinct syms per 128k-row batch) take numpy's radix sort.
-        keys = indices.astype(np.int16) if size <= np.iinfo(np.int16).max else indices
+        keys = indices.astype(np.int16) if size < np.iinfo(np.int16).max else indices
         order = np.argsort(keys, kind="stable").astype(np.int32)
-        starts = np.concatenate(([0], np.cumsum(np.bincount(indices, minlength=size))))
-        codes = {sym: i for i, sym in enumerate(column.dictionary.to_pylist())}
-        return cls(batch, order, starts, codes)
+        starts = np.concatenate(([0], np.cumsum(np.bincount(indices, minlength=size + 1))))
+        return cls(
+            batch, order, starts, {s: i for i, s in enumerate(column.dictionary.to_pylist())}
+        )
 
     def rows(self, syms: Collection[str]) -> np.ndarray:
         """Positions of the rows whose sym is one of ``syms``, ascending."""

@@ -64,12 +64,12 @@ def run(engine: QueryEngine, sql: str, syms: dict[str, frozenset[str]] | None = 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    codes=st.lists(st.integers(0, 6), min_size=1, max_size=300),
+    codes=st.lists(st.integers(0, 7), min_size=1, max_size=300),
     wanted=st.sets(st.sampled_from([*SYMS, "F", "G", "nope"]), max_size=4),
 )
 def test_groups_give_each_syms_rows_in_order(codes: list[int], wanted: set[str]) -> None:
-    names = [*SYMS, "F", "G"]
-    syms = pa.array([names[c] for c in codes])
+    names = [*SYMS, "F", "G", None]  # a null sym matches no sym
+    syms = pa.array([names[c] for c in codes], pa.string())
     plain = pa.table({"time": pa.array(range(len(codes)), pa.timestamp("ns")), "sym": syms})
     batch = plain.set_column(1, "sym", pc.dictionary_encode(syms)).to_batches()[0]
     expect = [i for i, c in enumerate(codes) if names[c] in wanted]
