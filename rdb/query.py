@@ -198,8 +198,7 @@ class QueryEngine:
     ) -> duckdb.DuckDBPyConnection:
         """A cursor on the current snapshot, set up for ``sql`` (None: for any query), whose
         tables named in ``syms`` hold only those syms' rows."""
-        tables = self._needed(sql)
-        return self.cursor_for(self.store.snapshot(), tables, syms if tables is not None else None)
+        return self.cursor_for(self.store.snapshot(), self._needed(sql), syms)
 
     def prepare_with_dates(self, request: QueryRequest) -> Prepared:
         """The query service's ``prepare``: a cursor as ``prepare`` makes for the request,
@@ -207,10 +206,8 @@ class QueryEngine:
         came from without wrapping the query."""
         snapshot = self.store.snapshot()
         dates = [d.isoformat() for d in sorted(snapshot.dates)]
-        tables = self._needed(request.sql)
-        # A table macro reads tables by a name the gateway could not see: no promise holds.
-        syms = request.syms if tables is not None else None
-        return Prepared(self.cursor_for(snapshot, tables, syms), {"dates": dates})
+        cursor = self.cursor_for(snapshot, self._needed(request.sql), request.syms)
+        return Prepared(cursor, {"dates": dates})
 
     def _needed(self, sql: str | None) -> set[str] | None:
         return None if sql is None else tables_named(sql, self.store.schemas)
@@ -223,7 +220,11 @@ class QueryEngine:
         worker: _WorkerCursor | None = getattr(self._local, "worker", None)
         if worker is None:
             worker = self._local.worker = self._take_cursor(snapshot)
-        self._point_at(worker, snapshot, tables, syms or {})
+        if tables is None:
+            # The query may read tables by names no sender could see (a table macro's
+            # string argument), so no promise about them holds.
+            syms = None
+        self._point_at(worker, snapshot, tables, syms)
         return worker.cursor
 
     def _take_cursor(self, snapshot: Snapshot) -> _WorkerCursor:
