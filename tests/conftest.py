@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from harness import Proc
 
+from rdb.query import QueryEngine
+from rdb.store import Store
+
 
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[list[Proc]]:
@@ -14,3 +17,15 @@ def procs(tmp_path: Path) -> Iterator[list[Proc]]:
     yield started
     for proc in reversed(started):
         proc.stop()
+
+
+@pytest.fixture
+def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
+    """A store for ``test_rdb_query.DAY`` and an engine over it with one cursor (intraday
+    files: tmp_path), for the RDB's in-process tests."""
+    from test_rdb_query import DAY, SCHEMAS
+
+    store = Store(SCHEMAS, DAY)
+    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
+    yield store, engine
+    engine.close()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from queries.service import QueryClient, QueryServer
 from queries.service_protocol import QueryRequest
@@ -43,15 +41,6 @@ def trades(start: int, rows: int) -> pa.Table:
 def append(store: Store, table: pa.Table, seq: int) -> None:
     with store.lock:
         store.live.append_locked("trade", table.to_batches(), seq)
-
-
-@pytest.fixture
-def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
-    """A store for DAY and an engine over it with one cursor (intraday files: tmp_path)."""
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    yield store, engine
-    engine.close()
 
 
 def ask(engine: QueryEngine, sql: str) -> duckdb.DuckDBPyRelation:

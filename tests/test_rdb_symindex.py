@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_rdb_query import DAY, DAY_NS, SCHEMAS, request
 
-from queries.service_protocol import QueryRequest
 from rdb.query import QueryEngine
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Store
 from rdb.symindex import GroupCache, SymGroups, select
-from tickerplant.schema import default_schemas
 
-DAY = dt.date(2024, 1, 2)
-DAY_NS = 1_704_153_600 * 10**9
-SCHEMAS = {name: s for name, s in default_schemas().items() if name in ("trade", "quote")}
 SYMS = ["A", "B", "C", "D", "E"]
 
 
@@ -48,18 +39,9 @@ def fill(store: Store, rows: int, batch: int) -> None:
         store.live.compact("trade")
 
 
-@pytest.fixture
-def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
-    store = Store(SCHEMAS, DAY)
-    engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
-    yield store, engine
-    engine.close()
-
-
 def run(engine: QueryEngine, sql: str, syms: dict[str, frozenset[str]] | None = None) -> list:
     """``sql`` as the query service runs it, with the sender's promise ``syms``."""
-    con = engine.prepare_with_dates(QueryRequest(sql, None, None, syms or {})).con
-    return con.sql(sql).fetchall()
+    return engine.prepare_with_dates(request(sql, syms)).con.sql(sql).fetchall()
 
 
 @settings(max_examples=60, deadline=None)
