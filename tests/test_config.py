@@ -14,7 +14,7 @@ def test_defaults_need_no_file() -> None:
     assert config.gateway.port == 8000
     assert config.gateway.kdb_port == 5000
     assert config.tickerplant.kdb_port == 5100
-    assert list(config.tables) == ["trade", "quote", "order"]
+    assert list(config.tables) == ["trade", "quote", "order_request", "order", "fill", "risk_admin"]
     assert config.tables["trade"].column_names == ["time", "sym", "price", "size"]
 
 

@@ -183,7 +183,7 @@ def test_bad_table_shapes_name_the_column(tp: Proc) -> None:
 
 def test_status_queries(tp: Proc) -> None:
     with q(tp) as conn:
-        assert conn.sync(".u.t").tolist() == ["trade", "quote", "order"]
+        assert conn.sync(".u.t").tolist() == ["trade", "quote", "order_request", "order", "fill", "risk_admin"]
         assert conn.sync(".u.i") == 0
         conn.sync(".u.upd", Symbol("quote"), [Symbol("A"), 1.0, 2.0, np.int64(3), np.int64(4)])
         assert conn.sync(".u.i") == 1
@@ -226,7 +226,7 @@ def test_pykx_subscriber_gets_typed_upd_pushes(tp: Proc) -> None:
 def test_u_sub_returns_the_schema_and_pushes_in_order(tp: Proc) -> None:
     with q(tp) as sub, q(tp) as feed:
         everything = sub.sync(".u.sub", Symbol(""), Symbol(""))
-        assert [name for name, _ in everything] == ["trade", "quote", "order"]
+        assert [name for name, _ in everything] == ["trade", "quote", "order_request", "order", "fill", "risk_admin"]
         _, empty = everything[2]
         assert list(empty.columns) == [
             "time",

@@ -186,9 +186,10 @@ def topic_for(
     tables: list[str] | None = None,
     syms: list[str] | None = None,
     shard: tuple[int, int] | None = None,
+    accounts: list[str] | None = None,
 ) -> bytes:
-    if syms is not None and shard is not None:
-        raise ValueError("subscribe by syms or by shard, not both")
+    if sum(x is not None for x in (syms, shard, accounts)) > 1:
+        raise ValueError("subscribe by syms, by shard or by accounts: one of them")
     table_part = ",".join(sorted(set(tables))) if tables else "*"
     if syms is not None:
         selector = "syms=" + ",".join(sorted(set(syms)))
@@ -197,6 +198,9 @@ def topic_for(
         if not 0 <= k < n:
             raise ValueError(f"shard {k} of {n}: k must be in [0, {n})")
         selector = f"shard={k}/{n}"
+    elif accounts is not None:
+        # Order-flow tables only: a strategy's own events (docs/orders.md).
+        selector = "account=" + ",".join(sorted(set(accounts)))
     else:
         selector = "*"
     return f"upd/{table_part}/{selector}\0".encode()
@@ -204,15 +208,17 @@ def topic_for(
 
 @dataclass(frozen=True)
 class TopicFilter:
-    """What one subscriber wants: tables (None: all), and syms or a shard (None: all)."""
+    """What one subscriber wants: tables (None: all), and syms, a shard or accounts (None:
+    all). An account selection passes only rows of tables with an ``account`` column."""
 
     tables: frozenset[str] | None
     syms: frozenset[str] | None
     shard: tuple[int, int] | None
+    accounts: frozenset[str] | None = None
 
     @property
     def all_rows(self) -> bool:
-        return self.syms is None and self.shard is None
+        return self.syms is None and self.shard is None and self.accounts is None
 
     def wants_table(self, table: str) -> bool:
         return self.tables is None or table in self.tables
@@ -237,6 +243,10 @@ def parse_topic(topic: bytes) -> TopicFilter:
             if not 0 <= k < n:
                 raise ValueError
             return TopicFilter(tables, None, (k, n))
+        if key == "account":
+            return TopicFilter(
+                tables, None, None, frozenset(value.split(",")) if value else frozenset()
+            )
     except ValueError:
         pass
     raise ProtocolError(f"not a subscription topic: {topic[:80]!r}")

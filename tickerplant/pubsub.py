@@ -81,7 +81,13 @@ def select_rows(
         return record
     table = decoded if decoded is not None else record.to_table()
     syms = table.column("sym")
-    if selection.syms is not None:
+    if selection.accounts is not None:
+        if "account" not in table.column_names:
+            return None
+        mask = pc.is_in(
+            table.column("account"), value_set=pa.array(sorted(selection.accounts), pa.string())
+        )
+    elif selection.syms is not None:
         mask = pc.is_in(syms, value_set=pa.array(sorted(selection.syms), pa.string()))
     else:
         assert selection.shard is not None

@@ -48,15 +48,17 @@ def parse_request(
     tables = request.get("tables")
     syms = request.get("syms")
     shard = request.get("shard")
+    accounts = request.get("accounts")
     unknown = sorted(set(tables or ()) - set(schemas))
     if unknown:
         raise ValueError(f"unknown tables {unknown}")
-    if syms is not None and shard is not None:
-        raise ValueError("select by syms or by shard, not both")
+    if sum(x is not None for x in (syms, shard, accounts)) > 1:
+        raise ValueError("select by syms, by shard or by accounts: one of them")
     selection = TopicFilter(
         frozenset(tables) if tables else None,
         frozenset(syms) if syms is not None else None,
         (int(shard[0]), int(shard[1])) if shard is not None else None,
+        frozenset(accounts) if accounts is not None else None,
     )
     return after, upto, selection
 

@@ -133,17 +133,73 @@ DEFAULT_TABLES: dict[str, dict[str, str]] = {
         "bsize": "long",
         "asize": "long",
     },
-    # Order events: one row per state change of an order (new, ack, fill, cancel, reject).
+    # The order flow (docs/orders.md). Requests the gateway let through its risk checks, in
+    # the order the venues must apply them: a venue's state is a function of this stream.
+    "order_request": {
+        "time": "timestamp",
+        "sym": "symbol",  # empty for a mass cancel that every venue applies
+        "request": "symbol",  # new, cancel, replace, mass_cancel
+        "account": "symbol",
+        "strategy": "symbol",
+        "clordid": "string",
+        "orig_clordid": "string",
+        "side": "symbol",
+        "ord_type": "symbol",
+        "tif": "symbol",
+        "price": "float",  # null: market order, or unchanged by a replace
+        "qty": "long",  # null: unchanged by a replace
+    },
+    # Order events: one row per state change of an order, with its state after it.
     "order": {
         "time": "timestamp",
         "sym": "symbol",
-        "order_id": "string",
+        "account": "symbol",
+        "strategy": "symbol",
+        "clordid": "string",
+        "orig_clordid": "string",
+        "order_id": "string",  # the venue's id
+        "venue": "symbol",  # shard k/n; empty for the gateway's risk rejects
+        "event": "symbol",
+        "status": "symbol",
+        "side": "symbol",
+        "ord_type": "symbol",
+        "tif": "symbol",
+        "price": "float",
+        "qty": "long",
+        "cum_qty": "long",
+        "leaves_qty": "long",
+        "avg_px": "float",
+        "last_qty": "long",
+        "last_px": "float",
+        "exec_id": "string",
+        "reason": "symbol",
+        "text": "string",
+        "in_seq": "long",  # the sequence number of the input that caused it
+    },
+    # One row per side of each execution.
+    "fill": {
+        "time": "timestamp",
+        "sym": "symbol",
+        "account": "symbol",
         "strategy": "symbol",
         "side": "symbol",
-        "event": "symbol",
+        "qty": "long",
         "price": "float",
-        "size": "long",
-        "filled": "long",
+        "exec_id": "string",
+        "order_id": "string",
+        "clordid": "string",
+        "liquidity": "symbol",
+        "venue": "symbol",
+        "in_seq": "long",
+    },
+    # Admin risk requests (limits, trading state, kill, resume), as they were applied.
+    "risk_admin": {
+        "time": "timestamp",
+        "sym": "symbol",
+        "action": "symbol",
+        "account": "symbol",
+        "strategy": "symbol",
+        "detail": "string",  # JSON: what changed
     },
 }
 

@@ -103,6 +103,7 @@ class Subscriber:
         tables: list[str] | None = None,
         syms: list[str] | None = None,
         shard: tuple[int, int] | str | None = None,
+        accounts: list[str] | None = None,
         start: Start = "live",
         timeout_s: float = 10.0,
         receive_buffer: int = 100_000,
@@ -114,6 +115,7 @@ class Subscriber:
         self.tables = tables
         self.syms = syms
         self.shard = shard
+        self.accounts = accounts
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self.hello: Hello = request_hello(self._ctx, address, timeout_s)
@@ -122,7 +124,7 @@ class Subscriber:
             raise SubscriptionError(
                 f"unknown tables {unknown} (known: {', '.join(sorted(self.hello.schemas))})"
             )
-        self.topic = topic_for(tables, syms, shard)
+        self.topic = topic_for(tables, syms, shard, accounts)
         self._receive_buffer = receive_buffer
         self._sub = self._connect(self.hello.publish)
         self._ready: deque[Message] = deque()
@@ -161,6 +163,7 @@ class Subscriber:
             "tables": self.tables,
             "syms": self.syms,
             "shard": list(self.shard) if self.shard else None,
+            "accounts": self.accounts,
         }
         socket = self._ctx.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
