@@ -16,6 +16,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from gateway.catalog import Catalog
 from gateway.predicates import ROUTING, Restriction, conjuncts, restriction_of_all
+from queries.macros import TABLE_MACROS
 
 # Functions whose value changes between evaluations: evaluating them twice (in the scan and
 # again in the query) would filter twice.
@@ -151,6 +152,27 @@ def occurrences(ast: exp.Expr, catalog: Catalog) -> list[Occurrence]:
                 ]
             found.append(occ)
     return found
+
+
+def macro_tables(ast: exp.Expr, catalog: Catalog) -> list[str]:
+    """Logical tables read by table macros (``FROM ohlcv('trade', …)``), sorted.
+
+    A table macro names its tables in string arguments (DuckDB's ``query_table``), which no
+    scope analysis sees; a name that is a CTE of the query is the CTE's, whose own tables are
+    occurrences already. The macro reads every row and column of each table it names.
+    """
+    ctes = {c.alias_or_name.lower() for c in ast.find_all(exp.CTE)}
+    found: set[str] = set()
+    for source in ast.find_all(exp.Table):
+        call = source.this
+        if not isinstance(call, exp.Anonymous) or str(call.name).lower() not in TABLE_MACROS:
+            continue
+        for arg in call.expressions:
+            if isinstance(arg, exp.Literal) and arg.is_string:
+                name = str(arg.this).lower()
+                if name in catalog.schemas and name not in ctes:
+                    found.add(name)
+    return sorted(found)
 
 
 def needed_columns(ast: exp.Expr, catalog: Catalog, table: str, aliases: set[str]) -> list[str]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from queries.sqlsafety import lock_down
+from queries.connection import prepare_database
+from queries.macros import AGGREGATE_MACROS
 from tickerplant.schema import Q_TO_ARROW, TableSchema
 
 DATE_COLUMN = "date"
@@ -44,14 +45,17 @@ class Catalog:
         for name, schema in self.schemas.items():
             empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
             self._db.execute(f'CREATE TABLE "{name}" AS SELECT * FROM empty')
-        self.aggregates = frozenset(
-            str(r[0]).lower()
-            for r in self._db.execute(
-                "SELECT DISTINCT function_name FROM duckdb_functions() "
-                "WHERE function_type = 'aggregate'"
-            ).fetchall()
+        self.aggregates = (
+            frozenset(
+                str(r[0]).lower()
+                for r in self._db.execute(
+                    "SELECT DISTINCT function_name FROM duckdb_functions() "
+                    "WHERE function_type = 'aggregate'"
+                ).fetchall()
+            )
+            | AGGREGATE_MACROS
         )
-        lock_down(self._db)
+        prepare_database(self._db)
         self._lock = threading.Lock()
 
     @classmethod

@@ -15,10 +15,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from queries.connection import prepare_database
 from queries.service import QueryError, QueryResult
 from queries.service_protocol import SymScope
 from queries.service_server import classify
-from queries.sqlsafety import check_read_only, lock_down
+from queries.sqlsafety import check_read_only
 from tickerplant.schema import Q_TO_ARROW
 
 _QTYPE_OF = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}
@@ -58,7 +59,7 @@ class LocalBackend:
             self._db.execute(
                 f"CREATE VIEW rdb_dates AS SELECT * FROM (VALUES {rows}) AS t(date, state)"
             )
-        lock_down(self._db)
+        prepare_database(self._db)
         self._lock = threading.Lock()
 
     @property

@@ -38,9 +38,9 @@ from gateway.handover import (
     split_dates,
 )
 from gateway.planner import Fetch, Plan
+from queries.connection import prepare_database
 from queries.service_protocol import SymScope
 from queries.service_watchdog import Watchdog
-from queries.sqlsafety import lock_down
 
 # Errors that describe the query, not the backend: the same query fails everywhere.
 QUERY_FAULTS = ("bad_query", "forbidden")
@@ -139,7 +139,7 @@ class Executor:
         if memory_limit:
             config["memory_limit"] = memory_limit
         self._db = duckdb.connect(config=config)
-        lock_down(self._db)
+        prepare_database(self._db)
         self._lock = threading.Lock()
         # One thread interrupts merges past their deadline (a Timer per merge cost a
         # thread start on every merged query).

@@ -89,4 +89,17 @@ def finish_aggregate(node: exp.Expr, partials: Partials) -> exp.Expr:
         best = partials.add(f"ARG_{pick}({{'v': {value}}}, {key}){filt}")
         at = partials.add(f"{pick}({key}){filt}")
         return parse_sql(f"STRUCT_EXTRACT(ARG_{pick}({best}, {at}), 'v')")
+    if isinstance(agg, exp.Anonymous) and str(agg.name).lower() == "vwap":
+        return _vwap(agg, partials, filt)
     raise NotDistributable(f"aggregate {to_sql(agg)} is not decomposable")
+
+
+def _vwap(agg: exp.Anonymous, partials: Partials, filt: str) -> exp.Expr:
+    """The ``vwap`` macro (``queries.macros``) is a ratio of two sums: each backend sums
+    ``price * size`` and the sizes of priced rows, the gateway divides the sums of those."""
+    if len(agg.expressions) != 2:
+        raise NotDistributable("vwap takes price and size")
+    price, size = (f"({to_sql(a)})" for a in agg.expressions)
+    notional = partials.add(f"SUM({price} * {size}){filt}")
+    volume = partials.add(f"SUM(CASE WHEN {price} IS NOT NULL THEN {size} END){filt}")
+    return parse_sql(f"SUM({notional}) / NULLIF(SUM({volume}), 0)")

@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from gateway.analysis import Occurrence, needed_columns, occurrences
+from gateway.analysis import Occurrence, macro_tables, needed_columns, occurrences
 from gateway.backends import BackendState, Topology
 from gateway.catalog import Catalog, OutputColumn
 from gateway.decompose import PARTS, NotDistributable, Stack, distribute, quote_name
@@ -119,6 +119,10 @@ def plan_query(sql: str, catalog: Catalog, topology: Topology) -> Plan:
     sql = normalise(sql)
     ast, outputs = parse(sql, catalog)
     found = occurrences(ast, catalog)
+    # A table macro reads whole tables, unfiltered: routed as such, and never distributed
+    # (its FROM is not a logical table), so pulled when more than one backend holds rows.
+    whole = macro_tables(ast, catalog)
+    found += [Occurrence(table, table) for table in whole]
     routes = {id(o): topology.candidates(o.table, o.restriction()) for o in found}
     every = {s.name for states in routes.values() for s in states}
     if len(every) <= 1:
@@ -129,7 +133,7 @@ def plan_query(sql: str, catalog: Catalog, topology: Topology) -> Plan:
     try:
         return _distributed(ast, outputs, catalog, topology, _syms_of(found))
     except NotDistributable as why:
-        return _pull(sql, ast, found, routes, catalog, outputs, str(why))
+        return _pull(sql, ast, found, routes, catalog, outputs, str(why), set(whole))
 
 
 def _distributed(
@@ -139,7 +143,14 @@ def _distributed(
     topology: Topology,
     syms: dict[str, frozenset[str]],
 ) -> Plan:
-    dist = distribute(ast, outputs, catalog)
+    try:
+        dist = distribute(ast, outputs, catalog)
+    except NotDistributable:
+        # An aggregate with no partial form (twap, median, …) can still be finished by the
+        # backends when every group lives in one of them; checked below like any group_local.
+        dist = distribute(ast, outputs, catalog, group_local=True)
+        if dist.mode != "groups":
+            raise
     states: dict[str, BackendState] = {}
     for table in dist.tables:
         states.update({s.name: s for s in topology.candidates(table, dist.restriction)})
@@ -150,13 +161,16 @@ def _distributed(
         roles = {s.role for s in states.values()}
         if "date" not in dist.join_keys and len(roles) > 1:
             raise NotDistributable("join does not match on date across RDB and HDB")
-    if dist.mode == "aggregate":
+    if dist.mode in ("aggregate", "groups"):
         # Groups keyed by the routing columns that separate the chosen backends cannot
         # span two backends: let each backend finish its own groups.
         needed = {"sym"} if len({s.shard for s in states.values()}) > 1 else set()
         needed |= {"date"} if len({s.role for s in states.values()}) > 1 else set()
         if needed <= dist.group_columns:
-            dist = distribute(ast, outputs, catalog, group_local=True)
+            if dist.mode == "aggregate":
+                dist = distribute(ast, outputs, catalog, group_local=True)
+        elif dist.mode == "groups":
+            raise NotDistributable("an aggregate without partials over groups split by backend")
     fetch = Fetch(
         PARTS,
         dist.partial_sql,
@@ -177,12 +191,17 @@ def _pull(
     catalog: Catalog,
     outputs: list[OutputColumn],
     why: str,
+    whole: set[str],
 ) -> Plan:
     aliases = {o.alias for o in found} | {o.table for o in found}
     fetches = []
     for table in sorted({o.table for o in found}):
         mine = [o for o in found if o.table == table]
-        cols = needed_columns(ast, catalog, table, aliases)
+        cols = (
+            catalog.column_names(table)
+            if table in whole
+            else needed_columns(ast, catalog, table, aliases)
+        )
         where = _either(mine)
         backends = sorted({s.name for o in mine for s in routes[id(o)]})
         select = ", ".join(quote_name(c) for c in cols)

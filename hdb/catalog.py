@@ -7,9 +7,9 @@ Views list files explicitly instead of globbing: a partition appears when the HD
 (after the whole end of day is written, so queries never see half a day), and queries do not
 pay a directory walk each. ``reload()`` rebuilds every view in one transaction.
 
-The database is in memory and holds nothing but views; ``lock_down`` confines DuckDB's file
-access to the HDB directory. Every worker thread keeps one cursor with the analytics macros
-registered (registering them costs ~15 ms, too much per query).
+The database is in memory and holds nothing but views and the analytics macros
+(``queries.connection``, which also confines DuckDB's file access to the HDB directory).
+Every worker thread keeps one cursor.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 from hdb.layout import Shard, list_tables, partition_files, scratch_dir
 from hdb.parquet_out import quote_ident, sql_path
 from hdb.schema_io import Q_TO_DUCKDB, file_schema
-from queries.service import QueryError, lock_down
+from queries.connection import prepare_database
+from queries.service import QueryError
 from tickerplant.schema import RESERVED_COLUMNS, TableSchema
 
 log = logging.getLogger("tickdb.hdb")
@@ -97,7 +98,7 @@ class Catalog:
         # and mtime (tests/test_hdb_server.py). GLOBAL: the queries run on cursors, which
         # do not inherit a session setting (the plain SET here was a no-op for them).
         self.con.execute("SET GLOBAL parquet_metadata_cache = true")
-        lock_down(
+        prepare_database(
             self.con, allowed_directories=[self.hdb_dir], temp_directory=scratch_dir(self.hdb_dir)
         )
         self.reload()
@@ -163,11 +164,10 @@ class Catalog:
         }
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor, with the analytics macros registered once."""
+        """This thread's cursor (the analytics macros are in the database)."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
             cur = self.con.cursor()
-            register_macros(cur)
             self._local.cursor = cur
         return cur
 
@@ -181,10 +181,3 @@ class Catalog:
 
     def close(self) -> None:
         self.con.close()
-
-
-def register_macros(cur: duckdb.DuckDBPyConnection) -> None:
-    # The single call site of the analytics macros on HDB connections.
-    from queries.macros import register_macros as register
-
-    register(cur)

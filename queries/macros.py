@@ -105,6 +105,15 @@ _REGISTER_SQL = ";\n".join(
 )
 
 MACRO_NAMES: tuple[str, ...] = (*SCALAR_MACROS, *TABLE_MACROS)
+# Scalar macros that expand to aggregates: a planner must treat a call as an aggregate (it
+# cannot be pushed into a scan, and it groups), exactly as DuckDB's own ``sum``.
+AGGREGATE_MACROS = frozenset({"vwap", "twap", "realized_vol"})
+
+# The same definitions, created in the database instead of the connection: every cursor of
+# the database sees them, so a database set up once needs nothing per cursor.
+_DATABASE_SQL = ";\n".join(
+    s.replace("CREATE OR REPLACE TEMP MACRO", "CREATE OR REPLACE MACRO") for s in _CREATE_STATEMENTS
+)
 
 
 def register_macros(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> None:
@@ -121,3 +130,12 @@ def register_macros(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> N
     # Not wrapped in BEGIN/COMMIT although that would halve the cost: BEGIN inside the
     # caller's open transaction fails and aborts it.
     con.execute(_REGISTER_SQL)
+
+
+def register_database_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every analytics macro in ``con``'s database (``main`` schema), for all cursors.
+
+    For the in-memory databases tickdb's servers own (``queries.connection``); call it before
+    the lock-down. A user's own connection wants ``register_macros`` (TEMP, nothing written).
+    """
+    con.execute(_DATABASE_SQL)

@@ -34,10 +34,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from queries.macros import TABLE_MACROS, register_macros
+from queries.connection import prepare_database
+from queries.macros import TABLE_MACROS
 from queries.service_protocol import QueryRequest, SymScope
 from queries.service_server import Prepared, lower_thread_priority
-from queries.sqlsafety import lock_down
 from rdb.store import Snapshot, Store, TableView
 from rdb.symbols import interned_schema
 from rdb.symindex import GroupCache
@@ -183,7 +183,7 @@ class QueryEngine:
         if memory_limit_mb:
             self._con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         intraday_dir.mkdir(parents=True, exist_ok=True)
-        lock_down(self._con, allowed_directories=[intraday_dir])
+        prepare_database(self._con, allowed_directories=[intraday_dir])
         self._local = threading.local()
         self._spare_lock = threading.Lock()
         # Counters, plain attributes for tests.
@@ -236,7 +236,6 @@ class QueryEngine:
 
     def _new_cursor(self, snapshot: Snapshot) -> _WorkerCursor:
         worker = _WorkerCursor(self._con.cursor())
-        register_macros(worker.cursor)
         self._point_at(worker, snapshot)
         return worker
 
