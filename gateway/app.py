@@ -18,6 +18,7 @@ from gateway.backends import BackendState
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
+from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
 from queries.q import QError
@@ -72,7 +73,10 @@ def q_error_response(exc: QError) -> JSONResponse:
     )
 
 
-def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
+def create_app(
+    router: Router, *, refresh_s: float = 1.0, orders: Any = None, tp_address: str | None = None
+) -> FastAPI:
+    """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503)."""
     metrics = GatewayMetrics(router.topology, router.executor)
     qpath = QPath(router)
 
@@ -90,10 +94,16 @@ def create_app(router: Router, *, refresh_s: float = 1.0) -> FastAPI:
     )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # A malformed request is a bad query too: 400 with what was wrong, like DuckDB's.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        if not request.url.path.startswith("/query"):
+            return bad_order_request(request, problems)
         return error_response(QueryError("bad_query", f"invalid request: {problems}"))
+
+    app.include_router(
+        order_routes(lambda: orders.router if orders is not None else None, tp_address)
+    )
 
     @app.post("/query", responses=ERRORS, response_class=Response)
     def query(

@@ -68,6 +68,10 @@ def gateway(
     kdb_port: Annotated[
         int | None, typer.Option(help="kdb+ IPC port, 0 = off [gateway.kdb_port].")
     ] = None,
+    tp: Annotated[
+        str | None,
+        typer.Option(help="Tickerplant address: take orders (docs/orders.md) [orders.enabled]."),
+    ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     # First, before any thread starts: threads inherit the priority of the one starting them.
@@ -91,8 +95,8 @@ def gateway(
         scan_rows=scan_rows,
         in_flight=in_flight or default_in_flight(),
     )
-    if not rdb and not hdb:
-        raise typer.BadParameter("give at least one --rdb or --hdb address")
+    if not rdb and not hdb and tp is None:
+        raise typer.BadParameter("give at least one --rdb or --hdb address (or --tp)")
     states = [
         BackendState(f"{role}:{addr}", role, QueryClient(addr, limits.timeout_s))
         for role, addrs in (("rdb", rdb), ("hdb", hdb))
@@ -109,9 +113,10 @@ def gateway(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((bind_host, cfg.gateway.port if port is None else port))
     bound_port = sock.getsockname()[1]
+    orders = _start_orders(cfg, tp)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(router, refresh_s=refresh),
+            create_app(router, refresh_s=refresh, orders=orders, tp_address=tp),
             http="httptools",
             log_level="warning",
             access_log=False,
@@ -139,6 +144,17 @@ def gateway(
     finally:
         if kdb is not None:
             kdb.close()
+        if orders is not None:
+            orders.close()
+
+
+def _start_orders(cfg: Any, tp: str | None) -> Any:
+    """The order path (router fed by its stream), or None without a tickerplant."""
+    if tp is None or not cfg.orders.enabled:
+        return None
+    from gateway.order_setup import start_order_path
+
+    return start_order_path(cfg, tp)
 
 
 def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:

@@ -15,54 +15,22 @@ import http.client
 import json
 import socket
 import threading
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from gateway.client_errors import GatewayError, GatewayUnreachable, Reply
+from gateway.order_client import OrderMethods, OrderRejected
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _MAX_IDLE = 8  # idle connections kept per client
+__all__ = ["Client", "GatewayError", "GatewayUnreachable", "OrderRejected", "Reply"]
 
 
-class GatewayError(Exception):
-    """The gateway refused or failed a request; ``kind`` as in QueryError, plus ``status``."""
-
-    def __init__(self, kind: str, message: str, status: int, position: int | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.status = status
-        self.position = position  # q queries: 0-based character the error points at
-
-
-class GatewayUnreachable(GatewayError):
-    """No HTTP answer at all (refused, reset, timed out): ``kind`` unavailable, status 0."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("unavailable", message, 0)
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]  # lower-case names
-    content: bytes
-
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status < 300
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-    @property
-    def text(self) -> str:
-        return self.content.decode(errors="replace")
-
-
-class Client:
+class Client(OrderMethods):
     def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 300.0) -> None:
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)

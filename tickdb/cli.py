@@ -20,6 +20,7 @@ app.command("up")(up)
 __import__("gateway.cli").cli.register(app)
 __import__("hdb.cli").cli.register(app)
 __import__("rdb.cli").cli.register(app)
+__import__("orders.cli").cli.register(app)
 
 
 def main() -> None:

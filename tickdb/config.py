@@ -81,6 +81,23 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrdersConfig:
+    # tickdb up starts a matching venue per shard and the gateway takes orders.
+    enabled: bool = True
+    # Tradable syms; empty means any sym.
+    syms: list[str] = field(default_factory=list)
+    tick_size: float = 0.01
+    # Per-sym tick sizes overriding tick_size.
+    tick_sizes: dict[str, float] = field(default_factory=dict)
+    # Self-trade prevention: which order of a would-be self trade is canceled.
+    stp: Literal["cancel_incoming", "cancel_resting"] = "cancel_incoming"
+    # Resting orders also fill against the live quotes (paper trading).
+    paper: bool = False
+    # How long a submit, cancel or replace waits for the venue's answer.
+    submit_timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
     shards: int = 1
     demo_rate: int = 1000
@@ -96,6 +113,9 @@ class Config:
     hdb: HdbConfig = field(default_factory=HdbConfig)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     stack: StackConfig = field(default_factory=StackConfig)
+    orders: OrdersConfig = field(default_factory=OrdersConfig)
+    # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
+    risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
         default_factory=lambda: {
             n: TableSchema.from_mapping(n, c) for n, c in DEFAULT_TABLES.items()
@@ -186,12 +206,16 @@ def _validate(config: Config) -> None:
         parse_roll_time(config.eod.roll_time)
     except ValueError as exc:
         raise ConfigError(f"eod.roll_time: {exc}") from exc
+    if config.orders.tick_size <= 0 or any(t <= 0 for t in config.orders.tick_sizes.values()):
+        raise ConfigError("orders.tick_size, orders.tick_sizes: must be positive")
     for name in config.rdb.tables:
         if name not in config.tables:
             raise ConfigError(f"rdb.tables: unknown table {name!r}")
 
 
-_SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name not in ("data_dir", "tables")}
+_SECTIONS = {
+    f.name: f for f in dataclasses.fields(Config) if f.name not in ("data_dir", "tables", "risk")
+}
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -212,13 +236,23 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                 except SchemaError as exc:
                     raise ConfigError(f"tables.{tname}: {exc}") from exc
             kwargs[name] = tables
+        elif name == "risk":
+            from orders.risk_limits import limits_from_config
+
+            if not isinstance(value, dict):
+                raise ConfigError("risk: expected [risk.defaults] and [risk.accounts.NAME] tables")
+            try:
+                limits_from_config(value)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
+            kwargs[name] = value
         elif name in _SECTIONS:
             section_type = hints[name]
             if isinstance(section_type, types.UnionType):  # pragma: no cover - not used
                 raise ConfigError(name)
             kwargs[name] = _build_section(section_type, name, value)
         else:
-            known = ", ".join(["data_dir", "tables", *_SECTIONS])
+            known = ", ".join(["data_dir", "tables", "risk", *_SECTIONS])
             raise ConfigError(f"{name}: unknown setting (known: {known})")
     config = Config(**kwargs)
     _validate(config)

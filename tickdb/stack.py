@@ -130,7 +130,17 @@ class Stack:
                 ],
             )
             rdbs.append(str(rdb.info["address"]))
+        orders = cfg.orders.enabled
+        if orders:
+            for k in range(self.shards):
+                venue_args = ["venue", *self._common(), "--tp", tp_address]
+                venue_args += ["--shard", f"{k}/{self.shards}"]
+                if self.demo:
+                    venue_args.append("--paper")  # the demo strategy trades on the demo quotes
+                self._start(f"venue-{k}", venue_args)
         gateway_args = ["gateway", "--port", str(cfg.gateway.port)]
+        if orders:
+            gateway_args += ["--tp", tp_address]
         if self.config_path is not None:
             gateway_args += ["--config", str(self.config_path)]
         for address in rdbs:
@@ -144,6 +154,10 @@ class Stack:
                 ["feed", "--demo", "--address", tp_address, "--rate", str(self.demo_rate)],
                 ready=False,
             )
+            if orders:
+                self._start(
+                    "strategy", ["strategy", "--demo", "--url", self.gateway_url()], ready=False
+                )
 
     def endpoints(self) -> list[tuple[str, str]]:
         rows = []

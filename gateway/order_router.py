@@ -1,0 +1,397 @@
+"""The gateway's order path: pre-trade risk, then the tickerplant, then the venue's answer.
+
+    client ──submit──▶ OrderRouter ──risk──▶ order_request (tickerplant: journal, sequence)
+                                                   │ the venue owning the sym applies it
+    client ◀──state─── OrderRouter ◀── order, fill (tickerplant) ◀─┘
+
+Routing is the sequence itself: every venue subscribes to ``order_request`` and keeps the
+rows whose sym its shard owns (``tickerplant.protocol.shard_of``, the data's function), so a
+cancel or replace reaches the venue holding the order, and a mass cancel with no sym reaches
+every venue, in the order the gateway sent them.
+
+The router's state (orders by ClOrdID, risk counters, positions, kill switches) is rebuilt
+at start from the journal: ``OrderStream`` replays ``order_request``, ``order``, ``fill`` and
+``risk_admin`` before the router takes requests, so a restarted gateway knows every ClOrdID
+it ever accepted today and never lets a retry create a second order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from orders.model import (
+    CancelRequest,
+    Event,
+    EventType,
+    Fill,
+    MassCancel,
+    NewOrder,
+    Order,
+    OrdStatus,
+    ReplaceRequest,
+)
+from orders.risk import RejectCode, RiskEngine
+from orders.rows import (
+    ADMIN_SCHEMA,
+    EVENT_SCHEMA,
+    REQUEST_SCHEMA,
+    Request,
+    event_row,
+    request_row,
+    to_table,
+)
+from orders.states import InvalidTransition, apply
+from tickerplant.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+WORKING_FOR_CANCEL = frozenset(
+    {OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.REPLACED, OrdStatus.PENDING_REPLACE}
+)
+
+
+class OrderRejected(Exception):
+    """A request refused before it reached a venue: ``code`` is the typed reason."""
+
+    def __init__(self, code: str, message: str, order: Order | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.order = order
+
+
+class OrdersUnavailable(Exception):
+    """The order path is not running (no tickerplant, or still rebuilding its state)."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    duplicate: bool  # a retry of a ClOrdID already known: the original order
+
+
+def order_dict(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "account": order.account,
+        "strategy": order.strategy,
+        "sym": order.sym,
+        "clordid": order.clordid,
+        "orig_clordid": order.orig_clordid,
+        "side": str(order.side),
+        "ord_type": str(order.ord_type),
+        "tif": str(order.tif),
+        "price": order.price,
+        "qty": order.qty,
+        "cum_qty": order.cum_qty,
+        "leaves_qty": order.leaves_qty,
+        "avg_px": order.avg_px,
+        "status": str(order.status),
+        "reason": order.history[-1] if order.history else "",
+    }
+
+
+def _same_request(order: Order, req: NewOrder) -> bool:
+    return (order.sym, order.side, order.ord_type, order.tif, order.strategy) == (
+        req.sym,
+        req.side,
+        req.ord_type,
+        req.tif,
+        req.strategy,
+    ) and (bool(order.orig_clordid) or order.qty == req.qty)
+
+
+class OrderRouter:
+    """Owns the order state of one gateway; thread-safe (one lock, one condition)."""
+
+    def __init__(
+        self,
+        risk: RiskEngine,
+        publisher: Publisher,
+        *,
+        submit_timeout_s: float = 2.0,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.risk = risk
+        self.submit_timeout_s = submit_timeout_s
+        self._pub = publisher
+        self._clock_ns = clock_ns
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        # Every ClOrdID of the trading day (a replace adds one) -> the order it names.
+        self._by_clordid: dict[tuple[str, str], Order] = {}
+        self.ready = False
+        self.invalid_transitions = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def _send(self, req: Request) -> None:
+        self._pub.publish("order_request", to_table([request_row(req)], REQUEST_SCHEMA))
+
+    def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
+        """Record a gateway-side refusal in the ``order`` table like a venue's events."""
+        row = Event(
+            event=event,
+            order_id=order.order_id,
+            account=order.account,
+            sym=order.sym,
+            clordid=order.clordid,
+            side=order.side,
+            status=order.status,
+            qty=order.qty,
+            price=order.price,
+            cum_qty=order.cum_qty,
+            leaves_qty=order.leaves_qty,
+            avg_px=order.avg_px,
+            ord_type=order.ord_type,
+            tif=order.tif,
+            strategy=order.strategy,
+            orig_clordid=order.orig_clordid,
+            reason=reason,
+            text=text,
+        )
+        self._pub.publish("order", to_table([event_row(row, "", 0)], EVENT_SCHEMA))
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise OrdersUnavailable("the order path is rebuilding its state from the journal")
+
+    def _wait(self, done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + self.submit_timeout_s
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._changed.wait(remaining)
+
+    # -- requests ------------------------------------------------------------------------
+    def submit(self, req: NewOrder, *, intended: bool = False) -> SubmitResult:
+        """Check, send and wait for the venue's first answer (or ``submit_timeout_s``)."""
+        self._require_ready()
+        with self._lock:
+            known = self._by_clordid.get((req.account, req.clordid))
+            if known is not None:
+                if _same_request(known, req):
+                    return SubmitResult(known, duplicate=True)
+                raise OrderRejected(
+                    RejectCode.DUPLICATE_CLORDID,
+                    f"ClOrdID {req.clordid!r} is already used by account {req.account!r} today",
+                    known,
+                )
+            order = Order(
+                order_id="",
+                account=req.account,
+                sym=req.sym,
+                clordid=req.clordid,
+                side=req.side,
+                qty=req.qty,
+                ord_type=req.ord_type,
+                price=req.price,
+                tif=req.tif,
+                strategy=req.strategy,
+                status=OrdStatus.PENDING_NEW,
+            )
+            self._by_clordid[(req.account, req.clordid)] = order
+            reject = self.risk.check_new(req, self._clock_ns(), intended=intended)
+            if reject is not None:
+                order.status = OrdStatus.REJECTED
+                order.history.append(str(reject.code))
+                self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
+                raise OrderRejected(reject.code, reject.message, order)
+            self._send(req)
+            self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
+            return SubmitResult(order, duplicate=False)
+
+    def _target(self, account: str, orig_clordid: str, request_clordid: str) -> Order:
+        order = self._by_clordid.get((account, orig_clordid))
+        if order is None:
+            raise OrderRejected(
+                RejectCode.UNKNOWN_ORDER,
+                f"no order with ClOrdID {orig_clordid!r} for account {account!r} today",
+            )
+        if request_clordid and (account, request_clordid) in self._by_clordid:
+            raise OrderRejected(
+                RejectCode.DUPLICATE_CLORDID,
+                f"ClOrdID {request_clordid!r} is already used by account {account!r} today",
+                order,
+            )
+        return order
+
+    def _refuse_closed(self, order: Order, event: EventType, what: str) -> None:
+        if order.is_open:
+            return
+        text = f"order {order.clordid!r} is {order.status}: too late to {what}"
+        self._record_reject(order, event, "too_late", text)
+        raise OrderRejected("too_late", text, order)
+
+    def cancel(self, req: CancelRequest) -> Order:
+        self._require_ready()
+        with self._lock:
+            order = self._target(req.account, req.orig_clordid, "")
+            self._refuse_closed(order, EventType.CANCEL_REJECTED, "cancel")
+            reject = self.risk.check_cancel(req.account, self._clock_ns())
+            if reject is not None:
+                raise OrderRejected(reject.code, reject.message, order)
+            if order.status in WORKING_FOR_CANCEL:
+                apply(order, EventType.PENDING_CANCEL)
+            self._send(replace(req, sym=order.sym))
+            self._wait(lambda: order.status is not OrdStatus.PENDING_CANCEL)
+            return order
+
+    def replace(self, req: ReplaceRequest) -> Order:
+        self._require_ready()
+        with self._lock:
+            order = self._target(req.account, req.orig_clordid, req.clordid)
+            self._refuse_closed(order, EventType.REPLACE_REJECTED, "replace")
+            reject = self.risk.check_replace(req, self._clock_ns(), order)
+            if reject is not None:
+                raise OrderRejected(reject.code, reject.message, order)
+            if order.status in WORKING_FOR_CANCEL - {OrdStatus.PENDING_REPLACE}:
+                apply(order, EventType.PENDING_REPLACE)
+            self._by_clordid[(req.account, req.clordid)] = order
+            self._send(replace(req, sym=order.sym))
+            self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
+            return order
+
+    def open_orders(self, account: str = "", strategy: str = "", sym: str = "") -> list[Order]:
+        with self._lock:
+            return [
+                o
+                for o in self._orders()
+                if o.is_open
+                and (not account or o.account == account)
+                and (not strategy or o.strategy == strategy)
+                and (not sym or o.sym == sym)
+            ]
+
+    def mass_cancel(self, req: MassCancel, wait: bool = True) -> list[Order]:
+        """Cancel every open order the filters match, on every venue; returns them."""
+        self._require_ready()
+        with self._lock:
+            targets = self.open_orders(req.account, req.strategy, req.sym)
+            for order in targets:
+                if order.status in WORKING_FOR_CANCEL:
+                    apply(order, EventType.PENDING_CANCEL)
+            # One row: with a sym it reaches that sym's venue, without one every venue.
+            self._send(req)
+            if wait:
+                self._wait(lambda: not any(o.is_open for o in targets))
+            return targets
+
+    def _orders(self) -> list[Order]:
+        seen: dict[int, Order] = {}
+        for order in self._by_clordid.values():
+            seen.setdefault(id(order), order)
+        return list(seen.values())
+
+    def orders(self, account: str = "", open_only: bool = False) -> list[Order]:
+        with self._lock:
+            return [
+                o
+                for o in self._orders()
+                if (not account or o.account == account) and (o.is_open or not open_only)
+            ]
+
+    def order(self, account: str, clordid: str) -> Order | None:
+        with self._lock:
+            return self._by_clordid.get((account, clordid))
+
+    # -- admin -----------------------------------------------------------------------------
+    def admin(self, action: str, account: str, strategy: str, detail: dict[str, Any]) -> None:
+        """Record an applied admin request in ``risk_admin`` (and so in the journal)."""
+        import json
+
+        row = {
+            "sym": "",
+            "action": action,
+            "account": account,
+            "strategy": strategy,
+            "detail": json.dumps(detail, default=str, sort_keys=True),
+        }
+        self._pub.publish("risk_admin", to_table([row], ADMIN_SCHEMA))
+
+    # -- the stream's side (called by OrderStream with the lock held) -----------------------
+    def known_request(self, req: Request) -> None:
+        """A request found in the journal: note its ClOrdID (a restart rebuilding state)."""
+        if isinstance(req, NewOrder):
+            key = (req.account, req.clordid)
+            if key in self._by_clordid:
+                return
+            self._by_clordid[key] = Order(
+                order_id="",
+                account=req.account,
+                sym=req.sym,
+                clordid=req.clordid,
+                side=req.side,
+                qty=req.qty,
+                ord_type=req.ord_type,
+                price=req.price,
+                tif=req.tif,
+                strategy=req.strategy,
+                status=OrdStatus.PENDING_NEW,
+            )
+            # Counted as working until the venue says otherwise, as when it was sent.
+            self.risk.check_new(req, self._clock_ns(), intended=True)
+        elif isinstance(req, ReplaceRequest):
+            order = self._by_clordid.get((req.account, req.orig_clordid))
+            if order is not None:
+                self._by_clordid.setdefault((req.account, req.clordid), order)
+
+    def on_event(self, event: Event) -> None:
+        key = (event.account, event.clordid)
+        if event.event in (EventType.CANCEL_REJECTED, EventType.REPLACE_REJECTED):
+            key = (event.account, event.orig_clordid or event.clordid)
+        order = self._by_clordid.get(key)
+        if order is None and event.orig_clordid:
+            order = self._by_clordid.get((event.account, event.orig_clordid))
+        if order is None:
+            if event.event is not EventType.REJECTED:
+                log.warning("order event for an unknown ClOrdID: %s", event)
+            return
+        self._apply_event(order, event)
+        self.risk.on_event(event)
+        self._changed.notify_all()
+
+    def _apply_event(self, order: Order, event: Event) -> None:
+        if event.event is EventType.REJECTED and order.status is OrdStatus.REJECTED:
+            return  # our own risk reject, recorded and read back
+        try:
+            if event.event is EventType.FILL:
+                apply(order, event.event, fill_qty=event.last_qty, fill_px=event.last_px)
+            else:
+                apply(order, event.event)
+        except InvalidTransition as exc:
+            self.invalid_transitions += 1
+            log.error("refused: %s", exc)
+            return
+        # The venue's numbers are the truth once the transition is legal.
+        order.order_id = event.order_id or order.order_id
+        order.qty, order.price = event.qty, event.price
+        order.cum_qty, order.avg_px = event.cum_qty, event.avg_px
+        if event.event is EventType.REPLACED:
+            order.clordid, order.orig_clordid = event.clordid, event.orig_clordid
+        if event.reason:
+            order.history.append(event.reason)
+
+    def on_fill(self, fill: Fill) -> None:
+        notice = self.risk.on_fill(fill, self._clock_ns())
+        if notice is not None:
+            log.warning("%s", notice.message)
+
+    def on_price(self, sym: str, price: float) -> None:
+        self.risk.on_price(sym, price)
+
+    def new_day(self) -> None:
+        """ClOrdIDs are unique per trading day: forget those of finished orders."""
+        self._by_clordid = {k: o for k, o in self._by_clordid.items() if o.is_open}
+        self.risk.new_day()
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def notify(self) -> None:
+        self._changed.notify_all()

@@ -1,0 +1,52 @@
+"""Assemble the gateway's order path from the config: risk engine, router, stream."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.order_router import OrderRouter
+from gateway.order_stream import ORDER_FLOW, OrderStream
+from orders.risk import RiskEngine
+from orders.risk_limits import limits_from_config
+from tickerplant.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OrderPath:
+    router: OrderRouter
+    stream: OrderStream
+    publisher: Publisher
+
+    def close(self) -> None:
+        self.stream.close()
+        self.publisher.close(flush=False)
+
+
+def risk_engine(cfg: Any) -> RiskEngine:
+    defaults, accounts = limits_from_config(cfg.risk)
+    return RiskEngine(
+        defaults,
+        accounts,
+        syms=cfg.orders.syms or None,
+        tick_sizes=cfg.orders.tick_sizes,
+        default_tick=cfg.orders.tick_size,
+    )
+
+
+def start_order_path(cfg: Any, tp_address: str, ready_timeout_s: float = 120.0) -> OrderPath:
+    """Connect to the tickerplant, rebuild the order state from its journal, and return
+    once the router takes requests."""
+    publisher = Publisher(tp_address)
+    missing = sorted(set(ORDER_FLOW) - set(publisher.schemas))
+    if missing:
+        publisher.close(flush=False)
+        raise RuntimeError(f"the tickerplant has no {', '.join(missing)} table: orders are off")
+    router = OrderRouter(risk_engine(cfg), publisher, submit_timeout_s=cfg.orders.submit_timeout_s)
+    stream = OrderStream(router, tp_address).start()
+    if not stream.wait_ready(ready_timeout_s):
+        raise RuntimeError("the order path did not rebuild its state in time")
+    return OrderPath(router, stream, publisher)

@@ -1,0 +1,155 @@
+"""Feeds the gateway's ``OrderRouter`` from the tickerplant: order flow and live prices.
+
+Two subscriptions, each on its own thread:
+
+- the order flow (``order_request``, ``order``, ``fill``, ``risk_admin``) from the start of
+  the journal: first a replay that rebuilds every ClOrdID, open order, position, risk
+  counter and admin decision, then live. The router takes requests only once the replay is
+  done (``OrderRouter.ready``).
+- live ``trade`` and ``quote``: the reference prices of the price collar and of market
+  orders' notional, and the marks of unrealized P&L (last trade, else mid).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+
+import pyarrow as pa
+
+from gateway.order_router import OrderRouter
+from orders.risk import TradingState
+from orders.rows import event_from_row, fill_from_row, request_from_row
+from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
+
+log = logging.getLogger(__name__)
+
+ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
+
+
+class OrderStream:
+    def __init__(self, router: OrderRouter, tp_address: str, timeout_s: float = 10.0) -> None:
+        self.router = router
+        self.tp_address = tp_address
+        self._flow = Subscriber(tp_address, tables=ORDER_FLOW, start="journal", timeout_s=timeout_s)
+        self._prices = Subscriber(tp_address, tables=["trade", "quote"], timeout_s=timeout_s)
+        self._start_seq = self._flow.hello.seq
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.last_seq = 0
+
+    def start(self) -> OrderStream:
+        for name, target in (("order-flow", self._run_flow), ("order-prices", self._run_prices)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = threading.Event()
+        waited = 0.0
+        while not self.router.ready and waited < timeout_s:
+            deadline.wait(0.01)
+            waited += 0.01
+        return self.router.ready
+
+    # -- order flow ------------------------------------------------------------------------
+    def _run_flow(self) -> None:
+        if self._start_seq == 0:
+            self._mark_ready()
+        while not self._stop.is_set():
+            message = self._flow.poll(0.2)
+            if message is None:
+                continue
+            try:
+                with self.router.lock:
+                    self._apply(message)
+                    self.router.notify()
+            except Exception:  # one bad row must not stop the order path
+                log.exception("order flow message %r not applied", message)
+            self.last_seq = message.seq
+            if not self.router.ready and message.seq >= self._start_seq:
+                self._mark_ready()
+
+    def _mark_ready(self) -> None:
+        with self.router.lock:
+            self.router.ready = True
+        log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
+
+    def _apply(self, message: Message) -> None:
+        router = self.router
+        if isinstance(message, EndOfDay):
+            router.new_day()
+            return
+        assert isinstance(message, Update)
+        rows = message.data.to_pylist()
+        if message.table == "order_request":
+            for row in rows:
+                try:
+                    router.known_request(request_from_row(row))
+                except (ValueError, TypeError, KeyError) as exc:
+                    log.error("unusable order_request row %r: %s", row, exc)
+        elif message.table == "order":
+            for row in rows:
+                router.on_event(event_from_row(row))
+        elif message.table == "fill":
+            for row in rows:
+                router.on_fill(fill_from_row(row))
+        elif message.table == "risk_admin" and message.seq <= self._start_seq:
+            # Live admin requests were applied when made; these rebuild a restarted gateway.
+            for row in rows:
+                self._replay_admin(row)
+
+    def _replay_admin(self, row: dict[str, object]) -> None:
+        risk = self.router.risk
+        action = str(row["action"])
+        account = str(row["account"] or "") or None
+        strategy = str(row["strategy"] or "") or None
+        request = json.loads(str(row["detail"] or "{}")).get("request", {})
+        if action == "limits":
+            risk.set_limits(account, request.get("changes", {}))
+        elif action == "state":
+            risk.set_trading_state(TradingState(request["state"]), account)
+        elif action == "kill":
+            risk.kill(account=account, strategy=strategy)
+        elif action == "resume":
+            risk.resume(account=account, strategy=strategy)
+
+    # -- prices ------------------------------------------------------------------------------
+    def _run_prices(self) -> None:
+        while not self._stop.is_set():
+            message = self._prices.poll(0.2)
+            if not isinstance(message, Update):
+                continue
+            try:
+                marks = _marks(message.table, message.data)
+            except (KeyError, pa.ArrowException) as exc:
+                log.error("price update not used: %s", exc)
+                continue
+            with self.router.lock:
+                for sym, price in marks.items():
+                    self.router.on_price(sym, price)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self._flow.close()
+        self._prices.close()
+
+
+def _marks(table: str, data: pa.Table) -> dict[str, float]:
+    """The last price of each sym in an update: trade price, or quote mid."""
+    syms = data.column("sym").to_pylist()
+    if table == "trade":
+        prices = data.column("price").to_pylist()
+    else:
+        bids = data.column("bid").to_pylist()
+        asks = data.column("ask").to_pylist()
+        prices = [
+            (b + a) / 2 if b and a and b > 0 and a > 0 else math.nan
+            for b, a in zip(bids, asks, strict=True)
+        ]
+    return {s: p for s, p in zip(syms, prices, strict=True) if p is not None and p == p}

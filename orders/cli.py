@@ -1,0 +1,253 @@
+"""``tickdb venue`` (serve a shard's matching venue) and the order commands
+``tickdb order new|cancel|replace|list``, ``tickdb positions``, ``tickdb risk …``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gateway.client import DEFAULT_URL
+
+order_app = typer.Typer(help="Enter, cancel, replace and list orders.", no_args_is_help=True)
+risk_app = typer.Typer(
+    help="Admin risk requests: limits, kill switch, resume.", no_args_is_help=True
+)
+
+Url = Annotated[str, typer.Option(help="Gateway URL.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("venue")(venue)
+    app.add_typer(order_app, name="order")
+    app.add_typer(risk_app, name="risk")
+    app.command("positions")(positions)
+    app.command("strategy")(strategy)
+
+
+def strategy(
+    demo: Annotated[bool, typer.Option("--demo", help="Run the demo strategy.")] = False,
+    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+) -> None:
+    """Run the demo strategy (two accounts quoting and trading around the demo market)."""
+    from orders.demo_strategy import DemoStrategy
+    from tickdb.logs import setup_logging
+
+    if not demo:
+        raise typer.BadParameter("only the demo strategy ships with tickdb: pass --demo")
+    setup_logging()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner = DemoStrategy(url)
+    try:
+        runner.run(stop)
+    finally:
+        runner.close()
+
+
+def venue(
+    shard: Annotated[str, typer.Option(help="The shard this venue owns, k/n.")] = "0/1",
+    tp: Annotated[str, typer.Option(help="Tickerplant address.")] = "tcp://127.0.0.1:5010",
+    config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Unused; for `up`.")] = None,
+    paper: Annotated[
+        bool | None, typer.Option("--paper/--no-paper", help="Fill against quotes [orders.paper].")
+    ] = None,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Write {venue, seq} here once ready.")
+    ] = None,
+) -> None:
+    """Run the matching venue of one symbol shard (docs/orders.md)."""
+    from orders.model import StpMode
+    from orders.venue import Venue
+    from tickdb.config import load_config
+    from tickdb.logs import setup_logging
+    from tickdb.ready import write_ready
+
+    setup_logging()
+    cfg = load_config(config, data_dir)
+    k, _, n = shard.partition("/")
+    try:
+        shard_tuple = (int(k), int(n))
+        if not 0 <= shard_tuple[0] < shard_tuple[1]:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"--shard must be k/n with 0 <= k < n, got {shard!r}") from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    engine_venue = Venue(
+        tp,
+        shard_tuple,
+        tick_sizes=cfg.orders.tick_sizes,
+        default_tick=cfg.orders.tick_size,
+        stp=StpMode(cfg.orders.stp),
+        paper=cfg.orders.paper if paper is None else paper,
+    )
+
+    def ready() -> None:
+        write_ready(ready_file, {"venue": engine_venue.label, "seq": engine_venue.processed_seq})
+        print(f"venue {engine_venue.label} ready at seq {engine_venue.processed_seq}", flush=True)
+
+    try:
+        engine_venue.run(stop, on_ready=ready)
+    finally:
+        engine_venue.close()
+
+
+# -- client commands ---------------------------------------------------------------------------
+def _call(url: str, method: str, path: str, body: Any = None) -> Any:
+    from gateway.client import Client, GatewayError, GatewayUnreachable
+
+    try:
+        with Client(url) as client:
+            return client.order_request(method, path, body)
+    except GatewayUnreachable as exc:
+        typer.echo(f"cannot reach the gateway at {url}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except GatewayError as exc:
+        typer.echo(f"{exc.kind}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print(rows: list[dict[str, Any]], title: str, columns: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+    Console().print(table)
+
+
+ORDER_COLUMNS = ["clordid", "sym", "side", "qty", "price", "status", "cum_qty", "avg_px"]
+
+
+@order_app.command("new")
+def order_new(
+    account: Annotated[str, typer.Option(help="Account.")],
+    sym: Annotated[str, typer.Argument(help="Symbol.")],
+    side: Annotated[str, typer.Argument(help="buy or sell.")],
+    qty: Annotated[int, typer.Argument(help="Quantity.")],
+    price: Annotated[
+        float | None, typer.Argument(help="Limit price; leave out for market.")
+    ] = None,
+    tif: Annotated[str, typer.Option(help="day, gtc, ioc or fok.")] = "day",
+    strategy: Annotated[str, typer.Option(help="Strategy tag.")] = "",
+    clordid: Annotated[str | None, typer.Option(help="Client order id (default: new).")] = None,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Submit an order; prints its state after the venue's answer."""
+    body = {
+        "account": account,
+        "sym": sym,
+        "side": side,
+        "qty": qty,
+        "price": price,
+        "type": "market" if price is None else "limit",
+        "tif": tif,
+        "strategy": strategy,
+        "clordid": clordid,
+    }
+    typer.echo(json.dumps(_call(url, "POST", "/orders", body)))
+
+
+@order_app.command("cancel")
+def order_cancel(
+    account: Annotated[str, typer.Option(help="Account.")],
+    clordid: Annotated[str, typer.Argument(help="ClOrdID of the order.")],
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Cancel an order."""
+    body = {"account": account, "orig_clordid": clordid}
+    typer.echo(json.dumps(_call(url, "POST", "/orders/cancel", body)))
+
+
+@order_app.command("replace")
+def order_replace(
+    account: Annotated[str, typer.Option(help="Account.")],
+    clordid: Annotated[str, typer.Argument(help="Current ClOrdID of the order.")],
+    qty: Annotated[int | None, typer.Option(help="New total quantity.")] = None,
+    price: Annotated[float | None, typer.Option(help="New limit price.")] = None,
+    new_clordid: Annotated[str | None, typer.Option(help="The order's id from now on.")] = None,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Change an order's price and/or quantity."""
+    body = {
+        "account": account,
+        "orig_clordid": clordid,
+        "clordid": new_clordid,
+        "qty": qty,
+        "price": price,
+    }
+    typer.echo(json.dumps(_call(url, "POST", "/orders/replace", body)))
+
+
+@order_app.command("list")
+def order_list(
+    account: Annotated[str, typer.Option(help="Account (default: all).")] = "",
+    open_only: Annotated[bool, typer.Option("--open", help="Only working orders.")] = False,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """The day's orders."""
+    query = f"/orders?account={account}&open={'true' if open_only else 'false'}"
+    _print(_call(url, "GET", query), f"orders {account or '(all accounts)'}", ORDER_COLUMNS)
+
+
+def positions(
+    account: Annotated[str, typer.Option(help="Account (default: all).")] = "",
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Positions and P&L per account and sym."""
+    columns = ["account", "sym", "qty", "avg_price", "mark", "realized_pnl", "unrealized_pnl"]
+    _print(_call(url, "GET", f"/positions?account={account}"), "positions", columns)
+
+
+@risk_app.command("limits")
+def risk_limits(
+    account: Annotated[str | None, typer.Option(help="Account (default: the defaults).")] = None,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="key=value; repeat. Leave out to show.")
+    ] = [],  # noqa: B006
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Show the risk limits and states, or change limits with --set key=value."""
+    if not set_:
+        typer.echo(json.dumps(_call(url, "GET", "/risk"), indent=2))
+        return
+    changes: dict[str, Any] = {}
+    for item in set_:
+        key, _, raw = item.partition("=")
+        try:
+            changes[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key] = raw
+    body = {"account": account, "changes": changes}
+    typer.echo(json.dumps(_call(url, "POST", "/risk/limits", body)))
+
+
+@risk_app.command("kill")
+def risk_kill(
+    account: Annotated[str | None, typer.Option(help="Account (default: global).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy.")] = None,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Kill switch: refuse new orders and cancel every working order in scope."""
+    body = {"account": account, "strategy": strategy}
+    typer.echo(json.dumps(_call(url, "POST", "/risk/kill", body)))
+
+
+@risk_app.command("resume")
+def risk_resume(
+    account: Annotated[str | None, typer.Option(help="Account (default: global).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy.")] = None,
+    url: Url = DEFAULT_URL,
+) -> None:
+    """Re-enable trading after a kill switch or a throttle halt."""
+    body = {"account": account, "strategy": strategy}
+    typer.echo(json.dumps(_call(url, "POST", "/risk/resume", body)))

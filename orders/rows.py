@@ -1,0 +1,199 @@
+"""Order-flow objects as rows of the ``order_request``, ``order`` and ``fill`` tables.
+
+The tables are declared in ``tickerplant/schema.py``; these functions are the only place
+that knows how a request, an event or a fill is laid out in them, in both directions, so
+what a venue replays from the journal is exactly what the gateway sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from orders.model import (
+    CancelRequest,
+    Event,
+    Fill,
+    MassCancel,
+    NewOrder,
+    OrdType,
+    ReplaceRequest,
+    RequestType,
+    Side,
+    TimeInForce,
+)
+from tickerplant.schema import default_schemas
+
+Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
+
+_SCHEMAS = default_schemas()
+REQUEST_SCHEMA = _SCHEMAS["order_request"].arrow_without_time
+EVENT_SCHEMA = _SCHEMAS["order"].arrow_without_time
+FILL_SCHEMA = _SCHEMAS["fill"].arrow_without_time
+ADMIN_SCHEMA = _SCHEMAS["risk_admin"].arrow_without_time
+
+
+def request_row(req: Request) -> dict[str, Any]:
+    """One ``order_request`` row (without ``time``: the tickerplant stamps it)."""
+    row: dict[str, Any] = dict.fromkeys(REQUEST_SCHEMA.names, None)
+    row.update(sym=req.sym, account=req.account, clordid=req.clordid)
+    row.update(strategy="", orig_clordid="", side="", ord_type="", tif="")
+    if isinstance(req, NewOrder):
+        row.update(
+            request=RequestType.NEW,
+            strategy=req.strategy,
+            side=req.side,
+            ord_type=req.ord_type,
+            tif=req.tif,
+            price=req.price,
+            qty=req.qty,
+        )
+    elif isinstance(req, CancelRequest):
+        row.update(request=RequestType.CANCEL, orig_clordid=req.orig_clordid)
+    elif isinstance(req, ReplaceRequest):
+        row.update(
+            request=RequestType.REPLACE,
+            orig_clordid=req.orig_clordid,
+            price=req.price,
+            qty=req.qty,
+        )
+    else:
+        row.update(request=RequestType.MASS_CANCEL, strategy=req.strategy)
+    return row
+
+
+def _price(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def request_from_row(row: Mapping[str, Any]) -> Request:
+    """The request an ``order_request`` row holds; ValueError if it holds none."""
+    kind = RequestType(row["request"])
+    if kind is RequestType.NEW:
+        return NewOrder(
+            account=row["account"],
+            sym=row["sym"],
+            clordid=row["clordid"],
+            side=Side(row["side"]),
+            qty=int(row["qty"]),
+            ord_type=OrdType(row["ord_type"]),
+            price=_price(row["price"]),
+            tif=TimeInForce(row["tif"]),
+            strategy=row["strategy"] or "",
+        )
+    if kind is RequestType.CANCEL:
+        return CancelRequest(row["account"], row["sym"], row["clordid"], row["orig_clordid"])
+    if kind is RequestType.REPLACE:
+        qty = row["qty"]
+        return ReplaceRequest(
+            row["account"],
+            row["sym"],
+            row["clordid"],
+            row["orig_clordid"],
+            qty=None if qty is None else int(qty),
+            price=_price(row["price"]),
+        )
+    return MassCancel(
+        account=row["account"] or "",
+        strategy=row["strategy"] or "",
+        sym=row["sym"] or "",
+        clordid=row["clordid"] or "",
+    )
+
+
+def event_row(event: Event, venue: str, in_seq: int) -> dict[str, Any]:
+    return {
+        "sym": event.sym,
+        "account": event.account,
+        "strategy": event.strategy,
+        "clordid": event.clordid,
+        "orig_clordid": event.orig_clordid,
+        "order_id": event.order_id,
+        "venue": venue,
+        "event": event.event,
+        "status": event.status,
+        "side": event.side,
+        "ord_type": event.ord_type,
+        "tif": event.tif,
+        "price": event.price,
+        "qty": event.qty,
+        "cum_qty": event.cum_qty,
+        "leaves_qty": event.leaves_qty,
+        "avg_px": event.avg_px,
+        "last_qty": event.last_qty,
+        "last_px": event.last_px,
+        "exec_id": event.exec_id,
+        "reason": event.reason,
+        "text": event.text,
+        "in_seq": in_seq,
+    }
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    from orders.model import EventType, OrdStatus
+
+    return Event(
+        event=EventType(row["event"]),
+        order_id=row["order_id"] or "",
+        account=row["account"],
+        sym=row["sym"],
+        clordid=row["clordid"],
+        side=Side(row["side"]),
+        status=OrdStatus(row["status"]),
+        qty=int(row["qty"] or 0),
+        price=_price(row["price"]),
+        cum_qty=int(row["cum_qty"] or 0),
+        leaves_qty=int(row["leaves_qty"] or 0),
+        avg_px=float(row["avg_px"] or 0.0),
+        ord_type=OrdType(row["ord_type"]),
+        tif=TimeInForce(row["tif"]),
+        strategy=row["strategy"] or "",
+        orig_clordid=row["orig_clordid"] or "",
+        last_qty=int(row["last_qty"] or 0),
+        last_px=float(row["last_px"] or 0.0),
+        exec_id=row["exec_id"] or "",
+        reason=row["reason"] or "",
+        text=row["text"] or "",
+    )
+
+
+def fill_row(fill: Fill, venue: str, in_seq: int) -> dict[str, Any]:
+    return {
+        "sym": fill.sym,
+        "account": fill.account,
+        "strategy": fill.strategy,
+        "side": fill.side,
+        "qty": fill.qty,
+        "price": fill.price,
+        "exec_id": fill.exec_id,
+        "order_id": fill.order_id,
+        "clordid": fill.clordid,
+        "liquidity": fill.liquidity,
+        "venue": venue,
+        "in_seq": in_seq,
+    }
+
+
+def fill_from_row(row: Mapping[str, Any]) -> Fill:
+    from orders.model import Liquidity
+
+    return Fill(
+        exec_id=row["exec_id"],
+        order_id=row["order_id"],
+        account=row["account"],
+        sym=row["sym"],
+        clordid=row["clordid"],
+        side=Side(row["side"]),
+        qty=int(row["qty"]),
+        price=float(row["price"]),
+        liquidity=Liquidity(row["liquidity"]),
+        strategy=row["strategy"] or "",
+    )
+
+
+def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) as a table of ``schema``; StrEnum values become plain strings."""
+    return pa.Table.from_pylist(list(rows), schema=schema)
