@@ -224,4 +224,4 @@ def apply(order: Order, event: EventType, *, fill_qty: int = 0, fill_px: float =
     else:
         order.prior_status = None
     order.status = target
-    order.history.append(event.value)
+    order.history.append(event)
