@@ -51,7 +51,12 @@ def arrow_schema(path: str | Path) -> pa.Schema:
 def file_schema(path: str | Path, table: str) -> TableSchema:
     """The q schema a file was written with: its ``tickdb.schema`` footer entry, else the
     ``q`` field metadata, else a guess from the Arrow types."""
-    schema = arrow_schema(path)
+    return schema_of_footer(arrow_schema(path), table, str(path))
+
+
+def schema_of_footer(schema: pa.Schema, table: str, where: str) -> TableSchema:
+    """``file_schema`` for a footer already read (from any file system); ``where`` names the
+    file in errors."""
     meta = schema.metadata or {}
     raw = meta.get(SCHEMA_KEY.encode())
     if raw is not None:
@@ -66,6 +71,6 @@ def file_schema(path: str | Path, table: str) -> TableSchema:
             columns[field.name] = _ARROW_TO_Q[str(field.type)]
         else:
             raise SchemaError(
-                f"{path}: column {field.name!r} has type {field.type}, which has no q type"
+                f"{where}: column {field.name!r} has type {field.type}, which has no q type"
             )
     return TableSchema.from_mapping(table, columns)
