@@ -16,13 +16,12 @@ same request and never creates a second order.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from gateway.client_errors import GatewayError, Reply
 
 if TYPE_CHECKING:
-    from tickerplant.subscriber import Start
+    from tickerplant.subscriber import Start, Subscriber
 
 
 class OrderRejected(GatewayError):
@@ -146,15 +145,16 @@ class OrderMethods:
         body = {"account": account, "strategy": strategy}
         return dict(_check(self.post("/risk/resume", body)))
 
-    def order_events(self, account: str, *, start: Start = "live") -> Iterator[Any]:
+    def order_events(self, account: str, *, start: Start = "live") -> Subscriber:
         """The account's ``order`` and ``fill`` updates over ZeroMQ, straight from the
-        tickerplant (filtered there: other accounts' rows never reach this process)."""
+        tickerplant (filtered there: other accounts' rows never reach this process).
+
+        Subscribed when this returns; iterate it for ``Update``s, and ``close()`` it."""
         from tickerplant.subscriber import Subscriber
 
         where = _check(self.get("/orders-stream"))
         if not where.get("tickerplant"):
             raise GatewayError("unavailable", "this gateway takes no orders", 503)
-        with Subscriber(
+        return Subscriber(
             where["tickerplant"], tables=list(where["tables"]), accounts=[account], start=start
-        ) as sub:
-            yield from sub
+        )

@@ -105,6 +105,23 @@ def _same_request(order: Order, req: NewOrder) -> bool:
     ) and (bool(order.orig_clordid) or order.qty == req.qty)
 
 
+def _rejected_view(event: Event) -> Order:
+    return Order(
+        order_id=event.order_id,
+        account=event.account,
+        sym=event.sym,
+        clordid=event.clordid,
+        side=event.side,
+        qty=event.qty,
+        ord_type=event.ord_type,
+        price=event.price,
+        tif=event.tif,
+        strategy=event.strategy,
+        status=OrdStatus.REJECTED,
+        history=[event.reason],
+    )
+
+
 class OrderRouter:
     """Owns the order state of one gateway; thread-safe (one lock, one condition)."""
 
@@ -175,6 +192,12 @@ class OrderRouter:
             known = self._by_clordid.get((req.account, req.clordid))
             if known is not None:
                 if _same_request(known, req):
+                    if known.status is OrdStatus.REJECTED and not known.order_id:
+                        # A retry of a request risk refused: the same answer again.
+                        reason = known.history[-1] if known.history else "rejected"
+                        raise OrderRejected(
+                            reason, f"order {req.clordid!r} was rejected: {reason}", known
+                        )
                     return SubmitResult(known, duplicate=True)
                 raise OrderRejected(
                     RejectCode.DUPLICATE_CLORDID,
@@ -245,6 +268,7 @@ class OrderRouter:
         self._require_ready()
         with self._lock:
             order = self._target(req.account, req.orig_clordid, req.clordid)
+            req = replace(req, sym=order.sym)  # the sym routes it: the order's own
             self._refuse_closed(order, EventType.REPLACE_REJECTED, "replace")
             reject = self.risk.check_replace(req, self._clock_ns(), order)
             if reject is not None:
@@ -252,7 +276,7 @@ class OrderRouter:
             if order.status in WORKING_FOR_CANCEL - {OrdStatus.PENDING_REPLACE}:
                 apply(order, EventType.PENDING_REPLACE)
             self._by_clordid[(req.account, req.clordid)] = order
-            self._send(replace(req, sym=order.sym))
+            self._send(req)
             self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
             return order
 
@@ -333,8 +357,6 @@ class OrderRouter:
                 strategy=req.strategy,
                 status=OrdStatus.PENDING_NEW,
             )
-            # Counted as working until the venue says otherwise, as when it was sent.
-            self.risk.check_new(req, self._clock_ns(), intended=True)
         elif isinstance(req, ReplaceRequest):
             order = self._by_clordid.get((req.account, req.orig_clordid))
             if order is not None:
@@ -348,7 +370,11 @@ class OrderRouter:
         if order is None and event.orig_clordid:
             order = self._by_clordid.get((event.account, event.orig_clordid))
         if order is None:
-            if event.event is not EventType.REJECTED:
+            if event.event is EventType.REJECTED:
+                # The gateway's own risk reject, read back after a restart: a retry of
+                # that ClOrdID must get the same answer, not a second order.
+                self._by_clordid[key] = _rejected_view(event)
+            else:
                 log.warning("order event for an unknown ClOrdID: %s", event)
             return
         self._apply_event(order, event)
@@ -376,8 +402,10 @@ class OrderRouter:
         if event.reason:
             order.history.append(event.reason)
 
-    def on_fill(self, fill: Fill) -> None:
-        notice = self.risk.on_fill(fill, self._clock_ns())
+    def on_fill(self, fill: Fill, ts_ns: int) -> None:
+        """``ts_ns``: when the tickerplant received it, so a replay at start counts each
+        fill in the repeated-execution window it really fell in."""
+        notice = self.risk.on_fill(fill, ts_ns)
         if notice is not None:
             log.warning("%s", notice.message)
 

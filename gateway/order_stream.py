@@ -96,7 +96,7 @@ class OrderStream:
                 router.on_event(event_from_row(row))
         elif message.table == "fill":
             for row in rows:
-                router.on_fill(fill_from_row(row))
+                router.on_fill(fill_from_row(row), message.ts_recv)
         elif message.table == "risk_admin" and message.seq <= self._start_seq:
             # Live admin requests were applied when made; these rebuild a restarted gateway.
             for row in rows:
