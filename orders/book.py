@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from orders.book_side import BookSide, Entry, Level
+from orders.book_events import fill_event, fill_row, order_event, unknown_order_event
+from orders.book_side import TICK_TOLERANCE, Book, BookSide, Entry, Level, Quote, to_ticks
 from orders.model import (
     CancelRequest,
     Event,
@@ -59,40 +59,6 @@ from orders.model import (
 from orders.states import apply
 
 Out = list[Event | Fill]
-
-# Tolerance, relative to the price in ticks, for a price to count as on its tick.
-TICK_TOLERANCE = 1e-9
-
-
-@dataclass
-class Quote:
-    """A sym's last quote; the sizes drop as paper fills consume them."""
-
-    bid: float = math.nan
-    ask: float = math.nan
-    bid_size: int = 0
-    ask_size: int = 0
-
-
-class Book:
-    """One sym's two sides, its tick and its last quote."""
-
-    __slots__ = ("quote", "sides", "sym", "tick")
-
-    def __init__(self, sym: str, tick: float) -> None:
-        self.sym = sym
-        self.tick = tick
-        self.sides = {Side.BUY: BookSide(Side.BUY, tick), Side.SELL: BookSide(Side.SELL, tick)}
-        self.quote = Quote()
-
-
-def to_ticks(price: float, tick: float) -> int | None:
-    """``price`` in whole ticks, or None when it is not on the tick grid."""
-    exact = price / tick
-    ticks = round(exact)
-    if abs(exact - ticks) > TICK_TOLERANCE * max(1.0, abs(exact)):
-        return None
-    return ticks
 
 
 def _size(size: float) -> int:
@@ -164,12 +130,12 @@ class MatchingEngine:
         )
         if reason:
             apply(order, EventType.REJECTED)
-            out.append(_event(order, EventType.REJECTED, reason=reason))
+            out.append(order_event(order, EventType.REJECTED, reason=reason))
             return out
         self.order_seq += 1
         order.order_id = f"{self.id_prefix}{self.order_seq}"
         apply(order, EventType.ACCEPTED)
-        out.append(_event(order, EventType.ACCEPTED))
+        out.append(order_event(order, EventType.ACCEPTED))
         self._take(book, order, ticks, self.stp if stp is None else stp, out)
         return out
 
@@ -181,7 +147,7 @@ class MatchingEngine:
         apply(order, EventType.CANCELED)
         self._retire(order)
         return [
-            _event(
+            order_event(
                 order,
                 EventType.CANCELED,
                 reason="user",
@@ -218,7 +184,7 @@ class MatchingEngine:
         if reason:
             apply(order, EventType.REPLACE_REJECTED)
             return [
-                _event(
+                order_event(
                     order,
                     EventType.REPLACE_REJECTED,
                     reason=reason,
@@ -238,7 +204,7 @@ class MatchingEngine:
         if req.price is not None:
             order.price = req.price
         self._by_clordid[(order.account, order.clordid)] = order
-        out: Out = [_event(order, EventType.REPLACED)]
+        out: Out = [order_event(order, EventType.REPLACED)]
         side = book.sides[order.side]
         if keeps_place:
             level = side.level_at(ticks)
@@ -262,7 +228,7 @@ class MatchingEngine:
             self._unrest(order)
             apply(order, EventType.CANCELED)
             self._retire(order)
-            out.append(_event(order, EventType.CANCELED, reason=reason, text=req.clordid))
+            out.append(order_event(order, EventType.CANCELED, reason=reason, text=req.clordid))
         return out
 
     def end_of_day(self) -> Out:
@@ -274,7 +240,7 @@ class MatchingEngine:
                 self._unrest(order)
                 apply(order, EventType.EXPIRED)
                 self._retire(order)
-                out.append(_event(order, EventType.EXPIRED, reason="eod"))
+                out.append(order_event(order, EventType.EXPIRED, reason="eod"))
         self._done.clear()
         for book in self._books.values():
             book.quote = Quote()
@@ -384,7 +350,7 @@ class MatchingEngine:
                     self._pop_front(level, entry)
                     apply(maker, EventType.CANCELED)
                     self._retire(maker)
-                    out.append(_event(maker, EventType.CANCELED, reason="self_trade"))
+                    out.append(order_event(maker, EventType.CANCELED, reason="self_trade"))
                     continue
                 qty = min(taker.qty - taker.cum_qty, maker.qty - maker.cum_qty)
                 self._execute(taker, maker, qty, out)
@@ -481,10 +447,10 @@ class MatchingEngine:
         maker_exec = base + (".b" if maker.side is Side.BUY else ".s")
         apply(taker, EventType.FILL, fill_qty=qty, fill_px=price)
         apply(maker, EventType.FILL, fill_qty=qty, fill_px=price)
-        out.append(_fill_event(taker, qty, price, taker_exec))
-        out.append(_fill_event(maker, qty, price, maker_exec))
-        out.append(_fill_row(taker, qty, price, taker_exec, Liquidity.TAKER))
-        out.append(_fill_row(maker, qty, price, maker_exec, Liquidity.MAKER))
+        out.append(fill_event(taker, qty, price, taker_exec))
+        out.append(fill_event(maker, qty, price, maker_exec))
+        out.append(fill_row(taker, qty, price, taker_exec, Liquidity.TAKER))
+        out.append(fill_row(maker, qty, price, maker_exec, Liquidity.MAKER))
 
     def _execute_with_market(
         self, order: Order, qty: int, price: float, liquidity: Liquidity, out: Out
@@ -493,8 +459,8 @@ class MatchingEngine:
         self.exec_seq += 1
         exec_id = f"{self.id_prefix}E{self.exec_seq}" + (".b" if order.side is Side.BUY else ".s")
         apply(order, EventType.FILL, fill_qty=qty, fill_px=price)
-        out.append(_fill_event(order, qty, price, exec_id))
-        out.append(_fill_row(order, qty, price, exec_id, liquidity))
+        out.append(fill_event(order, qty, price, exec_id))
+        out.append(fill_row(order, qty, price, exec_id, liquidity))
 
     # ---- bookkeeping ---------------------------------------------------------------------
 
@@ -537,7 +503,7 @@ class MatchingEngine:
     def _cancel_taker(self, order: Order, reason: str, out: Out) -> None:
         apply(order, EventType.CANCELED)
         self._retire(order)
-        out.append(_event(order, EventType.CANCELED, reason=reason))
+        out.append(order_event(order, EventType.CANCELED, reason=reason))
 
     def _refuse(self, req: CancelRequest | ReplaceRequest, event: EventType) -> Event:
         """A cancel or replace of an order that is not live: ``too_late`` if the clordid was
@@ -545,114 +511,11 @@ class MatchingEngine:
         order = self._done.get((req.account, req.orig_clordid))
         if order is not None and order.sym == req.sym:
             apply(order, event)
-            return _event(
+            return order_event(
                 order,
                 event,
                 reason="too_late",
                 clordid=req.clordid,
                 orig_clordid=req.orig_clordid,
             )
-        return Event(
-            event=event,
-            order_id="",
-            account=req.account,
-            sym=req.sym,
-            clordid=req.clordid,
-            side=Side.BUY,
-            status=OrdStatus.REJECTED,
-            qty=0,
-            price=None,
-            cum_qty=0,
-            leaves_qty=0,
-            avg_px=0.0,
-            orig_clordid=req.orig_clordid,
-            reason="unknown_order",
-        )
-
-
-# Event and Fill are frozen dataclasses: their generated __init__ sets each field through
-# object.__setattr__, 3 µs for Event's 21 fields, the largest cost of an execution. These
-# builders fill the instance dict directly (1 µs) and give an equal object; a test checks that
-# they set exactly the dataclass's fields.
-_new = object.__new__
-
-
-def _event(
-    order: Order,
-    event: EventType,
-    *,
-    reason: str = "",
-    clordid: str | None = None,
-    orig_clordid: str | None = None,
-    text: str = "",
-) -> Event:
-    row: Event = _new(Event)
-    row.__dict__.update(
-        event=event,
-        order_id=order.order_id,
-        account=order.account,
-        sym=order.sym,
-        clordid=order.clordid if clordid is None else clordid,
-        side=order.side,
-        status=order.status,
-        qty=order.qty,
-        price=order.price,
-        cum_qty=order.cum_qty,
-        leaves_qty=order.leaves_qty,
-        avg_px=order.avg_px,
-        ord_type=order.ord_type,
-        tif=order.tif,
-        strategy=order.strategy,
-        orig_clordid=order.orig_clordid if orig_clordid is None else orig_clordid,
-        last_qty=0,
-        last_px=0.0,
-        exec_id="",
-        reason=reason,
-        text=text,
-    )
-    return row
-
-
-def _fill_event(order: Order, qty: int, price: float, exec_id: str) -> Event:
-    row: Event = _new(Event)
-    row.__dict__.update(
-        event=EventType.FILL,
-        order_id=order.order_id,
-        account=order.account,
-        sym=order.sym,
-        clordid=order.clordid,
-        side=order.side,
-        status=order.status,
-        qty=order.qty,
-        price=order.price,
-        cum_qty=order.cum_qty,
-        leaves_qty=order.leaves_qty,
-        avg_px=order.avg_px,
-        ord_type=order.ord_type,
-        tif=order.tif,
-        strategy=order.strategy,
-        orig_clordid=order.orig_clordid,
-        last_qty=qty,
-        last_px=price,
-        exec_id=exec_id,
-        reason="",
-        text="",
-    )
-    return row
-
-
-def _fill_row(order: Order, qty: int, price: float, exec_id: str, liquidity: Liquidity) -> Fill:
-    row: Fill = _new(Fill)
-    row.__dict__.update(
-        exec_id=exec_id,
-        order_id=order.order_id,
-        account=order.account,
-        sym=order.sym,
-        clordid=order.clordid,
-        side=order.side,
-        qty=qty,
-        price=price,
-        liquidity=liquidity,
-        strategy=order.strategy,
-    )
-    return row
+        return unknown_order_event(req, event)

@@ -13,9 +13,11 @@ O(1) plus O(log levels) when it empties a level, never a scan of a queue.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from orders.model import Order, Side
 
@@ -112,3 +114,38 @@ class BookSide:
             return True
         # This side's best is its largest sign*ticks; the incoming side's sign is -sign.
         return self.sign * (level_ticks - limit_ticks) >= 0
+
+
+# Tolerance, relative to the price in ticks, for a price to count as on its tick.
+TICK_TOLERANCE = 1e-9
+
+
+@dataclass
+class Quote:
+    """A sym's last quote; the sizes drop as paper fills consume them."""
+
+    bid: float = math.nan
+    ask: float = math.nan
+    bid_size: int = 0
+    ask_size: int = 0
+
+
+class Book:
+    """One sym's two sides, its tick and its last quote."""
+
+    __slots__ = ("quote", "sides", "sym", "tick")
+
+    def __init__(self, sym: str, tick: float) -> None:
+        self.sym = sym
+        self.tick = tick
+        self.sides = {Side.BUY: BookSide(Side.BUY, tick), Side.SELL: BookSide(Side.SELL, tick)}
+        self.quote = Quote()
+
+
+def to_ticks(price: float, tick: float) -> int | None:
+    """``price`` in whole ticks, or None when it is not on the tick grid."""
+    exact = price / tick
+    ticks = round(exact)
+    if abs(exact - ticks) > TICK_TOLERANCE * max(1.0, abs(exact)):
+        return None
+    return ticks

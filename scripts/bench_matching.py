@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,9 +55,7 @@ class Bench:
 
     def rest(self, side: Side, ticks: int, qty: int = LOT) -> str:
         clordid = self.clordid()
-        self.engine.new(
-            NewOrder(f"acct{self.seq}", SYM, clordid, side, qty, price=ticks * TICK)
-        )
+        self.engine.new(NewOrder(f"acct{self.seq}", SYM, clordid, side, qty, price=ticks * TICK))
         return clordid
 
     def take(self, ticks: int, qty: int) -> NewOrder:
@@ -80,9 +79,9 @@ class Bench:
         return order.account, order.clordid, order.side
 
 
-def timed(fn: Callable[[], object]) -> int:
+def timed(fn: Callable[[Any], object], arg: Any) -> int:
     start = time.perf_counter_ns()
-    fn()
+    fn(arg)
     return time.perf_counter_ns() - start
 
 
@@ -90,31 +89,33 @@ def run(calls: int) -> dict[str, list[int]]:
     bench = Bench()
     engine = bench.engine
     assert len(engine.open_orders()) == 2 * LEVELS * PER_LEVEL
-    times: dict[str, list[int]] = {k: [] for k in ("match 1", "sweep 3", "add", "cancel", "replace")}
+    times: dict[str, list[int]] = {
+        k: [] for k in ("match 1", "sweep 3", "add", "cancel", "replace")
+    }
     for _ in range(calls):
         req = bench.take(MID + 1, LOT)
-        times["match 1"].append(timed(lambda req=req: engine.new(req)))
+        times["match 1"].append(timed(engine.new, req))
         bench.refill_asks(1)
 
         req = bench.take(MID + 3, 3 * PER_LEVEL * LOT)
-        times["sweep 3"].append(timed(lambda req=req: engine.new(req)))
+        times["sweep 3"].append(timed(engine.new, req))
         bench.refill_asks(3)
 
         side = bench.rng.choice((Side.BUY, Side.SELL))
         offset = 4 + bench.rng.randrange(LEVELS - 3)
         ticks = MID - offset if side is Side.BUY else MID + offset
         new = NewOrder(f"acct{bench.seq}", SYM, bench.clordid(), side, LOT, price=ticks * TICK)
-        times["add"].append(timed(lambda new=new: engine.new(new)))
+        times["add"].append(timed(engine.new, new))
 
         account, clordid, _ = bench.random_resting()
         cancel = CancelRequest(account, SYM, bench.clordid(), clordid)
-        times["cancel"].append(timed(lambda cancel=cancel: engine.cancel(cancel)))
+        times["cancel"].append(timed(engine.cancel, cancel))
 
         account, clordid, side = bench.random_resting()
         offset = 4 + bench.rng.randrange(LEVELS - 3)
         ticks = MID - offset if side is Side.BUY else MID + offset
         replace = ReplaceRequest(account, SYM, bench.clordid(), clordid, price=ticks * TICK)
-        times["replace"].append(timed(lambda replace=replace: engine.replace(replace)))
+        times["replace"].append(timed(engine.replace, replace))
         # Cancels at the front levels are refilled: the book grows by a few orders at most.
         assert abs(len(engine.open_orders()) - 2 * LEVELS * PER_LEVEL) < 100
     return times
@@ -125,8 +126,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     args = parser.parse_args()
     times = run(args.calls)
-    print(f"book: {2 * LEVELS * PER_LEVEL} resting orders, {LEVELS} levels a side; "
-          f"{args.calls} calls each")
+    print(
+        f"book: {2 * LEVELS * PER_LEVEL} resting orders, {LEVELS} levels a side; "
+        f"{args.calls} calls each"
+    )
     print(f"{'call':<10} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>8}")
     for name, ns in times.items():
         ns.sort()
