@@ -56,8 +56,8 @@ def test_where_on_literal_stays_a_plain_pushable_comparison() -> None:
         ("select from trade where i<5", 24, "'i'"),
         ("select ema[0.5;price] from trade", 7, "'ema' is not supported"),
         (
-            "select from trade where price>prev price, sym=`a, size>avg deltas size",
-            59,
+            "select d:max price - avg deltas price by sym from trade",
+            25,
             "'avg' of a uniform function",
         ),
         ("update x:price from trade where price>avg price", 37, "update where"),

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from queries.q.errors import QError
-from queries.q.nodes import Call, Func, ListExpr, Name
+from queries.q.errors import MixedShapes, QError
+from queries.q.nodes import Call, Func, ListExpr, Name, Node
 from queries.q.qtypes import FLOATING, INT_INFINITY, INTEGRAL, NUMERIC, sql_type
 from queries.q.sqlexpr import Expr, Scope, quote_ident
 
@@ -38,7 +38,10 @@ def _over(scope: Scope, *, ordered: bool, frame: str = "", pos: int) -> str:
 
 
 def _argument(node: Call, scope: Scope, tr: Translate, index: int = 0) -> Expr:
-    x = tr(node.args[index], scope)
+    try:
+        x = tr(node.args[index], scope)
+    except MixedShapes:
+        x = broadcast(node.args[index], scope, tr)
     if x.items is not None:
         raise QError(f"'{node.fn}' of a literal list is not supported", node.args[index].pos)
     if x.shape == "agg":
@@ -52,6 +55,22 @@ def _argument(node: Call, scope: Scope, tr: Translate, index: int = 0) -> Expr:
             )
         return _hoist(x, scope)
     return x
+
+
+def broadcast(node: Node, scope: Scope, tr: Translate) -> Expr:
+    """A vector expression holding aggregates, in ``agg`` mode, as q evaluates it.
+
+    q applies an aggregate to the whole vector in reach and broadcasts its one value, so
+    ``max price - min price`` is ``max (price - min price)`` and, per group, ``price - avg
+    price`` is each row's distance from its group's mean. Here the inner aggregates become
+    windows over the group (the scope's partition), computed one level down over the rows
+    the where clause left; the caller aggregates (or lists) that per-row column.
+    """
+    if scope.mode != "agg" or scope.hoist is None:
+        raise MixedShapes("mixing per-row values and aggregates here is not supported", node.pos)
+    # No hoist inside: a uniform function within would need a second level down.
+    per_row = tr(node, replace(scope, mode="window", hoist=None))
+    return _hoist(per_row, scope)
 
 
 def _hoist(e: Expr, scope: Scope) -> Expr:

@@ -14,3 +14,9 @@ class QError(ValueError):
         super().__init__(f"{message} (at character {position})")
         self.message = message
         self.position = position
+
+
+class MixedShapes(QError):
+    """Per-row values and aggregates in one expression (``price - avg price``) where the
+    aggregate renders as a GROUP BY aggregate: the caller may broadcast instead
+    (``aggregates.broadcast``)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from queries.q.errors import QError
+from queries.q.errors import MixedShapes, QError
 from queries.q.nodes import Call, Node, Query
 from queries.q.qtypes import FLOATING, INTEGRAL, NUMERIC, TEXT, TIME_OF_DAY, promote, sql_type
 from queries.q.sqlexpr import Expr, Scope
@@ -23,11 +23,7 @@ def derived(sql: str, qtype: str | None, args: Sequence[Expr], pos: int, **extra
     """An expression computed from ``args``: its shape, windowing and nullness follow them."""
     shapes = {a.shape for a in args}
     if {"row", "agg"} <= shapes:
-        raise QError(
-            "mixing per-row values and aggregates in a grouped or aggregate select is not "
-            "supported (use update ... by for per-row results of group aggregates)",
-            pos,
-        )
+        raise MixedShapes("mixing per-row values and aggregates here is not supported", pos)
     shape = "row" if "row" in shapes else "agg" if "agg" in shapes else "const"
     nonnull = bool(extra.pop("nonnull", all(a.nonnull for a in args)))
     return Expr(

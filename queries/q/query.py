@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from queries.q.aggregates import broadcast
 from queries.q.context import Context
-from queries.q.errors import QError
+from queries.q.errors import MixedShapes, QError
 from queries.q.exprs import translate
 from queries.q.naming import default_name, unique_names
 from queries.q.nodes import Call, Func, Name, Node, Phrase, Query
@@ -71,9 +72,13 @@ def _exec_sql(node: object, ctx: Context) -> str:
 def where_level(rel: Rel, clauses: tuple[Node, ...], ctx: Context) -> Level:
     level = Level(f"{rel.source} AS {ctx.aliases.table()}")
     for clause in clauses:
-        scope = base_scope(rel, ctx, where_ctx=True)
+        # Windows inside windows (``price > max price - min price``) are computed a level
+        # down, over the rows the earlier subphrases left.
+        hoister = Hoister(ctx)
+        scope = base_scope(rel, ctx, where_ctx=True, hoist=hoister.add)
         e = translate(clause, scope)
         require_boolean(e, clause.pos, "a where subphrase")
+        level = level.lower(hoister, ctx)
         if e.window:
             sql = level.select("*", f" QUALIFY {e.sql}")
             level = Level(f"({sql}) AS {ctx.aliases.table()}")
@@ -235,7 +240,7 @@ def _grouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
     clash = set(names) & set(by_names)
     if clash:
         raise QError(f"duplicate names for columns and groups: {sorted(clash)}", q.pos)
-    exprs = [translate(p.expr, col_scope) for p in phrases]
+    exprs = [_translate_broadcast(p.expr, col_scope) for p in phrases]
     if any(e.hoisted for e in by_exprs) and len(hoister.items) > sum(e.hoisted for e in by_exprs):
         raise QError("uniform functions in both by and select phrases are not supported", q.pos)
     order = ", ".join(window_order(src.order))
@@ -254,6 +259,15 @@ def _grouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
         (n, "list" if e.shape == "row" else e.qtype) for n, e in zip(names, exprs, strict=True)
     )
     return Rel(f"({sql})", cols, tuple((n, False) for n in by_names), (), tuple(by_names), True)
+
+
+def _translate_broadcast(node: Node, scope: Scope) -> Expr:
+    """A select phrase of a grouped select; one mixing rows and aggregates without an
+    outer aggregate (``price - avg price``) is per-row, so a per-group list, as in q."""
+    try:
+        return translate(node, scope)
+    except MixedShapes:
+        return broadcast(node, scope, translate)
 
 
 # -- update / delete -------------------------------------------------------------------
