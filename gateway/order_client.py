@@ -73,9 +73,11 @@ class OrderMethods:
         strategy: str = "",
         clordid: str | None = None,
         intended: bool = False,
+        wait: bool = True,
     ) -> dict[str, Any]:
         """A limit order (or market with ``price=None``); returns its state after the
-        venue's first answer: accepted, filled, or canceled (IOC/FOK)."""
+        venue's first answer: accepted, filled, or canceled (IOC/FOK). ``wait=False``
+        returns once it is sequenced (pending_new); the answer comes as events."""
         body = {
             "account": account,
             "sym": sym,
@@ -87,6 +89,7 @@ class OrderMethods:
             "strategy": strategy,
             "clordid": clordid or uuid.uuid4().hex[:20],
             "intended": intended,
+            "wait": wait,
         }
         return dict(_check(self.post("/orders", body)))
 

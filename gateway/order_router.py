@@ -141,6 +141,8 @@ class OrderRouter:
         self._changed = threading.Condition(self._lock)
         # Every ClOrdID of the trading day (a replace adds one) -> the order it names.
         self._by_clordid: dict[tuple[str, str], Order] = {}
+        # The last day's orders that gave up their ClOrdIDs at the day's end.
+        self._previous_day: dict[tuple[str, str], Order] = {}
         self.ready = False
         self.invalid_transitions = 0
 
@@ -185,8 +187,11 @@ class OrderRouter:
             self._changed.wait(remaining)
 
     # -- requests ------------------------------------------------------------------------
-    def submit(self, req: NewOrder, *, intended: bool = False) -> SubmitResult:
-        """Check, send and wait for the venue's first answer (or ``submit_timeout_s``)."""
+    def submit(self, req: NewOrder, *, intended: bool = False, wait: bool = True) -> SubmitResult:
+        """Check, send and wait for the venue's first answer (or ``submit_timeout_s``).
+
+        ``wait=False`` returns once the request is sent (pending_new): the answer then
+        arrives as events, as a FIX client would take it."""
         self._require_ready()
         with self._lock:
             known = self._by_clordid.get((req.account, req.clordid))
@@ -225,7 +230,8 @@ class OrderRouter:
                 self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
                 raise OrderRejected(reject.code, reject.message, order)
             self._send(req)
-            self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
+            if wait:
+                self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
             return SubmitResult(order, duplicate=False)
 
     def _target(self, account: str, orig_clordid: str, request_clordid: str) -> Order:
@@ -321,7 +327,7 @@ class OrderRouter:
 
     def order(self, account: str, clordid: str) -> Order | None:
         with self._lock:
-            return self._by_clordid.get((account, clordid))
+            return self._find((account, clordid))
 
     # -- admin -----------------------------------------------------------------------------
     def admin(self, action: str, account: str, strategy: str, detail: dict[str, Any]) -> None:
@@ -362,13 +368,16 @@ class OrderRouter:
             if order is not None:
                 self._by_clordid.setdefault((req.account, req.clordid), order)
 
+    def _find(self, key: tuple[str, str]) -> Order | None:
+        return self._by_clordid.get(key) or self._previous_day.get(key)
+
     def on_event(self, event: Event) -> None:
         key = (event.account, event.clordid)
         if event.event in (EventType.CANCEL_REJECTED, EventType.REPLACE_REJECTED):
             key = (event.account, event.orig_clordid or event.clordid)
-        order = self._by_clordid.get(key)
+        order = self._find(key)
         if order is None and event.orig_clordid:
-            order = self._by_clordid.get((event.account, event.orig_clordid))
+            order = self._find((event.account, event.orig_clordid))
         if order is None:
             if event.event is EventType.REJECTED:
                 # The gateway's own risk reject, read back after a restart: a retry of
@@ -413,8 +422,12 @@ class OrderRouter:
         self.risk.on_price(sym, price)
 
     def new_day(self) -> None:
-        """ClOrdIDs are unique per trading day: forget those of finished orders."""
-        self._by_clordid = {k: o for k, o in self._by_clordid.items() if o.is_open}
+        """ClOrdIDs are unique per trading day: only working GTC orders keep theirs. The
+        day's other orders stay reachable for the events still to come about them (the
+        venues expire DAY orders after the day ends), but their ids are free again."""
+        keep = {k: o for k, o in self._by_clordid.items() if o.is_open and o.tif == "gtc"}
+        self._previous_day = {k: o for k, o in self._by_clordid.items() if k not in keep}
+        self._by_clordid = keep
         self.risk.new_day()
 
     @property

@@ -51,6 +51,11 @@ class OrderIn(BaseModel):
         "with the same one returns the original order. Generated when left out.",
     )
     intended: bool = Field(False, description="Skip the duplicate-order-by-content check.")
+    wait: bool = Field(
+        True,
+        description="Wait for the venue's first answer; false returns once the request is "
+        "sequenced (status pending_new) and the answer comes as order events.",
+    )
 
 
 class CancelIn(BaseModel):
@@ -168,7 +173,7 @@ def order_routes(get_router: Any, tp_address: str | None) -> APIRouter:
         )
 
         def run(router: OrderRouter) -> Any:
-            result = router.submit(req, intended=body.intended)
+            result = router.submit(req, intended=body.intended, wait=body.wait)
             return {**order_dict(result.order), "duplicate": result.duplicate}
 
         return guarded(run)

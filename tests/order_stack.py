@@ -36,8 +36,16 @@ class OrderStack:
 
     def start_venue(self, k: int, *extra: str) -> Proc:
         proc = Proc(
-            ["venue", "--config", str(self.config), "--tp", self.tp_address,
-             "--shard", f"{k}/{self.shards}", *extra],
+            [
+                "venue",
+                "--config",
+                str(self.config),
+                "--tp",
+                self.tp_address,
+                "--shard",
+                f"{k}/{self.shards}",
+                *extra,
+            ],
             self.workdir,
             f"venue-{k}",
             ready_timeout=60,
@@ -50,18 +58,39 @@ class OrderStack:
 
     def start_rdb(self, k: int) -> Proc:
         proc = Proc(
-            ["rdb", "--config", str(self.config), "--data-dir", str(self.workdir / "data"),
-             "--tp", self.tp_address, "--shard", f"{k}/{self.shards}",
-             "--address", "tcp://127.0.0.1:0"],
+            [
+                "rdb",
+                "--config",
+                str(self.config),
+                "--data-dir",
+                str(self.workdir / "data"),
+                "--tp",
+                self.tp_address,
+                "--shard",
+                f"{k}/{self.shards}",
+                "--address",
+                "tcp://127.0.0.1:0",
+            ],
             self.workdir,
             f"rdb-{k}",
         )
         self.rdbs.append(proc)
         return proc
 
-    def start_gateway(self) -> Proc:
-        args = ["gateway", "--config", str(self.config), "--port", "0", "--kdb-port", "0",
-                "--refresh", "0.2", "--tp", self.tp_address]
+    def start_gateway(self, port: int = 0) -> Proc:
+        args = [
+            "gateway",
+            "--config",
+            str(self.config),
+            "--port",
+            str(port),
+            "--kdb-port",
+            "0",
+            "--refresh",
+            "0.2",
+            "--tp",
+            self.tp_address,
+        ]
         for rdb in self.rdbs:
             args += ["--rdb", str(rdb.info["address"])]
         self.gateway = Proc(args, self.workdir, "gateway", ready_timeout=60)
@@ -76,7 +105,11 @@ class OrderStack:
 
 
 def start_order_stack(
-    workdir: Path, shards: int = 1, rdbs: bool = False, **sections: dict[str, Any]
+    workdir: Path,
+    shards: int = 1,
+    rdbs: bool = False,
+    gateway_port: int = 0,
+    **sections: Any,
 ) -> OrderStack:
     """Tickerplant, ``shards`` venues, optional RDBs, and a gateway with ``--tp``.
 
@@ -86,8 +119,10 @@ def start_order_stack(
     tp = start_tp(workdir, **sections)
     config = write_config(
         workdir / "stack.toml",
-        {"tickerplant": {**EPHEMERAL_TP, **sections.get("tickerplant", {})}, **{
-            k: v for k, v in sections.items() if k != "tickerplant"}},
+        {
+            "tickerplant": {**EPHEMERAL_TP, **sections.get("tickerplant", {})},
+            **{k: v for k, v in sections.items() if k != "tickerplant"},
+        },
     )
     if extra_toml:
         config.write_text(config.read_text() + "\n" + extra_toml)
@@ -98,7 +133,7 @@ def start_order_stack(
         if rdbs:
             for k in range(shards):
                 stack.start_rdb(k)
-        stack.start_gateway()
+        stack.start_gateway(gateway_port)
     except Exception:
         stack.stop()
         raise

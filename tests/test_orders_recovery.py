@@ -1,0 +1,351 @@
+"""Kill switch, crash recovery and end of day on the order path, with real processes.
+
+The reference for "nothing lost, nothing doubled" is a run of the same order flow without
+the crash: venues are deterministic, so each venue's output rows (order and fill tables,
+without the tickerplant's timestamps) must be identical, row for row.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import free_port, wait_until
+from order_stack import OrderStack, start_order_stack
+
+from gateway.client import Client, GatewayError, GatewayUnreachable, OrderRejected
+from tickerplant.subscriber import Subscriber, Update
+
+RISK = """
+[risk.defaults]
+max_messages_per_s = 0
+duplicate_window_s = 0
+max_open_orders = 0
+max_open_orders_per_sym = 0
+max_fills_per_window = 0
+"""
+SYMS = ["AAPL", "MSFT", "GOOG", "TSLA", "BAC", "IBM"]
+VOLATILE = {"time", "in_seq"}  # the tickerplant's stamps, not the venue's decisions
+
+
+def journal_rows(stack: OrderStack, table: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with Subscriber(stack.tp_address, tables=[table], start="journal") as sub:
+        while (message := sub.poll(0)) is not None:
+            if isinstance(message, Update):
+                rows += message.data.to_pylist()
+    return rows
+
+
+def per_venue(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows by venue, in journal order, without the tickerplant's stamps."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        out[row["venue"]].append({k: v for k, v in row.items() if k not in VOLATILE})
+    return dict(out)
+
+
+def flow(seed: int, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """A deterministic order flow: orders that trade, orders far from the market that rest
+    and are later replaced or canceled. Every step's outcome is decided by the venue alone,
+    never by what the gateway happens to know at that moment."""
+    rng = random.Random(seed)
+    steps: list[tuple[str, dict[str, Any]]] = []
+    resting: list[tuple[str, str]] = []
+    for i in range(count):
+        account = rng.choice(["F1", "F2", "F3"])
+        sym = rng.choice(SYMS)
+        roll = rng.random()
+        if roll < 0.1 and resting:
+            acct, clordid = resting.pop(rng.randrange(len(resting)))
+            steps.append(("cancel", {"account": acct, "clordid": clordid}))
+        elif roll < 0.2 and resting:
+            acct, clordid = resting[rng.randrange(len(resting))]
+            steps.append(("replace", {"account": acct, "clordid": clordid, "qty": 99}))
+            resting.remove((acct, clordid))
+        elif roll < 0.35:
+            clordid = f"far-{i}"
+            side = rng.choice(["buy", "sell"])
+            price = 50.0 if side == "buy" else 150.0  # never crosses the traded band
+            steps.append(
+                (
+                    "submit",
+                    {
+                        "account": account,
+                        "sym": sym,
+                        "side": side,
+                        "qty": 10,
+                        "price": price,
+                        "clordid": clordid,
+                        "tif": "gtc",
+                    },
+                )
+            )
+            resting.append((account, clordid))
+        else:
+            side = rng.choice(["buy", "sell"])
+            price = round(100 + rng.randint(-5, 5) * 0.01, 2)
+            steps.append(
+                (
+                    "submit",
+                    {
+                        "account": account,
+                        "sym": sym,
+                        "side": side,
+                        "qty": rng.choice([1, 5, 10, 25]),
+                        "price": price,
+                        "clordid": f"o-{i}",
+                        "tif": rng.choice(["day", "ioc", "gtc"]),
+                    },
+                )
+            )
+    return steps
+
+
+def run_step(client: Client, kind: str, args: dict[str, Any]) -> None:
+    """One step, retried with the same ClOrdID until the gateway answers."""
+    while True:
+        try:
+            if kind == "submit":
+                client.submit(**args, wait=False)
+            elif kind == "cancel":
+                client.cancel(args["account"], args["clordid"])
+            else:
+                client.replace(
+                    args["account"],
+                    args["clordid"],
+                    qty=args["qty"],
+                    new_clordid=f"{args['clordid']}-r",
+                )
+            return
+        except GatewayUnreachable:
+            threading.Event().wait(0.05)  # the gateway is restarting
+        except GatewayError as exc:
+            if exc.status == 503:
+                threading.Event().wait(0.05)  # rebuilding its state
+                continue
+            return  # a refusal is an outcome too, recorded like in the other run
+
+
+def settle(stack: OrderStack, expected_requests: int) -> None:
+    """Wait until every venue has answered everything in the journal."""
+
+    def answered() -> bool:
+        with stack.client() as c:
+            return not any(o["status"].startswith("pending") for o in c.orders())
+
+    wait_until(answered, timeout=60, what="every request answered")
+
+
+def start(workdir: Path, port: int = 0) -> OrderStack:
+    return start_order_stack(
+        workdir, shards=3, gateway_port=port, orders={"submit_timeout_s": 0.2}, extra_toml=RISK
+    )
+
+
+def drive(
+    stack: OrderStack, steps: list[tuple[str, dict[str, Any]]], crash_at: int, crash: Any
+) -> None:
+    with stack.client() as client:
+        for i, (kind, args) in enumerate(steps):
+            if i == crash_at:
+                crash()
+            run_step(client, kind, args)
+    settle(stack, len(steps))
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    steps = flow(seed=3, count=1000)
+    stack = start(tmp_path_factory.mktemp("reference"))
+    try:
+        drive(stack, steps, crash_at=-1, crash=None)
+        with stack.client() as c:
+            positions = c.positions()
+        return {
+            "steps": steps,
+            "order": per_venue(journal_rows(stack, "order")),
+            "fill": per_venue(journal_rows(stack, "fill")),
+            "positions": positions,
+        }
+    finally:
+        stack.stop()
+
+
+def assert_same_as(reference: dict[str, Any], stack: OrderStack) -> None:
+    order = per_venue(journal_rows(stack, "order"))
+    fill = per_venue(journal_rows(stack, "fill"))
+    assert set(order) == set(reference["order"])
+    for venue in reference["order"]:
+        assert order[venue] == reference["order"][venue], f"order rows of venue {venue!r}"
+    assert fill == reference["fill"]
+    with stack.client() as c:
+        assert c.positions() == reference["positions"]
+    assert len(fill) == 3 and all(fill.values())  # every venue traded
+
+
+def test_kill9_of_a_venue_mid_flow_loses_and_doubles_nothing(
+    reference: dict[str, Any], tmp_path: Path
+) -> None:
+    stack = start(tmp_path)
+    try:
+
+        def crash() -> None:
+            stack.venues[1].kill9()
+            threading.Thread(target=stack.start_venue, args=(1,), daemon=True).start()
+
+        drive(stack, reference["steps"], crash_at=400, crash=crash)
+        assert_same_as(reference, stack)
+        assert "ready at seq" in stack.venues[1].log()
+    finally:
+        stack.stop()
+
+
+def test_kill9_of_the_gateway_mid_flow_loses_and_doubles_nothing(
+    reference: dict[str, Any], tmp_path: Path
+) -> None:
+    port = free_port()
+    stack = start(tmp_path, port)
+    try:
+
+        def crash() -> None:
+            assert stack.gateway is not None
+            stack.gateway.kill9()
+            threading.Thread(target=stack.start_gateway, args=(port,), daemon=True).start()
+
+        drive(stack, reference["steps"], crash_at=500, crash=crash)
+        assert_same_as(reference, stack)
+        # The retried requests found their ClOrdIDs: one order_request row per step.
+        requests = journal_rows(stack, "order_request")
+        assert len({(r["account"], r["clordid"]) for r in requests}) == len(requests)
+    finally:
+        stack.stop()
+
+
+def test_kill_switch_cancels_1000_working_orders_over_3_shards(tmp_path: Path) -> None:
+    stack = start(tmp_path)
+    try:
+        with stack.client() as client:
+            for i in range(1000):
+                client.submit(
+                    "K1",
+                    SYMS[i % 3],
+                    "buy",
+                    1,
+                    10.00 + (i % 50) * 0.01,
+                    clordid=f"w-{i}",
+                    wait=False,
+                )
+            wait_until(
+                lambda: (
+                    len(client.orders("K1", open_only=True)) == 1000
+                    and all(o["status"] == "new" for o in client.orders("K1"))
+                ),
+                timeout=60,
+                what="1000 working orders",
+            )
+            assert {o["order_id"][:2] for o in client.orders("K1")} == {"V0", "V1", "V2"}
+
+            racing: list[str] = []
+            stop = threading.Event()
+
+            def race() -> None:
+                with stack.client() as c:
+                    n = 0
+                    while not stop.is_set():
+                        n += 1
+                        try:
+                            c.submit(
+                                "K1", "MSFT", "sell", 1, 99.00, clordid=f"race-{n}", wait=False
+                            )
+                        except OrderRejected as exc:
+                            assert exc.code == "killed"
+                        racing.append(f"race-{n}")
+
+            racer = threading.Thread(target=race)
+            racer.start()
+            wait_until(lambda: len(racing) > 5, what="the racing submits")
+            result = client.kill(account="K1")
+            stop.set()
+            racer.join()
+            assert result["canceled"] >= 1000
+            # Nothing of K1 is left working: each racing order was refused or canceled.
+            wait_until(
+                lambda: not client.orders("K1", open_only=True),
+                timeout=30,
+                what="every K1 order closed",
+            )
+            statuses = {o["status"] for o in client.orders("K1")}
+            assert statuses <= {"canceled", "rejected"}
+            with pytest.raises(OrderRejected) as killed:
+                client.submit("K1", "AAPL", "buy", 1, 10.00)
+            assert killed.value.code == "killed"
+            # Other accounts trade on; an admin resume re-enables K1.
+            assert client.submit("K2", "AAPL", "buy", 1, 10.00)["status"] == "new"
+            client.resume(account="K1")
+            assert client.submit("K1", "AAPL", "buy", 1, 10.00)["status"] == "new"
+        admin = journal_rows(stack, "risk_admin")
+        assert [r["action"] for r in admin] == ["kill", "resume"]
+    finally:
+        stack.stop()
+
+
+def test_a_restarted_gateway_keeps_orders_positions_limits_and_kills(tmp_path: Path) -> None:
+    port = free_port()
+    stack = start(tmp_path, port)
+    try:
+        with stack.client() as client:
+            client.submit("R1", "AAPL", "buy", 10, 100.00, clordid="r-buy")
+            client.submit("R2", "AAPL", "sell", 4, 100.00, clordid="r-sell")
+            client.set_limits({"max_order_qty": 50}, account="R1")
+            client.kill(account="R2")
+        assert stack.gateway is not None
+        stack.gateway.kill9()
+        stack.start_gateway(port)
+        with stack.client() as client:
+            assert client.order("R1", "r-buy")["cum_qty"] == 4
+            again = client.submit("R1", "AAPL", "buy", 10, 100.00, clordid="r-buy")
+            assert again["duplicate"] is True
+            positions = {(p["account"], p["sym"]): p["qty"] for p in client.positions()}
+            assert positions == {("R1", "AAPL"): 4, ("R2", "AAPL"): -4}
+            with pytest.raises(OrderRejected) as too_big:
+                client.submit("R1", "AAPL", "buy", 51, 100.00)
+            assert too_big.value.code == "max_order_qty"
+            with pytest.raises(OrderRejected) as killed:
+                client.submit("R2", "AAPL", "buy", 1, 100.00)
+            assert killed.value.code == "killed"
+    finally:
+        stack.stop()
+
+
+def test_day_orders_expire_at_end_of_day_and_gtc_orders_stay(tmp_path: Path) -> None:
+    stack = start(tmp_path)
+    try:
+        with stack.client() as client:
+            client.submit("D1", "AAPL", "buy", 5, 90.00, clordid="day-1", tif="day")
+            client.submit("D1", "MSFT", "buy", 5, 90.00, clordid="gtc-1", tif="gtc")
+            subprocess.run(
+                [sys.executable, "-m", "tickdb.cli", "tp", "roll", "--address", stack.tp_address],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+            wait_until(
+                lambda: client.order("D1", "day-1")["status"] == "expired",
+                what="the DAY order expired",
+            )
+            assert client.order("D1", "gtc-1")["status"] == "new"
+            # A new trading day: the DAY order's ClOrdID may be used again.
+            assert client.submit("D1", "AAPL", "buy", 5, 90.00, clordid="day-1")["status"] == "new"
+        stack.venues[0].stop()
+        stack.start_venue(0)  # a restart replays both days and rebuilds the same book
+        with stack.client() as client:
+            assert client.cancel("D1", "gtc-1")["status"] == "canceled"
+    finally:
+        stack.stop()
