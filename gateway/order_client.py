@@ -93,10 +93,17 @@ class OrderMethods:
         }
         return dict(_check(self.post("/orders", body)))
 
-    def cancel(self, account: str, clordid: str) -> dict[str, Any]:
-        return dict(
-            _check(self.post("/orders/cancel", {"account": account, "orig_clordid": clordid}))
-        )
+    def cancel(
+        self, account: str, clordid: str, *, cancel_clordid: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel the order ``clordid``; ``cancel_clordid`` names the request (a retry with
+        the same one is answered without a second cancel)."""
+        body = {
+            "account": account,
+            "orig_clordid": clordid,
+            "clordid": cancel_clordid or uuid.uuid4().hex[:20],
+        }
+        return dict(_check(self.post("/orders/cancel", body)))
 
     def replace(
         self,

@@ -234,6 +234,14 @@ class OrderRouter:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
             return SubmitResult(order, duplicate=False)
 
+    def _retried(self, account: str, clordid: str, orig_clordid: str) -> Order | None:
+        """The order a cancel or replace was already sent for, when this is a retry of it
+        (same ClOrdID, same target): nothing is sent again."""
+        done = self._by_clordid.get((account, clordid))
+        if done is not None and done is self._by_clordid.get((account, orig_clordid)):
+            return done
+        return None
+
     def _target(self, account: str, orig_clordid: str, request_clordid: str) -> Order:
         order = self._by_clordid.get((account, orig_clordid))
         if order is None:
@@ -259,7 +267,11 @@ class OrderRouter:
     def cancel(self, req: CancelRequest) -> Order:
         self._require_ready()
         with self._lock:
-            order = self._target(req.account, req.orig_clordid, "")
+            retried = self._retried(req.account, req.clordid, req.orig_clordid)
+            if retried is not None:
+                return retried
+            order = self._target(req.account, req.orig_clordid, req.clordid)
+            self._by_clordid[(req.account, req.clordid)] = order
             self._refuse_closed(order, EventType.CANCEL_REJECTED, "cancel")
             reject = self.risk.check_cancel(req.account, self._clock_ns())
             if reject is not None:
@@ -273,6 +285,9 @@ class OrderRouter:
     def replace(self, req: ReplaceRequest) -> Order:
         self._require_ready()
         with self._lock:
+            retried = self._retried(req.account, req.clordid, req.orig_clordid)
+            if retried is not None:
+                return retried
             order = self._target(req.account, req.orig_clordid, req.clordid)
             req = replace(req, sym=order.sym)  # the sym routes it: the order's own
             self._refuse_closed(order, EventType.REPLACE_REJECTED, "replace")
@@ -363,7 +378,7 @@ class OrderRouter:
                 strategy=req.strategy,
                 status=OrdStatus.PENDING_NEW,
             )
-        elif isinstance(req, ReplaceRequest):
+        elif isinstance(req, ReplaceRequest | CancelRequest):
             order = self._by_clordid.get((req.account, req.orig_clordid))
             if order is not None:
                 self._by_clordid.setdefault((req.account, req.clordid), order)

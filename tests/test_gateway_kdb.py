@@ -144,7 +144,14 @@ def test_qclient_gets_q_types_and_a_keyed_table(stack, reference):
         keyed = q.sync(".tickdb.q", BY_SYM)
         with pytest.raises(QError, match="at character 7"):
             q.sync("select ema[0.5;price] from trade")
-        assert q.sync("tables[]").tolist() == ["fill", "order", "order_request", "quote", "risk_admin", "trade"]
+        assert q.sync("tables[]").tolist() == [
+            "fill",
+            "order",
+            "order_request",
+            "quote",
+            "risk_admin",
+            "trade",
+        ]
         assert q.sync("") is None
     assert isinstance(plain, QTable)
     assert plain.columns["time"].dtype == np.dtype("M8[ns]")

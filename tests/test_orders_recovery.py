@@ -115,7 +115,9 @@ def run_step(client: Client, kind: str, args: dict[str, Any]) -> None:
             if kind == "submit":
                 client.submit(**args, wait=False)
             elif kind == "cancel":
-                client.cancel(args["account"], args["clordid"])
+                client.cancel(
+                    args["account"], args["clordid"], cancel_clordid=f"{args['clordid']}-c"
+                )
             else:
                 client.replace(
                     args["account"],

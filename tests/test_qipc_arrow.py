@@ -77,17 +77,21 @@ def test_columns_round_trip_through_q_with_nulls(qtype: str, data: st.DataObject
 
 
 def test_tickdb_schemas_keep_symbol_and_string_apart() -> None:
-    schema = default_schemas()["order"].arrow
+    schema = default_schemas()["fill"].arrow
     row = {
         "time": [dt.datetime(2024, 3, 1, 9, 30)],
         "sym": ["AAPL"],
-        "order_id": ["o-1"],
+        "account": ["a1"],
         "strategy": ["s1"],
         "side": ["buy"],
-        "event": ["new"],
+        "qty": [10],
         "price": [1.5],
-        "size": [10],
-        "filled": [0],
+        "exec_id": ["e-1"],
+        "order_id": ["o-1"],
+        "clordid": ["c-1"],
+        "liquidity": ["maker"],
+        "venue": ["0/1"],
+        "in_seq": [7],
     }
     table = pa.Table.from_pydict(row, schema=schema)
     q = table_to_q(table)

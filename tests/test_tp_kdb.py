@@ -183,7 +183,14 @@ def test_bad_table_shapes_name_the_column(tp: Proc) -> None:
 
 def test_status_queries(tp: Proc) -> None:
     with q(tp) as conn:
-        assert conn.sync(".u.t").tolist() == ["trade", "quote", "order_request", "order", "fill", "risk_admin"]
+        assert conn.sync(".u.t").tolist() == [
+            "trade",
+            "quote",
+            "order_request",
+            "order",
+            "fill",
+            "risk_admin",
+        ]
         assert conn.sync(".u.i") == 0
         conn.sync(".u.upd", Symbol("quote"), [Symbol("A"), 1.0, 2.0, np.int64(3), np.int64(4)])
         assert conn.sync(".u.i") == 1
@@ -226,19 +233,18 @@ def test_pykx_subscriber_gets_typed_upd_pushes(tp: Proc) -> None:
 def test_u_sub_returns_the_schema_and_pushes_in_order(tp: Proc) -> None:
     with q(tp) as sub, q(tp) as feed:
         everything = sub.sync(".u.sub", Symbol(""), Symbol(""))
-        assert [name for name, _ in everything] == ["trade", "quote", "order_request", "order", "fill", "risk_admin"]
-        _, empty = everything[2]
-        assert list(empty.columns) == [
-            "time",
-            "sym",
-            "order_id",
-            "strategy",
-            "side",
-            "event",
-            "price",
-            "size",
-            "filled",
+        assert [name for name, _ in everything] == [
+            "trade",
+            "quote",
+            "order_request",
+            "order",
+            "fill",
+            "risk_admin",
         ]
+        _, empty = everything[3]
+        from tickerplant.schema import DEFAULT_TABLES
+
+        assert list(empty.columns) == list(DEFAULT_TABLES["order"])
         assert len(empty) == 0 and isinstance(empty.columns["order_id"], list)  # strings
         with pytest.raises(QError, match="nosuch: unknown table"):
             sub.sync(".u.sub", Symbol("nosuch"), Symbol(""))
