@@ -56,9 +56,7 @@ class OrdStatus(StrEnum):
     EXPIRED = "expired"  # C
 
 
-TERMINAL = frozenset(
-    {OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED}
-)
+TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED})
 
 
 class StpMode(StrEnum):
