@@ -351,3 +351,79 @@ def test_day_orders_expire_at_end_of_day_and_gtc_orders_stay(tmp_path: Path) -> 
             assert client.cancel("D1", "gtc-1")["status"] == "canceled"
     finally:
         stack.stop()
+
+
+def test_paper_venues_fill_resting_orders_against_live_quotes(tmp_path: Path) -> None:
+    from tickerplant.publisher import Publisher
+
+    stack = start(tmp_path)
+    try:
+        for k in range(3):
+            stack.venues[k].stop()
+            stack.start_venue(k, "--paper")
+        with stack.client() as client, Publisher(stack.tp_address) as feed:
+            client.submit("P1", "AAPL", "buy", 300, 100.00, clordid="paper-bid", tif="gtc")
+            client.submit("P1", "GOOG", "sell", 50, 200.00, clordid="paper-ask", tif="gtc")
+            # The market moves through both limits: each fills at the quote, up to its size.
+            feed.publish(
+                "quote",
+                {
+                    "sym": ["AAPL", "GOOG"],
+                    "bid": [99.90, 200.10],
+                    "ask": [99.95, 200.20],
+                    "bsize": [500, 500],
+                    "asize": [200, 500],
+                },
+            )
+            feed.flush()
+            wait_until(
+                lambda: client.order("P1", "paper-ask")["status"] == "filled",
+                what="the sell filled against the bid",
+            )
+            bid = wait_until(
+                lambda: (o := client.order("P1", "paper-bid"))["cum_qty"] == 200 and o,
+                what="the buy filled up to the quote's size",
+            )
+            assert bid["avg_px"] == 99.95 and bid["status"] == "partially_filled"
+            ask = client.order("P1", "paper-ask")
+            assert ask["avg_px"] == 200.10
+            positions = {p["sym"]: p["qty"] for p in client.positions("P1")}
+            assert positions == {"AAPL": 200, "GOOG": -50}
+    finally:
+        stack.stop()
+
+
+def test_position_and_exposure_limits_count_every_shard(tmp_path: Path) -> None:
+    limits = """
+[risk.defaults]
+max_messages_per_s = 0
+duplicate_window_s = 0
+max_gross_exposure = 10000
+max_long_position = 100
+"""
+    stack = start_order_stack(tmp_path, shards=3, extra_toml=limits)
+    try:
+        with stack.client() as client:
+            # 3 x 30 x 100.00 = 9000 of working buys across the three venues.
+            for sym in ["AAPL", "MSFT", "GOOG"]:
+                client.submit("X1", sym, "buy", 30, 100.00)
+            orders = client.orders("X1", open_only=True)
+            assert {o["order_id"][:2] for o in orders} == {"V0", "V1", "V2"}
+            # At the limit passes (10000), just past it is refused, wherever it goes.
+            assert client.submit("X1", "TSLA", "buy", 5, 200.00)["status"] == "new"
+            with pytest.raises(OrderRejected) as exposure:
+                client.submit("X1", "BAC", "buy", 1, 0.01)
+            assert exposure.value.code == "max_gross_exposure"
+            assert "max_gross_exposure" in str(exposure.value)
+            # Fills move working exposure into the position: still counted, across shards.
+            client.submit("X2", "AAPL", "sell", 30, 100.00)
+            with pytest.raises(OrderRejected):
+                client.submit("X1", "IBM", "buy", 1, 0.01)
+            # The long limit per sym counts the position and working buys at their worst.
+            client.cancel_all(account="X1")
+            assert client.submit("X1", "AAPL", "buy", 70, 1.00)["status"] == "new"
+            with pytest.raises(OrderRejected) as too_long:
+                client.submit("X1", "AAPL", "buy", 1, 1.00)
+            assert too_long.value.code == "max_long_position"
+    finally:
+        stack.stop()
