@@ -39,7 +39,8 @@ class DemoStrategy:
         self._sub = Subscriber(where["tickerplant"], tables=["quote"], syms=SYMS)
 
     def _read_mids(self) -> None:
-        while (message := self._sub.poll(0)) is not None:
+        # poll(0) only drains what is already read; a millisecond reads the socket too.
+        while (message := self._sub.poll(0.001)) is not None:
             if isinstance(message, Update):
                 data = message.data.select(["sym", "bid", "ask"]).to_pydict()
                 for sym, bid, ask in zip(data["sym"], data["bid"], data["ask"], strict=True):

@@ -95,11 +95,28 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
         by_sym = client.query("select sym, count(*) n from trade group by sym")
         assert by_sym.num_rows > 1
         names = sorted(p.stem for p in (data / "run").glob("*.json"))
-        assert names == ["gateway", "hdb-0", "hdb-1", "rdb-0", "rdb-1", "tickerplant"]
+        assert names == [
+            "gateway",
+            "hdb-0",
+            "hdb-1",
+            "rdb-0",
+            "rdb-1",
+            "tickerplant",
+            "venue-0",
+            "venue-1",
+        ]
+        # The demo strategy trades within seconds: orders, fills and positions.
+        wait_until(
+            lambda: client.query("select count(*) as n from fill").column("n")[0].as_py() > 0,
+            60,
+            "demo fills visible through the gateway",
+        )
+        assert client.orders() and client.positions()
         # Components: each its own process group (Ctrl-C reaches only ``up``), all in up's
         # session, so one autogroup and thread priorities that work across processes.
         components = children_of(up.pid)
-        assert len(components) == 7  # tickerplant, 2 HDBs, 2 RDBs, gateway, feed
+        # tickerplant, 2 HDBs, 2 RDBs, 2 venues, gateway, feed, demo strategy
+        assert len(components) == 10
         for pid in components:
             assert os.getpgid(pid) == pid
             assert os.getsid(pid) == os.getsid(up.pid)
