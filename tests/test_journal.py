@@ -167,3 +167,35 @@ def test_journal_writes_every_byte_in_order_in_bounded_writev_calls(
         os.close(fd)
     assert path.read_bytes() == b"".join(buffers)
     assert all(0 < n <= journal.WRITE_BYTES for n in calls)
+
+
+@given(sizes=st.lists(st.integers(1, 700_000), min_size=1, max_size=12))
+def test_each_writev_holds_whole_records(
+    tmp_path_factory: pytest.TempPathFactory, sizes: list[int]
+) -> None:
+    """A process killed between two writev calls of a flush leaves whole records only: the
+    journal restarts without a repair (cutting a record across calls left a torn tail)."""
+    path = tmp_path_factory.mktemp("j") / "x.tpj"
+    writer = JournalWriter(path, JournalIndex(), fsync="never")
+    ends, at = set(), writer.size
+    for seq, size in enumerate(sizes, 1):
+        head, body = b"h" * min(size, 16), b"b" * max(size - 16, 0)
+        writer.append_parts((head, body), seq)
+        at += len(head) + len(body)
+        ends.add(at)
+    cuts: list[int] = []
+    real_writev = os.writev
+
+    def writev(fd: int, views: list[memoryview]) -> int:
+        written = real_writev(fd, views)
+        cuts.append(os.fstat(fd).st_size)
+        return written
+
+    try:
+        os.writev = writev  # type: ignore[assignment]
+        writer.flush()
+    finally:
+        os.writev = real_writev  # type: ignore[assignment]
+        writer.close()
+    assert cuts and set(cuts) <= ends, (cuts, sorted(ends))
+    assert path.stat().st_size == max(ends)

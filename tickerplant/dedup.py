@@ -20,10 +20,17 @@ class Verdict(Enum):
     OUT_OF_ORDER = "out_of_order"
 
 
+# A gap is asked for again only after this long: every batch that arrives behind a gap
+# would otherwise ask for the whole window once more (a restart's resend storm).
+RESEND_REPEAT_S = 0.5
+
+
 @dataclass
 class PublisherState:
     accepted: int = 0  # highest batch number accepted (maybe not yet journaled)
     journaled: int = 0  # highest batch number on disk: what acks report
+    asked: int = 0  # the batch last asked for with RESEND
+    asked_at: float = 0.0  # when (monotonic seconds)
 
 
 class PublisherLedger:
@@ -51,6 +58,16 @@ class PublisherLedger:
 
     def expected(self, publisher: bytes) -> int:
         return self._publishers[publisher].accepted + 1
+
+    def resend_request(self, publisher: bytes, now: float) -> int | None:
+        """The batch to ask a resend from after an out-of-order batch, or None when the
+        same gap was asked for within ``RESEND_REPEAT_S``."""
+        state = self._publishers[publisher]
+        expected = state.accepted + 1
+        if state.asked == expected and now - state.asked_at < RESEND_REPEAT_S:
+            return None
+        state.asked, state.asked_at = expected, now
+        return expected
 
     def journaled(self, publisher: bytes, batch: int) -> None:
         state = self._publishers[publisher]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,26 @@ def request(ctx: zmq.Context, address: str, frames: list[bytes], timeout_s: floa
         socket.close(0)
 
 
-def request_hello(ctx: zmq.Context, address: str, timeout_s: float = 10.0) -> Hello:
-    reply = request(ctx, address, [HELLO], timeout_s)
-    return Hello.from_json(json.loads(reply[1]))
+# How long one HELLO waits before it is asked again on a fresh socket. A tickerplant killed
+# after reading a HELLO never answers it, and its successor on the same address never sees
+# it: asking again is what lets a client that is starting follow a restart.
+HELLO_RETRY_S = 0.5
+
+
+def request_hello(
+    ctx: zmq.Context, address: str, timeout_s: float = 10.0, retry_s: float = HELLO_RETRY_S
+) -> Hello:
+    """The tickerplant's HELLO, asked again every ``retry_s`` (HELLO has no side effect)
+    until ``timeout_s``; raises ``TickerplantUnavailable`` when none answered."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wait = min(retry_s, deadline - time.monotonic())
+        try:
+            reply = request(ctx, address, [HELLO], max(wait, 0.001))
+        except TickerplantUnavailable:
+            if time.monotonic() >= deadline:
+                raise TickerplantUnavailable(
+                    f"no answer from a tickerplant at {address} within {timeout_s}s"
+                ) from None
+            continue
+        return Hello.from_json(json.loads(reply[1]))

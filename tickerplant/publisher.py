@@ -1,9 +1,17 @@
 """``tickdb.Publisher``: send rows to a tickerplant, exactly once.
 
 Every batch gets a number; the tickerplant acknowledges batches once they are journaled.
-Unacknowledged batches stay in memory and are resent when the tickerplant asks for them,
-or when acknowledgements stop arriving (it was restarted), and the tickerplant drops the
-copies it already has. ``flush()`` returns when everything sent is on the journal.
+Unacknowledged batches stay in memory (at most ``max_inflight`` of them: ``publish`` then
+waits for acknowledgements, and raises ``PublisherFull`` after ``timeout_s`` without one)
+and are resent when the tickerplant asks for them, or when acknowledgements stop arriving
+(it was restarted), and the tickerplant drops the copies it already has. ``flush()``
+returns when everything sent is on the journal.
+
+Every send, new or repeated, goes out in batch order from one cursor, and only to a live
+connection: while the tickerplant is down nothing is queued (the batches are already held
+here), and a resend rewinds the cursor once per request instead of queueing the whole
+window again per request. So after a restart each unacknowledged batch is sent again once,
+in order, no further than ``max_inflight`` batches past what the tickerplant acknowledged.
 
     pub = Publisher("tcp://127.0.0.1:5010")
     pub.publish("trade", {"sym": "AAPL", "price": 189.5, "size": 100})
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
 _POLLIN = int(zmq.POLLIN)
+
+
+class PublisherFull(TimeoutError):
+    """``max_inflight`` batches await acknowledgement and none came for ``timeout_s``."""
 
 
 class PublishError(Exception):
@@ -97,20 +109,28 @@ class Publisher:
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 0)
+        # Only a connected tickerplant takes messages: queueing them for an absent one
+        # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
         self._socket.connect(address)
         self.hello: Hello = request_hello(self._ctx, address, timeout_s)
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
         self._inflight: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        # The next batch to hand to ZeroMQ: everything in flight below it has been sent on
+        # the current connection (as far as this side can tell). A resend rewinds it.
+        self._cursor = 1
+        self._last_rewind: tuple[int, float] = (0, 0.0)
         self._acked = 0
         self._last_progress = time.monotonic()
         self._errors: list[tuple[int, str]] = []
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._buffer_started: dict[str, float] = {}
-        self.resends = 0
+        self.resends = 0  # batches sent more than once
+        self._sent_high = 1  # one past the highest batch ever sent
         self._closed = False
         self._flusher: threading.Thread | None = None
         if batch_ms > 0:
@@ -169,24 +189,61 @@ class Publisher:
         if self._sends_since_check >= 64 or len(self._inflight) >= self.max_inflight:
             self._sends_since_check = 0
             self._process_replies(block_s=0)
-        while len(self._inflight) >= self.max_inflight:
-            self._wait_for_progress()
+        if len(self._inflight) >= self.max_inflight:
+            self._wait_for_room()
         batch = self._next_batch
         self._next_batch += 1
         self._inflight[batch] = (table.encode(), payload)
-        self._send(batch)
+        self._pump()
         return batch
 
-    def _send(self, batch: int) -> None:
-        table, payload = self._inflight[batch]
-        base = next(iter(self._inflight))
-        frame = encode_upd(self.publisher_id, batch, base, table, payload)
-        self._socket.send(frame, 0, copy=len(frame) < 65536)
+    def _wait_for_room(self) -> None:
+        waited_from = time.monotonic()
+        while len(self._inflight) >= self.max_inflight:
+            acked = self._acked
+            self._wait_for_progress()
+            if self._acked != acked:
+                waited_from = time.monotonic()
+            elif time.monotonic() - waited_from > self.timeout_s:
+                raise PublisherFull(
+                    f"{len(self._inflight)} batches (max_inflight) await acknowledgement and "
+                    f"the tickerplant at {self.address} acknowledged none for "
+                    f"{self.timeout_s:g}s"
+                )
+
+    def _pump(self) -> None:
+        """Send in flight batches from the cursor, in order, while the connection takes them
+        and no further than ``max_inflight`` past the acknowledged level."""
+        if not self._inflight:
+            self._cursor = self._next_batch
+            return
+        first = next(iter(self._inflight))
+        self._cursor = max(self._cursor, first)
+        limit = min(self._next_batch, self._acked + self.max_inflight + 1)
+        while self._cursor < limit:
+            table, payload = self._inflight[self._cursor]
+            frame = encode_upd(self.publisher_id, self._cursor, first, table, payload)
+            try:
+                self._socket.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+            except zmq.Again:
+                return  # no connection, or its queue is full: try again later
+            if self._cursor < self._sent_high:
+                self.resends += 1
+            self._cursor += 1
+            self._sent_high = max(self._sent_high, self._cursor)
 
     def _resend_from(self, first: int) -> None:
-        for batch in [b for b in self._inflight if b >= first]:
-            self._send(batch)
-            self.resends += 1
+        """Send everything in flight from ``first`` again, once: the tickerplant asks with
+        every out-of-order batch it gets, and all such requests for one gap carry the same
+        ``first`` until the resent batches reach it."""
+        now = time.monotonic()
+        last_first, last_at = self._last_rewind
+        if first == last_first and now - last_at < self.resend_after_s:
+            return
+        if first > self._acked and first < self._cursor:
+            self._cursor = first
+            self._last_rewind = (first, now)
+        self._pump()
 
     # -- acknowledgements ---------------------------------------------------------------
     def _process_replies(self, block_s: float) -> None:
@@ -216,6 +273,7 @@ class Publisher:
                 self._last_progress = time.monotonic()
             while self._inflight and next(iter(self._inflight)) <= level:
                 self._inflight.popitem(last=False)
+            self._pump()  # the window moved on
         elif tag == ERR:
             batch = U64.unpack(frames[1])[0]
             message = frames[2].decode(errors="replace")
@@ -227,11 +285,14 @@ class Publisher:
             pass  # a late answer to a hello that timed out
 
     def _wait_for_progress(self) -> None:
+        self._pump()  # what the connection refused before, if it is back
         self._process_replies(block_s=0.05)
         if self._inflight and time.monotonic() - self._last_progress > self.resend_after_s:
             # No acks for a while: the tickerplant may have restarted and lost what was in
-            # flight. Resend everything unacknowledged; it drops what it already has.
-            self._resend_from(next(iter(self._inflight)))
+            # flight. Send everything unacknowledged again, once; it drops what it has.
+            self._cursor = next(iter(self._inflight))
+            self._last_rewind = (self._cursor, time.monotonic())
+            self._pump()
             self._last_progress = time.monotonic()
 
     def flush(self, timeout_s: float | None = None) -> None:
@@ -261,6 +322,7 @@ class Publisher:
                 for table, started in list(self._buffer_started.items()):
                     if now - started >= self.batch_ms / 1000:
                         self._send_buffer(table)
+                self._pump()
                 self._process_replies(block_s=0)
 
     def close(self, flush: bool = True) -> None:

@@ -317,9 +317,8 @@ class Tickerplant:
             return
         if verdict is Verdict.OUT_OF_ORDER:
             self.counters.out_of_order += 1
-            self.ingest.send_multipart(
-                [identity, RESEND, U64.pack(self.ledger.expected(publisher))]
-            )
+            if (first := self.ledger.resend_request(publisher, time.monotonic())) is not None:
+                self.ingest.send_multipart([identity, RESEND, U64.pack(first)])
             return
         self.counters.messages += 1
         self._acks[identity] = publisher

@@ -156,7 +156,43 @@ class Subscriber:
 
     # -- replay -------------------------------------------------------------------------
     def _replay(self, upto: int) -> bool:
-        """Fetch ``(last_seq, upto]`` from the journal; False if the tickerplant is away."""
+        """Fetch ``(last_seq, upto]`` from the journal; False if the tickerplant is away.
+
+        A replay that goes quiet for a liveness interval asks the one address again: if a
+        restarted tickerplant answers (a new epoch), the replay starts over from the
+        position reached, at the new replay endpoint; if the same one answers, it is only
+        slow. ``timeout_s`` without progress and without a new tickerplant gives up (the
+        next message or heartbeat shows the gap again, so nothing is skipped).
+        """
+        quiet_s = max(3 * self.hello.heartbeat_ms / 1000, 0.5)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            socket = self._send_replay(upto)
+            try:
+                while True:
+                    if not socket.poll(int(quiet_s * 1000)):
+                        if self._restarted(deadline):
+                            deadline = time.monotonic() + self.timeout_s
+                            break  # ask the new tickerplant
+                        if time.monotonic() >= deadline:
+                            log.warning("replay from %s timed out; will retry", self.hello.replay)
+                            return False
+                        continue
+                    frames = socket.recv_multipart()
+                    deadline = time.monotonic() + self.timeout_s
+                    if frames[0] == CHUNK:
+                        for record in iter_records(frames[1]):
+                            self.replayed_records += 1
+                            self._accept(record)
+                    elif frames[0] == END:
+                        self.last_seq = max(self.last_seq, U64.unpack(frames[1])[0])
+                        return True
+                    elif frames[0] == ERR:
+                        raise SubscriptionError(f"replay refused: {frames[1].decode()}")
+            finally:
+                socket.close(0)
+
+    def _send_replay(self, upto: int) -> zmq.Socket:
         request = {
             "after": self.last_seq,
             "upto": upto,
@@ -168,24 +204,28 @@ class Subscriber:
         socket = self._ctx.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.connect(self.hello.replay)
+        socket.send_multipart([REPLAY, json.dumps(request).encode()])
+        return socket
+
+    def _restarted(self, deadline: float) -> bool:
+        """Whether a new tickerplant (another epoch) now answers the address; follow it."""
+        wait = min(1.0, max(deadline - time.monotonic(), 0.05))
         try:
-            socket.send_multipart([REPLAY, json.dumps(request).encode()])
-            while True:
-                if not socket.poll(int(self.timeout_s * 1000)):
-                    log.warning("replay from %s timed out; will retry", self.hello.replay)
-                    return False
-                frames = socket.recv_multipart()
-                if frames[0] == CHUNK:
-                    for record in iter_records(frames[1]):
-                        self.replayed_records += 1
-                        self._accept(record)
-                elif frames[0] == END:
-                    self.last_seq = max(self.last_seq, U64.unpack(frames[1])[0])
-                    return True
-                elif frames[0] == ERR:
-                    raise SubscriptionError(f"replay refused: {frames[1].decode()}")
-        finally:
-            socket.close(0)
+            hello = request_hello(self._ctx, self.address, wait)
+        except TickerplantUnavailable:
+            return False
+        if hello.epoch == self.hello.epoch:
+            return False
+        log.info("tickerplant restarted (epoch %d); following it", hello.epoch)
+        self._follow(hello)
+        return True
+
+    def _follow(self, hello: Hello) -> None:
+        if hello.publish != self.hello.publish:
+            log.info("tickerplant moved to %s; reconnecting", hello.publish)
+            self._sub.close(0)
+            self._sub = self._connect(hello.publish)
+        self.hello = hello
 
     def _accept(self, record: Record) -> None:
         if record.seq <= self.last_seq:
@@ -233,11 +273,7 @@ class Subscriber:
         except TickerplantUnavailable:
             self._last_heard = time.monotonic()
             return
-        if hello.publish != self.hello.publish:
-            log.info("tickerplant moved to %s; reconnecting", hello.publish)
-            self._sub.close(0)
-            self._sub = self._connect(hello.publish)
-        self.hello = hello
+        self._follow(hello)
         self._last_heard = time.monotonic()
         if self.last_seq < hello.seq:
             self._replay(hello.seq)
