@@ -6,10 +6,17 @@ trades, prices on a tick grid) and deterministic for a given seed.
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+# One trade for every four quotes.
+TRADE_SHARE = 0.2
 
 SYMBOL_ROOTS = [
     "AAPL",
@@ -89,6 +96,27 @@ class DemoMarket:
         )
 
 
+def split_rows(rows: int, owed_trades: float) -> tuple[int, int, float]:
+    """``(quotes, trades, owed)`` for one tick of ``rows``: trades are owed a fifth of every
+    row and sent whole as they fall due, so one in five rows is a trade at any rate (a tick
+    of one row is a quote four times out of five, not always a trade)."""
+    owed_trades += rows * TRADE_SHARE
+    trades = min(rows, int(owed_trades + 1e-9))
+    return rows - trades, trades, owed_trades - trades
+
+
+def _publish(publisher: Any, table: str, data: pa.Table) -> None:
+    """Publish, waiting out a tickerplant that is down (the demo has nowhere else to go)."""
+    from tickerplant.publisher import PublisherFull
+
+    while True:
+        try:
+            publisher.publish(table, data)
+            return
+        except PublisherFull as exc:
+            log.warning("%s; still waiting", exc)
+
+
 def run_demo_feed(
     address: str, rate: int, syms: int, duration_s: float | None = None, seed: int = 7
 ) -> int:
@@ -98,14 +126,17 @@ def run_demo_feed(
     market = DemoMarket(syms, seed)
     interval = 0.01 if rate >= 100 else 1.0 / max(rate, 1)
     sent = 0
+    owed = 0.0
     started = time.monotonic()
     with Publisher(address) as publisher:
         next_tick = started
         while duration_s is None or time.monotonic() - started < duration_s:
             rows = max(1, int(rate * interval))
-            trades = max(1, rows // 5)
-            publisher.publish("quote", market.quotes(rows - trades))
-            publisher.publish("trade", market.trades(trades))
+            quotes, trades, owed = split_rows(rows, owed)
+            if quotes:
+                _publish(publisher, "quote", market.quotes(quotes))
+            if trades:
+                _publish(publisher, "trade", market.trades(trades))
             sent += rows
             next_tick += interval
             delay = next_tick - time.monotonic()
