@@ -74,7 +74,12 @@ def q_error_response(exc: QError) -> JSONResponse:
 
 
 def create_app(
-    router: Router, *, refresh_s: float = 1.0, orders: Any = None, tp_address: str | None = None
+    router: Router,
+    *,
+    refresh_s: float = 1.0,
+    orders: Any = None,
+    tp_address: str | None = None,
+    order_port: str | None = None,
 ) -> FastAPI:
     """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503)."""
     metrics = GatewayMetrics(router.topology, router.executor)
@@ -102,7 +107,7 @@ def create_app(
         return error_response(QueryError("bad_query", f"invalid request: {problems}"))
 
     app.include_router(
-        order_routes(lambda: orders.router if orders is not None else None, tp_address)
+        order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
     )
 
     @app.post("/query", responses=ERRORS, response_class=Response)

@@ -72,6 +72,10 @@ def gateway(
         str | None,
         typer.Option(help="Tickerplant address: take orders (docs/orders.md) [orders.enabled]."),
     ] = None,
+    order_port: Annotated[
+        str | None,
+        typer.Option(help="Order-entry port address, '' = off [gateway.order_port]."),
+    ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     # First, before any thread starts: threads inherit the priority of the one starting them.
@@ -113,10 +117,16 @@ def gateway(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((bind_host, cfg.gateway.port if port is None else port))
     bound_port = sock.getsockname()[1]
-    orders = _start_orders(cfg, tp)
+    orders = _start_orders(cfg, tp, order_port)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(router, refresh_s=refresh, orders=orders, tp_address=tp),
+            create_app(
+                router,
+                refresh_s=refresh,
+                orders=orders,
+                tp_address=tp,
+                order_port=orders.port_endpoint if orders is not None else None,
+            ),
             http="httptools",
             log_level="warning",
             access_log=False,
@@ -127,6 +137,8 @@ def gateway(
     ready: dict[str, Any] = {"url": url, "host": bind_host, "port": bound_port}
     if kdb is not None:
         ready["kdb_port"] = kdb.port
+    if orders is not None and orders.port is not None:
+        ready["order_port"] = orders.port.endpoint
 
     def announce() -> None:
         while not server.started and not server.should_exit:
@@ -148,13 +160,13 @@ def gateway(
             orders.close()
 
 
-def _start_orders(cfg: Any, tp: str | None) -> Any:
+def _start_orders(cfg: Any, tp: str | None, port: str | None) -> Any:
     """The order path (router fed by its stream), or None without a tickerplant."""
     if tp is None or not cfg.orders.enabled:
         return None
     from gateway.order_setup import start_order_path
 
-    return start_order_path(cfg, tp)
+    return start_order_path(cfg, tp, port)
 
 
 def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:

@@ -145,10 +145,21 @@ class OrderRouter:
         self._previous_day: dict[tuple[str, str], Order] = {}
         self.ready = False
         self.invalid_transitions = 0
+        # Called (on the stream's thread, lock held) with each order an event changed.
+        self.listeners: list[Callable[[Order], None]] = []
 
     # -- helpers -------------------------------------------------------------------------
-    def _send(self, req: Request) -> None:
-        self._pub.publish("order_request", to_table([request_row(req)], REQUEST_SCHEMA))
+    def _send(self, req: Request, outbox: list[Request] | None = None) -> None:
+        if outbox is not None:
+            outbox.append(req)
+        else:
+            self._pub.publish("order_request", to_table([request_row(req)], REQUEST_SCHEMA))
+
+    def send_many(self, reqs: list[Request]) -> None:
+        """Send requests prepared into an outbox, in order, as one batch."""
+        if reqs:
+            rows = [request_row(r) for r in reqs]
+            self._pub.publish("order_request", to_table(rows, REQUEST_SCHEMA))
 
     def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
         """Record a gateway-side refusal in the ``order`` table like a venue's events."""
@@ -187,11 +198,19 @@ class OrderRouter:
             self._changed.wait(remaining)
 
     # -- requests ------------------------------------------------------------------------
-    def submit(self, req: NewOrder, *, intended: bool = False, wait: bool = True) -> SubmitResult:
+    def submit(
+        self,
+        req: NewOrder,
+        *,
+        intended: bool = False,
+        wait: bool = True,
+        outbox: list[Request] | None = None,
+    ) -> SubmitResult:
         """Check, send and wait for the venue's first answer (or ``submit_timeout_s``).
 
         ``wait=False`` returns once the request is sent (pending_new): the answer then
-        arrives as events, as a FIX client would take it."""
+        arrives as events, as a FIX client would take it. With an ``outbox`` the request is
+        appended to it instead of sent: the caller sends a whole run with ``send_many``."""
         self._require_ready()
         with self._lock:
             known = self._by_clordid.get((req.account, req.clordid))
@@ -229,7 +248,7 @@ class OrderRouter:
                 order.history.append(str(reject.code))
                 self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
                 raise OrderRejected(reject.code, reject.message, order)
-            self._send(req)
+            self._send(req, outbox)
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
             return SubmitResult(order, duplicate=False)
@@ -264,7 +283,9 @@ class OrderRouter:
         self._record_reject(order, event, "too_late", text)
         raise OrderRejected("too_late", text, order)
 
-    def cancel(self, req: CancelRequest) -> Order:
+    def cancel(
+        self, req: CancelRequest, *, wait: bool = True, outbox: list[Request] | None = None
+    ) -> Order:
         self._require_ready()
         with self._lock:
             retried = self._retried(req.account, req.clordid, req.orig_clordid)
@@ -278,11 +299,14 @@ class OrderRouter:
                 raise OrderRejected(reject.code, reject.message, order)
             if order.status in WORKING_FOR_CANCEL:
                 apply(order, EventType.PENDING_CANCEL)
-            self._send(replace(req, sym=order.sym))
-            self._wait(lambda: order.status is not OrdStatus.PENDING_CANCEL)
+            self._send(replace(req, sym=order.sym), outbox)
+            if wait:
+                self._wait(lambda: order.status is not OrdStatus.PENDING_CANCEL)
             return order
 
-    def replace(self, req: ReplaceRequest) -> Order:
+    def replace(
+        self, req: ReplaceRequest, *, wait: bool = True, outbox: list[Request] | None = None
+    ) -> Order:
         self._require_ready()
         with self._lock:
             retried = self._retried(req.account, req.clordid, req.orig_clordid)
@@ -297,8 +321,9 @@ class OrderRouter:
             if order.status in WORKING_FOR_CANCEL - {OrdStatus.PENDING_REPLACE}:
                 apply(order, EventType.PENDING_REPLACE)
             self._by_clordid[(req.account, req.clordid)] = order
-            self._send(req)
-            self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
+            self._send(req, outbox)
+            if wait:
+                self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
             return order
 
     def open_orders(self, account: str = "", strategy: str = "", sym: str = "") -> list[Order]:
@@ -403,6 +428,8 @@ class OrderRouter:
             return
         self._apply_event(order, event)
         self.risk.on_event(event)
+        for listener in self.listeners:
+            listener(order)
         self._changed.notify_all()
 
     def _apply_event(self, order: Order, event: Event) -> None:

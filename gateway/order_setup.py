@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.order_port import OrderPort
 from gateway.order_router import OrderRouter
 from gateway.order_stream import ORDER_FLOW, OrderStream
 from orders.risk import RiskEngine
@@ -20,8 +21,15 @@ class OrderPath:
     router: OrderRouter
     stream: OrderStream
     publisher: Publisher
+    port: OrderPort | None = None
+
+    @property
+    def port_endpoint(self) -> str | None:
+        return self.port.endpoint if self.port is not None else None
 
     def close(self) -> None:
+        if self.port is not None:
+            self.port.close()
         self.stream.close()
         self.publisher.close(flush=False)
 
@@ -37,7 +45,9 @@ def risk_engine(cfg: Any) -> RiskEngine:
     )
 
 
-def start_order_path(cfg: Any, tp_address: str, ready_timeout_s: float = 120.0) -> OrderPath:
+def start_order_path(
+    cfg: Any, tp_address: str, port_address: str | None = None, ready_timeout_s: float = 120.0
+) -> OrderPath:
     """Connect to the tickerplant, rebuild the order state from its journal, and return
     once the router takes requests."""
     publisher = Publisher(tp_address)
@@ -49,4 +59,6 @@ def start_order_path(cfg: Any, tp_address: str, ready_timeout_s: float = 120.0) 
     stream = OrderStream(router, tp_address).start()
     if not stream.wait_ready(ready_timeout_s):
         raise RuntimeError("the order path did not rebuild its state in time")
-    return OrderPath(router, stream, publisher)
+    address = cfg.gateway.order_port if port_address is None else port_address
+    port = OrderPort(router, address).start() if address else None
+    return OrderPath(router, stream, publisher, port)

@@ -139,7 +139,9 @@ def unavailable(message: str) -> JSONResponse:
     )
 
 
-def order_routes(get_router: Any, tp_address: str | None) -> APIRouter:
+def order_routes(
+    get_router: Any, tp_address: str | None, order_port: str | None = None
+) -> APIRouter:
     """The routes; ``get_router()`` is the gateway's OrderRouter or None (orders off)."""
     api = APIRouter(tags=["orders"])
 
@@ -252,8 +254,9 @@ def order_routes(get_router: Any, tp_address: str | None) -> APIRouter:
 
     @api.get("/orders-stream")
     def stream() -> Any:
-        """Where to subscribe for order events: the tickerplant and the tables."""
-        return {"tickerplant": tp_address, "tables": ["order", "fill"]}
+        """Where to subscribe for order events (the tickerplant and the tables), and the
+        order-entry port of ``tickdb.Orders``."""
+        return {"tickerplant": tp_address, "tables": ["order", "fill"], "order_port": order_port}
 
     # -- admin risk requests ------------------------------------------------------------------
     @api.get("/risk", responses=REJECTS)

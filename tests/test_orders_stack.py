@@ -300,3 +300,82 @@ def test_gateway_error_kinds_for_order_routes(client: Client) -> None:
     with pytest.raises(GatewayError) as missing:
         client.order("A1", "no-such-order")
     assert missing.value.status == 404
+
+
+# -- the order-entry port (tickdb.Orders) -------------------------------------------------------
+def test_the_order_port_takes_the_same_orders_as_http(stack: OrderStack) -> None:
+    import tickdb
+
+    with tickdb.Orders(stack.url) as orders, stack.client() as client:
+        bid = orders.submit("A1", "TSLA", "buy", 20, 70.00, clordid="port-1", tif="gtc")
+        assert bid["status"] == "new" and bid["order_id"].startswith("V0-")
+        assert client.order("A1", "port-1")["order_id"] == bid["order_id"]  # one state
+        again = orders.submit("A1", "TSLA", "buy", 20, 70.00, clordid="port-1", tif="gtc")
+        assert again["order_id"] == bid["order_id"]  # a retry: the original
+        moved = orders.replace("A1", "port-1", price=70.01, new_clordid="port-2")
+        assert (moved["status"], moved["price"]) == ("replaced", 70.01)
+        assert orders.cancel("A1", "port-2")["status"] == "canceled"
+        with pytest.raises(OrderRejected) as refused:
+            orders.submit("BAD", "TSLA", "buy", 0, 70.00)
+        assert refused.value.code == "bad_quantity"
+
+
+def test_the_order_port_pipelines_requests_in_order(stack: OrderStack) -> None:
+    import tickdb
+
+    with tickdb.Orders(stack.url) as orders:
+        ids = [
+            orders.send_new(
+                "A2", "MSFT" if i % 2 else "BAC", "sell", 1, 900.00 + i / 100, clordid=f"pipe-{i}"
+            )
+            for i in range(200)
+        ]
+        answers = orders.collect(ids, timeout_s=30)
+    assert [a["ok"] for a in answers] == [True] * 200
+    assert [a["order"]["clordid"] for a in answers] == [f"pipe-{i}" for i in range(200)]
+    assert {a["order"]["status"] for a in answers} == {"new"}
+    # Each venue numbered its orders in the order they were sent.
+    per_venue: dict[str, list[int]] = {}
+    for a in answers:
+        venue, n = a["order"]["order_id"].split("-")
+        per_venue.setdefault(venue, []).append(int(n))
+    assert all(ns == sorted(ns) for ns in per_venue.values())
+
+
+def test_the_order_port_refuses_bad_requests_and_keeps_serving(stack: OrderStack) -> None:
+    import zmq
+
+    import tickdb
+
+    address = stack.client().order_request("GET", "/orders-stream")["order_port"]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(address)
+    try:
+        for raw, fragment in [
+            (b"{nope", "Expecting"),
+            (b"[1, 2]", "JSON object"),
+            (b'{"op": "fly", "id": 1}', "op:"),
+            (
+                b'{"op": "new", "id": 2, "account": "A1", "sym": "AAPL", "side": "up", "qty": 1}',
+                "side",
+            ),
+            (
+                b'{"op": "new", "id": 3, "account": "A1", "sym": "AAPL", "side": "buy", '
+                b'"qty": "1"}',
+                "qty",
+            ),
+        ]:
+            sock.send(raw)
+            assert sock.poll(10_000)
+            reply = json.loads(sock.recv())
+            assert reply["ok"] is False and reply["error"] == "bad_request", reply
+            assert fragment in reply["message"]
+        sock.send(b"x" * (70 * 1024))  # past the port's message size: dropped unread
+    finally:
+        sock.close(0)
+        ctx.term()
+    with tickdb.Orders(stack.url) as orders:
+        assert orders.submit("A1", "AAPL", "buy", 1, 1.00)["status"] == "new"
+    assert "order port: bad request" in stack.gateway.log()  # type: ignore[union-attr]

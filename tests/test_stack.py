@@ -57,7 +57,7 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
             "rdb": {"address": "tcp://127.0.0.1:0"},
             "hdb": {"address": "tcp://127.0.0.1:0"},
             # A kdb+ port on the gateway: the table lists it, the printed URL must not.
-            "gateway": {"port": 0, "kdb_port": free_port()},
+            "gateway": {"port": 0, "kdb_port": free_port(), "order_port": "tcp://127.0.0.1:0"},
             "stack": {"demo_rate": 2000},
         },
     )

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Client", "Publisher", "Subscriber"]
+__all__ = ["Client", "Orders", "Publisher", "Subscriber"]
 
 _EXPORTS = {
     "Publisher": "tickerplant.publisher",
     "Subscriber": "tickerplant.subscriber",
     "Client": "gateway.client",
+    "Orders": "gateway.order_session",
 }
 
 

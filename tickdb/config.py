@@ -76,6 +76,8 @@ class GatewayConfig:
     kdb_port: int = 5000
     query_timeout_s: float = 30.0
     max_rows: int = 1_000_000
+    # The order-entry port (ZeroMQ, tickdb.Orders); empty: off.
+    order_port: str = "tcp://127.0.0.1:5040"
     # username -> password for the kdb+ port; empty means no check.
     users: dict[str, str] = field(default_factory=dict)
 

@@ -1,0 +1,322 @@
+"""The gateway's order-entry port: the fast path for programs (``tickdb.Orders``).
+
+HTTP costs a request/response cycle and a thread hand-off per order; this ZeroMQ ROUTER
+socket takes a stream of requests on a kept connection, as a FIX session does. One thread
+serves it: each turn it drains every request already queued (up to ``MAX_RUN``), runs them
+through the same ``OrderRouter`` as HTTP (same risk checks, same state, same ClOrdID rules)
+and sends the whole run to the tickerplant as one ``order_request`` batch, so under load the
+tickerplant and the venues see few, larger messages and at low load a run is one order.
+
+Wire format (``docs/orders.md``): a client DEALER sends one frame of JSON per request,
+``{"op": "new"|"cancel"|"replace"|"cancel_all", "id": <any>, "wait": bool, ...fields}``
+with the fields of the HTTP bodies. Each request gets one reply frame of JSON:
+``{"id", "ok": true, "order": {...}}`` once the venue answered (or at once with
+``"wait": false``), or ``{"id", "ok": false, "error", "code", "message", "order"}``.
+Messages over ``MAX_REQUEST_BYTES`` are refused unread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import deque
+from enum import StrEnum
+from typing import Any
+
+import zmq
+
+from gateway.order_router import (
+    OrderRejected,
+    OrderRouter,
+    OrdersUnavailable,
+    order_dict,
+)
+from orders.model import (
+    CancelRequest,
+    MassCancel,
+    NewOrder,
+    Order,
+    OrdStatus,
+    OrdType,
+    ReplaceRequest,
+    Side,
+    TimeInForce,
+)
+from orders.rows import Request
+
+log = logging.getLogger(__name__)
+
+MAX_RUN = 1000  # requests sent to the tickerplant as one batch, at most
+MAX_REQUEST_BYTES = 64 * 1024
+PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
+WAKE = b"wake"
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _text(body: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if value is None:
+        if default is None:
+            raise BadRequest(f"missing field {key!r}")
+        return default
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRequest(f"{key}: expected a string of at most 64 characters")
+    return value
+
+
+def _int(body: dict[str, Any], key: str, required: bool = True) -> int | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def _price(body: dict[str, Any]) -> float | None:
+    value = body.get("price")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"price: expected a number, got {value!r}")
+    return float(value)
+
+
+def _choice(body: dict[str, Any], key: str, kind: type[StrEnum], default: str | None) -> Any:
+    value = body.get(key, default)
+    try:
+        return kind(value)
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise BadRequest(f"{key}: expected one of {known}, got {value!r}") from None
+
+
+def parse_new(body: dict[str, Any]) -> NewOrder:
+    return NewOrder(
+        account=_text(body, "account"),
+        sym=_text(body, "sym"),
+        clordid=_text(body, "clordid", "") or uuid.uuid4().hex[:20],
+        side=_choice(body, "side", Side, None),
+        qty=_int(body, "qty") or 0,
+        ord_type=_choice(body, "type", OrdType, "limit"),
+        price=_price(body),
+        tif=_choice(body, "tif", TimeInForce, "day"),
+        strategy=_text(body, "strategy", ""),
+    )
+
+
+class OrderPort:
+    def __init__(self, router: OrderRouter, address: str) -> None:
+        self.router = router
+        self._ctx = zmq.Context()
+        self._socket = self._ctx.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
+        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._socket.bind(address)
+        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        # The stream's thread wakes this one when a waited-for order got its answer.
+        wake_address = f"inproc://order-port-{id(self)}"
+        self._wake_rx = self._ctx.socket(zmq.PULL)
+        self._wake_rx.bind(wake_address)
+        self._wake_tx = self._ctx.socket(zmq.PUSH)
+        self._wake_tx.connect(wake_address)
+        self._answered: deque[Order] = deque()
+        # Orders someone waits for -> (identity, request id) of each waiter.
+        self._waiters: dict[int, list[tuple[bytes, Any]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="order-port", daemon=True)
+        self.requests = 0
+        self.bad_requests = 0
+        router.listeners.append(self._on_order)
+
+    def start(self) -> OrderPort:
+        self._thread.start()
+        return self
+
+    # -- called on the stream's thread, with the router's lock held -----------------------
+    def _on_order(self, order: Order) -> None:
+        if id(order) in self._waiters and order.status not in PENDING:
+            self._answered.append(order)
+            self._wake_tx.send(WAKE, zmq.NOBLOCK)
+
+    # -- the port's thread ------------------------------------------------------------------
+    def _reply(self, identity: bytes, body: dict[str, Any]) -> None:
+        self._socket.send_multipart([identity, json.dumps(body).encode()])
+
+    def _handle(
+        self, identity: bytes, raw: bytes, outbox: list[Request]
+    ) -> tuple[Order, Any] | None:
+        """Apply one request; returns (order, request id) when its answer is still due."""
+        self.requests += 1
+        corr: Any = None
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise BadRequest("a request is a JSON object")
+            corr = body.get("id")
+            op = body.get("op")
+            wait = bool(body.get("wait", True))
+            router = self.router
+            if op == "new":
+                result = router.submit(
+                    parse_new(body),
+                    intended=bool(body.get("intended", False)),
+                    wait=False,
+                    outbox=outbox,
+                )
+                order = result.order
+                if result.duplicate:
+                    wait = False
+            elif op == "cancel":
+                order = router.cancel(
+                    CancelRequest(
+                        _text(body, "account"),
+                        "",
+                        _text(body, "clordid", "") or uuid.uuid4().hex[:20],
+                        _text(body, "orig_clordid"),
+                    ),
+                    wait=False,
+                    outbox=outbox,
+                )
+            elif op == "replace":
+                order = router.replace(
+                    ReplaceRequest(
+                        _text(body, "account"),
+                        "",
+                        _text(body, "clordid", "") or uuid.uuid4().hex[:20],
+                        _text(body, "orig_clordid"),
+                        qty=_int(body, "qty", required=False),
+                        price=_price(body),
+                    ),
+                    wait=False,
+                    outbox=outbox,
+                )
+            elif op == "cancel_all":
+                # Everything before it in this run must reach the venues first.
+                router.send_many(outbox)
+                outbox.clear()
+                targets = router.mass_cancel(
+                    MassCancel(
+                        _text(body, "account", ""),
+                        _text(body, "strategy", ""),
+                        _text(body, "sym", ""),
+                        clordid=uuid.uuid4().hex[:20],
+                    ),
+                    wait=False,
+                )
+                self._reply(identity, {"id": corr, "ok": True, "orders": len(targets)})
+                return None
+            else:
+                raise BadRequest(f"op: expected new, cancel, replace or cancel_all, got {op!r}")
+        except (BadRequest, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            self.bad_requests += 1
+            log.warning("order port: bad request: %s", exc)
+            self._reply(
+                identity,
+                {
+                    "id": corr,
+                    "ok": False,
+                    "error": "bad_request",
+                    "code": "bad_request",
+                    "message": str(exc),
+                    "order": None,
+                },
+            )
+            return None
+        except OrderRejected as exc:
+            self._reply(
+                identity,
+                {
+                    "id": corr,
+                    "ok": False,
+                    "error": "rejected",
+                    "code": str(exc.code),
+                    "message": str(exc),
+                    "order": order_dict(exc.order) if exc.order is not None else None,
+                },
+            )
+            return None
+        except OrdersUnavailable as exc:
+            self._reply(
+                identity,
+                {
+                    "id": corr,
+                    "ok": False,
+                    "error": "unavailable",
+                    "code": "orders_unavailable",
+                    "message": str(exc),
+                    "order": None,
+                },
+            )
+            return None
+        if not wait or order.status not in PENDING:
+            self._reply(identity, {"id": corr, "ok": True, "order": order_dict(order)})
+            return None
+        return order, corr
+
+    def _serve_requests(self) -> None:
+        outbox: list[Request] = []
+        due: list[tuple[bytes, Order, Any]] = []
+        with self.router.lock:
+            for _ in range(MAX_RUN):
+                try:
+                    identity, raw = self._socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except ValueError:  # not two frames: a foreign client
+                    continue
+                pending = self._handle(identity, raw, outbox)
+                if pending is not None:
+                    due.append((identity, *pending))
+            # Waiters are registered before the run is sent: no answer can come first.
+            for identity, order, corr in due:
+                self._waiters.setdefault(id(order), []).append((identity, corr))
+            self.router.send_many(outbox)
+
+    def _serve_answers(self) -> None:
+        while True:
+            try:
+                self._wake_rx.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        with self.router.lock:
+            answered = list(self._answered)
+            self._answered.clear()
+            replies = []
+            for order in answered:
+                for identity, corr in self._waiters.pop(id(order), []):
+                    replies.append((identity, {"id": corr, "ok": True, "order": order_dict(order)}))
+        for identity, body in replies:
+            self._reply(identity, body)
+
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._wake_rx, zmq.POLLIN)
+        while not self._stop.is_set():
+            events = dict(poller.poll(200))
+            try:
+                if self._wake_rx in events:
+                    self._serve_answers()
+                if self._socket in events:
+                    self._serve_requests()
+            except zmq.ZMQError as exc:
+                if self._stop.is_set():
+                    return
+                log.error("order port: %s", exc)
+            except Exception:  # never lose the port to one request
+                log.exception("order port: request failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        for sock in (self._socket, self._wake_rx, self._wake_tx):
+            sock.close(0)
+        self._ctx.term()

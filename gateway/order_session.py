@@ -1,0 +1,181 @@
+"""``tickdb.Orders``: order entry over the gateway's order port (ZeroMQ), the fast path.
+
+    with tickdb.Orders("http://127.0.0.1:8000") as orders:     # or the port's tcp:// address
+        order = orders.submit("A1", "AAPL", "buy", 100, 189.50)
+        orders.cancel("A1", order["clordid"])
+        ids = [orders.send_new("A1", "MSFT", "buy", 10, 400.0 + i / 100) for i in range(100)]
+        answers = orders.collect(ids)                          # pipelined: one answer per id
+
+Same requests, rules and answers as HTTP (``docs/orders.md``); a refusal raises
+``OrderRejected``. One ``Orders`` is for one thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from gateway.client_errors import GatewayError
+from gateway.order_client import OrderRejected
+
+
+def _resolve(address: str) -> str:
+    if not address.startswith("http"):
+        return address
+    from gateway.client import Client
+
+    with Client(address, timeout_s=10) as client:
+        where = client.order_request("GET", "/orders-stream")
+    if not where.get("order_port"):
+        raise GatewayError("unavailable", f"the gateway at {address} has no order port", 503)
+    return str(where["order_port"])
+
+
+class Orders:
+    def __init__(self, address: str = "http://127.0.0.1:8000", *, timeout_s: float = 10.0) -> None:
+        self.address = _resolve(address)
+        self.timeout_s = timeout_s
+        self._ctx = zmq.Context()
+        self._socket = self._ctx.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.connect(self.address)
+        self._ids = itertools.count(1)
+        self._early: dict[Any, dict[str, Any]] = {}  # answers that came before asked for
+
+    # -- pipelined -------------------------------------------------------------------------
+    def send(self, op: str, wait: bool = True, **fields: Any) -> int:
+        """Send a request without waiting; returns its id for ``collect``."""
+        request_id = next(self._ids)
+        body = {"op": op, "id": request_id, "wait": wait, **fields}
+        self._socket.send(json.dumps(body).encode())
+        return request_id
+
+    def send_new(
+        self,
+        account: str,
+        sym: str,
+        side: str,
+        qty: int,
+        price: float | None = None,
+        *,
+        tif: str = "day",
+        strategy: str = "",
+        clordid: str | None = None,
+        wait: bool = True,
+    ) -> int:
+        return self.send(
+            "new",
+            wait,
+            account=account,
+            sym=sym,
+            side=side,
+            qty=qty,
+            price=price,
+            type="market" if price is None else "limit",
+            tif=tif,
+            strategy=strategy,
+            clordid=clordid or uuid.uuid4().hex[:20],
+        )
+
+    def collect(self, ids: list[int], timeout_s: float | None = None) -> list[dict[str, Any]]:
+        """The raw answers to ``ids``, in the order given (``ok`` says which are refusals)."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        wanted = set(ids)
+        while not wanted <= self._early.keys():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+                missing = len(wanted - self._early.keys())
+                raise GatewayError("timeout", f"{missing} answers missing from {self.address}", 0)
+            body = json.loads(self._socket.recv())
+            self._early[body.get("id")] = body
+        return [self._early.pop(i) for i in ids]
+
+    # -- one request at a time ----------------------------------------------------------------
+    def _call(self, op: str, wait: bool = True, **fields: Any) -> dict[str, Any]:
+        (body,) = self.collect([self.send(op, wait, **fields)])
+        if body.get("ok"):
+            return dict(body.get("order") or body)
+        if body.get("error") == "rejected":
+            raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
+        raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
+
+    def submit(
+        self,
+        account: str,
+        sym: str,
+        side: str,
+        qty: int,
+        price: float | None = None,
+        *,
+        tif: str = "day",
+        strategy: str = "",
+        clordid: str | None = None,
+        wait: bool = True,
+    ) -> dict[str, Any]:
+        """The order after the venue's first answer (``wait=False``: once sequenced)."""
+        (body,) = self.collect(
+            [
+                self.send_new(
+                    account,
+                    sym,
+                    side,
+                    qty,
+                    price,
+                    tif=tif,
+                    strategy=strategy,
+                    clordid=clordid,
+                    wait=wait,
+                )
+            ]
+        )
+        if body.get("ok"):
+            return dict(body["order"])
+        if body.get("error") == "rejected":
+            raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
+        raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
+
+    def cancel(
+        self, account: str, clordid: str, *, cancel_clordid: str | None = None
+    ) -> dict[str, Any]:
+        return self._call(
+            "cancel",
+            account=account,
+            orig_clordid=clordid,
+            clordid=cancel_clordid or uuid.uuid4().hex[:20],
+        )
+
+    def replace(
+        self,
+        account: str,
+        clordid: str,
+        *,
+        qty: int | None = None,
+        price: float | None = None,
+        new_clordid: str | None = None,
+    ) -> dict[str, Any]:
+        return self._call(
+            "replace",
+            account=account,
+            orig_clordid=clordid,
+            clordid=new_clordid or uuid.uuid4().hex[:20],
+            qty=qty,
+            price=price,
+        )
+
+    def cancel_all(self, account: str = "", strategy: str = "", sym: str = "") -> dict[str, Any]:
+        return self._call("cancel_all", account=account, strategy=strategy, sym=sym)
+
+    def close(self) -> None:
+        self._socket.close(0)
+        self._ctx.term()
+
+    def __enter__(self) -> Orders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
