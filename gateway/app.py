@@ -11,13 +11,14 @@ from typing import Any, Literal
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway import formats
 from gateway.backends import BackendState
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
+from gateway.openapi import PLAN_KINDS, QUERY_RESPONSES, ErrorBody, error_responses, install
 from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
@@ -25,6 +26,12 @@ from queries.q import QError
 
 
 class QueryRequest(BaseModel):
+    """Exactly one of ``sql`` and ``q``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["sql"]}, {"required": ["q"]}]}
+    )
+
     sql: str | None = Field(
         None, description="One read-only DuckDB SQL statement over the logical tables."
     )
@@ -47,17 +54,6 @@ class QueryRequest(BaseModel):
         if (self.sql is None) == (self.q is None):
             raise ValueError("give exactly one of sql and q")
         return self
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    position: int | None = Field(None, description="q queries: the 0-based character at fault.")
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": kind} for kind, status in HTTP_STATUS.items()
-}
 
 
 def error_response(exc: QueryError) -> JSONResponse:
@@ -106,13 +102,18 @@ def create_app(
             return bad_order_request(request, problems)
         return error_response(QueryError("bad_query", f"invalid request: {problems}"))
 
+    install(app)
     app.include_router(
         order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
     )
 
-    @app.post("/query", responses=ERRORS, response_class=Response)
+    @app.post("/query", responses=QUERY_RESPONSES, response_class=Response)
     def query(
-        body: QueryRequest, format: str | None = Query(None), accept: str | None = Header(None)
+        body: QueryRequest,
+        format: Literal["json", "arrow", "csv"] | None = Query(
+            None, description="Result encoding; the body's format wins; else Accept."
+        ),
+        accept: str | None = Header(None),
     ) -> Response:
         """Run SQL or q; JSON, Arrow IPC stream or CSV by ``format`` or ``Accept``."""
         try:
@@ -143,7 +144,7 @@ def create_app(
         metrics.rows.inc(result.table.num_rows)
         return _encoded(result, fmt, keys)
 
-    @app.post("/query/plan", responses=ERRORS)
+    @app.post("/query/plan", responses=error_responses(PLAN_KINDS))
     def plan(body: QueryRequest) -> Any:
         """How the query would run: the mode, each backend query and the merge query."""
         try:

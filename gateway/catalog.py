@@ -77,13 +77,19 @@ class Catalog:
             return self._db.cursor()
 
     def describe(self, sql: str) -> list[OutputColumn]:
-        """Bind ``sql`` (raises duckdb.Error with DuckDB's message) and list its columns."""
+        """Bind ``sql`` (raises duckdb.Error with DuckDB's message) and list its columns.
+
+        A relation binds the user's text as it is, so an error quotes the user's SQL (a
+        ``DESCRIBE`` prefix showed up in every binder error's ``LINE 1:``).
+        """
         cur = self.cursor()
         try:
-            rows = cur.execute(f"DESCRIBE {sql}").fetchall()
+            rel = cur.sql(sql)
+            if rel is None:
+                raise duckdb.InvalidInputException("not a query: it returns no rows")
+            return [OutputColumn(n, str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
         finally:
             cur.close()
-        return [OutputColumn(str(r[0]), str(r[1])) for r in rows]
 
     def run_empty(self, sql: str) -> pa.Table:
         """Run ``sql`` over the empty tables: what a backend holding no rows answers."""

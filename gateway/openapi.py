@@ -1,0 +1,110 @@
+"""What the OpenAPI document (``/docs``, ``/openapi.json``) says about ``POST /query``.
+
+The handler returns a ``Response`` it encodes itself (JSON, Arrow IPC stream or CSV), so
+FastAPI cannot infer the result: the models and media types are declared here. Errors are
+the ``QueryError`` kinds' statuses, each with its body; FastAPI's automatic 422 is removed
+from the query routes, whose invalid requests are answered 400 ``bad_query``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+from gateway.errors import HTTP_STATUS
+from gateway.formats import ARROW_STREAM, CSV, JSON
+
+QUERY_PATHS = ("/query", "/query/plan")
+
+ERROR_DESCRIPTIONS = {
+    "bad_query": "The SQL or q is invalid (DuckDB's or the q translator's message, which "
+    "quotes the query as sent), or the request is malformed.",
+    "forbidden": "The SQL is not read-only or uses a forbidden function; the message names it.",
+    "timeout": "The query did not finish within its time limit.",
+    "unavailable": "A backend the query needs did not answer (without allow_partial).",
+    "internal": "A backend failed unexpectedly; the gateway logged it.",
+}
+# Statuses /query/plan can give: planning never reaches a backend.
+PLAN_KINDS = ("bad_query", "forbidden")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="The kind: " + ", ".join(HTTP_STATUS) + ".")
+    message: str
+    position: int | None = Field(None, description="q queries: the 0-based character at fault.")
+
+
+class ResultColumn(BaseModel):
+    name: str
+    type: str = Field(description="Arrow type, e.g. timestamp[ns], string, double, int64.")
+
+
+class QueryResult(BaseModel):
+    """The JSON encoding of a result (``format=json`` or ``Accept: application/json``)."""
+
+    keys: list[str] | None = Field(
+        None, description="q keyed results (select ... by): the key columns, which lead."
+    )
+    columns: list[ResultColumn]
+    data: list[list[Any]] = Field(
+        description="Rows as arrays in column order: times as ISO 8601 text, NaN and "
+        "infinities as null, timespans as seconds."
+    )
+    rows: int
+    truncated: bool = Field(description="More rows matched than max_rows.")
+    partial: bool = Field(description="allow_partial: some backends did not answer.")
+    missing: dict[str, str] = Field(description="Backends that did not answer, and why.")
+    plan: str = Field(description="single, groups, aggregate, rows or pull (docs/gateway.md).")
+    elapsed_ms: float
+
+
+def error_responses(kinds: tuple[str, ...] = tuple(HTTP_STATUS)) -> dict[int | str, Any]:
+    return {
+        HTTP_STATUS[kind]: {"model": ErrorBody, "description": f"`{kind}`: {text}"}
+        for kind, text in ERROR_DESCRIPTIONS.items()
+        if kind in kinds
+    }
+
+
+QUERY_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "The result, encoded as `format` (or `Accept`) asks; flags also in "
+        "the X-Tickdb-* headers (and, for Arrow, the schema metadata tickdb.*).",
+        "content": {
+            JSON: {"schema": {"$ref": "#/components/schemas/QueryResult"}},
+            ARROW_STREAM: {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "An Arrow IPC stream.",
+            },
+            CSV: {"schema": {"type": "string"}, "description": "CSV with a header row."},
+        },
+    },
+    **error_responses(),
+}
+
+
+def install(app: FastAPI) -> None:
+    """Replace the app's OpenAPI generator with one that drops the query routes' 422 and
+    declares the result model."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path in QUERY_PATHS:
+            for operation in schema.get("paths", {}).get(path, {}).values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (QueryResult, ResultColumn):
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            model_schema.pop("$defs", None)  # ResultColumn is a component of its own
+            components[model.__name__] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
