@@ -245,3 +245,24 @@ def test_loaded_lake_reads_like_plain_duckdb(tmp_path: Path) -> None:
     con = duckdb.connect()
     got = con.sql(f"select sum(size) from read_parquet('{glob}')").fetchall()[0][0]
     assert got == sum(data.column("size").to_pylist())
+
+
+def test_load_keeps_nanoseconds_of_times_with_an_offset(tmp_path: Path) -> None:
+    source = tmp_path / "tz.csv"
+    source.write_text(
+        "time,sym,price,size\n"
+        "2024-01-02T10:30:00.123456789+01:00,A,1,1\n"
+        "2024-01-02T09:30:00.000000001Z,B,1,1\n"
+        "2024-01-02T04:00:00.999999999-05:30,C,1,1\n"
+        "2024-01-02T09:30:00+25:00,D,1,1\n"
+    )
+    report = load_file(tmp_path / "hdb", TRADE, source, skip_bad=True)
+    assert report.rows_loaded == 3 and [b.row for b in report.bad_rows] == [4]
+    table = pq.read_table(partition_file(tmp_path / "hdb", "trade", D1, Shard()))
+    base = 1704187800 * 10**9  # 2024-01-02 09:30 UTC
+    times = [t.value for t in table.column("time")]
+    assert dict(zip(table.column("sym").to_pylist(), times, strict=True)) == {
+        "A": base + 123456789,
+        "B": base + 1,
+        "C": base + 999999999,
+    }

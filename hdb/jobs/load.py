@@ -76,12 +76,15 @@ def _convert(col: Column, source_type: str) -> str:
     x = quote_ident(col.name)
     target = Q_TO_DUCKDB[col.qtype]
     if col.qtype == "timestamp" and source_type == "VARCHAR":
-        # A written offset is honoured (via TIMESTAMPTZ, to UTC); without one the time is
-        # UTC already and keeps its nanoseconds.
+        # A written offset is honoured: the local time before it keeps its nanoseconds and
+        # the offset is subtracted in whole nanoseconds (TIMESTAMPTZ holds microseconds, so
+        # going through it cut .123456789+00:00 to .123456). Without one the time is UTC.
+        text, offset = f"trim({x})", f"regexp_extract(trim({x}), '{_OFFSET}')"
+        local = f"TRY_CAST(left({text}, length({text}) - length({offset})) AS TIMESTAMP_NS)"
         return (
-            f"CASE WHEN regexp_matches(trim({x}), '{_OFFSET}') "
-            f"THEN CAST(TRY_CAST(trim({x}) AS TIMESTAMPTZ) AS TIMESTAMP_NS) "
-            f"ELSE TRY_CAST(trim({x}) AS TIMESTAMP_NS) END"
+            f"CASE WHEN {offset} <> '' "
+            f"THEN make_timestamp_ns(epoch_ns({local}) - {_offset_ns(offset)}) "
+            f"ELSE TRY_CAST({text} AS TIMESTAMP_NS) END"
         )
     if col.qtype == "timestamp" and source_type.startswith("TIMESTAMP WITH TIME ZONE"):
         return f"CAST({x} AS TIMESTAMP_NS)"
@@ -92,6 +95,17 @@ def _convert(col: Column, source_type: str) -> str:
             f"THEN TRY_CAST(trim(CAST({x} AS VARCHAR)) AS {target}) END"
         )
     return f"TRY_CAST({x} AS {target})"
+
+
+def _offset_ns(offset: str) -> str:
+    """SQL: the nanoseconds east of UTC that an offset text (``Z``, ``+01``, ``-0530``,
+    ``+05:30``) says; NULL for an hour or minute out of range, so the row is bad."""
+    digits = f"replace(replace({offset}, ':', ''), 'Z', '+0000')"
+    hours = f"TRY_CAST(substr({digits}, 2, 2) AS BIGINT)"
+    minutes = f"coalesce(TRY_CAST(nullif(substr({digits}, 4, 2), '') AS BIGINT), 0)"
+    sign = f"CASE WHEN left({digits}, 1) = '-' THEN -1 ELSE 1 END"
+    valid = f"{hours} <= 23 AND {minutes} <= 59"
+    return f"(CASE WHEN {valid} THEN {sign} * ({hours} * 3600 + {minutes} * 60) END * 1000000000)"
 
 
 def _problems(schema: TableSchema) -> str:
