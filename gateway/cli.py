@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
+from tickerplant.listen import AddressInUse
 
 FORMATS = ("table", "csv", "json", "arrow")
 
@@ -115,7 +117,14 @@ def gateway(
     family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((bind_host, cfg.gateway.port if port is None else port))
+    http_port = cfg.gateway.port if port is None else port
+    try:
+        sock.bind((bind_host, http_port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(f"{bind_host}:{http_port}", "gateway.port (--port)") from None
+        raise
     bound_port = sock.getsockname()[1]
     orders = _start_orders(cfg, tp, order_port)
     server = uvicorn.Server(

@@ -76,6 +76,7 @@ class GatewayKdbPort:
             authenticate=self._authenticate if self.users else None,
             max_message_bytes=max_message_bytes,
             name="gateway-kdb",
+            setting="gateway.kdb_port (--kdb-port)",
         )
 
     @property

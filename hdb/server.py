@@ -46,6 +46,7 @@ class Hdb:
             workers=workers,
             extra_handlers={RELOAD: self._reload},
             on_error=self.catalog.retry_after,
+            setting="hdb.address (--address)",
         )
         self._stop = threading.Event()
 

@@ -39,6 +39,7 @@ from queries.service_protocol import (
 )
 from queries.service_watchdog import QueryGuard, Watchdog, lower_thread_priority
 from queries.sqlsafety import check_read_only
+from tickerplant.listen import bind
 
 log = logging.getLogger("tickdb.queries")
 
@@ -126,7 +127,9 @@ class QueryServer:
         extra_handlers: dict[bytes, Handler] | None = None,
         on_error: Callable[[QueryError], bool] | None = None,
         worker_nice: int = 0,
+        setting: str = "address",
     ) -> None:
+        """``setting`` names what chose ``address``, for the error when it is in use."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._prepare = prepare
@@ -144,7 +147,7 @@ class QueryServer:
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
-        self._router.bind(address)
+        bind(self._router, address, setting)
         self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._replies_addr = f"inproc://query-replies-{id(self)}"
         self._pull = self._ctx.socket(zmq.PULL)

@@ -113,6 +113,7 @@ class Rdb:
             workers=workers,
             on_error=self._retry_on_vanished_chunk,
             worker_nice=QUERY_NICE,
+            setting="rdb.address (--address)",
         )
         self.started = time.time()
 

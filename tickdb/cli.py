@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from tickdb.up import up
@@ -24,7 +26,14 @@ __import__("orders.cli").cli.register(app)
 
 
 def main() -> None:
-    app()
+    from tickerplant.listen import AddressInUse
+
+    try:
+        app()
+    except AddressInUse as exc:
+        # A configuration problem: one line naming the port and the setting, no traceback.
+        print(f"tickdb: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

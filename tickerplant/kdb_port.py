@@ -99,6 +99,7 @@ class KdbPort:
             authenticate=authenticate,
             on_close=self._on_close,
             name="tp-kdb",
+            setting="tickerplant.kdb_port",
         )
 
     @property

@@ -23,6 +23,7 @@ from tickerplant.journal import (
     read_journal,
     read_journal_encoded,
 )
+from tickerplant.listen import bind
 from tickerplant.protocol import (
     CHUNK,
     END,
@@ -115,7 +116,7 @@ class ReplayServer:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.socket.setsockopt(zmq.SNDTIMEO, 10_000)  # a client that stops reading is dropped
-        self.socket.bind(address)
+        bind(self.socket, address, "tickerplant.replay_address")
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.source = source
         self.schemas = schemas

@@ -23,6 +23,7 @@ from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, de
 from tickerplant.dedup import PublisherLedger, Verdict
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
+from tickerplant.listen import bind
 from tickerplant.protocol import (
     ACK,
     ERR,
@@ -108,12 +109,12 @@ class Tickerplant:
         self.ingest = self.ctx.socket(zmq.ROUTER)
         self.ingest.setsockopt(zmq.LINGER, 0)
         self.ingest.setsockopt(zmq.RCVHWM, 100_000)
-        self.ingest.bind(self.tp.address)
+        bind(self.ingest, self.tp.address, "tickerplant.address (--address)")
         self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
-        self.pub.bind(self.tp.publish_address)
+        bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.fanout = Fanout(self.pub, self.schemas)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tickerplant.listen import listen_tcp
 from tickerplant.qipc import types as t
 from tickerplant.qipc.codec import decode, encode
 from tickerplant.qipc.pykx_compat import NOT_A_PROBE, answer_probe
@@ -99,6 +100,7 @@ class QIpcServer:
         handshake_timeout: float = 10.0,
         answer_pykx_probes: bool = True,
         name: str = "qipc",
+        setting: str = "kdb_port",
     ) -> None:
         self.handler = handler
         self.authenticate = authenticate
@@ -108,7 +110,7 @@ class QIpcServer:
         self.handshake_timeout = handshake_timeout
         self.answer_pykx_probes = answer_pykx_probes
         self.name = name
-        self._listener = socket.create_server((host, port), reuse_port=False, backlog=128)
+        self._listener = listen_tcp(host, port, setting)
         self.host, self.port = self._listener.getsockname()[:2]
         self._conns: dict[int, QConnection] = {}
         self._threads: set[threading.Thread] = set()
