@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 MAX_RUN = 1000  # requests sent to the tickerplant as one batch, at most
 MAX_REQUEST_BYTES = 64 * 1024
+ANSWER_BUFFER = 100_000
 PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
 WAKE = b"wake"
 
@@ -90,7 +91,7 @@ def _price(body: dict[str, Any]) -> float | None:
 def _choice(body: dict[str, Any], key: str, kind: type[StrEnum], default: str | None) -> Any:
     value = body.get(key, default)
     try:
-        return kind(value)
+        return kind(str(value))
     except ValueError:
         known = ", ".join(m.value for m in kind)
         raise BadRequest(f"{key}: expected one of {known}, got {value!r}") from None
@@ -117,7 +118,9 @@ class OrderPort:
         self._socket = self._ctx.socket(zmq.ROUTER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
-        self._socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # Answers queued per client before ZeroMQ drops them: a client that pipelines
+        # thousands of requests reads their answers later (tickdb.Orders.collect).
+        self._socket.setsockopt(zmq.SNDHWM, ANSWER_BUFFER)
         self._socket.bind(address)
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         # The stream's thread wakes this one when a waited-for order got its answer.
@@ -143,7 +146,11 @@ class OrderPort:
     def _on_order(self, order: Order) -> None:
         if id(order) in self._waiters and order.status not in PENDING:
             self._answered.append(order)
-            self._wake_tx.send(WAKE, zmq.NOBLOCK)
+            if len(self._answered) == 1:  # one wake per batch of answers is enough
+                try:
+                    self._wake_tx.send(WAKE, zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # wakes are already queued: the port will look at the answers
 
     # -- the port's thread ------------------------------------------------------------------
     def _reply(self, identity: bytes, body: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ class Orders:
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.RCVHWM, 0)  # answers wait here until collected
         self._socket.connect(self.address)
         self._ids = itertools.count(1)
         self._early: dict[Any, dict[str, Any]] = {}  # answers that came before asked for

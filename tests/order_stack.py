@@ -86,6 +86,8 @@ class OrderStack:
             str(port),
             "--kdb-port",
             "0",
+            "--order-port",
+            "tcp://127.0.0.1:0",
             "--refresh",
             "0.2",
             "--tp",
