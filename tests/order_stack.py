@@ -77,7 +77,7 @@ class OrderStack:
         self.rdbs.append(proc)
         return proc
 
-    def start_gateway(self, port: int = 0) -> Proc:
+    def start_gateway(self, port: int = 0, order_port: int = 0) -> Proc:
         args = [
             "gateway",
             "--config",
@@ -87,7 +87,7 @@ class OrderStack:
             "--kdb-port",
             "0",
             "--order-port",
-            "tcp://127.0.0.1:0",
+            f"tcp://127.0.0.1:{order_port}",
             "--refresh",
             "0.2",
             "--tp",
@@ -111,6 +111,7 @@ def start_order_stack(
     shards: int = 1,
     rdbs: bool = False,
     gateway_port: int = 0,
+    order_port: int = 0,
     **sections: Any,
 ) -> OrderStack:
     """Tickerplant, ``shards`` venues, optional RDBs, and a gateway with ``--tp``.
@@ -135,7 +136,7 @@ def start_order_stack(
         if rdbs:
             for k in range(shards):
                 stack.start_rdb(k)
-        stack.start_gateway(gateway_port)
+        stack.start_gateway(gateway_port, order_port)
     except Exception:
         stack.stop()
         raise
