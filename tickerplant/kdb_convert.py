@@ -6,8 +6,10 @@ kdb+tick feedhandlers send one of three shapes, and this accepts all of them:
 * many rows: a list of columns, ``(`AAPL`MSFT; 101.5 20.1; 200 300)``;
 * a table (or a dictionary of columns), columns matched by name.
 
-A row or list of columns may leave ``time`` out (one item short); the tickerplant then stamps
-it, as tick.q does. When ``time`` is there it may be a timestamp (kept), or a timespan, time,
+A row or list of columns may leave ``time`` out (one item short); it is then stamped with
+``now_ns``, the call's own arrival, as tick.q stamps each ``upd`` with ``.z.N`` (the
+tickerplant's stamp would be one per turn of its loop, shared by every call it read in that
+turn). When ``time`` is there it may be a timestamp (kept), or a timespan, time,
 second or minute, which tick.q feeds send as time of day: it becomes today (UTC, by the
 tickerplant's clock) plus that time. Types are checked as q's ``insert`` checks them (a long
 is not a float), except that symbols and strings stand in for each other, because Python
@@ -35,9 +37,10 @@ _TEXT_QTYPES = {"symbol", "string"}
 
 
 def upd_to_arrow(schema: TableSchema, data: Any, now_ns: int) -> pa.Table:
-    """``data`` as a table of ``schema`` (without ``time`` if the feed left it out)."""
+    """``data`` as a table of ``schema``; ``time``, if the feed left it out, is ``now_ns``."""
     columns = _named_columns(schema, data)
-    fields = schema.arrow if "time" in columns else schema.arrow_without_time
+    stamped = "time" not in columns
+    fields = schema.arrow_without_time if stamped else schema.arrow
     arrays: list[pa.Array] = []
     rows: int | None = None
     for field in fields:
@@ -51,6 +54,12 @@ def upd_to_arrow(schema: TableSchema, data: Any, now_ns: int) -> pa.Table:
                 f"the columns before it {rows}"
             )
         arrays.append(array if array.type == field.type else array.cast(field.type))
+    if stamped:
+        count = rows if rows is not None else 0
+        arrays.insert(
+            0, pa.array(np.full(count, now_ns, dtype="datetime64[ns]"), pa.timestamp("ns"))
+        )
+        fields = schema.arrow
     return pa.Table.from_arrays(arrays, schema=fields)
 
 

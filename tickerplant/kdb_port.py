@@ -12,6 +12,10 @@ validation are the ZeroMQ path's and the main loop knows nothing about q:
 * ``.u.sub[t; syms]`` registers the client for ``upd``/``.u.end`` pushes
   (:mod:`tickerplant.kdb_subs`).
 * ``.u.i`` (the last committed seq), ``.u.t`` (table names) answer status queries.
+
+Each may also come as q text (``.u.sub[`;`]``, ``.u.upd[`trade;(`A;1.5;100)]``), read by
+:mod:`tickerplant.kdb_text` into the values the binary call would carry. An async message
+that fails is logged (here, or by the IPC server for anything else), never dropped unseen.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tickerplant.clock import Clock, SystemClock
 from tickerplant.ingest import encode_stream
 from tickerplant.kdb_convert import upd_to_arrow
 from tickerplant.kdb_subs import QFanout
+from tickerplant.kdb_text import QTextError, parse_call
 from tickerplant.publisher import Publisher, PublishError
 from tickerplant.qipc.server import Authenticator, QConnection, QIpcServer
 from tickerplant.qipc.types import SYNC, QError
@@ -36,6 +41,15 @@ from tickerplant.schema import TableSchema
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 0.1  # how soon an async .u.upd refused by the tickerplant is logged
+# Texts answered as status queries rather than parsed as calls.
+_STATUS = frozenset({"", ".u.i", ".u.t", "tables[]", "tables`."})
+
+
+def _parse_text(text: str) -> tuple[str, list[Any]] | None:
+    try:
+        return parse_call(text)
+    except QTextError as exc:
+        raise QError(f"{exc} in {text[:60]!r}") from None
 
 
 @dataclass
@@ -135,7 +149,11 @@ class KdbPort:
             with feed.lock:
                 self._settle(feed, conn.id)
         if isinstance(value, str):  # q text, or a bare name sent as a symbol
-            return self._query(value.strip())
+            text = value.strip()
+            call = None if text in _STATUS else _parse_text(text)
+            if call is None:
+                return self._query(text)
+            value = [call[0], *call[1]]  # .u.upd[...] as text: the same call as sent binary
         if isinstance(value, list) and value and isinstance(value[0], str):
             name, *args = value
             if name == ".u.upd":

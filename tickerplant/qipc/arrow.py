@@ -227,6 +227,12 @@ def column_to_arrow(column: Any) -> tuple[pa.Array, str]:
 
 
 def _temporal_to_arrow(column: npt.NDArray[Any]) -> tuple[pa.Array, str]:
+    if column.dtype == t.NUMPY_DTYPE[t.DATETIME]:
+        # q's deprecated datetime (type z): named as q names it, so an error says
+        # "got datetime" rather than a numpy dtype; callers refuse or convert it.
+        ms = column.view(np.int64)
+        array = pa.array(ms, pa.int64(), mask=ms == t.NAT).cast(pa.timestamp("ms"))
+        return array.cast(pa.timestamp("ns")), "datetime"
     qtype = t.DTYPE_TO_TYPE.get(column.dtype)
     raw = column.view(np.int64)
     nat = raw == t.NAT

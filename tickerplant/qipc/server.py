@@ -111,6 +111,7 @@ class QIpcServer:
         self.answer_pykx_probes = answer_pykx_probes
         self.name = name
         self._listener = listen_tcp(host, port, setting)
+        self.async_errors = 0  # async messages whose handler failed (logged)
         self.host, self.port = self._listener.getsockname()[:2]
         self._conns: dict[int, QConnection] = {}
         self._threads: set[threading.Thread] = set()
@@ -254,6 +255,10 @@ class QIpcServer:
             result = self._call(conn, value, header.msg_type)
             if sync:
                 self._reply(conn, result)
+            elif isinstance(result, t.QError):
+                # No one waits for an async answer: the log is the only place it can show.
+                self.async_errors += 1
+                log.warning("%s: async message from %r failed: %s", self.name, conn, result)
 
     def _call(self, conn: QConnection, value: Any, msg_type: int) -> Any:
         try:
