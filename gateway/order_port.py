@@ -17,6 +17,7 @@ Messages over ``MAX_REQUEST_BYTES`` are refused unread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -147,10 +148,9 @@ class OrderPort:
         if id(order) in self._waiters and order.status not in PENDING:
             self._answered.append(order)
             if len(self._answered) == 1:  # one wake per batch of answers is enough
-                try:
+                # A full queue means wakes are pending: the port will look at the answers.
+                with contextlib.suppress(zmq.Again):
                     self._wake_tx.send(WAKE, zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # wakes are already queued: the port will look at the answers
 
     # -- the port's thread ------------------------------------------------------------------
     def _reply(self, identity: bytes, body: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ def order_dict(order: Order) -> dict[str, Any]:
         "leaves_qty": order.leaves_qty,
         "avg_px": order.avg_px,
         "status": str(order.status),
-        "reason": order.history[-1] if order.history else "",
+        "reason": order.reason,
     }
 
 
@@ -118,7 +118,7 @@ def _rejected_view(event: Event) -> Order:
         tif=event.tif,
         strategy=event.strategy,
         status=OrdStatus.REJECTED,
-        history=[event.reason],
+        reason=event.reason,
     )
 
 
@@ -218,7 +218,7 @@ class OrderRouter:
                 if _same_request(known, req):
                     if known.status is OrdStatus.REJECTED and not known.order_id:
                         # A retry of a request risk refused: the same answer again.
-                        reason = known.history[-1] if known.history else "rejected"
+                        reason = known.reason or "rejected"
                         raise OrderRejected(
                             reason, f"order {req.clordid!r} was rejected: {reason}", known
                         )
@@ -245,7 +245,7 @@ class OrderRouter:
             reject = self.risk.check_new(req, self._clock_ns(), intended=intended)
             if reject is not None:
                 order.status = OrdStatus.REJECTED
-                order.history.append(str(reject.code))
+                order.reason = str(reject.code)
                 self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
                 raise OrderRejected(reject.code, reject.message, order)
             self._send(req, outbox)
@@ -451,7 +451,7 @@ class OrderRouter:
         if event.event is EventType.REPLACED:
             order.clordid, order.orig_clordid = event.clordid, event.orig_clordid
         if event.reason:
-            order.history.append(event.reason)
+            order.reason = event.reason
 
     def on_fill(self, fill: Fill, ts_ns: int) -> None:
         """``ts_ns``: when the tickerplant received it, so a replay at start counts each

@@ -57,11 +57,12 @@ class OrderStream:
 
     # -- order flow ------------------------------------------------------------------------
     def _run_flow(self) -> None:
-        if self._start_seq == 0:
-            self._mark_ready()
         while not self._stop.is_set():
-            message = self._flow.poll(0.2)
+            message = self._flow.poll(0.05)
             if message is None:
+                # Ready once the replay is applied and the live topic answers (a heartbeat).
+                if not self.router.ready and self.last_seq >= self._start_seq and self._flow.live:
+                    self._mark_ready()
                 continue
             try:
                 with self.router.lock:
@@ -70,7 +71,7 @@ class OrderStream:
             except Exception:  # one bad row must not stop the order path
                 log.exception("order flow message %r not applied", message)
             self.last_seq = message.seq
-            if not self.router.ready and message.seq >= self._start_seq:
+            if not self.router.ready and message.seq >= self._start_seq and self._flow.live:
                 self._mark_ready()
 
     def _mark_ready(self) -> None:

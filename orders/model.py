@@ -159,6 +159,8 @@ class Order:
     orig_clordid: str = ""
     # The status before a pending cancel/replace, restored if the venue refuses it.
     prior_status: OrdStatus | None = None
+    # Why it is where it is: the last reject, cancel or expiry reason (a code).
+    reason: str = ""
     history: list[str] = field(default_factory=list, repr=False)
 
     @property

@@ -166,9 +166,14 @@ class Venue:
         return True
 
     def catch_up(self) -> None:
-        """Process the replayed journal, up to the sequence number seen at start."""
+        """Process the replayed journal, up to the sequence number seen at start, then
+        until the subscription is live (its first heartbeat at most), so that a request
+        sent once this venue says it is ready goes straight to it, not through a gap
+        repair."""
         while self.processed_seq < self.caught_up_seq and self.step(self.timeout_s):
             pass
+        while not self._sub.live:
+            self.step(0.05)
         self._pub.flush()
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:

@@ -129,6 +129,9 @@ class Subscriber:
         self._sub = self._connect(self.hello.publish)
         self._ready: deque[Message] = deque()
         self.gaps_repaired = 0
+        # True once the topic delivered anything (data or a heartbeat): the tickerplant has
+        # the subscription, so nothing published from then on is missed.
+        self.live = False
         self.duplicates_dropped = 0
         self.replayed_records = 0
         self._last_heard = time.monotonic()
@@ -239,6 +242,7 @@ class Subscriber:
         meta = frames[1]
         kind = meta[:1]
         self._last_heard = time.monotonic()
+        self.live = True
         if kind == DATA:
             prev = U64.unpack_from(meta, 1)[0]
             blob = frames[2]
