@@ -379,3 +379,28 @@ def test_the_order_port_refuses_bad_requests_and_keeps_serving(stack: OrderStack
     with tickdb.Orders(stack.url) as orders:
         assert orders.submit("A1", "AAPL", "buy", 1, 1.00)["status"] == "new"
     assert "order port: bad request" in stack.gateway.log()  # type: ignore[union-attr]
+
+
+def test_a_halted_account_refuses_new_orders_but_cancels_pass(
+    stack: OrderStack, client: Client
+) -> None:
+    working = client.submit("A3", "GOOG", "buy", 2, 1.00, clordid="halt-w")
+    client.set_trading_state("halted", account="A3")
+    try:
+        with pytest.raises(OrderRejected) as halted:
+            client.submit("A3", "GOOG", "buy", 2, 1.00)
+        assert halted.value.code == "trading_halted"
+        assert client.cancel("A3", working["clordid"])["status"] == "canceled"
+        client.set_trading_state("reducing", account="A3")
+        with pytest.raises(OrderRejected) as reducing:
+            client.submit("A3", "GOOG", "buy", 2, 1.00)  # A3 holds no GOOG: nothing to reduce
+        assert reducing.value.code == "trading_reducing"
+    finally:
+        client.set_trading_state("active", account="A3")
+    assert client.submit("A3", "GOOG", "buy", 2, 1.00)["status"] == "new"
+    recorded = []
+    with Subscriber(stack.tp_address, tables=["risk_admin"], start="journal") as sub:
+        while (message := sub.poll(0)) is not None:
+            if isinstance(message, Update):
+                recorded += message.data.to_pylist()
+    assert [r["action"] for r in recorded if r["account"] == "A3"] == ["state"] * 3
