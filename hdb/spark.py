@@ -91,8 +91,12 @@ def lake_schema(hdb: str | Path, table: str) -> TableSchema:
 
 
 def _uri(hdb: str | Path) -> str:
+    """A URI PyArrow opens: Hadoop's ``s3a://`` and ``s3n://`` are its ``s3://``."""
     text = str(hdb)
-    return text if "://" in text else Path(text).absolute().as_uri()
+    if "://" not in text:
+        return Path(text).absolute().as_uri()
+    scheme, rest = text.split("://", 1)
+    return ("s3" if scheme in ("s3a", "s3n") else scheme) + "://" + rest
 
 
 def read_table(spark: Any, hdb: str | Path, table: str, schema: TableSchema | None = None) -> Any:

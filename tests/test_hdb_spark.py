@@ -20,7 +20,7 @@ from harness import Proc
 
 from gateway.client import Client
 from hdb.layout import Shard
-from hdb.spark import lake_schema, spark_ddl
+from hdb.spark import _uri, lake_schema, spark_ddl
 from hdb.writer import write_partition
 from tickerplant.protocol import shard_of
 from tickerplant.schema import default_schemas
@@ -60,6 +60,8 @@ def test_spark_schema_reads_nanoseconds_as_integers(tmp_path: Path) -> None:
     assert spark_ddl(schema) == "`time` BIGINT, `sym` STRING, `price` DOUBLE, `size` BIGINT"
     with pytest.raises(FileNotFoundError, match="quote"):
         lake_schema(tmp_path / "hdb", "quote")
+    # Spark's Hadoop spellings of S3 are PyArrow's s3://
+    assert _uri("s3a://bucket/hdb") == "s3://bucket/hdb"
 
 
 @pytest.fixture
