@@ -78,6 +78,10 @@ def gateway(
         str | None,
         typer.Option(help="Order-entry port address, '' = off [gateway.order_port]."),
     ] = None,
+    fix_port: Annotated[
+        int | None,
+        typer.Option(help="FIX 4.4 acceptor port (0: any free port); turns it on [fix.port]."),
+    ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     # First, before any thread starts: threads inherit the priority of the one starting them.
@@ -126,7 +130,7 @@ def gateway(
             raise AddressInUse(f"{bind_host}:{http_port}", "gateway.port (--port)") from None
         raise
     bound_port = sock.getsockname()[1]
-    orders = _start_orders(cfg, tp, order_port)
+    orders = _start_orders(cfg, tp, order_port, fix_port)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(
@@ -148,6 +152,8 @@ def gateway(
         ready["kdb_port"] = kdb.port
     if orders is not None and orders.port is not None:
         ready["order_port"] = orders.port.endpoint
+    if orders is not None and orders.fix is not None:
+        ready["fix_port"] = orders.fix.address[1]
 
     def announce() -> None:
         while not server.started and not server.should_exit:
@@ -169,13 +175,13 @@ def gateway(
             orders.close()
 
 
-def _start_orders(cfg: Any, tp: str | None, port: str | None) -> Any:
+def _start_orders(cfg: Any, tp: str | None, port: str | None, fix_port: int | None) -> Any:
     """The order path (router fed by its stream), or None without a tickerplant."""
     if tp is None or not cfg.orders.enabled:
         return None
     from gateway.order_setup import start_order_path
 
-    return start_order_path(cfg, tp, port)
+    return start_order_path(cfg, tp, port, fix_port=fix_port)
 
 
 def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:

@@ -147,6 +147,8 @@ class OrderRouter:
         self.invalid_transitions = 0
         # Called (on the stream's thread, lock held) with each order an event changed.
         self.listeners: list[Callable[[Order], None]] = []
+        # The same, with the event itself (FIX execution reports need ExecType, LastQty).
+        self.event_listeners: list[Callable[[Order, Event], None]] = []
 
     # -- helpers -------------------------------------------------------------------------
     def _send(self, req: Request, outbox: list[Request] | None = None) -> None:
@@ -430,6 +432,8 @@ class OrderRouter:
         self.risk.on_event(event)
         for listener in self.listeners:
             listener(order)
+        for event_listener in self.event_listeners:
+            event_listener(order, event)
         self._changed.notify_all()
 
     def _apply_event(self, order: Order, event: Event) -> None:

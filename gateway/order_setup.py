@@ -22,12 +22,15 @@ class OrderPath:
     stream: OrderStream
     publisher: Publisher
     port: OrderPort | None = None
+    fix: Any = None  # gateway.fix_acceptor.FixAcceptor when [fix] is enabled
 
     @property
     def port_endpoint(self) -> str | None:
         return self.port.endpoint if self.port is not None else None
 
     def close(self) -> None:
+        if self.fix is not None:
+            self.fix.close()
         if self.port is not None:
             self.port.close()
         self.stream.close()
@@ -45,8 +48,31 @@ def risk_engine(cfg: Any) -> RiskEngine:
     )
 
 
+def start_fix(cfg: Any, router: OrderRouter, fix_port: int | None) -> Any:
+    """The FIX acceptor (docs/fix.md) when enabled in config or given a port; else None."""
+    if fix_port is None and not cfg.fix.enabled:
+        return None
+    from fix.settings import acceptor_sessions
+    from gateway.fix_acceptor import FixAcceptor
+
+    fix = cfg.fix
+    return FixAcceptor(
+        router,
+        acceptor_sessions(cfg),
+        host=fix.host,
+        port=fix.port if fix_port is None else fix_port,
+        max_message_bytes=fix.max_message_bytes,
+        max_connections=fix.max_connections,
+        logon_timeout_s=fix.logon_timeout_s,
+    ).start()
+
+
 def start_order_path(
-    cfg: Any, tp_address: str, port_address: str | None = None, ready_timeout_s: float = 120.0
+    cfg: Any,
+    tp_address: str,
+    port_address: str | None = None,
+    ready_timeout_s: float = 120.0,
+    fix_port: int | None = None,
 ) -> OrderPath:
     """Connect to the tickerplant, rebuild the order state from its journal, and return
     once the router takes requests."""
@@ -61,4 +87,4 @@ def start_order_path(
         raise RuntimeError("the order path did not rebuild its state in time")
     address = cfg.gateway.order_port if port_address is None else port_address
     port = OrderPort(router, address).start() if address else None
-    return OrderPath(router, stream, publisher, port)
+    return OrderPath(router, stream, publisher, port, start_fix(cfg, router, fix_port))

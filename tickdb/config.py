@@ -100,6 +100,24 @@ class OrdersConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FixConfig:
+    # The gateway's FIX 4.4 acceptor (docs/fix.md): off unless enabled.
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9878
+    # Sequence numbers and sent messages of every session; empty: <data_dir>/fix.
+    store_dir: str = ""
+    max_message_bytes: int = 64 * 1024
+    max_connections: int = 64
+    logon_timeout_s: float = 10.0
+    max_latency_s: float = 120.0
+    # [fix.sessions.NAME]: a client session (CompIDs, account, password), fix.settings.
+    sessions: dict[str, dict[str, object]] = field(default_factory=dict)
+    # [fix.venues.K]: shard K routes to an external FIX venue instead of the built-in one.
+    venues: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
     shards: int = 1
     demo_rate: int = 1000
@@ -116,6 +134,7 @@ class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     stack: StackConfig = field(default_factory=StackConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
+    fix: FixConfig = field(default_factory=FixConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -213,6 +232,12 @@ def _validate(config: Config) -> None:
     for name in config.rdb.tables:
         if name not in config.tables:
             raise ConfigError(f"rdb.tables: unknown table {name!r}")
+    from fix.settings import check_fix_config
+
+    try:
+        check_fix_config(config.fix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 _SECTIONS = {

@@ -1,0 +1,296 @@
+"""Sockets for FIX sessions: one thread runs every connection of a process.
+
+The engine accepts connections (acceptor) or keeps dialling (initiator), reads whatever is
+readable, frames it (``fix.codec.Framer``), hands frames to their ``Session`` and ticks the
+sessions' timers every 100 ms. An acceptor's connection is bound to a session by the
+CompIDs of its first frame; a second connection for a session already connected is closed.
+
+One read's frames are handled as one batch (``on_batch``, a context manager the application
+gives): the gateway holds its router's lock and sends the whole run of orders to the
+tickerplant as one message when the batch ends, as the order port does.
+
+Other threads hand work to the engine's thread with ``call_soon`` (a queue and a wake-up
+byte on a socket pair): the gateway's order stream uses it to have execution reports sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from fix.codec import Dropped, Framer, MessageTooLarge, decode
+from fix.session import Disconnect, Session
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+SEND_TIMEOUT_S = 5.0
+
+
+class SocketTransport:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:  # the reader notices the closed connection and cleans up
+            log.debug("fix send failed: %s", exc)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+@dataclass
+class Connection:
+    sock: socket.socket
+    framer: Framer
+    peer: str
+    session: Session | None = None
+    initiator_for: Session | None = None
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Dial:
+    session: Session
+    host: str
+    port: int
+    reconnect_s: float
+    next_try: float = 0.0
+    connection: Connection | None = None
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int = 64 * 1024,
+        max_connections: int = 64,
+        logon_timeout_s: float = 10.0,
+        on_batch: Callable[[], AbstractContextManager[object]] | None = None,
+        name: str = "fix-engine",
+    ) -> None:
+        self.max_message_bytes = max_message_bytes
+        self.max_connections = max_connections
+        self.logon_timeout_s = logon_timeout_s
+        self._on_batch = on_batch or contextlib.nullcontext
+        self._sel = selectors.DefaultSelector()
+        self._wake_rx, self._wake_tx = socket.socketpair()
+        self._wake_rx.setblocking(False)
+        self._wake_tx.setblocking(False)
+        self._sel.register(self._wake_rx, selectors.EVENT_READ, "wake")
+        self._calls: deque[Callable[[], None]] = deque()
+        self._listener: socket.socket | None = None
+        self._sessions: dict[tuple[str, str], Session] = {}  # (their id, our id) -> session
+        self._connections: dict[int, Connection] = {}
+        self._dials: list[Dial] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.address: tuple[str, int] | None = None
+        self.refused_connections = 0
+
+    # -- set-up --------------------------------------------------------------------------
+    def add_sessions(self, sessions: Iterable[Session]) -> None:
+        for s in sessions:
+            self._sessions[(s.settings.target_comp_id, s.settings.sender_comp_id)] = s
+
+    def listen(self, host: str, port: int) -> tuple[str, int]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        self._listener = sock
+        self._sel.register(sock, selectors.EVENT_READ, "listen")
+        self.address = sock.getsockname()[:2]
+        return self.address
+
+    def dial(self, session: Session, host: str, port: int, reconnect_s: float = 1.0) -> None:
+        self.add_sessions([session])
+        self._dials.append(Dial(session, host, port, reconnect_s))
+
+    def start(self) -> Engine:
+        self._thread.start()
+        return self
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the engine's thread (safe from any thread, never blocks)."""
+        self._calls.append(fn)
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_tx.send(b"w")
+
+    @property
+    def sessions(self) -> list[Session]:
+        return list(self._sessions.values())
+
+    # -- the loop ------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                self._tick(now)
+                next_tick = now + TICK_S
+            try:
+                events = self._sel.select(max(0.0, next_tick - time.monotonic()))
+            except OSError:
+                continue
+            for key, _ in events:
+                try:
+                    if key.data == "wake":
+                        self._drain_calls()
+                    elif key.data == "listen":
+                        self._accept()
+                    else:
+                        self._read(key.data)
+                except Exception:  # never lose the engine to one connection
+                    log.exception("fix engine: unexpected error")
+        for conn in list(self._connections.values()):
+            self._close(conn, "engine stopped")
+
+    def _drain_calls(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_rx.recv(4096):
+                pass
+        while self._calls:
+            fn = self._calls.popleft()
+            try:
+                fn()
+            except Exception:
+                log.exception("fix engine: call failed")
+
+    def _register(self, sock: socket.socket, peer: str) -> Connection:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(SEND_TIMEOUT_S)  # sendall waits at most this long for a slow peer
+        conn = Connection(sock, Framer(self.max_message_bytes), peer)
+        self._connections[sock.fileno()] = conn
+        self._sel.register(sock, selectors.EVENT_READ, conn)
+        return conn
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            sock, addr = self._listener.accept()
+        except (BlockingIOError, OSError):
+            return
+        if len(self._connections) >= self.max_connections:
+            self.refused_connections += 1
+            log.warning("fix: refused %s: %d connections open", addr, len(self._connections))
+            sock.close()
+            return
+        self._register(sock, f"{addr[0]}:{addr[1]}")
+
+    def _close(self, conn: Connection, why: str) -> None:
+        fd = conn.sock.fileno()
+        if fd in self._connections:
+            del self._connections[fd]
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(conn.sock)
+        conn.sock.close()
+        session = conn.session
+        log.info("fix: %s closed: %s", session.settings.key if session else conn.peer, why)
+        if session is not None:
+            session.detach()
+        for d in self._dials:
+            if d.connection is conn:
+                d.connection = None
+                d.next_try = time.monotonic() + d.reconnect_s
+
+    def _bind(self, conn: Connection, frame: bytes) -> Session | None:
+        """An acceptor's first frame names the session (its CompIDs)."""
+        try:
+            msg = decode(frame)
+        except ValueError:
+            return None
+        session = self._sessions.get((msg.get(49), msg.get(56)))
+        if session is None:
+            log.warning("fix: %s: no session %s -> %s", conn.peer, msg.get(49), msg.get(56))
+            return None
+        if session.state.value != "disconnected":
+            log.warning("fix: %s: session %s is already connected", conn.peer, session.settings.key)
+            return None
+        conn.session = session
+        session.attach(SocketTransport(conn.sock))
+        return session
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(256 * 1024)
+        except (BlockingIOError, TimeoutError):
+            return
+        except OSError as exc:
+            self._close(conn, str(exc))
+            return
+        if not data:
+            self._close(conn, "closed by the peer")
+            return
+        try:
+            frames = conn.framer.feed(data)
+        except MessageTooLarge as exc:
+            self._close(conn, str(exc))
+            return
+        with self._on_batch():
+            for frame in frames:
+                if conn.session is None:
+                    if isinstance(frame, Dropped):
+                        continue
+                    if self._bind(conn, frame) is None:
+                        self._close(conn, "no such session")
+                        return
+                assert conn.session is not None
+                try:
+                    conn.session.on_frame(frame)
+                except Disconnect as exc:
+                    self._close(conn, str(exc))
+                    return
+
+    def _tick(self, now: float) -> None:
+        for conn in list(self._connections.values()):
+            if conn.session is None:
+                if now - conn.opened_at > self.logon_timeout_s:
+                    self._close(conn, "no Logon in time")
+                continue
+            try:
+                conn.session.tick()
+            except Disconnect as exc:
+                self._close(conn, str(exc))
+        for d in self._dials:
+            if d.connection is None and now >= d.next_try:
+                self._connect(d)
+
+    def _connect(self, d: Dial) -> None:
+        try:
+            sock = socket.create_connection((d.host, d.port), timeout=2.0)
+        except OSError as exc:
+            log.info(
+                "fix %s: connect %s:%d failed: %s", d.session.settings.key, d.host, d.port, exc
+            )
+            d.next_try = time.monotonic() + d.reconnect_s
+            return
+        conn = self._register(sock, f"{d.host}:{d.port}")
+        conn.session = d.session
+        d.connection = conn
+        d.session.attach(SocketTransport(sock))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.call_soon(lambda: None)
+        if self._thread.is_alive():
+            self._thread.join(5)
+        if self._listener is not None:
+            self._listener.close()
+        for s in self._sessions.values():
+            s.store.close()
+        self._wake_rx.close()
+        self._wake_tx.close()
+        self._sel.close()

@@ -1,0 +1,125 @@
+"""The ``[fix]`` config section as ``SessionSettings``: client sessions and venue sessions.
+
+```toml
+[fix]
+enabled = true
+port = 9878
+
+[fix.sessions.desk1]           # a client: its CompID, ours, the account it trades for
+sender_comp_id = "DESK1"       # the client's SenderCompID (our TargetCompID)
+target_comp_id = "TICKDB"      # the client's TargetCompID (our SenderCompID)
+account = "A1"
+password = "secret"            # required in Password (554) at logon
+username = ""                  # when set, required in Username (553)
+
+[fix.venues.0]                 # shard 0 routes to an external FIX venue
+host = "127.0.0.1"
+port = 9880
+sender_comp_id = "TICKDB"      # ours
+target_comp_id = "EXCH"        # the venue's
+password = ""
+heartbeat_s = 30
+reset_on_logon = false
+account = ""                   # Account (1) sent on orders; empty: the order's account
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fix.session import SessionSettings
+
+SESSION_KEYS = {"sender_comp_id": str, "target_comp_id": str, "account": str}
+SESSION_OPTIONAL = {"password": str, "username": str}
+VENUE_KEYS = {"host": str, "port": int, "sender_comp_id": str, "target_comp_id": str}
+VENUE_OPTIONAL = {
+    "password": str,
+    "username": str,
+    "heartbeat_s": int,
+    "reset_on_logon": bool,
+    "account": str,
+    "reconnect_s": float,
+}
+
+
+def _check(
+    where: str, raw: Any, required: Mapping[str, type], optional: Mapping[str, type]
+) -> None:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a table of settings")
+    known = {**required, **optional}
+    for key, value in raw.items():
+        if key not in known:
+            raise ValueError(f"{where}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+        kind = known[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ValueError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    for key in required:
+        if key not in raw or raw[key] == "":
+            raise ValueError(f"{where}.{key}: required")
+
+
+def check_fix_config(fix: Any) -> None:
+    """Raise ValueError naming the key for anything that cannot be used."""
+    seen: set[tuple[str, str]] = set()
+    for name, raw in fix.sessions.items():
+        _check(f"fix.sessions.{name}", raw, SESSION_KEYS, SESSION_OPTIONAL)
+        pair = (raw["sender_comp_id"], raw["target_comp_id"])
+        if pair in seen:
+            raise ValueError(f"fix.sessions.{name}: CompIDs {pair} are used by another session")
+        seen.add(pair)
+    for shard, raw in fix.venues.items():
+        if not shard.isdigit():
+            raise ValueError(f"fix.venues.{shard}: the key is a shard number")
+        _check(f"fix.venues.{shard}", raw, VENUE_KEYS, VENUE_OPTIONAL)
+    for key in ("max_message_bytes", "max_connections", "logon_timeout_s", "max_latency_s"):
+        if getattr(fix, key) <= 0:
+            raise ValueError(f"fix.{key}: must be positive")
+
+
+def store_dir(cfg: Any) -> Path:
+    return Path(cfg.fix.store_dir) if cfg.fix.store_dir else cfg.data_path / "fix"
+
+
+def acceptor_sessions(cfg: Any) -> list[SessionSettings]:
+    fix = cfg.fix
+    return [
+        SessionSettings(
+            name=name,
+            # Ours is the client's TargetCompID, and the other way round.
+            sender_comp_id=raw["target_comp_id"],
+            target_comp_id=raw["sender_comp_id"],
+            account=raw["account"],
+            password=raw.get("password", ""),
+            username=raw.get("username", ""),
+            store_dir=store_dir(cfg),
+            max_latency_s=fix.max_latency_s,
+            logon_timeout_s=fix.logon_timeout_s,
+        )
+        for name, raw in fix.sessions.items()
+    ]
+
+
+def venue_session(cfg: Any, shard: int) -> tuple[SessionSettings, dict[str, Any]] | None:
+    """The settings of shard ``shard``'s external FIX venue, or None for the built-in one."""
+    raw = cfg.fix.venues.get(str(shard))
+    if raw is None:
+        return None
+    settings = SessionSettings(
+        name=f"venue-{shard}",
+        sender_comp_id=raw["sender_comp_id"],
+        target_comp_id=raw["target_comp_id"],
+        password=raw.get("password", ""),
+        username=raw.get("username", ""),
+        heartbeat_s=raw.get("heartbeat_s", 30),
+        reset_on_logon=raw.get("reset_on_logon", False),
+        store_dir=store_dir(cfg),
+        max_latency_s=cfg.fix.max_latency_s,
+        logon_timeout_s=cfg.fix.logon_timeout_s,
+    )
+    return settings, raw
