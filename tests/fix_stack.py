@@ -47,12 +47,17 @@ max_messages_per_s = 100000
 def start_fix_stack(
     workdir: Path, sessions: dict[str, tuple[str, str, str]], shards: int = 1, risk: str = ""
 ) -> OrderStack:
-    accounts = "".join(f"\n[risk.accounts.{acct}]" for _, acct, _ in sessions.values())
+    risk = risk or RISK
+    accounts = "".join(
+        f"\n[risk.accounts.{acct}]"
+        for _, acct, _ in sessions.values()
+        if f"[risk.accounts.{acct}]" not in risk
+    )
     return start_order_stack(
         workdir,
         shards=shards,
         orders={"syms": SYMS},
-        extra_toml=(risk or RISK) + accounts + "\n" + fix_toml(workdir / "fix", sessions),
+        extra_toml=risk + accounts + "\n" + fix_toml(workdir / "fix", sessions),
     )
 
 
@@ -140,6 +145,4 @@ def nos(clordid: str, sym: str = "AAPL", side: int = 1, qty: int = 100, price: s
 
 
 def client_settings(store: Path, comp: str) -> SessionSettings:
-    return SessionSettings(
-        name="c", sender_comp_id=comp, target_comp_id="TICKDB", store_dir=store
-    )
+    return SessionSettings(name="c", sender_comp_id=comp, target_comp_id="TICKDB", store_dir=store)
