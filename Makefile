@@ -15,10 +15,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tickdb up --demo
 
-test: $(STAMP)
+# The independent FIX engine the FIX tests drive the acceptor with (jspurefix, from npm).
+JS_DIR := tests/fix_js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+
+$(JS_STAMP): $(JS_DIR)/package.json
+	if command -v npm >/dev/null; then \
+		npm install --prefix $(JS_DIR) --no-audit --no-fund --silent && touch $(JS_STAMP); fi
+
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(JS_STAMP)
 	$(BIN)/pytest -q -m ''
 
 check: $(STAMP)
