@@ -1,4 +1,4 @@
-"""The ``[fix]`` config section as ``SessionSettings``: client sessions and venue sessions.
+"""The ``[fix]`` config section as ``SessionSettings`` for the acceptor's client sessions.
 
 ```toml
 [fix]
@@ -12,15 +12,6 @@ account = "A1"
 password = "secret"            # required in Password (554) at logon
 username = ""                  # when set, required in Username (553)
 
-[fix.venues.0]                 # shard 0 routes to an external FIX venue
-host = "127.0.0.1"
-port = 9880
-sender_comp_id = "TICKDB"      # ours
-target_comp_id = "EXCH"        # the venue's
-password = ""
-heartbeat_s = 30
-reset_on_logon = false
-account = ""                   # Account (1) sent on orders; empty: the order's account
 ```
 """
 
@@ -34,15 +25,6 @@ from fix.session import SessionSettings
 
 SESSION_KEYS = {"sender_comp_id": str, "target_comp_id": str, "account": str}
 SESSION_OPTIONAL = {"password": str, "username": str}
-VENUE_KEYS = {"host": str, "port": int, "sender_comp_id": str, "target_comp_id": str}
-VENUE_OPTIONAL = {
-    "password": str,
-    "username": str,
-    "heartbeat_s": int,
-    "reset_on_logon": bool,
-    "account": str,
-    "reconnect_s": float,
-}
 
 
 def _check(
@@ -73,10 +55,6 @@ def check_fix_config(fix: Any) -> None:
         if pair in seen:
             raise ValueError(f"fix.sessions.{name}: CompIDs {pair} are used by another session")
         seen.add(pair)
-    for shard, raw in fix.venues.items():
-        if not shard.isdigit():
-            raise ValueError(f"fix.venues.{shard}: the key is a shard number")
-        _check(f"fix.venues.{shard}", raw, VENUE_KEYS, VENUE_OPTIONAL)
     for key in ("max_message_bytes", "max_connections", "logon_timeout_s", "max_latency_s"):
         if getattr(fix, key) <= 0:
             raise ValueError(f"fix.{key}: must be positive")
@@ -104,22 +82,3 @@ def acceptor_sessions(cfg: Any) -> list[SessionSettings]:
         for name, raw in fix.sessions.items()
     ]
 
-
-def venue_session(cfg: Any, shard: int) -> tuple[SessionSettings, dict[str, Any]] | None:
-    """The settings of shard ``shard``'s external FIX venue, or None for the built-in one."""
-    raw = cfg.fix.venues.get(str(shard))
-    if raw is None:
-        return None
-    settings = SessionSettings(
-        name=f"venue-{shard}",
-        sender_comp_id=raw["sender_comp_id"],
-        target_comp_id=raw["target_comp_id"],
-        password=raw.get("password", ""),
-        username=raw.get("username", ""),
-        heartbeat_s=raw.get("heartbeat_s", 30),
-        reset_on_logon=raw.get("reset_on_logon", False),
-        store_dir=store_dir(cfg),
-        max_latency_s=cfg.fix.max_latency_s,
-        logon_timeout_s=cfg.fix.logon_timeout_s,
-    )
-    return settings, raw

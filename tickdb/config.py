@@ -113,8 +113,6 @@ class FixConfig:
     max_latency_s: float = 120.0
     # [fix.sessions.NAME]: a client session (CompIDs, account, password), fix.settings.
     sessions: dict[str, dict[str, object]] = field(default_factory=dict)
-    # [fix.venues.K]: shard K routes to an external FIX venue instead of the built-in one.
-    venues: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,261 @@
+"""FIX 4.4 order entry: NewOrderSingle -> ExecutionReport(New) over one session.
+
+Starts a tickerplant, one venue and a gateway with the FIX acceptor (real processes on
+loopback), logs on with tickdb's FIX client and measures:
+
+- latency: one order at a time, NewOrderSingle sent -> its ExecutionReport(New) received
+  (gateway risk, tickerplant journal, venue, tickerplant, gateway, back), p50/p99;
+- throughput: orders pipelined on one session, orders/s until the last New arrives;
+- the baseline: a raw TCP round trip (64-byte echo) between two processes, in the same run;
+- the codec: simplefix's parser against the split decoder (fix.codec), per message.
+
+Each figure is the median of ``--runs`` runs. Goals: p50 <= 1 ms, p99 <= 3 ms, >= 5k/s.
+
+    python scripts/bench_fix.py [--runs 3] [--orders 2000] [--burst 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fix.client import FixClient  # noqa: E402
+from fix.codec import decode, encode, fix_time  # noqa: E402
+from tickdb.ready import wait_ready  # noqa: E402
+
+CONFIG = """
+[tickerplant]
+address = "tcp://127.0.0.1:0"
+publish_address = "tcp://127.0.0.1:0"
+replay_address = "tcp://127.0.0.1:0"
+kdb_port = 0
+
+[journal]
+fsync = "never"
+
+[risk.defaults]
+max_order_qty = 1000000
+duplicate_window_s = 0
+max_messages_per_s = 10000000
+max_open_orders = 10000000
+max_open_orders_per_sym = 10000000
+max_long_position = 1000000000000
+max_short_position = 1000000000000
+max_gross_exposure = 1000000000000000
+max_order_notional = 1000000000000
+
+[fix]
+enabled = true
+port = 0
+store_dir = "{store}"
+
+[fix.sessions.bench]
+sender_comp_id = "BENCH"
+target_comp_id = "TICKDB"
+account = "B1"
+password = "bench"
+"""
+
+
+def start(args: list[str], workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], dict]:
+    ready = workdir / f"{name}.ready.json"
+    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        process_group=0,
+    )
+    return proc, wait_ready(ready, 60, alive=lambda: proc.poll() is None)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def nos(clordid: str, price: str) -> list:
+    return [
+        (11, clordid),
+        (55, "AAPL"),
+        (54, 1),
+        (38, 1),
+        (40, 2),
+        (44, price),
+        (59, 0),
+        (60, fix_time()),
+    ]
+
+
+def fix_run(port: int, run: int, orders: int, burst: int) -> tuple[float, float, float]:
+    with FixClient("127.0.0.1", port, "BENCH", "TICKDB", password="bench") as client:
+        client.wait_logged_on()
+        lat: list[float] = []
+        for i in range(orders):
+            clordid = f"r{run}-l{i}"
+            start_n = len(client.received)
+            t0 = time.perf_counter()
+            client.send("D", nos(clordid, f"{100 + (i % 50) / 100:.2f}"))
+            client.wait_for(
+                lambda m, c=clordid: m.get(11) == c and m.get(150) == "0", start=start_n
+            )
+            lat.append(time.perf_counter() - t0)
+        lat.sort()
+        start_n = len(client.received)
+        t0 = time.perf_counter()
+        for i in range(burst):
+            client.send("D", nos(f"r{run}-b{i}", f"{90 + (i % 50) / 100:.2f}"))
+        last = f"r{run}-b{burst - 1}"
+        client.wait_for(lambda m: m.get(11) == last and m.get(150) == "0", 120, start=start_n)
+        rate = burst / (time.perf_counter() - t0)
+    return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6, rate
+
+
+def _echo(port_queue: mp.Queue) -> None:  # type: ignore[type-arg]
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port_queue.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def tcp_baseline(n: int) -> tuple[float, float]:
+    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    proc = mp.Process(target=_echo, args=(q,), daemon=True)
+    proc.start()
+    sock = socket.create_connection(("127.0.0.1", q.get(timeout=10)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    payload = b"x" * 64
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sock.sendall(payload)
+        got = 0
+        while got < len(payload):
+            got += len(sock.recv(65536))
+        lat.append(time.perf_counter() - t0)
+    sock.close()
+    proc.join(5)
+    lat.sort()
+    return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
+
+
+def codec_costs(n: int = 20000) -> tuple[float, float, float]:
+    import simplefix
+
+    raw = encode(
+        "D",
+        [(49, "BENCH"), (56, "TICKDB"), (34, 12345), (52, fix_time())],
+        nos("ord-000001", "189.50"),
+    )
+    t0 = time.perf_counter()
+    for _ in range(n):
+        parser = simplefix.FixParser()
+        parser.append_buffer(raw)
+        parser.get_message()
+    t1 = time.perf_counter()
+    for _ in range(n):
+        decode(raw)
+    t2 = time.perf_counter()
+    for _ in range(n):
+        encode(
+            "D",
+            [(49, "BENCH"), (56, "TICKDB"), (34, 12345), (52, "20250101-00:00:00.000")],
+            nos("ord-000001", "189.50"),
+        )
+    t3 = time.perf_counter()
+    return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, (t3 - t2) / n * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--orders", type=int, default=2000, help="latency samples per run")
+    ap.add_argument("--burst", type=int, default=20000, help="orders pipelined per run")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        config = workdir / "bench.toml"
+        config.write_text(CONFIG.replace("{store}", str(workdir / "fix")))
+        data = ["--config", str(config), "--data-dir", str(workdir / "data")]
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            tp, tp_info = start(["tp", *data], workdir, "tp")
+            procs.append(tp)
+            venue, _ = start(
+                ["venue", *data, "--tp", tp_info["address"], "--shard", "0/1"], workdir, "venue"
+            )
+            procs.append(venue)
+            gw, gw_info = start(
+                [
+                    "gateway",
+                    "--config",
+                    str(config),
+                    "--port",
+                    "0",
+                    "--kdb-port",
+                    "0",
+                    "--order-port",
+                    "",
+                    "--tp",
+                    tp_info["address"],
+                ],
+                workdir,
+                "gateway",
+            )
+            procs.append(gw)
+            results = [
+                fix_run(gw_info["fix_port"], r, args.orders, args.burst) for r in range(args.runs)
+            ]
+        finally:
+            stop(procs)
+    tcp = [tcp_baseline(args.orders) for _ in range(args.runs)]
+    parse_us, split_us, encode_us = codec_costs()
+    med = statistics.median
+    print(f"FIX NewOrderSingle -> ExecutionReport(New), one session, median of {args.runs} runs")
+    print(
+        f"  p50 {med(r[0] for r in results):8.0f} us   (runs: "
+        f"{', '.join(f'{r[0]:.0f}' for r in results)})"
+    )
+    print(
+        f"  p99 {med(r[1] for r in results):8.0f} us   (runs: "
+        f"{', '.join(f'{r[1]:.0f}' for r in results)})"
+    )
+    print(
+        f"  sustained {med(r[2] for r in results):8.0f} orders/s   (runs: "
+        f"{', '.join(f'{r[2]:.0f}' for r in results)})"
+    )
+    print(
+        f"raw TCP round trip, 64 bytes, two processes: p50 {med(t[0] for t in tcp):.0f} us, "
+        f"p99 {med(t[1] for t in tcp):.0f} us"
+    )
+    print(
+        f"codec per NewOrderSingle: simplefix parse {parse_us:.1f} us, split decode "
+        f"{split_us:.1f} us, simplefix encode {encode_us:.1f} us"
+    )
+
+
+if __name__ == "__main__":
+    main()
