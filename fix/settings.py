@@ -81,4 +81,3 @@ def acceptor_sessions(cfg: Any) -> list[SessionSettings]:
         )
         for name, raw in fix.sessions.items()
     ]
-
