@@ -18,7 +18,6 @@ Messages over ``MAX_REQUEST_BYTES`` are refused unread.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import uuid
@@ -26,6 +25,7 @@ from collections import deque
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import zmq
 
 from gateway.order_router import (
@@ -154,7 +154,7 @@ class OrderPort:
 
     # -- the port's thread ------------------------------------------------------------------
     def _reply(self, identity: bytes, body: dict[str, Any]) -> None:
-        self._socket.send_multipart([identity, json.dumps(body).encode()])
+        self._socket.send_multipart([identity, orjson.dumps(body)])
 
     def _handle(
         self, identity: bytes, raw: bytes, outbox: list[Request]
@@ -163,7 +163,7 @@ class OrderPort:
         self.requests += 1
         corr: Any = None
         try:
-            body = json.loads(raw)
+            body = orjson.loads(raw)
             if not isinstance(body, dict):
                 raise BadRequest("a request is a JSON object")
             corr = body.get("id")
@@ -221,7 +221,7 @@ class OrderPort:
                 return None
             else:
                 raise BadRequest(f"op: expected new, cancel, replace or cancel_all, got {op!r}")
-        except (BadRequest, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (BadRequest, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
             self.bad_requests += 1
             log.warning("order port: bad request: %s", exc)
             self._reply(

@@ -39,10 +39,9 @@ from orders.risk import RejectCode, RiskEngine
 from orders.rows import (
     ADMIN_SCHEMA,
     EVENT_SCHEMA,
-    REQUEST_SCHEMA,
     Request,
     event_row,
-    request_row,
+    requests_table,
     to_table,
 )
 from orders.states import InvalidTransition, apply
@@ -155,13 +154,12 @@ class OrderRouter:
         if outbox is not None:
             outbox.append(req)
         else:
-            self._pub.publish("order_request", to_table([request_row(req)], REQUEST_SCHEMA))
+            self._pub.publish("order_request", requests_table([req]))
 
     def send_many(self, reqs: list[Request]) -> None:
         """Send requests prepared into an outbox, in order, as one batch."""
         if reqs:
-            rows = [request_row(r) for r in reqs]
-            self._pub.publish("order_request", to_table(rows, REQUEST_SCHEMA))
+            self._pub.publish("order_request", requests_table(reqs))
 
     def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
         """Record a gateway-side refusal in the ``order`` table like a venue's events."""

@@ -13,11 +13,11 @@ Same requests, rules and answers as HTTP (``docs/orders.md``); a refusal raises
 from __future__ import annotations
 
 import itertools
-import json
 import time
 import uuid
 from typing import Any
 
+import orjson
 import zmq
 
 from gateway.client_errors import GatewayError
@@ -53,7 +53,7 @@ class Orders:
         """Send a request without waiting; returns its id for ``collect``."""
         request_id = next(self._ids)
         body = {"op": op, "id": request_id, "wait": wait, **fields}
-        self._socket.send(json.dumps(body).encode())
+        self._socket.send(orjson.dumps(body))
         return request_id
 
     def send_new(
@@ -92,7 +92,7 @@ class Orders:
             if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
                 missing = len(wanted - self._early.keys())
                 raise GatewayError("timeout", f"{missing} answers missing from {self.address}", 0)
-            body = json.loads(self._socket.recv())
+            body = orjson.loads(self._socket.recv())
             self._early[body.get("id")] = body
         return [self._early.pop(i) for i in ids]
 

@@ -16,9 +16,12 @@ import pyarrow as pa
 from orders.model import (
     CancelRequest,
     Event,
+    EventType,
     Fill,
+    Liquidity,
     MassCancel,
     NewOrder,
+    OrdStatus,
     OrdType,
     ReplaceRequest,
     RequestType,
@@ -133,8 +136,6 @@ def event_row(event: Event, venue: str, in_seq: int) -> dict[str, Any]:
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:
-    from orders.model import EventType, OrdStatus
-
     return Event(
         event=EventType(row["event"]),
         order_id=row["order_id"] or "",
@@ -178,8 +179,6 @@ def fill_row(fill: Fill, venue: str, in_seq: int) -> dict[str, Any]:
 
 
 def fill_from_row(row: Mapping[str, Any]) -> Fill:
-    from orders.model import Liquidity
-
     return Fill(
         exec_id=row["exec_id"],
         order_id=row["order_id"],
@@ -197,3 +196,8 @@ def fill_from_row(row: Mapping[str, Any]) -> Fill:
 def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     """Rows (dicts) as a table of ``schema``; StrEnum values become plain strings."""
     return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+def requests_table(reqs: Iterable[Request]) -> pa.Table:
+    """Requests as one ``order_request`` table (a run of them is one message)."""
+    return to_table(map(request_row, reqs), REQUEST_SCHEMA)

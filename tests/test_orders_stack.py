@@ -354,7 +354,7 @@ def test_the_order_port_refuses_bad_requests_and_keeps_serving(stack: OrderStack
     sock.connect(address)
     try:
         for raw, fragment in [
-            (b"{nope", "Expecting"),
+            (b"{nope", "char 1"),
             (b"[1, 2]", "JSON object"),
             (b'{"op": "fly", "id": 1}', "op:"),
             (
