@@ -348,7 +348,19 @@ class OrderRouter:
             # One row: with a sym it reaches that sym's venue, without one every venue.
             self._send(req)
             if wait:
-                self._wait(lambda: not any(o.is_open for o in targets))
+                # Counted down as events close the targets: re-checking all of them after
+                # every event would cost O(n²) for a kill switch over many orders.
+                still_open = {id(o) for o in targets if o.is_open}
+
+                def closed(order: Order) -> None:
+                    if not order.is_open:
+                        still_open.discard(id(order))
+
+                self.listeners.append(closed)
+                try:
+                    self._wait(lambda: not still_open)
+                finally:
+                    self.listeners.remove(closed)
             return targets
 
     def _orders(self) -> list[Order]:

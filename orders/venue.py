@@ -98,18 +98,30 @@ class Venue:
         self.processed_seq = 0
         self.inputs = 0
         self.bad_inputs = 0
+        self._owned: dict[str, bool] = {}
 
     # -- one input message ----------------------------------------------------------------
     def _owns(self, sym: str) -> bool:
-        return shard_of(sym, self.shard[1]) == self.shard[0]
+        owned = self._owned.get(sym)
+        if owned is None:
+            owned = self._owned[sym] = shard_of(sym, self.shard[1]) == self.shard[0]
+        return owned
 
     def _requests(self, data: pa.Table) -> list[Output]:
         out: list[Output] = []
-        for row in data.to_pylist():
-            sym = row["sym"] or ""
-            broadcast = not sym and row["request"] == RequestType.MASS_CANCEL
-            if not broadcast and (not sym or not self._owns(sym)):
-                continue
+        # Rows for this venue first (its syms, and mass cancels for every venue): only
+        # those are turned into Python objects.
+        syms = data.column("sym").to_pylist()
+        kinds = data.column("request").to_pylist()
+        keep = [
+            i
+            for i, (sym, kind) in enumerate(zip(syms, kinds, strict=True))
+            if (self._owns(sym) if sym else kind == RequestType.MASS_CANCEL)
+        ]
+        if not keep:
+            return out
+        rows = data.to_pylist() if len(keep) == len(syms) else data.take(keep).to_pylist()
+        for row in rows:
             try:
                 req = request_from_row(row)
             except (ValueError, TypeError, KeyError) as exc:
@@ -132,7 +144,7 @@ class Venue:
         out: list[Output] = []
         cols = data.select(["sym", "bid", "ask", "bsize", "asize"]).to_pydict()
         for sym, bid, ask, bsize, asize in zip(*cols.values(), strict=True):
-            if self._owns(sym):
+            if sym and self._owns(sym):
                 out += self.engine.on_quote(sym, bid, ask, bsize, asize)
         return out
 
