@@ -122,9 +122,14 @@ class Publisher:
         # The next batch to hand to ZeroMQ: everything in flight below it has been sent on
         # the current connection (as far as this side can tell). A resend rewinds it.
         self._cursor = 1
-        self._last_rewind: tuple[int, float] = (0, 0.0)
+        self._last_rewind: tuple[int, float] = (0, 0.0)  # (first batch, when it went again)
+        self._rewound_to: int | None = None
         self._acked = 0
         self._last_progress = time.monotonic()
+        # How long without an ack before everything in flight is sent again: doubles after
+        # each such resend that brings no ack (a slow tickerplant is not a lost one), back to
+        # ``resend_after_s`` with the next ack.
+        self._stall_s = resend_after_s
         self._errors: list[tuple[int, str]] = []
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
@@ -229,6 +234,10 @@ class Publisher:
                 return  # no connection, or its queue is full: try again later
             if self._cursor < self._sent_high:
                 self.resends += 1
+            if self._cursor == self._rewound_to:
+                # A rewind counts from when its first batch really went out: one made while
+                # the tickerplant was down sent nothing, and must not hide a RESEND after.
+                self._last_rewind, self._rewound_to = (self._cursor, time.monotonic()), None
             self._cursor += 1
             self._sent_high = max(self._sent_high, self._cursor)
 
@@ -236,14 +245,15 @@ class Publisher:
         """Send everything in flight from ``first`` again, once: the tickerplant asks with
         every out-of-order batch it gets, and all such requests for one gap carry the same
         ``first`` until the resent batches reach it."""
-        now = time.monotonic()
         last_first, last_at = self._last_rewind
-        if first == last_first and now - last_at < self.resend_after_s:
+        if first == last_first and time.monotonic() - last_at < self._stall_s:
             return
         if first > self._acked and first < self._cursor:
-            self._cursor = first
-            self._last_rewind = (first, now)
+            self._rewind(first)
         self._pump()
+
+    def _rewind(self, first: int) -> None:
+        self._cursor = self._rewound_to = first
 
     # -- acknowledgements ---------------------------------------------------------------
     def _process_replies(self, block_s: float) -> None:
@@ -271,6 +281,7 @@ class Publisher:
             if level > self._acked:
                 self._acked = level
                 self._last_progress = time.monotonic()
+                self._stall_s = self.resend_after_s
             while self._inflight and next(iter(self._inflight)) <= level:
                 self._inflight.popitem(last=False)
             self._pump()  # the window moved on
@@ -287,13 +298,13 @@ class Publisher:
     def _wait_for_progress(self) -> None:
         self._pump()  # what the connection refused before, if it is back
         self._process_replies(block_s=0.05)
-        if self._inflight and time.monotonic() - self._last_progress > self.resend_after_s:
+        if self._inflight and time.monotonic() - self._last_progress > self._stall_s:
             # No acks for a while: the tickerplant may have restarted and lost what was in
             # flight. Send everything unacknowledged again, once; it drops what it has.
-            self._cursor = next(iter(self._inflight))
-            self._last_rewind = (self._cursor, time.monotonic())
+            self._rewind(next(iter(self._inflight)))
             self._pump()
             self._last_progress = time.monotonic()
+            self._stall_s = min(2 * self._stall_s, 8 * self.resend_after_s)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send buffered rows and wait until every batch is journaled."""
