@@ -233,7 +233,7 @@ def test_restart_after_an_outage_resends_each_batch_once_paced_by_acks(
     # never a window per out-of-order batch.
     assert pub.resends <= window, pub.resends
     assert stats["duplicates"] <= window, stats
-    assert caught_up < 1.5, f"{caught_up:.2f}s to catch up after the restart"
+    assert caught_up < 1.0, f"{caught_up:.2f}s to catch up after the restart"
     replayed = Subscriber(tp.address, tables=["trade"], start="journal")
     try:
         assert sizes(drain(replayed, sent, timeout=30)) == list(range(sent))

@@ -9,8 +9,8 @@ returns when everything sent is on the journal.
 
 Every send, new or repeated, goes out in batch order from one cursor, and only to a live
 connection: while the tickerplant is down nothing is queued (the batches are already held
-here), and a resend rewinds the cursor once per request instead of queueing the whole
-window again per request. So after a restart each unacknowledged batch is sent again once,
+here). A lost connection, or a RESEND, rewinds the cursor once, instead of queueing the
+whole window again per request; acknowledgements that are only slow resend nothing. So after a restart each unacknowledged batch is sent again once,
 in order, no further than ``max_inflight`` batches past what the tickerplant acknowledged.
 
     pub = Publisher("tcp://127.0.0.1:5010")
@@ -114,6 +114,12 @@ class Publisher:
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
         self._socket.connect(address)
+        # Connection losses, as they happen: what was sent on a lost connection is resent
+        # once from the first unacknowledged batch when the next one is up, and a silence
+        # without a loss is a slow tickerplant, never a reason to send the window again.
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.disconnects = 0
+        self._lost_since_ack = False
         self.hello: Hello = request_hello(self._ctx, address, timeout_s)
         self._lock = threading.RLock()
         self._next_batch = 1
@@ -256,7 +262,19 @@ class Publisher:
         self._cursor = self._rewound_to = first
 
     # -- acknowledgements ---------------------------------------------------------------
+    def _check_connection(self) -> None:
+        while True:
+            try:
+                self._monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.disconnects += 1
+            self._lost_since_ack = True
+            if self._inflight:
+                self._rewind(next(iter(self._inflight)))
+
     def _process_replies(self, block_s: float) -> None:
+        self._check_connection()
         deadline = time.monotonic() + block_s
         while True:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
@@ -282,6 +300,7 @@ class Publisher:
                 self._acked = level
                 self._last_progress = time.monotonic()
                 self._stall_s = self.resend_after_s
+                self._lost_since_ack = False
             while self._inflight and next(iter(self._inflight)) <= level:
                 self._inflight.popitem(last=False)
             self._pump()  # the window moved on
@@ -298,9 +317,11 @@ class Publisher:
     def _wait_for_progress(self) -> None:
         self._pump()  # what the connection refused before, if it is back
         self._process_replies(block_s=0.05)
-        if self._inflight and time.monotonic() - self._last_progress > self._stall_s:
-            # No acks for a while: the tickerplant may have restarted and lost what was in
-            # flight. Send everything unacknowledged again, once; it drops what it has.
+        stalled = time.monotonic() - self._last_progress > self._stall_s
+        if self._inflight and stalled and self._lost_since_ack:
+            # No acks for a while since a connection was lost: what went out again may have
+            # been lost too (a second restart). Send everything unacknowledged again, once;
+            # the tickerplant drops what it has.
             self._rewind(next(iter(self._inflight)))
             self._pump()
             self._last_progress = time.monotonic()
@@ -345,6 +366,8 @@ class Publisher:
         finally:
             with self._lock:
                 self._closed = True
+            self._socket.disable_monitor()
+            self._monitor.close(0)
             self._socket.close(0)
             self._ctx.term()
 
