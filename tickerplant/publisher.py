@@ -3,15 +3,16 @@
 Every batch gets a number; the tickerplant acknowledges batches once they are journaled.
 Unacknowledged batches stay in memory (at most ``max_inflight`` of them: ``publish`` then
 waits for acknowledgements, and raises ``PublisherFull`` after ``timeout_s`` without one)
-and are resent when the tickerplant asks for them, or when acknowledgements stop arriving
-(it was restarted), and the tickerplant drops the copies it already has. ``flush()``
-returns when everything sent is on the journal.
+and are resent when the tickerplant asks for them or the connection to it was lost (it
+was restarted), and the tickerplant drops the copies it already has. ``flush()`` returns
+when everything sent is on the journal.
 
 Every send, new or repeated, goes out in batch order from one cursor, and only to a live
 connection: while the tickerplant is down nothing is queued (the batches are already held
 here). A lost connection, or a RESEND, rewinds the cursor once, instead of queueing the
-whole window again per request; acknowledgements that are only slow resend nothing. So after a restart each unacknowledged batch is sent again once,
-in order, no further than ``max_inflight`` batches past what the tickerplant acknowledged.
+whole window again per request; acknowledgements that are only slow resend nothing. So
+after a restart each unacknowledged batch is sent again once, in order, no further than
+``max_inflight`` batches past what the tickerplant acknowledged.
 
     pub = Publisher("tcp://127.0.0.1:5010")
     pub.publish("trade", {"sym": "AAPL", "price": 189.5, "size": 100})
