@@ -131,6 +131,7 @@ class OrderPort:
         self._wake_tx = self._ctx.socket(zmq.PUSH)
         self._wake_tx.connect(wake_address)
         self._answered: deque[Order] = deque()
+        self._held: list[tuple[bytes, bytes]] = []
         # Orders someone waits for -> (identity, request id) of each waiter.
         self._waiters: dict[int, list[tuple[bytes, Any]]] = {}
         self._stop = threading.Event()
@@ -154,7 +155,13 @@ class OrderPort:
 
     # -- the port's thread ------------------------------------------------------------------
     def _reply(self, identity: bytes, body: dict[str, Any]) -> None:
-        self._socket.send_multipart([identity, orjson.dumps(body)])
+        # Held until the run is journaled: an answer is a promise the request is safe.
+        self._held.append((identity, orjson.dumps(body)))
+
+    def _send_held(self) -> None:
+        held, self._held = self._held, []
+        for identity, raw in held:
+            self._socket.send_multipart([identity, raw])
 
     def _handle(
         self, identity: bytes, raw: bytes, outbox: list[Request]
@@ -285,6 +292,11 @@ class OrderPort:
             for identity, order, corr in due:
                 self._waiters.setdefault(id(order), []).append((identity, corr))
             self.router.send_many(outbox)
+        # Outside the lock, so the order stream goes on meanwhile: answers given now (a
+        # refusal, or a sequenced request with "wait": false) wait for the journal.
+        if self._held:
+            self.router.durable()
+            self._send_held()
 
     def _serve_answers(self) -> None:
         while True:
@@ -299,8 +311,8 @@ class OrderPort:
             for order in answered:
                 for identity, corr in self._waiters.pop(id(order), []):
                     replies.append((identity, {"id": corr, "ok": True, "order": order_dict(order)}))
-        for identity, body in replies:
-            self._reply(identity, body)
+        for identity, body in replies:  # from journaled events: nothing to wait for
+            self._socket.send_multipart([identity, orjson.dumps(body)])
 
     def _run(self) -> None:
         poller = zmq.Poller()

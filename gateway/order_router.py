@@ -40,12 +40,12 @@ from orders.rows import (
     ADMIN_SCHEMA,
     EVENT_SCHEMA,
     Request,
+    encode_requests,
+    encode_rows,
     event_row,
-    requests_table,
-    to_table,
 )
 from orders.states import InvalidTransition, apply
-from tickerplant.publisher import Publisher
+from tickerplant.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +154,21 @@ class OrderRouter:
         if outbox is not None:
             outbox.append(req)
         else:
-            self._pub.publish("order_request", requests_table([req]))
+            self._pub.publish_ipc("order_request", encode_requests([req]))
+
+    def durable(self) -> None:
+        """Return once everything sent is journaled: the point from which an answer to a
+        request that did not wait for its venue may be given (a gateway that dies later
+        loses nothing it answered)."""
+        try:
+            self._pub.flush()
+        except PublishError as exc:  # a refused batch: a bug, never a client's input
+            log.error("the tickerplant refused order-path batches: %s", exc)
 
     def send_many(self, reqs: list[Request]) -> None:
         """Send requests prepared into an outbox, in order, as one batch."""
         if reqs:
-            self._pub.publish("order_request", requests_table(reqs))
+            self._pub.publish_ipc("order_request", encode_requests(reqs))
 
     def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
         """Record a gateway-side refusal in the ``order`` table like a venue's events."""
@@ -183,7 +192,7 @@ class OrderRouter:
             reason=reason,
             text=text,
         )
-        self._pub.publish("order", to_table([event_row(row, "", 0)], EVENT_SCHEMA))
+        self._pub.publish_ipc("order", encode_rows([event_row(row, "", 0)], EVENT_SCHEMA))
 
     def _require_ready(self) -> None:
         if not self.ready:
@@ -247,10 +256,14 @@ class OrderRouter:
                 order.status = OrdStatus.REJECTED
                 order.reason = str(reject.code)
                 self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
+                if outbox is None:
+                    self.durable()
                 raise OrderRejected(reject.code, reject.message, order)
             self._send(req, outbox)
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
+            elif outbox is None:
+                self.durable()
             return SubmitResult(order, duplicate=False)
 
     def _retried(self, account: str, clordid: str, orig_clordid: str) -> Order | None:
@@ -302,6 +315,8 @@ class OrderRouter:
             self._send(replace(req, sym=order.sym), outbox)
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_CANCEL)
+            elif outbox is None:
+                self.durable()
             return order
 
     def replace(
@@ -324,6 +339,8 @@ class OrderRouter:
             self._send(req, outbox)
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
+            elif outbox is None:
+                self.durable()
             return order
 
     def open_orders(self, account: str = "", strategy: str = "", sym: str = "") -> list[Order]:
@@ -393,7 +410,7 @@ class OrderRouter:
             "strategy": strategy,
             "detail": json.dumps(detail, default=str, sort_keys=True),
         }
-        self._pub.publish("risk_admin", to_table([row], ADMIN_SCHEMA))
+        self._pub.publish_ipc("risk_admin", encode_rows([row], ADMIN_SCHEMA))
 
     # -- the stream's side (called by OrderStream with the lock held) -----------------------
     def known_request(self, req: Request) -> None:

@@ -29,6 +29,7 @@ from orders.model import (
     Side,
     TimeInForce,
 )
+from tickerplant.ingest import encode_stream
 from tickerplant.schema import default_schemas
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
@@ -206,14 +207,32 @@ def fill_from_row(row: Mapping[str, Any]) -> Fill:
     )
 
 
-def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
-    """Rows (dicts) as a table of ``schema``, built column by column: for the 24 columns
-    of ``order``, ``pa.Table.from_pylist`` took 50 µs a row and this takes about 1.5."""
+def to_batch(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows (dicts) as one record batch of ``schema``, converted in a single call through
+    a struct array: a one-row ``order`` event costs ~40 µs so, against ~125 µs column by
+    column and ~270 µs more through ``Publisher.publish``'s generic conversion."""
     rows = list(rows)
-    columns = {name: [row[name] for row in rows] for name in schema.names}
-    return pa.Table.from_pydict(columns, schema=schema)
+    if not rows:
+        return pa.RecordBatch.from_pylist([], schema=schema)
+    structs = pa.array(rows, type=pa.struct(list(schema)))
+    return pa.RecordBatch.from_struct_array(structs).replace_schema_metadata(schema.metadata)
+
+
+def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) as a table of ``schema``."""
+    return pa.Table.from_batches([to_batch(rows, schema)], schema=schema)
+
+
+def encode_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> bytes:
+    """Rows as the Arrow IPC stream a publisher sends (``Publisher.publish_ipc``): the
+    order path's tables are built to their schema here, so nothing needs converting."""
+    return encode_stream(to_batch(rows, schema), schema)
 
 
 def requests_table(reqs: Iterable[Request]) -> pa.Table:
     """Requests as one ``order_request`` table (a run of them is one message)."""
     return to_table(map(request_row, reqs), REQUEST_SCHEMA)
+
+
+def encode_requests(reqs: Iterable[Request]) -> bytes:
+    return encode_rows(map(request_row, reqs), REQUEST_SCHEMA)

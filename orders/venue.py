@@ -29,10 +29,10 @@ from orders.model import Event, Fill, MassCancel, NewOrder, RequestType, StpMode
 from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
+    encode_rows,
     event_row,
     fill_row,
     request_from_row,
-    to_table,
 )
 from tickerplant.protocol import shard_of
 from tickerplant.publisher import Publisher
@@ -162,9 +162,9 @@ class Venue:
         events = [event_row(o, self.label, seq) for o in outputs if isinstance(o, Event)]
         fills = [fill_row(o, self.label, seq) for o in outputs if isinstance(o, Fill)]
         if events and seq > self.already["order"]:
-            self._pub.publish("order", to_table(events, EVENT_SCHEMA))
+            self._pub.publish_ipc("order", encode_rows(events, EVENT_SCHEMA))
         if fills and seq > self.already["fill"]:
-            self._pub.publish("fill", to_table(fills, FILL_SCHEMA))
+            self._pub.publish_ipc("fill", encode_rows(fills, FILL_SCHEMA))
 
     def step(self, timeout_s: float) -> bool:
         """Process one message if one arrives within ``timeout_s``; False if none did."""

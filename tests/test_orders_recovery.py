@@ -136,10 +136,11 @@ def request_of(i: int, kind: str, args: dict[str, Any]) -> bytes:
 class PacedDriver:
     """Sends the flow to the order port at ``rate`` requests/s, at most ``window`` unanswered.
 
-    When answers stop (a dead gateway) it drops its connection with whatever is still
-    queued in it, reconnects when the gateway is back, and resends every unanswered request
-    in order with the same ClOrdIDs: what the dead gateway had sequenced is answered as a
-    duplicate, the rest is sent now, so the sequence stays the flow's own order."""
+    A socket monitor reports the connection dropping (a dead gateway): the driver then
+    closes its socket, dropping whatever was still queued in it, reconnects once the
+    gateway is back, and resends every unanswered request in order with the same ClOrdIDs.
+    What the dead gateway had sequenced is answered as a duplicate and the rest is sent now,
+    so the sequence stays the flow's own order."""
 
     def __init__(self, stack: OrderStack, address: str, rate: float = 1000, window: int = 200):
         self.stack = stack
@@ -147,45 +148,57 @@ class PacedDriver:
         self.rate = rate
         self.window = window
         self.ctx = zmq.Context()
-        self.sock = self._connect()
         self.reconnects = 0
+        self.sock, self.monitor = self._connect()
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> tuple[zmq.Socket, zmq.Socket]:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         sock.connect(self.address)
-        return sock
+        return sock, monitor
+
+    def _dropped(self) -> bool:
+        try:
+            self.monitor.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
 
     def _reconnect(self, unanswered: dict[int, bytes]) -> None:
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(0)
+        old = self.stack.gateway
         wait_until(
-            lambda: (
-                self.stack.gateway is not None
-                and self.stack.gateway.alive()
-                and self.stack.gateway.ready_file.exists()
-            ),
+            lambda: self.stack.gateway is not old and self.stack.gateway is not None,
             timeout=60,
             what="the gateway back",
         )
-        self.sock = self._connect()
+        self.sock, self.monitor = self._connect()
         self.reconnects += 1
         for raw in unanswered.values():  # in the order first sent
             self.sock.send(raw)
 
-    def run(self, steps: list[tuple[str, dict[str, Any]]], crash_at: int, crash: Any) -> float:
+    def run(self, steps: list[tuple[str, dict[str, Any]]], crash_at: int, crash: Any) -> None:
         unanswered: dict[int, bytes] = {}
         sent = 0
-        start = last_answer = time.monotonic()
+        crashed = False
+        start = time.monotonic()
         while sent < len(steps) or unanswered:
+            if self._dropped():
+                self._reconnect(unanswered)
             now = time.monotonic()
             while (
                 sent < len(steps)
                 and now >= start + sent / self.rate
                 and len(unanswered) < self.window
             ):
-                if sent == crash_at:
+                if sent == crash_at and not crashed:
                     crash()
+                    crashed = True
+                    break  # look at the connection before sending more
                 raw = request_of(sent, *steps[sent])
                 unanswered[sent] = raw
                 self.sock.send(raw)
@@ -197,14 +210,10 @@ class PacedDriver:
                     except zmq.Again:
                         break
                     unanswered.pop(body["id"], None)
-                    last_answer = time.monotonic()
-            elif unanswered and time.monotonic() - last_answer > 1.0:
-                self._reconnect(unanswered)
-                last_answer = time.monotonic()
-        elapsed = time.monotonic() - start
+        self.sock.disable_monitor()
+        self.monitor.close(0)
         self.sock.close(0)
         self.ctx.term()
-        return len(steps) / elapsed
 
 
 def settle(stack: OrderStack, expected_requests: int) -> None:
