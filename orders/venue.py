@@ -182,7 +182,10 @@ class Venue:
         until the subscription is live (its first heartbeat at most), so that a request
         sent once this venue says it is ready goes straight to it, not through a gap
         repair."""
-        while self.processed_seq < self.caught_up_seq and self.step(self.timeout_s):
+        # The subscriber replayed the journal up to the current seq when it was made: its
+        # records are queued here (the last ones may be of tables this venue does not
+        # take, so processed_seq need not reach caught_up_seq).
+        while self.step(0):
             pass
         while not self._sub.live:
             self.step(0.05)
