@@ -85,6 +85,10 @@ class OrderStream:
             router.new_day()
             return
         assert isinstance(message, Update)
+        if message.table == "order_request" and message.seq > self._start_seq:
+            # Live, these are this gateway's own requests, registered when sent: not even
+            # decoded (an HTTP flood makes one record per order).
+            return
         rows = message.data.to_pylist()
         if message.table == "order_request":
             for row in rows:

@@ -36,57 +36,34 @@ Measured in one run, a fresh stack for each repeat; medians over repeats are pri
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing as mp
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orders_bench_http import flood_worker, paced_worker, run_workers  # noqa: E402
+from orders_bench_lib import (  # noqa: E402
+    PAYLOAD,
+    EventCounter,
+    Stack,
+    start_stack,
+)
+from orders_bench_port import port_flood, port_paced  # noqa: E402
+
 from gateway.client import Client  # noqa: E402
-from gateway.order_client import OrderRejected  # noqa: E402
-from tickdb.config import GatewayConfig  # noqa: E402
-from tickdb.ready import wait_ready  # noqa: E402
-from tickerplant.publisher import Publisher  # noqa: E402
-from tickerplant.subscriber import Subscriber, Update  # noqa: E402
 
-ACCOUNTS = [f"A{i}" for i in range(10)]
-SYMS = [f"S{i:03d}" for i in range(100)]
-REFERENCE = 15.0
-PAYLOAD = 200  # bytes of the raw baseline's message, about one order's JSON
-CONFIG = """
-[tickerplant]
-address = "tcp://127.0.0.1:0"
-publish_address = "tcp://127.0.0.1:0"
-replay_address = "tcp://127.0.0.1:0"
-kdb_port = 0
-
-[journal]
-fsync = "interval"
-
-[risk.defaults]
-max_messages_per_s = 0
-duplicate_window_s = 0
-max_open_orders = 0
-max_open_orders_per_sym = 0
-price_collar_pct = 50
-"""
 TARGETS = {
     "p50_us": 500.0,
     "p99_us": 2000.0,
@@ -95,274 +72,6 @@ TARGETS = {
     "matching_p99_us": 50.0,
     "kill_ms": 100.0,
 }
-
-
-# -- processes -------------------------------------------------------------------------------
-@dataclass
-class Component:
-    name: str
-    popen: subprocess.Popen[bytes]
-    info: dict[str, Any]
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-            except ProcessLookupError:
-                pass
-
-
-def start(args: Sequence[str], workdir: Path, name: str) -> Component:
-    """``python -m tickdb.cli ARGS --ready-file F``; returns once it wrote its endpoints."""
-    ready = workdir / f"{name}.ready.json"
-    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        process_group=0,
-    )
-    log.close()
-    try:
-        info = wait_ready(ready, 60, alive=lambda: popen.poll() is None)
-    except Exception:
-        Component(name, popen, {}).stop()
-        output = (workdir / f"{name}.log").read_text(errors="replace")
-        raise RuntimeError(f"{name} failed to start:\n{output}") from None
-    return Component(name, popen, info)
-
-
-@dataclass
-class Stack:
-    workdir: Path
-    tp: Component
-    venues: list[Component] = field(default_factory=list)
-    gateway: Component | None = None
-
-    @property
-    def tp_address(self) -> str:
-        return str(self.tp.info["address"])
-
-    @property
-    def url(self) -> str:
-        assert self.gateway is not None
-        return str(self.gateway.info["url"])
-
-    def stop(self) -> None:
-        for proc in [self.gateway, *self.venues, self.tp]:
-            if proc is not None:
-                proc.stop()
-
-
-def start_stack(workdir: Path, shards: int) -> Stack:
-    config = workdir / "stack.toml"
-    text = CONFIG
-    if "order_port" in {f.name for f in dataclasses.fields(GatewayConfig)}:
-        # the gateway's ZeroMQ order-entry port: not measured here, on a free port
-        text += '\n[gateway]\norder_port = "tcp://127.0.0.1:0"\n'
-    config.write_text(text)
-    cfg = ["--config", str(config)]
-    tp = start(["tp", *cfg, "--data-dir", str(workdir / "data")], workdir, "tp")
-    stack = Stack(workdir, tp)
-    try:
-        for k in range(shards):
-            venue = ["venue", *cfg, "--tp", stack.tp_address, "--shard", f"{k}/{shards}"]
-            stack.venues.append(start(venue, workdir, f"venue-{k}"))
-        gateway = ["gateway", *cfg, "--tp", stack.tp_address, "--port", "0", "--kdb-port", "0"]
-        stack.gateway = start(gateway, workdir, "gateway")
-        set_reference_prices(stack)
-    except Exception:
-        stack.stop()
-        raise
-    return stack
-
-
-def set_reference_prices(stack: Stack) -> None:
-    """A trade in every sym, then wait until the gateway's collar uses it."""
-    publisher = Publisher(stack.tp_address)
-    publisher.publish(
-        "trade", {"sym": SYMS, "price": [REFERENCE] * len(SYMS), "size": [1] * len(SYMS)}
-    )
-    publisher.close()
-    client = Client(stack.url, timeout_s=30)
-    deadline = time.monotonic() + 30
-    for n in range(10**6):
-        try:  # 1.00 is 93% from the reference: refused once the gateway knows it
-            client.submit("A0", SYMS[-1], "buy", 1, 1.0, clordid=f"probe{n}")
-        except OrderRejected as exc:
-            if exc.code == "price_collar":
-                break
-        if time.monotonic() > deadline:
-            raise RuntimeError("the gateway never received the reference prices")
-        time.sleep(0.05)
-    client.close()
-
-
-# -- the orders ------------------------------------------------------------------------------
-def order_for(seq: int) -> tuple[str, str, str, int, float]:
-    """Account, sym, side, qty, price of the ``seq``-th order: never crosses."""
-    account = ACCOUNTS[seq % len(ACCOUNTS)]
-    sym = SYMS[(seq * 7 + seq // len(ACCOUNTS)) % len(SYMS)]
-    side = "buy" if seq % 2 else "sell"
-    base = 10.0 if side == "buy" else 20.0
-    return account, sym, side, 1 + seq % 10, round(base + (seq % 50) / 100, 2)
-
-
-# -- client processes --------------------------------------------------------------------------
-def paced_worker(
-    url: str, rate: float, threads: int, first: int, stride: int, tag: str, go: Any, out: Any
-) -> None:
-    """``threads`` threads; thread ``t`` sends the orders ``first + t + k * stride`` at their
-    scheduled times ``start + (first + t + k * stride) / rate`` until ``end``; puts
-    (sched, sent, done) monotonic ns per order, and the error count."""
-    clients = [Client(url, timeout_s=30) for _ in range(threads)]
-    for t, client in enumerate(clients):  # connect and warm up, untimed
-        for w in range(20):
-            client.submit(*order_for(w + t), clordid=f"{tag}w{first + t}.{w}")
-    out.put("ready")
-    start_ns, end_ns = go.get()
-    results: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
-    errors = [0] * threads
-    gap_ns = 1e9 / rate
-
-    def run(t: int) -> None:
-        client, rows = clients[t], results[t]
-        k = 0
-        while True:
-            seq = first + t + k * stride
-            sched = start_ns + int(seq * gap_ns)
-            if sched >= end_ns or time.monotonic_ns() >= end_ns:
-                return  # behind schedule at the end: what was not sent counts as not offered
-            wait = sched - time.monotonic_ns()
-            if wait > 0:
-                time.sleep(wait / 1e9)
-            sent = time.monotonic_ns()
-            try:
-                client.submit(*order_for(seq), clordid=f"{tag}{seq}")
-            except Exception:
-                errors[t] += 1
-            rows.append((sched, sent, time.monotonic_ns()))
-            k += 1
-
-    pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    out.put(([row for rows in results for row in rows], sum(errors)))
-
-
-def flood_worker(
-    url: str, seqs: list[int], threads: int, wait: bool, account: str, tag: str, go: Any, out: Any
-) -> None:
-    """Send the orders ``seqs`` from ``threads`` threads, each as fast as its replies come;
-    puts (latencies ns, first send, last reply monotonic ns, errors)."""
-    clients = [Client(url, timeout_s=60) for _ in range(threads)]
-    for t, client in enumerate(clients):  # connect and warm up, untimed
-        acct, sym, side, qty, price = order_for(t)
-        client.submit(account or acct, sym, side, qty, price, clordid=f"{tag}w{seqs[0]}.{t}")
-    out.put("ready")
-    go.get()
-    latencies: list[list[int]] = [[] for _ in range(threads)]
-    errors = [0] * threads
-    first = time.monotonic_ns()
-
-    def run(t: int) -> None:
-        client, rows = clients[t], latencies[t]
-        for seq in seqs[t::threads]:
-            acct, sym, side, qty, price = order_for(seq)
-            sent = time.monotonic_ns()
-            try:
-                client.submit(
-                    account or acct, sym, side, qty, price, clordid=f"{tag}{seq}", wait=wait
-                )
-            except Exception:
-                errors[t] += 1
-            rows.append(time.monotonic_ns() - sent)
-
-    pool = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    out.put(([x for rows in latencies for x in rows], first, time.monotonic_ns(), sum(errors)))
-
-
-def run_workers(
-    target: Callable[..., None], arglists: list[tuple[Any, ...]], go_value: Any
-) -> list[Any]:
-    """Start one spawned process per arglist, wait until all are warmed up, release them
-    together with ``go_value`` (called if callable), and return what each put."""
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    go = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*a, go, out), daemon=True) for a in arglists]
-    for proc in procs:
-        proc.start()
-    for _ in procs:
-        assert out.get(timeout=120) == "ready"
-    value = go_value() if callable(go_value) else go_value
-    for _ in procs:
-        go.put(value)
-    results = [out.get(timeout=600) for _ in procs]
-    for proc in procs:
-        proc.join(10)
-    return results
-
-
-# -- the order table, counted ------------------------------------------------------------------
-class EventCounter:
-    """Counts ``order`` rows of one event kind (optionally one account), in a thread."""
-
-    def __init__(self, tp_address: str, event: str, account: str | None = None) -> None:
-        self.event = event
-        self.account = account
-        self.count = 0
-        self.last_mono_ns = 0
-        self.last_stamp_ns = 0  # the tickerplant's ``time`` of the latest matching row
-        self._target = 0
-        self._done = threading.Event()
-        self._stop = threading.Event()
-        accounts = [account] if account else None
-        self._sub = Subscriber(tp_address, tables=["order"], accounts=accounts)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self._sub.poll(0.05)
-            if not isinstance(message, Update):
-                continue
-            data: pa.Table = message.data
-            mask = pc.equal(data["event"], self.event)
-            if self.account:
-                mask = pc.and_(mask, pc.equal(data["account"], self.account))
-            hits = data.filter(mask)
-            if hits.num_rows == 0:
-                continue
-            self.count += hits.num_rows
-            self.last_mono_ns = time.monotonic_ns()
-            stamp = pc.max(hits["time"].cast(pa.int64())).as_py()
-            self.last_stamp_ns = max(self.last_stamp_ns, stamp)
-            if self._target and self.count >= self._target:
-                self._done.set()
-
-    def wait_for(self, n: int, timeout_s: float) -> bool:
-        self._target = n
-        if self.count >= n:
-            return True
-        return self._done.wait(timeout_s) or self.count >= n
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sub.close()
 
 
 # -- measurements ------------------------------------------------------------------------------
@@ -496,6 +205,12 @@ def kill_switch(stack: Stack, working: int, account: str, tag: str) -> dict[str,
     if not load["complete"]:
         raise RuntimeError(f"only {load['accepted']} of {working} orders were accepted")
     client = Client(stack.url, timeout_s=120)
+    # Working means accepted, as the gateway sees it: wait until its view is current.
+    deadline = time.monotonic() + 120
+    while any(o["status"] != "new" for o in client.orders(account, open_only=True)):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the gateway never saw every order accepted")
+        time.sleep(0.2)
     open_before = len(client.orders(account, open_only=True))
     counter = EventCounter(stack.tp_address, "canceled", account)
     wall0 = time.time_ns()
@@ -566,7 +281,7 @@ def main() -> None:
     parser.add_argument("--working", type=int, default=10_000, help="orders the kill cancels")
     parser.add_argument("--rates", default="100,1000,5000", help="paced rates, orders/s")
     parser.add_argument("--quick", action="store_true", help="1 repeat, short phases")
-    parser.add_argument("--skip", default="", help="comma list: paced,flood,kill,pure")
+    parser.add_argument("--skip", default="", help="comma list: paced,flood,port,kill,pure")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.seconds, args.orders = 1, 2.0, 5_000
@@ -578,6 +293,8 @@ def main() -> None:
     paced_runs: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
     floods: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     kills: list[dict[str, float]] = []
+    port_runs: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
+    port_floods: list[dict[str, Any]] = []
     for rep in range(args.repeat):
         raw.append(raw_round_trip(20_000))
         print(f"[{rep}] raw REQ/REP: {raw[-1]}", flush=True)
@@ -592,6 +309,13 @@ def main() -> None:
                         result = paced(stack.url, rate, args.seconds, 2, threads, f"r{rate:.0f}.")
                         paced_runs[rate].append(result)
                         print(f"[{rep}] paced {rate:.0f}/s: {result}", flush=True)
+                if "port" not in skip:
+                    for rate in rates:
+                        result = port_paced(stack, rate, args.seconds, f"p{rate:.0f}.")
+                        port_runs[rate].append(result)
+                        print(f"[{rep}] port paced {rate:.0f}/s: {result}", flush=True)
+                    port_floods.append(port_flood(stack, args.orders * 2, "pf."))
+                    print(f"[{rep}] port flood: {port_floods[-1]}", flush=True)
                 if "flood" not in skip:
                     for wait in (False, True):
                         tag = f"f{int(wait)}."
@@ -648,6 +372,26 @@ def main() -> None:
             f"p99 {median_of(runs, 'p99_us'):.0f} µs); target >= 10,000/s: "
             f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "
             f"complete {all(r['complete'] for r in runs)}"
+        )
+    for rate, runs in port_runs.items():
+        if not runs:
+            continue
+        p50, p99 = median_of(runs, "p50_us"), median_of(runs, "p99_us")
+        achieved = median_of(runs, "achieved")
+        label = f"order port @ {rate:.0f}/s (achieved {achieved:.0f}/s)"
+        print(f"{label:<52} {p50:>9.0f} {p99:>9.0f} {p50 / raw_p50:>9.1f} {p99 / raw_p99:>9.1f}")
+        print(
+            f"    target p50 <= {TARGETS['p50_us']:.0f} µs: {verdict(p50, TARGETS['p50_us'])}; "
+            f"p99 <= {TARGETS['p99_us']:.0f} µs: {verdict(p99, TARGETS['p99_us'])}; "
+            f"errors {sum(r['errors'] for r in runs):.0f}"
+        )
+    if port_floods:
+        rate = median_of(port_floods, "orders_per_s")
+        print(
+            f"sustained, 2 shards, order port pipelined: {rate:,.0f} orders/s accepted end to "
+            f"end; target >= 10,000/s: "
+            f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "
+            f"complete {all(r['complete'] for r in port_floods)}"
         )
     if kills:
         response = median_of(kills, "response_ms")
