@@ -283,7 +283,6 @@ def test_kill9_of_a_venue_mid_flow_loses_and_doubles_nothing(
 ) -> None:
     stack = start(tmp_path)
     try:
-
         restart = threading.Thread(target=stack.start_venue, args=(1,), daemon=True)
 
         def crash() -> None:
@@ -305,10 +304,7 @@ def test_kill9_of_the_gateway_mid_flow_loses_and_doubles_nothing(
     port, order_port = free_port(), free_port()
     stack = start(tmp_path, port, order_port)
     try:
-
-        restart = threading.Thread(
-            target=stack.start_gateway, args=(port, order_port), daemon=True
-        )
+        restart = threading.Thread(target=stack.start_gateway, args=(port, order_port), daemon=True)
 
         def crash() -> None:
             assert stack.gateway is not None
