@@ -235,6 +235,13 @@ class Session:
                 self._write(raw)
             return seq
 
+    def heartbeat(self) -> None:
+        """A Heartbeat now: after a logon, it shows the counterparty the numbers of
+        messages stored while the session was down, so it asks for them (a resend)."""
+        with self.lock:
+            if self.state is State.LOGGED_ON:
+                self._send_admin("0", [])
+
     def logout(self, text: str = "") -> None:
         with self.lock:
             if self.state in (State.LOGGED_ON, State.AWAITING_LOGON) and self._transport:

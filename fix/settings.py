@@ -55,6 +55,7 @@ def check_fix_config(fix: Any) -> None:
         if pair in seen:
             raise ValueError(f"fix.sessions.{name}: CompIDs {pair} are used by another session")
         seen.add(pair)
+    check_fix_venues(fix)
     for key in ("max_message_bytes", "max_connections", "logon_timeout_s", "max_latency_s"):
         if getattr(fix, key) <= 0:
             raise ValueError(f"fix.{key}: must be positive")
@@ -81,3 +82,28 @@ def acceptor_sessions(cfg: Any) -> list[SessionSettings]:
         )
         for name, raw in fix.sessions.items()
     ]
+
+
+VENUE_KEYS = {
+    "shard": int,
+    "host": str,
+    "port": int,
+    "sender_comp_id": str,
+    "target_comp_id": str,
+}
+VENUE_OPTIONAL = {"password": str, "username": str, "heartbeat_s": int, "reconnect_s": float}
+
+
+def check_fix_venues(fix: Any) -> None:
+    """``[fix.venues.NAME]``: a shard routed to an external FIX venue (orders.fix_venue)."""
+    shards: set[int] = set()
+    for name, raw in fix.venues.items():
+        where = f"fix.venues.{name}"
+        _check(where, raw, VENUE_KEYS, VENUE_OPTIONAL)
+        if raw["shard"] < 0:
+            raise ValueError(f"{where}.shard: must be 0 or more")
+        if raw["shard"] in shards:
+            raise ValueError(f"{where}.shard: shard {raw['shard']} has another FIX venue")
+        shards.add(raw["shard"])
+        if not 0 < raw["port"] < 65536:
+            raise ValueError(f"{where}.port: must be a TCP port")

@@ -81,6 +81,8 @@ def venue(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if _run_fix_venue(cfg, tp, shard_tuple, stop, ready_file):
+        return
     engine_venue = Venue(
         tp,
         shard_tuple,
@@ -98,6 +100,31 @@ def venue(
         engine_venue.run(stop, on_ready=ready)
     finally:
         engine_venue.close()
+
+
+def _run_fix_venue(
+    cfg: Any, tp: str, shard: tuple[int, int], stop: threading.Event, ready_file: Path | None
+) -> bool:
+    """A shard in ``[fix.venues]`` is routed to an external FIX venue (docs/fix.md)."""
+    from orders.fix_venue import FixVenue
+    from orders.fix_venue_map import venue_settings
+    from tickdb.ready import write_ready
+
+    settings = venue_settings(cfg, shard[0])
+    if settings is None:
+        return False
+    adapter = FixVenue(tp, shard, settings)
+
+    def ready() -> None:
+        info = {"venue": adapter.label, "seq": adapter.processed_seq, "fix": settings.session.key}
+        write_ready(ready_file, info)
+        print(f"FIX venue {adapter.label} ({settings.host}:{settings.port}) ready", flush=True)
+
+    try:
+        adapter.run(stop, on_ready=ready)
+    finally:
+        adapter.close()
+    return True
 
 
 # -- client commands ---------------------------------------------------------------------------

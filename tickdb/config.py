@@ -113,6 +113,9 @@ class FixConfig:
     max_latency_s: float = 120.0
     # [fix.sessions.NAME]: a client session (CompIDs, account, password), fix.settings.
     sessions: dict[str, dict[str, object]] = field(default_factory=dict)
+    # [fix.venues.NAME]: a shard routed to an external FIX venue (shard, host, port,
+    # CompIDs, password), orders.fix_venue.
+    venues: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
