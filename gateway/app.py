@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gateway import formats
 from gateway.backends import BackendState
 from gateway.errors import HTTP_STATUS, QueryError
+from gateway.fix_ops import FixCollector, fix_routes
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import PLAN_KINDS, QUERY_RESPONSES, ErrorBody, error_responses, install
@@ -106,6 +107,9 @@ def create_app(
     app.include_router(
         order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
     )
+    fix_acceptor = lambda: orders.fix if orders is not None else None  # noqa: E731
+    app.include_router(fix_routes(fix_acceptor))
+    metrics.registry.register(FixCollector(fix_acceptor))
 
     @app.post("/query", responses=QUERY_RESPONSES, response_class=Response)
     def query(

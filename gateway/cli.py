@@ -302,5 +302,10 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
             b["error"] or "",
         )
     Console().print(table)
+    from fix.cli import gateway_sessions, print_sessions
+
+    fix_sessions = gateway_sessions(url)
+    if fix_sessions:
+        print_sessions(fix_sessions, "FIX sessions")
     if health["status"] != "ok":
         raise typer.Exit(1)

@@ -219,3 +219,35 @@ def test_a_dropped_connection_sends_no_order_twice(pair: Pair) -> None:
     assert len(sent) == 4 and set(sent.values()) == {1}, sent
     info = json.loads((ours.workdir / "venue-0.ready.json").read_text())
     assert info["fix"] == "OURS-TICKDB"
+
+
+def test_fix_sessions_lists_the_adapter_and_the_counterparty(pair: Pair) -> None:
+    import subprocess
+    import sys
+
+    assert pair.ext.gateway is not None
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tickdb.cli",
+            "fix",
+            "sessions",
+            "--url",
+            pair.ext.url,
+            "--config",
+            str(pair.ours.config),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    listed = {r["name"]: r for r in json.loads(out.stdout)}
+    assert listed["adapter"]["state"] == "logged_on"  # the counterparty's view of us
+    venue = listed["ext"]
+    assert venue["role"].startswith("venue 0 -> 127.0.0.1:")
+    assert (venue["sender_comp_id"], venue["target_comp_id"]) == ("OURS", "TICKDB")
+    # Both ends agree on the numbers (what one sends next, the other expects next).
+    assert venue["next_sender_seq"] >= listed["adapter"]["next_target_seq"] - 1

@@ -23,6 +23,7 @@ __import__("gateway.cli").cli.register(app)
 __import__("hdb.cli").cli.register(app)
 __import__("rdb.cli").cli.register(app)
 __import__("orders.cli").cli.register(app)
+__import__("fix.cli").cli.register(app)
 
 
 def main() -> None:
