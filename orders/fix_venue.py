@@ -42,9 +42,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import pyarrow as pa
-
-from fix.codec import Field, Message, decode, fix_time
+from fix.codec import Field, Message, fix_time
 from fix.engine import Engine
 from fix.session import Session
 from orders.book_events import unknown_order_event
@@ -60,7 +58,9 @@ from orders.fix_venue_map import (
     VenueOrder,
     ext_clordid,
     order_event,
+    read_journal,
     refused_new,
+    stored_clordids,
 )
 from orders.model import (
     CancelRequest,
@@ -79,7 +79,6 @@ from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
     encode_rows,
-    event_from_row,
     event_row,
     fill_row,
     request_from_row,
@@ -115,12 +114,14 @@ class FixVenue:
         self._mass: SentRequest | None = None  # the last mass cancel sent as one request (q)
         self._mass_left = 0  # its cancels still to come (TotalAffectedOrders)
         self.sent_requests = self.reports = self.duplicates_skipped = 0
-        self._journaled = self._read_journal()
+        self._journaled = read_journal(
+            tp_address, self.label, timeout_s, self._exec_ids, self._answered
+        )
         self.engine = Engine(name=f"fix-venue-{shard[0]}")
         self.session = Session(settings.session, self, initiator=True)
         self._applied_path = self.session.store.directory / "applied"
         self._rewind_inbound()
-        self._sent_ext = self._stored_clordids()
+        self._sent_ext = stored_clordids(self.session.store.messages.values())
         self._pub = Publisher(tp_address, timeout_s=timeout_s)
         self._sub = Subscriber(
             tp_address, tables=["order_request"], start="journal", timeout_s=timeout_s
@@ -129,25 +130,6 @@ class FixVenue:
         self.logged_on = threading.Event()
 
     # -- recovery ------------------------------------------------------------------------
-    def _read_journal(self) -> list[Event]:
-        """This venue's journaled events, in order; their ExecIDs and answered requests."""
-        events: list[Event] = []
-        with Subscriber(
-            self.tp_address, tables=["order", "fill"], start="journal", timeout_s=self.timeout_s
-        ) as sub:
-            while (message := sub.poll(0)) is not None:
-                if not isinstance(message, Update):
-                    continue
-                data = message.data
-                mine = data.filter(pa.compute.equal(data.column("venue"), self.label))
-                for row in mine.to_pylist():
-                    if row.get("exec_id"):
-                        self._exec_ids.add(row["exec_id"])
-                    if message.table == "order":
-                        self._answered.add(int(row["in_seq"]))
-                        events.append(event_from_row(row))
-        return events
-
     def _rewind_inbound(self) -> None:
         """Expect again the first inbound message whose reports may not be journaled."""
         try:
@@ -158,17 +140,6 @@ class FixVenue:
         if applied and store.next_target > applied + 1:
             log.info("fix venue %s: inbound rewound to %d", self.label, applied + 1)
             store.set_next_target(applied + 1)
-
-    def _stored_clordids(self) -> set[str]:
-        sent: set[str] = set()
-        for raw in self.session.store.messages.values():
-            try:
-                clordid = decode(raw).get(11)
-            except ValueError:
-                continue
-            if clordid:
-                sent.add(clordid)
-        return sent
 
     def _apply_journaled(self) -> None:
         for ev in self._journaled:

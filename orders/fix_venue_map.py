@@ -1,12 +1,16 @@
 """How the FIX venue adapter (``orders.fix_venue``) maps tickdb's orders to FIX and back,
-and its ``[fix.venues.NAME]`` settings."""
+what it reads back at start, and its ``[fix.venues.NAME]`` settings."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from fix.codec import decode
 from fix.session import SessionSettings
 from orders.model import (
     Event,
@@ -18,6 +22,8 @@ from orders.model import (
     Side,
     TimeInForce,
 )
+from orders.rows import event_from_row
+from tickerplant.subscriber import Subscriber, Update
 
 SIDE = {Side.BUY: "1", Side.SELL: "2"}
 ORD_TYPE = {OrdType.MARKET: "1", OrdType.LIMIT: "2"}
@@ -182,3 +188,39 @@ def venue_settings(cfg: Any, shard: int) -> FixVenueSettings | None:
             reconnect_s=float(raw.get("reconnect_s", 1.0)),
         )
     return None
+
+
+def read_journal(
+    tp_address: str, label: str, timeout_s: float, exec_ids: set[str], answered: set[int]
+) -> list[Event]:
+    """The venue's journaled events in order; fills ``exec_ids`` and ``answered`` (the
+    ``in_seq`` of every request with an answer)."""
+    events: list[Event] = []
+    with Subscriber(
+        tp_address, tables=["order", "fill"], start="journal", timeout_s=timeout_s
+    ) as sub:
+        while (message := sub.poll(0)) is not None:
+            if not isinstance(message, Update):
+                continue
+            data = message.data
+            mine = data.filter(pa.compute.equal(data.column("venue"), label))
+            for row in mine.to_pylist():
+                if row.get("exec_id"):
+                    exec_ids.add(row["exec_id"])
+                if message.table == "order":
+                    answered.add(int(row["in_seq"]))
+                    events.append(event_from_row(row))
+    return events
+
+
+def stored_clordids(messages: Iterable[bytes]) -> set[str]:
+    """The ClOrdIDs of the messages a session stored (sent, or numbered for sending)."""
+    sent: set[str] = set()
+    for raw in messages:
+        try:
+            clordid = decode(raw).get(11)
+        except ValueError:
+            continue
+        if clordid:
+            sent.add(clordid)
+    return sent

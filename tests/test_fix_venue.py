@@ -251,3 +251,19 @@ def test_fix_sessions_lists_the_adapter_and_the_counterparty(pair: Pair) -> None
     assert (venue["sender_comp_id"], venue["target_comp_id"]) == ("OURS", "TICKDB")
     # Both ends agree on the numbers (what one sends next, the other expects next).
     assert venue["next_sender_seq"] >= listed["adapter"]["next_target_seq"] - 1
+
+
+def test_fix_venues_config_is_checked(tmp_path: Path) -> None:
+    from tickdb.config import ConfigError, load_config
+
+    path = tmp_path / "bad.toml"
+    base = '[fix.venues.x]\nshard = 0\nhost = "h"\nsender_comp_id = "A"\ntarget_comp_id = "B"\n'
+    path.write_text(base)
+    with pytest.raises(ConfigError, match=r"fix\.venues\.x\.port"):
+        load_config(path)
+    path.write_text(base + "port = 9000\n[fix.venues.y]\n" + base.split("\n", 1)[1] + "port = 1\n")
+    with pytest.raises(ConfigError, match="another FIX venue"):
+        load_config(path)
+    path.write_text(base + "port = 9000\nretry = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_config(path)
