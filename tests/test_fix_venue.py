@@ -267,3 +267,20 @@ def test_fix_venues_config_is_checked(tmp_path: Path) -> None:
     path.write_text(base + "port = 9000\nretry = 1\n")
     with pytest.raises(ConfigError, match="unknown setting"):
         load_config(path)
+
+
+def test_a_fill_while_the_adapter_is_down_is_published_once(pair: Pair, street: FixClient) -> None:
+    ours = pair.ours
+    with ours.client() as client:
+        client.submit("A1", "MSFT", "buy", 10, 100.0, clordid="w-1")
+        ours.venues[0].kill9()
+        street_sell(street, "s-w1", 10, "100", sym="MSFT")
+        street.wait_for(lambda m: m.get(11) == "s-w1" and m.get(39) == "2")
+        ours.start_venue(0)  # the counterparty resends the reports it sent meanwhile
+        done = order_state(client, "A1", "w-1", "filled")
+        assert done["cum_qty"] == 10
+        ours.venues[0].kill9()
+        ours.start_venue(0)
+        client.submit("A1", "MSFT", "buy", 1, 1.0, clordid="w-2")  # the adapter is live again
+    assert len(rows(ours, "fill", clordid="w-1")) == 1
+    assert [e["event"] for e in rows(ours, "order", clordid="w-1")] == ["accepted", "fill"]
