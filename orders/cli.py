@@ -142,13 +142,21 @@ def _call(url: str, method: str, path: str, body: Any = None) -> Any:
         raise typer.Exit(1) from None
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}".rstrip("0").rstrip(".")  # prices and P&L, not float noise
+    return str(value)
+
+
 def _print(rows: list[dict[str, Any]], title: str, columns: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(*columns, title=title)
     for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(row.get(c)) for c in columns])
+        table.add_row(*[_cell(row.get(c)) for c in columns])
     Console().print(table)
 
 
