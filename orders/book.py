@@ -13,15 +13,15 @@ side, ``.s`` for the sell side). It trades at the resting order's price.
 
 Reason codes (``Event.reason``):
 
-- new rejected: ``bad_qty``, ``bad_price`` (a limit without a finite positive price),
-  ``price_off_tick``, ``market_with_price``, ``duplicate_clordid`` (a live order of the
+- new rejected: ``bad_quantity``, ``bad_price`` (a limit without a finite positive price, or
+  a market order with one), ``off_tick``, ``duplicate_clordid`` (a live order of the
   account has it);
 - canceled: ``user``, ``ioc_remainder``, ``fok_unfillable``, ``no_liquidity`` (a market
   order's remainder), ``self_trade``, ``mass_cancel`` (or the reason given), and ``eod`` for
   an expired DAY order;
 - cancel/replace rejected: ``unknown_order``, ``too_late`` (the clordid was an order that is
   done, or it was replaced away), ``qty_not_above_filled``, ``bad_price``,
-  ``price_off_tick``, ``duplicate_clordid``.
+  ``off_tick``, ``duplicate_clordid``.
 
 A cancel's events (accepted or refused) carry the cancel's own clordid in ``clordid`` and
 the order's in ``orig_clordid``, as FIX execution reports do. A refusal for an order the
@@ -102,17 +102,17 @@ class MatchingEngine:
         ticks: int | None = None
         reason = ""
         if not isinstance(req.qty, int) or req.qty <= 0:
-            reason = "bad_qty"
+            reason = "bad_quantity"
         elif req.ord_type is OrdType.MARKET:
             if req.price is not None:
-                reason = "market_with_price"
+                reason = "bad_price"
         elif not _price_ok(req.price):
             reason = "bad_price"
         else:
             assert req.price is not None
             ticks = to_ticks(req.price, book.tick)
             if ticks is None:
-                reason = "price_off_tick"
+                reason = "off_tick"
         if not reason and (req.account, req.clordid) in self._by_clordid:
             reason = "duplicate_clordid"
         order = Order(
@@ -174,7 +174,7 @@ class MatchingEngine:
             else:
                 ticks = to_ticks(req.price, book.tick)
                 if ticks is None:
-                    reason = "price_off_tick"
+                    reason = "off_tick"
         if (
             not reason
             and req.clordid != req.orig_clordid

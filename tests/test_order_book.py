@@ -173,12 +173,12 @@ def test_market_order_walks_the_book_and_never_rests() -> None:
 @pytest.mark.parametrize(
     ("req", "reason"),
     [
-        (buy("x", 0, 10.0), "bad_qty"),
-        (buy("x", -1, 10.0), "bad_qty"),
+        (buy("x", 0, 10.0), "bad_quantity"),
+        (buy("x", -1, 10.0), "bad_quantity"),
         (buy("x", 1, None), "bad_price"),
         (buy("x", 1, math.nan), "bad_price"),
-        (buy("x", 1, 10.005), "price_off_tick"),
-        (buy("x", 1, 10.0, ord_type=OrdType.MARKET), "market_with_price"),
+        (buy("x", 1, 10.005), "off_tick"),
+        (buy("x", 1, 10.0, ord_type=OrdType.MARKET), "bad_price"),
         (buy("c1", 1, 9.0), "duplicate_clordid"),
     ],
 )
@@ -201,7 +201,7 @@ def test_clordid_of_a_done_order_may_be_used_again() -> None:
 
 def test_tick_size_per_sym() -> None:
     eng = engine(tick_sizes={"BBB": 0.05})
-    assert summary(eng.new(buy("c1", 1, 10.01, sym="BBB")))[0][3] == "price_off_tick"
+    assert summary(eng.new(buy("c1", 1, 10.01, sym="BBB")))[0][3] == "off_tick"
     assert summary(eng.new(buy("c2", 1, 10.05, sym="BBB")))[0][0] == "accepted"
     assert summary(eng.new(buy("c3", 1, 10.01)))[0][0] == "accepted"
 
@@ -336,7 +336,7 @@ def test_replace_refusals() -> None:
     eng.cancel(CancelRequest("a", SYM, "x", "gone"))
     cases = [
         (ReplaceRequest("a", SYM, "n", "c1", qty=2), "qty_not_above_filled"),
-        (ReplaceRequest("a", SYM, "n", "c1", price=10.001), "price_off_tick"),
+        (ReplaceRequest("a", SYM, "n", "c1", price=10.001), "off_tick"),
         (ReplaceRequest("a", SYM, "n", "c1", price=-1.0), "bad_price"),
         (ReplaceRequest("a", SYM, "c2", "c1", qty=9), "duplicate_clordid"),
         (ReplaceRequest("a", SYM, "n", "gone", qty=9), "too_late"),

@@ -141,13 +141,13 @@ class Reference:
         tick = TICK_CENTS[req.sym]
         reason = ""
         if req.qty <= 0:
-            reason = "bad_qty"
+            reason = "bad_quantity"
         elif req.ord_type is OrdType.MARKET:
-            reason = "market_with_price" if cents is not None else ""
+            reason = "bad_price" if cents is not None else ""
         elif cents is None:
             reason = "bad_price"
         elif cents % tick:
-            reason = "price_off_tick"
+            reason = "off_tick"
         if not reason and self.live(req.account, req.clordid):
             reason = "duplicate_clordid"
         if reason:
@@ -187,7 +187,7 @@ class Reference:
         if qty <= o.cum:
             reason = "qty_not_above_filled"
         elif cents is not None and cents % tick:
-            reason = "price_off_tick"
+            reason = "off_tick"
         elif req.clordid != req.orig_clordid and self.live(req.account, req.clordid):
             reason = "duplicate_clordid"
         if reason:
