@@ -60,8 +60,14 @@ class OrderStream:
         while not self._stop.is_set():
             message = self._flow.poll(0.05)
             if message is None:
-                # Ready once the replay is applied and the live topic answers (a heartbeat).
-                if not self.router.ready and self.last_seq >= self._start_seq and self._flow.live:
+                # Ready once the replayed records are applied (nothing is queued) and the
+                # live topic answers (a heartbeat). The subscriber's own position counts,
+                # not the last record applied: the journal may end with other tables.
+                if (
+                    not self.router.ready
+                    and self._flow.last_seq >= self._start_seq
+                    and self._flow.live
+                ):
                     self._mark_ready()
                 continue
             try:
@@ -71,8 +77,6 @@ class OrderStream:
             except Exception:  # one bad row must not stop the order path
                 log.exception("order flow message %r not applied", message)
             self.last_seq = message.seq
-            if not self.router.ready and message.seq >= self._start_seq and self._flow.live:
-                self._mark_ready()
 
     def _mark_ready(self) -> None:
         with self.router.lock:

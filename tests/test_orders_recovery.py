@@ -519,3 +519,29 @@ max_long_position = 100
             assert too_long.value.code == "max_long_position"
     finally:
         stack.stop()
+
+
+def test_restarts_when_the_journal_ends_with_other_tables(tmp_path: Path) -> None:
+    """A venue and a gateway restarted while only ticks arrived since the last order: the
+    journal ends with records they do not take, and they must still say ready (tickdb up
+    on an existing data directory waits for that)."""
+    from tickerplant.publisher import Publisher
+
+    port, order_port = free_port(), free_port()
+    stack = start(tmp_path, port, order_port)
+    try:
+        with stack.client() as client:
+            client.submit("T1", "AAPL", "buy", 5, 10.00, clordid="before", tif="gtc")
+        with Publisher(stack.tp_address) as feed:
+            feed.publish("trade", {"sym": ["AAPL", "MSFT"], "price": [10.5, 20.5], "size": [1, 2]})
+            feed.flush()
+        assert stack.gateway is not None
+        stack.gateway.stop()
+        stack.venues[0].stop()
+        stack.start_venue(0)  # Proc waits for its ready file: this fails if it never comes
+        stack.start_gateway(port, order_port)
+        with stack.client() as client:
+            assert client.order("T1", "before")["status"] == "new"
+            assert client.cancel("T1", "before")["status"] == "canceled"
+    finally:
+        stack.stop()
