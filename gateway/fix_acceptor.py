@@ -237,18 +237,7 @@ class FixAcceptor:
     def _reject_new(
         self, session: Session, req: NewOrder, code: str, text: str, order: Order | None
     ) -> None:
-        view = Order(
-            order_id="",
-            account=req.account,
-            sym=req.sym,
-            clordid=req.clordid,
-            side=req.side,
-            qty=req.qty,
-            ord_type=req.ord_type,
-            price=req.price,
-            tif=req.tif,
-            status=OrdStatus.REJECTED,
-        )
+        view = req.to_order(OrdStatus.REJECTED)
         body = execution_report(
             view,
             "8",

@@ -46,6 +46,31 @@ def _check(reply: Reply) -> Any:
     raise GatewayError(kind, str(body.get("message") or body), reply.status)
 
 
+def new_order_fields(
+    account: str,
+    sym: str,
+    side: str,
+    qty: int,
+    price: float | None,
+    tif: str,
+    strategy: str,
+    clordid: str | None,
+) -> dict[str, Any]:
+    """A new order's fields as HTTP and the order port both take them; a ClOrdID is chosen
+    here when none is given, so a retry of the same call is the same request."""
+    return {
+        "account": account,
+        "sym": sym,
+        "side": side,
+        "qty": qty,
+        "price": price,
+        "type": "market" if price is None else "limit",
+        "tif": tif,
+        "strategy": strategy,
+        "clordid": clordid or uuid.uuid4().hex[:20],
+    }
+
+
 class OrderMethods:
     """Mixed into ``Client``; needs its ``get`` and ``post``."""
 
@@ -78,19 +103,8 @@ class OrderMethods:
         """A limit order (or market with ``price=None``); returns its state after the
         venue's first answer: accepted, filled, or canceled (IOC/FOK). ``wait=False``
         returns once it is sequenced (pending_new); the answer comes as events."""
-        body = {
-            "account": account,
-            "sym": sym,
-            "side": side,
-            "qty": qty,
-            "price": price,
-            "type": "market" if price is None else "limit",
-            "tif": tif,
-            "strategy": strategy,
-            "clordid": clordid or uuid.uuid4().hex[:20],
-            "intended": intended,
-            "wait": wait,
-        }
+        body = new_order_fields(account, sym, side, qty, price, tif, strategy, clordid)
+        body.update(intended=intended, wait=wait)
         return dict(_check(self.post("/orders", body)))
 
     def cancel(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orders.book_events import order_event
 from orders.model import (
     CancelRequest,
     Event,
@@ -172,26 +173,7 @@ class OrderRouter:
 
     def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
         """Record a gateway-side refusal in the ``order`` table like a venue's events."""
-        row = Event(
-            event=event,
-            order_id=order.order_id,
-            account=order.account,
-            sym=order.sym,
-            clordid=order.clordid,
-            side=order.side,
-            status=order.status,
-            qty=order.qty,
-            price=order.price,
-            cum_qty=order.cum_qty,
-            leaves_qty=order.leaves_qty,
-            avg_px=order.avg_px,
-            ord_type=order.ord_type,
-            tif=order.tif,
-            strategy=order.strategy,
-            orig_clordid=order.orig_clordid,
-            reason=reason,
-            text=text,
-        )
+        row = order_event(order, event, reason=reason, text=text)
         self._pub.publish_ipc("order", encode_rows([event_row(row, "", 0)], EVENT_SCHEMA))
 
     def _require_ready(self) -> None:
@@ -237,19 +219,7 @@ class OrderRouter:
                     f"ClOrdID {req.clordid!r} is already used by account {req.account!r} today",
                     known,
                 )
-            order = Order(
-                order_id="",
-                account=req.account,
-                sym=req.sym,
-                clordid=req.clordid,
-                side=req.side,
-                qty=req.qty,
-                ord_type=req.ord_type,
-                price=req.price,
-                tif=req.tif,
-                strategy=req.strategy,
-                status=OrdStatus.PENDING_NEW,
-            )
+            order = req.to_order()
             self._by_clordid[(req.account, req.clordid)] = order
             reject = self.risk.check_new(req, self._clock_ns(), intended=intended)
             if reject is not None:
@@ -419,19 +389,7 @@ class OrderRouter:
             key = (req.account, req.clordid)
             if key in self._by_clordid:
                 return
-            self._by_clordid[key] = Order(
-                order_id="",
-                account=req.account,
-                sym=req.sym,
-                clordid=req.clordid,
-                side=req.side,
-                qty=req.qty,
-                ord_type=req.ord_type,
-                price=req.price,
-                tif=req.tif,
-                strategy=req.strategy,
-                status=OrdStatus.PENDING_NEW,
-            )
+            self._by_clordid[key] = req.to_order()
         elif isinstance(req, ReplaceRequest | CancelRequest):
             order = self._by_clordid.get((req.account, req.orig_clordid))
             if order is not None:

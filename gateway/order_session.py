@@ -21,7 +21,7 @@ import orjson
 import zmq
 
 from gateway.client_errors import GatewayError
-from gateway.order_client import OrderRejected
+from gateway.order_client import OrderRejected, new_order_fields
 
 
 def _resolve(address: str) -> str:
@@ -34,6 +34,15 @@ def _resolve(address: str) -> str:
     if not where.get("order_port"):
         raise GatewayError("unavailable", f"the gateway at {address} has no order port", 503)
     return str(where["order_port"])
+
+
+def _answer(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer's order, or the refusal it carries raised."""
+    if body.get("ok"):
+        return dict(body.get("order") or body)
+    if body.get("error") == "rejected":
+        raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
+    raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
 
 
 class Orders:
@@ -69,19 +78,8 @@ class Orders:
         clordid: str | None = None,
         wait: bool = True,
     ) -> int:
-        return self.send(
-            "new",
-            wait,
-            account=account,
-            sym=sym,
-            side=side,
-            qty=qty,
-            price=price,
-            type="market" if price is None else "limit",
-            tif=tif,
-            strategy=strategy,
-            clordid=clordid or uuid.uuid4().hex[:20],
-        )
+        fields = new_order_fields(account, sym, side, qty, price, tif, strategy, clordid)
+        return self.send("new", wait, **fields)
 
     def collect(self, ids: list[int], timeout_s: float | None = None) -> list[dict[str, Any]]:
         """The raw answers to ``ids``, in the order given (``ok`` says which are refusals)."""
@@ -99,11 +97,7 @@ class Orders:
     # -- one request at a time ----------------------------------------------------------------
     def _call(self, op: str, wait: bool = True, **fields: Any) -> dict[str, Any]:
         (body,) = self.collect([self.send(op, wait, **fields)])
-        if body.get("ok"):
-            return dict(body.get("order") or body)
-        if body.get("error") == "rejected":
-            raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
-        raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
+        return _answer(body)
 
     def submit(
         self,
@@ -119,26 +113,20 @@ class Orders:
         wait: bool = True,
     ) -> dict[str, Any]:
         """The order after the venue's first answer (``wait=False``: once sequenced)."""
-        (body,) = self.collect(
-            [
-                self.send_new(
-                    account,
-                    sym,
-                    side,
-                    qty,
-                    price,
-                    tif=tif,
-                    strategy=strategy,
-                    clordid=clordid,
-                    wait=wait,
-                )
-            ]
-        )
-        if body.get("ok"):
-            return dict(body["order"])
-        if body.get("error") == "rejected":
-            raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
-        raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
+        ids = [
+            self.send_new(
+                account,
+                sym,
+                side,
+                qty,
+                price,
+                tif=tif,
+                strategy=strategy,
+                clordid=clordid,
+                wait=wait,
+            )
+        ]
+        return _answer(self.collect(ids)[0])
 
     def cancel(
         self, account: str, clordid: str, *, cancel_clordid: str | None = None

@@ -49,7 +49,6 @@ from orders.model import (
     MassCancel,
     NewOrder,
     Order,
-    OrdStatus,
     OrdType,
     ReplaceRequest,
     Side,
@@ -115,19 +114,7 @@ class MatchingEngine:
                 reason = "off_tick"
         if not reason and (req.account, req.clordid) in self._by_clordid:
             reason = "duplicate_clordid"
-        order = Order(
-            order_id="",
-            account=req.account,
-            sym=req.sym,
-            clordid=req.clordid,
-            side=req.side,
-            qty=req.qty,
-            ord_type=req.ord_type,
-            price=req.price,
-            tif=req.tif,
-            strategy=req.strategy,
-            status=OrdStatus.PENDING_NEW,
-        )
+        order = req.to_order()
         if reason:
             apply(order, EventType.REJECTED)
             out.append(order_event(order, EventType.REJECTED, reason=reason))

@@ -110,6 +110,22 @@ class NewOrder:
     tif: TimeInForce = TimeInForce.DAY
     strategy: str = ""
 
+    def to_order(self, status: OrdStatus = OrdStatus.PENDING_NEW, order_id: str = "") -> Order:
+        """The order this request asks for, before any venue has numbered it."""
+        return Order(
+            order_id=order_id,
+            account=self.account,
+            sym=self.sym,
+            clordid=self.clordid,
+            side=self.side,
+            qty=self.qty,
+            ord_type=self.ord_type,
+            price=self.price,
+            tif=self.tif,
+            strategy=self.strategy,
+            status=status,
+        )
+
 
 @dataclass(frozen=True)
 class CancelRequest:
