@@ -29,6 +29,9 @@ def order_event(
     clordid: str | None = None,
     orig_clordid: str | None = None,
     text: str = "",
+    last_qty: int = 0,
+    last_px: float = 0.0,
+    exec_id: str = "",
 ) -> Event:
     row: Event = _new(Event)
     row.__dict__.update(
@@ -48,9 +51,9 @@ def order_event(
         tif=order.tif,
         strategy=order.strategy,
         orig_clordid=order.orig_clordid if orig_clordid is None else orig_clordid,
-        last_qty=0,
-        last_px=0.0,
-        exec_id="",
+        last_qty=last_qty,
+        last_px=last_px,
+        exec_id=exec_id,
         reason=reason,
         text=text,
     )
@@ -58,31 +61,7 @@ def order_event(
 
 
 def fill_event(order: Order, qty: int, price: float, exec_id: str) -> Event:
-    row: Event = _new(Event)
-    row.__dict__.update(
-        event=EventType.FILL,
-        order_id=order.order_id,
-        account=order.account,
-        sym=order.sym,
-        clordid=order.clordid,
-        side=order.side,
-        status=order.status,
-        qty=order.qty,
-        price=order.price,
-        cum_qty=order.cum_qty,
-        leaves_qty=order.leaves_qty,
-        avg_px=order.avg_px,
-        ord_type=order.ord_type,
-        tif=order.tif,
-        strategy=order.strategy,
-        orig_clordid=order.orig_clordid,
-        last_qty=qty,
-        last_px=price,
-        exec_id=exec_id,
-        reason="",
-        text="",
-    )
-    return row
+    return order_event(order, EventType.FILL, last_qty=qty, last_px=price, exec_id=exec_id)
 
 
 def fill_row(order: Order, qty: int, price: float, exec_id: str, liquidity: Liquidity) -> Fill:
