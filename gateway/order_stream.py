@@ -37,6 +37,7 @@ class OrderStream:
         self._prices = Subscriber(tp_address, tables=["trade", "quote"], timeout_s=timeout_s)
         self._start_seq = self._flow.hello.seq
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_seq = 0
 
@@ -48,12 +49,7 @@ class OrderStream:
         return self
 
     def wait_ready(self, timeout_s: float) -> bool:
-        deadline = threading.Event()
-        waited = 0.0
-        while not self.router.ready and waited < timeout_s:
-            deadline.wait(0.01)
-            waited += 0.01
-        return self.router.ready
+        return self._ready.wait(timeout_s)
 
     # -- order flow ------------------------------------------------------------------------
     def _run_flow(self) -> None:
@@ -81,6 +77,7 @@ class OrderStream:
     def _mark_ready(self) -> None:
         with self.router.lock:
             self.router.ready = True
+        self._ready.set()
         log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
 
     def _apply(self, message: Message) -> None:
