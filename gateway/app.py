@@ -23,7 +23,7 @@ from gateway.openapi import PLAN_KINDS, QUERY_RESPONSES, ErrorBody, error_respon
 from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
-from queries.q import QError
+from queries.q import TranslationError
 
 
 class QueryRequest(BaseModel):
@@ -63,7 +63,7 @@ def error_response(exc: QueryError) -> JSONResponse:
     )
 
 
-def q_error_response(exc: QError) -> JSONResponse:
+def q_error_response(exc: TranslationError) -> JSONResponse:
     # A q query outside the subset is a bad query; the position points the user at it.
     return JSONResponse(
         {"error": "bad_query", "message": str(exc), "position": exc.position}, status_code=400
@@ -137,7 +137,7 @@ def create_app(
                 result, keys = answer.result, answer.keys
             else:
                 result = router.run_sql(str(body.sql), **limits)
-        except QError as exc:
+        except TranslationError as exc:
             metrics.queries.labels("none", "bad_query").inc()
             return q_error_response(exc)
         except QueryError as exc:
@@ -156,7 +156,7 @@ def create_app(
                 translation = qpath.translate(body.q)
                 return {"sql": translation.sql, **router.plan(translation.sql).explain()}
             return router.plan(str(body.sql)).explain()
-        except QError as exc:
+        except TranslationError as exc:
             return q_error_response(exc)
         except QueryError as exc:
             return error_response(exc)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from queries.connection import prepare_database
 from queries.macros import AGGREGATE_MACROS
-from tickerplant.schema import Q_TO_ARROW, TableSchema
+from tickdb.schema import Q_TO_ARROW, TableSchema
 
 DATE_COLUMN = "date"
 

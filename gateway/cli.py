@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
-from tickerplant.listen import AddressInUse
+from tickdb.listen import AddressInUse
 
 FORMATS = ("table", "csv", "json", "arrow")
 

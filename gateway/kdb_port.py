@@ -31,9 +31,9 @@ from gateway.errors import QueryError
 from gateway.kdb_result import qtypes_by_name, result_to_q
 from gateway.qpath import QPath
 from gateway.router import Router
-from queries.q import QError as TranslationError
-from tickerplant.qipc.server import QConnection, QIpcServer
-from tickerplant.qipc.types import SYNC, KeyedTable, QError, QTable
+from qipc.server import QConnection, QIpcServer
+from qipc.types import SYNC, KeyedTable, QError, QTable
+from queries.q import TranslationError
 
 log = logging.getLogger(__name__)
 

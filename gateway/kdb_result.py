@@ -3,7 +3,7 @@
 A result's q types come from its fields' ``q`` metadata (set by :mod:`gateway.qpath` for q
 queries) or, for SQL, from the logical tables' schemas by column name where the Arrow type
 can hold that q type (a ``string`` column stays a string, not a symbol); anything else gets
-the Arrow type's default (``tickerplant.qipc.arrow``).
+the Arrow type's default (``qipc.arrow``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 
 from gateway.qpath import fitting_qtype, result_keys
-from tickerplant.qipc.arrow import Q_METADATA_KEY, column_to_q, default_qtype
-from tickerplant.qipc.types import KeyedTable, QError, QTable
+from qipc.arrow import Q_METADATA_KEY, column_to_q, default_qtype
+from qipc.types import KeyedTable, QError, QTable
 
 
 def qtypes_by_name(schemas: Mapping[str, list[tuple[str, str]]]) -> dict[str, str]:

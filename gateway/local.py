@@ -20,7 +20,7 @@ from queries.service import QueryError, QueryResult
 from queries.service_protocol import SymScope
 from queries.service_server import classify
 from queries.sqlsafety import check_read_only
-from tickerplant.schema import Q_TO_ARROW
+from tickdb.schema import Q_TO_ARROW
 
 _QTYPE_OF = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}
 

@@ -5,7 +5,7 @@ sent to backends and merged exactly as the SQL it translates to. What the transl
 and the SQL result does not (DuckDB results lose Arrow field metadata) travels on the
 result table:
 
-* each column's q type as field metadata ``q`` (``tickerplant.qipc.arrow`` reads it), when
+* each column's q type as field metadata ``q`` (``qipc.arrow`` reads it), when
   the column's Arrow type can hold it (the translator says ``None`` where it cannot tell);
 * the key columns of a keyed result (``select ... by``) as schema metadata ``tickdb.keys``
   (a JSON list), since an Arrow table has no keys.
@@ -23,9 +23,9 @@ import pyarrow as pa
 from gateway.catalog import Catalog
 from gateway.merge import GatewayResult
 from gateway.router import Router
-from queries.q import QError, QTranslation, translate
-from tickerplant.qipc.arrow import Q_METADATA_KEY, default_qtype
-from tickerplant.schema import SchemaError, TableSchema
+from qipc.arrow import Q_METADATA_KEY, default_qtype
+from queries.q import QTranslation, TranslationError, translate
+from tickdb.schema import SchemaError, TableSchema
 
 META_KEYS = b"tickdb.keys"
 
@@ -73,7 +73,7 @@ class QPath:
             return self._schemas
 
     def translate(self, q: str) -> QTranslation:
-        """Raises ``queries.q.QError`` (message and position) for q outside the subset."""
+        """Raises ``queries.q.TranslationError`` (message and position) for q outside the subset."""
         return translate(q, self.schemas())
 
     def run(
@@ -84,7 +84,7 @@ class QPath:
         max_rows: int | None = None,
         allow_partial: bool = False,
     ) -> QResult:
-        """Raises ``QError`` (translation) or ``QueryError`` (as ``Router.run_sql``)."""
+        """Raises ``TranslationError`` (translation) or ``QueryError`` (as ``Router.run_sql``)."""
         translation = self.translate(q)
         result = self.router.run_sql(
             translation.sql, timeout_s=timeout_s, max_rows=max_rows, allow_partial=allow_partial
@@ -164,4 +164,12 @@ def _schemas_of(catalog: Catalog) -> dict[str, TableSchema]:
     return schemas
 
 
-__all__ = ["META_KEYS", "QError", "QPath", "QResult", "annotate", "fitting_qtype", "result_keys"]
+__all__ = [
+    "META_KEYS",
+    "QPath",
+    "QResult",
+    "TranslationError",
+    "annotate",
+    "fitting_qtype",
+    "result_keys",
+]

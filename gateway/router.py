@@ -18,7 +18,7 @@ from gateway.errors import QueryError
 from gateway.handover import StaleTopology
 from gateway.merge import Executor, GatewayResult
 from gateway.planner import Plan, plan_query
-from tickerplant.schema import TableSchema, default_schemas
+from tickdb.schema import TableSchema, default_schemas
 
 
 @dataclass(frozen=True, kw_only=True)

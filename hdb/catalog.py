@@ -30,7 +30,7 @@ from hdb.parquet_out import quote_ident, sql_path
 from hdb.schema_io import Q_TO_DUCKDB, file_schema
 from queries.connection import prepare_database
 from queries.service import QueryError
-from tickerplant.schema import RESERVED_COLUMNS, TableSchema
+from tickdb.schema import RESERVED_COLUMNS, TableSchema
 
 log = logging.getLogger("tickdb.hdb")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from hdb.layout import make_dirs, partition_dir, publish, remove_stale_tmp, tmp_path
 from hdb.parquet_out import COMPRESSION, SCHEMA_KEY, row_group_rows
-from tickerplant.schema import TableSchema, conform
+from tickdb.schema import TableSchema, conform
 
 _CHUNK = re.compile(r"^chunk-(\d+)\.parquet$")
 

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from hdb.layout import scratch_dir
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 SCHEMA_KEY = "tickdb.schema"
 COMPRESSION = "zstd"

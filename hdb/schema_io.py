@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hdb.parquet_out import SCHEMA_KEY
-from tickerplant.schema import Q_METADATA_KEY, Q_TO_ARROW, SchemaError, TableSchema
+from tickdb.schema import Q_METADATA_KEY, Q_TO_ARROW, SchemaError, TableSchema
 
 # Arrow type -> q type, for files written by something other than tickdb (strings: symbol).
 _ARROW_TO_Q = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}

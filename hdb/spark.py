@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from hdb.schema_io import schema_of_footer
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 # q type -> the Spark type its Parquet column is read as (DDL). Stored integers for the types
 # Spark cannot read directly; ``_column`` turns them into Spark values.

@@ -42,7 +42,7 @@ from hdb.parquet_out import (
     sql_path,
     writer_connection,
 )
-from tickerplant.schema import SchemaError, TableSchema, conform
+from tickdb.schema import SchemaError, TableSchema, conform
 
 log = logging.getLogger("tickdb.hdb.writer")
 

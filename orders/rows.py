@@ -1,6 +1,6 @@
 """Order-flow objects as rows of the ``order_request``, ``order`` and ``fill`` tables.
 
-The tables are declared in ``tickerplant/schema.py``; these functions are the only place
+The tables are declared in ``tickdb/schema.py``; these functions are the only place
 that knows how a request, an event or a fill is laid out in them, in both directions, so
 what a venue replays from the journal is exactly what the gateway sent.
 """
@@ -29,8 +29,8 @@ from orders.model import (
     Side,
     TimeInForce,
 )
+from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
-from tickerplant.schema import default_schemas
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
 E = TypeVar("E", bound=Enum)

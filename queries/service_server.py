@@ -39,7 +39,7 @@ from queries.service_protocol import (
 )
 from queries.service_watchdog import QueryGuard, Watchdog, lower_thread_priority
 from queries.sqlsafety import check_read_only
-from tickerplant.listen import bind
+from tickdb.listen import bind
 
 log = logging.getLogger("tickdb.queries")
 

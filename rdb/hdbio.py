@@ -24,7 +24,7 @@ from queries.service import QueryClient, QueryError
 from rdb.recovery import RdbState
 from rdb.store import Chunk
 from rdb.symbols import plain_table
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 
 def write_chunk(

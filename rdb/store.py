@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from rdb.decode import decode_payloads
 from rdb.symbols import intern, is_interned, parts, plain_table
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 # Compact a table once this many batches sit in its list; merge into batches of this size.
 COMPACT_AFTER_BATCHES = 64

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickerplant.schema import Q_METADATA_KEY
+from tickdb.schema import Q_METADATA_KEY
 
 _INDEX = pa.int32()  # what dictionary_encode produces
 
@@ -47,7 +47,7 @@ def intern(table: pa.Table) -> pa.Table:
 
 def is_interned(batch: pa.RecordBatch) -> bool:
     # ``intern`` encodes every symbol column, so ``sym`` (always column 1, a symbol:
-    # ``tickerplant.schema``) tells; this runs per batch on every query's set-up.
+    # ``tickdb.schema``) tells; this runs per batch on every query's set-up.
     return pa.types.is_dictionary(batch.schema.field(1).type)
 
 

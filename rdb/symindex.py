@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SYM = 1  # ``sym`` is column 1 of every table (``tickerplant.schema``)
+SYM = 1  # ``sym`` is column 1 of every table (``tickdb.schema``)
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,7 +39,7 @@ from queries.service import QueryServer  # noqa: E402
 from rdb.query import QueryEngine  # noqa: E402
 from rdb.store import Store  # noqa: E402
 from tickdb.ready import wait_ready  # noqa: E402
-from tickerplant.schema import default_schemas  # noqa: E402
+from tickdb.schema import default_schemas  # noqa: E402
 
 TODAY = dt.date.today()
 DAYS = [TODAY - dt.timedelta(days=d) for d in range(5, -1, -1)]  # 5 past days + today

@@ -180,7 +180,7 @@ def gateway_stack(workdir: Path) -> Iterator[dict[str, Any]]:
 
     from hdb.writer import write_partition
     from tickdb.ready import wait_ready
-    from tickerplant.schema import default_schemas
+    from tickdb.schema import default_schemas
 
     n = GATEWAY_ROWS
     first = np.datetime64(f"{GATEWAY_DAY}T09:30:00", "ns")

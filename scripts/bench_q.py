@@ -25,7 +25,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from queries.q import translate
-from tickerplant.schema import default_schemas
+from tickdb.schema import default_schemas
 
 DAY_NANOS = 6 * 3600 * 10**9 + 30 * 60 * 10**9  # 09:30 to 16:00
 OPEN = "epoch_ns(TIMESTAMP '2024-01-02 09:30:00')"

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from tickerplant.qipc import codec
-from tickerplant.qipc.arrow import q_to_table, table_to_q
-from tickerplant.schema import default_schemas
+from qipc import codec
+from qipc.arrow import q_to_table, table_to_q
+from tickdb.schema import default_schemas
 
 
 def trade_table(rows: int) -> pa.Table:

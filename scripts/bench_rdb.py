@@ -37,8 +37,8 @@ from rdb.ingest import Ingest
 from rdb.query import QueryEngine
 from rdb.store import COMPACT_ROWS, Store
 from tickdb.ready import wait_ready
+from tickdb.schema import default_schemas
 from tickerplant.publisher import Publisher
-from tickerplant.schema import default_schemas
 from tickerplant.subscriber import Subscriber, Update
 
 TRADE = default_schemas()["trade"]

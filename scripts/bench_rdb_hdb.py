@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from hdb.writer import write_partition  # noqa: E402
 from queries.service import QueryClient  # noqa: E402
 from tickdb.ready import wait_ready  # noqa: E402
-from tickerplant.schema import default_schemas  # noqa: E402
+from tickdb.schema import default_schemas  # noqa: E402
 
 TRADE = default_schemas()["trade"]
 DAY = dt.date(2024, 1, 2)

@@ -30,9 +30,9 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tickdb.ready import wait_ready
+from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
 from tickerplant.journal import WRITE_BYTES
-from tickerplant.schema import default_schemas
 
 TRADE = default_schemas()["trade"]
 # Payloads from this size on are relayed without copying in the bare relay baseline: its

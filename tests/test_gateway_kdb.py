@@ -31,7 +31,7 @@ from test_gateway_q import (
     stop_stack,
 )
 
-from tickerplant.qipc import KeyedTable, QClient, QError, QTable
+from qipc import KeyedTable, QClient, QError, QTable
 
 CLIENT = Path(__file__).parent / "qipc_clients" / "pykx_gateway_client.py"
 LOGIN = "quant:" + USERS["quant"]

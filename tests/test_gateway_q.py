@@ -27,7 +27,7 @@ from gateway.client import Client, GatewayError
 from gateway.local import local_topology
 from queries.q import translate
 from queries.service import QueryServer
-from tickerplant.schema import default_schemas
+from tickdb.schema import default_schemas
 
 DATA = make_data(23, 2000, 7, 0.0)
 USERS = {"quant": "s3cret", "ops": "other"}

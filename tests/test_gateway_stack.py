@@ -26,9 +26,9 @@ from gateway.client import Client
 from hdb.layout import Shard
 from hdb.writer import write_partition
 from queries.service import QueryClient
+from tickdb.schema import default_schemas
 from tickerplant.protocol import shard_of
 from tickerplant.publisher import Publisher
-from tickerplant.schema import default_schemas
 
 SHARDS = 3
 SYMS = ["AAPL", "MSFT", "IBM", "GOOG", "AMZN", "TSLA", "NVDA", "META"]

@@ -23,9 +23,9 @@ from hdb.jobs.retain import retain
 from hdb.layout import Shard, list_dates, partition_file
 from hdb.writer import write_partition
 from queries.service import QueryClient
+from tickdb.schema import default_schemas
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import KIND_EOD, KIND_UPD, encode_record, shard_of
-from tickerplant.schema import default_schemas
 
 SCHEMAS = default_schemas()
 D1, D2 = dt.date(2024, 1, 2), dt.date(2024, 1, 3)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from hdb.writer import write_partition
-from tickerplant.schema import default_schemas
+from tickdb.schema import default_schemas
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "hdb.md"
 

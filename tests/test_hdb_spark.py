@@ -22,8 +22,8 @@ from gateway.client import Client
 from hdb.layout import Shard
 from hdb.spark import _uri, lake_schema, spark_ddl
 from hdb.writer import write_partition
+from tickdb.schema import default_schemas
 from tickerplant.protocol import shard_of
-from tickerplant.schema import default_schemas
 
 SHARDS = 3
 SYMS = ["AAPL", "MSFT", "IBM", "GOOG", "AMZN"]

@@ -22,7 +22,7 @@ from hdb.intraday import list_chunks, remove_chunks, write_chunk
 from hdb.layout import Shard, partition_file
 from hdb.parquet_out import WriteOptions
 from hdb.writer import write_partition
-from tickerplant.schema import SchemaError, default_schemas
+from tickdb.schema import SchemaError, default_schemas
 
 TRADE = default_schemas()["trade"]
 DAY = dt.date(2024, 1, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queries.q import QError
+from queries.q import TranslationError
 from queries.q.lexer import tokenize
 from queries.q.nodes import Call, Name, Num, Query, Sym
 from queries.q.parser import parse
@@ -98,7 +98,7 @@ def test_symbol_atom_and_list() -> None:
     ],
 )
 def test_syntax_outside_the_subset_is_reported_where_it_is(q: str, pos: int, fragment: str) -> None:
-    with pytest.raises(QError) as info:
+    with pytest.raises(TranslationError) as info:
         parse(q)
     assert info.value.position == pos
     assert fragment in info.value.message

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import sqlglot
 
-from queries.q import QError, QTranslation, translate
-from tickerplant.schema import default_schemas
+from queries.q import QTranslation, TranslationError, translate
+from tickdb.schema import default_schemas
 
 SCHEMAS = default_schemas()
 
@@ -72,7 +72,7 @@ def test_where_on_literal_stays_a_plain_pushable_comparison() -> None:
     ],
 )
 def test_unsupported_q_fails_naming_construct_and_position(q: str, pos: int, fragment: str) -> None:
-    with pytest.raises(QError) as info:
+    with pytest.raises(TranslationError) as info:
         translate(q, SCHEMAS)
     assert fragment in info.value.message, info.value.message
     assert info.value.position == pos, info.value.message

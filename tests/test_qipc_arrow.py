@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tickerplant.qipc import codec
-from tickerplant.qipc import types as t
-from tickerplant.qipc.arrow import Q_METADATA_KEY, column_to_q, q_to_table, table_to_q
-from tickerplant.schema import default_schemas
+from qipc import codec
+from qipc import types as t
+from qipc.arrow import Q_METADATA_KEY, column_to_q, q_to_table, table_to_q
+from tickdb.schema import default_schemas
 
 I64 = st.integers(-(2**63) + 2, 2**63 - 1)  # the smallest long is q's null
 COLUMN_VALUES: dict[str, st.SearchStrategy[object]] = {

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 os.environ.setdefault("PYKX_UNLICENSED", "true")  # PyKX 4.x: IPC and (de)serialise only
 kx = pytest.importorskip("pykx")
 
-from tickerplant.qipc import codec  # noqa: E402
-from tickerplant.qipc import types as t  # noqa: E402
-from tickerplant.qipc.compress import compress, decompress  # noqa: E402
+from qipc import codec  # noqa: E402
+from qipc import types as t  # noqa: E402
+from qipc.compress import compress, decompress  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1

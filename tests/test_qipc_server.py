@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 from harness import wait_until
 
+from qipc import QClient, QError, QTable, Symbol
+from qipc import types as t
+from qipc.codec import encode
 from tickdb.ready import wait_ready
-from tickerplant.qipc import QClient, QError, QTable, Symbol
-from tickerplant.qipc import types as t
-from tickerplant.qipc.codec import encode
 
 os.environ.setdefault("PYKX_UNLICENSED", "true")  # PyKX 4.x: IPC and (de)serialise only
 kx = pytest.importorskip("pykx")

@@ -12,8 +12,8 @@ import pytest
 
 from rdb.ingest import Ingest, IngestLag
 from rdb.store import Store
+from tickdb.schema import default_schemas
 from tickerplant.protocol import KIND_UPD, Record
-from tickerplant.schema import default_schemas
 from tickerplant.subscriber import Update
 
 MS = 1_000_000

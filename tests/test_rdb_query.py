@@ -17,7 +17,7 @@ from rdb.query import QueryEngine, tables_named
 from rdb.recovery import RdbState
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
 from rdb.symbols import intern, is_interned, parts
-from tickerplant.schema import default_schemas
+from tickdb.schema import default_schemas
 
 DAY = dt.date(2024, 1, 2)
 DAY_NS = 1_704_153_600 * 10**9

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 from harness import free_port, start_tp, wait_until
 
+from tickdb.schema import default_schemas
 from tickerplant.publisher import Publisher, to_arrow
-from tickerplant.schema import default_schemas
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
 TRADE = default_schemas()["trade"]

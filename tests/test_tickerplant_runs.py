@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tickdb.config import load_config
+from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
 from tickerplant.journal import read_journal
 from tickerplant.onerow import OneRowDecoder
 from tickerplant.protocol import ERR, encode_upd
-from tickerplant.schema import default_schemas
 from tickerplant.server import Tickerplant
 from tickerplant.splice import batch_span, join
 

@@ -19,9 +19,9 @@ import pytest
 import zmq
 from harness import Proc, free_port, start_tp, wait_until
 
+from qipc import QClient, QError, QTable, Symbol
 from tickerplant.discovery import request
 from tickerplant.protocol import ROLL
-from tickerplant.qipc import QClient, QError, QTable, Symbol
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
 CLIENT = Path(__file__).parent / "qipc_clients" / "pykx_tp_client.py"
@@ -242,7 +242,7 @@ def test_u_sub_returns_the_schema_and_pushes_in_order(tp: Proc) -> None:
             "risk_admin",
         ]
         _, empty = everything[3]
-        from tickerplant.schema import DEFAULT_TABLES
+        from tickdb.schema import DEFAULT_TABLES
 
         assert list(empty.columns) == list(DEFAULT_TABLES["order"])
         assert len(empty) == 0 and isinstance(empty.columns["order_id"], list)  # strings

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from harness import Proc, start_tp, wait_until
 
+from qipc import QClient, Symbol
+from qipc.codec import encode
+from qipc.transport import client_handshake
+from qipc.types import SYNC
+from tickdb.schema import default_schemas
 from tickerplant.kdb_port import KdbPort
 from tickerplant.publisher import Publisher
-from tickerplant.qipc import QClient, Symbol
-from tickerplant.qipc.codec import encode
-from tickerplant.qipc.transport import client_handshake
-from tickerplant.qipc.types import SYNC
-from tickerplant.schema import default_schemas
 
 
 @pytest.fixture

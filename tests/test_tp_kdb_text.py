@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from harness import Proc, start_tp, wait_until
 
+from qipc import QClient, QError, Symbol
+from qipc.codec import encode
+from qipc.server import QIpcServer
+from qipc.types import SYNC
+from tickdb.schema import default_schemas
 from tickerplant.kdb_port import KdbPort
-from tickerplant.qipc import QClient, QError, Symbol
-from tickerplant.qipc.codec import encode
-from tickerplant.qipc.server import QIpcServer
-from tickerplant.qipc.types import SYNC
-from tickerplant.schema import default_schemas
 from tickerplant.subscriber import Subscriber
 
 

@@ -27,7 +27,7 @@ __import__("fix.cli").cli.register(app)
 
 
 def main() -> None:
-    from tickerplant.listen import AddressInUse
+    from tickdb.listen import AddressInUse
 
     try:
         app()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tickerplant.schema import DEFAULT_TABLES, SchemaError, TableSchema
+from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
 
 
 class ConfigError(ValueError):

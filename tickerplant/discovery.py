@@ -14,8 +14,8 @@ from typing import Any
 
 import zmq
 
+from tickdb.schema import TableSchema
 from tickerplant.protocol import HELLO, PROTOCOL_VERSION
-from tickerplant.schema import TableSchema
 
 
 class TickerplantUnavailable(ConnectionError):

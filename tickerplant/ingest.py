@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from tickdb.schema import TableSchema
 from tickerplant.onerow import OneRowDecoder
-from tickerplant.schema import TableSchema
 from tickerplant.splice import END_OF_STREAM, batch_spans, join
 
 

@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickerplant.qipc.arrow import column_to_arrow
-from tickerplant.qipc.types import Char, KeyedTable, QDict, QError, QTable, Symbol
-from tickerplant.schema import TableSchema
+from qipc.arrow import column_to_arrow
+from qipc.types import Char, KeyedTable, QDict, QError, QTable, Symbol
+from tickdb.schema import TableSchema
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 # q types a feed uses for a time of day, and nanoseconds per unit of their Arrow storage.

@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from qipc.server import Authenticator, QConnection, QIpcServer
+from qipc.types import SYNC, QError
+from tickdb.schema import TableSchema
 from tickerplant.clock import Clock, SystemClock
 from tickerplant.ingest import encode_stream
 from tickerplant.kdb_convert import upd_to_arrow
 from tickerplant.kdb_subs import QFanout
 from tickerplant.kdb_text import QTextError, parse_call
 from tickerplant.publisher import Publisher, PublishError
-from tickerplant.qipc.server import Authenticator, QConnection, QIpcServer
-from tickerplant.qipc.types import SYNC, QError
-from tickerplant.schema import TableSchema
 
 log = logging.getLogger(__name__)
 

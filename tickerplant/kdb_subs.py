@@ -23,12 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from qipc.arrow import table_to_q
+from qipc.codec import encode
+from qipc.server import QConnection
+from qipc.types import ASYNC, QError, Symbol
+from tickdb.schema import TableSchema
 from tickerplant.discovery import request_hello
-from tickerplant.qipc.arrow import table_to_q
-from tickerplant.qipc.codec import encode
-from tickerplant.qipc.server import QConnection
-from tickerplant.qipc.types import ASYNC, QError, Symbol
-from tickerplant.schema import TableSchema
 from tickerplant.subscriber import EndOfDay, Message, Subscriber
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tickerplant.qipc.types import Symbol
+from qipc.types import Symbol
 
 _CALL = re.compile(r"^\s*(\.?[A-Za-z][\w.]*)\s*\[(.*)\]\s*$", re.S)
 

@@ -32,10 +32,10 @@ from typing import Any
 import pyarrow as pa
 import zmq
 
+from tickdb.schema import TableSchema, conform
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.ingest import encode_stream
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, encode_upd
-from tickerplant.schema import TableSchema, conform
 
 log = logging.getLogger(__name__)
 

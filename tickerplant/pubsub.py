@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import zmq
 
+from tickdb.schema import TableSchema
 from tickerplant.ingest import encode_stream
 from tickerplant.protocol import (
     DATA,
@@ -35,7 +36,6 @@ from tickerplant.protocol import (
     record_parts,
     shard_of,
 )
-from tickerplant.schema import TableSchema
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import zmq
 
+from tickdb.listen import bind
+from tickdb.schema import TableSchema
 from tickerplant.journal import (
     JournalCorrupt,
     JournalIndex,
@@ -23,7 +25,6 @@ from tickerplant.journal import (
     read_journal,
     read_journal_encoded,
 )
-from tickerplant.listen import bind
 from tickerplant.protocol import (
     CHUNK,
     END,
@@ -35,7 +36,6 @@ from tickerplant.protocol import (
     encode_record,
 )
 from tickerplant.pubsub import MAX_BLOB_BYTES, ShardMap, select_rows
-from tickerplant.schema import TableSchema
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import zmq
 
 from tickdb.config import Config
+from tickdb.listen import bind
 from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
 from tickerplant.dedup import PublisherLedger, Verdict
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
-from tickerplant.listen import bind
 from tickerplant.protocol import (
     ACK,
     ERR,

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from hdb.layout import list_dates, list_tables, parse_part, partition_dir, stale_tmp_files
 from hdb.schema_io import file_schema
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 Level = Literal["error", "warning", "info"]
 

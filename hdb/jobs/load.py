@@ -31,8 +31,8 @@ from hdb.parquet_out import (
     writer_connection,
 )
 from hdb.schema_io import Q_TO_DUCKDB
+from tickdb.schema import Column, TableSchema
 from tickerplant.protocol import shard_of
-from tickerplant.schema import Column, TableSchema
 
 IfExists = Literal["error", "replace", "append"]
 MAX_REPORTED = 20

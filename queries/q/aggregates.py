@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from queries.q.errors import MixedShapes, QError
+from queries.q.errors import MixedShapes, TranslationError
 from queries.q.nodes import Call, Func, ListExpr, Name, Node
 from queries.q.qtypes import FLOATING, INT_INFINITY, INTEGRAL, NUMERIC, sql_type
 from queries.q.sqlexpr import Expr, Scope, quote_ident
@@ -30,7 +30,9 @@ def _over(scope: Scope, *, ordered: bool, frame: str = "", pos: int) -> str:
         parts.append("PARTITION BY " + ", ".join(scope.partition))
     if ordered:
         if not scope.order:
-            raise QError("this function needs the table's time order, which is lost here", pos)
+            raise TranslationError(
+                "this function needs the table's time order, which is lost here", pos
+            )
         parts.append("ORDER BY " + ", ".join(scope.order))
     if frame:
         parts.append(frame)
@@ -43,13 +45,17 @@ def _argument(node: Call, scope: Scope, tr: Translate, index: int = 0) -> Expr:
     except MixedShapes:
         x = broadcast(node.args[index], scope, tr)
     if x.items is not None:
-        raise QError(f"'{node.fn}' of a literal list is not supported", node.args[index].pos)
+        raise TranslationError(
+            f"'{node.fn}' of a literal list is not supported", node.args[index].pos
+        )
     if x.shape == "agg":
-        raise QError(f"'{node.fn}' of an aggregate is not supported", node.args[index].pos)
+        raise TranslationError(
+            f"'{node.fn}' of an aggregate is not supported", node.args[index].pos
+        )
     if x.window and scope.mode == "window":
         # A window cannot contain another window: compute the inner one a level down.
         if scope.hoist is None:
-            raise QError(
+            raise TranslationError(
                 f"'{node.fn}' of a uniform function or aggregate is not supported here",
                 node.args[index].pos,
             )
@@ -101,7 +107,7 @@ def _aggregate(build: Builder, arity: int = 1) -> Handler:
 
 def _numeric_arg(x: Expr, fn: str, pos: int) -> None:
     if x.qtype is not None and x.qtype not in NUMERIC:
-        raise QError(f"'{fn}' needs numbers, got {x.qtype}", pos)
+        raise TranslationError(f"'{fn}' needs numbers, got {x.qtype}", pos)
 
 
 def _count(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, str]:
@@ -127,7 +133,7 @@ def _extreme(fn: str) -> Builder:
     def build(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, str | None]:
         x = args[0]
         if x.qtype in ("symbol", "string"):
-            raise QError(f"'{fn}' of symbols is a type error in q", pos)
+            raise TranslationError(f"'{fn}' of symbols is a type error in q", pos)
         call = agg(f"{fn}({x.sql})")
         # Over nothing (or only nulls) q answers the opposite infinity of the type.
         sign = "-" if fn == "max" else ""
@@ -169,7 +175,9 @@ def _first_last(fn: str) -> Callable[[Scope], Builder]:
         def build(args: list[Expr], agg: Callable[[str], str], pos: int) -> tuple[str, str | None]:
             x = args[0]
             if not scope.order:
-                raise QError(f"'{fn}' needs the table's time order, which is lost here", pos)
+                raise TranslationError(
+                    f"'{fn}' needs the table's time order, which is lost here", pos
+                )
             if len(scope.order) == 1 and not scope.order[0].endswith(("DESC", "LAST", "FIRST")):
                 pick = "arg_min_null" if fn == "first" else "arg_max_null"
                 return agg(f"{pick}({x.sql}, {scope.order[0]})"), x.qtype
@@ -229,7 +237,7 @@ def _with_i(scope: Scope) -> Scope:
 
 
 def _distinct(node: Call, scope: Scope, tr: Translate) -> Expr:
-    raise QError(
+    raise TranslationError(
         "'distinct' is supported as count distinct x, select distinct x from t "
         "and exec distinct x from t",
         node.pos,
@@ -243,7 +251,9 @@ def _uniform(build: Callable[[Expr, Scope, int], tuple[str, str | None]]) -> Han
     def handler(node: Call, scope: Scope, tr: Translate) -> Expr:
         x = _argument(node, scope, tr, len(node.args) - 1)
         if x.hoisted and scope.mode == "agg":
-            raise QError(f"'{node.fn}' of another uniform function is not supported here", node.pos)
+            raise TranslationError(
+                f"'{node.fn}' of another uniform function is not supported here", node.pos
+            )
         sql, qtype = build(x, scope, node.pos)
         e = Expr(sql, qtype, "row", window=True)
         return _hoist(e, scope) if scope.mode == "agg" else e
@@ -296,12 +306,12 @@ def _moving(fn: str) -> Handler:
     def handler(node: Call, scope: Scope, tr: Translate) -> Expr:
         n = tr(node.args[0], scope)
         if n.qtype not in INTEGRAL or n.shape != "const" or n.items is not None:
-            raise QError(
+            raise TranslationError(
                 f"'{fn}' needs a literal positive integer window on the left", node.args[0].pos
             )
         size = int(n.sql.split("(")[1].split(" ")[0])
         if size <= 0:
-            raise QError(f"'{fn}' window must be positive", node.args[0].pos)
+            raise TranslationError(f"'{fn}' window must be positive", node.args[0].pos)
         frame = f"ROWS BETWEEN {size - 1} PRECEDING AND CURRENT ROW"
 
         def build(x: Expr, sc: Scope, pos: int) -> tuple[str, str | None]:
@@ -329,17 +339,17 @@ def _fby(node: Call, scope: Scope, tr: Translate) -> Expr:
     if not (
         isinstance(spec, ListExpr) and len(spec.items) == 2 and isinstance(spec.items[0], Func)
     ):
-        raise QError(
+        raise TranslationError(
             "'fby' needs (aggregate;column) on the left, e.g. (max;price) fby sym", spec.pos
         )
     fn = spec.items[0]
     g = tr(group, replace(scope, mode="window"))
     if g.shape != "row" or g.window:
-        raise QError("'fby' groups by a column expression", group.pos)
+        raise TranslationError("'fby' groups by a column expression", group.pos)
     inner = replace(scope, mode="window", partition=(*scope.partition, g.sql))
     e = tr(Call(fn.pos, fn.name, (spec.items[1],)), inner)
     if not e.window:
-        raise QError(f"'fby' needs an aggregate, not '{fn.name}'", fn.pos)
+        raise TranslationError(f"'fby' needs an aggregate, not '{fn.name}'", fn.pos)
     return _hoist(e, scope) if scope.mode == "agg" else e
 
 

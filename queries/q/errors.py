@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class QError(ValueError):
+class TranslationError(ValueError):
     """A q query that cannot be translated, with the 0-based character offset it points at.
 
     The message names the construct (``'fby' ...``, ``each-left adverb ...``) so that a user
@@ -16,7 +16,7 @@ class QError(ValueError):
         self.position = position
 
 
-class MixedShapes(QError):
+class MixedShapes(TranslationError):
     """Per-row values and aggregates in one expression (``price - avg price``) where the
     aggregate renders as a GROUP BY aggregate: the caller may broadcast instead
     (``aggregates.broadcast``)."""

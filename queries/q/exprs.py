@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from queries.q import aggregates, operators, temporal
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.literals import Atom, null_atom, vector_atoms
 from queries.q.nodes import Call, Func, ListExpr, Name, Node, Num, Query, Str, Sym
 from queries.q.sqlexpr import Expr, Scope, quote_ident, quote_str
@@ -31,12 +31,16 @@ def translate(node: Node, scope: Scope) -> Expr:
     if isinstance(node, Call):
         return _call(node, scope)
     if isinstance(node, Func):
-        raise QError(f"function '{node.name}' used as a value needs an argument", node.pos)
+        raise TranslationError(
+            f"function '{node.name}' used as a value needs an argument", node.pos
+        )
     if isinstance(node, ListExpr):
         return _general_list(node, scope)
     if isinstance(node, Query):
-        raise QError(f"a nested '{node.kind}' is only supported as a table or after 'in'", node.pos)
-    raise QError(f"unsupported construct {type(node).__name__}", node.pos)
+        raise TranslationError(
+            f"a nested '{node.kind}' is only supported as a table or after 'in'", node.pos
+        )
+    raise TranslationError(f"unsupported construct {type(node).__name__}", node.pos)
 
 
 def _from_atoms(atoms: list[Atom]) -> Expr:
@@ -67,10 +71,12 @@ def _general_list(node: ListExpr, scope: Scope) -> Expr:
     for item in node.items:
         e = translate(item, scope)
         if e.shape != "const" or e.items is not None:
-            raise QError("general lists are only supported as lists of literals", item.pos)
+            raise TranslationError(
+                "general lists are only supported as lists of literals", item.pos
+            )
         atoms.append(Atom(e.sql, e.qtype or "", not e.nonnull, e.nanos))
     if not atoms:
-        raise QError("the empty list () is not supported here", node.pos)
+        raise TranslationError("the empty list () is not supported here", node.pos)
     qtypes = {a.qtype for a in atoms}
     qtype = qtypes.pop() if len(qtypes) == 1 else None
     sql = "[" + ", ".join(a.sql for a in atoms) + "]"
@@ -86,21 +92,23 @@ def column(node: Name, scope: Scope) -> Expr:
         base = Expr(quote_ident(head), scope.columns[head], "row")
         return temporal.dot_part(base, part, node.pos)
     if name == "i":
-        raise QError("the virtual column 'i' is only supported as 'count i'", node.pos)
+        raise TranslationError("the virtual column 'i' is only supported as 'count i'", node.pos)
     known = ", ".join(sorted(scope.columns))
-    raise QError(f"unknown column '{name}' (columns: {known})", node.pos)
+    raise TranslationError(f"unknown column '{name}' (columns: {known})", node.pos)
 
 
 def _call(node: Call, scope: Scope) -> Expr:
     if node.adverb is not None:
-        raise QError(f"adverb {node.adverb!r} after '{node.fn}' is not supported", node.pos)
+        raise TranslationError(
+            f"adverb {node.adverb!r} after '{node.fn}' is not supported", node.pos
+        )
     handler = _HANDLERS.get(node.fn)
     if handler is None:
-        raise QError(f"'{node.fn}' is not supported in q translation", node.pos)
+        raise TranslationError(f"'{node.fn}' is not supported in q translation", node.pos)
     arity = len(node.args)
     expected = _ARITY.get(node.fn, {1, 2})
     if arity not in expected:
-        raise QError(
+        raise TranslationError(
             f"'{node.fn}' takes {'/'.join(map(str, sorted(expected)))} argument(s), got {arity}",
             node.pos,
         )
@@ -115,7 +123,7 @@ def _null_check(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _string(node: Call, scope: Scope, tr: Translate) -> Expr:
     x = tr(node.args[0], scope)
     if x.qtype not in ("symbol", "string"):
-        raise QError(
+        raise TranslationError(
             "'string' is only supported on symbols (q formats numbers its own way)", node.pos
         )
     return x.with_sql(x.sql, qtype="string")
@@ -125,7 +133,7 @@ def _case(fn: str) -> Handler:
     def handler(node: Call, scope: Scope, tr: Translate) -> Expr:
         x = tr(node.args[0], scope)
         if x.qtype not in ("symbol", "string"):
-            raise QError(f"'{fn}' needs symbols or strings", node.pos)
+            raise TranslationError(f"'{fn}' needs symbols or strings", node.pos)
         return x.with_sql(f"{fn}({x.sql})")
 
     return handler
@@ -133,7 +141,7 @@ def _case(fn: str) -> Handler:
 
 def _vector_conditional(node: Call, scope: Scope, tr: Translate) -> Expr:
     if len(node.args) != 3:
-        raise QError("'?' is only supported as the vector conditional ?[c;a;b]", node.pos)
+        raise TranslationError("'?' is only supported as the vector conditional ?[c;a;b]", node.pos)
     cond, a, b = (tr(arg, scope) for arg in node.args)
     operators.require_boolean(cond, node.args[0].pos, "?[c;a;b] condition")
     qtype = a.qtype if a.qtype == b.qtype else operators.promote_or_fail(a, b, node.pos)

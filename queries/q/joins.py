@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from queries.q.context import Context
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.exprs import translate
 from queries.q.literals import vector_atoms
 from queries.q.nodes import Call, Func, ListExpr, Name, Node, Num, Sym
@@ -22,14 +22,16 @@ JoinHandler = Callable[[Call, Context], Rel]
 
 def _key_names(node: Node, what: str) -> list[str]:
     if not isinstance(node, Sym):
-        raise QError(f"'{what}' needs the join columns as symbols, e.g. `sym`time", node.pos)
+        raise TranslationError(
+            f"'{what}' needs the join columns as symbols, e.g. `sym`time", node.pos
+        )
     return list(node.names)
 
 
 def _check_columns(cols: list[str], rel: Rel, side: str, node: Node, what: str) -> None:
     missing = [c for c in cols if c not in rel.names]
     if missing:
-        raise QError(f"'{what}': {side} table has no column(s) {missing}", node.pos)
+        raise TranslationError(f"'{what}': {side} table has no column(s) {missing}", node.pos)
 
 
 def _combine(
@@ -64,7 +66,7 @@ def _asof(use_right_time: bool) -> JoinHandler:
     def handler(node: Call, ctx: Context) -> Rel:
         what = node.fn
         if len(node.args) != 3:
-            raise QError(f"'{what}' takes [columns; left table; right table]", node.pos)
+            raise TranslationError(f"'{what}' takes [columns; left table; right table]", node.pos)
         keys = _key_names(node.args[0], what)
         left, right = ctx.table(node.args[1]), ctx.table(node.args[2])
         _check_columns(keys, left, "left", node.args[1], what)
@@ -89,7 +91,7 @@ def _keyed(inner: bool) -> JoinHandler:
         what = node.fn
         left, right = ctx.table(node.args[0]), ctx.table(node.args[1])
         if not right.keys:
-            raise QError(
+            raise TranslationError(
                 f"'{what}' needs a keyed table on the right: select ... by k from t or `k xkey t",
                 node.args[1].pos,
             )
@@ -138,7 +140,7 @@ def _window_bounds(node: Node) -> tuple[int, int]:
             lo, hi = (a.nanos for a in atoms)
             assert lo is not None and hi is not None
             return lo, hi
-    raise QError(
+    raise TranslationError(
         "'wj' windows are supported as two timespans added to the left table's "
         "times, e.g. -0D00:00:02 0D00:00:01+\\:trade.time",
         node.pos,
@@ -149,13 +151,17 @@ def _window_join(include_prevailing: bool) -> JoinHandler:
     def handler(node: Call, ctx: Context) -> Rel:
         what = node.fn
         if len(node.args) != 4:
-            raise QError(f"'{what}' takes [windows; columns; table; (table;(f;`c);...)]", node.pos)
+            raise TranslationError(
+                f"'{what}' takes [windows; columns; table; (table;(f;`c);...)]", node.pos
+            )
         lo, hi = _window_bounds(node.args[0])
         keys = _key_names(node.args[1], what)
         left = ctx.table(node.args[2])
         spec = node.args[3]
         if not isinstance(spec, ListExpr) or len(spec.items) < 2:
-            raise QError(f"'{what}' needs (table;(f;`c);...) as its last argument", spec.pos)
+            raise TranslationError(
+                f"'{what}' needs (table;(f;`c);...) as its last argument", spec.pos
+            )
         right = ctx.table(spec.items[0])
         _check_columns(keys, left, "left", node.args[2], what)
         _check_columns(keys, right, "right", spec.items[0], what)
@@ -192,12 +198,12 @@ def _window_join(include_prevailing: bool) -> JoinHandler:
                 and isinstance(item.items[0], Func)
                 and isinstance(item.items[1], Sym)
             ):
-                raise QError(f"'{what}' aggregations are written (f;`column)", item.pos)
+                raise TranslationError(f"'{what}' aggregations are written (f;`column)", item.pos)
             fn, col = item.items
             assert isinstance(fn, Func) and isinstance(col, Sym)
             e = translate(Call(fn.pos, fn.name, (Name(col.pos, col.names[0]),)), scope)
             if e.shape != "agg":
-                raise QError(f"'{what}' needs an aggregate, not '{fn.name}'", fn.pos)
+                raise TranslationError(f"'{what}' needs an aggregate, not '{fn.name}'", fn.pos)
             aggs.append((col.names[0], e))
         w = ctx.aliases.table()
         agg_list = ", ".join(f"{e.sql} AS {q(c)}" for c, e in aggs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.tokens import Kind, Token
 
 # One numeric or temporal atom, most specific form first. Nulls and infinities (0N 0n 0Nd 0w
@@ -76,7 +76,7 @@ def tokenize(src: str) -> list[Token]:
             tokens.append(Token(Kind.SYM, src[start:i], start, tuple(names), spaced))
             continue
         if ch == "{":
-            raise QError("lambdas {...} are not supported", start)
+            raise TranslationError("lambdas {...} are not supported", start)
         if ch == '"':
             i = _string(src, i, tokens, spaced)
             continue
@@ -104,7 +104,7 @@ def tokenize(src: str) -> list[Token]:
             tokens.append(Token(_PUNCT[ch], ch, start, (), spaced))
             i += 1
             continue
-        raise QError(f"unexpected character {ch!r}", start)
+        raise TranslationError(f"unexpected character {ch!r}", start)
     tokens.append(Token(Kind.EOF, "", n, (), True))
     return tokens
 
@@ -125,7 +125,7 @@ def _number(src: str, i: int, tokens: list[Token], spaced: bool) -> int:
     start = i
     m = _ATOM.match(src, i)
     if m is None:
-        raise QError("malformed number or temporal literal", start)
+        raise TranslationError("malformed number or temporal literal", start)
     items = [m.group()]
     i = m.end()
     while True:
@@ -152,13 +152,13 @@ def _string(src: str, i: int, tokens: list[Token], spaced: bool) -> int:
         if src[i] == "\\" and i + 1 < len(src):
             esc = _ESCAPES.get(src[i + 1])
             if esc is None:
-                raise QError(f"unsupported escape \\{src[i + 1]} in string", i)
+                raise TranslationError(f"unsupported escape \\{src[i + 1]} in string", i)
             out.append(esc)
             i += 2
             continue
         out.append(src[i])
         i += 1
     if i >= len(src):
-        raise QError("unterminated string", start)
+        raise TranslationError("unterminated string", start)
     tokens.append(Token(Kind.STR, "".join(out), start, (), spaced))
     return i + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.qtypes import INT_INFINITY, sql_type
 
 
@@ -88,7 +88,7 @@ def atom(text: str, pos: int) -> Atom:
 
 def _check_negative(neg: bool, what: str, pos: int) -> None:
     if neg:
-        raise QError(f"negative {what} literal is not supported", pos)
+        raise TranslationError(f"negative {what} literal is not supported", pos)
 
 
 def _null(body: str, pos: int) -> Atom:
@@ -96,7 +96,7 @@ def _null(body: str, pos: int) -> Atom:
         return null_atom("float")
     suffix = body[2:]
     if suffix not in _NULL_TYPE:
-        raise QError(f"null literal {body!r} is not supported", pos)
+        raise TranslationError(f"null literal {body!r} is not supported", pos)
     return null_atom(_NULL_TYPE[suffix])
 
 
@@ -106,14 +106,14 @@ def _infinity(body: str, neg: bool, pos: int) -> Atom:
         return Atom(f"'{sign}inf'::DOUBLE", "float")
     qtype = {"0W": "long", "0Wj": "long", "0Wi": "int", "0Wh": "short"}.get(body)
     if qtype is None:
-        raise QError(f"infinity literal {body!r} is not supported", pos)
+        raise TranslationError(f"infinity literal {body!r} is not supported", pos)
     return Atom(f"CAST({sign}{INT_INFINITY[qtype]} AS {sql_type(qtype)})", qtype)
 
 
 def _clock_nanos(text: str, pos: int) -> int:
     m = _CLOCK.fullmatch(text)
     if m is None:
-        raise QError(f"malformed time {text!r}", pos)
+        raise TranslationError(f"malformed time {text!r}", pos)
     hh, mm, ss, frac = (m.group(i) for i in range(1, 5))
     seconds = int(hh) * 3600 + int(mm or 0) * 60 + int(ss or 0)
     frac_nanos = int((frac or "").ljust(9, "0")[:9] or 0)
@@ -126,7 +126,7 @@ def _timestamp(y: str, mo: str, d: str, clock: int, neg: bool, pos: int) -> Atom
     hh, rem = divmod(secs, 3600)
     mm, ss = divmod(rem, 60)
     if hh >= 24:
-        raise QError("timestamp time of day must be before 24:00", pos)
+        raise TranslationError("timestamp time of day must be before 24:00", pos)
     return Atom(f"TIMESTAMP_NS '{y}-{mo}-{d} {hh:02d}:{mm:02d}:{ss:02d}.{frac:09d}'", "timestamp")
 
 
@@ -153,7 +153,7 @@ def _time_of_day(text: str, suffix: str, neg: bool, pos: int) -> Atom:
         return _timespan(-nanos if neg else nanos)
     _check_negative(neg, qtype, pos)
     if nanos >= 86_400_000_000_000:
-        raise QError(f"{qtype} literal {text!r} past 24:00 is not supported", pos)
+        raise TranslationError(f"{qtype} literal {text!r} past 24:00 is not supported", pos)
     secs, rest = divmod(nanos, 1_000_000_000)
     hh, rem = divmod(secs, 3600)
     mm, ss = divmod(rem, 60)
@@ -167,12 +167,12 @@ def _number(body: str, neg: bool, pos: int) -> Atom:
     digits = body[:-1] if suffix else body
     if suffix == "b":
         if neg or len(digits) != 1 or digits not in "01":
-            raise QError(f"boolean literal {body!r}: use one of 0b 1b", pos)
+            raise TranslationError(f"boolean literal {body!r}: use one of 0b 1b", pos)
         return Atom("true" if digits == "1" else "false", "boolean")
     is_float = "." in digits or "e" in digits
     qtype = _SUFFIX_TYPE.get(suffix, "float" if is_float else "long")
     if is_float and qtype not in ("real", "float"):
-        raise QError(f"number {body!r} has a fraction but an integer type suffix", pos)
+        raise TranslationError(f"number {body!r} has a fraction but an integer type suffix", pos)
     value = float(sign + digits) if qtype in ("real", "float") else int(sign + digits)
     return Atom(f"CAST({value!r} AS {sql_type(qtype)})", qtype)
 

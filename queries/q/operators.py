@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from queries.q.errors import MixedShapes, QError
+from queries.q.errors import MixedShapes, TranslationError
 from queries.q.nodes import Call, Node, Query
 from queries.q.qtypes import FLOATING, INTEGRAL, NUMERIC, TEXT, TIME_OF_DAY, promote, sql_type
 from queries.q.sqlexpr import Expr, Scope
@@ -39,7 +39,7 @@ def derived(sql: str, qtype: str | None, args: Sequence[Expr], pos: int, **extra
 
 def require_boolean(e: Expr, pos: int, what: str) -> None:
     if e.qtype not in (None, "boolean"):
-        raise QError(f"{what} must be boolean, got {e.qtype}", pos)
+        raise TranslationError(f"{what} must be boolean, got {e.qtype}", pos)
 
 
 def promote_or_fail(a: Expr, b: Expr, pos: int) -> str | None:
@@ -49,7 +49,7 @@ def promote_or_fail(a: Expr, b: Expr, pos: int) -> str | None:
         return promote(a.qtype, b.qtype)
     if a.qtype is None or b.qtype is None:
         return a.qtype or b.qtype
-    raise QError(f"cannot combine {a.qtype} and {b.qtype}", pos)
+    raise TranslationError(f"cannot combine {a.qtype} and {b.qtype}", pos)
 
 
 def _args(node: Call, scope: Scope, tr: Translate) -> tuple[Expr, Expr]:
@@ -59,7 +59,9 @@ def _args(node: Call, scope: Scope, tr: Translate) -> tuple[Expr, Expr]:
 def _no_vectors(node: Call, *exprs: Expr) -> None:
     for e in exprs:
         if e.items is not None:
-            raise QError(f"a literal list as an argument of '{node.fn}' is not supported", node.pos)
+            raise TranslationError(
+                f"a literal list as an argument of '{node.fn}' is not supported", node.pos
+            )
 
 
 # -- comparisons -----------------------------------------------------------------------
@@ -76,22 +78,24 @@ def _comparable(a: Expr, b: Expr, pos: int) -> None:
     if {ta, tb} <= {"timestamp", "date"} or {ta, tb} <= TIME_OF_DAY:
         return
     if {ta, tb} <= {"symbol", "string"}:
-        raise QError(
+        raise TranslationError(
             "comparing symbols with strings: write the value as a symbol (`AAPL) or use like", pos
         )
     if "timestamp" in (ta, tb) and ({ta, tb} & TIME_OF_DAY):
-        raise QError(
+        raise TranslationError(
             f"comparing timestamp with {ta if tb == 'timestamp' else tb}: take the "
             "time of day first, e.g. time.minute or `time$time",
             pos,
         )
-    raise QError(f"cannot compare {ta} with {tb}", pos)
+    raise TranslationError(f"cannot compare {ta} with {tb}", pos)
 
 
 def compare(op: str, a: Expr, b: Expr, pos: int, where_ctx: bool) -> Expr:
     _comparable(a, b, pos)
     if a.qtype == "string" or b.qtype == "string":
-        raise QError(f"'{op}' on strings compares characters in q: use like or symbols", pos)
+        raise TranslationError(
+            f"'{op}' on strings compares characters in q: use like or symbols", pos
+        )
     if op == "=":
         if a.nonnull or b.nonnull:
             plain = f"({a.sql} = {b.sql})"
@@ -159,7 +163,7 @@ def _widen(e: Expr) -> str:
 def _numeric(node: Call, *exprs: Expr) -> None:
     for e in exprs:
         if e.qtype is not None and e.qtype not in NUMERIC:
-            raise QError(f"'{node.fn}' needs numbers, got {e.qtype}", node.pos)
+            raise TranslationError(f"'{node.fn}' needs numbers, got {e.qtype}", node.pos)
 
 
 def _div(node: Call, scope: Scope, tr: Translate) -> Expr:
@@ -222,7 +226,7 @@ def _fill(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _within(node: Call, scope: Scope, tr: Translate) -> Expr:
     a, bounds = _args(node, scope, tr)
     if bounds.items is None or len(bounds.items) != 2:
-        raise QError(
+        raise TranslationError(
             "'within' needs a two-item list of bounds, e.g. x within 10 20", node.args[1].pos
         )
     lo_atom, hi_atom = bounds.items
@@ -243,7 +247,7 @@ def _in(node: Call, scope: Scope, tr: Translate) -> Expr:
     right = node.args[1]
     if isinstance(right, Query):
         if scope.subquery is None:
-            raise QError("'in' a nested query is not supported here", right.pos)
+            raise TranslationError("'in' a nested query is not supported here", right.pos)
         sub = scope.subquery(right)
         plain = f"({a.sql} IN ({sub}))"
         return _bool(plain if scope.where_ctx else f"coalesce({plain}, false)", (a,), node.pos)
@@ -251,7 +255,9 @@ def _in(node: Call, scope: Scope, tr: Translate) -> Expr:
     items = b.items
     if items is None:
         if b.shape != "const":
-            raise QError("'in' needs a literal list or a nested exec on the right", right.pos)
+            raise TranslationError(
+                "'in' needs a literal list or a nested exec on the right", right.pos
+            )
         return compare("=", a, b, node.pos, scope.where_ctx)
     _comparable(a, Expr(items[0].sql, items[0].qtype, "const"), node.pos)
     values = [i.sql for i in items if not i.is_null]
@@ -267,9 +273,11 @@ def _in(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _like(node: Call, scope: Scope, tr: Translate) -> Expr:
     a, pattern = _args(node, scope, tr)
     if a.qtype not in TEXT and a.qtype is not None:
-        raise QError(f"'like' needs symbols or strings, got {a.qtype}", node.pos)
+        raise TranslationError(f"'like' needs symbols or strings, got {a.qtype}", node.pos)
     if pattern.qtype != "string" or pattern.shape != "const":
-        raise QError("'like' needs a string pattern, e.g. sym like \"AA*\"", node.args[1].pos)
+        raise TranslationError(
+            "'like' needs a string pattern, e.g. sym like \"AA*\"", node.args[1].pos
+        )
     # q's like patterns (* ? [abc] [^abc]) are glob patterns; DuckDB negates a class with !.
     glob = pattern.sql.replace("[^", "[!")
     plain = f"({a.sql} GLOB {glob})"

@@ -9,7 +9,7 @@ comma-separated subphrases, each an ordinary q expression.
 from __future__ import annotations
 
 from queries.q import vocab
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.lexer import tokenize
 from queries.q.nodes import (
     Call,
@@ -37,7 +37,9 @@ def parse(src: str) -> Node:
     node = parser.expr(_NONE)
     tok = parser.peek()
     if tok.kind is not Kind.EOF:
-        raise QError(f"unexpected {_describe(tok)}; only one expression is supported", tok.pos)
+        raise TranslationError(
+            f"unexpected {_describe(tok)}; only one expression is supported", tok.pos
+        )
     return node
 
 
@@ -71,7 +73,9 @@ class _Parser:
     def expect_name(self, word: str, context: str) -> Token:
         tok = self.peek()
         if tok.kind is not Kind.NAME or tok.text != word:
-            raise QError(f"expected '{word}' in {context}, found {_describe(tok)}", tok.pos)
+            raise TranslationError(
+                f"expected '{word}' in {context}, found {_describe(tok)}", tok.pos
+            )
         return self.advance()
 
     # -- expressions ---------------------------------------------------------------------
@@ -79,13 +83,13 @@ class _Parser:
     def expr(self, stops: Stops) -> Node:
         if self.at_stop(stops):
             tok = self.peek()
-            raise QError(f"expected an expression, found {_describe(tok)}", tok.pos)
+            raise TranslationError(f"expected an expression, found {_describe(tok)}", tok.pos)
         left = self.term(stops)
         if isinstance(left, Func):
             if self.at_stop(stops):
                 return left  # a function as a value, e.g. the max in (max;price)
             if left.name in vocab.INFIX or left.name in vocab.BRACKET_ONLY:
-                raise QError(f"'{left.name}' takes arguments on both sides", left.pos)
+                raise TranslationError(f"'{left.name}' takes arguments on both sides", left.pos)
             arg = self.expr(stops)
             return Call(left.pos, left.name, (arg,))
         if self.at_stop(stops):
@@ -98,13 +102,15 @@ class _Parser:
                 adverb_tok = self.advance()
                 # Only each-left, in wj's window bounds (lo hi +\: t.time), is understood.
                 if adverb_tok.text != "\\:":
-                    raise QError(f"adverb {adverb_tok.text!r} is not supported", adverb_tok.pos)
+                    raise TranslationError(
+                        f"adverb {adverb_tok.text!r} is not supported", adverb_tok.pos
+                    )
                 adverb = adverb_tok.text
             right = self.expr(stops)
             return Call(tok.pos, tok.text, (left, right), adverb, infix=True)
         if tok.kind is Kind.ADVERB:
-            raise QError(f"adverb {tok.text!r} is not supported", tok.pos)
-        raise QError(
+            raise TranslationError(f"adverb {tok.text!r} is not supported", tok.pos)
+        raise TranslationError(
             f"{_describe(tok)} follows a value: indexing or applying a value by juxtaposition "
             "is not supported",
             tok.pos,
@@ -123,7 +129,7 @@ class _Parser:
             if tok.text in vocab.QUERY_KEYWORDS:
                 return self.query(tok)
             if tok.text in vocab.TEMPLATE_WORDS - {"where"}:
-                raise QError(f"'{tok.text}' outside a select/exec/update/delete", tok.pos)
+                raise TranslationError(f"'{tok.text}' outside a select/exec/update/delete", tok.pos)
             node = (
                 Func(tok.pos, tok.text) if tok.text in vocab.FUNCTIONS else Name(tok.pos, tok.text)
             )
@@ -132,16 +138,16 @@ class _Parser:
         elif tok.kind is Kind.LPAREN:
             node = self.paren(tok)
         elif tok.kind is Kind.LBRACE:
-            raise QError("lambdas {...} are not supported", tok.pos)
+            raise TranslationError("lambdas {...} are not supported", tok.pos)
         elif tok.kind is Kind.COLON:
-            raise QError("assignment ':' is not supported", tok.pos)
+            raise TranslationError("assignment ':' is not supported", tok.pos)
         else:
-            raise QError(f"unexpected {_describe(tok)}", tok.pos)
+            raise TranslationError(f"unexpected {_describe(tok)}", tok.pos)
         while self.peek().kind is Kind.LBRACKET:
             node = self.bracket_call(node)
         if self.peek().kind is Kind.ADVERB and not isinstance(node, Func):
             adverb = self.peek()
-            raise QError(f"adverb {adverb.text!r} is not supported", adverb.pos)
+            raise TranslationError(f"adverb {adverb.text!r} is not supported", adverb.pos)
         return node
 
     def paren(self, open_tok: Token) -> Node:
@@ -149,7 +155,7 @@ class _Parser:
             self.advance()
             return ListExpr(open_tok.pos, ())
         if self.peek().kind is Kind.LBRACKET:
-            raise QError("table literals ([] ...) are not supported", open_tok.pos)
+            raise TranslationError("table literals ([] ...) are not supported", open_tok.pos)
         items = [self.expr(_NONE)]
         while self.peek().kind is Kind.SEMI:
             self.advance()
@@ -160,7 +166,7 @@ class _Parser:
     def close(self, kind: Kind, open_tok: Token) -> None:
         tok = self.peek()
         if tok.kind is not kind:
-            raise QError(
+            raise TranslationError(
                 f"expected '{kind.value}' to close '{open_tok.text}' at {open_tok.pos}, "
                 f"found {_describe(tok)}",
                 tok.pos,
@@ -172,7 +178,7 @@ class _Parser:
         args: list[Node] = []
         while True:
             if self.peek().kind in (Kind.SEMI, Kind.RBRACKET):
-                raise QError(
+                raise TranslationError(
                     "projection (an empty argument in [...]) is not supported", self.peek().pos
                 )
             args.append(self.expr(_NONE))
@@ -185,7 +191,7 @@ class _Parser:
     def bracket_call(self, head: Node) -> Node:
         pos = self.peek().pos
         if not isinstance(head, Func):
-            raise QError("indexing a value with [...] is not supported", pos)
+            raise TranslationError("indexing a value with [...] is not supported", pos)
         return Call(head.pos, head.name, self.bracket_args())
 
     # -- q-sql templates -----------------------------------------------------------------
@@ -195,7 +201,9 @@ class _Parser:
         limit = None
         if self.peek().kind is Kind.LBRACKET and not self.peek().spaced:
             if kind != "select":
-                raise QError(f"'{kind}[...]' limit expressions are not supported", self.peek().pos)
+                raise TranslationError(
+                    f"'{kind}[...]' limit expressions are not supported", self.peek().pos
+                )
             limit = self.bracket_args()
         columns: tuple[Phrase, ...] = ()
         if not self.at_stop(frozenset({"by", "from"})):
@@ -203,7 +211,7 @@ class _Parser:
         by = None
         if self.peek().kind is Kind.NAME and self.peek().text == "by":
             if kind == "delete":
-                raise QError("'delete' takes no 'by' phrase", self.peek().pos)
+                raise TranslationError("'delete' takes no 'by' phrase", self.peek().pos)
             self.advance()
             by = self.phrases(frozenset({",", "from"}), named=True)
         self.expect_name("from", f"'{kind}'")

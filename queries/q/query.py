@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from queries.q.aggregates import broadcast
 from queries.q.context import Context
-from queries.q.errors import MixedShapes, QError
+from queries.q.errors import MixedShapes, TranslationError
 from queries.q.exprs import translate
 from queries.q.naming import default_name, unique_names
 from queries.q.nodes import Call, Func, Name, Node, Phrase, Query
@@ -64,7 +64,7 @@ def base_scope(rel: Rel, ctx: Context, **kw: object) -> Scope:
 def _exec_sql(node: object, ctx: Context) -> str:
     assert isinstance(node, Query)
     if node.kind != "exec" or len(node.columns) != 1:
-        raise QError("'in' a nested query needs an exec of one column", node.pos)
+        raise TranslationError("'in' a nested query needs an exec of one column", node.pos)
     rel = ctx.table(node)
     return f"SELECT {quote_ident(rel.names[0])} FROM {rel.source} AS {ctx.aliases.table()}"
 
@@ -94,7 +94,7 @@ def row_conditions(rel: Rel, clauses: tuple[Node, ...], ctx: Context, what: str)
         e = translate(clause, base_scope(rel, ctx))
         require_boolean(e, clause.pos, "a where subphrase")
         if e.window:
-            raise QError(
+            raise TranslationError(
                 f"aggregates and uniform functions in a {what} where clause are not supported",
                 clause.pos,
             )
@@ -131,11 +131,11 @@ def _carry_order(
 def select(q: Query, ctx: Context) -> Rel:
     src = ctx.table(q.table)
     if q.kind == "exec" and q.by is not None:
-        raise QError(
+        raise TranslationError(
             "'exec ... by' (a dictionary result) is not supported; use select ... by", q.pos
         )
     if q.kind == "exec" and not q.columns:
-        raise QError("'exec' needs at least one column", q.pos)
+        raise TranslationError("'exec' needs at least one column", q.pos)
     level = where_level(src, q.where, ctx)
     if len(q.columns) == 1 and _is_distinct(q.columns[0].expr) and q.by is None:
         rel = _distinct(q, src, level, ctx)
@@ -163,7 +163,7 @@ def _distinct(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
     """Distinct values (or rows) in order of first appearance."""
     node = q.columns[0].expr
     if len(src.order) != 1 or src.order[0][1]:
-        raise QError("'distinct' needs the table's time order", node.pos)
+        raise TranslationError("'distinct' needs the table's time order", node.pos)
     first_seen = ctx.aliases.column("o")
     at = f"min({quote_ident(src.order[0][0])}) AS {quote_ident(first_seen)}"
     if isinstance(node, Func):
@@ -174,7 +174,7 @@ def _distinct(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
         assert isinstance(node, Call)
         e = translate(node.args[0], base_scope(src, ctx))
         if e.shape != "row" or e.window:
-            raise QError("'distinct' of this expression is not supported", node.pos)
+            raise TranslationError("'distinct' of this expression is not supported", node.pos)
         name = q.columns[0].name or default_name(node)
         cols = [(name, e.qtype)]
         sql = level.select(f"{e.sql} AS {quote_ident(name)}, {at}", " GROUP BY 1")
@@ -190,10 +190,10 @@ def _ungrouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
         exprs = [translate(p.expr, scope) for p in q.columns]
         if any(e.shape == "row" for e in exprs):
             exprs = None
-    except QError:
+    except TranslationError:
         exprs = None
     if exprs is not None and all(e.shape == "const" for e in exprs):
-        raise QError("a select of literals only is not supported", q.pos)
+        raise TranslationError("a select of literals only is not supported", q.pos)
     if exprs is None:
         # Per-row result: aggregates become windows over the whole (filtered) table.
         hoister = Hoister(ctx)
@@ -201,7 +201,7 @@ def _ungrouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
         exprs = [translate(p.expr, scope) for p in q.columns]
         for p, e in zip(q.columns, exprs, strict=True):
             if e.items is not None:
-                raise QError("a literal list as a column is not supported", p.pos)
+                raise TranslationError("a literal list as a column is not supported", p.pos)
         listed = [f"{e.sql} AS {quote_ident(n)}" for e, n in zip(exprs, names, strict=True)]
         output = {n: e.sql for n, e in zip(names, exprs, strict=True)}
         carry, order = _carry_order(src, ctx, output)
@@ -221,13 +221,13 @@ def _grouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
     for p in q.by:
         e = translate(p.expr, by_scope)
         if e.shape == "const" or e.items is not None:
-            raise QError("a by subphrase must depend on the rows", p.pos)
+            raise TranslationError("a by subphrase must depend on the rows", p.pos)
         if e.window:
             e = Expr(quote_ident(hoister.add(e.sql)), e.qtype, "row", hoisted=True)
         by_exprs.append(e)
     by_names = _names(q.by)
     if len(set(by_names)) != len(by_names):
-        raise QError(f"duplicate by names {by_names}", q.by[0].pos)
+        raise TranslationError(f"duplicate by names {by_names}", q.by[0].pos)
     col_scope = base_scope(
         src, ctx, mode="agg", hoist=hoister.add, partition=tuple(e.sql for e in by_exprs)
     )
@@ -239,15 +239,17 @@ def _grouped(q: Query, src: Rel, level: Level, ctx: Context) -> Rel:
     names = unique_names(_names(phrases))
     clash = set(names) & set(by_names)
     if clash:
-        raise QError(f"duplicate names for columns and groups: {sorted(clash)}", q.pos)
+        raise TranslationError(f"duplicate names for columns and groups: {sorted(clash)}", q.pos)
     exprs = [_translate_broadcast(p.expr, col_scope) for p in phrases]
     if any(e.hoisted for e in by_exprs) and len(hoister.items) > sum(e.hoisted for e in by_exprs):
-        raise QError("uniform functions in both by and select phrases are not supported", q.pos)
+        raise TranslationError(
+            "uniform functions in both by and select phrases are not supported", q.pos
+        )
     order = ", ".join(window_order(src.order))
     listed = [f"{e.sql} AS {quote_ident(n)}" for e, n in zip(by_exprs, by_names, strict=True)]
     for p, e, n in zip(phrases, exprs, names, strict=True):
         if e.items is not None:
-            raise QError("a literal list as a column is not supported", p.pos)
+            raise TranslationError("a literal list as a column is not supported", p.pos)
         sql = e.sql
         if e.shape == "row":
             # Per-group vectors, in row order, as q keeps them.
@@ -280,7 +282,7 @@ def update(q: Query, ctx: Context) -> Rel:
     for p in q.by or ():
         e = translate(p.expr, base_scope(src, ctx))
         if e.shape != "row" or e.window:
-            raise QError("an update by subphrase must be a row-wise expression", p.pos)
+            raise TranslationError("an update by subphrase must be a row-wise expression", p.pos)
         partition.append(e.sql)
     hoister = Hoister(ctx)
     scope = base_scope(src, ctx, hoist=hoister.add, partition=tuple(partition))
@@ -290,7 +292,7 @@ def update(q: Query, ctx: Context) -> Rel:
         name = p.name or default_name(p.expr)
         e = translate(p.expr, scope)
         if e.items is not None:
-            raise QError("assigning a literal list is not supported", p.pos)
+            raise TranslationError("assigning a literal list is not supported", p.pos)
         old = quote_ident(name) if name in types else "NULL"
         assigned[name] = f"CASE WHEN {cond} THEN {e.sql} ELSE {old} END" if cond else e.sql
         types[name] = e.qtype
@@ -305,11 +307,11 @@ def delete(q: Query, ctx: Context) -> Rel:
     source = f"{src.source} AS {ctx.aliases.table()}"
     if q.columns:
         if q.where:
-            raise QError("'delete' takes columns or a where clause, not both", q.pos)
+            raise TranslationError("'delete' takes columns or a where clause, not both", q.pos)
         drop = []
         for p in q.columns:
             if not isinstance(p.expr, Name) or p.expr.name not in src.names:
-                raise QError("'delete' columns must be column names of the table", p.pos)
+                raise TranslationError("'delete' columns must be column names of the table", p.pos)
             drop.append(p.expr.name)
         kept = [c for c in src.columns if c[0] not in drop]
         hidden = keep_order(src, [c for c, _ in kept])

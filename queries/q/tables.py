@@ -11,12 +11,12 @@ from dataclasses import replace
 
 from queries.q import joins, query
 from queries.q.context import Context
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.literals import vector_atoms
 from queries.q.nodes import Call, Name, Node, Num, Query, Sym
 from queries.q.rel import Rel, keep_order, order_terms
 from queries.q.sqlexpr import quote_ident
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 PARTITION_COLUMN = "date"
 
@@ -32,7 +32,7 @@ def table_rel(node: Node, schemas: Mapping[str, TableSchema], ctx: Context) -> R
         schema = schemas.get(node.name)
         if schema is None:
             known = ", ".join(sorted(schemas))
-            raise QError(f"unknown table '{node.name}' (tables: {known})", node.pos)
+            raise TranslationError(f"unknown table '{node.name}' (tables: {known})", node.pos)
         return base_rel(schema)
     if isinstance(node, Query):
         if node.kind in ("select", "exec"):
@@ -47,8 +47,8 @@ def table_rel(node: Node, schemas: Mapping[str, TableSchema], ctx: Context) -> R
         if node.fn in joins.JOINS:
             return joins.JOINS[node.fn](node, ctx)
     if isinstance(node, Call):
-        raise QError(f"'{node.fn}' is not supported as a table expression", node.pos)
-    raise QError(
+        raise TranslationError(f"'{node.fn}' is not supported as a table expression", node.pos)
+    raise TranslationError(
         "expected a table: a table name, a select/exec/update/delete, a join, "
         "xasc/xdesc, # or sublist",
         node.pos,
@@ -57,10 +57,10 @@ def table_rel(node: Node, schemas: Mapping[str, TableSchema], ctx: Context) -> R
 
 def _column_names(node: Node, rel: Rel, what: str) -> list[str]:
     if not isinstance(node, Sym):
-        raise QError(f"'{what}' needs column names as symbols on the left", node.pos)
+        raise TranslationError(f"'{what}' needs column names as symbols on the left", node.pos)
     for name in node.names:
         if name not in rel.names:
-            raise QError(f"'{what}': unknown column '{name}'", node.pos)
+            raise TranslationError(f"'{what}': unknown column '{name}'", node.pos)
     return list(node.names)
 
 
@@ -77,10 +77,10 @@ def _sort(desc: bool) -> Callable[[Call, Context], Rel]:
 
 def _int_items(node: Node, what: str) -> list[int]:
     if not isinstance(node, Num):
-        raise QError(f"'{what}' needs a literal integer count", node.pos)
+        raise TranslationError(f"'{what}' needs a literal integer count", node.pos)
     atoms = vector_atoms(node.items, node.pos)
     if any(a.qtype not in ("long", "int", "short") or a.is_null for a in atoms):
-        raise QError(f"'{what}' needs integer counts", node.pos)
+        raise TranslationError(f"'{what}' needs integer counts", node.pos)
     return [int(a.sql.split("(")[1].split(" ")[0]) for a in atoms]
 
 
@@ -135,7 +135,7 @@ def _take(node: Call, ctx: Context) -> Rel:
 
 def _one(items: list[int], node: Node) -> list[int]:
     if len(items) != 1:
-        raise QError("'#' needs one count", node.pos)
+        raise TranslationError("'#' needs one count", node.pos)
     return items
 
 
@@ -148,7 +148,7 @@ def _sublist(node: Call, ctx: Context) -> Rel:
         return limit(rel, ctx, abs(n), from_end=n < 0)
     if len(items) == 2 and items[0] >= 0 and items[1] >= 0:
         return limit(rel, ctx, items[1], offset=items[0])
-    raise QError("'sublist' needs n, -n or start,count", left.pos)
+    raise TranslationError("'sublist' needs n, -n or start,count", left.pos)
 
 
 def _xkey(node: Call, ctx: Context) -> Rel:
@@ -167,11 +167,11 @@ def apply_limit(rel: Rel, args: tuple[Node, ...], ctx: Context) -> Rel:
     for s in sort:
         col = s.args[0]
         if not isinstance(col, Name) or col.name not in rel.names:
-            raise QError("select[<col] and select[>col] need a result column name", s.pos)
+            raise TranslationError("select[<col] and select[>col] need a result column name", s.pos)
         kept = tuple(o for o in rel.order if o[0] != col.name)
         rel = replace(rel, order=((col.name, s.fn == ">"), *kept))
     if len(counts) > 1:
-        raise QError("select[...] takes one count and one sort", args[0].pos)
+        raise TranslationError("select[...] takes one count and one sort", args[0].pos)
     if counts:
         items = _int_items(counts[0], "select[n]")
         if len(items) == 1:
@@ -179,7 +179,7 @@ def apply_limit(rel: Rel, args: tuple[Node, ...], ctx: Context) -> Rel:
         elif len(items) == 2:
             rel = limit(rel, ctx, items[1], offset=items[0])
         else:
-            raise QError("select[n] takes n, -n or start count", counts[0].pos)
+            raise TranslationError("select[n] takes n, -n or start count", counts[0].pos)
     return rel
 
 

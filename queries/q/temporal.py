@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from queries.q.errors import QError
+from queries.q.errors import TranslationError
 from queries.q.nodes import Call, Str, Sym
 from queries.q.qtypes import CAST_NAMES, FLOATING, INTEGRAL, NUMERIC, TIME_OF_DAY, sql_type
 from queries.q.sqlexpr import Expr, Scope
@@ -58,9 +58,11 @@ def dot_part(x: Expr, part: str, pos: int) -> Expr:
             "second": (f"make_time(hour({s}), minute({s}), second({s}))", "second"),
         }
     else:
-        raise QError(f"'.{part}' is not supported on {t or 'this value'}", pos)
+        raise TranslationError(f"'.{part}' is not supported on {t or 'this value'}", pos)
     if part not in parts:
-        raise QError(f"'.{part}' is not supported on {t} (supported: {', '.join(parts)})", pos)
+        raise TranslationError(
+            f"'.{part}' is not supported on {t} (supported: {', '.join(parts)})", pos
+        )
     sql, qtype = parts[part]
     return _part(x, sql, qtype)
 
@@ -76,9 +78,11 @@ def _cast_target(node: Call) -> str:
     elif isinstance(left, Str) and len(left.text) == 1:
         name = left.text
         if name.isupper():
-            raise QError(f'parsing strings with "{name}"$ is not supported', left.pos)
+            raise TranslationError(f'parsing strings with "{name}"$ is not supported', left.pos)
     if name is None or name not in CAST_NAMES:
-        raise QError("'$' is only supported as a cast: `date$x, `float$x, \"j\"$x, `$x", node.pos)
+        raise TranslationError(
+            "'$' is only supported as a cast: `date$x, `float$x, \"j\"$x, `$x", node.pos
+        )
     return CAST_NAMES[name]
 
 
@@ -107,7 +111,7 @@ def cast(target: str, x: Expr, pos: int) -> Expr:
             # DuckDB rounds half away from zero when casting floats to integers, as q does.
             sql = f"CAST({s} AS {sql_type(target)})"
     if sql is None:
-        raise QError(f"cast from {src or 'this value'} to {target} is not supported", pos)
+        raise TranslationError(f"cast from {src or 'this value'} to {target} is not supported", pos)
     return _part(x, sql, target)
 
 
@@ -129,21 +133,21 @@ def _cast_handler(node: Call, scope: Scope, tr: Translate) -> Expr:
 def _xbar(node: Call, scope: Scope, tr: Translate) -> Expr:
     n, x = tr(node.args[0], scope), tr(node.args[1], scope)
     if n.shape != "const" or n.items is not None or not n.nonnull:
-        raise QError("'xbar' needs a literal bucket size on the left", node.args[0].pos)
+        raise TranslationError("'xbar' needs a literal bucket size on the left", node.args[0].pos)
     t = x.qtype
     if t == "timestamp":
         if n.nanos is None or n.nanos <= 0:
-            raise QError(
+            raise TranslationError(
                 "'xbar' on timestamps needs a positive timespan, e.g. 0D00:05", node.args[0].pos
             )
         return _part(x, timestamp_bar(x.sql, n.nanos), "timestamp")
     if n.qtype not in INTEGRAL:
         if t in NUMERIC and n.qtype in FLOATING:
             return _part(x, f"(floor({x.sql} / {n.sql}) * {n.sql})", "float")
-        raise QError(f"'xbar' bucket size must be a number for {t}", node.args[0].pos)
+        raise TranslationError(f"'xbar' bucket size must be a number for {t}", node.args[0].pos)
     size = int(n.sql.split("(")[1].split(" ")[0])
     if size <= 0:
-        raise QError("'xbar' bucket size must be positive", node.args[0].pos)
+        raise TranslationError("'xbar' bucket size must be positive", node.args[0].pos)
     if t in TIME_OF_DAY:
         return _part(x, _time_of_day_bar(x, size, node.pos), t)
     if t == "date":
@@ -156,7 +160,7 @@ def _xbar(node: Call, scope: Scope, tr: Translate) -> Expr:
         return _part(x, f"(floor({x.sql} / {size}) * {size})", t)
     if t in INTEGRAL or t is None:
         return _part(x, f"CAST(floor({x.sql} / {size}) * {size} AS BIGINT)", "long")
-    raise QError(f"'xbar' is not supported on {t}", node.pos)
+    raise TranslationError(f"'xbar' is not supported on {t}", node.pos)
 
 
 def timestamp_bar(ts_sql: str, nanos: int) -> str:
@@ -180,7 +184,7 @@ def _time_of_day_bar(x: Expr, size: int, pos: int) -> str:
     if x.qtype == "second":
         of_day = f"(hour({x.sql}) * 3600 + minute({x.sql}) * 60 + second({x.sql}))"
         return f"(TIME '00:00:00' + to_seconds(CAST(floor({of_day} / {size}) * {size} AS BIGINT)))"
-    raise QError("'xbar' on time values needs bars that divide a day", pos)
+    raise TranslationError("'xbar' on time values needs bars that divide a day", pos)
 
 
 # -- arithmetic ------------------------------------------------------------------------
@@ -195,7 +199,9 @@ def temporal_arith(op: str, a: Expr, b: Expr, pos: int) -> Expr:
     ):
         ts, span = (a, b) if ta == "timestamp" else (b, a)
         if span.nanos is None:
-            raise QError("timestamp arithmetic needs a timespan literal (e.g. 0D00:00:01)", pos)
+            raise TranslationError(
+                "timestamp arithmetic needs a timespan literal (e.g. 0D00:00:01)", pos
+            )
         nanos = span.nanos if op == "+" else -span.nanos
         return derived(f"make_timestamp_ns(epoch_ns({ts.sql}) + {nanos})", "timestamp", (a, b), pos)
     if op == "-" and ta == tb == "timestamp":
@@ -204,7 +210,7 @@ def temporal_arith(op: str, a: Expr, b: Expr, pos: int) -> Expr:
         return derived(f"({a.sql} {op} CAST({b.sql} AS INTEGER))", "date", (a, b), pos)
     if op == "-" and ta == tb == "date":
         return derived(f"CAST({a.sql} - {b.sql} AS INTEGER)", "int", (a, b), pos)
-    raise QError(f"'{op}' on {ta} and {tb} is not supported", pos)
+    raise TranslationError(f"'{op}' on {ta} and {tb} is not supported", pos)
 
 
 HANDLERS: dict[str, Handler] = {"$": _cast_handler, "xbar": _xbar}

@@ -9,7 +9,7 @@ from queries.q.context import Context
 from queries.q.parser import parse
 from queries.q.rel import Aliases, Rel, render
 from queries.q.tables import table_rel
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 
 @dataclass(frozen=True)

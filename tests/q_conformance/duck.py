@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.q import translate
-from tickerplant.schema import TableSchema
+from tickdb.schema import TableSchema
 
 DAY = dt.datetime(2024, 1, 2, 9, 30)
 

@@ -3,7 +3,7 @@
 Run as ``python dispatch_server.py --ready-file PATH [--user U --password P]``; it writes
 ``{"port": …}`` to the ready file once listening and stops cleanly on SIGTERM. Tests connect
 with PyKX from their own process (a PyKX client and a Python server in one process can
-deadlock) and with :class:`tickerplant.qipc.client.QClient`.
+deadlock) and with :class:`qipc.client.QClient`.
 
 q text (a char vector) picks a canned answer; a call ``(name; args…)`` runs a function.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from qipc import KeyedTable, QConnection, QError, QIpcServer, QTable, Symbol
 from tickdb.ready import write_ready
-from tickerplant.qipc import KeyedTable, QConnection, QError, QIpcServer, QTable, Symbol
 
 
 def sample_table(n: int = 3) -> QTable:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from typing import Literal
 
-from tickerplant.qipc.types import HEADER_SIZE, QProtocolError
+from qipc.types import HEADER_SIZE, QProtocolError
 
 _U32 = struct.Struct("<I")
 

@@ -20,15 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tickerplant.listen import listen_tcp
-from tickerplant.qipc import types as t
-from tickerplant.qipc.codec import decode, encode
-from tickerplant.qipc.pykx_compat import NOT_A_PROBE, answer_probe
-from tickerplant.qipc.transport import (
+from qipc import types as t
+from qipc.codec import decode, encode
+from qipc.pykx_compat import NOT_A_PROBE, answer_probe
+from qipc.transport import (
     DEFAULT_MAX_MESSAGE_BYTES,
     read_handshake,
     read_message,
 )
+from tickdb.listen import listen_tcp
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import socket
 
-from tickerplant.qipc.codec import Header, parse_header
-from tickerplant.qipc.types import HEADER_SIZE, QProtocolError
+from qipc.codec import Header, parse_header
+from qipc.types import HEADER_SIZE, QProtocolError
 
 MAX_HANDSHAKE_BYTES = 1024
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 30

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tickerplant.qipc.types import QError, Symbol
+from qipc.types import QError, Symbol
 
 _PROBE_PREFIX = 'k){x:. x;$[99h<@x;:`$"_pykx_fn_marker"'
 _CONTEXTS = frozenset({".q", ".z", ".Q", ".h", ".j"})

@@ -22,10 +22,10 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from tickerplant.qipc import types as t
-from tickerplant.qipc.compress import compress as _compress
-from tickerplant.qipc.compress import decompress
-from tickerplant.qipc.temporal import to_numpy, to_wire
+from qipc import types as t
+from qipc.compress import compress as _compress
+from qipc.compress import decompress
+from qipc.temporal import to_numpy, to_wire
 
 _HEADER = struct.Struct("<BBBBI")
 _VEC_HEAD = struct.Struct("<bBI")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tickerplant.qipc import types as t
+from qipc import types as t
 
 I64 = np.dtype(np.int64)
 

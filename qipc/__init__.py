@@ -1,12 +1,12 @@
 """kdb+ IPC: the q wire format, Arrow conversion, a reusable server and a small client.
 
-``import tickerplant.qipc`` stays cheap: nothing here imports PyKX.
+``import qipc`` stays cheap: nothing here imports PyKX.
 """
 
-from tickerplant.qipc.client import QClient
-from tickerplant.qipc.codec import decode, encode, parse_header
-from tickerplant.qipc.server import Authenticator, Handler, QConnection, QIpcServer
-from tickerplant.qipc.types import (
+from qipc.client import QClient
+from qipc.codec import decode, encode, parse_header
+from qipc.server import Authenticator, Handler, QConnection, QIpcServer
+from qipc.types import (
     ASYNC,
     RESPONSE,
     SYNC,

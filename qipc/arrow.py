@@ -1,7 +1,7 @@
 """``pyarrow.Table`` ↔ q table, driven by the ``q`` field metadata of tickdb schemas.
 
 The q type of a column comes from, in order: the ``qtypes`` argument, the field's ``q``
-metadata (``tickerplant.schema`` sets it), then a default for the Arrow type (plain strings
+metadata (``tickdb.schema`` sets it), then a default for the Arrow type (plain strings
 default to symbol: q clients expect symbols for categorical text). The full mapping, with
 what happens to nulls and infinities, is the table in ``docs/kdb-ipc.md``.
 """
@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tickerplant.qipc import types as t
+from qipc import types as t
 
 Q_METADATA_KEY = b"q"
 

@@ -16,9 +16,9 @@ import collections
 import socket
 from typing import Any
 
-from tickerplant.qipc import types as t
-from tickerplant.qipc.codec import decode, encode
-from tickerplant.qipc.transport import DEFAULT_MAX_MESSAGE_BYTES, client_handshake, read_message
+from qipc import types as t
+from qipc.codec import decode, encode
+from qipc.transport import DEFAULT_MAX_MESSAGE_BYTES, client_handshake, read_message
 
 
 class QClient:
