@@ -221,7 +221,7 @@ def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:
             {
                 "backend": state.name,
                 "role": state.role,
-                "shard": state.shard,
+                "shard": state.shard.to_json() if state.shard else None,
                 "rows": meta.get("rows"),
                 "dates": meta.get("dates"),
             }
@@ -248,7 +248,7 @@ def _health(state: BackendState) -> dict[str, Any]:
         "role": state.role,
         "up": state.up,
         "error": state.error,
-        "shard": state.shard,
+        "shard": state.shard.to_json() if state.shard else None,
         "date": info.get("date"),
         "seq": info.get("seq"),
         "tp_seq": info.get("tp_seq"),

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from gateway.predicates import MAX_DATE, MIN_DATE, DateSet, Restriction
 from queries.service_protocol import SymScope
-from tickerplant.protocol import shard_of
+from tickdb.types import Shard
 
 
 class Backend(Protocol):
@@ -55,9 +55,9 @@ class BackendState:
         return self.info is not None and self.error is None
 
     @property
-    def shard(self) -> tuple[int, int] | None:
+    def shard(self) -> Shard | None:
         shard = (self.info or {}).get("shard")
-        return (int(shard[0]), int(shard[1])) if shard else None
+        return Shard.of(shard) if shard else None
 
     def tables(self) -> dict[str, Any]:
         return dict((self.info or {}).get("tables") or {})
@@ -91,10 +91,12 @@ class BackendState:
 
     def may_hold(self, table: str, restriction: Restriction, today: dt.date | None = None) -> bool:
         shard = self.shard
-        if restriction.syms is not None and shard is not None:
-            k, n = shard
-            if not any(shard_of(sym, n) == k for sym in restriction.syms):
-                return False
+        if (
+            restriction.syms is not None
+            and shard is not None
+            and not any(shard.owns(sym) for sym in restriction.syms)
+        ):
+            return False
         if restriction.dates is not None:
             held = self.dates(table, today)
             if held is not None and held.intersect(restriction.dates).empty:
@@ -152,7 +154,7 @@ class Topology:
 
     def shard_count(self) -> int:
         """Largest shard count any backend reports; 1 when nothing is sharded."""
-        counts = [s.shard[1] for s in self.states if s.shard]
+        counts = [s.shard.count for s in self.states if s.shard]
         if any(s.info is None for s in self.states):
             return max(counts, default=2)  # someone has not answered: assume sharded
         return max(counts, default=1)

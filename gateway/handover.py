@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from gateway.backends import BackendState, _parse_date
 from gateway.predicates import DateSet
+from tickdb.types import Shard
 
 DATES_COLUMN = "__tickdb_dates"
 DATES_VIEW = "rdb_dates"
@@ -90,16 +91,16 @@ def assumed_dates(state: BackendState) -> frozenset[dt.date] | None:
     return frozenset(days)
 
 
-def overlaps(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+def overlaps(a: Shard | None, b: Shard | None) -> bool:
     """Whether two shards can hold the same sym."""
-    if a is None or b is None or a[1] != b[1]:
+    if a is None or b is None or a.count != b.count:
         return True
-    return a[0] == b[0]
+    return a.index == b.index
 
 
 def hdb_exclusion(
     hdb: BackendState,
-    assumed: dict[str, tuple[tuple[int, int] | None, frozenset[dt.date] | None]],
+    assumed: dict[str, tuple[Shard | None, frozenset[dt.date] | None]],
     wanted: DateSet | None,
 ) -> frozenset[dt.date]:
     """Dates the HDB must not answer for: those an RDB over the same syms is assumed to hold.

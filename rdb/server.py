@@ -23,6 +23,7 @@ from rdb.query import QueryEngine
 from rdb.recovery import Coverage, RdbState, find_chunks
 from rdb.store import Day, Store
 from tickdb.config import Config
+from tickdb.types import UNSHARDED, Shard
 from tickerplant.subscriber import Subscriber
 
 log = logging.getLogger("tickdb.rdb")
@@ -36,8 +37,8 @@ INGEST_SWITCH_INTERVAL_S = 0.0005
 QUERY_NICE = 10
 
 
-def rdb_name(shard: tuple[int, int] | None) -> str:
-    return "rdb" if shard is None else f"rdb-{shard[0]}-of-{shard[1]}"
+def rdb_name(shard: Shard | None) -> str:
+    return "rdb" if shard is None else f"rdb-{shard.index}-of-{shard.count}"
 
 
 class Rdb:
@@ -46,7 +47,7 @@ class Rdb:
         config: Config,
         *,
         tp_address: str,
-        shard: tuple[int, int] | None = None,
+        shard: Shard | None = None,
         hdb_addresses: list[str] | None = None,
         address: str | None = None,
         workers: int = 2,
@@ -58,7 +59,7 @@ class Rdb:
         # Shards each keep their own chunks: their rows differ for the same table and date.
         self.intraday_root = config.intraday_dir
         if shard is not None:
-            self.intraday_root = self.intraday_root / f"shard-{shard[0]}-of-{shard[1]}"
+            self.intraday_root = self.intraday_root / f"shard-{shard.index}-of-{shard.count}"
         resume = self.state.resume_seq()
         self.subscriber = Subscriber(
             tp_address,
@@ -85,7 +86,7 @@ class Rdb:
             self.state,
             hdb_dir=config.hdb_dir,
             intraday_root=self.intraday_root,
-            shard=shard or (0, 1),
+            shard=shard or UNSHARDED,
             hdb_addresses=list(hdb_addresses or []),
             memory_limit_mb=rc.memory_limit_mb,
         )
@@ -177,7 +178,7 @@ class Rdb:
             }
         return {
             "role": "rdb",
-            "shard": list(self.shard) if self.shard else None,
+            "shard": self.shard.to_json() if self.shard else None,
             "date": self.store.live.date.isoformat(),
             "dates": [d.isoformat() for d in sorted(snapshot.dates)],
             # Every query reply lists the dates its snapshot held (``gateway.handover``).
