@@ -41,7 +41,7 @@ class StaleTopology(Exception):
 
 def query_dates_in_reply(state: BackendState) -> bool:
     """The RDB puts its snapshot's dates in each reply (no wrapping needed)."""
-    return bool((state.info or {}).get("query_dates"))
+    return state.info is not None and bool(state.info.query_dates)
 
 
 def rdb_sql(sql: str) -> str:
@@ -85,9 +85,9 @@ def assumed_dates(state: BackendState) -> frozenset[dt.date] | None:
     """The dates an RDB holds according to its last ``info()`` (None: never answered)."""
     if state.info is None:
         return None
-    days = [_parse_date(d) for d in state.info.get("dates") or []]
-    if state.info.get("date"):
-        days.append(_parse_date(state.info["date"]))
+    days = list(state.info.dates or ())
+    if state.info.date is not None:
+        days.append(state.info.date)
     return frozenset(days)
 
 

@@ -21,7 +21,7 @@ from queries.service_protocol import SymScope
 from queries.service_server import classify
 from queries.sqlsafety import check_read_only
 from tickdb.schema import Q_TO_ARROW
-from tickdb.types import Shard
+from tickdb.types import BackendInfo, BackendRole, Shard, TableInfo
 
 _QTYPE_OF = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}
 
@@ -31,7 +31,7 @@ class LocalBackend:
         self,
         tables: dict[str, pa.Table],
         *,
-        role: str,
+        role: BackendRole,
         shard: Shard | None = None,
         date: dt.date | None = None,
         delay_s: float = 0.0,
@@ -122,30 +122,26 @@ class LocalBackend:
             raise QueryError("unavailable", "backend is down")
         tables = {}
         for name, table in self._tables.items():
-            dates = sorted({d.isoformat() for d in table.column("date").to_pylist()})
-            columns = [
-                [f.name, _QTYPE_OF.get(str(f.type), "string")]
+            columns = tuple(
+                (f.name, _QTYPE_OF.get(str(f.type), "string"))
                 for f in table.schema
                 if f.name != "date"
-            ]
-            tables[name] = {"columns": columns, "rows": table.num_rows, "dates": dates}
-        info: dict[str, Any] = {
-            "role": self.role,
-            "shard": self.shard.to_json() if self.shard else None,
-            "tables": tables,
-        }
-        if self.role == "rdb":
-            info.update(
-                date=self.day.isoformat(),
-                dates=sorted(
-                    {d for t in tables.values() for d in t["dates"]} | {self.day.isoformat()}
-                ),
-                seq=0,
-                tp_seq=0,
-                last_heartbeat=time.time(),
-                query_dates=self.query_dates,
             )
-        return info
+            dates = tuple(sorted(set(table.column("date").to_pylist())))
+            tables[name] = TableInfo(columns=columns, rows=table.num_rows, dates=dates)
+        if self.role != "rdb":
+            return BackendInfo(role=self.role, shard=self.shard, tables=tables).to_json()
+        return BackendInfo(
+            role=self.role,
+            shard=self.shard,
+            tables=tables,
+            date=self.day,
+            dates=tuple(sorted({d for t in tables.values() for d in t.dates} | {self.day})),
+            seq=0,
+            tp_seq=0,
+            last_heartbeat=time.time(),
+            query_dates=self.query_dates,
+        ).to_json()
 
 
 def local_topology(

@@ -23,7 +23,7 @@ from rdb.query import QueryEngine
 from rdb.recovery import Coverage, RdbState, find_chunks
 from rdb.store import Day, Store
 from tickdb.config import Config
-from tickdb.types import UNSHARDED, Shard
+from tickdb.types import UNSHARDED, BackendInfo, Shard, TableInfo
 from tickerplant.subscriber import Subscriber
 
 log = logging.getLogger("tickdb.rdb")
@@ -167,38 +167,43 @@ class Rdb:
         self.engine.close()
 
     def info(self) -> dict[str, Any]:
+        """The INFO reply (``tickdb.types.BackendInfo``), from one snapshot."""
         snapshot = self.store.snapshot()
         hello = self.subscriber.hello
-        tables: dict[str, Any] = {}
-        for name, schema in self.store.schemas.items():
-            tables[name] = {
-                "columns": [[c.name, c.qtype] for c in schema.columns],
-                "rows": sum(v[name].rows for v in snapshot.dates.values()),
-                "dates": [d.isoformat() for d in sorted(snapshot.dates)],
-            }
-        return {
-            "role": "rdb",
-            "shard": self.shard.to_json() if self.shard else None,
-            "date": self.store.live.date.isoformat(),
-            "dates": [d.isoformat() for d in sorted(snapshot.dates)],
-            # Every query reply lists the dates its snapshot held (``gateway.handover``).
-            "query_dates": True,
-            "states": {d.isoformat(): s for d, s in snapshot.states.items()},
-            "seq": max(self.ingest.applied_seq, snapshot.seq),
-            "tp_seq": max(hello.seq, self.subscriber.last_seq),
-            "last_heartbeat": self.ingest.last_message,
-            "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
-            "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
-            "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
-            "tables": tables,
-            "memory_bytes": sum(d.nbytes for d in self.store.days()),
-            "spills": self.maintenance.spills,
-            "compactions": self.maintenance.compactions,
-            "written": list(self.handover.written),
-            "writedown_error": self.handover.last_error,
-            "ingest_error": repr(self.ingest.error) if self.ingest.error else None,
-            "skipped_on_replay": self.ingest.skipped,
+        dates = tuple(sorted(snapshot.dates))
+        tables = {
+            name: TableInfo(
+                columns=tuple((c.name, c.qtype) for c in schema.columns),
+                rows=sum(v[name].rows for v in snapshot.dates.values()),
+                dates=dates,
+            )
+            for name, schema in self.store.schemas.items()
         }
+        return BackendInfo(
+            role="rdb",
+            shard=self.shard,
+            tables=tables,
+            date=self.store.live.date,
+            dates=dates,
+            # Every query reply lists the dates its snapshot held (``gateway.handover``).
+            query_dates=True,
+            states=snapshot.states,
+            seq=max(self.ingest.applied_seq, snapshot.seq),
+            tp_seq=max(hello.seq, self.subscriber.last_seq),
+            last_heartbeat=self.ingest.last_message,
+            extra={
+                "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
+                "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
+                "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
+                "memory_bytes": sum(d.nbytes for d in self.store.days()),
+                "spills": self.maintenance.spills,
+                "compactions": self.maintenance.compactions,
+                "written": list(self.handover.written),
+                "writedown_error": self.handover.last_error,
+                "ingest_error": repr(self.ingest.error) if self.ingest.error else None,
+                "skipped_on_replay": self.ingest.skipped,
+            },
+        ).to_json()
 
 
 def _rounded(ms: float | None) -> float | None:

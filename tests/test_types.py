@@ -1,12 +1,24 @@
-"""The shared vocabulary in ``tickdb.types``: one shard type and its one sym -> shard function."""
+"""The shared vocabulary in ``tickdb.types``: one shard type and its one sym -> shard
+function, and the record a backend reports about itself."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
 import pyarrow as pa
 import pytest
+from harness import Proc
+from test_rdb_stack import SYMS as SYMS_PUBLISHED
+from test_rdb_stack import Stack, client, publish_trades, wait_rows
 
+from gateway.backends import BackendState
+from gateway.predicates import DateSet, Restriction
+from hdb.writer import write_partition
 from tickdb.schema import default_schemas
-from tickdb.types import UNSHARDED, Shard, shard_of
+from tickdb.types import UNSHARDED, BackendInfo, Shard, TableInfo, shard_of
 from tickerplant import protocol
 from tickerplant.ingest import encode_stream
 from tickerplant.protocol import KIND_UPD, Record, parse_topic, topic_for
@@ -106,3 +118,131 @@ def test_the_unsharded_shard_owns_everything_and_names_the_single_hdb_file() -> 
 def test_shards_are_values() -> None:
     assert len({Shard(1, 3), Shard.parse("1/3"), Shard.of([1, 3])}) == 1
     assert Shard(1, 3) != Shard(1, 4)
+
+
+# -- the backend record --------------------------------------------------------------------
+
+
+def test_what_a_real_rdb_and_hdb_write_reads_back_unchanged(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    stack = Stack(tmp_path, procs)
+    past = dt.date(2024, 1, 3)
+    trades = pa.table(
+        {
+            "time": pa.array(
+                [dt.datetime(2024, 1, 3, 10, i) for i in range(20)], pa.timestamp("ns")
+            ),
+            "sym": [["AAPL", "MSFT", "IBM"][i % 3] for i in range(20)],
+            "price": [100.0] * 20,
+            "size": list(range(20)),
+        }
+    )
+    write_partition(stack.data / "hdb", TRADE, past, trades)
+    publish_trades(stack.address, 0, 500)
+    rdb, hdb = client(stack.start_rdb("rdb", "--shard", "1/2")), client(stack.start_hdb())
+    wait_rows(rdb, "trade", sum(Shard(1, 2).owns(SYMS_PUBLISHED[i % 5]) for i in range(500)))
+
+    for raw in (rdb.info(), hdb.info()):
+        info = BackendInfo.from_json(raw)
+        assert info.to_json() == raw
+        assert json.loads(json.dumps(info.to_json())) == raw
+
+    got = BackendInfo.from_json(rdb.info())
+    assert got.role == "rdb" and got.shard == Shard(1, 2) and got.query_dates is True
+    assert got.date is not None and got.dates == (got.date,)
+    assert got.states == {got.date: "live"}
+    assert got.tables["trade"].columns[:2] == (("time", "timestamp"), ("sym", "symbol"))
+    assert got.seq is not None and got.tp_seq is not None and got.seq <= got.tp_seq
+    assert "spills" in got.extra and "query_service" in got.extra  # the RDB's own counters
+    # What the gateway makes of it: the RDB holds its shard's syms only.
+    state = BackendState("rdb", "rdb", rdb, info=got)
+    mine, other = (next(s for s in SYMS_PUBLISHED if Shard(k, 2).owns(s)) for k in (1, 0))
+    assert state.may_hold("trade", Restriction(syms=frozenset([mine])))
+    assert not state.may_hold("trade", Restriction(syms=frozenset([other])))
+
+    got = BackendInfo.from_json(hdb.info())
+    assert got.role == "hdb" and got.shard in (None, UNSHARDED)  # every sym
+    assert got.date is None and got.dates is None and got.seq is None  # an HDB has no session
+    assert got.tables["trade"] == TableInfo(
+        columns=tuple((c.name, c.qtype) for c in TRADE.columns), rows=20, dates=(past,), files=1
+    )
+    # ... and the HDB its partition's date and later ones, not earlier ones.
+    state = BackendState("hdb", "hdb", hdb, info=got)
+    assert state.may_hold("trade", Restriction(DateSet.of([past])))
+    assert not state.may_hold("trade", Restriction(DateSet.of([past - dt.timedelta(days=1)])))
+
+
+RDB_INFO: dict[str, Any] = {
+    "role": "rdb",
+    "shard": [0, 3],
+    "date": "2024-01-04",
+    "dates": ["2024-01-03", "2024-01-04"],
+    "query_dates": True,
+    "states": {"2024-01-03": "writing", "2024-01-04": "live"},
+    "seq": 41,
+    "tp_seq": 42,
+    "last_heartbeat": 1704326400.5,
+    "tables": {"trade": {"columns": [["sym", "symbol"]], "rows": 7, "dates": ["2024-01-04"]}},
+    "spills": 0,
+}
+HDB_INFO: dict[str, Any] = {
+    "role": "hdb",
+    "shard": None,
+    "tables": {
+        "trade": {"columns": [], "rows": 0, "dates": [], "files": 0},
+        "quote": {"columns": [["bid", "float"]], "rows": 3, "dates": ["2024-01-02"], "files": 1},
+    },
+    "generation": 4,
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        RDB_INFO,
+        HDB_INFO,
+        # A newer backend: keys this version does not know, at the top and in a table.
+        {**RDB_INFO, "replicas": [{"host": "b"}], "mode": "standby"},
+        {**HDB_INFO, "tables": {"trade": {**HDB_INFO["tables"]["trade"], "bloom": True}}},
+        # An older or smaller one: no tables, no session fields.
+        {"role": "hdb", "shard": [2, 3], "tables": {}},
+        {"role": "rdb", "shard": None, "tables": {}, "date": "2024-01-04"},
+    ],
+)
+def test_the_record_round_trips_and_keeps_unknown_keys(raw: dict[str, Any]) -> None:
+    info = BackendInfo.from_json(raw)
+    assert info.to_json() == raw
+    assert BackendInfo.from_json(info.to_json()) == info
+
+
+def test_the_record_is_typed() -> None:
+    rdb = BackendInfo.from_json(RDB_INFO)
+    assert rdb.shard == Shard(0, 3)
+    assert rdb.dates == (dt.date(2024, 1, 3), dt.date(2024, 1, 4))
+    assert rdb.states == {dt.date(2024, 1, 3): "writing", dt.date(2024, 1, 4): "live"}
+    assert rdb.tables["trade"] == TableInfo(
+        columns=(("sym", "symbol"),), rows=7, dates=(dt.date(2024, 1, 4),)
+    )
+    assert rdb.extra == {"spills": 0}
+    hdb = BackendInfo.from_json(HDB_INFO)
+    assert hdb.shard is None and hdb.tables["quote"].files == 1
+    assert hdb.extra == {"generation": 4}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({}, "role must be rdb or hdb"),
+        ({"role": "tickerplant"}, "role must be rdb or hdb"),
+        ({"role": "rdb", "shard": [3, 3]}, "shard"),
+        ({"role": "rdb", "shard": "all"}, "shard"),
+        ({"role": "rdb", "date": "yesterday"}, "yesterday"),
+        ({"role": "rdb", "seq": "many"}, "many"),
+        ({"role": "hdb", "tables": {"trade": {"rows": "lots"}}}, "lots"),
+        ({"role": "hdb", "tables": ["trade"]}, "backend info"),
+    ],
+)
+def test_a_record_that_is_not_one_is_a_value_error(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BackendInfo.from_json(raw)
