@@ -16,6 +16,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+# How the tickerplant journals and publishes: each batch as it arrives (``immediate``), or
+# rows coalesced per table every ``tickerplant.batch_interval_ms`` (``batched``). Set in the
+# config (``tickerplant.mode``), acted on by ``tickerplant.server``, reported by its INFO.
+PublishMode = Literal["immediate", "batched"]
+
 
 def shard_of(sym: str, shards: int) -> int:
     """Stable shard of a symbol: CRC-32 of its UTF-8 bytes, mod the shard count.
