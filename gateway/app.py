@@ -216,14 +216,14 @@ def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:
         meta = state.tables().get(name)
         if meta is None:
             continue
-        rows[state.role] = rows.get(state.role, 0) + int(meta.get("rows") or 0)
+        rows[state.role] = rows.get(state.role, 0) + meta.rows
         per_backend.append(
             {
                 "backend": state.name,
                 "role": state.role,
-                "shard": state.shard,
-                "rows": meta.get("rows"),
-                "dates": meta.get("dates"),
+                "shard": state.shard.to_json() if state.shard else None,
+                "rows": meta.rows,
+                "dates": [d.isoformat() for d in meta.dates],
             }
         )
     out: dict[str, Any] = {
@@ -237,21 +237,21 @@ def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:
 
 
 def _health(state: BackendState) -> dict[str, Any]:
-    info = state.info or {}
+    info = state.info  # None until it first answers
     now = time.time()
-    heartbeat = info.get("last_heartbeat")
-    lag = None
-    if "seq" in info and "tp_seq" in info:
-        lag = int(info["tp_seq"]) - int(info["seq"])
+    day = None if info is None or info.date is None else info.date.isoformat()
+    seq, tp_seq = (None, None) if info is None else (info.seq, info.tp_seq)
+    heartbeat = None if info is None else info.last_heartbeat
+    lag = None if seq is None or tp_seq is None else tp_seq - seq
     return {
         "name": state.name,
         "role": state.role,
         "up": state.up,
         "error": state.error,
-        "shard": state.shard,
-        "date": info.get("date"),
-        "seq": info.get("seq"),
-        "tp_seq": info.get("tp_seq"),
+        "shard": state.shard.to_json() if state.shard else None,
+        "date": day,
+        "seq": seq,
+        "tp_seq": tp_seq,
         "seq_lag": lag,
         "last_heartbeat": heartbeat,
         "heartbeat_age_s": round(now - float(heartbeat), 3) if heartbeat else None,

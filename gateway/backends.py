@@ -3,10 +3,10 @@
 A backend is anything with ``query(sql, timeout_s=, max_rows=)`` and ``info()``: the real
 ``queries.service.QueryClient`` (RDB and HDB processes; thread-safe, so one per address) or
 an in-process ``gateway.local.LocalBackend``.
-``Topology`` keeps the last ``info()`` of each one (role, shard, dates, schemas, sequence
-numbers) and answers "could this backend hold rows with these dates and syms?". An unknown
-backend (never answered) is assumed to hold anything, so it is asked and fails loudly
-rather than being skipped silently.
+``Topology`` keeps the last ``info()`` of each one, read as a ``tickdb.types.BackendInfo``
+(role, shard, dates, schemas, sequence numbers), and answers "could this backend hold rows
+with these dates and syms?". An unknown backend (never answered) is assumed to hold
+anything, so it is asked and fails loudly rather than being skipped silently.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.predicates import MAX_DATE, MIN_DATE, DateSet, Restriction
 from queries.service_protocol import SymScope
-from tickerplant.protocol import shard_of
+from tickdb.types import BackendInfo, Shard, TableInfo
 
 
 class Backend(Protocol):
@@ -29,7 +30,7 @@ class Backend(Protocol):
         self, sql: str, *, timeout_s: float, max_rows: int, syms: SymScope | None = None
     ) -> Any: ...
 
-    def info(self) -> dict[str, Any]: ...
+    def info(self) -> dict[str, Any]: ...  # JSON, as ``BackendInfo.to_json()`` writes it
 
 
 def _parse_date(value: Any) -> dt.date:
@@ -45,7 +46,7 @@ class BackendState:
     name: str
     role: str  # "rdb" | "hdb": as configured; info() must agree
     backend: Backend
-    info: dict[str, Any] | None = None
+    info: BackendInfo | None = None
     error: str | None = None
     checked_at: float = 0.0  # time.time() of the last info() attempt
     ok_at: float | None = None  # time.time() of the last successful info()
@@ -55,16 +56,14 @@ class BackendState:
         return self.info is not None and self.error is None
 
     @property
-    def shard(self) -> tuple[int, int] | None:
-        shard = (self.info or {}).get("shard")
-        return (int(shard[0]), int(shard[1])) if shard else None
+    def shard(self) -> Shard | None:
+        return None if self.info is None else self.info.shard
 
-    def tables(self) -> dict[str, Any]:
-        return dict((self.info or {}).get("tables") or {})
+    def tables(self) -> Mapping[str, TableInfo]:
+        return {} if self.info is None else self.info.tables
 
     def session_date(self) -> dt.date | None:
-        day = (self.info or {}).get("date")
-        return _parse_date(day) if day else None
+        return None if self.info is None else self.info.date
 
     def dates(self, table: str, today: dt.date | None = None) -> DateSet | None:
         """Dates this backend may hold for ``table`` (None: unknown, assume any).
@@ -77,24 +76,26 @@ class BackendState:
             return None
         if self.role == "rdb":
             # During end of day an RDB still holds the old day while it writes it down.
-            held = [_parse_date(d) for d in self.info.get("dates") or []]
-            day = self.session_date()
+            held = list(self.info.dates or ())
+            day = self.info.date
             days = held + ([day] if day else [])
             return DateSet.between(min(days)) if days else None
         meta = self.tables().get(table)
         if meta is None:
             return DateSet(()) if self.tables() else None
-        days = sorted(_parse_date(d) for d in meta.get("dates") or [])
+        days = sorted(meta.dates)
         newer_until = MAX_DATE if today is None else today - dt.timedelta(days=1)
         newer = DateSet.between(days[-1] if days else MIN_DATE, newer_until)
         return DateSet.of(days).union(newer)
 
     def may_hold(self, table: str, restriction: Restriction, today: dt.date | None = None) -> bool:
         shard = self.shard
-        if restriction.syms is not None and shard is not None:
-            k, n = shard
-            if not any(shard_of(sym, n) == k for sym in restriction.syms):
-                return False
+        if (
+            restriction.syms is not None
+            and shard is not None
+            and not any(shard.owns(sym) for sym in restriction.syms)
+        ):
+            return False
         if restriction.dates is not None:
             held = self.dates(table, today)
             if held is not None and held.intersect(restriction.dates).empty:
@@ -128,7 +129,7 @@ class Topology:
     def _refresh_one(self, state: BackendState) -> None:
         state.checked_at = time.time()
         try:
-            info = state.backend.info()
+            info = BackendInfo.from_json(state.backend.info())
         except Exception as exc:
             state.error = f"{type(exc).__name__}: {exc}"
             return
@@ -152,7 +153,7 @@ class Topology:
 
     def shard_count(self) -> int:
         """Largest shard count any backend reports; 1 when nothing is sharded."""
-        counts = [s.shard[1] for s in self.states if s.shard]
+        counts = [s.shard.count for s in self.states if s.shard]
         if any(s.info is None for s in self.states):
             return max(counts, default=2)  # someone has not answered: assume sharded
         return max(counts, default=1)
@@ -171,19 +172,18 @@ class Topology:
         out: dict[str, list[tuple[str, str]]] = {}
         for state in self.states:
             for name, meta in state.tables().items():
-                cols = meta.get("columns")
-                if name not in out and cols:
-                    out[name] = [(str(c), str(t)) for c, t in cols]
+                if name not in out and meta.columns:
+                    out[name] = list(meta.columns)
         return out
 
 
-def _placement(info: dict[str, Any] | None) -> Any:
+def _placement(info: BackendInfo | None) -> Any:
+    """What routing depends on: a change bumps ``Topology.version``."""
     if info is None:
         return None
-    tables = info.get("tables") or {}
     return (
-        info.get("role"),
-        tuple(info.get("shard") or ()),
-        info.get("date"),
-        tuple(sorted((n, str(m.get("columns")), str(m.get("dates"))) for n, m in tables.items())),
+        info.role,
+        info.shard,
+        info.date,
+        tuple(sorted((n, m.columns, m.dates) for n, m in info.tables.items())),
     )

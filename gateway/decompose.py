@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlglot import exp
 
@@ -27,6 +28,9 @@ from gateway.partials import NotDistributable, Partials, finish_aggregate, to_sq
 from gateway.predicates import ROUTING, Restriction, conjuncts, restriction_of_all
 
 PARTS = "_parts"
+# ``groups``: every group lives in one backend (``distribute(group_local=True)``), so the
+# backends finish their groups and the gateway merges them as rows.
+DistributedMode = Literal["groups", "aggregate", "rows"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Stack:
 
 @dataclass(frozen=True)
 class Distributed:
-    mode: str  # "aggregate" | "rows"
+    mode: DistributedMode
     partial_sql: str
     final_sql: str
     tables: tuple[str, ...]

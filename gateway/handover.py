@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from gateway.backends import BackendState, _parse_date
 from gateway.predicates import DateSet
+from tickdb.types import Shard
 
 DATES_COLUMN = "__tickdb_dates"
 DATES_VIEW = "rdb_dates"
@@ -40,7 +41,7 @@ class StaleTopology(Exception):
 
 def query_dates_in_reply(state: BackendState) -> bool:
     """The RDB puts its snapshot's dates in each reply (no wrapping needed)."""
-    return bool((state.info or {}).get("query_dates"))
+    return state.info is not None and bool(state.info.query_dates)
 
 
 def rdb_sql(sql: str) -> str:
@@ -84,22 +85,22 @@ def assumed_dates(state: BackendState) -> frozenset[dt.date] | None:
     """The dates an RDB holds according to its last ``info()`` (None: never answered)."""
     if state.info is None:
         return None
-    days = [_parse_date(d) for d in state.info.get("dates") or []]
-    if state.info.get("date"):
-        days.append(_parse_date(state.info["date"]))
+    days = list(state.info.dates or ())
+    if state.info.date is not None:
+        days.append(state.info.date)
     return frozenset(days)
 
 
-def overlaps(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+def overlaps(a: Shard | None, b: Shard | None) -> bool:
     """Whether two shards can hold the same sym."""
-    if a is None or b is None or a[1] != b[1]:
+    if a is None or b is None or a.count != b.count:
         return True
-    return a[0] == b[0]
+    return a.index == b.index
 
 
 def hdb_exclusion(
     hdb: BackendState,
-    assumed: dict[str, tuple[tuple[int, int] | None, frozenset[dt.date] | None]],
+    assumed: dict[str, tuple[Shard | None, frozenset[dt.date] | None]],
     wanted: DateSet | None,
 ) -> frozenset[dt.date]:
     """Dates the HDB must not answer for: those an RDB over the same syms is assumed to hold.

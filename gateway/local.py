@@ -21,6 +21,7 @@ from queries.service_protocol import SymScope
 from queries.service_server import classify
 from queries.sqlsafety import check_read_only
 from tickdb.schema import Q_TO_ARROW
+from tickdb.types import BackendInfo, BackendRole, Shard, TableInfo
 
 _QTYPE_OF = {str(t): q for q, t in reversed(list(Q_TO_ARROW.items()))}
 
@@ -30,8 +31,8 @@ class LocalBackend:
         self,
         tables: dict[str, pa.Table],
         *,
-        role: str,
-        shard: tuple[int, int] | None = None,
+        role: BackendRole,
+        shard: Shard | None = None,
         date: dt.date | None = None,
         delay_s: float = 0.0,
         query_dates: bool = False,
@@ -121,30 +122,26 @@ class LocalBackend:
             raise QueryError("unavailable", "backend is down")
         tables = {}
         for name, table in self._tables.items():
-            dates = sorted({d.isoformat() for d in table.column("date").to_pylist()})
-            columns = [
-                [f.name, _QTYPE_OF.get(str(f.type), "string")]
+            columns = tuple(
+                (f.name, _QTYPE_OF.get(str(f.type), "string"))
                 for f in table.schema
                 if f.name != "date"
-            ]
-            tables[name] = {"columns": columns, "rows": table.num_rows, "dates": dates}
-        info: dict[str, Any] = {
-            "role": self.role,
-            "shard": list(self.shard) if self.shard else None,
-            "tables": tables,
-        }
-        if self.role == "rdb":
-            info.update(
-                date=self.day.isoformat(),
-                dates=sorted(
-                    {d for t in tables.values() for d in t["dates"]} | {self.day.isoformat()}
-                ),
-                seq=0,
-                tp_seq=0,
-                last_heartbeat=time.time(),
-                query_dates=self.query_dates,
             )
-        return info
+            dates = tuple(sorted(set(table.column("date").to_pylist())))
+            tables[name] = TableInfo(columns=columns, rows=table.num_rows, dates=dates)
+        if self.role != "rdb":
+            return BackendInfo(role=self.role, shard=self.shard, tables=tables).to_json()
+        return BackendInfo(
+            role=self.role,
+            shard=self.shard,
+            tables=tables,
+            date=self.day,
+            dates=tuple(sorted({d for t in tables.values() for d in t.dates} | {self.day})),
+            seq=0,
+            tp_seq=0,
+            last_heartbeat=time.time(),
+            query_dates=self.query_dates,
+        ).to_json()
 
 
 def local_topology(
@@ -162,21 +159,20 @@ def local_topology(
     """
     import pyarrow.compute as pc
 
-    from tickerplant.protocol import shard_of
-
     out: dict[str, LocalBackend] = {}
     for k in range(shards):
+        shard = Shard(k, shards)
         parts: dict[str, dict[str, pa.Table]] = {"rdb": {}, "hdb": {}}
         for name, table in tables.items():
             syms = table.column("sym").to_pylist()
-            mine = pa.array([shard_of(s, shards) == k for s in syms], pa.bool_())
+            mine = pa.array([shard.owns(s) for s in syms], pa.bool_())
             is_today = pc.equal(table.column("date"), pa.scalar(today, pa.date32()))
             parts["rdb"][name] = table.filter(pc.and_(mine, is_today))
             parts["hdb"][name] = table.filter(pc.and_(mine, pc.invert(is_today)))
-        shard = (k, shards) if shards > 1 else None
+        placed = shard if shards > 1 else None
         out[f"rdb{k}"] = LocalBackend(
-            parts["rdb"], role="rdb", shard=shard, date=today, query_dates=query_dates
+            parts["rdb"], role="rdb", shard=placed, date=today, query_dates=query_dates
         )
         if hdb:
-            out[f"hdb{k}"] = LocalBackend(parts["hdb"], role="hdb", shard=shard)
+            out[f"hdb{k}"] = LocalBackend(parts["hdb"], role="hdb", shard=placed)
     return out

@@ -37,7 +37,7 @@ from gateway.handover import (
     rdb_sql,
     split_dates,
 )
-from gateway.planner import Fetch, Plan
+from gateway.planner import Fetch, Plan, PlanMode
 from queries.connection import prepare_database
 from queries.service_protocol import SymScope
 from queries.service_watchdog import Watchdog
@@ -55,7 +55,7 @@ class GatewayResult:
     table: pa.Table
     truncated: bool
     elapsed_ms: float
-    plan: str
+    plan: PlanMode
     backends: tuple[str, ...]
     # Backends that failed when a partial result was allowed: name -> reason.
     missing: dict[str, str] = field(default_factory=dict)

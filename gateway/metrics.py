@@ -44,9 +44,9 @@ class _BackendCollector(Collector):
         now = time.time()
         for state in self.topology.states:
             up.add_metric([state.name, state.role], 1.0 if state.up else 0.0)
-            info = state.info or {}
-            if "seq" in info and "tp_seq" in info:
-                lag.add_metric([state.name], float(info["tp_seq"]) - float(info["seq"]))
+            info = state.info
+            if info is not None and info.seq is not None and info.tp_seq is not None:
+                lag.add_metric([state.name], float(info.tp_seq - info.seq))
             if state.ok_at is not None:
                 age.add_metric([state.name], now - state.ok_at)
         yield from (up, lag, age, retries)

@@ -5,7 +5,7 @@
     client ◀──state─── OrderRouter ◀── order, fill (tickerplant) ◀─┘
 
 Routing is the sequence itself: every venue subscribes to ``order_request`` and keeps the
-rows whose sym its shard owns (``tickerplant.protocol.shard_of``, the data's function), so a
+rows whose sym its shard owns (``tickdb.types.Shard.owns``, the data's function), so a
 cancel or replace reaches the venue holding the order, and a mass cancel with no sym reaches
 every venue, in the order the gateway sent them.
 

@@ -1,13 +1,19 @@
 """Turn one user SQL statement into a ``Plan``: what to ask which backend, and how to merge.
 
-Order of preference, each correct for what it accepts:
+Order of preference, each correct for what it accepts (``Plan.mode``):
 
 1. **single** — the rows the query can read all live in one backend (or none): send it
    the whole query unchanged.
-2. **aggregate** / **rows** — a plain SELECT over one table or a backend-local join (joined
-   on ``sym`` and ``date``, so matching rows are always in the same backend): every backend
-   runs the same partial query, the gateway merges (see ``decompose``).
-3. **pull** — anything else (window functions, subqueries, CTEs, non-local joins, DISTINCT
+2. **groups** — a GROUP BY over one table or a backend-local join whose keys include the
+   routing columns that separate the chosen backends (``sym`` across shards, ``date``
+   across RDB and HDB): no group spans two backends, so each runs the whole grouped query
+   (HAVING too) and the gateway stacks, sorts and cuts. Aggregates without partials (twap,
+   median …) are distributed only this way.
+3. **aggregate** / **rows** — any other SELECT over one table or a backend-local join
+   (joined on ``sym`` when several shards hold rows and on ``date`` when both tiers do, so
+   matching rows are always in the same backend): every backend runs the same partial
+   query, the gateway merges (see ``decompose``).
+4. **pull** — anything else (window functions, subqueries, CTEs, non-local joins, DISTINCT
    aggregates …): fetch each table's rows, filtered and projected as far as is safe, and
    run the whole query in the gateway's DuckDB.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -29,6 +36,10 @@ from gateway.catalog import Catalog, OutputColumn
 from gateway.decompose import PARTS, NotDistributable, Stack, distribute, quote_name
 from gateway.errors import QueryError, check_read_only
 from gateway.predicates import DateSet, Restriction
+
+# How a plan runs, in the order the planner prefers them (the module docstring): the
+# ``mode`` of ``/query/plan``, the ``X-Tickdb-Plan`` header and the metrics' ``plan`` label.
+PlanMode = Literal["single", "groups", "aggregate", "rows", "pull"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class Fetch:
 
 @dataclass(frozen=True)
 class Plan:
-    mode: str  # "single" | "aggregate" | "rows" | "pull"
+    mode: PlanMode
     fetches: tuple[Fetch, ...]
     final_sql: str | None  # None: the single fetch's one part is the answer
     outputs: tuple[OutputColumn, ...] = ()
@@ -254,4 +265,4 @@ def _either(occs: list[Occurrence]) -> str | None:
     return unique[0] if len(unique) == 1 else " OR ".join(f"({t})" for t in unique)
 
 
-__all__ = ["Fetch", "Plan", "Restriction", "plan_query"]
+__all__ = ["Fetch", "Plan", "PlanMode", "Restriction", "plan_query"]

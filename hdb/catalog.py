@@ -14,6 +14,7 @@ Every worker thread keeps one cursor.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
@@ -31,6 +32,7 @@ from hdb.schema_io import Q_TO_DUCKDB, file_schema
 from queries.connection import prepare_database
 from queries.service import QueryError
 from tickdb.schema import RESERVED_COLUMNS, TableSchema
+from tickdb.types import TableInfo
 
 log = logging.getLogger("tickdb.hdb")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -41,17 +43,17 @@ class TableView:
     name: str
     schema: TableSchema | None
     files: tuple[Path, ...]
-    dates: tuple[str, ...]
+    dates: tuple[dt.date, ...]
     rows: int
 
-    def describe(self) -> dict[str, Any]:
-        columns = [[c.name, c.qtype] for c in self.schema.columns] if self.schema else []
-        return {
-            "columns": columns,
-            "dates": list(self.dates),
-            "rows": self.rows,
-            "files": len(self.files),
-        }
+    def describe(self) -> TableInfo:
+        columns = tuple((c.name, c.qtype) for c in self.schema.columns) if self.schema else ()
+        return TableInfo(
+            columns=columns,
+            rows=self.rows,
+            dates=self.dates,
+            files=len(self.files),
+        )
 
 
 def view_sql(view: TableView) -> str:
@@ -124,7 +126,7 @@ class Catalog:
             if schema is None or any(c.name in RESERVED_COLUMNS for c in schema.columns):
                 continue
             files = tuple(p for _, p in found)
-            dates = tuple(sorted({d.isoformat() for d, _ in found}))
+            dates = tuple(sorted({d for d, _ in found}))
             views[name] = TableView(name, schema, files, dates, sum(self._rows(p) for p in files))
         return views
 
@@ -157,10 +159,14 @@ class Catalog:
         )
         return self.summary()
 
+    def tables(self) -> dict[str, TableInfo]:
+        return {name: view.describe() for name, view in self.views.items()}
+
     def summary(self) -> dict[str, Any]:
+        """The RELOAD reply: the generation and the tables as ``info()`` describes them."""
         return {
             "generation": self.generation,
-            "tables": {name: view.describe() for name, view in self.views.items()},
+            "tables": {name: table.to_json() for name, table in self.tables().items()},
         }
 
     def cursor(self) -> duckdb.DuckDBPyConnection:

@@ -44,16 +44,16 @@ def serve(
     """Serve the HDB's partitions over the query protocol until stopped."""
     if ctx.invoked_subcommand is not None:
         return
-    from hdb.layout import Shard
     from hdb.server import Hdb
     from tickdb.logs import setup_logging
+    from tickdb.types import Shard
 
     setup_logging()
     cfg = load_config_or_exit(config, data_dir)
     try:
-        selected = Shard.parse(shard)
+        selected = None if shard.strip().lower() == "all" else Shard.parse(shard)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+        raise typer.BadParameter(f"{exc}, or all", param_hint="--shard") from None
     hdb = Hdb(
         cfg,
         shard=selected,

@@ -14,8 +14,9 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from tickdb.types import Shard
 
 _PART = re.compile(r"^part-(\d+)-of-(\d+)\.parquet$")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
@@ -23,36 +24,9 @@ _TMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
 SCRATCH_DIR = ".scratch"  # DuckDB spill files and staging databases, per process
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count``; ``Shard.parse("all")`` is None (every shard)."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"bad shard {self.index}/{self.count}: need 0 <= k < n")
-
-    @classmethod
-    def parse(cls, text: str) -> Shard | None:
-        if text.strip().lower() == "all":
-            return None
-        try:
-            k, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise ValueError(f"shard must be k/n (e.g. 0/1) or all, got {text!r}") from None
-        return cls(k, n)
-
-    @property
-    def file_name(self) -> str:
-        return f"part-{self.index}-of-{self.count}.parquet"
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-
-UNSHARDED = Shard(0, 1)
+def part_name(shard: Shard) -> str:
+    """The file name of ``shard``'s rows in a date directory: ``part-{k}-of-{n}.parquet``."""
+    return f"part-{shard.index}-of-{shard.count}.parquet"
 
 
 def partition_dir(hdb_dir: str | Path, table: str, date: dt.date) -> Path:
@@ -60,11 +34,11 @@ def partition_dir(hdb_dir: str | Path, table: str, date: dt.date) -> Path:
 
 
 def partition_file(hdb_dir: str | Path, table: str, date: dt.date, shard: Shard) -> Path:
-    return partition_dir(hdb_dir, table, date) / shard.file_name
+    return partition_dir(hdb_dir, table, date) / part_name(shard)
 
 
 def shard_glob(shard: Shard | None) -> str:
-    return "part-*-of-*.parquet" if shard is None else shard.file_name
+    return "part-*-of-*.parquet" if shard is None else part_name(shard)
 
 
 def list_tables(hdb_dir: str | Path) -> list[str]:
@@ -97,7 +71,7 @@ def partition_files(
     for date in list_dates(hdb_dir, table):
         directory = partition_dir(hdb_dir, table, date)
         if shard is not None:
-            path = directory / shard.file_name
+            path = directory / part_name(shard)
             if path.is_file():
                 out.append((date, path))
         else:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from hdb.catalog import Catalog
-from hdb.layout import Shard
 from hdb.protocol import RELOAD, RELOADED
 from queries.service import QueryServer
 from tickdb.config import Config
 from tickdb.ready import write_ready
+from tickdb.types import BackendInfo, Shard
 
 log = logging.getLogger("tickdb.hdb")
 
@@ -51,13 +51,14 @@ class Hdb:
         self._stop = threading.Event()
 
     def info(self) -> dict[str, Any]:
-        shard = None if self.shard is None else [self.shard.index, self.shard.count]
-        return {
-            "role": "hdb",
-            "shard": shard,
-            "hdb_dir": str(self.catalog.hdb_dir),
-            **self.catalog.summary(),
-        }
+        """The INFO reply (``tickdb.types.BackendInfo``)."""
+        generation, tables = self.catalog.generation, self.catalog.tables()
+        return BackendInfo(
+            role="hdb",
+            shard=self.shard,
+            tables=tables,
+            extra={"hdb_dir": str(self.catalog.hdb_dir), "generation": generation},
+        ).to_json()
 
     def _reload(self, frames: list[bytes]) -> list[bytes]:
         return [RELOADED, json.dumps(self.catalog.reload()).encode()]

@@ -25,8 +25,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hdb.layout import (
-    UNSHARDED,
-    Shard,
     make_dirs,
     partition_file,
     publish,
@@ -43,6 +41,7 @@ from hdb.parquet_out import (
     writer_connection,
 )
 from tickdb.schema import SchemaError, TableSchema, conform
+from tickdb.types import UNSHARDED, Shard
 
 log = logging.getLogger("tickdb.hdb.writer")
 

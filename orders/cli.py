@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
+from tickdb.types import Shard
 
 order_app = typer.Typer(help="Enter, cancel, replace and list orders.", no_args_is_help=True)
 risk_app = typer.Typer(
@@ -71,21 +72,18 @@ def venue(
 
     setup_logging()
     cfg = load_config(config, data_dir)
-    k, _, n = shard.partition("/")
     try:
-        shard_tuple = (int(k), int(n))
-        if not 0 <= shard_tuple[0] < shard_tuple[1]:
-            raise ValueError
-    except ValueError:
-        raise typer.BadParameter(f"--shard must be k/n with 0 <= k < n, got {shard!r}") from None
+        owned = Shard.parse(shard)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if _run_fix_venue(cfg, tp, shard_tuple, stop, ready_file):
+    if _run_fix_venue(cfg, tp, owned, stop, ready_file):
         return
     engine_venue = Venue(
         tp,
-        shard_tuple,
+        owned,
         tick_sizes=cfg.orders.tick_sizes,
         default_tick=cfg.orders.tick_size,
         stp=StpMode(cfg.orders.stp),
@@ -103,14 +101,14 @@ def venue(
 
 
 def _run_fix_venue(
-    cfg: Any, tp: str, shard: tuple[int, int], stop: threading.Event, ready_file: Path | None
+    cfg: Any, tp: str, shard: Shard, stop: threading.Event, ready_file: Path | None
 ) -> bool:
     """A shard in ``[fix.venues]`` is routed to an external FIX venue (docs/fix.md)."""
     from orders.fix_venue import FixVenue
     from orders.fix_venue_map import venue_settings
     from tickdb.ready import write_ready
 
-    settings = venue_settings(cfg, shard[0])
+    settings = venue_settings(cfg, shard.index)
     if settings is None:
         return False
     adapter = FixVenue(tp, shard, settings)

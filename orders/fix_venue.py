@@ -83,8 +83,7 @@ from orders.rows import (
     fill_row,
     request_from_row,
 )
-from orders.venue import venue_label
-from tickerplant.protocol import shard_of
+from tickdb.types import Shard
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update
 
@@ -95,15 +94,15 @@ class FixVenue:
     def __init__(
         self,
         tp_address: str,
-        shard: tuple[int, int],
+        shard: Shard,
         settings: FixVenueSettings,
         *,
         timeout_s: float = 10.0,
     ) -> None:
         self.tp_address = tp_address
         self.shard = shard
-        self.label = venue_label(shard)
-        self.prefix = f"F{shard[0]}-"
+        self.label = str(shard)
+        self.prefix = f"F{shard.index}-"
         self.settings = settings
         self.timeout_s = timeout_s
         self._orders: dict[tuple[str, str], VenueOrder] = {}  # (account, clordid) -> order
@@ -117,7 +116,7 @@ class FixVenue:
         self._journaled = read_journal(
             tp_address, self.label, timeout_s, self._exec_ids, self._answered
         )
-        self.engine = Engine(name=f"fix-venue-{shard[0]}")
+        self.engine = Engine(name=f"fix-venue-{shard.index}")
         self.session = Session(settings.session, self, initiator=True)
         self._applied_path = self.session.store.directory / "applied"
         self._rewind_inbound()
@@ -161,7 +160,7 @@ class FixVenue:
     def _owns(self, sym: str) -> bool:
         owned = self._owned.get(sym)
         if owned is None:
-            owned = self._owned[sym] = shard_of(sym, self.shard[1]) == self.shard[0]
+            owned = self._owned[sym] = self.shard.owns(sym)
         return owned
 
     def _send(self, seq: int, ext: str, msg_type: str, body: list[Field]) -> None:

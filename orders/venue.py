@@ -34,7 +34,7 @@ from orders.rows import (
     fill_row,
     request_from_row,
 )
-from tickerplant.protocol import shard_of
+from tickdb.types import Shard
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
@@ -43,13 +43,9 @@ log = logging.getLogger(__name__)
 Output = Event | Fill
 
 
-def venue_label(shard: tuple[int, int]) -> str:
-    return f"{shard[0]}/{shard[1]}"
-
-
-def published_upto(tp_address: str, shard: tuple[int, int], timeout_s: float) -> dict[str, int]:
+def published_upto(tp_address: str, shard: Shard, timeout_s: float) -> dict[str, int]:
     """Per output table, the highest ``in_seq`` of this venue's rows already journaled."""
-    label = venue_label(shard)
+    label = str(shard)  # the ``venue`` column
     upto = {"order": 0, "fill": 0}
     with Subscriber(
         tp_address, tables=["order", "fill"], shard=shard, start="journal", timeout_s=timeout_s
@@ -70,7 +66,7 @@ class Venue:
     def __init__(
         self,
         tp_address: str,
-        shard: tuple[int, int],
+        shard: Shard,
         *,
         tick_sizes: Mapping[str, float] | None = None,
         default_tick: float = 0.01,
@@ -80,11 +76,11 @@ class Venue:
     ) -> None:
         self.tp_address = tp_address
         self.shard = shard
-        self.label = venue_label(shard)
+        self.label = str(shard)
         self.paper = paper
         self.timeout_s = timeout_s
         self.engine = MatchingEngine(
-            id_prefix=f"V{shard[0]}-",
+            id_prefix=f"V{shard.index}-",
             tick_sizes=tick_sizes,
             default_tick=default_tick,
             stp=stp,
@@ -104,7 +100,7 @@ class Venue:
     def _owns(self, sym: str) -> bool:
         owned = self._owned.get(sym)
         if owned is None:
-            owned = self._owned[sym] = shard_of(sym, self.shard[1]) == self.shard[0]
+            owned = self._owned[sym] = self.shard.owns(sym)
         return owned
 
     def _requests(self, data: pa.Table) -> list[Output]:

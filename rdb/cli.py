@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tickdb.cli_options import ConfigOpt, DataDirOpt, ReadyOpt, load_config_or_exit
+from tickdb.types import Shard
 
 TpOpt = Annotated[str, typer.Option("--tp", help="Tickerplant address.")]
 ShardOpt = Annotated[
@@ -22,16 +23,13 @@ HdbOpt = Annotated[
 DEFAULT_TP = "tcp://127.0.0.1:5010"
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
+def parse_shard(text: str | None) -> Shard | None:
     if text is None:
         return None
     try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise typer.BadParameter(f"--shard must be k/n, got {text!r}") from None
-    if not 0 <= k < n:
-        raise typer.BadParameter(f"--shard {text}: need 0 <= k < n")
-    return k, n
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
 def rdb_command(

@@ -19,13 +19,13 @@ import pyarrow as pa
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hdb.intraday import write_chunk
-from hdb.layout import Shard
 from hdb.parquet_out import WriteOptions
 from hdb.writer import write_partition
 from queries.service import QueryClient, QueryError
 from rdb.decode import decode_payloads
 from rdb.hdbio import reload_and_check
 from tickdb.config import Config
+from tickdb.types import UNSHARDED, Shard
 from tickerplant.journal import journal_path, read_journal, scan_journal
 from tickerplant.protocol import KIND_EOD, KIND_UPD, TopicFilter
 from tickerplant.pubsub import ShardMap, select_rows
@@ -41,7 +41,7 @@ def run_eod_job(
     config: Config,
     date: dt.date,
     *,
-    shard: tuple[int, int] | None = None,
+    shard: Shard | None = None,
     hdb_addresses: list[str] | None = None,
     tables: list[str] | None = None,
     show_progress: bool = True,
@@ -126,7 +126,7 @@ def run_eod_job(
                     date,
                     data if data.num_rows or not chunks else None,
                     chunks=chunks,
-                    shard=Shard(*(shard or (0, 1))),
+                    shard=shard or UNSHARDED,
                     options=WriteOptions(memory_limit=f"{max(64, limit // 2**21)}MB"),
                 )
                 progress.advance(write)

@@ -31,6 +31,7 @@ from queries.service import QueryClient, QueryError
 from rdb.hdbio import reload_and_check, write_partition
 from rdb.recovery import RdbState
 from rdb.store import Day, Store
+from tickdb.types import Shard
 
 log = logging.getLogger("tickdb.rdb")
 
@@ -45,7 +46,7 @@ class Handover:
         *,
         hdb_dir: Path,
         intraday_root: Path,
-        shard: tuple[int, int],
+        shard: Shard,
         hdb_addresses: list[str],
         memory_limit_mb: int,
         ack_timeout_s: float = 10.0,

@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from hdb.intraday import chunk_number, list_chunks
 from hdb.intraday import write_chunk as hdb_write_chunk
-from hdb.layout import Shard
 from hdb.parquet_out import WriteOptions
 from hdb.protocol import RELOAD, RELOADED
 from hdb.writer import WriteResult
@@ -25,6 +24,7 @@ from rdb.recovery import RdbState
 from rdb.store import Chunk
 from rdb.symbols import plain_table
 from tickdb.schema import TableSchema
+from tickdb.types import Shard
 
 
 def write_chunk(
@@ -54,7 +54,7 @@ def write_partition(
     hdb_dir: Path,
     schema: TableSchema,
     date: dt.date,
-    shard: tuple[int, int],
+    shard: Shard,
     chunks: list[Chunk],
     batches: list[pa.RecordBatch],
     *,
@@ -68,7 +68,7 @@ def write_partition(
         date,
         data,
         chunks=[c.path for c in chunks],
-        shard=Shard(*shard),
+        shard=shard,
         options=WriteOptions(memory_limit=f"{max(64, memory_limit_mb // 2)}MB"),
     )
 

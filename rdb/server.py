@@ -23,6 +23,7 @@ from rdb.query import QueryEngine
 from rdb.recovery import Coverage, RdbState, find_chunks
 from rdb.store import Day, Store
 from tickdb.config import Config
+from tickdb.types import UNSHARDED, BackendInfo, Shard, TableInfo
 from tickerplant.subscriber import Subscriber
 
 log = logging.getLogger("tickdb.rdb")
@@ -36,8 +37,8 @@ INGEST_SWITCH_INTERVAL_S = 0.0005
 QUERY_NICE = 10
 
 
-def rdb_name(shard: tuple[int, int] | None) -> str:
-    return "rdb" if shard is None else f"rdb-{shard[0]}-of-{shard[1]}"
+def rdb_name(shard: Shard | None) -> str:
+    return "rdb" if shard is None else f"rdb-{shard.index}-of-{shard.count}"
 
 
 class Rdb:
@@ -46,7 +47,7 @@ class Rdb:
         config: Config,
         *,
         tp_address: str,
-        shard: tuple[int, int] | None = None,
+        shard: Shard | None = None,
         hdb_addresses: list[str] | None = None,
         address: str | None = None,
         workers: int = 2,
@@ -58,7 +59,7 @@ class Rdb:
         # Shards each keep their own chunks: their rows differ for the same table and date.
         self.intraday_root = config.intraday_dir
         if shard is not None:
-            self.intraday_root = self.intraday_root / f"shard-{shard[0]}-of-{shard[1]}"
+            self.intraday_root = self.intraday_root / f"shard-{shard.index}-of-{shard.count}"
         resume = self.state.resume_seq()
         self.subscriber = Subscriber(
             tp_address,
@@ -85,7 +86,7 @@ class Rdb:
             self.state,
             hdb_dir=config.hdb_dir,
             intraday_root=self.intraday_root,
-            shard=shard or (0, 1),
+            shard=shard or UNSHARDED,
             hdb_addresses=list(hdb_addresses or []),
             memory_limit_mb=rc.memory_limit_mb,
         )
@@ -166,38 +167,43 @@ class Rdb:
         self.engine.close()
 
     def info(self) -> dict[str, Any]:
+        """The INFO reply (``tickdb.types.BackendInfo``), from one snapshot."""
         snapshot = self.store.snapshot()
         hello = self.subscriber.hello
-        tables: dict[str, Any] = {}
-        for name, schema in self.store.schemas.items():
-            tables[name] = {
-                "columns": [[c.name, c.qtype] for c in schema.columns],
-                "rows": sum(v[name].rows for v in snapshot.dates.values()),
-                "dates": [d.isoformat() for d in sorted(snapshot.dates)],
-            }
-        return {
-            "role": "rdb",
-            "shard": list(self.shard) if self.shard else None,
-            "date": self.store.live.date.isoformat(),
-            "dates": [d.isoformat() for d in sorted(snapshot.dates)],
-            # Every query reply lists the dates its snapshot held (``gateway.handover``).
-            "query_dates": True,
-            "states": {d.isoformat(): s for d, s in snapshot.states.items()},
-            "seq": max(self.ingest.applied_seq, snapshot.seq),
-            "tp_seq": max(hello.seq, self.subscriber.last_seq),
-            "last_heartbeat": self.ingest.last_message,
-            "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
-            "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
-            "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
-            "tables": tables,
-            "memory_bytes": sum(d.nbytes for d in self.store.days()),
-            "spills": self.maintenance.spills,
-            "compactions": self.maintenance.compactions,
-            "written": list(self.handover.written),
-            "writedown_error": self.handover.last_error,
-            "ingest_error": repr(self.ingest.error) if self.ingest.error else None,
-            "skipped_on_replay": self.ingest.skipped,
+        dates = tuple(sorted(snapshot.dates))
+        tables = {
+            name: TableInfo(
+                columns=tuple((c.name, c.qtype) for c in schema.columns),
+                rows=sum(v[name].rows for v in snapshot.dates.values()),
+                dates=dates,
+            )
+            for name, schema in self.store.schemas.items()
         }
+        return BackendInfo(
+            role="rdb",
+            shard=self.shard,
+            tables=tables,
+            date=self.store.live.date,
+            dates=dates,
+            # Every query reply lists the dates its snapshot held (``gateway.handover``).
+            query_dates=True,
+            states=snapshot.states,
+            seq=max(self.ingest.applied_seq, snapshot.seq),
+            tp_seq=max(hello.seq, self.subscriber.last_seq),
+            last_heartbeat=self.ingest.last_message,
+            extra={
+                "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
+                "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
+                "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
+                "memory_bytes": sum(d.nbytes for d in self.store.days()),
+                "spills": self.maintenance.spills,
+                "compactions": self.maintenance.compactions,
+                "written": list(self.handover.written),
+                "writedown_error": self.handover.last_error,
+                "ingest_error": repr(self.ingest.error) if self.ingest.error else None,
+                "skipped_on_replay": self.ingest.skipped,
+            },
+        ).to_json()
 
 
 def _rounded(ms: float | None) -> float | None:

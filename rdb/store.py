@@ -19,12 +19,18 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 
 from rdb.decode import decode_payloads
 from rdb.symbols import intern, is_interned, parts, plain_table
 from tickdb.schema import TableSchema
+
+# A day in the RDB is ``live`` while ingest appends to it and ``writing`` from its end of day
+# until every HDB serves it (``rdb.handover``), when it is dropped. Reported per date in
+# ``info()["states"]`` and in the ``rdb_dates`` view.
+DayState = Literal["live", "writing"]
 
 # Compact a table once this many batches sit in its list; merge into batches of this size.
 COMPACT_AFTER_BATCHES = 64
@@ -74,12 +80,12 @@ class Snapshot:
     """Every date the RDB answers for, each with every table, at one instant."""
 
     dates: dict[dt.date, dict[str, TableView]]
-    states: dict[dt.date, str]
+    states: dict[dt.date, DayState]
     seq: int
 
 
 class Day:
-    """One session date's tables. ``state``: ``live`` (ingesting), then ``writing`` (EOD).
+    """One session date's tables, ``live`` and then ``writing`` (``DayState``).
 
     All methods that touch the lists take ``lock`` (shared with the Store), held only for
     list operations, never while decoding, writing or querying.
@@ -89,7 +95,7 @@ class Day:
         self, date: dt.date, schemas: dict[str, TableSchema], lock: threading.Lock
     ) -> None:
         self.date = date
-        self.state = "live"
+        self.state: DayState = "live"
         self.lock = lock
         self.tables = {name: TableData(schema.arrow) for name, schema in schemas.items()}
         self.start_seq = 0

@@ -8,6 +8,7 @@ and ask again. The end-of-day test with real processes is ``test_gateway_eod.py`
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -45,8 +46,8 @@ def test_a_reply_for_other_dates_than_assumed_is_asked_again(query_dates: bool) 
         assert state.info is not None
         # A stale picture: the RDB is believed to still hold yesterday (mid-handover), so
         # the HDB is told to leave it out; the RDB's answer shows it no longer does.
-        yesterday = (TODAY - dt.timedelta(days=1)).isoformat()
-        state.info = {**state.info, "dates": sorted({*state.info["dates"], yesterday})}
+        held = {*(state.info.dates or ()), TODAY - dt.timedelta(days=1)}
+        state.info = dataclasses.replace(state.info, dates=tuple(sorted(held)))
         got = router.run_sql(SQL)
         assert router.topology.stale_retries == 1
         assert_same_answer(got.table, reference.sql(SQL).to_arrow_table(), True, SQL)

@@ -18,6 +18,7 @@ from rdb.recovery import RdbState
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
 from rdb.symbols import intern, is_interned, parts
 from tickdb.schema import default_schemas
+from tickdb.types import UNSHARDED
 
 DAY = dt.date(2024, 1, 2)
 DAY_NS = 1_704_153_600 * 10**9
@@ -261,7 +262,7 @@ def test_interned_and_plain_batches_answer_alike_and_write_down_plain(
     chunk = write_chunk(RdbState(tmp_path), tmp_path / "intraday", TRADE, DAY, 2, batches)
     assert pq.read_schema(chunk.path).field("sym").type == pa.string()
     written = write_partition(
-        tmp_path / "hdb", TRADE, DAY, (0, 1), [], batches, memory_limit_mb=256
+        tmp_path / "hdb", TRADE, DAY, UNSHARDED, [], batches, memory_limit_mb=256
     )
     on_disk = pq.read_table(written.path)
     assert on_disk.schema.field("sym").type == pa.string()

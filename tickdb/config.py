@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
+from tickdb.types import PublishMode
 
 
 class ConfigError(ValueError):
@@ -29,7 +30,7 @@ class TickerplantConfig:
     address: str = "tcp://127.0.0.1:5010"
     publish_address: str = "tcp://127.0.0.1:5011"
     replay_address: str = "tcp://127.0.0.1:5012"
-    mode: Literal["immediate", "batched"] = "immediate"
+    mode: PublishMode = "immediate"
     batch_interval_ms: int = 100
     coalesce_queued: bool = True
     max_message_bytes: int = 64 * 1024 * 1024

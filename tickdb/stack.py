@@ -27,6 +27,7 @@ from typing import Any
 
 from tickdb.config import Config
 from tickdb.ready import wait_ready
+from tickdb.types import Shard
 
 
 def _port_plus(address: str, offset: int) -> str:
@@ -99,7 +100,7 @@ class Stack:
         tp_address = str(tp.info["address"])
         hdbs, rdbs = [], []
         for k in range(self.shards):
-            shard = f"{k}/{self.shards}"
+            shard = str(Shard(k, self.shards))
             hdb = self._start(
                 f"hdb-{k}",
                 [
@@ -113,7 +114,7 @@ class Stack:
             )
             hdbs.append(str(hdb.info["address"]))
         for k in range(self.shards):
-            shard = f"{k}/{self.shards}"
+            shard = str(Shard(k, self.shards))
             rdb = self._start(
                 f"rdb-{k}",
                 [
@@ -134,7 +135,7 @@ class Stack:
         if orders:
             for k in range(self.shards):
                 venue_args = ["venue", *self._common(), "--tp", tp_address]
-                venue_args += ["--shard", f"{k}/{self.shards}"]
+                venue_args += ["--shard", str(Shard(k, self.shards))]
                 if self.demo:
                     venue_args.append("--paper")  # the demo strategy trades on the demo quotes
                 self._start(f"venue-{k}", venue_args)

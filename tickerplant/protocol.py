@@ -17,13 +17,14 @@ even after a restart.
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from tickdb.types import Shard
+from tickdb.types import shard_of as shard_of  # the wire's sym -> shard function, re-exported
 from tickerplant.checksum import crc32
 
 PROTOCOL_VERSION = 1
@@ -185,7 +186,7 @@ def peek_seq(record: bytes) -> int:
 def topic_for(
     tables: list[str] | None = None,
     syms: list[str] | None = None,
-    shard: tuple[int, int] | None = None,
+    shard: Shard | None = None,
     accounts: list[str] | None = None,
 ) -> bytes:
     if sum(x is not None for x in (syms, shard, accounts)) > 1:
@@ -194,10 +195,7 @@ def topic_for(
     if syms is not None:
         selector = "syms=" + ",".join(sorted(set(syms)))
     elif shard is not None:
-        k, n = shard
-        if not 0 <= k < n:
-            raise ValueError(f"shard {k} of {n}: k must be in [0, {n})")
-        selector = f"shard={k}/{n}"
+        selector = f"shard={shard}"
     elif accounts is not None:
         # Order-flow tables only: a strategy's own events (docs/orders.md).
         selector = "account=" + ",".join(sorted(set(accounts)))
@@ -213,7 +211,7 @@ class TopicFilter:
 
     tables: frozenset[str] | None
     syms: frozenset[str] | None
-    shard: tuple[int, int] | None
+    shard: Shard | None
     accounts: frozenset[str] | None = None
 
     @property
@@ -239,10 +237,7 @@ def parse_topic(topic: bytes) -> TopicFilter:
         if key == "syms":
             return TopicFilter(tables, frozenset(value.split(",")) if value else frozenset(), None)
         if key == "shard":
-            k, n = (int(x) for x in value.split("/"))
-            if not 0 <= k < n:
-                raise ValueError
-            return TopicFilter(tables, None, (k, n))
+            return TopicFilter(tables, None, Shard.parse(value))
         if key == "account":
             return TopicFilter(
                 tables, None, None, frozenset(value.split(",")) if value else frozenset()
@@ -250,11 +245,3 @@ def parse_topic(topic: bytes) -> TopicFilter:
     except ValueError:
         pass
     raise ProtocolError(f"not a subscription topic: {topic[:80]!r}")
-
-
-def shard_of(sym: str, shards: int) -> int:
-    """Stable shard of a symbol: CRC-32 of its UTF-8 bytes, mod the shard count.
-
-    Stable across processes and languages (Python's hash() is salted per process).
-    """
-    return zlib.crc32(sym.encode()) % shards

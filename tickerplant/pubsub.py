@@ -91,7 +91,7 @@ def select_rows(
         mask = pc.is_in(syms, value_set=pa.array(sorted(selection.syms), pa.string()))
     else:
         assert selection.shard is not None
-        k, n = selection.shard
+        k, n = selection.shard.index, selection.shard.count
         # Each row's shard is worked out once per record and shared by every k of n.
         ids = shard_ids.get(n) if shard_ids is not None else None
         if ids is None:

@@ -18,6 +18,7 @@ import zmq
 
 from tickdb.listen import bind
 from tickdb.schema import TableSchema
+from tickdb.types import Shard
 from tickerplant.journal import (
     JournalCorrupt,
     JournalIndex,
@@ -58,7 +59,7 @@ def parse_request(
     selection = TopicFilter(
         frozenset(tables) if tables else None,
         frozenset(syms) if syms is not None else None,
-        (int(shard[0]), int(shard[1])) if shard is not None else None,
+        Shard.of(shard) if shard is not None else None,
         frozenset(accounts) if accounts is not None else None,
     )
     return after, upto, selection

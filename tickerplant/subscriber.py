@@ -26,6 +26,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import zmq
 
+from tickdb.types import Shard
 from tickerplant.discovery import Hello, TickerplantUnavailable, request_hello
 from tickerplant.protocol import (
     CHUNK,
@@ -102,19 +103,16 @@ class Subscriber:
         *,
         tables: list[str] | None = None,
         syms: list[str] | None = None,
-        shard: tuple[int, int] | str | None = None,
+        shard: Shard | tuple[int, int] | str | None = None,
         accounts: list[str] | None = None,
         start: Start = "live",
         timeout_s: float = 10.0,
         receive_buffer: int = 100_000,
     ) -> None:
-        if isinstance(shard, str):
-            k, n = shard.split("/")
-            shard = (int(k), int(n))
         self.address = address
         self.tables = tables
         self.syms = syms
-        self.shard = shard
+        self.shard = None if shard is None else Shard.of(shard)
         self.accounts = accounts
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
@@ -124,7 +122,7 @@ class Subscriber:
             raise SubscriptionError(
                 f"unknown tables {unknown} (known: {', '.join(sorted(self.hello.schemas))})"
             )
-        self.topic = topic_for(tables, syms, shard, accounts)
+        self.topic = topic_for(tables, syms, self.shard, accounts)
         self._receive_buffer = receive_buffer
         self._sub = self._connect(self.hello.publish)
         self._ready: deque[Message] = deque()
@@ -201,7 +199,7 @@ class Subscriber:
             "upto": upto,
             "tables": self.tables,
             "syms": self.syms,
-            "shard": list(self.shard) if self.shard else None,
+            "shard": self.shard.to_json() if self.shard else None,
             "accounts": self.accounts,
         }
         socket = self._ctx.socket(zmq.DEALER)

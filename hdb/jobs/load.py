@@ -20,7 +20,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from hdb.layout import Shard, make_dirs, partition_file, publish, remove_stale_tmp, tmp_path
+from hdb.layout import make_dirs, partition_file, publish, remove_stale_tmp, tmp_path
 from hdb.parquet_out import (
     WriteOptions,
     column_list,
@@ -32,7 +32,7 @@ from hdb.parquet_out import (
 )
 from hdb.schema_io import Q_TO_DUCKDB
 from tickdb.schema import Column, TableSchema
-from tickerplant.protocol import shard_of
+from tickdb.types import Shard, shard_of
 
 IfExists = Literal["error", "replace", "append"]
 MAX_REPORTED = 20
