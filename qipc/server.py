@@ -35,7 +35,7 @@ from qipc.codec import decode, encode
 from qipc.limits import LoginBackoff, RateLimitedLog, ServerLimits
 from qipc.pykx_compat import NOT_A_PROBE, answer_probe
 from qipc.refusal import Refusals
-from qipc.transport import ReadTimeout, read_handshake, read_message
+from qipc.transport import read_handshake, read_message
 from tickdb.listen import listen_tcp
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,11 @@ class QConnection:
         # Set by a handler for a client that waits for pushes without sending (a
         # subscriber): the idle timeout does not apply to it.
         self.keep_open = False
-        self.last_active = time.monotonic()  # last message either way
+        # For the idle watchdog: the last whole message either way; since when the message
+        # being read has been arriving (None: between messages); a handler is running.
+        self.last_active = time.monotonic()
+        self.receiving_since: float | None = None
+        self.busy = False
         self._send_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -133,6 +137,7 @@ class QIpcServer:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
         # Counters tests and metrics read.
         self.accepted = 0
         self.refused = 0  # failed logins
@@ -150,6 +155,11 @@ class QIpcServer:
             target=self._accept_loop, name=f"{self.name}-accept", daemon=True
         )
         self._acceptor.start()
+        if self.limits.idle_timeout_s > 0:
+            self._watchdog = threading.Thread(
+                target=self._watch_idle, name=f"{self.name}-idle", daemon=True
+            )
+            self._watchdog.start()
         return self
 
     def __enter__(self) -> QIpcServer:
@@ -171,6 +181,8 @@ class QIpcServer:
             self._wake_w.send(b"x")
         if self._acceptor is not None:
             self._acceptor.join(timeout)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout)
         for conn in self.connections():
             conn.close()
         with self._lock:
@@ -316,30 +328,21 @@ class QIpcServer:
         return False
 
     def _message_loop(self, conn: QConnection) -> None:
-        idle = self.limits.idle_timeout_s or None
+        def started(_header: object) -> None:
+            conn.receiving_since = time.monotonic()
+
         while not conn.closed:
-            idle_deadline = None if idle is None or conn.keep_open else conn.last_active + idle
             try:
-                header, message = read_message(
-                    conn.sock,
-                    self.max_message_bytes,
-                    idle_deadline=idle_deadline,
-                    message_timeout_s=idle,
-                )
-            except ReadTimeout as exc:
-                if not exc.started and conn.last_active + (idle or 0) > time.monotonic():
-                    continue  # pushes went out meanwhile: not idle
-                self.idle_closed += 1
-                log.warning(
-                    "%s: closing %r: %s (idle_timeout_s %g)", self.name, conn, exc, idle or 0
-                )
-                return
+                header, message = read_message(conn.sock, self.max_message_bytes, started)
             except (ConnectionError, OSError):
-                return  # the client went away, or close() shut the socket
+                return  # the client went away, or close() (or the idle watchdog) shut it
             except t.QProtocolError as exc:
                 self.dropped += 1
                 log.warning("%s: dropping %r: %s", self.name, conn, exc)
                 return
+            # In this order: the watchdog reads them the other way round.
+            conn.last_active = time.monotonic()
+            conn.receiving_since = None
             conn.messages_in += 1
             conn.last_active = time.monotonic()
             sync = header.msg_type == t.SYNC
@@ -351,13 +354,38 @@ class QIpcServer:
                 if sync:
                     self._reply(conn, t.QError(f"type: {exc}"))
                 continue
-            result = self._call(conn, value, header.msg_type)
-            if sync:
-                self._reply(conn, result)
-            elif isinstance(result, t.QError):
+            conn.busy = True  # a long query is not idleness
+            try:
+                result = self._call(conn, value, header.msg_type)
+                if sync:
+                    self._reply(conn, result)
+            finally:
+                conn.last_active = time.monotonic()
+                conn.busy = False
+            if not sync and isinstance(result, t.QError):
                 # No one waits for an async answer: the log is the only place it can show.
                 self.async_errors += 1
                 log.warning("%s: async message from %r failed: %s", self.name, conn, result)
+
+    def _watch_idle(self) -> None:
+        """Close connections silent both ways for ``idle_timeout_s``, and those whose
+        message has been arriving for that long. A thread of its own, so reading stays a
+        plain blocking recv; shutting the socket wakes the connection's thread."""
+        idle = self.limits.idle_timeout_s
+        while not self._stopping.wait(min(max(idle / 4, 0.05), 1.0)):
+            now = time.monotonic()
+            for conn in self.connections():
+                since = conn.receiving_since  # read before last_active: see _message_loop
+                if since is not None:
+                    if now - since > idle:
+                        self._close_idle(conn, f"the rest of a message did not come in {idle:g}s")
+                elif not (conn.keep_open or conn.busy) and now - conn.last_active > idle:
+                    self._close_idle(conn, f"no message either way for {idle:g}s")
+
+    def _close_idle(self, conn: QConnection, why: str) -> None:
+        self.idle_closed += 1
+        log.warning("%s: closing %r: %s (idle_timeout_s)", self.name, conn, why)
+        conn.close()
 
     def _call(self, conn: QConnection, value: Any, msg_type: int) -> Any:
         try:

@@ -7,9 +7,8 @@ capability, or closes the socket to refuse the credentials.
 
 from __future__ import annotations
 
-import select
 import socket
-import time
+from collections.abc import Callable
 
 from qipc.codec import Header, parse_header
 from qipc.compress import PREFIX_SIZE, expanded_size
@@ -22,45 +21,13 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 30
 _FIRST_CHUNK = 64 << 10
 
 
-class ReadTimeout(TimeoutError):
-    """No message (``started`` False) or not all of one (True) before the deadline."""
-
-    def __init__(self, message: str, started: bool) -> None:
-        super().__init__(message)
-        self.started = started
-
-
-def _wait_readable(sock: socket.socket, deadline: float, started: bool) -> None:
-    remaining = deadline - time.monotonic()
-    if remaining > 0:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        if poller.poll(remaining * 1000):
-            return
-    what = "the rest of a message did not come" if started else "no message"
-    raise ReadTimeout(f"{what} in time", started)
-
-
-def _recv_into(sock: socket.socket, view: memoryview, deadline: float | None, started: bool) -> int:
-    """One recv into ``view``. With a deadline the socket must be blocking (no timeout):
-    data already there is taken without a wait, else poll until the deadline."""
-    if deadline is None:
-        return sock.recv_into(view)
-    while True:
-        try:
-            return sock.recv_into(view, 0, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            _wait_readable(sock, deadline, started)
-
-
-def recv_exactly(sock: socket.socket, n: int, deadline: float | None = None) -> bytearray:
-    """Read exactly ``n`` bytes (of a message already started); ConnectionError if the
-    peer closes first, ReadTimeout past ``deadline`` (``time.monotonic()``)."""
+def recv_exactly(sock: socket.socket, n: int) -> bytearray:
+    """Read exactly ``n`` bytes; ConnectionError if the peer closes first."""
     buf = bytearray(n)
     view = memoryview(buf)
     got = 0
     while got < n:
-        read = _recv_into(sock, view[got:], deadline, True)
+        read = sock.recv_into(view[got:], n - got)
         if read == 0:
             raise ConnectionError("peer closed the connection")
         got += read
@@ -70,9 +37,7 @@ def recv_exactly(sock: socket.socket, n: int, deadline: float | None = None) -> 
 def read_message(
     sock: socket.socket,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    *,
-    idle_deadline: float | None = None,
-    message_timeout_s: float | None = None,
+    on_header: Callable[[Header], None] | None = None,
 ) -> tuple[Header, bytes]:
     """Read one whole message (header included).
 
@@ -80,31 +45,24 @@ def read_message(
     whose claimed expanded size is over ``max_bytes`` or more than kdb+ compression can
     produce: the stream cannot be resynchronised after one, so callers drop the peer.
     Memory grows with the bytes that arrive, never with the length a header claims.
-
-    ``idle_deadline`` bounds the wait for the message's first byte and
-    ``message_timeout_s`` the time from there to its last (``ReadTimeout``; both need a
-    blocking socket); without them the socket's own timeout applies.
+    ``on_header`` is called once a valid header is in (the server times the rest).
     """
-    head = bytearray(HEADER_SIZE)
-    got = _recv_into(sock, memoryview(head), idle_deadline, False)
-    if got == 0:
-        raise ConnectionError("peer closed the connection")
-    # The message has started: from here its clock runs, not the idle one.
-    deadline = None if message_timeout_s is None else time.monotonic() + message_timeout_s
-    head[got:] = recv_exactly(sock, HEADER_SIZE - got, deadline)
+    head = recv_exactly(sock, HEADER_SIZE)
     header = parse_header(bytes(head))
     if header.length > max_bytes:
         raise QProtocolError(f"message of {header.length} bytes exceeds the {max_bytes} limit")
+    if on_header is not None:
+        on_header(header)
     parts: list[bytes | bytearray] = [head]
     got = HEADER_SIZE
     if header.compressed:
         # The claimed expanded size comes next: refuse a bomb before reading the rest.
-        size_bytes = recv_exactly(sock, min(PREFIX_SIZE, header.length) - got, deadline)
+        size_bytes = recv_exactly(sock, min(PREFIX_SIZE, header.length) - got)
         expanded_size(head + size_bytes, max_bytes)
         parts.append(size_bytes)
         got += len(size_bytes)
     while got < header.length:
-        chunk = recv_exactly(sock, min(header.length - got, max(_FIRST_CHUNK, got)), deadline)
+        chunk = recv_exactly(sock, min(header.length - got, max(_FIRST_CHUNK, got)))
         parts.append(chunk)
         got += len(chunk)
     return header, b"".join(parts)

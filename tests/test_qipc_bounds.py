@@ -23,6 +23,7 @@ from test_qipc_server import PASSWORD, USER, ServerProc
 
 from qipc import QClient, QError
 from qipc import types as t
+from qipc.limits import LoginBackoff
 
 MIB = 1 << 20
 MAX_MESSAGE = 64 * MIB
@@ -279,8 +280,9 @@ def test_idle_connections_are_closed_but_subscribers_stay(tmp_path: Path) -> Non
             _, (func, table, _data) = subscriber.receive(timeout=10)
             assert (func, table) == ("upd", "trade")
         log = proc.log()
-        assert log.count("idle_timeout_s 0.5") == 2, log
-        assert "no message in time" in log and "rest of a message did not come" in log
+        assert log.count("(idle_timeout_s)") == 2, log
+        assert "no message either way for 0.5s" in log
+        assert "the rest of a message did not come in 0.5s" in log
     finally:
         assert proc.stop() == 0, proc.log()
 
@@ -328,3 +330,21 @@ def test_failed_logins_back_off_per_address(tmp_path: Path) -> None:
             assert q.sync("ping") == "pong"
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+def test_login_backoff_schedule() -> None:
+    """The schedule itself, on a fake clock: doubling, capped, per address, parallel
+    attempts spaced, too many refused unchecked, cleared by a success, forgotten."""
+    now = [100.0]
+    backoff = LoginBackoff(0.1, 0.8, forget_s=60, clock=lambda: now[0])
+    assert [backoff.failed("a") for _ in range(5)] == [0.1, 0.2, 0.4, 0.8, 0.8]
+    assert backoff.reserve("b") == 100.0  # another address: at once
+    now[0] += 0.8  # the last refusal went out; the next attempt from "a" is checked now
+    assert backoff.reserve("a") == 100.8
+    assert backoff.reserve("a") == pytest.approx(101.6)  # in parallel: 0.8 s later
+    assert backoff.reserve("a") is None  # more than 0.8 s ahead: refused unchecked
+    backoff.succeeded("a")
+    assert backoff.reserve("a") == 100.8 and backoff.failures("a") == 0
+    backoff.failed("c")
+    now[0] += 61
+    assert backoff.reserve("c") == now[0] and backoff.failures("c") == 0
