@@ -189,12 +189,16 @@ def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:
     import logging
 
     from gateway.kdb_port import GatewayKdbPort
+    from tickdb.config import kdb_limits
 
     port = cfg.kdb_port if port is None else port
     if port == 0:
         return None
     try:
-        return GatewayKdbPort(router, host=cfg.kdb_host, port=port, users=cfg.users).start()
+        limits = kdb_limits(cfg)
+        return GatewayKdbPort(
+            router, host=cfg.kdb_host, port=port, users=cfg.users, limits=limits
+        ).start()
     except OSError as exc:
         # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.
         logging.getLogger("gateway.kdb_port").error(

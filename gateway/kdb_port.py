@@ -31,6 +31,7 @@ from gateway.errors import QueryError
 from gateway.kdb_result import qtypes_by_name, result_to_q
 from gateway.qpath import QPath
 from gateway.router import Router
+from qipc.limits import ServerLimits
 from qipc.server import QConnection, QIpcServer
 from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
@@ -62,7 +63,7 @@ class GatewayKdbPort:
         host: str = "127.0.0.1",
         port: int = 0,
         users: Mapping[str, str] | None = None,
-        max_message_bytes: int = 64 << 20,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.router = router
         self.qpath = QPath(router)
@@ -74,7 +75,7 @@ class GatewayKdbPort:
             host=host,
             port=port,
             authenticate=self._authenticate if self.users else None,
-            max_message_bytes=max_message_bytes,
+            limits=limits,
             name="gateway-kdb",
             setting="gateway.kdb_port (--kdb-port)",
         )

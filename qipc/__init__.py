@@ -5,6 +5,7 @@
 
 from qipc.client import QClient
 from qipc.codec import decode, encode, parse_header
+from qipc.limits import ServerLimits
 from qipc.server import Authenticator, Handler, QConnection, QIpcServer
 from qipc.types import (
     ASYNC,
@@ -40,6 +41,7 @@ __all__ = [
     "QPrimitive",
     "QProtocolError",
     "QTable",
+    "ServerLimits",
     "Symbol",
     "decode",
     "encode",

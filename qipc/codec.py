@@ -84,14 +84,15 @@ def encode_body(value: Any) -> bytes:
     return b"".join(parts)
 
 
-def decode(message: bytes | bytearray | memoryview) -> tuple[int, Any]:
-    """Decode a whole message (header included) → (message type, value)."""
+def decode(message: bytes | bytearray | memoryview, max_bytes: int = 2**31) -> tuple[int, Any]:
+    """Decode a whole message (header included) → (message type, value). A compressed
+    message may expand to at most ``max_bytes`` (QProtocolError before expanding)."""
     data = bytes(message)
     header = parse_header(data)
     if header.length != len(data):
         raise t.QProtocolError(f"header says {header.length} bytes, got {len(data)}")
     if header.compressed:
-        data = decompress(data)
+        data = decompress(data, max_bytes)
     reader = _Reader(data, header.little)
     try:
         value = reader.read()

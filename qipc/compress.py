@@ -10,6 +10,12 @@ q compresses messages over 2000 bytes to remote (non-localhost) peers when the r
 at most half the size. This pure-Python version is correct rather than fast (~1 MB/s):
 the server only decompresses what clients choose to send compressed, and compressing
 replies is opt-in.
+
+A compressed message states its expanded size, which a hostile peer can inflate. No
+stream expands by more than ``max_expanded_size`` (at most 257 bytes per 2-byte item), so
+a larger claim is refused before anything is allocated, as is one over the caller's
+limit. Overlapping copies (runs) are done as slices, so decompression costs one Python
+step per item received, never per byte produced.
 """
 
 from __future__ import annotations
@@ -20,16 +26,48 @@ from typing import Literal
 from qipc.types import HEADER_SIZE, QProtocolError
 
 _U32 = struct.Struct("<I")
+# One flag byte and 8 items of at most 2 bytes each, each item giving at most 2 + 255 bytes.
+_GROUP_IN = 17
+_GROUP_OUT = 8 * 257
+PREFIX_SIZE = HEADER_SIZE + 4  # header and the expanded size
 
 
-def decompress(message: bytes) -> bytes:
-    """Expand a compressed message (header included) to the plain message."""
-    if len(message) < HEADER_SIZE + 4:
+def max_expanded_size(compressed_length: int) -> int:
+    """The most a compressed message of this length (header included) can expand to."""
+    groups = -(-max(compressed_length - PREFIX_SIZE, 0) // _GROUP_IN)
+    return HEADER_SIZE + groups * _GROUP_OUT
+
+
+def expanded_size(prefix: bytes | bytearray, max_bytes: int = 2**31) -> int:
+    """The expanded size a compressed message claims (its first 12 bytes suffice); raises
+    QProtocolError when that is impossible for its compressed length or over
+    ``max_bytes``: refused before reading the rest or allocating anything for it."""
+    if len(prefix) < PREFIX_SIZE:
         raise QProtocolError("compressed message too short")
-    order: Literal["little", "big"] = "little" if message[0] == 1 else "big"
-    size = int.from_bytes(message[8:12], order)
-    if size < HEADER_SIZE or size > 2**31:
+    order: Literal["little", "big"] = "little" if prefix[0] == 1 else "big"
+    length = int.from_bytes(prefix[4:8], order) + (prefix[3] << 32)
+    size = int.from_bytes(prefix[8:12], order)
+    if size < HEADER_SIZE:
         raise QProtocolError(f"bad uncompressed length {size}")
+    if size > max_bytes:
+        raise QProtocolError(
+            f"compressed message expands to {size} bytes, over the {max_bytes} limit"
+        )
+    if size > max_expanded_size(length):
+        raise QProtocolError(
+            f"compressed message of {length} bytes claims {size} bytes expanded, more "
+            f"than kdb+ compression can produce ({max_expanded_size(length)})"
+        )
+    return size
+
+
+def decompress(message: bytes, max_bytes: int = 2**31) -> bytes:
+    """Expand a compressed message (header included) to the plain message; the expanded
+    size must be at most ``max_bytes`` (QProtocolError otherwise, before any work)."""
+    size = expanded_size(message, max_bytes)
+    if size > max_expanded_size(len(message)):  # checked against the header's length above
+        raise QProtocolError(f"compressed message of {len(message)} bytes claims {size}")
+    order: Literal["little", "big"] = "little" if message[0] == 1 else "big"
     src = message
     dst = bytearray(size)
     dst[0:HEADER_SIZE] = message[0:HEADER_SIZE]
@@ -57,9 +95,11 @@ def decompress(message: bytes) -> bytes:
                     raise QProtocolError("compressed data overruns its length")
                 if r + 2 + n <= s:
                     dst[s:end] = dst[r : r + 2 + n]
-                else:  # overlapping copy: byte by byte, as the reference does
-                    for k in range(2 + n):
-                        dst[s + k] = dst[r + k]
+                else:
+                    # Overlapping (a run): the reference copies byte by byte, which repeats
+                    # dst[r:s] with period s - r; a slice of the repeat is the same bytes.
+                    period = dst[r:s]
+                    dst[s:end] = (period * (-(-(2 + n) // len(period))))[: 2 + n]
                 s_match = end
                 while p < s + 1:
                     hashes[dst[p] ^ dst[p + 1]] = p

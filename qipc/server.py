@@ -7,27 +7,35 @@ a response (the handler's value, or a q error the client raises); async messages
 A handler may push async messages to any connection with :meth:`QConnection.send_async`
 (a subscription's ``upd`` pushes). A malformed or oversized frame drops that client with a
 log line and never stops the server.
+
+The bounds (:class:`qipc.limits.ServerLimits`): a message's bytes are read as they come
+(memory follows what arrived, not what a header claims) up to ``max_message_bytes``, which
+also caps what a compressed message may expand to; at most ``max_connections`` clients,
+the next ones told why (:mod:`qipc.refusal`); a connection silent both ways for
+``idle_timeout_s`` is closed; failed logins from an address are answered ever later
+(:class:`qipc.limits.LoginBackoff`), each in its own connection's thread, so other
+clients' logins never wait for them. Every refusal is logged and counted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from qipc import types as t
 from qipc.codec import decode, encode
+from qipc.limits import LoginBackoff, RateLimitedLog, ServerLimits
 from qipc.pykx_compat import NOT_A_PROBE, answer_probe
-from qipc.transport import (
-    DEFAULT_MAX_MESSAGE_BYTES,
-    read_handshake,
-    read_message,
-)
+from qipc.refusal import Refusals
+from qipc.transport import read_handshake, read_message
 from tickdb.listen import listen_tcp
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,14 @@ class QConnection:
         self.closed = False
         self.messages_in = 0
         self.messages_out = 0
+        # Set by a handler for a client that waits for pushes without sending (a
+        # subscriber): the idle timeout does not apply to it.
+        self.keep_open = False
+        # For the idle watchdog: the last whole message either way; since when the message
+        # being read has been arriving (None: between messages); a handler is running.
+        self.last_active = time.monotonic()
+        self.receiving_since: float | None = None
+        self.busy = False
         self._send_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -74,6 +90,7 @@ class QConnection:
                 self.close()
                 raise ConnectionError(f"connection {self.id}: {exc}") from exc
             self.messages_out += 1
+            self.last_active = time.monotonic()
 
     def close(self) -> None:
         if self.closed:
@@ -94,21 +111,22 @@ class QIpcServer:
         host: str = "127.0.0.1",
         port: int = 0,
         authenticate: Authenticator | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        limits: ServerLimits | None = None,
         compress_replies: bool = False,
         on_close: Callable[[QConnection], None] | None = None,
-        handshake_timeout: float = 10.0,
         answer_pykx_probes: bool = True,
         name: str = "qipc",
         setting: str = "kdb_port",
     ) -> None:
         self.handler = handler
         self.authenticate = authenticate
-        self.max_message_bytes = max_message_bytes
+        self.limits = limits or ServerLimits()
+        self.max_message_bytes = self.limits.max_message_bytes
         self.compress_replies = compress_replies
         self.on_close = on_close
-        self.handshake_timeout = handshake_timeout
         self.answer_pykx_probes = answer_pykx_probes
+        self.backoff = LoginBackoff(self.limits.login_backoff_s, self.limits.login_backoff_max_s)
+        self._flood_log = RateLimitedLog(log)
         self.name = name
         self._listener = listen_tcp(host, port, setting)
         self.async_errors = 0  # async messages whose handler failed (logged)
@@ -119,10 +137,14 @@ class QIpcServer:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
         # Counters tests and metrics read.
         self.accepted = 0
-        self.refused = 0
-        self.dropped = 0
+        self.refused = 0  # failed logins
+        self.throttled = 0  # logins refused unchecked: too many failures from the address
+        self.dropped = 0  # bad or oversized messages
+        self.over_cap = 0  # connections refused: max_connections open
+        self.idle_closed = 0  # closed by the idle timeout, or a message too slow to arrive
 
     @property
     def address(self) -> tuple[str, int]:
@@ -133,6 +155,11 @@ class QIpcServer:
             target=self._accept_loop, name=f"{self.name}-accept", daemon=True
         )
         self._acceptor.start()
+        if self.limits.idle_timeout_s > 0:
+            self._watchdog = threading.Thread(
+                target=self._watch_idle, name=f"{self.name}-idle", daemon=True
+            )
+            self._watchdog.start()
         return self
 
     def __enter__(self) -> QIpcServer:
@@ -154,6 +181,8 @@ class QIpcServer:
             self._wake_w.send(b"x")
         if self._acceptor is not None:
             self._acceptor.join(timeout)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout)
         for conn in self.connections():
             conn.close()
         with self._lock:
@@ -170,20 +199,52 @@ class QIpcServer:
         with selectors.DefaultSelector() as sel:
             sel.register(self._listener, selectors.EVENT_READ)
             sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self._stopping.is_set():
-                for key, _ in sel.select():
-                    if key.fileobj is self._wake_r:
-                        return
-                    try:
-                        sock, peer = self._listener.accept()
-                    except OSError:
-                        continue
-                    thread = threading.Thread(
-                        target=self._serve, args=(sock, peer), name=f"{self.name}-conn", daemon=True
-                    )
-                    with self._lock:
-                        self._threads.add(thread)
-                    thread.start()
+            refusals = Refusals(sel)
+            try:
+                while not self._stopping.is_set():
+                    for key, _ in sel.select(refusals.next_timeout()):
+                        if key.fileobj is self._wake_r:
+                            return
+                        if refusals.owns(key):
+                            refusals.on_readable(key)
+                        else:
+                            self._accept(refusals)
+                    refusals.expire()
+            finally:
+                refusals.close()
+
+    def _accept(self, refusals: Refusals) -> None:
+        try:
+            sock, peer = self._listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # The listener stays readable: without a pause this loop would spin.
+                self._flood_log.warning("accept", "%s: cannot accept: %s", self.name, exc)
+                self._stopping.wait(0.1)
+            return
+        with self._lock:
+            open_now = len(self._threads)
+        if open_now >= self.limits.max_connections:
+            self.over_cap += 1
+            self._flood_log.warning(
+                "over_cap",
+                "%s: refused a connection from %s: %d connections open (max_connections)",
+                self.name,
+                peer,
+                open_now,
+            )
+            reason = (
+                f"limit: {self.name} has {open_now} connections open, its max_connections;"
+                " try again later"
+            )
+            refusals.add(sock, peer, reason)
+            return
+        thread = threading.Thread(
+            target=self._serve, args=(sock, peer), name=f"{self.name}-conn", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
 
     def _serve(self, sock: socket.socket, peer: Any) -> None:
         conn: QConnection | None = None
@@ -209,16 +270,13 @@ class QIpcServer:
                 self._threads.discard(threading.current_thread())
 
     def _handshake(self, sock: socket.socket, peer: Any) -> QConnection | None:
-        sock.settimeout(self.handshake_timeout)
+        sock.settimeout(self.limits.handshake_timeout_s)
         try:
             user, password, capability = read_handshake(sock)
         except (OSError, ConnectionError, t.QProtocolError) as exc:
             log.warning("%s: bad handshake from %s: %s", self.name, peer, exc)
             return None
-        if self.authenticate is not None and not self.authenticate(user, password):
-            # As q does: refuse by closing, no reply; the client reports an access error.
-            self.refused += 1
-            log.warning("%s: refused user %r from %s", self.name, user, peer)
+        if self.authenticate is not None and not self._login(user, password, peer):
             return None
         agreed = min(capability, t.SERVER_CAPABILITY)
         sock.sendall(bytes([agreed]))
@@ -232,33 +290,102 @@ class QIpcServer:
         log.info("%s: %r connected (capability %d)", self.name, conn, agreed)
         return conn
 
+    def _login(self, user: str, password: str, peer: Any) -> bool:
+        """Check credentials, after this address's backoff; a refusal is answered late.
+
+        Runs in the connection's own thread, so waiting here holds up no other client."""
+        assert self.authenticate is not None
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        at = self.backoff.reserve(address)
+        if at is None:
+            self.throttled += 1
+            self._flood_log.warning(
+                "throttled",
+                "%s: refused a login from %s unchecked: %d failed logins, retry later",
+                self.name,
+                address,
+                self.backoff.failures(address),
+            )
+            return False
+        wait = at - time.monotonic()
+        if wait > 0 and self._stopping.wait(wait):
+            return False
+        if self.authenticate(user, password):
+            self.backoff.succeeded(address)
+            return True
+        # As q does: refuse by closing, no reply; the client reports an access error.
+        delay = self.backoff.failed(address)
+        self.refused += 1
+        log.warning(
+            "%s: refused user %r from %s (failed login %d from this address; answered after %.1fs)",
+            self.name,
+            user,
+            peer,
+            self.backoff.failures(address),
+            delay,
+        )
+        self._stopping.wait(delay)
+        return False
+
     def _message_loop(self, conn: QConnection) -> None:
+        def started(_header: object) -> None:
+            conn.receiving_since = time.monotonic()
+
         while not conn.closed:
             try:
-                header, message = read_message(conn.sock, self.max_message_bytes)
+                header, message = read_message(conn.sock, self.max_message_bytes, started)
             except (ConnectionError, OSError):
-                return  # the client went away, or close() shut the socket
+                return  # the client went away, or close() (or the idle watchdog) shut it
             except t.QProtocolError as exc:
                 self.dropped += 1
                 log.warning("%s: dropping %r: %s", self.name, conn, exc)
                 return
+            # In this order: the watchdog reads them the other way round.
+            conn.last_active = time.monotonic()
+            conn.receiving_since = None
             conn.messages_in += 1
+            conn.last_active = time.monotonic()
             sync = header.msg_type == t.SYNC
             try:
-                _, value = decode(message)
+                _, value = decode(message, self.max_message_bytes)
             except t.QProtocolError as exc:
                 # The frame was whole, so the stream is still in step: answer and go on.
                 log.warning("%s: undecodable message from %r: %s", self.name, conn, exc)
                 if sync:
                     self._reply(conn, t.QError(f"type: {exc}"))
                 continue
-            result = self._call(conn, value, header.msg_type)
-            if sync:
-                self._reply(conn, result)
-            elif isinstance(result, t.QError):
+            conn.busy = True  # a long query is not idleness
+            try:
+                result = self._call(conn, value, header.msg_type)
+                if sync:
+                    self._reply(conn, result)
+            finally:
+                conn.last_active = time.monotonic()
+                conn.busy = False
+            if not sync and isinstance(result, t.QError):
                 # No one waits for an async answer: the log is the only place it can show.
                 self.async_errors += 1
                 log.warning("%s: async message from %r failed: %s", self.name, conn, result)
+
+    def _watch_idle(self) -> None:
+        """Close connections silent both ways for ``idle_timeout_s``, and those whose
+        message has been arriving for that long. A thread of its own, so reading stays a
+        plain blocking recv; shutting the socket wakes the connection's thread."""
+        idle = self.limits.idle_timeout_s
+        while not self._stopping.wait(min(max(idle / 4, 0.05), 1.0)):
+            now = time.monotonic()
+            for conn in self.connections():
+                since = conn.receiving_since  # read before last_active: see _message_loop
+                if since is not None:
+                    if now - since > idle:
+                        self._close_idle(conn, f"the rest of a message did not come in {idle:g}s")
+                elif not (conn.keep_open or conn.busy) and now - conn.last_active > idle:
+                    self._close_idle(conn, f"no message either way for {idle:g}s")
+
+    def _close_idle(self, conn: QConnection, why: str) -> None:
+        self.idle_closed += 1
+        log.warning("%s: closing %r: %s (idle_timeout_s)", self.name, conn, why)
+        conn.close()
 
     def _call(self, conn: QConnection, value: Any, msg_type: int) -> Any:
         try:

@@ -8,12 +8,17 @@ capability, or closes the socket to refuse the credentials.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 from qipc.codec import Header, parse_header
+from qipc.compress import PREFIX_SIZE, expanded_size
 from qipc.types import HEADER_SIZE, QProtocolError
 
 MAX_HANDSHAKE_BYTES = 1024
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 30
+# The first buffer of a message body; each further one is at most what has arrived so far,
+# so a header claiming a huge length costs memory only as its bytes actually come.
+_FIRST_CHUNK = 64 << 10
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytearray:
@@ -30,16 +35,37 @@ def recv_exactly(sock: socket.socket, n: int) -> bytearray:
 
 
 def read_message(
-    sock: socket.socket, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    sock: socket.socket,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    on_header: Callable[[Header], None] | None = None,
 ) -> tuple[Header, bytes]:
-    """Read one whole message (header included). QProtocolError for a bad or oversized
-    header: the stream cannot be resynchronised after one, so callers drop the peer."""
+    """Read one whole message (header included).
+
+    QProtocolError for a bad header, a length over ``max_bytes``, or a compressed message
+    whose claimed expanded size is over ``max_bytes`` or more than kdb+ compression can
+    produce: the stream cannot be resynchronised after one, so callers drop the peer.
+    Memory grows with the bytes that arrive, never with the length a header claims.
+    ``on_header`` is called once a valid header is in (the server times the rest).
+    """
     head = recv_exactly(sock, HEADER_SIZE)
     header = parse_header(bytes(head))
     if header.length > max_bytes:
         raise QProtocolError(f"message of {header.length} bytes exceeds the {max_bytes} limit")
-    body = recv_exactly(sock, header.length - HEADER_SIZE)
-    return header, bytes(head + body)
+    if on_header is not None:
+        on_header(header)
+    parts: list[bytes | bytearray] = [head]
+    got = HEADER_SIZE
+    if header.compressed:
+        # The claimed expanded size comes next: refuse a bomb before reading the rest.
+        size_bytes = recv_exactly(sock, min(PREFIX_SIZE, header.length) - got)
+        expanded_size(head + size_bytes, max_bytes)
+        parts.append(size_bytes)
+        got += len(size_bytes)
+    while got < header.length:
+        chunk = recv_exactly(sock, min(header.length - got, max(_FIRST_CHUNK, got)))
+        parts.append(chunk)
+        got += len(chunk)
+    return header, b"".join(parts)
 
 
 def read_handshake(sock: socket.socket) -> tuple[str, str, int]:
@@ -54,7 +80,11 @@ def read_handshake(sock: socket.socket) -> tuple[str, str, int]:
             break
         if len(buf) > MAX_HANDSHAKE_BYTES:
             raise QProtocolError("handshake longer than 1 KiB")
-    raw = bytes(buf[: buf.index(b"\0")])
+    return parse_handshake(bytes(buf[: buf.index(b"\0")]))
+
+
+def parse_handshake(raw: bytes) -> tuple[str, str, int]:
+    """``user:password[cap]`` (without its NUL) → (user, password, capability)."""
     capability = 0
     # The capability is a small binary byte; printable bytes belong to the credentials.
     if raw and raw[-1] < 0x20:

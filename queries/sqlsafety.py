@@ -1,9 +1,11 @@
 """Read-only checks for user SQL, and the DuckDB settings that back them up.
 
-``check_read_only(sql)`` is the first line: DuckDB's own parser must see exactly one SELECT-type
-statement (SELECT, WITH, UNION, VALUES, FROM-first, DESCRIBE, SHOW, SUMMARIZE), and sqlglot's
-tree of it must not name a function or table that reads files, the network, settings or the
-environment, or that runs SQL given as a string (``query()``). ``lock_down(con, ...)`` is the
+``check_read_only(sql)`` is the first line: DuckDB's own parser must see exactly one query
+(SELECT, WITH, UNION, VALUES, FROM-first; not SHOW, DESCRIBE or SUMMARIZE, anywhere in it,
+which list the database's objects and settings), and neither DuckDB's tree of it nor
+sqlglot's may name a function or table that reads files, the network, settings (paths,
+limits) or the environment, that changes state, or that runs SQL given as a string
+(``query()``). ``lock_down(con, ...)`` is the
 second line, inside DuckDB: no file access outside the given directories, no extension
 loading, no scanning of Python variables, and a locked configuration, so even a construct the
 first check misses cannot reach the file system.
@@ -12,10 +14,12 @@ first check misses cannot reach the file system.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -48,6 +52,27 @@ FORBIDDEN_FUNCTIONS = frozenset(
         "write_log",
         "http_get",
         "http_post",
+        # Settings (temp_directory, memory_limit, …) and variables.
+        "pg_settings",
+        "getvariable",
+        "pg_prepared_statements",
+        # SUMMARIZE's table function.
+        "summary",
+        # Change logging, profiling or the parser, or scan Python objects by address.
+        "enable_logging",
+        "disable_logging",
+        "truncate_duckdb_logs",
+        "enable_profiling",
+        "disable_profiling",
+        "add_grammar_extension",
+        "remove_grammar_extension",
+        "register_external_resource",
+        "register_external_resource_type",
+        "create_external_resource",
+        "destroy_external_resource",
+        "deregister_external_resource",
+        "pandas_scan",
+        "python_arrow_scan",
     }
 )
 FORBIDDEN_PREFIXES = (
@@ -78,6 +103,69 @@ _TYPE_NAMES = {
 
 _parser_lock = threading.Lock()
 _parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _duckdb_tree(sql: str) -> Any:
+    """DuckDB's parse tree of one SELECT-type statement, as JSON."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect()
+        row = _parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        message = tree.get("error_message", "no parse tree")
+        raise QueryError("forbidden", f"query the safety check cannot verify: {message}")
+    return tree
+
+
+def _duckdb_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_duckdb_tree(sql: str) -> None:
+    """The checks on DuckDB's own tree, so nothing hides in syntax sqlglot parses
+    differently or not at all (``SHOW SELECT …`` is an opaque Command to it)."""
+    for node in _duckdb_nodes(_duckdb_tree(sql)):
+        if node.get("type") == "SHOW_REF":
+            raise QueryError(
+                "forbidden",
+                "SHOW, DESCRIBE and SUMMARIZE are not allowed: they list the database's "
+                "objects and settings; the gateway lists tables and columns (GET /tables, "
+                "GET /tables/NAME, .tickdb.tables)",
+            )
+        name = node.get("function_name")
+        if isinstance(name, str) and forbidden_name(name):
+            raise QueryError("forbidden", _function_message(name))
+        if node.get("type") == "BASE_TABLE":
+            for key in ("table_name", "schema_name", "catalog_name"):
+                part = node.get(key)
+                if (
+                    isinstance(part, str)
+                    and part
+                    and (_PATH_CHARS.search(part) or forbidden_name(part))
+                ):
+                    raise QueryError("forbidden", _table_message(part))
+
+
+def _function_message(name: str) -> str:
+    return (
+        f"function {name.lower()}() is not allowed in queries "
+        "(it reads files, settings or the environment, changes state, or runs SQL)"
+    )
+
+
+def _table_message(part: str) -> str:
+    return (
+        f"table {part!r} is not allowed: file paths, settings and system tables cannot be queried"
+    )
 
 
 def _duckdb_statement_types(sql: str) -> list[str]:
@@ -140,8 +228,9 @@ def _check(sql: str) -> None:
         raise QueryError(
             "forbidden",
             f"{what} statements are not allowed: only read-only queries "
-            "(SELECT, WITH, UNION, VALUES, DESCRIBE)",
+            "(SELECT, WITH, UNION, VALUES, FROM-first)",
         )
+    _check_duckdb_tree(sql)
     try:
         trees = sqlglot.parse(sql, read="duckdb")
     except SqlglotError as exc:
@@ -158,21 +247,13 @@ def _check_tree(tree: exp.Expr) -> None:
     for func in tree.find_all(exp.Func):
         name = _function_name(func)
         if forbidden_name(name):
-            raise QueryError(
-                "forbidden",
-                f"function {name.lower()}() is not allowed in queries "
-                "(it reads files, settings or the environment, or runs SQL)",
-            )
+            raise QueryError("forbidden", _function_message(name))
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a table function: checked above
         for part in (table.name, table.db, table.catalog):
             if part and (_PATH_CHARS.search(part) or forbidden_name(part)):
-                raise QueryError(
-                    "forbidden",
-                    f"table {part!r} is not allowed: file paths and "
-                    "system tables cannot be queried",
-                )
+                raise QueryError("forbidden", _table_message(part))
 
 
 def lock_down(

@@ -32,6 +32,8 @@ def test_defaults_need_no_file() -> None:
         ({"tables": {"t": {"sym": "symbol", "time": "timestamp"}}}, "tables.t"),
         ({"tables": {"t": {"time": "timestamp", "sym": "symbol", "px": "decimal"}}}, "tables.t"),
         ({"shards": 3}, "shards"),
+        ({"tickerplant": {"kdb_max_connections": 0}}, "tickerplant.kdb_max_connections"),
+        ({"gateway": {"kdb_idle_timeout_s": -1}}, "gateway.kdb_idle_timeout_s"),
     ],
 )
 def test_invalid_config_names_the_key(raw: dict, key: str) -> None:

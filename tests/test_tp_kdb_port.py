@@ -1,9 +1,11 @@
 """The kdb+ adapter in this process against a real tickerplant process, for what needs its
-knobs and counters: a slow q subscriber's bounded queue, async errors counted."""
+knobs and counters: a slow q subscriber's bounded queue, async errors counted, the idle
+timeout that spares subscribers."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from harness import Proc, start_tp, wait_until
 
-from qipc import QClient, Symbol
+from qipc import QClient, ServerLimits, Symbol
 from qipc.codec import encode
 from qipc.transport import client_handshake
 from qipc.types import SYNC
@@ -70,3 +72,26 @@ def test_async_upd_errors_are_counted_and_sync_ones_raised(port: KdbPort) -> Non
         assert port.counters.rows == 1
         assert conn.sync(".u.i") == 1
     wait_until(lambda: port.server.connections() == [], what="the connection to close")
+
+
+def test_q_subscribers_outlive_the_idle_timeout_and_silent_clients_do_not(tp: Proc) -> None:
+    limits = ServerLimits(idle_timeout_s=0.3)
+    kdb = KdbPort(tp.info["address"], default_schemas(), limits=limits).start()
+    try:
+        with QClient("127.0.0.1", kdb.port) as sub, QClient("127.0.0.1", kdb.port) as silent:
+            sub.sync(".u.sub", Symbol("trade"), Symbol(""))
+            subscribed = time.monotonic()
+            # Quiet for over twice the timeout: the silent client is closed, not the subscriber.
+            wait_until(
+                lambda: kdb.server.idle_closed == 1 and time.monotonic() - subscribed > 0.6,
+                what="the silent client closed",
+            )
+            with pytest.raises((ConnectionError, OSError)):
+                silent.sync(".u.i")
+            with Publisher(tp.info["address"]) as pub:
+                pub.publish("trade", {"sym": ["A"], "price": [1.0], "size": [1]})
+            _, (func, table, data) = sub.receive(30)
+            assert (func, table, data.columns["size"].tolist()) == ("upd", "trade", [1])
+            assert kdb.server.idle_closed == 1
+    finally:
+        kdb.close()

@@ -14,11 +14,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
 from tickdb.types import PublishMode
+
+if TYPE_CHECKING:
+    from qipc.limits import ServerLimits
 
 
 class ConfigError(ValueError):
@@ -38,6 +41,10 @@ class TickerplantConfig:
     heartbeat_ms: int = 1000
     kdb_host: str = "127.0.0.1"
     kdb_port: int = 5100
+    # Bounds of the kdb+ port (qipc.limits.ServerLimits, docs/security.md).
+    kdb_max_message_bytes: int = 64 * 1024 * 1024
+    kdb_max_connections: int = 256
+    kdb_idle_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +82,11 @@ class GatewayConfig:
     port: int = 8000
     kdb_host: str = "127.0.0.1"
     kdb_port: int = 5000
+    # Bounds of the kdb+ port (qipc.limits.ServerLimits, docs/security.md).
+    kdb_max_message_bytes: int = 64 * 1024 * 1024
+    kdb_max_connections: int = 256
+    kdb_idle_timeout_s: float = 300.0
+    kdb_login_backoff_max_s: float = 5.0
     query_timeout_s: float = 30.0
     max_rows: int = 1_000_000
     # The order-entry port (ZeroMQ, tickdb.Orders); empty: off.
@@ -165,6 +177,18 @@ class Config:
         return self if data_dir is None else dataclasses.replace(self, data_dir=str(data_dir))
 
 
+def kdb_limits(section: TickerplantConfig | GatewayConfig) -> ServerLimits:
+    """The bounds of a kdb+ port from its section's ``kdb_<limit>`` settings."""
+    from qipc.limits import ServerLimits
+
+    values = {
+        f.name: getattr(section, "kdb_" + f.name)
+        for f in dataclasses.fields(ServerLimits)
+        if hasattr(section, "kdb_" + f.name)
+    }
+    return ServerLimits(**values)
+
+
 def _check_value(key: str, value: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is Literal:
@@ -231,6 +255,11 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"eod.roll_time: {exc}") from exc
     if config.orders.tick_size <= 0 or any(t <= 0 for t in config.orders.tick_sizes.values()):
         raise ConfigError("orders.tick_size, orders.tick_sizes: must be positive")
+    for kdb_section in ("tickerplant", "gateway"):
+        try:
+            kdb_limits(getattr(config, kdb_section))
+        except ValueError as exc:
+            raise ConfigError(f"{kdb_section}.kdb_{exc}") from exc
     for name in config.rdb.tables:
         if name not in config.tables:
             raise ConfigError(f"rdb.tables: unknown table {name!r}")

@@ -48,6 +48,7 @@ def _run_tp(
         raise typer.Exit(3) from None
     kdb = None
     if cfg.tickerplant.kdb_port != 0:
+        from tickdb.config import kdb_limits
         from tickerplant.kdb_port import KdbPort
 
         # Threads beside the main loop; they reach it through its own ZeroMQ address.
@@ -57,6 +58,7 @@ def _run_tp(
                 cfg.tables,
                 host=cfg.tickerplant.kdb_host,
                 port=cfg.tickerplant.kdb_port,
+                limits=kdb_limits(cfg.tickerplant),
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
             ).start()

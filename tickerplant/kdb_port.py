@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from qipc.limits import ServerLimits
 from qipc.server import Authenticator, QConnection, QIpcServer
 from qipc.types import SYNC, QError
 from tickdb.schema import TableSchema
@@ -84,6 +85,7 @@ class KdbPort:
         clock: Clock | None = None,
         seq_source: Callable[[], int] | None = None,
         authenticate: Authenticator | None = None,
+        limits: ServerLimits | None = None,
         max_queue_bytes: int = 64 << 20,
         max_queue_messages: int = 100_000,
         timeout_s: float = 10.0,
@@ -111,6 +113,7 @@ class KdbPort:
             host=host,
             port=port,
             authenticate=authenticate,
+            limits=limits,
             on_close=self._on_close,
             name="tp-kdb",
             setting="tickerplant.kdb_port",
@@ -159,7 +162,9 @@ class KdbPort:
             if name == ".u.upd":
                 return self._upd(conn, args, sync=msg_type == SYNC)
             if name == ".u.sub":
-                return self.fanout.subscribe(conn, args)
+                answer = self.fanout.subscribe(conn, args)
+                conn.keep_open = True  # it waits for pushes: quiet, never idle
+                return answer
             if not args or (len(args) == 1 and args[0] is None):  # f[] or (`f; ::)
                 return self._query(str(name))
             raise QError(str(name))  # q's error for an unknown name is the name

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from qipc import KeyedTable, QConnection, QError, QIpcServer, QTable, Symbol
+from qipc import KeyedTable, QConnection, QError, QIpcServer, QTable, ServerLimits, Symbol
 from tickdb.ready import write_ready
 
 
@@ -95,6 +95,9 @@ class Dispatcher:
     def call_echo(self, conn: QConnection, value: Any) -> Any:
         return value
 
+    def call_length(self, conn: QConnection, value: Any) -> Any:
+        return np.int64(len(value))
+
     def call_rows(self, conn: QConnection, n: Any) -> Any:
         return sample_table(int(n))
 
@@ -116,6 +119,7 @@ class Dispatcher:
 
     def call__u_sub(self, conn: QConnection, table: Any, syms: Any) -> Any:
         conn.state["sub"] = str(table)
+        conn.keep_open = True
         return [Symbol(str(table)), sample_table(0)]
 
     def call_publish(self, conn: QConnection, n: Any) -> Any:
@@ -134,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
     parser.add_argument("--max-message-bytes", type=int, default=1 << 30)
+    parser.add_argument("--max-connections", type=int, default=256)
+    parser.add_argument("--idle-timeout", type=float, default=300.0)
+    parser.add_argument("--login-backoff", type=float, default=0.1)
+    parser.add_argument("--login-backoff-max", type=float, default=5.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
@@ -144,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     server = QIpcServer(
         Dispatcher(server_ref),
         authenticate=authenticate,
-        max_message_bytes=args.max_message_bytes,
+        limits=ServerLimits(
+            max_message_bytes=args.max_message_bytes,
+            max_connections=args.max_connections,
+            idle_timeout_s=args.idle_timeout,
+            login_backoff_s=args.login_backoff,
+            login_backoff_max_s=args.login_backoff_max,
+        ),
         name="dispatch",
     )
     server_ref.append(server)
