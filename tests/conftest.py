@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Proc
+from support.harness import Proc
 
 from rdb.query import QueryEngine
 from rdb.store import Store

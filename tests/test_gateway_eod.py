@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import httpx
-from harness import Proc, wait_until
+from support.harness import Proc, wait_until
 from test_rdb_stack import Stack, client, publish_trades, roll, wait_rows
 
 from gateway.client import Client

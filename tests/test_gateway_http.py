@@ -22,7 +22,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
-from harness import Proc, wait_until
+from support.harness import Proc, wait_until
 from test_gateway_property import TODAY, assert_same_answer, make_data
 
 from gateway.client import Client, GatewayError

@@ -20,7 +20,7 @@ import duckdb
 import httpx
 import pyarrow as pa
 import pytest
-from harness import Proc, free_port, write_config
+from support.harness import Proc, free_port, write_config
 from test_gateway_property import TODAY, assert_same_answer, make_data
 
 from gateway.client import Client, GatewayError

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from harness import wait_until
+from support.harness import wait_until
 
 from hdb.intraday import list_chunks, remove_chunks, write_chunk
 from hdb.layout import Shard, partition_file

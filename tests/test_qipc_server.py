@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from harness import wait_until
+from support.harness import wait_until
 
 from qipc import QClient, QError, QTable, Symbol
 from qipc import types as t

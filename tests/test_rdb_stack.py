@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
+from support.harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
 
 from queries.service import QueryClient
 from tickdb.ready import wait_ready

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from harness import free_port, start_tp, wait_until
+from support.harness import free_port, start_tp, wait_until
 
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Subscriber, Update

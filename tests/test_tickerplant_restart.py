@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import Proc, free_port, start_tp, wait_until
+from support.harness import Proc, free_port, start_tp, wait_until
 from test_tickerplant_delivery import drain, sizes, trades
 
 from tickerplant.discovery import request

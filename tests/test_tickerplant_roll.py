@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from harness import start_tp, wait_until
+from support.harness import start_tp, wait_until
 
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Subscriber, Update

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Proc, start_tp, wait_until
+from support.harness import Proc, start_tp, wait_until
 
 from qipc import QClient, Symbol
 from qipc.codec import encode
