@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from support.harness import Proc, start_tp
-from test_tickerplant_delivery import drain
+from support.tp_delivery import drain
 
 from tickerplant.demo_feed import run_demo_feed, split_rows
 from tickerplant.subscriber import Subscriber

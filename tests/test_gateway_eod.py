@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 from support.harness import Proc, wait_until
-from test_rdb_stack import Stack, client, publish_trades, roll, wait_rows
+from support.rdb_stack import Stack, client, publish_trades, roll, wait_rows
 
 from gateway.client import Client
 

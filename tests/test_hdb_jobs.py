@@ -14,7 +14,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 from support.harness import Proc
-from test_hdb_writer import TRADE, expected_sorted, make_trades
+from support.hdb_data import TRADE, expected_sorted, make_trades
 
 from hdb.jobs.check import check_hdb
 from hdb.jobs.journal_counts import journal_row_counts

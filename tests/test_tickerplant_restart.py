@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from support.harness import Proc, free_port, start_tp, wait_until
-from test_tickerplant_delivery import drain, sizes, trades
+from support.tp_delivery import drain, sizes, trades
 
 from tickerplant.discovery import request
 from tickerplant.protocol import STATS
