@@ -1,7 +1,11 @@
-"""``Router.run_sql``: the one entry point for SQL (and later q, translated to SQL).
+"""``Router``: answer one SQL query over every tier and shard, as if one DuckDB held it all.
 
-It owns the topology (which backends exist and what they hold), the catalog (the logical
-tables' schemas, rebuilt when a backend reports a change) and the executor.
+``run_sql`` plans the query (cached per text while the backends' placement is unchanged),
+runs the plan and, when an RDB has handed a date over meanwhile, refreshes and runs it
+again. Every query comes here: the HTTP API's SQL, and q from HTTP and the kdb+ port once
+``gateway.qpath`` has translated it. It owns the topology (which backends exist and what
+they hold), the catalog (the logical tables' schemas, rebuilt when a backend reports a
+change) and the executor.
 """
 
 from __future__ import annotations

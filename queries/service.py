@@ -3,7 +3,8 @@
 ``QueryServer`` answers ``[QUERY, json]`` with ``[OK, meta, Arrow IPC stream]`` or
 ``[ERR, {"kind", "error"}]``; ``QueryClient`` is its client. The pieces live in
 ``service_protocol`` (frames, QueryError, QueryResult), ``service_server``,
-``service_client`` and ``sqlsafety`` (``check_read_only``, ``lock_down``); see ``docs/hdb.md``.
+``service_client`` and ``sqlsafety`` (``check_read_only``, ``lock_down``); see
+``docs/query-service.md``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ frame is accepted and echoed)::
     [INFO]                                             -> [INFO, json]
     [<extra tag>, *frames]                             -> whatever the handler returns | [ERR, …]
 
-``docs/hdb.md`` describes the same thing in prose.
+``docs/query-service.md`` describes the same thing in prose.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Proc
+from support.harness import Proc
+from support.rdb_engine import DAY, SCHEMAS
 
 from rdb.query import QueryEngine
 from rdb.store import Store
@@ -21,10 +22,8 @@ def procs(tmp_path: Path) -> Iterator[list[Proc]]:
 
 @pytest.fixture
 def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
-    """A store for ``test_rdb_query.DAY`` and an engine over it with one cursor (intraday
-    files: tmp_path), for the RDB's in-process tests."""
-    from test_rdb_query import DAY, SCHEMAS
-
+    """A store for ``support.rdb_engine.DAY`` and an engine over it with one cursor
+    (intraday files: tmp_path), for the RDB's in-process tests."""
     store = Store(SCHEMAS, DAY)
     engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
     yield store, engine

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import Proc, start_tp
-from test_tickerplant_delivery import drain
+from support.harness import Proc, start_tp
+from support.tp_delivery import drain
 
 from tickerplant.demo_feed import run_demo_feed, split_rows
 from tickerplant.subscriber import Subscriber

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fix_stack import fix_port, start_fix_stack
-from order_stack import OrderStack
+from support.fix_stack import fix_port, start_fix_stack
+from support.order_stack import OrderStack
 
 JS_DIR = Path(__file__).parent / "fix_js"
 NODE = shutil.which("node")

@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from fix_stack import start_fix_stack
-from harness import wait_until
-from order_stack import OrderStack
+from support.fix_stack import start_fix_stack
+from support.harness import wait_until
+from support.order_stack import OrderStack
 
 from fix.client import FixClient
 
@@ -78,7 +78,7 @@ def test_sessions_status_metrics_and_reset(stack: OrderStack) -> None:
 
 
 def test_the_routes_when_fix_is_off(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from order_stack import start_order_stack
+    from support.order_stack import start_order_stack
 
     stack = start_order_stack(tmp_path_factory.mktemp("nofix"), orders={"syms": ["AAPL"]})
     try:

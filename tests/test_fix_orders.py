@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fix_stack import RISK, start_fix_stack
-from order_stack import OrderStack
+from support.fix_stack import RISK, start_fix_stack
+from support.order_stack import OrderStack
 
 from fix.client import FixClient
 from fix.codec import Message, fix_time

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fix_stack import RISK, fix_toml
-from harness import free_port, wait_until
-from order_stack import OrderStack, start_order_stack
+from support.fix_stack import RISK, fix_toml
+from support.harness import free_port, wait_until
+from support.order_stack import OrderStack, start_order_stack
 
 from fix.client import FixClient
 from fix.codec import Field, fix_time

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fix_stack import RISK
-from harness import free_port, wait_until
-from order_stack import OrderStack, start_order_stack
+from support.fix_stack import RISK
+from support.harness import free_port, wait_until
+from support.order_stack import OrderStack, start_order_stack
 
 JS_DIR = Path(__file__).parent / "fix_js"
 NODE = shutil.which("node")

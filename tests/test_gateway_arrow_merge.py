@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_gateway_property import TODAY, build, make_data
+from support.gateway_data import TODAY, build, make_data
 
 from gateway.arrow_merge import Unsupported, compile_merge
 from gateway.backends import BackendState, Topology

@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import httpx
-from harness import Proc, wait_until
-from test_rdb_stack import Stack, client, publish_trades, roll, wait_rows
+from support.harness import Proc, wait_until
+from support.rdb_stack import Stack, client, publish_trades, roll, wait_rows
 
 from gateway.client import Client
 

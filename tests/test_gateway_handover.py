@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from test_gateway_property import TODAY, assert_same_answer, build, make_data
+from support.gateway_data import TODAY, assert_same_answer, build, make_data
 
 from gateway.errors import QueryError
 

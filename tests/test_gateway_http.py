@@ -2,7 +2,7 @@
 
 Backends are ``queries.service.QueryServer``s on ephemeral ports serving in-test DuckDB data
 split the way a stack places it (3 shards x today/past); the gateway is ``tickdb gateway``
-started with ``--rdb``/``--hdb`` for each.
+started with ``--rdb``/``--hdb`` for each (``support.gateway_stack``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import httpx
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
-from harness import Proc, wait_until
-from test_gateway_property import TODAY, assert_same_answer, make_data
+from support.gateway_data import TODAY, assert_same_answer, make_data
+from support.gateway_stack import one_duckdb, start_stack, stop_stack
+from support.harness import wait_until
 
 from gateway.client import Client, GatewayError
-from gateway.local import local_topology
-from queries.service import QueryServer
 
 DATA = make_data(11, 3000, 7, 0.0)
 VWAP = (
@@ -38,54 +37,20 @@ VWAP = (
 
 @pytest.fixture(scope="module")
 def reference() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for name, table in DATA.items():
-        con.register(name, table)
-    return con
-
-
-def start_stack(workdir: Path) -> dict[str, Any]:
-    backends = local_topology(DATA, shards=3, today=TODAY)
-    servers = {}
-    for name, backend in backends.items():
-        server = QueryServer(
-            "tcp://127.0.0.1:0",
-            lambda _request, b=backend: b.cursor(),
-            info=backend.info,
-            timeout_s=10,
-            max_rows=1_000_000,
-        )
-        server.start()
-        servers[name] = server
-    args = ["gateway", "--port", "0", "--refresh", "0.2", "--timeout", "3"]
-    for name, server in servers.items():
-        args += [f"--{name[:3]}", server.endpoint]
-    try:
-        gateway = Proc(args, workdir, "gateway")
-    except Exception:
-        for server in servers.values():
-            server.close()
-        raise
-    return {"url": gateway.info["url"], "servers": servers, "proc": gateway}
-
-
-def stop_stack(stack: dict[str, Any]) -> None:
-    stack["proc"].stop()
-    for server in stack["servers"].values():
-        server.close()
+    return one_duckdb(DATA)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One stack shared by the tests that do not break it."""
-    running = start_stack(tmp_path_factory.mktemp("gateway"))
+    running = start_stack(tmp_path_factory.mktemp("gateway"), DATA)
     yield running
     stop_stack(running)
 
 
 @pytest.fixture
 def own_stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    running = start_stack(tmp_path)
+    running = start_stack(tmp_path, DATA)
     yield running
     stop_stack(running)
 

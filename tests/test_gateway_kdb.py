@@ -1,8 +1,8 @@
 """The gateway's kdb+ port with real clients: PyKX (its own process, unlicensed) and QClient.
 
-The stack is ``test_gateway_q``'s: a real gateway process, its kdb+ port on a ``free_port()``
-from the config and the user table ``USERS``, over real query services for 3 shards x
-today/past. Answers must equal the translator's SQL on one DuckDB.
+The stack is ``test_gateway_q``'s (``support.gateway_q``): a real gateway process, its kdb+
+port on a ``free_port()`` from the config and the user table ``USERS``, over real query
+services for 3 shards x today/past. Answers must equal the translator's SQL on one DuckDB.
 """
 
 from __future__ import annotations
@@ -19,17 +19,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
-from test_gateway_q import (
-    BY_SYM,
-    DATA,
-    SELECT_WHERE,
-    TOTALS,
-    USERS,
-    expected,
-    one_duckdb,
-    start_stack,
-    stop_stack,
-)
+from support.gateway_q import BY_SYM, DATA, SELECT_WHERE, TOTALS, USERS, expected, start_q_stack
+from support.gateway_stack import one_duckdb, stop_stack
 
 from qipc import KeyedTable, QClient, QError, QTable
 
@@ -39,14 +30,14 @@ LOGIN = "quant:" + USERS["quant"]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    running = start_stack(tmp_path_factory.mktemp("gateway_kdb"))
+    running = start_q_stack(tmp_path_factory.mktemp("gateway_kdb"))
     yield running
     stop_stack(running)
 
 
 @pytest.fixture(scope="module")
 def reference() -> duckdb.DuckDBPyConnection:
-    return one_duckdb()
+    return one_duckdb(DATA)
 
 
 def pykx(port: int, login: str, command: str, *args: str) -> dict[str, Any]:
@@ -176,7 +167,7 @@ def test_many_clients_at_once(stack, reference):
 
 
 def test_backend_down_is_a_q_error_naming_it(tmp_path):
-    own = start_stack(tmp_path, timeout_s=1.0)
+    own = start_q_stack(tmp_path, timeout_s=1.0)
     try:
         dead = own["servers"]["hdb1"]
         dead.close()

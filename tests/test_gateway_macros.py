@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from test_gateway_property import assert_same_answer, build, make_data
+from support.gateway_data import assert_same_answer, build, make_data
 
 from gateway.catalog import Catalog
 from queries.macros import AGGREGATE_MACROS, MACRO_NAMES, register_macros

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_gateway_property import build, make_data
+from support.gateway_data import build, make_data
 
 from gateway.app import create_app
 from gateway.errors import QueryError

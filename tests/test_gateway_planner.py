@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_gateway_property import TODAY, make_data
+from support.gateway_data import TODAY, make_data
 
 from gateway.backends import BackendState, Topology
 from gateway.errors import QueryError

@@ -1,10 +1,10 @@
 """q through the gateway over HTTP: a real gateway process over real query services.
 
 Backends are ``queries.service.QueryServer``s on ephemeral ports serving in-test data split
-as a stack places it (3 shards x today/past). The reference for every q query is the
-translator's SQL run on one DuckDB holding all the rows: the gateway must give the same
-rows, in the same order, with q's keys. ``test_gateway_kdb.py`` reuses this stack for the
-kdb+ port (its fixture turns the port on and sets a user).
+as a stack places it (3 shards x today/past; ``support.gateway_stack``). The reference for
+every q query is the translator's SQL run on one DuckDB holding all the rows: the gateway
+must give the same rows, in the same order, with q's keys. ``test_gateway_kdb.py`` uses
+the same stack and data (``support.gateway_q``) for the kdb+ port.
 """
 
 from __future__ import annotations
@@ -13,91 +13,28 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
-import pyarrow as pa
 import pytest
-from harness import Proc, free_port, write_config
-from test_gateway_property import TODAY, assert_same_answer, make_data
+from support.gateway_data import assert_same_answer
+from support.gateway_q import BY_DATE, BY_SYM, DATA, SELECT_WHERE, TOTALS, expected, start_q_stack
+from support.gateway_stack import one_duckdb, stop_stack
 
 from gateway.client import Client, GatewayError
-from gateway.local import local_topology
 from queries.q import translate
-from queries.service import QueryServer
 from tickdb.schema import default_schemas
-
-DATA = make_data(23, 2000, 7, 0.0)
-USERS = {"quant": "s3cret", "ops": "other"}
-
-SELECT_WHERE = f"select time, sym, price from trade where sym=`IBM, date={TODAY:%Y.%m.%d}"
-BY_SYM = "select vwap:size wavg price, n:count i by sym from trade"
-TOTALS = "select total:sum size, hi:max price, n:count i from trade"
-BY_DATE = "select n:count i, lo:min price by date from trade where sym in `AAPL`MSFT"
-
-
-def one_duckdb() -> duckdb.DuckDBPyConnection:
-    """Every row in one DuckDB: the reference answers come from here."""
-    con = duckdb.connect()
-    for name, table in DATA.items():
-        con.register(name, table)
-    return con
 
 
 @pytest.fixture(scope="module")
 def reference() -> duckdb.DuckDBPyConnection:
-    return one_duckdb()
-
-
-def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
-    return reference.sql(translate(q, default_schemas()).sql).to_arrow_table()
-
-
-def start_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
-    """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` with its kdb+ port on."""
-    servers = {}
-    for name, backend in local_topology(DATA, shards=3, today=TODAY).items():
-        server = QueryServer(
-            "tcp://127.0.0.1:0",
-            lambda _request, b=backend: b.cursor(),
-            info=backend.info,
-            timeout_s=10,
-            max_rows=10**6,
-        )
-        server.start()
-        servers[name] = server
-    config = write_config(
-        workdir / "gateway.toml", {"gateway": {"kdb_port": free_port()}, "gateway.users": USERS}
-    )
-    args = ["gateway", "--config", str(config), "--port", "0", "--refresh", "0.2"]
-    args += ["--timeout", str(timeout_s), "--max-rows", "1500"]
-    for name, server in servers.items():
-        args += [f"--{name[:3]}", server.endpoint]
-    try:
-        gateway = Proc(args, workdir, "gateway")
-    except Exception:
-        for server in servers.values():
-            server.close()
-        raise
-    return {
-        "url": gateway.info["url"],
-        "kdb_port": gateway.info.get("kdb_port"),
-        "servers": servers,
-        "proc": gateway,
-    }
-
-
-def stop_stack(stack: dict[str, Any]) -> None:
-    stack["proc"].stop()
-    for server in stack["servers"].values():
-        server.close()
+    return one_duckdb(DATA)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    running = start_stack(tmp_path_factory.mktemp("gateway_q"))
+    running = start_q_stack(tmp_path_factory.mktemp("gateway_q"))
     yield running
     stop_stack(running)
 

@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
-from harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
-from test_gateway_property import assert_same_answer
+from support.gateway_data import assert_same_answer
+from support.harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
 
 import tickdb
 from gateway.client import Client

@@ -13,8 +13,8 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from harness import Proc
-from test_hdb_writer import TRADE, expected_sorted, make_trades
+from support.harness import Proc
+from support.hdb_data import TRADE, expected_sorted, make_trades
 
 from hdb.jobs.check import check_hdb
 from hdb.jobs.journal_counts import journal_row_counts

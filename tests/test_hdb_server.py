@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zmq
-from harness import Proc, wait_until
-from test_hdb_writer import TRADE, make_trades
+from support.harness import Proc, wait_until
+from support.hdb_data import TRADE, make_trades
 
 from hdb.catalog import Catalog
 from hdb.layout import Shard, partition_file

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from harness import Proc
+from support.harness import Proc
 
 from gateway.client import Client
 from hdb.layout import Shard

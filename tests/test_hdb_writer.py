@@ -10,46 +10,21 @@ import textwrap
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from harness import wait_until
+from support.harness import wait_until
+from support.hdb_data import TRADE, expected_sorted, make_trades
 
 from hdb.intraday import list_chunks, remove_chunks, write_chunk
 from hdb.layout import Shard, partition_file
 from hdb.parquet_out import WriteOptions
 from hdb.writer import write_partition
-from tickdb.schema import SchemaError, default_schemas
+from tickdb.schema import SchemaError
 
-TRADE = default_schemas()["trade"]
 DAY = dt.date(2024, 1, 2)
-
-
-def make_trades(n: int, syms: int = 20, seed: int = 1, ties: bool = False) -> pa.Table:
-    rng = np.random.default_rng(seed)
-    start = np.datetime64("2024-01-02T00:00:00", "ns").astype(np.int64)
-    span = 1000 if ties else 86_400 * 10**9  # ties: many rows share (sym, time)
-    times = start + np.sort(rng.integers(0, span, n))
-    names = np.array([f"S{i:03d}" for i in range(syms)])
-    return pa.table(
-        {
-            "time": pa.array(times.astype("datetime64[ns]")),
-            "sym": pa.array(names[rng.integers(0, syms, n)]),
-            "price": np.arange(n, dtype=np.float64),  # arrival order, to check stability
-            "size": rng.integers(1, 1000, n),
-        },
-        schema=TRADE.arrow,
-    )
-
-
-def expected_sorted(table: pa.Table) -> pa.Table:
-    """The independent expectation: a stable sort by sym, time (arrival order on ties)."""
-    frame = table.select(["sym", "time"]).to_pandas()
-    order = frame.sort_values(["sym", "time"], kind="stable").index.to_numpy()
-    return table.take(pa.array(order))
 
 
 def read_back(path: Path) -> pa.Table:
@@ -187,7 +162,7 @@ WRITER = textwrap.dedent(
     """
     import datetime as dt, sys
     sys.path.insert(0, {tests!r})
-    from test_hdb_writer import TRADE, make_trades
+    from support.hdb_data import TRADE, make_trades
     from hdb.parquet_out import WriteOptions
     from hdb.writer import write_partition
     data = make_trades({rows}, syms=200, seed={seed})

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from harness import start_tp
 from hypothesis import given
 from hypothesis import strategies as st
+from support.harness import start_tp
 
 from tickerplant import journal
 from tickerplant.checksum import crc32

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from order_stack import OrderStack, start_order_stack
+from support.order_stack import OrderStack, start_order_stack
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_risk_limits_kill_and_resume(stack: OrderStack) -> None:
 
 
 def test_an_unreachable_gateway_exits_2(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from harness import free_port
+    from support.harness import free_port
 
     done = subprocess.run(
         [

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import free_port, wait_until
-from order_flow import SYMS, drive, flow, journal_rows, per_venue
-from order_stack import OrderStack, start_order_stack
+from support.harness import free_port, wait_until
+from support.order_flow import SYMS, drive, flow, journal_rows, per_venue
+from support.order_stack import OrderStack, start_order_stack
 
 from gateway.client import OrderRejected
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from harness import wait_until
-from order_stack import OrderStack, start_order_stack
+from support.harness import wait_until
+from support.order_stack import OrderStack, start_order_stack
 
 from gateway.client import Client, GatewayError, OrderRejected
 from tickerplant.protocol import shard_of

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Proc, write_config
+from support.harness import Proc, write_config
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import wait_until
-from test_qipc_server import PASSWORD, USER, ServerProc
+from support.harness import wait_until
+from support.qipc_server import PASSWORD, USER, ServerProc
 
 from qipc import QClient, QError
 from qipc import types as t

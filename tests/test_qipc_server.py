@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,50 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from harness import wait_until
+from support.harness import wait_until
+from support.qipc_server import PASSWORD, USER, ServerProc
 
 from qipc import QClient, QError, QTable, Symbol
 from qipc import types as t
 from qipc.codec import encode
-from tickdb.ready import wait_ready
 
 os.environ.setdefault("PYKX_UNLICENSED", "true")  # PyKX 4.x: IPC and (de)serialise only
 kx = pytest.importorskip("pykx")
-
-SERVER = Path(__file__).parent / "qipc_servers" / "dispatch_server.py"
-USER, PASSWORD = "alice", "s3cret"
-
-
-class ServerProc:
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
-        ready = tmp_path / "qipc.ready.json"
-        self.log_path = tmp_path / "qipc.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.popen = subprocess.Popen(
-            [sys.executable, str(SERVER), "--ready-file", str(ready), *extra],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-        try:
-            self.port = int(wait_ready(ready, 30, alive=lambda: self.popen.poll() is None)["port"])
-        except Exception:
-            self.stop()
-            raise
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        self._log.close()
-        return self.popen.returncode
 
 
 @pytest.fixture

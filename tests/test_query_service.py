@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 import zmq
-from harness import wait_until
+from support.harness import wait_until
 
 from queries.service import QueryClient, QueryError, QueryServer, lock_down
 from queries.service_protocol import QueryRequest, decode_result, encode_result

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import wait_until
-from test_rdb_stack import SYMS, Stack, client, publish_trades, quotes, scalar, trades, wait_rows
+from support.harness import wait_until
+from support.rdb_stack import SYMS, Stack, client, publish_trades, quotes, scalar, trades, wait_rows
 
 from queries.service import QueryError
 from tickerplant.protocol import shard_of

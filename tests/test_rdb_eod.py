@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from harness import wait_until
-from test_rdb_stack import Stack, client, publish_trades, roll, scalar, wait_rows
+from support.harness import wait_until
+from support.rdb_stack import Stack, client, publish_trades, roll, scalar, wait_rows
 
 from queries.service import QueryClient, QueryError
 

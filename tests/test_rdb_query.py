@@ -9,20 +9,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from support.rdb_engine import DAY, DAY_NS, SCHEMAS, request
 
 from queries.service import QueryClient, QueryServer
-from queries.service_protocol import QueryRequest
 from rdb.hdbio import write_chunk, write_partition
 from rdb.query import QueryEngine, tables_named
 from rdb.recovery import RdbState
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Chunk, Store
 from rdb.symbols import intern, is_interned, parts
-from tickdb.schema import default_schemas
-from tickdb.types import UNSHARDED
 
-DAY = dt.date(2024, 1, 2)
-DAY_NS = 1_704_153_600 * 10**9
-SCHEMAS = {name: s for name, s in default_schemas().items() if name in ("trade", "quote")}
 TRADE = SCHEMAS["trade"]
 
 
@@ -47,10 +42,6 @@ def append(store: Store, table: pa.Table, seq: int) -> None:
 def ask(engine: QueryEngine, sql: str) -> duckdb.DuckDBPyRelation:
     """``sql`` run on a cursor set up for it, as the query service does."""
     return engine.prepare(sql).sql(sql)
-
-
-def request(sql: str, syms: dict[str, frozenset[str]] | None = None) -> QueryRequest:
-    return QueryRequest(sql, None, None, syms or {})
 
 
 def count(engine: QueryEngine, sql: str = "SELECT count(*) FROM trade") -> int:
@@ -262,7 +253,7 @@ def test_interned_and_plain_batches_answer_alike_and_write_down_plain(
     chunk = write_chunk(RdbState(tmp_path), tmp_path / "intraday", TRADE, DAY, 2, batches)
     assert pq.read_schema(chunk.path).field("sym").type == pa.string()
     written = write_partition(
-        tmp_path / "hdb", TRADE, DAY, UNSHARDED, [], batches, memory_limit_mb=256
+        tmp_path / "hdb", TRADE, DAY, (0, 1), [], batches, memory_limit_mb=256
     )
     on_disk = pq.read_table(written.path)
     assert on_disk.schema.field("sym").type == pa.string()

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_rdb_query import DAY, DAY_NS, SCHEMAS, request
+from support.rdb_engine import DAY, DAY_NS, SCHEMAS, request
 
 from rdb.query import QueryEngine
 from rdb.store import COMPACT_AFTER_BATCHES, COMPACT_ROWS, Store

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from risk_support import NS, OFF, T0, code, event, fill, make, order
+from support.risk import NS, OFF, T0, code, event, fill, make, order
 
 from orders.model import (
     EventType,

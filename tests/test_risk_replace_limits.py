@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from risk_support import DOCS, T0, code, event, make, order
+from support.risk import DOCS, T0, code, event, make, order
 
 from orders.model import (
     EventType,

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Proc, wait_until
-from test_gateway_q import USERS, start_stack, stop_stack
-from test_rdb_stack import Stack, client, publish_trades, wait_rows
+from support.gateway_q import USERS, start_q_stack
+from support.gateway_stack import stop_stack
+from support.harness import Proc, wait_until
+from support.rdb_stack import Stack, client, publish_trades, wait_rows
 
 from qipc import QClient, QError
 from queries.service import QueryError
@@ -60,7 +61,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pro
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    running = start_stack(tmp_path_factory.mktemp("sqlsafety_gateway"))
+    running = start_q_stack(tmp_path_factory.mktemp("sqlsafety_gateway"))
     yield running
     stop_stack(running)
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import free_port, wait_until, write_config
+from support.harness import free_port, wait_until, write_config
 
 from gateway.client import Client
 

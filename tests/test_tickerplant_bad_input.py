@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pytest
 import zmq
-from harness import start_tp
+from support.harness import start_tp
 
 from tickerplant.discovery import request
 from tickerplant.ingest import encode_stream

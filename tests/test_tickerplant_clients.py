@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from harness import free_port, start_tp, wait_until
+from support.harness import free_port, start_tp, wait_until
 
 from tickdb.schema import default_schemas
 from tickerplant.publisher import Publisher, to_arrow

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import Proc, free_port, start_tp, wait_until
-from test_tickerplant_delivery import drain, sizes, trades
+from support.harness import Proc, free_port, start_tp, wait_until
+from support.tp_delivery import drain, sizes, trades
 
 from tickerplant.discovery import request
 from tickerplant.protocol import STATS

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zmq
-from harness import Proc, free_port, start_tp, wait_until
+from support.harness import Proc, free_port, start_tp, wait_until
 
 from qipc import QClient, QError, QTable, Symbol
 from tickerplant.discovery import request

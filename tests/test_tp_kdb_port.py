@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import Proc, start_tp, wait_until
+from support.harness import Proc, start_tp, wait_until
 
 from qipc import QClient, ServerLimits, Symbol
 from qipc.codec import encode

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from harness import Proc, start_tp, wait_until
+from support.harness import Proc, start_tp, wait_until
 
 from qipc import QClient, QError, Symbol
 from qipc.codec import encode

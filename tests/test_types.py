@@ -10,9 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from harness import Proc
-from test_rdb_stack import SYMS as SYMS_PUBLISHED
-from test_rdb_stack import Stack, client, publish_trades, wait_rows
+from support.harness import Proc
+from support.rdb_stack import SYMS as SYMS_PUBLISHED
+from support.rdb_stack import Stack, client, publish_trades, wait_rows
 
 from gateway.backends import BackendState
 from gateway.predicates import DateSet, Restriction

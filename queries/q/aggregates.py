@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from queries.q.errors import MixedShapes, TranslationError
+from queries.q.handlers import Handler, Translate
 from queries.q.nodes import Call, Func, ListExpr, Name, Node
 from queries.q.qtypes import FLOATING, INT_INFINITY, INTEGRAL, NUMERIC, sql_type
 from queries.q.sqlexpr import Expr, Scope, quote_ident
-
-if TYPE_CHECKING:
-    from queries.q.exprs import Handler, Translate
 
 _FULL = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 

@@ -7,16 +7,12 @@ leaves (literals, column names) and the dispatch table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from queries.q import aggregates, operators, temporal
 from queries.q.errors import TranslationError
+from queries.q.handlers import Handler, Translate, derived
 from queries.q.literals import Atom, null_atom, vector_atoms
 from queries.q.nodes import Call, Func, ListExpr, Name, Node, Num, Query, Str, Sym
 from queries.q.sqlexpr import Expr, Scope, quote_ident, quote_str
-
-Handler = Callable[[Call, Scope, "Translate"], Expr]
-Translate = Callable[[Node, Scope], Expr]
 
 
 def translate(node: Node, scope: Scope) -> Expr:
@@ -146,7 +142,7 @@ def _vector_conditional(node: Call, scope: Scope, tr: Translate) -> Expr:
     operators.require_boolean(cond, node.args[0].pos, "?[c;a;b] condition")
     qtype = a.qtype if a.qtype == b.qtype else operators.promote_or_fail(a, b, node.pos)
     sql = f"(CASE WHEN {cond.sql} THEN {a.sql} ELSE {b.sql} END)"
-    return operators.derived(sql, qtype, (cond, a, b), node.pos)
+    return derived(sql, qtype, (cond, a, b), node.pos)
 
 
 _HANDLERS: dict[str, Handler] = {

@@ -8,33 +8,13 @@ explicitly, and drop the extra terms where a literal side makes them unnecessary
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
-from queries.q.errors import MixedShapes, TranslationError
+from queries.q.errors import TranslationError
+from queries.q.handlers import Handler, Translate, derived
 from queries.q.nodes import Call, Node, Query
 from queries.q.qtypes import FLOATING, INTEGRAL, NUMERIC, TEXT, TIME_OF_DAY, promote, sql_type
 from queries.q.sqlexpr import Expr, Scope
-
-if TYPE_CHECKING:
-    from queries.q.exprs import Handler, Translate
-
-
-def derived(sql: str, qtype: str | None, args: Sequence[Expr], pos: int, **extra: object) -> Expr:
-    """An expression computed from ``args``: its shape, windowing and nullness follow them."""
-    shapes = {a.shape for a in args}
-    if {"row", "agg"} <= shapes:
-        raise MixedShapes("mixing per-row values and aggregates here is not supported", pos)
-    shape = "row" if "row" in shapes else "agg" if "agg" in shapes else "const"
-    nonnull = bool(extra.pop("nonnull", all(a.nonnull for a in args)))
-    return Expr(
-        sql,
-        qtype,
-        shape,  # type: ignore[arg-type]
-        nonnull=nonnull,
-        window=any(a.window for a in args),
-        hoisted=any(a.hoisted for a in args),
-        **extra,  # type: ignore[arg-type]
-    )
+from queries.q.temporal import temporal_arith
 
 
 def require_boolean(e: Expr, pos: int, what: str) -> None:
@@ -150,8 +130,6 @@ def _arith(node: Call, scope: Scope, tr: Translate) -> Expr:
         if qtype in INTEGRAL and qtype != "long":
             sql = f"CAST({sql} AS {sql_type(qtype)})"
         return derived(sql, qtype, (a, b), node.pos)
-    from queries.q.temporal import temporal_arith
-
     return temporal_arith(op, a, b, node.pos)
 
 
@@ -342,4 +320,4 @@ MONADIC = frozenset(
 )
 DYADIC = frozenset(HANDLERS) - MONADIC - {"-"} | {"-"}
 
-__all__ = ["HANDLERS", "Node", "compare", "derived"]
+__all__ = ["HANDLERS", "Node", "compare"]

@@ -17,7 +17,7 @@ from queries.q.exprs import translate
 from queries.q.naming import default_name, unique_names
 from queries.q.nodes import Call, Func, Name, Node, Phrase, Query
 from queries.q.operators import require_boolean
-from queries.q.rel import Rel, keep_order, window_order
+from queries.q.rel import Rel, apply_limit, keep_order, window_order
 from queries.q.sqlexpr import Expr, Scope, quote_ident
 
 
@@ -147,9 +147,7 @@ def select(q: Query, ctx: Context) -> Rel:
     else:
         rel = _ungrouped(q, src, level, ctx)
     if q.limit is not None:
-        from queries.q.tables import apply_limit
-
-        rel = apply_limit(rel, q.limit, ctx)
+        rel = apply_limit(rel, q.limit, ctx.aliases)
     return rel
 
 

@@ -1,10 +1,14 @@
-"""A relation produced by a q table expression, and how to read it back in q's row order."""
+"""A relation produced by a q table expression, how to read it back in q's row order, and
+how to cut rows in that order (take, sublist, select[n])."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 
+from queries.q.errors import TranslationError
+from queries.q.literals import vector_atoms
+from queries.q.nodes import Call, Name, Node, Num
 from queries.q.sqlexpr import quote_ident
 
 Column = tuple[str, str | None]  # name, q type
@@ -76,3 +80,49 @@ def render(rel: Rel, aliases: Aliases) -> str:
     sql = f"SELECT {cols} FROM {rel.source} AS {aliases.table()}"
     terms = order_terms(rel.order)
     return sql + (" ORDER BY " + ", ".join(terms) if terms else "")
+
+
+# -- cutting rows in row order ---------------------------------------------------------
+
+
+def int_items(node: Node, what: str) -> list[int]:
+    """The literal integer counts of take, sublist and select[n]: ``5``, ``-5``, ``2 3``."""
+    if not isinstance(node, Num):
+        raise TranslationError(f"'{what}' needs a literal integer count", node.pos)
+    atoms = vector_atoms(node.items, node.pos)
+    if any(a.qtype not in ("long", "int", "short") or a.is_null for a in atoms):
+        raise TranslationError(f"'{what}' needs integer counts", node.pos)
+    return [int(a.sql.split("(")[1].split(" ")[0]) for a in atoms]
+
+
+def limit(rel: Rel, aliases: Aliases, count: int, offset: int = 0, from_end: bool = False) -> Rel:
+    """At most ``count`` rows after ``offset`` in row order (from the end: the last ones)."""
+    terms = order_terms(rel.order, reverse=from_end)
+    sql = f"SELECT * FROM {rel.source} AS {aliases.table()}"
+    if terms:
+        sql += " ORDER BY " + ", ".join(terms)
+    sql += f" LIMIT {count}" + (f" OFFSET {offset}" if offset else "")
+    return replace(rel, source=f"({sql})")
+
+
+def apply_limit(rel: Rel, args: tuple[Node, ...], aliases: Aliases) -> Rel:
+    """select[n], select[-n], select[m n], select[>col], select[n;<col]."""
+    sort = [a for a in args if isinstance(a, Call) and a.fn in ("<", ">") and len(a.args) == 1]
+    counts = [a for a in args if a not in sort]
+    for s in sort:
+        col = s.args[0]
+        if not isinstance(col, Name) or col.name not in rel.names:
+            raise TranslationError("select[<col] and select[>col] need a result column name", s.pos)
+        kept = tuple(o for o in rel.order if o[0] != col.name)
+        rel = replace(rel, order=((col.name, s.fn == ">"), *kept))
+    if len(counts) > 1:
+        raise TranslationError("select[...] takes one count and one sort", args[0].pos)
+    if counts:
+        items = int_items(counts[0], "select[n]")
+        if len(items) == 1:
+            rel = limit(rel, aliases, abs(items[0]), from_end=items[0] < 0)
+        elif len(items) == 2:
+            rel = limit(rel, aliases, items[1], offset=items[0])
+        else:
+            raise TranslationError("select[n] takes n, -n or start count", counts[0].pos)
+    return rel

@@ -12,9 +12,8 @@ from dataclasses import replace
 from queries.q import joins, query
 from queries.q.context import Context
 from queries.q.errors import TranslationError
-from queries.q.literals import vector_atoms
-from queries.q.nodes import Call, Name, Node, Num, Query, Sym
-from queries.q.rel import Rel, keep_order, order_terms
+from queries.q.nodes import Call, Name, Node, Query, Sym
+from queries.q.rel import Rel, int_items, keep_order, limit, order_terms
 from queries.q.sqlexpr import quote_ident
 from tickdb.schema import TableSchema
 
@@ -75,24 +74,6 @@ def _sort(desc: bool) -> Callable[[Call, Context], Rel]:
     return handler
 
 
-def _int_items(node: Node, what: str) -> list[int]:
-    if not isinstance(node, Num):
-        raise TranslationError(f"'{what}' needs a literal integer count", node.pos)
-    atoms = vector_atoms(node.items, node.pos)
-    if any(a.qtype not in ("long", "int", "short") or a.is_null for a in atoms):
-        raise TranslationError(f"'{what}' needs integer counts", node.pos)
-    return [int(a.sql.split("(")[1].split(" ")[0]) for a in atoms]
-
-
-def limit(rel: Rel, ctx: Context, count: int, offset: int = 0, from_end: bool = False) -> Rel:
-    terms = order_terms(rel.order, reverse=from_end)
-    sql = f"SELECT * FROM {rel.source} AS {ctx.aliases.table()}"
-    if terms:
-        sql += " ORDER BY " + ", ".join(terms)
-    sql += f" LIMIT {count}" + (f" OFFSET {offset}" if offset else "")
-    return replace(rel, source=f"({sql})")
-
-
 def _take(node: Call, ctx: Context) -> Rel:
     left, right = node.args
     rel = ctx.table(right)
@@ -105,10 +86,10 @@ def _take(node: Call, ctx: Context) -> Rel:
         return replace(
             rel, source=source, columns=tuple((c, types[c]) for c in cols), hidden=hidden, keys=()
         )
-    (n,) = _one(_int_items(left, "#"), left)
+    (n,) = _one(int_items(left, "#"), left)
     if n == 0:
-        return limit(rel, ctx, 0)
-    first = limit(rel, ctx, abs(n), from_end=n < 0)
+        return limit(rel, ctx.aliases, 0)
+    first = limit(rel, ctx.aliases, abs(n), from_end=n < 0)
     # q's take repeats the rows when asked for more than there are: number the rows kept
     # in row order and cycle through them.
     rn, total, k = (ctx.aliases.column(p) for p in ("rn", "n", "k"))
@@ -142,12 +123,12 @@ def _one(items: list[int], node: Node) -> list[int]:
 def _sublist(node: Call, ctx: Context) -> Rel:
     left, right = node.args
     rel = ctx.table(right)
-    items = _int_items(left, "sublist")
+    items = int_items(left, "sublist")
     if len(items) == 1:
         n = items[0]
-        return limit(rel, ctx, abs(n), from_end=n < 0)
+        return limit(rel, ctx.aliases, abs(n), from_end=n < 0)
     if len(items) == 2 and items[0] >= 0 and items[1] >= 0:
-        return limit(rel, ctx, items[1], offset=items[0])
+        return limit(rel, ctx.aliases, items[1], offset=items[0])
     raise TranslationError("'sublist' needs n, -n or start,count", left.pos)
 
 
@@ -158,29 +139,6 @@ def _xkey(node: Call, ctx: Context) -> Rel:
     rest = [c for c in rel.columns if c[0] not in cols]
     keyed.sort(key=lambda c: cols.index(c[0]))
     return replace(rel, columns=tuple(keyed + rest), keys=tuple(cols), unique_keys=False)
-
-
-def apply_limit(rel: Rel, args: tuple[Node, ...], ctx: Context) -> Rel:
-    """select[n], select[-n], select[m n], select[>col], select[n;<col]."""
-    sort = [a for a in args if isinstance(a, Call) and a.fn in ("<", ">") and len(a.args) == 1]
-    counts = [a for a in args if a not in sort]
-    for s in sort:
-        col = s.args[0]
-        if not isinstance(col, Name) or col.name not in rel.names:
-            raise TranslationError("select[<col] and select[>col] need a result column name", s.pos)
-        kept = tuple(o for o in rel.order if o[0] != col.name)
-        rel = replace(rel, order=((col.name, s.fn == ">"), *kept))
-    if len(counts) > 1:
-        raise TranslationError("select[...] takes one count and one sort", args[0].pos)
-    if counts:
-        items = _int_items(counts[0], "select[n]")
-        if len(items) == 1:
-            rel = limit(rel, ctx, abs(items[0]), from_end=items[0] < 0)
-        elif len(items) == 2:
-            rel = limit(rel, ctx, items[1], offset=items[0])
-        else:
-            raise TranslationError("select[n] takes n, -n or start count", counts[0].pos)
-    return rel
 
 
 _TABLE_FUNCTIONS = {

@@ -6,15 +6,11 @@ start at midnight), and a timespan xbar on timestamps floors nanoseconds since 2
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from queries.q.errors import TranslationError
+from queries.q.handlers import Handler, Translate, derived
 from queries.q.nodes import Call, Str, Sym
 from queries.q.qtypes import CAST_NAMES, FLOATING, INTEGRAL, NUMERIC, TIME_OF_DAY, sql_type
 from queries.q.sqlexpr import Expr, Scope
-
-if TYPE_CHECKING:
-    from queries.q.exprs import Handler, Translate
 
 NANOS_PER_DAY = 86_400_000_000_000
 EPOCH_2000_NANOS = 946_684_800_000_000_000
@@ -191,8 +187,6 @@ def _time_of_day_bar(x: Expr, size: int, pos: int) -> str:
 
 
 def temporal_arith(op: str, a: Expr, b: Expr, pos: int) -> Expr:
-    from queries.q.operators import derived
-
     ta, tb = a.qtype, b.qtype
     if (op in "+-" and ta == "timestamp" and tb == "timespan") or (
         op == "+" and ta == "timespan" and tb == "timestamp"

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import EPHEMERAL_TP, Proc, start_tp, write_config
-
 from gateway.client import Client
+from support.harness import EPHEMERAL_TP, Proc, start_tp, write_config
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
 
 from queries.service import QueryClient
+from support.harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
 from tickdb.ready import wait_ready
 from tickerplant.publisher import Publisher
 

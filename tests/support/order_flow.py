@@ -11,9 +11,9 @@ from collections import defaultdict
 from typing import Any
 
 import zmq
-from harness import wait_until
-from order_stack import OrderStack
 
+from support.harness import wait_until
+from support.order_stack import OrderStack
 from tickerplant.subscriber import Subscriber, Update
 
 SYMS = ["AAPL", "MSFT", "GOOG", "TSLA", "BAC", "IBM"]

@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from order_stack import OrderStack, start_order_stack
-
 from fix.codec import Framer, Message, decode, encode, fix_time
 from fix.session import SessionSettings
+from support.order_stack import OrderStack, start_order_stack
 
 SYMS = ["AAPL", "MSFT", "GOOG", "TSLA", "BAC", "META"]
 

@@ -11,7 +11,7 @@ from orders.risk import RejectCode, RiskEngine, RiskLimits, RiskReject
 
 NS = 1_000_000_000
 T0 = 1_700_000_000 * NS
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "risk.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "risk.md"
 _ids = itertools.count()
 
 # Every limit off: each test switches on what it pins.
