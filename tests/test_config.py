@@ -32,6 +32,9 @@ def test_defaults_need_no_file() -> None:
         ({"tables": {"t": {"sym": "symbol", "time": "timestamp"}}}, "tables.t"),
         ({"tables": {"t": {"time": "timestamp", "sym": "symbol", "px": "decimal"}}}, "tables.t"),
         ({"shards": 3}, "shards"),
+        ({"gateway": {"scan_rows": 0}}, "gateway.scan_rows"),
+        ({"gateway": {"nice": -1}}, "gateway.nice"),
+        ({"gateway": {"rdb_addresses": "tcp://h:5020"}}, "gateway.rdb_addresses"),
     ],
 )
 def test_invalid_config_names_the_key(raw: dict, key: str) -> None:
