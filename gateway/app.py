@@ -80,7 +80,6 @@ def create_app(
 ) -> FastAPI:
     """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503)."""
     metrics = GatewayMetrics(router.topology, router.executor)
-    qpath = QPath(router)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -94,15 +93,7 @@ def create_app(
         description="One logical table per name across today (RDBs), past days "
         "(HDBs) and every shard, with a `date` column.",
     )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # A malformed request is a bad query too: 400 with what was wrong, like DuckDB's.
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        if not request.url.path.startswith("/query"):
-            return bad_order_request(request, problems)
-        return error_response(QueryError("bad_query", f"invalid request: {problems}"))
-
+    app.exception_handler(RequestValidationError)(invalid_request)
     install(app)
     app.include_router(
         order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
@@ -110,6 +101,23 @@ def create_app(
     fix_acceptor = lambda: orders.fix if orders is not None else None  # noqa: E731
     app.include_router(fix_routes(fix_acceptor))
     metrics.registry.register(FixCollector(fix_acceptor))
+    add_query_routes(app, router, metrics)
+    add_catalog_routes(app, router)
+    add_health_routes(app, router, metrics)
+    return app
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A malformed request is a bad query too: 400 with what was wrong, like DuckDB's."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    if not request.url.path.startswith("/query"):
+        return bad_order_request(request, problems)
+    return error_response(QueryError("bad_query", f"invalid request: {problems}"))
+
+
+def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> None:
+    """``POST /query`` (SQL or q, counted in the metrics) and ``POST /query/plan``."""
+    qpath = QPath(router)
 
     @app.post("/query", responses=QUERY_RESPONSES, response_class=Response)
     def query(
@@ -161,6 +169,10 @@ def create_app(
         except QueryError as exc:
             return error_response(exc)
 
+
+def add_catalog_routes(app: FastAPI, router: Router) -> None:
+    """``GET /tables`` and ``GET /tables/{name}``: the logical tables and where rows are."""
+
     @app.get("/tables")
     def tables() -> list[dict[str, Any]]:
         """Every logical table with its columns and row counts by tier."""
@@ -180,6 +192,10 @@ def create_app(
             )
         return _table(router, name, detail=True)
 
+
+def add_health_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> None:
+    """``GET /health`` (every backend, 503 if one is down) and ``GET /metrics``."""
+
     @app.get("/health")
     def health() -> JSONResponse:
         """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down."""
@@ -193,8 +209,6 @@ def create_app(
     @app.get("/metrics", response_class=Response)
     def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
-    return app
 
 
 def _encoded(result: GatewayResult, fmt: str, keys: tuple[str, ...]) -> Response:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import signal
-import socket
 import sys
-import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from gateway.client import DEFAULT_URL
-from tickdb.listen import AddressInUse
 
 FORMATS = ("table", "csv", "json", "arrow")
-
-
-def default_in_flight() -> int:
-    """Half the cores, at least one: each backend's DuckDB already uses every core for one
-    query, so more queries at once per backend only contend with each other and with the
-    RDB's ingest (measured with the 20-client load test: p99 ingest lag ~250 ms at 4 in
-    flight, ~75-130 ms at 1, on 2 cores)."""
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,8 +23,14 @@ def register(app: typer.Typer) -> None:
 
 
 def gateway(
-    rdb: Annotated[list[str], typer.Option(help="RDB query address, one per shard.")] = [],  # noqa: B006
-    hdb: Annotated[list[str], typer.Option(help="HDB query address, one per shard.")] = [],  # noqa: B006
+    rdb: Annotated[
+        list[str] | None,
+        typer.Option(help="RDB query address, one per shard [gateway.rdb_addresses]."),
+    ] = None,
+    hdb: Annotated[
+        list[str] | None,
+        typer.Option(help="HDB query address, one per shard [gateway.hdb_addresses]."),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
     host: Annotated[str | None, typer.Option(help="HTTP host [gateway.host].")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port, 0 = any [gateway.port].")] = None,
@@ -47,22 +41,29 @@ def gateway(
         int | None, typer.Option(help="Result row limit [gateway.max_rows].")
     ] = None,
     scan_rows: Annotated[
-        int, typer.Option(help="Rows one backend may send for a merge.")
-    ] = 5_000_000,
-    refresh: Annotated[float, typer.Option(help="Seconds between backend info() calls.")] = 1.0,
+        int | None,
+        typer.Option(min=1, help="Rows one backend may send for a merge [gateway.scan_rows]."),
+    ] = None,
+    refresh: Annotated[
+        float | None,
+        typer.Option(help="Seconds between backend info() calls [gateway.refresh_s]."),
+    ] = None,
     in_flight: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="Requests outstanding per backend; more wait here. Default: half the cores.",
+            help="Requests outstanding per backend; more wait here. Default: half the cores "
+            "[gateway.in_flight].",
         ),
     ] = None,
     nice: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=0, help="Run this many nice steps below normal, so ingest on the host wins."
+            min=0,
+            help="Run this many nice steps below normal, so ingest on the host wins "
+            "[gateway.nice].",
         ),
-    ] = 0,
+    ] = None,
     ready_file: Annotated[
         Path | None,
         typer.Option(help="Write {url, host, port, kdb_port} here once listening."),
@@ -72,7 +73,9 @@ def gateway(
     ] = None,
     tp: Annotated[
         str | None,
-        typer.Option(help="Tickerplant address: take orders (docs/orders.md) [orders.enabled]."),
+        typer.Option(
+            help="Tickerplant address: take orders (docs/orders.md) [gateway.tp_address]."
+        ),
     ] = None,
     order_port: Annotated[
         str | None,
@@ -84,127 +87,39 @@ def gateway(
     ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
-    # First, before any thread starts: threads inherit the priority of the one starting them.
-    # A gateway is all query work; where it shares cores with a tickerplant and RDBs (tickdb
-    # up, one box), 20 busy clients must not take the CPU the feed needs.
-    if nice and hasattr(os, "nice"):
-        os.nice(nice)
-    import uvicorn
-
-    from gateway.app import create_app
-    from gateway.backends import BackendState, Topology
-    from gateway.router import Limits, Router
-    from queries.service import QueryClient
+    from gateway.server import Gateway
     from tickdb.config import load_config
-    from tickdb.ready import write_ready
 
+    # Flags override the config; a flag left out keeps the config's setting.
+    flags: dict[str, Any] = {
+        "rdb_addresses": rdb or None,
+        "hdb_addresses": hdb or None,
+        "host": host,
+        "port": port,
+        "query_timeout_s": timeout or None,
+        "max_rows": max_rows or None,
+        "scan_rows": scan_rows,
+        "refresh_s": refresh,
+        "in_flight": in_flight,
+        "nice": nice,
+        "kdb_port": kdb_port,
+        "tp_address": tp,
+        "order_port": order_port,
+    }
     cfg = load_config(config)
-    limits = Limits(
-        timeout_s=timeout or cfg.gateway.query_timeout_s,
-        max_rows=max_rows or cfg.gateway.max_rows,
-        scan_rows=scan_rows,
-        in_flight=in_flight or default_in_flight(),
-    )
-    if not rdb and not hdb and tp is None:
-        raise typer.BadParameter("give at least one --rdb or --hdb address (or --tp)")
-    states = [
-        BackendState(f"{role}:{addr}", role, QueryClient(addr, limits.timeout_s))
-        for role, addrs in (("rdb", rdb), ("hdb", hdb))
-        for addr in addrs
-    ]
-    topology = Topology(states)
-    topology.refresh()  # so the first query already routes by shard and date
-    router = Router(topology, limits=limits, tables=cfg.tables)
-    bind_host = host or cfg.gateway.host
-    # proto=IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
-    # proto says TCP, and without it every response waited ~40 ms for a delayed ACK.
-    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    http_port = cfg.gateway.port if port is None else port
-    try:
-        sock.bind((bind_host, http_port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise AddressInUse(f"{bind_host}:{http_port}", "gateway.port (--port)") from None
-        raise
-    bound_port = sock.getsockname()[1]
-    orders = _start_orders(cfg, tp, order_port, fix_port)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(
-                router,
-                refresh_s=refresh,
-                orders=orders,
-                tp_address=tp,
-                order_port=orders.port_endpoint if orders is not None else None,
-            ),
-            http="httptools",
-            log_level="warning",
-            access_log=False,
+    settings = replace(cfg.gateway, **{k: v for k, v in flags.items() if v is not None})
+    cfg = replace(cfg, gateway=settings)
+    if fix_port is not None:
+        cfg = replace(cfg, fix=replace(cfg.fix, enabled=True, port=fix_port))
+    if not settings.rdb_addresses and not settings.hdb_addresses and not settings.tp_address:
+        raise typer.BadParameter(
+            "give at least one --rdb or --hdb address (or --tp), or set "
+            "gateway.rdb_addresses, gateway.hdb_addresses or gateway.tp_address"
         )
-    )
-    url = f"http://{bind_host}:{bound_port}"
-    kdb = _start_kdb_port(router, cfg.gateway, kdb_port)
-    ready: dict[str, Any] = {"url": url, "host": bind_host, "port": bound_port}
-    if kdb is not None:
-        ready["kdb_port"] = kdb.port
-    if orders is not None and orders.port is not None:
-        ready["order_port"] = orders.port.endpoint
-    if orders is not None and orders.fix is not None:
-        ready["fix_port"] = orders.fix.address[1]
-
-    def announce() -> None:
-        while not server.started and not server.should_exit:
-            threading.Event().wait(0.01)
-        if server.started:
-            write_ready(ready_file, ready)
-            print(f"gateway listening on {url} (docs at {url}/docs)", flush=True)
-            if kdb is not None:
-                print(f"gateway kdb+ port {cfg.gateway.kdb_host}:{kdb.port}", flush=True)
-
-    threading.Thread(target=announce, daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-    try:
-        server.run(sockets=[sock])
-    finally:
-        if kdb is not None:
-            kdb.close()
-        if orders is not None:
-            orders.close()
-
-
-def _start_orders(cfg: Any, tp: str | None, port: str | None, fix_port: int | None) -> Any:
-    """The order path (router fed by its stream), or None without a tickerplant."""
-    if tp is None or not cfg.orders.enabled:
-        return None
-    from gateway.order_setup import start_order_path
-
-    return start_order_path(cfg, tp, port, fix_port=fix_port)
-
-
-def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:
-    """The kdb+ port beside HTTP, or None when it is off or its port is taken."""
-    import logging
-
-    from gateway.kdb_port import GatewayKdbPort
-    from tickdb.config import kdb_limits
-
-    port = cfg.kdb_port if port is None else port
-    if port == 0:
-        return None
-    try:
-        limits = kdb_limits(cfg)
-        return GatewayKdbPort(
-            router, host=cfg.kdb_host, port=port, users=cfg.users, limits=limits
-        ).start()
-    except OSError as exc:
-        # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.
-        logging.getLogger("gateway.kdb_port").error(
-            "kdb+ port %s:%d unavailable (%s); running without it", cfg.kdb_host, port, exc
-        )
-        return None
+    server = Gateway(cfg)
+    server.start()
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server.serve(ready_file)
 
 
 def query(

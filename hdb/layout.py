@@ -3,8 +3,8 @@
 ``<hdb>/<table>/date=YYYY-MM-DD/part-{k}-of-{n}.parquet``: one file per shard ``k`` of ``n``
 (unsharded: ``part-0-of-1.parquet``). Files are written under a hidden temporary name that
 no ``*.parquet`` glob matches, fsynced, renamed into place with ``os.replace`` and the
-directory fsynced, so a reader (or a crash) sees the whole old file, the whole new one, or
-none, never half of one. Names starting with ``.`` are never data.
+directory fsynced (``tickdb.durable``), so a reader (or a crash) sees the whole old file,
+the whole new one, or none, never half of one. Names starting with ``.`` are never data.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import datetime as dt
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
+from tickdb import durable
 from tickdb.types import Shard
 
 _PART = re.compile(r"^part-(\d+)-of-(\d+)\.parquet$")
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-_TMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
 SCRATCH_DIR = ".scratch"  # DuckDB spill files and staging databases, per process
 
 
@@ -85,76 +84,16 @@ def parse_part(name: str) -> Shard | None:
 
 
 # -- atomic publication ----------------------------------------------------------------------
+# The rule is tickdb.durable's, one for every file tickdb publishes; the HDB's modules take
+# it from here.
 
-
-def tmp_path(final: Path) -> Path:
-    """The hidden name ``final`` is written under: ``.<name>.tmp-<pid>``."""
-    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stale_tmp_files(directory: Path) -> Iterator[Path]:
-    """Temporary files in ``directory`` left by processes that no longer run."""
-    if not directory.is_dir():
-        return
-    for p in directory.iterdir():
-        m = _TMP.match(p.name)
-        if m and not _pid_alive(int(m.group("pid"))):
-            yield p
-
-
-def remove_stale_tmp(directory: Path) -> int:
-    removed = 0
-    for p in stale_tmp_files(directory):
-        p.unlink(missing_ok=True)
-        removed += 1
-    return removed
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def make_dirs(directory: Path) -> None:
-    """Create ``directory`` and fsync each parent whose entries changed."""
-    missing = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    for d in reversed(missing):
-        fsync_dir(d.parent)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """Make ``tmp`` durable, then atomically give it the name ``final``."""
-    fsync_file(tmp)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
+tmp_path = durable.tmp_path
+stale_tmp_files = durable.stale_tmp_files
+remove_stale_tmp = durable.remove_stale_tmp
+fsync_dir = durable.fsync_dir
+fsync_file = durable.fsync_file
+make_dirs = durable.make_dirs
+publish = durable.publish
 
 
 # -- scratch space ---------------------------------------------------------------------------
@@ -165,7 +104,7 @@ def scratch_dir(root: str | Path) -> Path:
     base = Path(root) / SCRATCH_DIR
     base.mkdir(parents=True, exist_ok=True)
     for p in base.iterdir():
-        if p.name.isdigit() and not _pid_alive(int(p.name)):
+        if p.name.isdigit() and not durable.pid_alive(int(p.name)):
             shutil.rmtree(p, ignore_errors=True)
     mine = base / str(os.getpid())
     mine.mkdir(exist_ok=True)

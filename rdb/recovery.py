@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import threading
 from pathlib import Path
 
 from rdb.store import Chunk
+from tickdb.durable import make_dirs, remove_stale_tmp, write_atomic
 
 STATE_FILE = "state.json"
 
@@ -41,6 +41,7 @@ class RdbState:
         # "<table>/<date>" -> {chunk number: last seq it holds}
         self.chunks: dict[str, dict[int, int]] = {}
         self._lock = threading.Lock()
+        remove_stale_tmp(directory)  # a save a crash interrupted: the file itself is whole
         if self.path.exists():
             raw = json.loads(self.path.read_text())
             self.pending = {dt.date.fromisoformat(d): int(s) for d, s in raw["pending"].items()}
@@ -50,15 +51,15 @@ class RdbState:
             }
 
     def save(self) -> None:
+        """Replace the file durably: a crash or power loss leaves the old state or the new,
+        and a chunk's seq is on disk before the chunk it describes is written."""
         with self._lock:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
+            make_dirs(self.directory)
             body = {
                 "pending": {d.isoformat(): s for d, s in sorted(self.pending.items())},
                 "chunks": self.chunks,
             }
-            tmp.write_text(json.dumps(body))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(body))
 
     def begin(self, date: dt.date, start_seq: int) -> None:
         if self.pending.get(date) != start_seq:

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from fix.client import FixClient  # noqa: E402
 from fix.codec import decode, encode, fix_time  # noqa: E402
-from tickdb.ready import wait_ready  # noqa: E402
+from tickdb.launch import Launched, launch  # noqa: E402
 
 CONFIG = """
 [tickerplant]
@@ -69,28 +66,15 @@ password = "bench"
 """
 
 
-def start(args: list[str], workdir: Path, name: str) -> tuple[subprocess.Popen[bytes], dict]:
-    ready = workdir / f"{name}.ready.json"
-    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        process_group=0,
-    )
-    return proc, wait_ready(ready, 60, alive=lambda: proc.poll() is None)
+def start(args: list[str], workdir: Path, name: str) -> Launched:
+    """A ``tickdb`` component, once it wrote its ready file."""
+    log, ready = workdir / f"{name}.log", workdir / f"{name}.ready.json"
+    return launch(args, name=name, log_path=log, ready_file=ready)
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+def stop(procs: list[Launched]) -> None:
+    for p in reversed(procs):
+        p.stop()
 
 
 def nos(clordid: str, price: str) -> list:
@@ -200,15 +184,14 @@ def main() -> None:
         config = workdir / "bench.toml"
         config.write_text(CONFIG.replace("{store}", str(workdir / "fix")))
         data = ["--config", str(config), "--data-dir", str(workdir / "data")]
-        procs: list[subprocess.Popen[bytes]] = []
+        procs: list[Launched] = []
         try:
-            tp, tp_info = start(["tp", *data], workdir, "tp")
+            tp = start(["tp", *data], workdir, "tp")
             procs.append(tp)
-            venue, _ = start(
-                ["venue", *data, "--tp", tp_info["address"], "--shard", "0/1"], workdir, "venue"
-            )
-            procs.append(venue)
-            gw, gw_info = start(
+            tp_address = tp.info["address"]
+            venue_args = ["venue", *data, "--tp", tp_address, "--shard", "0/1"]
+            procs.append(start(venue_args, workdir, "venue"))
+            gw = start(
                 [
                     "gateway",
                     "--config",
@@ -220,12 +203,13 @@ def main() -> None:
                     "--order-port",
                     "",
                     "--tp",
-                    tp_info["address"],
+                    tp_address,
                 ],
                 workdir,
                 "gateway",
             )
             procs.append(gw)
+            gw_info = gw.info
             results = [
                 fix_run(gw_info["fix_port"], r, args.orders, args.burst) for r in range(args.runs)
             ]

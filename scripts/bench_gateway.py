@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import numpy as np
@@ -38,7 +36,7 @@ from hdb.writer import write_partition  # noqa: E402
 from queries.service import QueryServer  # noqa: E402
 from rdb.query import QueryEngine  # noqa: E402
 from rdb.store import Store  # noqa: E402
-from tickdb.ready import wait_ready  # noqa: E402
+from tickdb.launch import Launched, launch  # noqa: E402
 from tickdb.schema import default_schemas  # noqa: E402
 
 TODAY = dt.date.today()
@@ -157,21 +155,10 @@ def info_of(role: str, con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     return info
 
 
-def start(
-    command: str, args: list[str], work: Path
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """A ``tickdb`` process and its ready file's contents."""
-    ready = work / f"{command}.ready.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tickdb.cli", command, *args, "--ready-file", str(ready)],
-        cwd=ROOT,
-    )
-    try:
-        return proc, wait_ready(ready, 60, alive=lambda: proc.poll() is None)
-    except BaseException:
-        proc.terminate()
-        proc.wait(10)
-        raise
+def start(command: str, args: list[str], work: Path) -> Launched:
+    """A ``tickdb`` process, once it wrote its ready file (``.info``); its log in ``work``."""
+    log, ready = work / f"{command}.log", work / f"{command}.ready.json"
+    return launch([command, *args], name=command, log_path=log, ready_file=ready, cwd=ROOT)
 
 
 def queries() -> dict[str, str]:
@@ -254,11 +241,11 @@ def main() -> None:
         hdb_args += ["--address", "tcp://127.0.0.1:0"]
         procs = [start("hdb", hdb_args, work)]
         try:
-            hdb_address = procs[0][1]["address"]
+            hdb_address = procs[0].info["address"]
             gw_args = ["--port", "0", "--kdb-port", "0", "--timeout", "120"]
             gw_args += ["--max-rows", "10000000", "--hdb", hdb_address, "--rdb", server.endpoint]
             procs.append(start("gateway", gw_args, work))
-            url = procs[1][1]["url"]
+            url = procs[1].info["url"]
             raw = raw_db(work / "hdb", today)
             client = Client(url)
             rows = []
@@ -289,9 +276,8 @@ def main() -> None:
                 )
             client.close()
         finally:
-            for proc, _ in procs:
-                proc.terminate()
-                proc.wait(10)
+            for proc in reversed(procs):
+                proc.stop()
             server.close()
             rdb.close()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ def _free_port() -> int:
 @contextmanager
 def tickerplant(workdir: Path) -> Iterator[dict[str, Any]]:
     """A tickerplant process (kdb+ port on) with its journal under ``workdir``."""
-    from tickdb.ready import wait_ready
+    from tickdb.launch import launch
 
     config = workdir / "tp.toml"
     config.write_text(
@@ -51,23 +50,13 @@ def tickerplant(workdir: Path) -> Iterator[dict[str, Any]]:
         'address = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
         f'replay_address = "tcp://127.0.0.1:0"\nkdb_port = {_free_port()}\n'
     )
-    ready = workdir / "tp.ready.json"
-    with open(workdir / "tp.log", "ab") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tickdb.cli", "tp", "--config", str(config)),
-                *("--data-dir", str(workdir / "data"), "--ready-file", str(ready)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        try:
-            yield wait_ready(ready, 30, alive=lambda: proc.poll() is None)
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+    args = ["tp", "--config", str(config), "--data-dir", str(workdir / "data")]
+    log, ready = workdir / "tp.log", workdir / "tp.ready.json"
+    tp = launch(args, name="tp", log_path=log, ready_file=ready, ready_timeout_s=30, cwd=ROOT)
+    try:
+        yield tp.info
+    finally:
+        tp.stop(grace_s=30)
 
 
 def pykx_feed(port: int, rows: int, seconds: float) -> dict[str, float]:
@@ -179,7 +168,7 @@ def gateway_stack(workdir: Path) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
 
     from hdb.writer import write_partition
-    from tickdb.ready import wait_ready
+    from tickdb.launch import Launched, launch
     from tickdb.schema import default_schemas
 
     n = GATEWAY_ROWS
@@ -202,20 +191,12 @@ def gateway_stack(workdir: Path) -> Iterator[dict[str, Any]]:
     config.write_text(
         f'[hdb]\naddress = "tcp://127.0.0.1:0"\n[gateway]\nkdb_port = {_free_port()}\n'
     )
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Launched] = []
 
     def start(name: str, *args: str) -> dict[str, Any]:
-        ready = workdir / f"{name}.ready.json"
-        with open(workdir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-        procs.append(proc)
-        return wait_ready(ready, 60, alive=lambda: proc.poll() is None)
+        log, ready = workdir / f"{name}.log", workdir / f"{name}.ready.json"
+        procs.append(launch(args, name=name, log_path=log, ready_file=ready, cwd=ROOT))
+        return procs[-1].info
 
     try:
         common = ("--config", str(config))
@@ -227,8 +208,7 @@ def gateway_stack(workdir: Path) -> Iterator[dict[str, Any]]:
         )
     finally:
         for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
+            proc.stop(grace_s=30)
 
 
 def pykx_fetch(port: int, mode: str) -> dict[str, float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from queries.service import QueryClient, QueryServer
 from rdb.ingest import Ingest
 from rdb.query import QueryEngine
 from rdb.store import COMPACT_ROWS, Store
-from tickdb.ready import wait_ready
+from tickdb.launch import Launched, launch
 from tickdb.schema import default_schemas
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update
@@ -62,37 +61,21 @@ def trade_table(start: int, rows: int) -> pa.Table:
     )
 
 
-def start_tp(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_tp(workdir: Path) -> Launched:
     config = workdir / "tp.toml"
     config.write_text(
         '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
         'replay_address = "tcp://127.0.0.1:0"\nkdb_port = 0\n'
     )
-    ready = workdir / "tp.ready"
-    log = (workdir / "tp.log").open("ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickdb.cli",
-            "tp",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(workdir / "data"),
-            "--ready-file",
-            str(ready),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    info = wait_ready(ready, 30, alive=lambda: proc.poll() is None)
-    return proc, str(info["address"])
+    args = ["tp", "--config", str(config), "--data-dir", str(workdir / "data")]
+    log, ready = workdir / "tp.log", workdir / "tp.ready"
+    return launch(args, name="tp", log_path=log, ready_file=ready, ready_timeout_s=30)
 
 
 def bench_replay(rows: int, repeats: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        proc, address = start_tp(Path(tmp))
+        tp = start_tp(Path(tmp))
+        address = str(tp.info["address"])
         try:
             with Publisher(address) as pub:
                 for i in range(0, rows, RECORD_ROWS):
@@ -124,8 +107,7 @@ def bench_replay(rows: int, repeats: int) -> dict[str, float]:
                 Ingest(store2, sub, lambda *_: None).apply(list(updates))
                 ingest_rates.append(rows / (time.perf_counter() - started))
         finally:
-            proc.terminate()
-            proc.wait(10)
+            tp.stop()
     return {
         "rdb_replay_rows_s": statistics.median(rdb_rates),
         "rdb_ingest_only_rows_s": statistics.median(ingest_rates),

@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from hdb.writer import write_partition  # noqa: E402
 from queries.service import QueryClient  # noqa: E402
-from tickdb.ready import wait_ready  # noqa: E402
+from tickdb.launch import Launched, launch  # noqa: E402
 from tickdb.schema import default_schemas  # noqa: E402
 
 TRADE = default_schemas()["trade"]
@@ -139,29 +137,16 @@ def build_lake(data_dir: Path, days: int, rows_per_day: int) -> list[dt.date]:
     return dates
 
 
-def start_hdb(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    ready = data_dir / "hdb.ready.json"
-    ready.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickdb.cli",
-            "hdb",
-            "--data-dir",
-            str(data_dir),
-            "--address",
-            "tcp://127.0.0.1:0",
-            "--ready-file",
-            str(ready),
-        ],
+def start_hdb(data_dir: Path) -> Launched:
+    args = ["hdb", "--data-dir", str(data_dir), "--address", "tcp://127.0.0.1:0"]
+    return launch(
+        args,
+        name="hdb",
+        log_path=data_dir / "hdb.log",
+        ready_file=data_dir / "hdb.ready.json",
+        env={"TICKDB_LOG_LEVEL": "WARNING"},
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TICKDB_LOG_LEVEL": "WARNING"},
     )
-    info = wait_ready(ready, 60, alive=lambda: proc.poll() is None)
-    return proc, str(info["address"])
 
 
 def bench_hdb_query(args: argparse.Namespace) -> list[Row]:
@@ -170,7 +155,8 @@ def bench_hdb_query(args: argparse.Namespace) -> list[Row]:
         data_dir = Path(tmp)
         dates = build_lake(data_dir, args.days, args.day_rows)
         day = dates[len(dates) // 2].isoformat()
-        proc, address = start_hdb(data_dir)
+        hdb = start_hdb(data_dir)
+        address = str(hdb.info["address"])
         try:
             client = QueryClient(address, timeout_s=120)
             raw = duckdb.connect()
@@ -208,8 +194,7 @@ def bench_hdb_query(args: argparse.Namespace) -> list[Row]:
                 )
             client.close()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            hdb.stop(grace_s=30)
     return rows
 
 

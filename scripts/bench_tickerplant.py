@@ -29,7 +29,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tickdb.ready import wait_ready
+from tickdb.launch import Launched, launch
 from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
 from tickerplant.journal import WRITE_BYTES
@@ -203,32 +203,22 @@ def result(proc: subprocess.Popen) -> dict:
     return out
 
 
-def start_tp(workdir: Path, mode: str) -> tuple[subprocess.Popen, dict]:
+def start_tp(workdir: Path, mode: str) -> Launched:
+    """A ``tickdb tp`` in ``mode``, once ready (its endpoints in ``.info``)."""
     config = workdir / "tp.toml"
     config.write_text(
         '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
         f'replay_address = "tcp://127.0.0.1:0"\nmode = "{mode}"\nbatch_interval_ms = 20\n'
         "kdb_port = 0\n" + os.environ.get("BENCH_TP_EXTRA", "").replace("\\n", "\n")
     )
-    ready = workdir / "tp.ready"
-    ready.unlink(missing_ok=True)
-    env = {**os.environ, "TICKDB_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickdb.cli",
-            "tp",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(workdir / "data"),
-            "--ready-file",
-            str(ready),
-        ],
-        env=env,
+    return launch(
+        ["tp", "--config", str(config), "--data-dir", str(workdir / "data")],
+        name="tp",
+        log_path=workdir / "tp.log",
+        ready_file=workdir / "tp.ready",
+        ready_timeout_s=30,
+        env={"TICKDB_LOG_LEVEL": "WARNING"},
     )
-    return proc, wait_ready(ready, 30, alive=lambda: proc.poll() is None)
 
 
 def settle_subscribers(address: str) -> None:
@@ -244,7 +234,8 @@ def run_tickdb(rows: int, messages: int, mode: str, subs: int) -> dict:
     from tickerplant.publisher import Publisher
 
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = start_tp(Path(tmp), mode)
+        tp = start_tp(Path(tmp), mode)
+        info = tp.info
         try:
             address = info["address"]
             expect = messages * rows + 1  # and the warm-up row
@@ -260,8 +251,7 @@ def run_tickdb(rows: int, messages: int, mode: str, subs: int) -> dict:
             outs = [result(c) for c in children]
             pub.close()
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     done = max(o["done"] for o in outs)
     assert all(o["got"] == expect for o in outs), outs
     elapsed = done - start
@@ -372,7 +362,8 @@ def run_latency(rate: int, seconds: float) -> dict:
 
     count = int(rate * seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = start_tp(Path(tmp), "immediate")
+        tp = start_tp(Path(tmp), "immediate")
+        info = tp.info
         try:
             address = info["address"]
             child = spawn("--role", "latency_sub", address, str(count))
@@ -384,8 +375,7 @@ def run_latency(rate: int, seconds: float) -> dict:
             out = result(child)
             pub.close()
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     return out
 
 

@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.client import Client  # noqa: E402
 from gateway.order_client import OrderRejected  # noqa: E402
 from tickdb.config import GatewayConfig  # noqa: E402
-from tickdb.ready import wait_ready  # noqa: E402
+from tickdb.launch import Launched, launch  # noqa: E402
 from tickerplant.publisher import Publisher  # noqa: E402
 from tickerplant.subscriber import Subscriber, Update  # noqa: E402
 
@@ -52,52 +48,24 @@ price_collar_pct = 50
 
 
 # -- processes -------------------------------------------------------------------------------
-@dataclass
-class Component:
-    name: str
-    popen: subprocess.Popen[bytes]
-    info: dict[str, Any]
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-            except ProcessLookupError:
-                pass
-
-
-def start(args: Sequence[str], workdir: Path, name: str) -> Component:
+def start(args: Sequence[str], workdir: Path, name: str) -> Launched:
     """``python -m tickdb.cli ARGS --ready-file F``; returns once it wrote its endpoints."""
-    ready = workdir / f"{name}.ready.json"
-    log = open(workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child holds it
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(ready)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    return launch(
+        args,
+        name=name,
+        log_path=workdir / f"{name}.log",
+        ready_file=workdir / f"{name}.ready.json",
+        env={"PYTHONUNBUFFERED": "1"},
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        process_group=0,
     )
-    log.close()
-    try:
-        info = wait_ready(ready, 60, alive=lambda: popen.poll() is None)
-    except Exception:
-        Component(name, popen, {}).stop()
-        output = (workdir / f"{name}.log").read_text(errors="replace")
-        raise RuntimeError(f"{name} failed to start:\n{output}") from None
-    return Component(name, popen, info)
 
 
 @dataclass
 class Stack:
     workdir: Path
-    tp: Component
-    venues: list[Component] = field(default_factory=list)
-    gateway: Component | None = None
+    tp: Launched
+    venues: list[Launched] = field(default_factory=list)
+    gateway: Launched | None = None
 
     @property
     def tp_address(self) -> str:

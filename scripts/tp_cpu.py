@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--mode", choices=["immediate", "batched"], default="immediate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = bench.start_tp(Path(tmp), args.mode)
+        tp = bench.start_tp(Path(tmp), args.mode)
+        info = tp.info
         try:
             address = info["address"]
             sub = bench.spawn("--role", "sub", address, str(args.messages * args.rows + 1))
@@ -58,8 +59,7 @@ def main() -> None:
             done = bench.result(sub)["done"]
             pub.close()
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     n = args.messages
     per = {
         "publisher": (pub_cpu, None),

@@ -34,6 +34,9 @@ def test_defaults_need_no_file() -> None:
         ({"shards": 3}, "shards"),
         ({"tickerplant": {"kdb_max_connections": 0}}, "tickerplant.kdb_max_connections"),
         ({"gateway": {"kdb_idle_timeout_s": -1}}, "gateway.kdb_idle_timeout_s"),
+        ({"gateway": {"scan_rows": 0}}, "gateway.scan_rows"),
+        ({"gateway": {"nice": -1}}, "gateway.nice"),
+        ({"gateway": {"rdb_addresses": "tcp://h:5020"}}, "gateway.rdb_addresses"),
     ],
 )
 def test_invalid_config_names_the_key(raw: dict, key: str) -> None:

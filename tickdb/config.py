@@ -93,6 +93,19 @@ class GatewayConfig:
     order_port: str = "tcp://127.0.0.1:5040"
     # username -> password for the kdb+ port; empty means no check.
     users: dict[str, str] = field(default_factory=dict)
+    # The backends' query addresses, one per shard (tickdb up passes its own).
+    rdb_addresses: list[str] = field(default_factory=list)
+    hdb_addresses: list[str] = field(default_factory=list)
+    # The tickerplant the gateway takes orders through (with orders.enabled); empty: none.
+    tp_address: str = ""
+    # Rows one backend may send for a merge; beyond it the query fails.
+    scan_rows: int = 5_000_000
+    # Seconds between the backends' info() calls.
+    refresh_s: float = 1.0
+    # Requests outstanding per backend; 0: half the cores, at least one.
+    in_flight: int = 0
+    # Nice steps below normal priority, so ingest on the same host wins.
+    nice: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -238,11 +251,15 @@ def _validate(config: Config) -> None:
         ),
         ("journal", ("fsync_interval_ms",)),
         ("stack", ("shards", "demo_rate")),
+        ("gateway", ("scan_rows", "refresh_s")),
     ):
         obj = getattr(config, section)
         for name in names:
             if getattr(obj, name) <= 0:
                 raise ConfigError(f"{section}.{name}: must be positive")
+    for name in ("in_flight", "nice"):
+        if getattr(config.gateway, name) < 0:
+            raise ConfigError(f"gateway.{name}: must not be negative")
     try:
         ZoneInfo(config.eod.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -8,19 +8,18 @@ renames it into place, so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from tickdb.durable import write_atomic
 
 
 def write_ready(path: str | Path | None, info: dict[str, Any]) -> None:
     if path is None:
         return
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, target)
+    # Atomic but not fsynced: a ready file describes a running process, which a crash ends.
+    write_atomic(Path(path), json.dumps(info), durable=False)
 
 
 def wait_ready(path: str | Path, timeout: float, alive: Any = None) -> dict[str, Any]:

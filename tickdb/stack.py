@@ -5,28 +5,19 @@ Starts, in dependency order, the tickerplant, an HDB and an RDB per shard, the g
 its endpoints in a ready file. Ctrl-C (or SIGTERM, SIGHUP, or any component dying) stops
 everything in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
 
-Each component gets its own process group (a terminal's Ctrl-C reaches only ``tickdb up``,
-which stops the rest in order) but stays in this session. A new session would put each
-component in its own Linux autogroup, and the scheduler would then share the CPU equally
-between processes, whatever the priorities of their threads: the RDBs' query threads run
-below ingest (``rdb.server.QUERY_NICE``), and that only counts against threads of the same
-group. With one group, ingest keeps its lag low under a heavy query load (see
-``docs/architecture.md``, CPU priority).
+Each component gets a process group of its own (a terminal's Ctrl-C reaches only ``tickdb
+up``, which stops the rest in order) but stays in this session, so the kernel schedules the
+stack as one group and ingest outranks queries: ``tickdb.launch`` starts them, and says why.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from tickdb.config import Config
-from tickdb.ready import wait_ready
+from tickdb.launch import Launched, launch
 from tickdb.types import Shard
 
 
@@ -34,14 +25,6 @@ def _port_plus(address: str, offset: int) -> str:
     """``tcp://127.0.0.1:5020`` + 2 -> ``tcp://127.0.0.1:5022`` (port 0 stays ephemeral)."""
     head, _, port = address.rpartition(":")
     return address if port in ("0", "*") else f"{head}:{int(port) + offset}"
-
-
-@dataclasses.dataclass
-class Component:
-    name: str
-    popen: subprocess.Popen[bytes]
-    info: dict[str, Any]
-    log_path: Path
 
 
 class Stack:
@@ -60,7 +43,7 @@ class Stack:
         self.demo = demo
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
-        self.components: list[Component] = []
+        self.components: list[Launched] = []
         self.run_dir = config.data_path / "run"
         self.log_dir = config.data_path / "logs"
 
@@ -70,28 +53,16 @@ class Stack:
             args += ["--config", str(self.config_path)]
         return args
 
-    def _start(self, name: str, args: list[str], ready: bool = True) -> Component:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        ready_file = self.run_dir / f"{name}.json"
-        ready_file.unlink(missing_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        command = [sys.executable, "-m", "tickdb.cli", *args]
-        if ready:
-            command += ["--ready-file", str(ready_file)]
-        with open(log_path, "ab") as log:
-            popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, process_group=0)
-        info: dict[str, Any] = {}
-        component = Component(name, popen, info, log_path)
+    def _start(self, name: str, args: list[str], ready: bool = True) -> Launched:
+        ready_file = self.run_dir / f"{name}.json" if ready else None
+        component = launch(
+            args,
+            name=name,
+            log_path=self.log_dir / f"{name}.log",
+            ready_file=ready_file,
+            ready_timeout_s=self.ready_timeout_s,
+        )
         self.components.append(component)
-        if ready:
-            try:
-                info.update(
-                    wait_ready(ready_file, self.ready_timeout_s, alive=lambda: popen.poll() is None)
-                )
-            except (RuntimeError, TimeoutError) as exc:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{name} did not start ({exc}); its log ends:\n{tail}") from None
         return component
 
     def start(self) -> None:
@@ -195,13 +166,4 @@ class Stack:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         for c in reversed(self.components):
-            if c.popen.poll() is None:
-                try:
-                    os.killpg(c.popen.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-                try:
-                    c.popen.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    os.killpg(c.popen.pid, signal.SIGKILL)
-                    c.popen.wait(timeout_s)
+            c.stop(grace_s=timeout_s)

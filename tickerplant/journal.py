@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tickdb.durable import fsync_dir
 from tickerplant.checksum import crc32
 from tickerplant.protocol import (
     BODY_PREFIX,
@@ -317,7 +318,7 @@ class JournalWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new:
             os.write(self._fd, JOURNAL_MAGIC)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         else:
             index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
         self.size = os.fstat(self._fd).st_size
@@ -434,11 +435,3 @@ def _writev_all(fd: int, buffers: list[bytes | memoryview], limit: int = WRITE_B
             else:
                 views[i] = views[i][written:]
                 written = 0
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,16 +7,12 @@ teardown so nothing outlives the test.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tickdb.ready import wait_ready
+from tickdb.launch import Launched, launch
 
 
 class Proc:
@@ -32,52 +28,39 @@ class Proc:
     ) -> None:
         self.name = name
         self.ready_file = workdir / f"{name}.ready.json"
-        self.ready_file.unlink(missing_ok=True)
         self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tickdb.cli", *args, "--ready-file", str(self.ready_file)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            # Its own process group (killpg), but this session: one autogroup for the whole
-            # stack, as ``tickdb up`` runs it, so thread priorities compare across processes.
-            process_group=0,
+        self.process = launch(
+            args,
+            name=name,
+            log_path=self.log_path,
+            ready_file=self.ready_file,
+            ready_timeout_s=ready_timeout,
+            env={"PYTHONUNBUFFERED": "1", **(env or {})},
         )
-        try:
-            self.info: dict[str, Any] = wait_ready(
-                self.ready_file, ready_timeout, alive=lambda: self.popen.poll() is None
-            )
-        except Exception:
-            self.stop()
-            output = self.log_path.read_text(errors="replace")
-            raise RuntimeError(f"{name} failed to start:\n{output}") from None
+        self.popen = self.process.popen
+        self.info: dict[str, Any] = self.process.info
+
+    def _launched(self) -> Launched:
+        # A subclass may start its process itself and set only ``popen`` and ``log_path``.
+        if "process" not in self.__dict__:
+            self.process = Launched(self.name, self.popen, self.log_path)
+        return self.process
 
     def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        return self._launched().log()
 
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self._launched().alive()
 
     def kill9(self) -> None:
-        os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(10)
+        self._launched().kill()
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout)
-            except ProcessLookupError:
-                pass
-        self._log.close()
-        return self.popen.returncode
+        code = self._launched().stop(grace_s=timeout)
+        own_log = self.__dict__.get("_log")  # such a subclass's handle on its log
+        if own_log is not None:
+            own_log.close()
+        return code
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
