@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,6 @@ import pyarrow as pa
 
 from queries.service import QueryClient
 from support.harness import EPHEMERAL_TP, Proc, start_tp, wait_until, write_config
-from tickdb.ready import wait_ready
 from tickerplant.publisher import Publisher
 
 SYMS = ("AAPL", "MSFT", "IBM", "GOOG", "AMZN")
@@ -72,11 +69,8 @@ class Stack:
         return proc
 
     def start_hdb(self, name: str = "hdb") -> Proc:
-        if _has_command("hdb"):
-            args = ["hdb", "--config", str(self.config), "--data-dir", str(self.data)]
-            proc = Proc(args, self.tmp, name)
-        else:
-            proc = _HdbProc([str(self.config), str(self.data)], self.tmp, name)
+        args = ["hdb", "--config", str(self.config), "--data-dir", str(self.data), "--shard", "all"]
+        proc = Proc(args, self.tmp, name)
         self.procs.append(proc)
         return proc
 
@@ -93,35 +87,6 @@ def wait_rows(c: QueryClient, table: str, rows: int, timeout: float = 20.0) -> N
     wait_until(
         lambda: scalar(c, f"SELECT count(*) FROM {table}") >= rows, timeout, f"{rows} {table}"
     )
-
-
-def _has_command(name: str) -> bool:
-    from tickdb.cli import app
-
-    return any(c.name == name for c in app.registered_commands)
-
-
-class _HdbProc(Proc):
-    """The HDB process, started directly while ``tickdb hdb`` is not registered yet."""
-
-    def __init__(self, args: list[str], workdir: Path, name: str) -> None:
-        self.name = name
-        self.ready_file = workdir / f"{name}.ready.json"
-        self.ready_file.unlink(missing_ok=True)
-        self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        code = (
-            "import sys; from tickdb.config import load_config; from hdb.server import Hdb; "
-            "from tickdb.logs import setup_logging; setup_logging(); "
-            "Hdb(load_config(sys.argv[1], sys.argv[2]), shard=None).serve(sys.argv[3])"
-        )
-        self.popen = subprocess.Popen(
-            [sys.executable, "-c", code, *args, str(self.ready_file)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-        self.info = wait_ready(self.ready_file, 30, alive=lambda: self.popen.poll() is None)
 
 
 def roll(address: str) -> None:
