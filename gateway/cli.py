@@ -191,6 +191,7 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
     from rich.table import Table
 
     from gateway.client import Client, GatewayError
+    from tickdb.types import Shard
 
     try:
         with Client(url, timeout_s=10) as client:
@@ -213,7 +214,7 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
         table.add_row(
             b["name"],
             b["role"],
-            "-" if not b["shard"] else f"{b['shard'][0]}/{b['shard'][1]}",
+            "-" if not b["shard"] else str(Shard.of(b["shard"])),
             "yes" if b["up"] else "NO",
             str(b["date"] or "-"),
             "-" if b["seq_lag"] is None else str(b["seq_lag"]),
