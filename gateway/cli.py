@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
+from tickdb.cli_options import DataDirOpt
 
 FORMATS = ("table", "csv", "json", "arrow")
 
@@ -32,6 +33,7 @@ def gateway(
         typer.Option(help="HDB query address, one per shard [gateway.hdb_addresses]."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
+    data_dir: DataDirOpt = None,
     host: Annotated[str | None, typer.Option(help="HTTP host [gateway.host].")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port, 0 = any [gateway.port].")] = None,
     timeout: Annotated[
@@ -106,7 +108,7 @@ def gateway(
         "tp_address": tp,
         "order_port": order_port,
     }
-    cfg = load_config(config)
+    cfg = load_config(config, data_dir)
     settings = replace(cfg.gateway, **{k: v for k, v in flags.items() if v is not None})
     cfg = replace(cfg, gateway=settings)
     if fix_port is not None:

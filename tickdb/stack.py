@@ -110,11 +110,10 @@ class Stack:
                 if self.demo:
                     venue_args.append("--paper")  # the demo strategy trades on the demo quotes
                 self._start(f"venue-{k}", venue_args)
-        gateway_args = ["gateway", "--port", str(cfg.gateway.port)]
+        # --data-dir too: the gateway keeps its FIX sessions' sequence numbers under it.
+        gateway_args = ["gateway", *self._common(), "--port", str(cfg.gateway.port)]
         if orders:
             gateway_args += ["--tp", tp_address]
-        if self.config_path is not None:
-            gateway_args += ["--config", str(self.config_path)]
         for address in rdbs:
             gateway_args += ["--rdb", address]
         for address in hdbs:
