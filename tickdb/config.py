@@ -120,6 +120,26 @@ class FixConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IdentityConfig:
+    # [auth.identities.NAME] (docs/security.md); tickdb.auth checks each value.
+    # An argon2 hash (`tickdb keys hash-password`), never the password; empty: no password.
+    password: str = ""
+    # "sha256:<hex>" of API tokens (`tickdb keys token`); two while one is rotated out.
+    tokens: list[str] = field(default_factory=list)
+    # z85 CURVE public keys of this identity's ZeroMQ clients (`tickdb keys curve`).
+    curve_keys: list[str] = field(default_factory=list)
+    # "read", "read:TABLE", "publish:TABLE", "publish:*", "trade:ACCOUNT", "trade:*", "admin".
+    roles: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    # "none": every port open, said loudly at start; "on": credentials and roles checked.
+    mode: Literal["on", "none"] = "none"
+    identities: dict[str, IdentityConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
     shards: int = 1
     demo_rate: int = 1000
@@ -137,6 +157,7 @@ class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     fix: FixConfig = field(default_factory=FixConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -179,6 +200,8 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _build_section(annotation, key, value)  # a nested table: [auth.identities.X]
     if origin is dict:
         _, item = typing.get_args(annotation)
         if not isinstance(value, dict):
@@ -238,6 +261,12 @@ def _validate(config: Config) -> None:
 
     try:
         check_fix_config(config.fix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    from tickdb.auth import check_auth_config
+
+    try:
+        check_auth_config(config.auth, tables=config.tables)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 
