@@ -296,8 +296,13 @@ class Authorizer:
         return None if found is None else self._identities[found]
 
     def _dummy(self) -> str:
+        """A hash to verify an unknown user against, as costly as a configured one."""
         if self._dummy_hash is None:
-            self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+            hasher = self._hasher
+            if self._passwords:
+                params = argon2.extract_parameters(next(iter(self._passwords.values())))
+                hasher = argon2.PasswordHasher.from_parameters(params)
+            self._dummy_hash = hasher.hash(secrets.token_hex(16))
         return self._dummy_hash
 
     # -- what ---------------------------------------------------------------------------
