@@ -146,7 +146,7 @@ def gateway(
         )
     )
     url = f"http://{bind_host}:{bound_port}"
-    kdb = _start_kdb_port(router, cfg.gateway, kdb_port)
+    kdb = _start_kdb_port(router, cfg.gateway, kdb_port, cfg.auth)
     ready: dict[str, Any] = {"url": url, "host": bind_host, "port": bound_port}
     if kdb is not None:
         ready["kdb_port"] = kdb.port
@@ -184,17 +184,20 @@ def _start_orders(cfg: Any, tp: str | None, port: str | None, fix_port: int | No
     return start_order_path(cfg, tp, port, fix_port=fix_port)
 
 
-def _start_kdb_port(router: Any, cfg: Any, port: int | None) -> Any:
+def _start_kdb_port(router: Any, cfg: Any, port: int | None, auth: Any) -> Any:
     """The kdb+ port beside HTTP, or None when it is off or its port is taken."""
     import logging
 
     from gateway.kdb_port import GatewayKdbPort
+    from tickdb.auth import Authorizer
 
     port = cfg.kdb_port if port is None else port
     if port == 0:
         return None
     try:
-        return GatewayKdbPort(router, host=cfg.kdb_host, port=port, users=cfg.users).start()
+        return GatewayKdbPort(
+            router, host=cfg.kdb_host, port=port, users=cfg.users, authorizer=Authorizer(auth)
+        ).start()
     except OSError as exc:
         # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.
         logging.getLogger("gateway.kdb_port").error(

@@ -55,8 +55,11 @@ def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
     return reference.sql(translate(q, default_schemas()).sql).to_arrow_table()
 
 
-def start_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
-    """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` with its kdb+ port on."""
+def start_stack(
+    workdir: Path, timeout_s: float = 5.0, sections: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` with its kdb+ port on;
+    ``sections`` are more config sections (``{"auth": {...}}``)."""
     servers = {}
     for name, backend in local_topology(DATA, shards=3, today=TODAY).items():
         server = QueryServer(
@@ -69,7 +72,8 @@ def start_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
         server.start()
         servers[name] = server
     config = write_config(
-        workdir / "gateway.toml", {"gateway": {"kdb_port": free_port()}, "gateway.users": USERS}
+        workdir / "gateway.toml",
+        {"gateway": {"kdb_port": free_port()}, "gateway.users": USERS, **(sections or {})},
     )
     args = ["gateway", "--config", str(config), "--port", "0", "--refresh", "0.2"]
     args += ["--timeout", str(timeout_s), "--max-rows", "1500"]

@@ -48,6 +48,7 @@ def _run_tp(
         raise typer.Exit(3) from None
     kdb = None
     if cfg.tickerplant.kdb_port != 0:
+        from tickdb.auth import Authorizer
         from tickerplant.kdb_port import KdbPort
 
         # Threads beside the main loop; they reach it through its own ZeroMQ address.
@@ -59,6 +60,7 @@ def _run_tp(
                 port=cfg.tickerplant.kdb_port,
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
+                authorizer=Authorizer.from_config(cfg),
             ).start()
         except OSError as exc:
             # ZeroMQ feeds and subscribers need not stop for an optional port in use.
