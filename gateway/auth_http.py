@@ -17,7 +17,7 @@ anonymous identity with every role.
     def read(table: str, who: Annotated[Identity, readers]): ...
 
 The dependencies are plain functions, so FastAPI runs them in its thread pool: a password's
-argon2 check (tens of milliseconds, once per password: see ``Authorizer``) never blocks the
+argon2 check (50-300 ms, once per password: see ``Authorizer``) never blocks the
 event loop.
 """
 
