@@ -23,6 +23,7 @@ from gateway.backends import BackendState, Topology
 from gateway.kdb_port import GatewayKdbPort
 from gateway.router import Limits, Router
 from queries.service import QueryClient
+from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
 from tickdb.listen import AddressInUse
 from tickdb.ready import write_ready
@@ -143,6 +144,7 @@ class Gateway:
                 port=settings.kdb_port,
                 users=settings.users,
                 limits=kdb_limits(settings),
+                authorizer=Authorizer(self.config.auth),
             ).start()
         except OSError as exc:
             # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.

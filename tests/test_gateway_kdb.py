@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import argon2
 import duckdb
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from support.gateway_q import BY_SYM, DATA, SELECT_WHERE, TOTALS, USERS, expecte
 from support.gateway_stack import one_duckdb, stop_stack
 
 from qipc import KeyedTable, QClient, QError, QTable
+from tickdb.auth import hash_token
 
 CLIENT = Path(__file__).parent / "qipc_clients" / "pykx_gateway_client.py"
 LOGIN = "quant:" + USERS["quant"]
@@ -180,3 +182,95 @@ def test_backend_down_is_a_q_error_naming_it(tmp_path):
             assert isinstance(q.sync(".tickdb.sql", "SELECT 1 AS one"), QTable)
     finally:
         stop_stack(own)
+
+
+# -- [auth] on the kdb+ port ---------------------------------------------------------------
+# The same stack with [auth] on. [gateway] users (USERS) still logs in, deprecated, except
+# for a name that is an [auth] identity ("ops" below): that one needs its [auth] password.
+FAST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+TOKEN = "tdb_analyst-token"
+AUTH = {
+    "auth": {"mode": "on"},
+    "auth.identities.analyst": {
+        "password": FAST.hash("pw-analyst"),
+        "tokens": [hash_token(TOKEN)],
+        "roles": ["read"],
+    },
+    "auth.identities.trades_only": {"password": FAST.hash("pw-t"), "roles": ["read:trade"]},
+    "auth.identities.feed": {"password": FAST.hash("pw-feed"), "roles": ["publish:trade"]},
+    "auth.identities.ops": {"password": FAST.hash("pw-ops"), "roles": ["read", "admin"]},
+}
+
+
+@pytest.fixture(scope="module")
+def auth_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    running = start_q_stack(tmp_path_factory.mktemp("gateway_kdb_auth"), sections=AUTH)
+    yield running
+    stop_stack(running)
+
+
+def login(stack: dict[str, Any], user: str = "", password: str = "") -> QClient:
+    return QClient("127.0.0.1", stack["kdb_port"], user=user, password=password, timeout=10)
+
+
+def refused(stack: dict[str, Any], user: str = "", password: str = "") -> bool:
+    """As q does, the port closes a refused login without a word."""
+    try:
+        with login(stack, user, password) as q:
+            q.sync("")
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("", ""),  # no credentials
+        ("analyst", ""),
+        ("analyst", "wrong"),
+        ("feed", "pw-feed"),  # a real identity, but no read role
+        ("ops", USERS["ops"]),  # [gateway] users does not speak for an [auth] identity
+        ("trades_only", TOKEN),  # the analyst's token, not the trades_only's
+    ],
+)
+def test_auth_refuses_without_credentials_or_the_read_role(auth_stack, user, password):
+    assert refused(auth_stack, user, password)
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        ("analyst", "pw-analyst"),
+        ("analyst", TOKEN),  # its token as the password
+        ("ops", "pw-ops"),
+        ("quant", USERS["quant"]),  # [gateway] users, deprecated
+    ],
+)
+def test_auth_lets_readers_query(auth_stack, user, password):
+    with login(auth_stack, user, password) as q:
+        count = q.sync(".tickdb.sql", "select count(*) n from trade")
+        assert count.columns["n"].tolist() == [DATA["trade"].num_rows]
+        assert {"trade", "quote"} <= set(q.sync("tables[]").tolist())
+
+
+def test_a_reader_of_named_tables_queries_only_those(auth_stack):
+    with login(auth_stack, "trades_only", "pw-t") as q:
+        assert q.sync("tables[]").tolist() == ["trade"]
+        count = q.sync("select n:count i from trade")
+        assert count.columns["n"].tolist() == [DATA["trade"].num_rows]
+        for query in (
+            ("select from quote",),
+            (".tickdb.sql", "select count(*) from quote"),
+            (".tickdb.sql", "select * from trade t join quote q on t.sym = q.sym"),
+            (".tickdb.sql", "with t as (select * from quote) select count(*) from t"),
+        ):
+            with pytest.raises(QError, match="forbidden: 'trades_only' may not read quote"):
+                q.sync(*query)
+        assert q.sync(".tickdb.sql", "select 1 one").columns["one"].tolist() == [1]
+
+
+def test_auth_logs_the_refusals_and_the_deprecated_users(auth_stack):
+    log = auth_stack["proc"].log()
+    assert "[gateway] users holds plaintext passwords and is deprecated" in log
+    assert "refused user 'feed'" in log and "'feed' has no read role" in log

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import argon2
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +21,7 @@ import zmq
 from support.harness import Proc, free_port, start_tp, wait_until
 
 from qipc import QClient, QError, QTable, Symbol
+from tickdb.auth import hash_token
 from tickerplant.discovery import request
 from tickerplant.protocol import ROLL
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
@@ -286,3 +288,76 @@ def test_port_zero_disables_it(tmp_path: Path, procs: list[Proc]) -> None:
     procs.append(proc)
     assert "kdb_port" not in proc.info
     assert "kdb+ port" not in proc.log()
+
+
+# -- [auth] on the kdb+ port ---------------------------------------------------------------
+FAST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+FEED_TOKEN = "tdb_feed-token"
+AUTH = {
+    "auth": {"mode": "on"},
+    "auth.identities.feed": {
+        "password": FAST.hash("pw-feed"),
+        "tokens": [hash_token(FEED_TOKEN)],
+        "roles": ["publish:trade"],
+    },
+    "auth.identities.reader": {"password": FAST.hash("pw-reader"), "roles": ["read:trade"]},
+    "auth.identities.ops": {"password": FAST.hash("pw-ops"), "roles": ["admin"]},
+}
+TRADE_ROW = [Symbol("AAPL"), np.float64(1.5), np.int64(100)]
+QUOTE_ROW = [Symbol("AAPL"), 1.0, 2.0, np.int64(3), np.int64(4)]
+
+
+@pytest.fixture
+def auth_tp(tmp_path: Path, procs: list[Proc]) -> Iterator[Proc]:
+    proc = start_tp(tmp_path, tickerplant={"kdb_port": free_port()}, **AUTH)
+    procs.append(proc)
+    yield proc
+    assert proc.alive(), f"tickerplant died:\n{proc.log()}"
+
+
+def login(tp: Proc, user: str = "", password: str = "") -> QClient:
+    return QClient("127.0.0.1", tp.info["kdb_port"], user=user, password=password, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("", ""), ("feed", "wrong"), ("nobody", "pw-feed"), ("ops", "pw-ops"), ("reader", FEED_TOKEN)],
+)
+def test_auth_refuses_a_login_without_credentials_or_a_role_here(auth_tp, user, password):
+    with pytest.raises(OSError), login(auth_tp, user, password) as conn:
+        conn.sync(".u.i")  # as q does, a refused login is closed without a word
+
+
+def test_auth_publish_needs_publish_on_the_table(auth_tp):
+    for password in ("pw-feed", FEED_TOKEN):
+        with login(auth_tp, "feed", password) as feed:
+            assert feed.sync(".u.upd", Symbol("trade"), TRADE_ROW) is None
+            with pytest.raises(QError, match="access: 'feed' may not publish to quote"):
+                feed.sync(".u.upd", Symbol("quote"), QUOTE_ROW)
+            with pytest.raises(QError, match="access: 'feed' may not publish to quote"):
+                feed.sync(".u.upd[`quote;(`A;1.0;2.0;3;4)]")  # as q text too
+            feed.send_async(".u.upd", Symbol("quote"), QUOTE_ROW)  # refused, logged
+            assert feed.sync("") is None
+            with pytest.raises(QError, match="access: 'feed' may not read trade"):
+                feed.sync(".u.sub", Symbol("trade"), Symbol(""))
+    with (
+        login(auth_tp, "reader", "pw-reader") as reader,
+        pytest.raises(QError, match="access: 'reader' may not publish to trade"),
+    ):
+        reader.sync(".u.upd", Symbol("trade"), TRADE_ROW)
+    assert [row["size"] for _, row in journal_rows(auth_tp)] == [100, 100]  # trade, twice
+    wait_until(lambda: "async .u.upd refused: access" in auth_tp.log(), what="the refusal")
+
+
+def test_auth_subscribe_needs_read_on_every_table(auth_tp):
+    with login(auth_tp, "reader", "pw-reader") as sub, login(auth_tp, "feed", "pw-feed") as feed:
+        for table in ("", "quote"):  # ` is every table, quote among them
+            with pytest.raises(QError, match=r"access: 'reader' may not read .*quote"):
+                sub.sync(".u.sub", Symbol(table), Symbol(""))
+        name, empty = sub.sync(".u.sub", Symbol("trade"), Symbol(""))
+        assert name == "trade" and len(empty) == 0
+        assert int(sub.sync(".u.i")) == 0  # status queries need no more than the login
+        feed.sync(".u.upd", Symbol("trade"), TRADE_ROW)
+        function, table, data = sub.receive(10)[1]
+    assert (function, table) == ("upd", "trade")
+    assert data.columns["size"].tolist() == [100]

@@ -24,6 +24,7 @@ __import__("hdb.cli").cli.register(app)
 __import__("rdb.cli").cli.register(app)
 __import__("orders.cli").cli.register(app)
 __import__("fix.cli").cli.register(app)
+__import__("tickdb.keys_cli").keys_cli.register(app)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tickdb.auth import AuthConfig, check_auth_config
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
 from tickdb.types import PublishMode
 
@@ -162,6 +163,7 @@ class Config:
     stack: StackConfig = field(default_factory=StackConfig)
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     fix: FixConfig = field(default_factory=FixConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -216,6 +218,8 @@ def _check_value(key: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_check_value(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _build_section(annotation, key, value)  # a nested table: [auth.identities.X]
     if origin is dict:
         _, item = typing.get_args(annotation)
         if not isinstance(value, dict):
@@ -284,6 +288,10 @@ def _validate(config: Config) -> None:
 
     try:
         check_fix_config(config.fix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        check_auth_config(config.auth, tables=config.tables)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

@@ -48,6 +48,7 @@ def _run_tp(
         raise typer.Exit(3) from None
     kdb = None
     if cfg.tickerplant.kdb_port != 0:
+        from tickdb.auth import Authorizer
         from tickdb.config import kdb_limits
         from tickerplant.kdb_port import KdbPort
 
@@ -61,6 +62,7 @@ def _run_tp(
                 limits=kdb_limits(cfg.tickerplant),
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
+                authorizer=Authorizer(cfg.auth),
             ).start()
         except OSError as exc:
             # ZeroMQ feeds and subscribers need not stop for an optional port in use.

@@ -16,6 +16,11 @@ validation are the ZeroMQ path's and the main loop knows nothing about q:
 Each may also come as q text (``.u.sub[`;`]``, ``.u.upd[`trade;(`A;1.5;100)]``), read by
 :mod:`tickerplant.kdb_text` into the values the binary call would carry. An async message
 that fails is logged (here, or by the IPC server for anything else), never dropped unseen.
+
+With an :class:`~tickdb.auth.Authorizer` whose mode is on, a client logs in as an ``[auth]``
+identity (its password, or one of its tokens as the password) that may publish or read
+something; ``.u.upd[t; …]`` needs ``publish`` on ``t`` and ``.u.sub[t; …]`` ``read`` on
+every table it names (`` ` `` names them all). A refusal is q's ``access`` error.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 from qipc.limits import ServerLimits
 from qipc.server import Authenticator, QConnection, QIpcServer
 from qipc.types import SYNC, QError
+from tickdb.auth import Action, Authorizer
 from tickdb.schema import TableSchema
 from tickerplant.clock import Clock, SystemClock
 from tickerplant.ingest import encode_stream
@@ -86,6 +92,7 @@ class KdbPort:
         seq_source: Callable[[], int] | None = None,
         authenticate: Authenticator | None = None,
         limits: ServerLimits | None = None,
+        authorizer: Authorizer | None = None,
         max_queue_bytes: int = 64 << 20,
         max_queue_messages: int = 100_000,
         timeout_s: float = 10.0,
@@ -95,6 +102,11 @@ class KdbPort:
         self.clock = clock or SystemClock()
         self.timeout_s = timeout_s
         self.counters = KdbCounters()
+        self.authorizer = authorizer if authorizer is not None and authorizer.enabled else None
+        if self.authorizer is not None:
+            if authenticate is not None:
+                raise ValueError("pass authenticate or an authorizer, not both")
+            authenticate = self._authenticate
         self.fanout = QFanout(
             tp_address,
             schemas,
@@ -143,6 +155,36 @@ class KdbPort:
         with self._lock:  # client threads count concurrently
             setattr(self.counters, name, getattr(self.counters, name) + n)
 
+    # -- who may do what ----------------------------------------------------------------
+    def _authenticate(self, user: str, password: str) -> bool:
+        assert self.authorizer is not None
+        identity = self.authorizer.check_login(user, password)
+        if identity is None:
+            return False
+        if not (identity.has_role("publish") or identity.has_role("read")):
+            log.warning("tp-kdb: %r may neither publish nor read", user)
+            return False
+        return True
+
+    def _require(self, conn: QConnection, action: Action, tables: list[str]) -> None:
+        """QError ``access`` unless ``conn``'s identity may ``action`` every one of ``tables``."""
+        if self.authorizer is None:
+            return
+        identity = self.authorizer.identity(conn.user)
+        denied = [t for t in tables if not self.authorizer.allows(identity, action, t)]
+        if denied:
+            what = "publish to" if action == "publish" else action
+            log.warning("%r may not %s %s", conn, what, ", ".join(denied))
+            raise QError(f"access: {conn.user!r} may not {what} {', '.join(denied)}")
+
+    def _sub_tables(self, value: Any) -> list[str]:
+        """The tables a ``.u.sub`` names, as ``QFanout`` reads them (it reports bad types)."""
+        if isinstance(value, str):
+            return [str(value)] if value else list(self.schemas)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "OU":
+            return [str(v) for v in value]
+        return []
+
     # -- dispatch -----------------------------------------------------------------------
     def _handle(self, value: Any, msg_type: int, conn: QConnection) -> Any:
         feed = conn.state.get("feed")
@@ -162,6 +204,8 @@ class KdbPort:
             if name == ".u.upd":
                 return self._upd(conn, args, sync=msg_type == SYNC)
             if name == ".u.sub":
+                if args:
+                    self._require(conn, "read", self._sub_tables(args[0]))
                 answer = self.fanout.subscribe(conn, args)
                 conn.keep_open = True  # it waits for pushes: quiet, never idle
                 return answer
@@ -203,6 +247,7 @@ class KdbPort:
         table, data = args
         if not isinstance(table, str):
             raise QError(f"type: .u.upd's table must be a symbol, got {type(table).__name__}")
+        self._require(conn, "publish", [str(table)])
         schema = self.schemas.get(table)
         if schema is None:
             raise QError(f"{table}: unknown table (known: {', '.join(sorted(self.schemas))})")

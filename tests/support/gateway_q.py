@@ -4,6 +4,7 @@ reference answer: the translator's SQL run on one DuckDB holding all the rows.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
     return reference.sql(translate(q, default_schemas()).sql).to_arrow_table()
 
 
-def start_q_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
-    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows."""
-    return start_stack(workdir, DATA, timeout_s=timeout_s, max_rows=1500, users=USERS)
+def start_q_stack(
+    workdir: Path, timeout_s: float = 5.0, sections: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows;
+    ``sections``: more config sections (``{"auth": {...}}``)."""
+    return start_stack(
+        workdir, DATA, timeout_s=timeout_s, max_rows=1500, users=USERS, sections=sections
+    )

@@ -31,11 +31,13 @@ def start_stack(
     timeout_s: float = 3.0,
     max_rows: int | None = None,
     users: Mapping[str, str] | None = None,
+    sections: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` over them.
 
     ``users``: turn the gateway's kdb+ port on (on a ``free_port()``, from the config) with
     this user table. ``max_rows``: the gateway's row limit (its default otherwise).
+    ``sections``: more config sections (``{"auth": {...}}``).
     """
     servers = {}
     for name, backend in local_topology(data, shards=3, today=TODAY).items():
@@ -50,8 +52,9 @@ def start_stack(
         servers[name] = server
     args = ["gateway"]
     if users is not None:
-        sections = {"gateway": {"kdb_port": free_port()}, "gateway.users": dict(users)}
-        args += ["--config", str(write_config(workdir / "gateway.toml", sections))]
+        config = {"gateway": {"kdb_port": free_port()}, "gateway.users": dict(users)}
+        config.update(sections or {})
+        args += ["--config", str(write_config(workdir / "gateway.toml", config))]
     args += ["--port", "0", "--refresh", "0.2", "--timeout", str(timeout_s)]
     if max_rows is not None:
         args += ["--max-rows", str(max_rows)]

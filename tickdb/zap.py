@@ -1,0 +1,192 @@
+"""CURVE on ZeroMQ sockets, with the client keys of ``[auth]`` as the only ones let in.
+
+libzmq asks a ZAP handler (RFC 27, ``inproc://zeromq.zap.01`` in the socket's context)
+whether each CURVE client may connect. :class:`ZapHandler` answers from the
+:class:`~tickdb.auth.Authorizer` and names the identity in the reply's User-Id, which
+libzmq then attaches to every message from that connection: ``frame.get("User-Id")`` on a
+frame received with ``copy=False`` says who sent it (:meth:`ZapHandler.identity_of`), so a
+server can bind what a client does to who it proved to be.
+
+Without a ZAP handler a CURVE server lets ANY client key in (it only encrypts), so
+:func:`curve_server` refuses a context that has none running.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass
+
+import zmq
+from zmq.utils import z85
+
+from tickdb.auth import Authorizer, Identity
+from tickdb.keyfiles import CurveKeyPair
+
+log = logging.getLogger(__name__)
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_VERSION = b"1.0"
+ZAP_DOMAIN = b"tickdb"
+POLL_MS = 100  # how soon stop() is seen
+
+_running: weakref.WeakKeyDictionary[zmq.Context[zmq.Socket[bytes]], ZapHandler] = (
+    weakref.WeakKeyDictionary()
+)
+_running_lock = threading.Lock()
+
+
+@dataclass
+class ZapCounters:
+    allowed: int = 0
+    denied: int = 0
+
+
+class ZapHandler:
+    """Answers libzmq's ZAP requests for one context. ``start()`` before binding a CURVE
+    server socket in that context; ``stop()`` after closing it."""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], authorizer: Authorizer) -> None:
+        self.context = context
+        self.authorizer = authorizer
+        self.counters = ZapCounters()
+        self._stop = threading.Event()
+        self._bound = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="zap", daemon=True)
+
+    def start(self) -> ZapHandler:
+        with _running_lock:
+            if self.context in _running:
+                raise RuntimeError("this context has a ZAP handler already")
+            _running[self.context] = self
+        self._thread.start()
+        self._bound.wait()
+        if self._error is not None:
+            self._forget()
+            raise RuntimeError(f"cannot bind {ZAP_ENDPOINT}: {self._error}")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self._forget()
+
+    def __enter__(self) -> ZapHandler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _forget(self) -> None:
+        with _running_lock:
+            if _running.get(self.context) is self:
+                del _running[self.context]
+
+    def identity_of(self, frame: zmq.Frame) -> Identity | None:
+        """Who sent ``frame`` (received with ``copy=False`` on a CURVE server socket), or
+        None for a frame without a User-Id (a socket without ZAP)."""
+        try:
+            user_id = frame.get("User-Id")
+        except zmq.ZMQError:
+            return None
+        if not isinstance(user_id, str) or not user_id:
+            return None
+        return self.authorizer.identity(user_id)
+
+    # -- the handler thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        sock = self.context.socket(zmq.REP)
+        sock.linger = 0
+        try:
+            sock.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError as exc:
+            self._error = exc
+            sock.close()
+            self._bound.set()
+            return
+        self._bound.set()
+        try:
+            while not self._stop.is_set():
+                if sock.poll(POLL_MS):
+                    request = sock.recv_multipart()
+                    sock.send_multipart(self._answer(request))
+        finally:
+            sock.close()
+
+    def _answer(self, request: list[bytes]) -> list[bytes]:
+        if len(request) < 6 or request[0] != ZAP_VERSION:
+            log.error("zap: malformed request of %d frames", len(request))
+            request_id = request[1] if len(request) > 1 else b""
+            return [ZAP_VERSION, request_id, b"400", b"malformed request", b"", b""]
+        _, request_id, _domain, address, _routing_id, mechanism, *credentials = request
+        peer = address.decode(errors="replace")
+        try:
+            user_id = self._decide(mechanism, credentials, peer)
+        except Exception:
+            log.exception("zap: request from %s failed", peer)
+            return [ZAP_VERSION, request_id, b"500", b"internal error", b"", b""]
+        if user_id is None:
+            self.counters.denied += 1
+            return [ZAP_VERSION, request_id, b"400", b"denied", b"", b""]
+        self.counters.allowed += 1
+        return [ZAP_VERSION, request_id, b"200", b"OK", user_id.encode(), b""]
+
+    def _decide(self, mechanism: bytes, credentials: list[bytes], peer: str) -> str | None:
+        """The User-Id to connect ``peer`` as, or None to deny it."""
+        if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
+            if not self.authorizer.enabled:
+                return ""
+            log.warning("zap: denied %s from %s: only CURVE is accepted", mechanism, peer)
+            return None
+        public = z85.encode(credentials[0]).decode()
+        identity = self.authorizer.identity_for_curve_key(public)
+        if identity is None:
+            log.warning("zap: denied CURVE key %s from %s: not in [auth]", public, peer)
+            return None
+        log.info("zap: CURVE key %s from %s is %r", public, peer, identity.name)
+        return identity.name
+
+
+def _key(value: str | bytes) -> bytes:
+    raw = value.encode() if isinstance(value, str) else value
+    if len(raw) != 40:
+        raise ValueError("a CURVE key is 40 characters of z85")
+    return raw
+
+
+def curve_server(socket: zmq.Socket[bytes], server_secret: str | bytes) -> None:
+    """Make ``socket`` a CURVE server (before it binds): traffic is encrypted and only the
+    clients its context's :class:`ZapHandler` allows get in."""
+    with _running_lock:
+        if socket.context not in _running:
+            raise RuntimeError(
+                "no ZapHandler runs in this socket's context: a CURVE server without one "
+                "lets every client key in"
+            )
+    secret = _key(server_secret)
+    socket.curve_secretkey = secret
+    socket.curve_publickey = zmq.curve_public(secret)
+    socket.zap_domain = ZAP_DOMAIN
+    # And should the handler stop, libzmq refuses clients rather than letting them in.
+    socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+    socket.curve_server = True
+
+
+def curve_client(
+    socket: zmq.Socket[bytes],
+    client_keys: CurveKeyPair | tuple[str | bytes, str | bytes],
+    server_public: str | bytes,
+) -> None:
+    """Make ``socket`` a CURVE client (before it connects) of the server whose public key is
+    ``server_public``; ``client_keys`` is its own pair (public, secret)."""
+    public, secret = (
+        (client_keys.public, client_keys.secret)
+        if isinstance(client_keys, CurveKeyPair)
+        else client_keys
+    )
+    socket.curve_publickey = _key(public)
+    socket.curve_secretkey = _key(secret)
+    socket.curve_serverkey = _key(server_public)
