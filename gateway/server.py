@@ -91,6 +91,7 @@ class Gateway:
                         orders=self.orders,
                         tp_address=self.settings.tp_address or None,
                         order_port=self.orders.port_endpoint if self.orders else None,
+                        users=self.settings.users,
                     ),
                     http="httptools",
                     log_level="warning",
