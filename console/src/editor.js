@@ -151,5 +151,13 @@ export function duckdbPosition(message, query) {
     for (let l = 0; l < lineNo && l < queryLines.length; l++) offset += queryLines[l].length + 1;
     return Math.min(offset + offsetInLine, query.length);
   }
+  // No caret (binder errors): the first quoted name the message gives ("pricex", "frm"),
+  // where it stands as a whole word in the query.
+  for (const m of String(message).matchAll(/"([^"\n]{1,80})"/g)) {
+    const name = m[1];
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const found = new RegExp(`(^|[^\\w])${escaped}($|[^\\w])`).exec(query);
+    if (found) return found.index + found[1].length;
+  }
   return null;
 }

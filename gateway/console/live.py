@@ -41,7 +41,12 @@ def columns(table: pa.Table) -> dict[str, Any]:
         kind = column.type
         if pa.types.is_timestamp(kind):
             ns = pc.cast(column, pa.timestamp("ns", kind.tz)).cast(pa.int64())
-            out[name] = pc.divide(pc.cast(ns, pa.float64()), 1e6).to_pylist()
+            # Epoch ns exceed a double's exact range; as ms the fraction keeps the µs.
+            out[name] = (
+                [None if v is None else v / 1e6 for v in ns.to_pylist()]
+                if ns.null_count
+                else ns.to_numpy() / 1e6
+            )
         elif pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_duration(kind):
             out[name] = [None if v is None else str(v) for v in column.to_pylist()]
         elif (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and not column.null_count:
