@@ -383,6 +383,16 @@ def test_an_order_is_in_the_blotter_and_canceled(stack: OrderStack, page: Any, s
     row = f"[data-testid=blotter] tr[data-clordid='{clordid}']"
     page.wait_for_selector(f"{row}[data-status=new]")
     screenshot(page, shots, "trading")
+    # Replace: a new price; the order goes on under a new ClOrdID.
+    page.fill(f"{row} input[aria-label='new price of {clordid}']", "99.25")
+    page.click(f"{row} button[data-action=replace]")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=ticket-result]').textContent.includes('→')"
+    )
+    new_id = page.text_content("[data-testid=ticket-result]").split("→")[1].split(":")[0].strip()
+    row = f"[data-testid=blotter] tr[data-clordid='{new_id}']"
+    page.wait_for_selector(f"{row}[data-status=replaced]")
+    assert page.text_content(f"{row} td:nth-child(7)") == "99.25"
     page.click(f"{row} button[data-action=cancel]")
     page.wait_for_selector(f"{row}[data-status=canceled]")
     # A risk reject is shown with its reason.
