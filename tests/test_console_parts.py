@@ -1,15 +1,19 @@
 """The console's server-side pieces without a browser: credentials, the stand-in check, the
-live stream's column encoding and batching."""
+live stream's encoding, and a gateway that stops with a live stream open."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
+import urllib.request
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pytest
 from fastapi import HTTPException
+from support.order_stack import start_order_stack
 
 from gateway.console.access import credentials, users_check
 from gateway.console.live import columns, sse
@@ -63,3 +67,17 @@ def test_live_columns_are_json_ready() -> None:
 
 def test_sse_framing() -> None:
     assert sse("rows", {"a": 1}) == b'event: rows\ndata: {"a":1}\n\n'
+
+
+def test_an_open_live_stream_does_not_hold_the_gateway_at_stop(tmp_path: Path) -> None:
+    """uvicorn waits for open responses before it exits; a live stream must end with it."""
+    stack = start_order_stack(tmp_path, shards=1)
+    try:
+        assert stack.gateway is not None
+        with urllib.request.urlopen(stack.url + "/console/live?tables=trade", timeout=10) as r:
+            assert r.readline() == b"event: hello\n"
+            started = time.monotonic()
+            assert stack.gateway.stop(timeout=10) == 0
+            assert time.monotonic() - started < 5
+    finally:
+        stack.stop()

@@ -26,6 +26,18 @@ KEEPALIVE_S = 5.0
 MAX_BATCH_ROWS = 50_000  # a burst is sent in pieces of this many rows at most
 
 
+class _Closing:
+    """Set when the process stops: uvicorn waits for open responses before it exits, and
+    a live stream never ends by itself. A plain flag, so a signal handler may set it."""
+
+    now = False
+
+
+def end_live_streams() -> None:
+    """Every open stream ends within one poll (``POLL_S``)."""
+    _Closing.now = True
+
+
 def sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + _json(data) + b"\n\n"
 
@@ -120,7 +132,7 @@ async def stream(sub: Subscriber, tables: list[str] | None) -> AsyncIterator[byt
     try:
         yield sse("hello", hello(sub, tables))
         quiet_since = time.monotonic()
-        while True:
+        while not _Closing.now:
             messages = await anyio.to_thread.run_sync(drain, sub)
             if messages:
                 for chunk in events(messages):
