@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all check bench clean
+.PHONY: run test test-all check bench clean console
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The web console's page (docs/console.md): built from console/ into gateway/console/static,
+# which is committed, so neither `make run` nor `make test` needs npm.
+console:
+	cd console && npm ci --no-audit --no-fund && npm run build
 
 bench: $(STAMP)
 	for s in scripts/bench_*.py; do $(BIN)/python $$s || exit 1; done

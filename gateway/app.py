@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway import formats
 from gateway.backends import BackendState
+from gateway.console import mount_console
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.fix_ops import FixCollector, fix_routes
 from gateway.merge import GatewayResult
@@ -77,8 +78,10 @@ def create_app(
     orders: Any = None,
     tp_address: str | None = None,
     order_port: str | None = None,
+    users: Mapping[str, str] | None = None,
 ) -> FastAPI:
-    """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503)."""
+    """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503);
+    ``users`` is the console's stand-in check (``gateway.console.access``)."""
     metrics = GatewayMetrics(router.topology, router.executor)
 
     @asynccontextmanager
@@ -104,6 +107,7 @@ def create_app(
     add_query_routes(app, router, metrics)
     add_catalog_routes(app, router)
     add_health_routes(app, router, metrics)
+    mount_console(app, router, metrics, tp_address, users)
     return app
 
 

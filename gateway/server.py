@@ -14,12 +14,14 @@ import os
 import socket
 import threading
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from gateway.app import create_app
 from gateway.backends import BackendState, Topology
+from gateway.console.live import end_live_streams
 from gateway.kdb_port import GatewayKdbPort
 from gateway.router import Limits, Router
 from queries.service import QueryClient
@@ -49,6 +51,15 @@ def limits_of(settings: GatewayConfig) -> Limits:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server; on SIGTERM/SIGINT (its own handlers while it runs) the console's
+    live streams end too, since uvicorn waits for open responses before it exits."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        end_live_streams()
+        super().handle_exit(sig, frame)
+
+
 class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -60,7 +71,7 @@ class Gateway:
         self.orders: OrderPath | None = None
         self.kdb: GatewayKdbPort | None = None
         self._sock: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: _Server | None = None
 
     @property
     def url(self) -> str:
@@ -84,7 +95,7 @@ class Gateway:
                 from gateway.order_setup import start_order_path
 
                 self.orders = start_order_path(self.config, self.settings.tp_address)
-            self._server = uvicorn.Server(
+            self._server = _Server(
                 uvicorn.Config(
                     create_app(
                         self.router,
@@ -92,6 +103,7 @@ class Gateway:
                         orders=self.orders,
                         tp_address=self.settings.tp_address or None,
                         order_port=self.orders.port_endpoint if self.orders else None,
+                        users=self.settings.users,
                     ),
                     http="httptools",
                     log_level="warning",
@@ -194,6 +206,7 @@ class Gateway:
         """Ask ``serve()`` to return (safe from a signal handler)."""
         if self._server is not None:
             self._server.should_exit = True
+        end_live_streams()  # the console's open streams, which uvicorn would wait for
 
     def close(self) -> None:
         """Release what ``start()`` took; the router itself closes with the app's lifespan,

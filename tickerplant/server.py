@@ -175,6 +175,7 @@ class Tickerplant:
             "topics": len(self.fanout.topics),
             "replay_requests": self.replay.requests,
             "bad_subscriptions": self.fanout.bad_subscriptions,
+            "journal_bytes": self.journal.size,  # the session's journal file, flushed part
         }
 
     # -- the loop -----------------------------------------------------------------------

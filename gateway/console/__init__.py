@@ -1,0 +1,129 @@
+"""The web console: a single page served at ``/`` (built from ``console/`` into ``static/``,
+no CDN) and the few routes it needs beyond the gateway's API. See ``docs/console.md``.
+
+The page itself holds no data; every call it makes carries the user's credentials, and
+the console's own routes go through the one check in ``gateway.console.access``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import zmq
+from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from gateway.console import live, recent
+from gateway.console.access import Principal, console_check
+from gateway.console.export import ExportRequest, run_export
+from gateway.console.ops import ops_status
+from gateway.metrics import GatewayMetrics
+from gateway.qpath import QPath
+from gateway.router import Router
+from tickerplant.discovery import TickerplantUnavailable
+from tickerplant.subscriber import Subscriber, SubscriptionError
+
+STATIC = Path(__file__).parent / "static"
+NOT_BUILT = "the console is not built: run `make console` (needs npm) and restart the gateway"
+
+
+def _names(raw: str) -> list[str] | None:
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    return names or None
+
+
+def mount_console(
+    app: FastAPI,
+    router: Router,
+    metrics: GatewayMetrics,
+    tp_address: str | None,
+    users: Mapping[str, str] | None = None,
+) -> None:
+    """The page at ``/`` and ``/console/*``: session, export, live, ops."""
+    check = console_check(users)
+    errors = recent.install()
+    qpath = QPath(router)
+    ctx: zmq.Context = zmq.Context.instance()
+    api = APIRouter(prefix="/console", tags=["console"])
+
+    @api.get("/session")
+    def session(principal: Principal = Depends(check)) -> dict[str, Any]:  # noqa: B008
+        """Who the credentials name and their roles: the login page's check."""
+        return {**principal.to_json(), "tickerplant": tp_address, "today": _today(router)}
+
+    @api.post("/export", dependencies=[Depends(check)])
+    def export(body: ExportRequest) -> Any:
+        """Run a query and answer its result as a CSV, Arrow or Parquet file."""
+        return run_export(router, qpath, body)
+
+    @api.get("/ops", dependencies=[Depends(check)])
+    def ops() -> dict[str, Any]:
+        """Components, lags, heartbeats, end-of-day states, tickerplant counters, errors."""
+        return ops_status(router, metrics, ctx, tp_address, errors)
+
+    @api.get("/live", dependencies=[Depends(check)])
+    async def live_rows(
+        tables: str = Query("", description="Comma-separated tables; empty: every table."),
+        syms: str = Query("", description="Comma-separated syms; empty: every sym."),
+        accounts: str = Query("", description="Comma-separated accounts (order flow)."),
+    ) -> Any:
+        """Rows as they are published, as server-sent events (``hello``, ``rows``, ``eod``)."""
+        if not tp_address:
+            return JSONResponse(
+                {"error": "unavailable", "message": "this gateway has no tickerplant (--tp)"},
+                503,
+            )
+        wanted = _names(tables)
+
+        def subscribe() -> Subscriber:
+            return Subscriber(
+                tp_address,
+                tables=wanted,
+                syms=_names(syms),
+                accounts=_names(accounts),
+                timeout_s=5.0,
+            )
+
+        try:
+            sub = await anyio.to_thread.run_sync(subscribe)
+        except SubscriptionError as exc:
+            return JSONResponse({"error": "bad_query", "message": str(exc)}, 400)
+        except (TickerplantUnavailable, ConnectionError) as exc:
+            return JSONResponse({"error": "unavailable", "message": str(exc)}, 503)
+        return StreamingResponse(
+            live.stream(sub, wanted),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    app.include_router(api)
+    _mount_page(app)
+
+
+def _today(router: Router) -> str:
+    """The live session date: the RDBs' (the roll calendar's), else UTC's."""
+    for state in router.topology.states:
+        if state.role == "rdb" and state.info is not None and state.info.date is not None:
+            return state.info.date.isoformat()
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def _mount_page(app: FastAPI) -> None:
+    """``/`` answers the page; ``/console/assets`` its scripts and styles (hashed names,
+    so they may be cached for good)."""
+    index = STATIC / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Any:
+        if not index.exists():
+            return PlainTextResponse(NOT_BUILT, 503)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    assets = STATIC / "assets"
+    if assets.is_dir():
+        app.mount("/console/assets", StaticFiles(directory=assets), name="console-assets")
