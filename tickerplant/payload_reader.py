@@ -25,7 +25,7 @@ _schemas: dict[bytes, pa.Schema] = {}
 def read_batches(payload: bytes | memoryview | pa.Buffer) -> list[pa.RecordBatch]:
     """The record batches of one IPC stream (a record's payload)."""
     buffer = payload if isinstance(payload, pa.Buffer) else pa.py_buffer(payload)
-    view = memoryview(buffer)
+    view = memoryview(buffer).cast("B")  # a pa.Buffer's is signed chars: never == bytes
     size = len(view)
     if size < 8 or view[:4] != _CONTINUATION:
         return _with_reader(buffer)

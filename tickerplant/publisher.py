@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
 _POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+# Frames from this size on are handed to ZeroMQ without a copy (below, copying is cheaper
+# than keeping the frame alive for ZeroMQ's I/O thread).
+_COPY_BELOW = 65536
 
 
 class PublisherFull(TimeoutError):
@@ -115,6 +120,10 @@ class Publisher:
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
         self._socket.connect(address)
+        # pyzmq's own send, without its Python wrapper's checks for options this socket
+        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
+        send: Any = super(zmq.Socket, self._socket).send
+        self._send_frame: Callable[[bytes, int, bool], object] = send
         # Connection losses, as they happen: what was sent on a lost connection is resent
         # once from the first unacknowledged batch when the next one is up, and a silence
         # without a loss is a slow tickerplant, never a reason to send the window again.
@@ -240,12 +249,16 @@ class Publisher:
     def _pieces(self, table: bytes, batch: pa.RecordBatch) -> tuple[bytes | pa.Buffer, ...]:
         """A batch's payload, as pieces: joined once, with the frame's header, when sent.
 
-        The batch has its table's schema, with or without time (``to_batch``, ``take``):
-        its schema message is the one the tickerplant recognises by its bytes."""
+        The batch has its table's columns, with or without time (``to_batch``, ``take``);
+        the schema message sent is the table's own, the one the tickerplant recognises by
+        its bytes, whatever metadata the batch carries."""
         key = (table, batch.num_columns)
         prefix = self._prefixes.get(key)
         if prefix is None:
-            prefix = self._prefixes[key] = batch.schema.serialize().to_pybytes()
+            schema = self.schemas[table.decode()]
+            arrow = schema.arrow if batch.num_columns == len(schema.columns) else None
+            arrow = arrow or schema.arrow_without_time
+            prefix = self._prefixes[key] = arrow.serialize().to_pybytes()
         return (prefix, batch.serialize(), END_OF_STREAM)
 
     def publish_ipc(self, table: str, payload: bytes) -> int:
@@ -270,7 +283,8 @@ class Publisher:
         name = table.encode()
         while parts:
             run = 1
-            while run < len(parts) and parts[run].schema == parts[0].schema:
+            # Batches with time, or without: the two schemas a table's batches can have.
+            while run < len(parts) and parts[run].num_columns == parts[0].num_columns:
                 run += 1
             merged = parts[0] if run == 1 else pa.concat_batches(parts[:run])
             try:
@@ -300,9 +314,21 @@ class Publisher:
         if len(self._inflight) >= self.max_inflight:
             self._wait_for_room()
         batch = self._next_batch
-        self._next_batch += 1
+        self._next_batch = batch + 1
         self._inflight[batch] = (table, pieces)
-        self._pump()
+        if self._cursor != batch:
+            self._pump()  # older batches wait to go first
+            return batch
+        # Nothing waits before it (the usual case): send it, without ``_pump``'s search.
+        # Batches in flight are exactly those above the acknowledged level, so ``base`` is
+        # one past it; and the window has room (checked above).
+        head = UPD_HEADER.pack(self.publisher_id, batch, self._acked + 1, len(table))
+        frame = b"".join((UPD, head, table, *pieces))
+        try:
+            self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
+        except zmq.Again:
+            return batch  # no connection, or its queue is full: ``_pump`` sends it later
+        self._cursor = self._sent_high = batch + 1
         return batch
 
     def _wait_for_room(self) -> None:
@@ -333,7 +359,7 @@ class Publisher:
             head = UPD_HEADER.pack(self.publisher_id, self._cursor, first, len(table))
             frame = b"".join((UPD, head, table, *pieces))
             try:
-                self._socket.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+                self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
             except zmq.Again:
                 return  # no connection, or its queue is full: try again later
             if self._cursor < self._sent_high:

@@ -92,11 +92,10 @@ class RowWriter:
             count = len(values)
             if count == 0:
                 continue
-            taken = values[:count]
-            del values[:count]
             # Row-major values, column i every ``width`` from i: a C-speed slice each.
             width = len(arrow)
-            arrays = [pa.array(taken[i::width], type=f.type) for i, f in enumerate(arrow)]
+            arrays = [pa.array(values[i:count:width], type=f.type) for i, f in enumerate(arrow)]
+            del values[:count]
             batches.append(pa.RecordBatch.from_arrays(arrays, schema=arrow))
         return batches
 

@@ -43,6 +43,7 @@ from tickerplant.protocol import (
     DATA,
     END,
     ERR,
+    HEADER_SIZE,
     HEARTBEAT,
     KIND_EOD,
     REPLAY,
@@ -251,18 +252,20 @@ class Subscriber:
         self._ready.append(record)
 
     # -- live ---------------------------------------------------------------------------
-    def _on_message(self, frames: list[bytes]) -> None:
-        meta = frames[1]
+    def _on_message(self, frames: list[zmq.Frame]) -> None:
+        meta = frames[1].bytes
         kind = meta[:1]
         self._last_heard = time.monotonic()
         self.live = True
         if kind == DATA:
             prev = U64.unpack_from(meta, 1)[0]
-            blob = frames[2]
+            # A view of ZeroMQ's own buffer (up to a megabyte of records), not a copy: each
+            # record's payload is copied out of it once, by ``iter_records``.
+            blob = frames[2].buffer
             if prev > self.last_seq:
                 # Something between our position and this message never reached us.
                 self.gaps_repaired += 1
-                if not self._replay(peek_seq(blob) - 1):
+                if not self._replay(peek_seq(bytes(blob[:HEADER_SIZE])) - 1):
                     return  # the next message shows the gap again; nothing is skipped
             for record in iter_records(blob):
                 self._accept(record)
@@ -328,7 +331,7 @@ class Subscriber:
             if self._sub.poll(int(remaining * 1000)):
                 while not self._ready:
                     try:
-                        frames = self._sub.recv_multipart(zmq.NOBLOCK)
+                        frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
                     self._on_message(frames)
