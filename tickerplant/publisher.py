@@ -44,10 +44,11 @@ from tickdb.schema import SchemaError, TableSchema
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
 from tickerplant.row_values import NotAValue
-from tickerplant.row_writer import RowWriter
+from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
-from tickerplant.table_payload import to_batch
+from tickerplant.table_payload import to_arrow, to_batch
 
+__all__ = ["MAX_BUFFERED_ROWS", "PublishError", "Publisher", "PublisherFull", "to_arrow"]
 log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
@@ -70,27 +71,6 @@ class PublishError(Exception):
         detail = "; ".join(f"batch {b}: {m}" for b, m in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
-
-
-# A buffer is sent at this many rows when ``batch_rows`` does not say: bounds a message
-# when only ``batch_ms`` is set and rows come fast.
-MAX_BUFFERED_ROWS = 100_000
-
-
-def to_arrow(data: Any, schema: TableSchema) -> pa.Table:
-    """What ``Publisher.publish`` sends for ``data`` (one row or many), as a table."""
-    if isinstance(data, dict | tuple | list):
-        writer = RowWriter(schema, limit=MAX_BUFFERED_ROWS, on_full=lambda: None)
-        try:
-            writer.kw(**data) if isinstance(data, dict) else writer.tup(data)
-            return pa.Table.from_batches(writer.take())
-        except TypeError as exc:
-            if isinstance(data, dict):
-                raise writer.binding_error(data, exc) from None
-            raise
-        except NotAValue:
-            pass
-    return pa.Table.from_batches([to_batch(data, schema)])
 
 
 class Publisher:
@@ -192,8 +172,9 @@ class Publisher:
         if data is None:
             if not row:
                 raise ValueError(f"table {table!r}: nothing to publish")
-            data = row
-        if isinstance(data, dict):
+            data = row  # keyword arguments: Python's own dict, straight to the row code
+        kind = type(data)
+        if kind is dict or isinstance(data, dict):
             try:
                 writer.kw(**data)
                 return
@@ -201,7 +182,7 @@ class Publisher:
                 raise writer.binding_error(data, exc) from None
             except NotAValue:
                 pass  # lists or arrays: a dict of columns
-        elif isinstance(data, tuple | list):
+        elif kind is tuple or kind is list:
             try:
                 writer.tup(data)
                 return
@@ -478,7 +459,7 @@ class Publisher:
                     return
                 try:
                     due = time.monotonic() - self.batch_ms / 1000
-                    for table, writer in self._writers.items():
+                    for table, writer in list(self._writers.items()):
                         started = self._parts_started.get(table)
                         if writer.pending and (started is None or writer.started < started):
                             started = writer.started

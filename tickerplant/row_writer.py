@@ -34,6 +34,9 @@ from tickdb.schema import SchemaError, TableSchema
 from tickerplant.row_message import RowMessages
 from tickerplant.row_values import RULES, normaliser
 
+# A buffer is sent at this many rows when ``batch_rows`` does not say: bounds a message
+# when only ``batch_ms`` is set and rows come fast.
+MAX_BUFFERED_ROWS = 100_000
 # Prefix of the generated code's own names; a table whose columns could clash with them, or
 # whose names are Python keywords, takes rows through a generic mapping instead.
 _OWN = "_tdb_"

@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 
 from tickdb.schema import SchemaError, TableSchema
+from tickerplant.row_values import NotAValue
+from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 
 
 def to_batch(data: Any, schema: TableSchema) -> pa.RecordBatch:
@@ -35,6 +37,22 @@ def to_batch(data: Any, schema: TableSchema) -> pa.RecordBatch:
         f"cannot publish {type(data).__name__}: give a pyarrow Table, a pandas DataFrame, "
         "a dict of columns or one row (keyword arguments, a dict, or a tuple)"
     )
+
+
+def to_arrow(data: Any, schema: TableSchema) -> pa.Table:
+    """What ``Publisher.publish`` sends for ``data`` (one row or many), as a table."""
+    if isinstance(data, dict | tuple | list):
+        writer = RowWriter(schema, limit=MAX_BUFFERED_ROWS, on_full=lambda: None)
+        try:
+            writer.kw(**data) if isinstance(data, dict) else writer.tup(data)
+            return pa.Table.from_batches(writer.take())
+        except TypeError as exc:
+            if isinstance(data, dict):
+                raise writer.binding_error(data, exc) from None
+            raise
+        except NotAValue:
+            pass
+    return pa.Table.from_batches([to_batch(data, schema)])
 
 
 def _fields(names: list[str], schema: TableSchema) -> pa.Schema:
