@@ -166,12 +166,12 @@ def client_costs(address: str, count: int) -> list[tuple[str, float]]:
     rows = [(SYMS[i % 50], 100.0 + i, i) for i in range(count)]
     dicts = [{"sym": s, "price": p, "size": z} for s, p, z in rows]
     writer = RowWriter(TRADE, limit=10**9, on_full=lambda: None)
-    kw, tup = writer.kw, writer.tup
+    row, tup = writer.row, writer.tup
     prefix = TRADE.arrow_without_time.serialize().to_pybytes()
     for i in range(1000):  # pyarrow's first conversions set things up: not per row
-        kw(**dicts[i % count])
+        row(dicts[i % count])
     payload_of(writer.take()[0], prefix)
-    out = [("RowWriter.kw(sym=, price=, size=)", per_row_us(lambda i: kw(**dicts[i]), count))]
+    out = [("RowWriter.row({dict})", per_row_us(lambda i: row(dicts[i]), count))]
     started = time.thread_time()
     for batch in writer.take():
         payload_of(batch, prefix)
@@ -192,8 +192,8 @@ def client_costs(address: str, count: int) -> list[tuple[str, float]]:
     immediate = RowWriter(TRADE, send=packed.append)
     out.append(
         (
-            "immediate: RowWriter.kw checked and packed as a one-row message",
-            per_row_us(lambda i: immediate.kw(**dicts[i]), count),
+            "immediate: RowWriter.row checked and packed as a one-row message",
+            per_row_us(lambda i: immediate.row(dicts[i]), count),
         )
     )
     return out

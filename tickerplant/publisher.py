@@ -172,14 +172,12 @@ class Publisher:
         if data is None:
             if not row:
                 raise ValueError(f"table {table!r}: nothing to publish")
-            data = row  # keyword arguments: Python's own dict, straight to the row code
+            data = row  # keyword arguments: a dict already
         kind = type(data)
         if kind is dict or isinstance(data, dict):
             try:
-                writer.kw(**data)
+                writer.row(data)
                 return
-            except TypeError as exc:  # names that do not fit
-                raise writer.binding_error(data, exc) from None
             except NotAValue:
                 pass  # lists or arrays: a dict of columns
         elif kind is tuple or kind is list:
@@ -200,11 +198,11 @@ class Publisher:
         if self._buffered:
             writer = RowWriter(schema, limit=self._limit, on_full=lambda: self._flush_table(table))
         else:
-            name = table.encode()
+            name, lock, send_new = table.encode(), self._lock, self._send_new
 
             def send(payload: bytes) -> None:
-                with self._lock:
-                    self._send_new(name, (payload,))
+                with lock:
+                    send_new(name, (payload,))
 
             writer = RowWriter(schema, send=send)
         self._writers[table] = writer

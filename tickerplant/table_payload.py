@@ -44,12 +44,8 @@ def to_arrow(data: Any, schema: TableSchema) -> pa.Table:
     if isinstance(data, dict | tuple | list):
         writer = RowWriter(schema, limit=MAX_BUFFERED_ROWS, on_full=lambda: None)
         try:
-            writer.kw(**data) if isinstance(data, dict) else writer.tup(data)
+            writer.row(data) if isinstance(data, dict) else writer.tup(data)
             return pa.Table.from_batches(writer.take())
-        except TypeError as exc:
-            if isinstance(data, dict):
-                raise writer.binding_error(data, exc) from None
-            raise
         except NotAValue:
             pass
     return pa.Table.from_batches([to_batch(data, schema)])
