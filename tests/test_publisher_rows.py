@@ -118,6 +118,20 @@ def test_buffers_are_flushed_by_size_and_the_rest_by_flush(
     sub.close()
 
 
+def test_a_buffer_over_the_message_limit_goes_in_pieces(tmp_path: Path, procs: list[Proc]) -> None:
+    address = tp_with(tmp_path, procs, coalesce_queued=False, max_message_bytes=16_384)
+    sub = Subscriber(address, tables=["trade"])
+    with Publisher(address, batch_rows=3000) as pub:
+        for i in range(3000):  # ~90 KB of Arrow: over the limit five times
+            pub.publish("trade", (f"SYM{i % 7}", float(i), i))
+        pub.flush()
+        pieces = pub.acked
+    got = drain(sub, 3000)
+    assert sizes(got) == list(range(3000))
+    assert pieces == len(got) >= 6  # halves of halves, each under the limit
+    sub.close()
+
+
 def test_buffers_are_flushed_by_time_without_a_flush(tmp_path: Path, procs: list[Proc]) -> None:
     address = tp_with(tmp_path, procs, coalesce_queued=False)
     sub = Subscriber(address, tables=["trade"])

@@ -266,23 +266,26 @@ class Publisher:
             while run < len(parts) and parts[run].num_columns == parts[0].num_columns:
                 run += 1
             merged = parts[0] if run == 1 else pa.concat_batches(parts[:run])
-            try:
-                self._send_sized(name, merged)
-            except BaseException:
-                self._parts[table] = parts + self._parts.get(table, [])
-                self._parts_started.setdefault(table, time.monotonic())
-                raise
             del parts[:run]
+            pieces = self._cut(name, merged)
+            for i, (_, payload) in enumerate(pieces):
+                try:
+                    self._send_new(name, payload)
+                except BaseException:
+                    unsent = [b for b, _ in pieces[i:]]
+                    self._parts[table] = unsent + parts + self._parts.get(table, [])
+                    self._parts_started.setdefault(table, time.monotonic())
+                    raise
 
-    def _send_sized(self, name: bytes, batch: pa.RecordBatch) -> None:
+    def _cut(
+        self, name: bytes, batch: pa.RecordBatch
+    ) -> list[tuple[pa.RecordBatch, tuple[bytes | pa.Buffer, ...]]]:
+        """The batch and its payload, or its halves' while over ``max_message_bytes``."""
         pieces = self._pieces(name, batch)
-        size = sum(len(p) for p in pieces)
-        if size > self._max_message_bytes and batch.num_rows > 1:
-            half = batch.num_rows // 2
-            self._send_sized(name, batch.slice(0, half))
-            self._send_sized(name, batch.slice(half))
-            return
-        self._send_new(name, pieces)
+        if sum(len(p) for p in pieces) <= self._max_message_bytes or batch.num_rows < 2:
+            return [(batch, pieces)]
+        half = batch.num_rows // 2
+        return self._cut(name, batch.slice(0, half)) + self._cut(name, batch.slice(half))
 
     def _send_new(self, table: bytes, pieces: tuple[bytes | pa.Buffer, ...]) -> int:
         # Look for acks every few sends, not every send: checking costs a syscall.
