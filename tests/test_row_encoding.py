@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from tickdb.schema import Q_TO_ARROW, SchemaError, TableSchema, default_schemas
 from tickerplant import payload_reader
+from tickerplant.ingest import BatchValidator
+from tickerplant.onerow import OneRowDecoder
 from tickerplant.payload_reader import read_batches, read_table
 from tickerplant.row_message import RowMessages, payload_of
 from tickerplant.row_values import NotAValue
@@ -87,6 +89,21 @@ def test_packed_message_is_what_pyarrow_writes(
     schema = TRADE.arrow if time is not None else TRADE.arrow_without_time
     values = [sym, price, size] if time is None else [time, sym, price, size]
     assert RowMessages(schema, "trade").encode(*values) == arrow_message(schema, values)
+
+
+def test_a_run_of_packed_rows_takes_the_tickerplants_one_row_decoder() -> None:
+    validator = BatchValidator({"trade": TRADE}, 1 << 20)
+    messages = RowMessages(TRADE.arrow_without_time, "trade")
+    payloads = [messages.encode(f"S{i}" * (i % 4), float(i), i) for i in range(40)]
+    spans = []
+    for payload in payloads:
+        spliceable = validator.spliceable(b"trade", memoryview(payload))
+        assert spliceable is not None and spliceable[0] is False  # untimed, canonical
+        spans.append(spliceable[1])
+    decoded = OneRowDecoder(TRADE.arrow_without_time).decode(spans, [len(s) for s in spans])
+    assert decoded is not None  # not the reader's fallback
+    assert decoded.column("size").to_pylist() == list(range(40))
+    assert decoded.column("sym").to_pylist() == [f"S{i}" * (i % 4) for i in range(40)]
 
 
 def test_every_type_packs_as_pyarrow_writes_it() -> None:

@@ -11,7 +11,7 @@ byte (the tests hold it to that), and a run of such messages takes the tickerpla
 one-row fast path.
 
 Rows with a null, and schemas with a type not handled here (booleans), are built with
-pyarrow instead: slower (~20 µs), same bytes.
+pyarrow instead: slower (~15 µs against ~0.5), same bytes.
 """
 
 from __future__ import annotations
