@@ -14,8 +14,16 @@ whole window again per request; acknowledgements that are only slow resend nothi
 after a restart each unacknowledged batch is sent again once, in order, no further than
 ``max_inflight`` batches past what the tickerplant acknowledged.
 
-    pub = Publisher("tcp://127.0.0.1:5010")
-    pub.publish("trade", {"sym": "AAPL", "price": 189.5, "size": 100})
+Rows can be published one at a time (keyword arguments, a dict, or a tuple in schema order;
+``tickerplant.row_writer``) or many at once (an Arrow table, a DataFrame, a dict of columns;
+``tickerplant.table_payload``). With ``batch_rows`` or ``batch_ms`` set, rows of a table
+are buffered and sent as one batch when ``batch_rows`` wait or every ``batch_ms``; without,
+every publish is one batch at once (a single row as a one-row message packed without
+Arrow, ``tickerplant.row_message``).
+
+    pub = Publisher("tcp://127.0.0.1:5010", batch_ms=20)
+    pub.publish("trade", sym="AAPL", price=189.5, size=100)
+    pub.publish("trade", ("MSFT", 410.1, 200))
     pub.flush()
 """
 
@@ -26,21 +34,29 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import zmq
 
-from tickdb.schema import TableSchema, conform
+from tickdb.schema import SchemaError, TableSchema
 from tickerplant.discovery import Hello, request_hello
-from tickerplant.ingest import encode_stream
-from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, encode_upd
+from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.row_values import NotAValue
+from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
+from tickerplant.splice import END_OF_STREAM
+from tickerplant.table_payload import to_arrow, to_batch
 
+__all__ = ["MAX_BUFFERED_ROWS", "PublishError", "Publisher", "PublisherFull", "to_arrow"]
 log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
 _POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+# Frames from this size on are handed to ZeroMQ without a copy (below, copying is cheaper
+# than keeping the frame alive for ZeroMQ's I/O thread).
+_COPY_BELOW = 65536
 
 
 class PublisherFull(TimeoutError):
@@ -55,37 +71,6 @@ class PublishError(Exception):
         detail = "; ".join(f"batch {b}: {m}" for b, m in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
-
-
-def to_arrow(data: Any, schema: TableSchema) -> pa.Table:
-    """Accept a pyarrow Table/RecordBatch, pandas DataFrame, dict of columns, or one row."""
-    if isinstance(data, pa.RecordBatch):
-        data = pa.Table.from_batches([data])
-    if isinstance(data, pa.Table):
-        return conform(data, schema)
-    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
-        return conform(pa.Table.from_pandas(data, preserve_index=False), schema)
-    if isinstance(data, Mapping):
-        values = list(data.values())
-        if values and not any(
-            isinstance(v, (list, tuple)) or hasattr(v, "__array__") for v in values
-        ):
-            data = {k: [v] for k, v in data.items()}  # one row given as a dict
-        return conform(pa.table(dict(data)), schema)
-    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
-        names = schema.column_names
-        if len(data) == len(names) - 1:
-            names = names[1:]  # one row without time: the tickerplant stamps it
-        if len(data) != len(names):
-            raise ValueError(
-                f"table {schema.name!r}: a row needs {len(names)} values "
-                f"({', '.join(names)}), got {len(data)}"
-            )
-        return conform(pa.table({n: [v] for n, v in zip(names, data, strict=True)}), schema)
-    raise TypeError(
-        f"cannot publish {type(data).__name__}: give a pyarrow Table, a pandas "
-        "DataFrame, a dict of columns or one row"
-    )
 
 
 class Publisher:
@@ -115,6 +100,10 @@ class Publisher:
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
         self._socket.connect(address)
+        # pyzmq's own send, without its Python wrapper's checks for options this socket
+        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
+        send: Any = super(zmq.Socket, self._socket).send
+        self._send_frame: Callable[[bytes, int, bool], object] = send
         # Connection losses, as they happen: what was sent on a lost connection is resent
         # once from the first unacknowledged batch when the next one is up, and a silence
         # without a loss is a slow tickerplant, never a reason to send the window again.
@@ -125,7 +114,11 @@ class Publisher:
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
-        self._inflight: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        # Batch number -> (table, payload in pieces): the frame is joined as it is sent,
+        # since ``base`` in its header moves on.
+        self._inflight: OrderedDict[int, tuple[bytes, tuple[bytes | pa.Buffer, ...]]] = (
+            OrderedDict()
+        )
         # The next batch to hand to ZeroMQ: everything in flight below it has been sent on
         # the current connection (as far as this side can tell). A resend rewinds it.
         self._cursor = 1
@@ -138,9 +131,15 @@ class Publisher:
         # ``resend_after_s`` with the next ack.
         self._stall_s = resend_after_s
         self._errors: list[tuple[int, str]] = []
-        self._buffers: dict[str, list[pa.Table]] = {}
-        self._buffered_rows: dict[str, int] = {}
-        self._buffer_started: dict[str, float] = {}
+        self._buffered = batch_rows > 0 or batch_ms > 0
+        self._max_message_bytes = int(self.hello.raw.get("max_message_bytes", 64 << 20))
+        self._limit = batch_rows if batch_rows > 0 else MAX_BUFFERED_ROWS
+        # Per table: what takes its single rows, and (buffered) the batches of tables
+        # published since its last flush, in order, before the rows its writer holds.
+        self._writers: dict[str, RowWriter] = {}
+        self._parts: dict[str, list[pa.RecordBatch]] = {}
+        self._parts_started: dict[str, float] = {}
+        self._prefixes: dict[tuple[bytes, int], bytes] = {}
         self.resends = 0  # batches sent more than once
         self._sent_high = 1  # one past the highest batch ever sent
         self._closed = False
@@ -165,37 +164,130 @@ class Publisher:
         return len(self._inflight)
 
     # -- sending ------------------------------------------------------------------------
-    def publish(self, table: str, data: Any) -> None:
+    def publish(self, table: str, data: Any = None, /, **row: Any) -> None:
+        """Publish one row (keyword arguments, a dict, or a tuple in schema order, ``time``
+        first or left out) or many (a pyarrow Table/RecordBatch, a pandas DataFrame, a dict
+        of columns). A value of the wrong type raises ``SchemaError`` and nothing is sent."""
+        writer = self._writers.get(table) or self._writer(table)
+        if data is None:
+            if not row:
+                raise ValueError(f"table {table!r}: nothing to publish")
+            data = row  # keyword arguments: a dict already
+        kind = type(data)
+        if kind is dict or isinstance(data, dict):
+            try:
+                writer.row(data)
+                return
+            except NotAValue:
+                pass  # lists or arrays: a dict of columns
+        elif kind is tuple or kind is list:
+            try:
+                writer.tup(data)
+                return
+            except NotAValue as exc:
+                raise SchemaError(
+                    f"table {table!r}: column {exc} of a row must be one value, not a "
+                    "container (publish a dict of columns or a table for many rows)"
+                ) from None
+        self._publish_batch(table, to_batch(data, writer.schema))
+
+    def _writer(self, table: str) -> RowWriter:
         schema = self.schemas.get(table)
         if schema is None:
             raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self.schemas))})")
-        arrow = to_arrow(data, schema)
-        if arrow.num_rows == 0:
+        if self._buffered:
+            writer = RowWriter(schema, limit=self._limit, on_full=lambda: self._flush_table(table))
+        else:
+            name, lock, send_new = table.encode(), self._lock, self._send_new
+
+            def send(payload: bytes) -> None:
+                with lock:
+                    send_new(name, (payload,))
+
+            writer = RowWriter(schema, send=send)
+        self._writers[table] = writer
+        return writer
+
+    def _publish_batch(self, table: str, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
             return
         with self._lock:
-            if self.batch_rows <= 0 and self.batch_ms <= 0:
-                self._send_new(table, encode_stream(arrow, arrow.schema))
+            if not self._buffered:
+                name = table.encode()
+                self._send_new(name, self._pieces(name, batch))
                 return
-            self._buffers.setdefault(table, []).append(arrow)
-            self._buffer_started.setdefault(table, time.monotonic())
-            self._buffered_rows[table] = self._buffered_rows.get(table, 0) + arrow.num_rows
-            if self.batch_rows > 0 and self._buffered_rows[table] >= self.batch_rows:
+            parts = self._parts.setdefault(table, [])
+            writer = self._writers[table]
+            started = writer.started if writer.pending else time.monotonic()
+            self._parts_started.setdefault(table, started)
+            parts += writer.take()  # rows published before it go first
+            parts.append(batch)
+            if sum(p.num_rows for p in parts) >= self._limit:
                 self._send_buffer(table)
+
+    def _pieces(self, table: bytes, batch: pa.RecordBatch) -> tuple[bytes | pa.Buffer, ...]:
+        """A batch's payload, as pieces: joined once, with the frame's header, when sent.
+
+        The batch has its table's columns, with or without time (``to_batch``, ``take``);
+        the schema message sent is the table's own, the one the tickerplant recognises by
+        its bytes, whatever metadata the batch carries."""
+        key = (table, batch.num_columns)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            schema = self.schemas[table.decode()]
+            arrow = schema.arrow if batch.num_columns == len(schema.columns) else None
+            arrow = arrow or schema.arrow_without_time
+            prefix = self._prefixes[key] = arrow.serialize().to_pybytes()
+        return (prefix, batch.serialize(), END_OF_STREAM)
 
     def publish_ipc(self, table: str, payload: bytes) -> int:
         """Send an already encoded Arrow IPC stream; returns its batch number."""
         with self._lock:
-            return self._send_new(table, payload)
+            return self._send_new(table.encode(), (payload,))
+
+    def _flush_table(self, table: str) -> None:
+        with self._lock:
+            self._send_buffer(table)
 
     def _send_buffer(self, table: str) -> None:
-        parts = self._buffers.pop(table, [])
-        self._buffered_rows.pop(table, None)
-        self._buffer_started.pop(table, None)
-        if parts:
-            merged = pa.concat_tables(parts, promote_options="none")
-            self._send_new(table, encode_stream(merged.combine_chunks(), merged.schema))
+        """Send what the table has buffered: consecutive batches of one schema (with or
+        without time) as one batch, cut in halves while a payload is over the
+        tickerplant's ``max_message_bytes``. What could not be sent (``PublisherFull``)
+        goes back to the buffer, ahead of anything newer."""
+        parts = self._parts.pop(table, [])
+        self._parts_started.pop(table, None)
+        writer = self._writers.get(table)
+        if writer is not None:
+            parts += writer.take()
+        name = table.encode()
+        while parts:
+            run = 1
+            # Batches with time, or without: the two schemas a table's batches can have.
+            while run < len(parts) and parts[run].num_columns == parts[0].num_columns:
+                run += 1
+            merged = parts[0] if run == 1 else pa.concat_batches(parts[:run])
+            del parts[:run]
+            pieces = self._cut(name, merged)
+            for i, (_, payload) in enumerate(pieces):
+                try:
+                    self._send_new(name, payload)
+                except BaseException:
+                    unsent = [b for b, _ in pieces[i:]]
+                    self._parts[table] = unsent + parts + self._parts.get(table, [])
+                    self._parts_started.setdefault(table, time.monotonic())
+                    raise
 
-    def _send_new(self, table: str, payload: bytes) -> int:
+    def _cut(
+        self, name: bytes, batch: pa.RecordBatch
+    ) -> list[tuple[pa.RecordBatch, tuple[bytes | pa.Buffer, ...]]]:
+        """The batch and its payload, or its halves' while over ``max_message_bytes``."""
+        pieces = self._pieces(name, batch)
+        if sum(len(p) for p in pieces) <= self._max_message_bytes or batch.num_rows < 2:
+            return [(batch, pieces)]
+        half = batch.num_rows // 2
+        return self._cut(name, batch.slice(0, half)) + self._cut(name, batch.slice(half))
+
+    def _send_new(self, table: bytes, pieces: tuple[bytes | pa.Buffer, ...]) -> int:
         # Look for acks every few sends, not every send: checking costs a syscall.
         self._sends_since_check += 1
         if self._sends_since_check >= 64 or len(self._inflight) >= self.max_inflight:
@@ -204,9 +296,21 @@ class Publisher:
         if len(self._inflight) >= self.max_inflight:
             self._wait_for_room()
         batch = self._next_batch
-        self._next_batch += 1
-        self._inflight[batch] = (table.encode(), payload)
-        self._pump()
+        self._next_batch = batch + 1
+        self._inflight[batch] = (table, pieces)
+        if self._cursor != batch:
+            self._pump()  # older batches wait to go first
+            return batch
+        # Nothing waits before it (the usual case): send it, without ``_pump``'s search.
+        # Batches in flight are exactly those above the acknowledged level, so ``base`` is
+        # one past it; and the window has room (checked above).
+        head = UPD_HEADER.pack(self.publisher_id, batch, self._acked + 1, len(table))
+        frame = b"".join((UPD, head, table, *pieces))
+        try:
+            self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
+        except zmq.Again:
+            return batch  # no connection, or its queue is full: ``_pump`` sends it later
+        self._cursor = self._sent_high = batch + 1
         return batch
 
     def _wait_for_room(self) -> None:
@@ -233,10 +337,11 @@ class Publisher:
         self._cursor = max(self._cursor, first)
         limit = min(self._next_batch, self._acked + self.max_inflight + 1)
         while self._cursor < limit:
-            table, payload = self._inflight[self._cursor]
-            frame = encode_upd(self.publisher_id, self._cursor, first, table, payload)
+            table, pieces = self._inflight[self._cursor]
+            head = UPD_HEADER.pack(self.publisher_id, self._cursor, first, len(table))
+            frame = b"".join((UPD, head, table, *pieces))
             try:
-                self._socket.send(frame, zmq.NOBLOCK, copy=len(frame) < 65536)
+                self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
             except zmq.Again:
                 return  # no connection, or its queue is full: try again later
             if self._cursor < self._sent_high:
@@ -332,7 +437,7 @@ class Publisher:
         """Send buffered rows and wait until every batch is journaled."""
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         with self._lock:
-            for table in list(self._buffers):
+            for table in {*self._parts, *self._writers}:
                 self._send_buffer(table)
             self._last_progress = max(self._last_progress, time.monotonic() - 0.5)
             while self._inflight:
@@ -346,17 +451,26 @@ class Publisher:
             raise PublishError(errors)
 
     def _flush_timer(self) -> None:
+        """Every ``batch_ms / 2``: send what each table has buffered for ``batch_ms`` or more
+        (so a row waits at most 1.5 ``batch_ms``), and read acknowledgements."""
         while not self._closed:
             time.sleep(self.batch_ms / 2000)
             with self._lock:
                 if self._closed:
                     return
-                now = time.monotonic()
-                for table, started in list(self._buffer_started.items()):
-                    if now - started >= self.batch_ms / 1000:
-                        self._send_buffer(table)
-                self._pump()
-                self._process_replies(block_s=0)
+                try:
+                    due = time.monotonic() - self.batch_ms / 1000
+                    for table, writer in list(self._writers.items()):
+                        started = self._parts_started.get(table)
+                        if writer.pending and (started is None or writer.started < started):
+                            started = writer.started
+                        if started is not None and started <= due:
+                            self._send_buffer(table)
+                    self._pump()
+                    self._process_replies(block_s=0)
+                except PublisherFull as exc:
+                    # Kept in the buffer; publish and flush report it to the caller.
+                    log.warning("%s", exc)
 
     def close(self, flush: bool = True) -> None:
         if self._closed:

@@ -10,6 +10,16 @@ restart all end the same way: no gap, no duplicate.
     for msg in Subscriber("tcp://127.0.0.1:5010", tables=["trade"], start="session"):
         if isinstance(msg, Update):
             print(msg.table, msg.data.num_rows)
+
+or, for the rows alone, each record's Arrow batches as they arrive:
+
+    for table, batch in Subscriber("tcp://127.0.0.1:5010", tables=["trade"]).batches():
+        print(table, batch.num_rows)
+
+Payloads are decoded by ``tickerplant.payload_reader`` (the schema looked up by its bytes,
+the batches read directly). Every ``Update`` and batch owns its memory (each record's
+payload is copied out of the received message, once, which also aligns it for Arrow), so
+any of them can be kept for as long as wanted.
 """
 
 from __future__ import annotations
@@ -28,11 +38,13 @@ import zmq
 
 from tickdb.types import Shard
 from tickerplant.discovery import Hello, TickerplantUnavailable, request_hello
+from tickerplant.payload_reader import read_batches, read_table
 from tickerplant.protocol import (
     CHUNK,
     DATA,
     END,
     ERR,
+    HEADER_SIZE,
     HEARTBEAT,
     KIND_EOD,
     REPLAY,
@@ -61,14 +73,15 @@ class Update:
         self.table = record.table
         self.seq = record.seq
         self.ts_recv = record.ts_recv
-        # Records decoded from the wire hold bytes; keep that promise for users.
+        # Its own bytes (records decoded from the wire hold bytes already: no copy), so an
+        # Update stays valid whatever arrives after it.
         self.payload: bytes = bytes(record.payload)
         self._data: pa.Table | None = None
 
     @property
     def data(self) -> pa.Table:
         if self._data is None:
-            self._data = record_table(self.payload)
+            self._data = read_table(self.payload)
         return self._data
 
     def __repr__(self) -> str:
@@ -91,9 +104,7 @@ Start = Literal["live", "session", "journal"] | int
 
 
 def record_table(payload: bytes) -> pa.Table:
-    import pyarrow.ipc as ipc
-
-    return ipc.open_stream(payload).read_all()
+    return read_table(payload)
 
 
 class Subscriber:
@@ -125,7 +136,10 @@ class Subscriber:
         self.topic = topic_for(tables, syms, self.shard, accounts)
         self._receive_buffer = receive_buffer
         self._sub = self._connect(self.hello.publish)
-        self._ready: deque[Message] = deque()
+        # Records delivered and not yet handed over: poll() makes them messages, batches()
+        # hands over their rows.
+        self._ready: deque[Record] = deque()
+        self.last_end_of_day: EndOfDay | None = None
         self.gaps_repaired = 0
         # True once the topic delivered anything (data or a heartbeat): the tickerplant has
         # the subscription, so nothing published from then on is missed.
@@ -233,21 +247,23 @@ class Subscriber:
             self.duplicates_dropped += 1
             return
         self.last_seq = record.seq
-        self._ready.append(EndOfDay(record) if record.kind == KIND_EOD else Update(record))
+        self._ready.append(record)
 
     # -- live ---------------------------------------------------------------------------
-    def _on_message(self, frames: list[bytes]) -> None:
-        meta = frames[1]
+    def _on_message(self, frames: list[zmq.Frame]) -> None:
+        meta = frames[1].bytes
         kind = meta[:1]
         self._last_heard = time.monotonic()
         self.live = True
         if kind == DATA:
             prev = U64.unpack_from(meta, 1)[0]
-            blob = frames[2]
+            # A view of ZeroMQ's own buffer (up to a megabyte of records), not a copy: each
+            # record's payload is copied out of it once, by ``iter_records``.
+            blob = frames[2].buffer
             if prev > self.last_seq:
                 # Something between our position and this message never reached us.
                 self.gaps_repaired += 1
-                if not self._replay(peek_seq(blob) - 1):
+                if not self._replay(peek_seq(bytes(blob[:HEADER_SIZE])) - 1):
                     return  # the next message shows the gap again; nothing is skipped
             for record in iter_records(blob):
                 self._accept(record)
@@ -282,6 +298,29 @@ class Subscriber:
 
     def poll(self, timeout_s: float | None = None) -> Message | None:
         """The next message, or None if none arrived within ``timeout_s`` (None: wait)."""
+        record = self._next_record(timeout_s)
+        if record is None:
+            return None
+        return EndOfDay(record) if record.kind == KIND_EOD else Update(record)
+
+    def batches(self, timeout_s: float | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """``(table, record batch)`` for every batch of rows, in order, as they arrive:
+        the rows without a message object per record. Ends at ``close()`` or, with
+        ``timeout_s``, when nothing arrived for that long. End-of-day records have no rows:
+        the last one seen is ``last_end_of_day``."""
+        while not self._closed:
+            record = self._next_record(timeout_s)
+            if record is None:
+                if timeout_s is not None:
+                    return
+                continue
+            if record.kind == KIND_EOD:
+                self.last_end_of_day = EndOfDay(record)
+                continue
+            for batch in read_batches(record.payload):
+                yield record.table, batch
+
+    def _next_record(self, timeout_s: float | None) -> Record | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self._ready:
             remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
@@ -290,7 +329,7 @@ class Subscriber:
             if self._sub.poll(int(remaining * 1000)):
                 while not self._ready:
                     try:
-                        frames = self._sub.recv_multipart(zmq.NOBLOCK)
+                        frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
                     self._on_message(frames)
