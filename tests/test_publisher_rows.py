@@ -14,9 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import zmq
-from harness import Proc, start_tp, wait_until
-from test_tickerplant_delivery import drain, sizes
-from test_tickerplant_restart import Restartable, tp_stats
+from support.harness import Proc, start_tp, wait_until
+from support.tp_delivery import Restartable, drain, sizes, tp_stats
 
 from tickdb.schema import SchemaError
 from tickerplant.discovery import request

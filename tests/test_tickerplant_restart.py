@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from support.harness import Proc, free_port, start_tp, wait_until
-from support.tp_delivery import drain, sizes, trades
+from support.harness import Proc, wait_until
+from support.tp_delivery import Restartable, drain, sizes, tp_stats, trades
 
-from tickerplant.discovery import request
-from tickerplant.protocol import STATS
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber
 
@@ -50,26 +48,6 @@ class Feed:
         self.pub.flush(timeout_s=60)
         self.pub.close()
         return self.sent
-
-
-class Restartable:
-    """A tickerplant on a fixed address that can be crashed and started again."""
-
-    def __init__(self, tmp_path: Path, procs: list[Proc]) -> None:
-        self.port = free_port()
-        self.settings = {"tickerplant": {"address": f"tcp://127.0.0.1:{self.port}"}}
-        self.tmp_path, self.procs = tmp_path, procs
-        self.proc = self.start()
-        self.address = str(self.proc.info["address"])
-
-    def start(self) -> Proc:
-        proc = start_tp(self.tmp_path, **self.settings)
-        self.procs.append(proc)
-        return proc
-
-    def crash_and_restart(self) -> None:
-        self.proc.kill9()
-        self.proc = self.start()
 
 
 def unread_bytes_on_port(port: int) -> bool:
@@ -171,19 +149,6 @@ def test_late_join_racing_a_crash_resumes(tmp_path: Path, procs: list[Proc]) -> 
         assert sizes(drain(join.sub, total, timeout=30)) == list(range(total))
     finally:
         join.sub.close()
-
-
-def tp_stats(address: str) -> dict[str, Any]:
-    import json
-
-    import zmq
-
-    ctx = zmq.Context()
-    try:
-        reply = request(ctx, address, [STATS], 10)
-        return dict(json.loads(reply[1]))
-    finally:
-        ctx.term()
 
 
 def test_restart_after_an_outage_resends_each_batch_once_paced_by_acks(

@@ -37,7 +37,7 @@ def read_batches(payload: bytes | memoryview | pa.Buffer) -> list[pa.RecordBatch
     batches = []
     pos = end
     try:
-        while pos + 8 <= size and view[pos + 4 : pos + 8] != b"\0\0\0\0":  # end of stream
+        while pos + 8 <= size and int.from_bytes(view[pos + 4 : pos + 8], "little"):  # 0: end
             message = ipc.read_message(buffer.slice(pos))
             if message.type != "record batch":
                 return _with_reader(buffer)
