@@ -120,12 +120,17 @@ def copy_sorted(
     target: Path,
     schema: TableSchema,
     row_group: int,
+    *,
+    probe_sql: str | None = None,
 ) -> int:
     """``COPY (select_sql) TO target`` as lake Parquet; returns the rows written.
 
     ``select_sql`` must produce the schema's columns in order, already sorted.
+    ``probe_sql`` (default ``select_sql``) gives the same column types; it is run with no
+    rows to learn them, for a ``select_sql`` over a stream that can be read only once.
     """
-    written = con.sql(f"select * from ({select_sql}) limit 0").to_arrow_table().schema
+    probe = select_sql if probe_sql is None else probe_sql
+    written = con.sql(f"select * from ({probe}) limit 0").to_arrow_table().schema
     meta = footer_metadata(schema, written)
     sql = (
         f"COPY ({select_sql}) TO {_sql_string(str(target))} (FORMAT parquet, "

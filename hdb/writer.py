@@ -4,7 +4,9 @@
 ``WriteOptions.memory_limit`` instead of running out of memory, writes the file under a
 hidden temporary name and renames it into place (``hdb.layout.publish``). Rows with equal
 ``sym`` and ``time`` keep their arrival order (chunk by chunk, then memory), as kdb+'s
-stable ``xasc`` does: a tie-break key carries the order through the sort.
+stable ``xasc`` does: a tie-break key carries the order through the sort. A day held wholly
+in memory whose syms' rows arrived in time order (the usual case) skips DuckDB's sort: the
+order is a stable sort by sym alone (``hdb.sym_order``), and DuckDB only writes.
 
 Rerunning after a crash is the recovery: the rerun removes the dead writer's temporary file
 and writes the partition again from the same inputs.
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +43,7 @@ from hdb.parquet_out import (
     sql_path,
     writer_connection,
 )
+from hdb.sym_order import sym_ordered
 from tickdb.schema import SchemaError, TableSchema, conform
 from tickdb.types import UNSHARDED, Shard
 
@@ -106,6 +110,48 @@ def sorted_union_sql(schema: TableSchema, chunks: Sequence[Path], memory: str | 
     return f"SELECT {cols} FROM ({union}) ORDER BY sym, time, {_ORD}"
 
 
+def _copy_ordered(
+    con: duckdb.DuckDBPyConnection,
+    ordered: pa.RecordBatchReader,
+    data: pa.Table,
+    target: Path,
+    schema: TableSchema,
+    row_group: int,
+) -> int:
+    """Write rows already in partition order (``hdb.sym_order``): DuckDB keeps their order
+    (``preserve_insertion_order``) and only encodes."""
+    cols = column_list(schema)
+    con.register("__tickdb_ordered", ordered)
+    con.register("__tickdb_like", data.schema.empty_table())
+    return copy_sorted(
+        con,
+        f"SELECT {cols} FROM __tickdb_ordered",
+        target,
+        schema,
+        row_group,
+        probe_sql=f"SELECT {cols} FROM __tickdb_like",
+    )
+
+
+def _copy_merged(
+    con: duckdb.DuckDBPyConnection,
+    chunks: Sequence[Path],
+    data: pa.Table | None,
+    target: Path,
+    schema: TableSchema,
+    row_group: int,
+) -> int:
+    """Sort the chunks and the rows in memory together in DuckDB (spilling past its
+    memory limit), with the arrival order as the last key."""
+    memory = None
+    if data is not None:
+        base = len(chunks) << _SOURCE_SHIFT
+        order = pa.array(np.arange(base, base + data.num_rows, dtype=np.int64))
+        con.register("__tickdb_memory", data.append_column(_ORD, order))
+        memory = "__tickdb_memory"
+    return copy_sorted(con, sorted_union_sql(schema, chunks, memory), target, schema, row_group)
+
+
 def write_partition(
     hdb_dir: str | Path,
     schema: TableSchema,
@@ -152,15 +198,11 @@ def write_partition(
     row_group = options.row_group_rows or row_group_rows(total, estimate_syms(data, chunks))
     try:
         with writer_connection(hdb_dir, options) as con:
-            memory = None
-            if data is not None:
-                base = len(chunks) << _SOURCE_SHIFT
-                order = pa.array(np.arange(base, base + data.num_rows, dtype=np.int64))
-                con.register("__tickdb_memory", data.append_column(_ORD, order))
-                memory = "__tickdb_memory"
-            rows = copy_sorted(
-                con, sorted_union_sql(schema, chunks, memory), tmp, schema, row_group
-            )
+            ordered = sym_ordered(data) if data.num_rows and not chunks else None
+            if ordered is not None:
+                rows = _copy_ordered(con, ordered, data, tmp, schema, row_group)
+            else:
+                rows = _copy_merged(con, chunks, data, tmp, schema, row_group)
         publish(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,16 +1,17 @@
 """Gateway benchmark: queries through the HTTP gateway (Arrow) against raw DuckDB.
 
-10M rows (trades and quotes) across today plus 5 past days. Past days are a Parquet lake
-written by the HDB's own end-of-day writer (``hdb.writer.write_partition``: sorted by sym,
-time, ZSTD, row groups sized for sym pruning) and served by a real ``tickdb hdb`` process;
-today is in memory in the RDB's own store and query engine (``rdb.query.QueryEngine``),
-served by a query service in this process. The gateway is a real ``tickdb gateway`` process.
-The raw baseline is one DuckDB in this process, with default settings, over the same Parquet
-files (a glob) and the same Arrow tables, unioned. Both sides get the same thread budget.
+10M rows (trades and quotes) across today plus 5 past days (``--days``: days in all, today
+included; the rows are spread over them). Past days are a Parquet lake written by the HDB's
+own end-of-day writer (``hdb.writer.write_partition``: sorted by sym, time, ZSTD, row groups
+sized for sym pruning) and served by a real ``tickdb hdb`` process; today is in memory in
+the RDB's own store and query engine (``rdb.query.QueryEngine``), served by a query service
+in this process. The gateway is a real ``tickdb gateway`` process. The raw baseline is one
+DuckDB in this process, with default settings, over the same Parquet files (a glob) and the
+same Arrow tables, unioned. Both sides get the same thread budget.
 Prints medians and the gateway/raw ratio per query.
 
     .venv/bin/python scripts/bench_gateway.py [--rows 10000000] [--repeat 15] [--min-seconds 4]
-                                              [--only one-sym]
+                                              [--only one-sym] [--days 6]
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from tickdb.launch import Launched, launch  # noqa: E402
 from tickdb.schema import default_schemas  # noqa: E402
 
 TODAY = dt.date.today()
-DAYS = [TODAY - dt.timedelta(days=d) for d in range(5, -1, -1)]  # 5 past days + today
+
+
+def days_until_today(count: int) -> list[dt.date]:
+    """``count`` consecutive days, oldest first, ending with today."""
+    return [TODAY - dt.timedelta(days=d) for d in range(count - 1, -1, -1)]
+
+
+DAYS = days_until_today(6)  # 5 past days + today
 SYMS = [f"S{i:03d}" for i in range(100)]
 OPEN_NS = 9 * 3600 * 10**9 + 30 * 60 * 10**9
 SESSION_NS = int(6.5 * 3600 * 10**9)
@@ -72,13 +80,13 @@ def make_day(kind: str, day: dt.date, rows: int, rng: np.random.Generator) -> pa
     return pa.table(cols)
 
 
-def build(rows: int, lake: Path) -> dict[str, pa.Table]:
+def build(rows: int, lake: Path, days: list[dt.date] = DAYS) -> dict[str, pa.Table]:
     """Write the past days as Parquet under ``lake`` (an HDB directory); return today's."""
     rng = np.random.default_rng(42)
-    per_day = rows // 2 // len(DAYS)
+    per_day = rows // 2 // len(days)
     today: dict[str, pa.Table] = {}
     for kind in ("trade", "quote"):
-        for day in DAYS:
+        for day in days:
             table = make_day(kind, day, per_day, rng)
             if day == TODAY:
                 today[kind] = table.sort_by("time")  # as an RDB holds it: in arrival order
@@ -161,8 +169,8 @@ def start(command: str, args: list[str], work: Path) -> Launched:
     return launch([command, *args], name=command, log_path=log, ready_file=ready, cwd=ROOT)
 
 
-def queries() -> dict[str, str]:
-    d1, d4 = DAYS[-2], DAYS[1]
+def queries(days: list[dt.date] = DAYS) -> dict[str, str]:
+    d1, d4 = days[-2], days[-5]
     vwap = "SELECT sym, sum(price * size) / sum(size) AS vwap FROM trade GROUP BY sym"
     # Grouped by date too, so every bar is finished in the backend holding its day.
     bars = (
@@ -177,16 +185,17 @@ def queries() -> dict[str, str]:
         "AND t.time >= q.time GROUP BY t.sym"
     )
     one_sym = "SELECT time, price, size FROM trade WHERE sym = 'S042'"
-    days = (
+    range_ = (
         "SELECT date, sym, count(*) AS n, sum(size) AS volume, max(price) AS high "
         f"FROM trade WHERE date BETWEEN '{d4}' AND '{d1}' GROUP BY date, sym"
     )
+    n = len(days)
     return {
-        "vwap by sym (6 days)": vwap,
+        f"vwap by sym ({n} days)": vwap,
         "1-min OHLCV bars (2 days)": bars,
-        "as-of join trades to quotes (6 days)": asof,
-        "one-sym filter (6 days)": one_sym,
-        "multi-day range (4 past days)": days,
+        f"as-of join trades to quotes ({n} days)": asof,
+        f"one-sym filter ({n} days)": one_sym,
+        "multi-day range (4 past days)": range_,
     }
 
 
@@ -216,11 +225,17 @@ def main() -> None:
         "--min-seconds", type=float, default=4.0, help="Time to keep running each query."
     )
     parser.add_argument("--only", help="Run only the queries whose name contains this.")
+    parser.add_argument(
+        "--days", type=int, default=len(DAYS), help="Days of data, today included (at least 5)."
+    )
     args = parser.parse_args()
+    if args.days < 5:
+        parser.error("--days must be at least 5 (the multi-day range reads 4 past days)")
+    days = days_until_today(args.days)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         started = time.perf_counter()
-        today = build(args.rows, work / "hdb")
+        today = build(args.rows, work / "hdb", days)
         print(f"built {args.rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
         rdb = rdb_engine(today, work)
         # Computed once: the data does not change, and a per-call scan would compete with
@@ -249,7 +264,7 @@ def main() -> None:
             raw = raw_db(work / "hdb", today)
             client = Client(url)
             rows = []
-            for name, sql in queries().items():
+            for name, sql in queries(days).items():
                 if args.only and args.only not in name:
                     continue
                 want = raw.sql(sql).to_arrow_table()

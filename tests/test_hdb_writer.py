@@ -12,15 +12,18 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from support.harness import wait_until
 from support.hdb_data import TRADE, expected_sorted, make_trades
 
+from hdb import writer
 from hdb.intraday import list_chunks, remove_chunks, write_chunk
 from hdb.layout import Shard, partition_file
 from hdb.parquet_out import WriteOptions
+from hdb.sym_order import sym_ordered
 from hdb.writer import write_partition
 from tickdb.schema import SchemaError
 
@@ -41,6 +44,50 @@ def test_partition_is_sorted_and_complete(tmp_path: Path) -> None:
 
 def test_equal_keys_keep_arrival_order(tmp_path: Path) -> None:
     data = make_trades(30_000, syms=3, ties=True)
+    result = write_partition(tmp_path, TRADE, DAY, data)
+    assert read_back(result.path).equals(expected_sorted(data))
+
+
+def test_rows_in_time_order_skip_the_sort_and_make_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two feeds' rows interleaved: every sym in time order, the whole table not.
+    early, late = make_trades(20_000, syms=10, ties=True), make_trades(20_000, syms=10, seed=2)
+    late = late.set_column(1, "sym", pc.binary_join_element_wise(late.column("sym"), "x", ""))
+    data = pa.concat_tables([late, early])
+    assert sym_ordered(data) is not None
+    shortcut = write_partition(tmp_path / "shortcut", TRADE, DAY, data)
+    monkeypatch.setattr(writer, "sym_ordered", lambda _data: None)
+    sorted_by_duckdb = write_partition(tmp_path / "duckdb", TRADE, DAY, data)
+    assert read_back(shortcut.path).equals(expected_sorted(data))
+    assert shortcut.path.read_bytes() == sorted_by_duckdb.path.read_bytes()
+
+
+def test_a_sym_out_of_time_order_is_sorted_by_duckdb(tmp_path: Path) -> None:
+    data = make_trades(20_000, syms=5)
+    times = data.column("time").to_numpy().copy()
+    times[100:200] = times[100:200][::-1]  # some rows of each sym arrived late
+    data = data.set_column(0, "time", pa.array(times))
+    assert sym_ordered(data) is None
+    assert sym_ordered(data.slice(1000)) is not None
+    result = write_partition(tmp_path, TRADE, DAY, data)
+    assert read_back(result.path).equals(expected_sorted(data))
+
+
+def test_null_syms_go_last(tmp_path: Path) -> None:
+    data = make_trades(5000, syms=5)
+    syms = data.column("sym").to_pylist()
+    syms[10] = syms[4000] = None
+    data = data.set_column(1, "sym", pa.array(syms, pa.string()))
+    assert sym_ordered(data) is None
+    result = write_partition(tmp_path, TRADE, DAY, data)
+    assert read_back(result.path).equals(expected_sorted(data))
+    assert read_back(result.path).column("sym")[-2:].to_pylist() == [None, None]
+
+
+def test_more_syms_than_16_bit_ranks_hold(tmp_path: Path) -> None:
+    data = make_trades(60_000, syms=40_000)
+    assert sym_ordered(data) is not None
     result = write_partition(tmp_path, TRADE, DAY, data)
     assert read_back(result.path).equals(expected_sorted(data))
 

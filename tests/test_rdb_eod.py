@@ -144,3 +144,23 @@ def test_eod_job_writes_a_day_from_the_journal_and_is_idempotent(
         assert "write" in done.stdout  # rich progress
         table = pq.read_table(part)
         assert sorted(table["size"].to_pylist()) == list(range(3000))
+
+
+def test_eod_job_past_its_memory_cap_writes_from_chunks(tmp_path: Path, procs: list) -> None:
+    import subprocess
+    import sys
+
+    stack = Stack(tmp_path, procs, memory_limit_mb=1)
+    publish_trades(stack.address, 0, 60_000, per_batch=1000)  # ~2 MB of Arrow: spilled
+    day = str(stack.tp.info["session"])
+    roll(stack.address)
+    args = ["eod", "--date", day, "--config", str(stack.config), "--data-dir", str(stack.data)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tickdb.cli", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(stack.data / "hdb" / "trade" / f"date={day}" / "part-0-of-1.parquet")
+    assert sorted(table["size"].to_pylist()) == list(range(60_000))
+    keys = list(zip(table["sym"].to_pylist(), table["time"].to_pylist(), strict=True))
+    assert keys == sorted(keys)
+    assert not any((stack.data / "intraday").glob("eod-*"))  # its scratch chunks are gone
