@@ -30,6 +30,10 @@ from queries.q.tokens import Kind, Token
 _CLOSERS = {Kind.RPAREN, Kind.RBRACKET, Kind.SEMI, Kind.EOF}
 Stops = frozenset[str]
 _NONE: Stops = frozenset()
+# Expressions within expressions (brackets, and each verb of a chain: ``a+b+c`` is 3 deep),
+# past which a query is refused with a short error: the parser and translator recurse per
+# level, and a few thousand levels ended in a RecursionError and its traceback.
+MAX_DEPTH = 64
 
 
 def parse(src: str) -> Node:
@@ -53,6 +57,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
@@ -81,6 +86,17 @@ class _Parser:
     # -- expressions ---------------------------------------------------------------------
 
     def expr(self, stops: Stops) -> Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise TranslationError(
+                    f"the query nests expressions more than {MAX_DEPTH} deep", self.peek().pos
+                )
+            return self._expr(stops)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, stops: Stops) -> Node:
         if self.at_stop(stops):
             tok = self.peek()
             raise TranslationError(f"expected an expression, found {_describe(tok)}", tok.pos)
