@@ -110,6 +110,7 @@ class GatewayKdbPort:
         except QError as exc:
             self._count("errors")
             if sync:
+                log.warning("%r: query failed: %s", conn, exc.message[:300])
                 raise
             # Nobody waits for an async answer: the log is where the mistake shows.
             log.warning("%r: async query failed: %s", conn, exc.message)

@@ -21,6 +21,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.backends import BackendState, Topology
 from gateway.kdb_port import GatewayKdbPort
+from gateway.planner import plan_query
 from gateway.router import Limits, Router
 from queries.service import QueryClient
 from tickdb.config import Config, GatewayConfig, kdb_limits
@@ -32,11 +33,13 @@ if TYPE_CHECKING:  # the order path is imported only by a gateway that takes ord
 
 
 def default_in_flight() -> int:
-    """Half the cores, at least one: each backend's DuckDB already uses every core for one
+    """Half the cores, at least two: each backend's DuckDB already uses every core for one
     query, so more queries at once per backend only contend with each other and with the
     RDB's ingest (measured with the 20-client load test: p99 ingest lag ~250 ms at 4 in
-    flight, ~75-130 ms at 1, on 2 cores)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    flight, ~75-130 ms at 1, on 2 cores). Not one, though: a single slow query then held a
+    backend's only slot and every other client's query to it waited out its time limit (a
+    backend runs two queries at a time, its worker threads)."""
+    return max(2, (os.cpu_count() or 2) // 2)
 
 
 def limits_of(settings: GatewayConfig) -> Limits:
@@ -45,6 +48,9 @@ def limits_of(settings: GatewayConfig) -> Limits:
         max_rows=settings.max_rows,
         scan_rows=settings.scan_rows,
         in_flight=settings.in_flight or default_in_flight(),
+        max_query_chars=settings.max_query_chars,
+        max_nesting=settings.max_nesting,
+        client_queries=settings.client_queries,
     )
 
 
@@ -113,7 +119,11 @@ class Gateway:
         ]
         topology = Topology(states)
         topology.refresh()  # so the first query already routes by shard and date
-        return Router(topology, limits=self.limits, tables=self.config.tables)
+        router = Router(topology, limits=self.limits, tables=self.config.tables)
+        # Once, outside any query's deadline: the parsers' one-time setup (DuckDB's parser
+        # connection, sqlglot's dialect) must never be stopped half done (gateway.deadline).
+        plan_query("SELECT 1", router.catalog, topology)
+        return router
 
     def _bind_http(self) -> socket.socket:
         host, port = self.host, self.settings.port
