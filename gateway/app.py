@@ -23,7 +23,14 @@ from gateway.errors import HTTP_STATUS, QueryError
 from gateway.fix_ops import FixCollector, fix_routes
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
-from gateway.openapi import PLAN_KINDS, QUERY_RESPONSES, ErrorBody, error_responses, install
+from gateway.openapi import (
+    ADMISSION_RESPONSES,
+    PLAN_KINDS,
+    QUERY_RESPONSES,
+    ErrorBody,
+    error_responses,
+    install,
+)
 from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
@@ -172,7 +179,7 @@ def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> N
         metrics.rows.inc(result.table.num_rows)
         return _encoded(result, fmt, keys)
 
-    @app.post("/query/plan", responses=error_responses(PLAN_KINDS))
+    @app.post("/query/plan", responses={**error_responses(PLAN_KINDS), **ADMISSION_RESPONSES})
     def plan(body: QueryRequest) -> Any:
         """How the query would run: the mode, each backend query and the merge query."""
         try:
