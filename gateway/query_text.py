@@ -60,7 +60,8 @@ def check_text(text: str, language: Language, *, max_chars: int, max_nesting: in
             f"{max_chars} (gateway.max_query_chars)",
         )
     try:
-        text.encode("utf-8")
+        if not text.isascii():  # O(1); only other text is encoded to find a lone surrogate
+            text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise QueryError(
             "bad_query",
