@@ -2,27 +2,29 @@
 
 ``Deadline`` is the limit as an instant, passed down and checked between phases. DuckDB
 work is stopped at it with ``interrupt()`` (``queries.service_watchdog.Watchdog``). Python
-work - the q translator, sqlglot's parser, the planner - has no such hook, and an 80 KB
-select list kept them busy for seconds past a one-second limit; ``run_interruptible``
-raises in the thread doing it when the deadline passes, with CPython's
-``PyThreadState_SetAsyncExc`` (what delivers an exception to another thread, as
-KeyboardInterrupt is delivered). The raise can land at any bytecode of that thread, so only
-work that changes no shared state is run this way (translation and planning build new
-objects; their caches are filled after they return), and the exit below is written so that
-the one raise can never escape as anything but ``QueryError("timeout")``.
+work - the q translator, sqlglot's parser and generator, the planner - stops at the next
+``queries.deadline.checkpoint()`` past it: ``run_within`` sets the thread's deadline, and
+the checkpoints sit in the q translator's loops and, installed here once, in sqlglot's
+per-token and per-node steps (tokenizing, parsing, walking a tree, rendering SQL). An 80 KB
+select list kept them busy for seconds past a one-second limit. What no checkpoint reaches
+is C: DuckDB parsing and binding the text, ~0.6 s for 60 KB, bounded by the text's length
+(``gateway.max_query_chars``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlglot import tokenizer_core
+from sqlglot.expressions import Expr
+from sqlglot.generator import Generator
+from sqlglot.parser import Parser
 
 from gateway.errors import QueryError
-from queries.service_watchdog import Watchdog
+from queries.deadline import DeadlineExceeded, checkpoint, deadline_at
 
 T = TypeVar("T")
 
@@ -55,74 +57,51 @@ class Deadline:
             raise self.error(what)
 
 
-class DeadlineExceeded(BaseException):
-    """Raised inside interruptible work at its deadline. A BaseException, so the
-    ``except Exception`` of a library does not swallow it."""
-
-
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
-_set_async_exc.restype = ctypes.c_int
-
-
-class _Region:
-    """One thread's interruptible work; ``interrupt`` is what the watchdog calls (it calls
-    again every few ms until finished: only the first raises)."""
-
-    __slots__ = ("_lock", "armed", "done", "fired", "tid")
-
-    def __init__(self) -> None:
-        self.tid = threading.get_ident()
-        self._lock = threading.Lock()
-        self.armed = False  # set once the work starts: nothing may land before that
-        self.done = False
-        self.fired = False
-
-    def interrupt(self) -> None:
-        with self._lock:
-            if not self.armed or self.done or self.fired:
-                return
-            self.fired = True
-            _set_async_exc(self.tid, id(DeadlineExceeded))
-
-    def close(self) -> None:
-        """Mark the work finished and drop a raise still pending; runs to the end even if
-        the one raise lands inside it (it is then caught and the close repeated)."""
-        while True:
-            try:
-                with self._lock:
-                    self.done = True
-                    if self.fired:
-                        _set_async_exc(self.tid, 0)  # NULL: clear a pending exception
-                return
-            except DeadlineExceeded:
-                continue
-
-
-_watchdog = Watchdog()
-
-
-def run_interruptible(deadline: Deadline | None, what: str, work: Callable[[], T]) -> T:
-    """``work()``, stopped with ``QueryError("timeout")`` naming ``what`` at ``deadline``.
-
-    ``work`` must leave shared state consistent wherever it is stopped. None: no limit.
-    """
+def run_within(deadline: Deadline | None, what: str, work: Callable[[], T]) -> T:
+    """``work()``, stopped with ``QueryError("timeout")`` naming ``what`` at ``deadline``
+    (at its next checkpoint, or when it returns). None: no limit."""
     if deadline is None:
         return work()
     deadline.check(what)
-    region = _Region()
-    guard = _watchdog.watch(region, deadline.at)  # type: ignore[arg-type]
     try:
-        try:
-            region.armed = True
+        with deadline_at(deadline.at):
             result = work()
-        finally:
-            region.close()
     except DeadlineExceeded:
-        region.close()  # the raise has landed: nothing can interrupt this any more
         raise deadline.error(what) from None
-    finally:
-        _watchdog.finish(guard)  # after close(): no raise can land here
-    if region.fired:  # the raise was swallowed or cleared: the work still ran too long
-        raise deadline.error(what)
+    deadline.check(what)
     return result
+
+
+def _with_checkpoint(method: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        checkpoint()
+        return method(self, *args, **kwargs)
+
+    checked.__name__ = method.__name__
+    checked.__doc__ = method.__doc__
+    return checked
+
+
+def _install_sqlglot_checkpoints() -> None:
+    """Once per process: sqlglot's loops get a checkpoint (a no-op without a deadline).
+    Skipped where sqlglot's classes cannot be changed (a compiled build): the phases are
+    then still checked between them."""
+    steps: list[tuple[Any, str]] = [
+        (getattr(tokenizer_core, "TokenizerCore", None), "_add"),  # a token
+        (Parser, "_advance"),  # a token
+        (Expr, "iter_expressions"),  # a node, walking a tree
+        (Generator, "sql"),  # a node, rendering SQL
+    ]
+    for cls, name in steps:
+        method = getattr(cls, name, None)
+        if method is None or getattr(method, "_checkpointed", False):
+            continue
+        checked = _with_checkpoint(method)
+        checked._checkpointed = True  # type: ignore[attr-defined]
+        try:
+            setattr(cls, name, checked)
+        except (AttributeError, TypeError):
+            continue
+
+
+_install_sqlglot_checkpoints()

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from gateway.deadline import Deadline, run_interruptible
+from gateway.deadline import Deadline, run_within
 from gateway.errors import QueryError
 from queries.q import TranslationError
 
@@ -94,7 +94,7 @@ def parse_within(deadline: Deadline | None, what: str, work: Callable[[], T]) ->
     unchanged.
     """
     try:
-        return run_interruptible(deadline, what, work)
+        return run_within(deadline, what, work)
     except (QueryError, TranslationError):
         raise
     except RecursionError:

@@ -8,6 +8,7 @@ comma-separated subphrases, each an ordinary q expression.
 
 from __future__ import annotations
 
+from queries.deadline import checkpoint
 from queries.q import vocab
 from queries.q.errors import TranslationError
 from queries.q.lexer import tokenize
@@ -63,6 +64,7 @@ class _Parser:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
     def advance(self) -> Token:
+        checkpoint()  # the query's time limit (queries.deadline)
         tok = self.tokens[self.i]
         self.i = min(self.i + 1, len(self.tokens) - 1)
         return tok
