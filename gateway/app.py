@@ -95,8 +95,10 @@ def create_app(
     orders: Any = None,
     tp_address: str | None = None,
     order_port: str | None = None,
+    client_queries: ClientQueries | None = None,
 ) -> FastAPI:
-    """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503)."""
+    """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503);
+    ``client_queries`` counts queries per client, shared with the kdb+ port (None: its own)."""
     metrics = GatewayMetrics(router.topology, router.executor)
 
     @asynccontextmanager
@@ -112,7 +114,7 @@ def create_app(
         "(HDBs) and every shard, with a `date` column.",
     )
     app.exception_handler(RequestValidationError)(invalid_request)
-    running = ClientQueries(router.limits.client_queries)
+    running = client_queries or ClientQueries(router.limits.client_queries)
     metrics.registry.register(ClientQueriesCollector(running))
     app.add_middleware(
         QueryAdmission, max_query_chars=router.limits.max_query_chars, queries=running

@@ -1,7 +1,8 @@
-"""Bounds on what one client can make the gateway's HTTP API hold: request bodies, queries.
+"""Bounds on what one client can make the gateway hold: request bodies, queries at once.
 
 An ASGI middleware in front of ``POST /query`` and ``POST /query/plan``, so a refusal costs
-no worker thread and no parsing:
+no worker thread and no parsing (the kdb+ port counts its queries in the same
+``ClientQueries``, ``gateway.kdb_port``):
 
 * a body larger than the query text limit allows (``gateway.max_query_chars``, with room
   for JSON escapes) is answered 413 before it is read further;
@@ -10,8 +11,9 @@ no worker thread and no parsing:
   backends' request slots: without this, one client's slow queries starved everyone else.
 
 Who "a client" is: ``client_key`` alone decides - the authenticated user when the request
-carries one (``scope["state"]["user"]``, where authentication that runs before this
-middleware puts it), else the remote address.
+carries one (over HTTP ``scope["state"]["user"]``, where authentication that runs before
+this middleware puts it; over kdb+ the login, when the port checks passwords), else the
+remote address.
 """
 
 from __future__ import annotations
@@ -35,13 +37,16 @@ _BYTES_PER_CHAR = 12
 _BODY_SLACK = 64 * 1024
 
 
-def client_key(scope: Scope) -> str:
-    """Whom a request counts against: its authenticated user, else its remote address."""
-    user = (scope.get("state") or {}).get("user")
+def client_key(user: str | None, address: str | None) -> str:
+    """Whom a query counts against: its authenticated user, else its remote address."""
     if user:
         return f"user {user}"
+    return f"address {address or 'unknown'}"
+
+
+def http_client_key(scope: Scope) -> str:
     client = scope.get("client")
-    return f"address {client[0] if client else 'unknown'}"
+    return client_key((scope.get("state") or {}).get("user"), client[0] if client else None)
 
 
 def max_body_bytes(max_query_chars: int) -> int:
@@ -67,6 +72,12 @@ class ClientQueries:
                 return False
             self._running[key] = running + 1
             return True
+
+    def refusal(self, key: str) -> str:
+        return (
+            f"{key} already has {self.limit} queries running, the gateway's limit per client "
+            "(gateway.client_queries); retry when one has finished"
+        )
 
     def leave(self, key: str) -> None:
         with self._lock:
@@ -113,7 +124,7 @@ class QueryAdmission:
         if scope["type"] != "http" or scope["path"] not in LIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        key = client_key(scope)
+        key = http_client_key(scope)
         body = await self._body(scope, receive)
         if body is None:
             log.warning("query refused from %s: body over %d bytes", key, self.max_body)
@@ -121,10 +132,7 @@ class QueryAdmission:
             return
         if not self.queries.enter(key):
             log.warning("query refused from %s: %d queries running", key, self.queries.limit)
-            message = (
-                f"{key} already has {self.queries.limit} queries running, the gateway's "
-                "limit per client (gateway.client_queries); retry when one has finished"
-            )
+            message = self.queries.refusal(key)
             await _error(send, 429, "too_many_queries", message, {"retry-after": "1"})
             return
         try:

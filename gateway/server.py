@@ -20,6 +20,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.backends import BackendState, Topology
+from gateway.client_limits import ClientQueries
 from gateway.kdb_port import GatewayKdbPort
 from gateway.planner import plan_query
 from gateway.router import Limits, Router
@@ -64,6 +65,8 @@ class Gateway:
         self.router: Router | None = None
         self.orders: OrderPath | None = None
         self.kdb: GatewayKdbPort | None = None
+        # Queries running per client, over HTTP and the kdb+ port together.
+        self.client_queries = ClientQueries(self.limits.client_queries)
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
 
@@ -97,6 +100,7 @@ class Gateway:
                         orders=self.orders,
                         tp_address=self.settings.tp_address or None,
                         order_port=self.orders.port_endpoint if self.orders else None,
+                        client_queries=self.client_queries,
                     ),
                     http="httptools",
                     log_level="warning",
@@ -153,6 +157,7 @@ class Gateway:
                 port=settings.kdb_port,
                 users=settings.users,
                 limits=kdb_limits(settings),
+                client_queries=self.client_queries,
             ).start()
         except OSError as exc:
             # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.

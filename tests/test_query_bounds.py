@@ -153,18 +153,37 @@ def running_queries(url: str) -> int:
     raise AssertionError("no tickdb_gateway_queries_running in /metrics")
 
 
-class SlowQueries:
-    """``n`` queries that run to the gateway's time limit, from this test's address."""
+def backend_bound(sql_where: str) -> str:
+    """A query that runs on one backend to the time limit: a self-join six deep on
+    (sym, date) is backend-local, and 53^6 rows of today's IBM are counted on its RDB."""
+    joins = " ".join(f"join trade t{k} using (sym, date)" for k in range(2, 7))
+    return f"select count(*) as n from trade t1 {joins} where {sql_where}"
 
-    def __init__(self, url: str, n: int) -> None:
+
+IBM_TODAY = f"sym = 'IBM' and date = DATE '{TODAY}'"
+
+
+class SlowQueries:
+    """``per_address`` queries from each of ``addresses`` that run to the time limit."""
+
+    def __init__(
+        self, url: str, sql: str, per_address: int, addresses: tuple[str, ...] = ("127.0.0.1",)
+    ) -> None:
         self.replies: list[httpx.Response] = []
         self.threads = [
-            threading.Thread(target=lambda: self.replies.append(post(url, {"sql": ENDLESS})))
-            for _ in range(n)
+            threading.Thread(target=self._post, args=(url, sql, address))
+            for address in addresses
+            for _ in range(per_address)
         ]
         for thread in self.threads:
             thread.start()
-        wait_until(lambda: running_queries(url) >= n, LIMIT_S, f"{n} slow queries to run")
+        n = len(self.threads)
+        wait_until(lambda: running_queries(url) >= n, 2 * LIMIT_S, f"{n} slow queries to run")
+
+    def _post(self, url: str, sql: str, address: str) -> None:
+        transport = httpx.HTTPTransport(local_address=address)
+        with httpx.Client(transport=transport, timeout=60) as client:
+            self.replies.append(client.post(f"{url}/query", json={"sql": sql}))
 
     def join(self) -> list[int]:
         for thread in self.threads:
@@ -172,22 +191,28 @@ class SlowQueries:
         return [r.status_code for r in self.replies]
 
 
-def test_health_metrics_and_tables_answer_beside_a_slow_query(stack):
+def test_health_metrics_and_tables_answer_while_queries_hold_every_worker(stack):
+    """40 slow queries (4 from each of 10 addresses) hold every worker thread the query
+    routes have; most of them wait for the RDB's slots, costing no CPU. /health used to
+    wait behind them."""
     url = stack["url"]
-    slow = SlowQueries(url, 1)
+    addresses = tuple(f"127.0.0.{k}" for k in range(2, 12))
+    sql = backend_bound(IBM_TODAY)
+    assert httpx.post(f"{url}/query/plan", json={"sql": sql}).status_code == 200  # cached
+    slow = SlowQueries(url, sql, 4, addresses)
     try:
         for path in ("/health", "/metrics", "/tables"):
             reply, took = timed(lambda p=path: httpx.get(f"{url}{p}", timeout=10))
             assert reply.status_code == 200, path
-            assert took < 0.5, f"{path} took {took:.2f}s beside a slow query"
+            assert took < 0.5, f"{path} took {took:.2f}s behind the slow queries"
     finally:
-        assert slow.join() == [504]
+        assert set(slow.join()) == {504}
     assert_serving(stack)
 
 
 def test_a_client_over_its_query_limit_gets_429_and_others_go_on(stack):
     url = stack["url"]
-    slow = SlowQueries(url, 4)  # the default gateway.client_queries
+    slow = SlowQueries(url, ENDLESS, 4)  # the default gateway.client_queries
     try:
         refused = post(url, {"sql": "select 1 as one"})
         assert refused.status_code == 429, refused.text
@@ -203,15 +228,43 @@ def test_a_client_over_its_query_limit_gets_429_and_others_go_on(stack):
     assert_serving(stack)
 
 
+def test_the_kdb_port_counts_a_users_queries_towards_the_same_limit(stack):
+    """Four slow queries of one kdb+ user on four connections: its fifth connection's query
+    is refused with a q error; HTTP from the same address (another client) goes on."""
+    url, port = stack["url"], stack["kdb_port"]
+    errors: list[str] = []
+
+    def slow() -> None:
+        with QClient("127.0.0.1", port, user="quant", password=USERS["quant"]) as q:
+            try:
+                q.sync(".tickdb.sql", ENDLESS)
+            except QError as exc:
+                errors.append(exc.message)
+
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: running_queries(url) >= 4, LIMIT_S, "4 slow kdb+ queries to run")
+        with (
+            QClient("127.0.0.1", port, user="quant", password=USERS["quant"]) as q,
+            pytest.raises(QError) as err,
+        ):
+            q.sync("select n:count i from trade")
+        assert err.value.message.startswith("limit: user quant already has 4 queries running")
+        assert post(url, {"sql": CHECK_SQL}).status_code == 200
+    finally:
+        for thread in threads:
+            thread.join(60)
+    assert len(errors) == 4 and all(e.startswith("timeout") for e in errors), errors
+    assert_serving(stack)
+
+
 def test_a_slow_query_does_not_hold_a_backend_alone(stack):
     """Both queries go to the one RDB holding today's IBM rows; the slow one runs there to
     the time limit while the quick one is answered beside it."""
-    where = f"sym = 'IBM' and date = DATE '{TODAY}'"
     url = stack["url"]
-    slow_sql = f"select sum((range * size) % 7) as s from trade, range(100000000) where {where}"
-    replies: list[httpx.Response] = []
-    slow = threading.Thread(target=lambda: replies.append(post(url, {"sql": slow_sql})))
-    slow.start()
+    slow = SlowQueries(url, backend_bound(IBM_TODAY), 1)
     try:
         wait_until(
             lambda: any(
@@ -220,13 +273,11 @@ def test_a_slow_query_does_not_hold_a_backend_alone(stack):
             LIMIT_S,
             "the slow query to run on its backend",
         )
-        quick = f"select count(*) as n from trade where {where}"
-        reply, took = timed(lambda: post(url, {"sql": quick}))
+        reply = post(url, {"sql": f"select count(*) as n from trade where {IBM_TODAY}"})
         assert reply.status_code == 200, reply.text
-        assert took < LIMIT_S / 2, f"the quick query waited {took:.2f}s"
+        assert not slow.replies, "the quick query was answered only after the slow one"
     finally:
-        slow.join(60)
-    assert [r.status_code for r in replies] == [504]
+        assert slow.join() == [504]
 
 
 # -- parsers ----------------------------------------------------------------------------

@@ -29,5 +29,13 @@ def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
 
 
 def start_q_stack(workdir: Path, timeout_s: float = 5.0) -> dict[str, Any]:
-    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows."""
-    return start_stack(workdir, DATA, timeout_s=timeout_s, max_rows=1500, users=USERS)
+    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows; one
+    user may run 12 queries at once (``test_many_clients_at_once``)."""
+    return start_stack(
+        workdir,
+        DATA,
+        timeout_s=timeout_s,
+        max_rows=1500,
+        users=USERS,
+        settings={"client_queries": 12},
+    )

@@ -31,11 +31,13 @@ def start_stack(
     timeout_s: float = 3.0,
     max_rows: int | None = None,
     users: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` over them.
 
     ``users``: turn the gateway's kdb+ port on (on a ``free_port()``, from the config) with
     this user table. ``max_rows``: the gateway's row limit (its default otherwise).
+    ``settings``: more ``[gateway]`` settings, from the config.
     """
     servers = {}
     for name, backend in local_topology(data, shards=3, today=TODAY).items():
@@ -49,8 +51,11 @@ def start_stack(
         server.start()
         servers[name] = server
     args = ["gateway"]
-    if users is not None:
-        sections = {"gateway": {"kdb_port": free_port()}, "gateway.users": dict(users)}
+    if users is not None or settings:
+        sections: dict[str, dict[str, Any]] = {"gateway": dict(settings or {})}
+        if users is not None:
+            sections["gateway"]["kdb_port"] = free_port()
+            sections["gateway.users"] = dict(users)
         args += ["--config", str(write_config(workdir / "gateway.toml", sections))]
     args += ["--port", "0", "--refresh", "0.2", "--timeout", str(timeout_s)]
     if max_rows is not None:
