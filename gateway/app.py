@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,16 +18,27 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway import formats
 from gateway.backends import BackendState
+from gateway.client_limits import ClientQueries, ClientQueriesCollector, QueryAdmission
 from gateway.console import mount_console
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.fix_ops import FixCollector, fix_routes
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
-from gateway.openapi import PLAN_KINDS, QUERY_RESPONSES, ErrorBody, error_responses, install
+from gateway.openapi import (
+    ADMISSION_RESPONSES,
+    PLAN_KINDS,
+    QUERY_RESPONSES,
+    ErrorBody,
+    error_responses,
+    install,
+)
 from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
 from queries.q import TranslationError
+
+log = logging.getLogger("gateway.query")
+T = TypeVar("T")
 
 
 class QueryRequest(BaseModel):
@@ -59,6 +73,9 @@ class QueryRequest(BaseModel):
 
 
 def error_response(exc: QueryError) -> JSONResponse:
+    log.warning(
+        "query failed (%s): %s", exc.kind, str(exc).splitlines()[0][:300] if str(exc) else ""
+    )
     return JSONResponse(
         {"error": exc.kind, "message": str(exc)}, status_code=HTTP_STATUS.get(exc.kind, 500)
     )
@@ -66,6 +83,7 @@ def error_response(exc: QueryError) -> JSONResponse:
 
 def q_error_response(exc: TranslationError) -> JSONResponse:
     # A q query outside the subset is a bad query; the position points the user at it.
+    log.warning("q query refused: %s", str(exc).splitlines()[0][:300])
     return JSONResponse(
         {"error": "bad_query", "message": str(exc), "position": exc.position}, status_code=400
     )
@@ -79,9 +97,11 @@ def create_app(
     tp_address: str | None = None,
     order_port: str | None = None,
     users: Mapping[str, str] | None = None,
+    client_queries: ClientQueries | None = None,
 ) -> FastAPI:
     """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503);
-    ``users`` is the console's stand-in check (``gateway.console.access``)."""
+    ``users`` is the console's stand-in check (``gateway.console.access``);
+    ``client_queries`` counts queries per client, shared with the kdb+ port (None: its own)."""
     metrics = GatewayMetrics(router.topology, router.executor)
 
     @asynccontextmanager
@@ -97,6 +117,11 @@ def create_app(
         "(HDBs) and every shard, with a `date` column.",
     )
     app.exception_handler(RequestValidationError)(invalid_request)
+    running = client_queries or ClientQueries(router.limits.client_queries)
+    metrics.registry.register(ClientQueriesCollector(running))
+    app.add_middleware(
+        QueryAdmission, max_query_chars=router.limits.max_query_chars, queries=running
+    )
     install(app)
     app.include_router(
         order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
@@ -160,13 +185,13 @@ def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> N
         metrics.rows.inc(result.table.num_rows)
         return _encoded(result, fmt, keys)
 
-    @app.post("/query/plan", responses=error_responses(PLAN_KINDS))
+    @app.post("/query/plan", responses={**error_responses(PLAN_KINDS), **ADMISSION_RESPONSES})
     def plan(body: QueryRequest) -> Any:
         """How the query would run: the mode, each backend query and the merge query."""
         try:
             if body.q is not None:
-                translation = qpath.translate(body.q)
-                return {"sql": translation.sql, **router.plan(translation.sql).explain()}
+                translation, planned = qpath.plan(body.q)
+                return {"sql": translation.sql, **planned.explain()}
             return router.plan(str(body.sql)).explain()
         except TranslationError as exc:
             return q_error_response(exc)
@@ -178,31 +203,39 @@ def add_catalog_routes(app: FastAPI, router: Router) -> None:
     """``GET /tables`` and ``GET /tables/{name}``: the logical tables and where rows are."""
 
     @app.get("/tables")
-    def tables() -> list[dict[str, Any]]:
+    async def tables() -> list[dict[str, Any]]:
         """Every logical table with its columns and row counts by tier."""
-        return [_table(router, name) for name in sorted(router.catalog.columns)]
+        return await _beside_queries(
+            lambda: [_table(router, name) for name in sorted(router.catalog.columns)]
+        )
 
     @app.get("/tables/{name}", responses={404: {"model": ErrorBody}})
-    def table(name: str) -> Any:
+    async def table(name: str) -> Any:
         """One table: columns (q types), row counts by tier and by backend, dates held."""
-        if name not in router.catalog.columns:
-            return JSONResponse(
-                {
-                    "error": "not_found",
-                    "message": f"no table {name!r}; known: "
-                    f"{', '.join(sorted(router.catalog.columns))}",
-                },
-                404,
-            )
-        return _table(router, name, detail=True)
+        return await _beside_queries(lambda: _one_table(router, name))
+
+
+def _one_table(router: Router, name: str) -> Any:
+    if name not in router.catalog.columns:
+        return JSONResponse(
+            {
+                "error": "not_found",
+                "message": f"no table {name!r}; known: {', '.join(sorted(router.catalog.columns))}",
+            },
+            404,
+        )
+    return _table(router, name, detail=True)
 
 
 def add_health_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> None:
     """``GET /health`` (every backend, 503 if one is down) and ``GET /metrics``."""
 
     @app.get("/health")
-    def health() -> JSONResponse:
-        """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down."""
+    async def health() -> JSONResponse:
+        """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down.
+
+        Reads only what the topology thread keeps: answered on the event loop, it never
+        waits for a thread that queries may be holding."""
         backends = [_health(s) for s in router.topology.states]
         ok = all(b["up"] for b in backends)
         return JSONResponse(
@@ -211,8 +244,18 @@ def add_health_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> 
         )
 
     @app.get("/metrics", response_class=Response)
-    def prometheus() -> Response:
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+    async def prometheus() -> Response:
+        body = await _beside_queries(metrics.render)
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+
+# Metrics and the catalog answer on threads of their own, never behind queries (which hold
+# the worker threads of sync routes for up to their time limit).
+_STATUS_THREADS = ThreadPoolExecutor(2, thread_name_prefix="gateway-status")
+
+
+async def _beside_queries(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_STATUS_THREADS, work)
 
 
 def _encoded(result: GatewayResult, fmt: str, keys: tuple[str, ...]) -> Response:

@@ -41,7 +41,9 @@ class Catalog:
     def __init__(self, columns: Mapping[str, list[tuple[str, str]]]) -> None:
         self.columns = {name: list(cols) for name, cols in columns.items()}
         self.schemas = {name: arrow_schema(cols) for name, cols in self.columns.items()}
-        self._db = duckdb.connect()
+        # One thread per query: the binder needs none, and a query that reads no table runs
+        # here (gateway.local_run) without crowding out the event loop and the merges.
+        self._db = duckdb.connect(config={"threads": 1})
         for name, schema in self.schemas.items():
             empty = schema.empty_table()  # noqa: F841 - read by DuckDB's replacement scan
             self._db.execute(f'CREATE TABLE "{name}" AS SELECT * FROM empty')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -91,6 +92,7 @@ def gateway(
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     from gateway.server import Gateway
     from tickdb.config import load_config
+    from tickdb.logs import setup_logging
 
     # Flags override the config; a flag left out keeps the config's setting.
     flags: dict[str, Any] = {
@@ -118,6 +120,9 @@ def gateway(
             "give at least one --rdb or --hdb address (or --tp), or set "
             "gateway.rdb_addresses, gateway.hdb_addresses or gateway.tp_address"
         )
+    # Warnings and errors to stderr (its log file under tickdb up), as before the console's
+    # recent-errors handler on the root logger would otherwise swallow them.
+    setup_logging(os.environ.get("TICKDB_LOG_LEVEL", "WARNING"))
     server = Gateway(cfg)
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

@@ -29,12 +29,14 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gateway.client_limits import ClientQueries, client_key
 from gateway.errors import QueryError
 from gateway.kdb_result import qtypes_by_name, result_to_q
 from gateway.qpath import QPath
@@ -75,8 +77,10 @@ class GatewayKdbPort:
         users: Mapping[str, str] | None = None,
         limits: ServerLimits | None = None,
         authorizer: Authorizer | None = None,
+        client_queries: ClientQueries | None = None,
     ) -> None:
         self.router = router
+        self.client_queries = client_queries  # shared with HTTP: gateway.client_limits
         self.qpath = QPath(router)
         self.users = dict(users or {})
         self.authorizer = authorizer if authorizer is not None and authorizer.enabled else None
@@ -89,6 +93,9 @@ class GatewayKdbPort:
         self.counters = KdbCounters()
         self._lock = threading.Lock()
         checked = self.authorizer is not None or bool(self.users)
+        # A login names the client (for its query slots) only where passwords are checked:
+        # with auth off anyone may send any name.
+        self._logins_checked = bool(self.users) or bool(self.authorizer and self.authorizer.enabled)
         self.server = QIpcServer(
             self._handle,
             host=host,
@@ -146,14 +153,32 @@ class GatewayKdbPort:
         sync = msg_type == SYNC
         self._count("sync" if sync else "async_")
         try:
-            return self._dispatch(value, self._identity(conn))
+            with self._client_slot(conn):
+                return self._dispatch(value, self._identity(conn))
         except QError as exc:
             self._count("errors")
             if sync:
+                log.warning("%r: query failed: %s", conn, exc.message[:300])
                 raise
             # Nobody waits for an async answer: the log is where the mistake shows.
             log.warning("%r: async query failed: %s", conn, exc.message)
             return None
+
+    @contextmanager
+    def _client_slot(self, conn: QConnection) -> Iterator[None]:
+        """One of the client's ``gateway.client_queries``; its login counts as its identity
+        only when the port checks passwords."""
+        if self.client_queries is None:
+            yield
+            return
+        peer = conn.peer[0] if isinstance(conn.peer, tuple) else None
+        key = client_key(conn.user if self._logins_checked else None, peer)
+        if not self.client_queries.enter(key):
+            raise QError(f"limit: {self.client_queries.refusal(key)}")
+        try:
+            yield
+        finally:
+            self.client_queries.leave(key)
 
     def _dispatch(self, value: Any, who: Identity | None) -> Any:
         if isinstance(value, str):  # q text (a char vector), or a bare name as a symbol

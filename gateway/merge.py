@@ -37,6 +37,7 @@ from gateway.handover import (
     rdb_sql,
     split_dates,
 )
+from gateway.local_run import run_bounded
 from gateway.planner import Fetch, Plan, PlanMode
 from queries.connection import prepare_database
 from queries.service_protocol import SymScope
@@ -173,8 +174,17 @@ class Executor:
         if plan.final_sql is None:
             fetch = plan.fetches[0]
             got = parts.tables.get(0) or []
-            table = _in_order(got[0] if got else catalog.run_empty(fetch.sql), plan)
-            truncated = parts.truncated
+            if got:
+                table, truncated = got[0], parts.truncated
+            else:  # no backend may hold its rows: the gateway answers, within the limits
+                table, truncated = run_bounded(
+                    catalog.cursor(),
+                    fetch.sql,
+                    deadline=deadline,
+                    max_rows=max_rows,
+                    watchdog=self._watchdog,
+                )
+            table = _in_order(table, plan)
         else:
             if (stacked := self._stacked(plan, parts, catalog)) is not None:
                 table, truncated = stacked, False

@@ -32,7 +32,9 @@ PLAN_KINDS = ("bad_query", "forbidden")
 
 
 class ErrorBody(BaseModel):
-    error: str = Field(description="The kind: " + ", ".join(HTTP_STATUS) + ".")
+    error: str = Field(
+        description="The kind: " + ", ".join([*HTTP_STATUS, "too_many_queries"]) + "."
+    )
     message: str
     position: int | None = Field(None, description="q queries: the 0-based character at fault.")
 
@@ -69,6 +71,20 @@ def error_responses(kinds: tuple[str, ...] = tuple(HTTP_STATUS)) -> dict[int | s
     }
 
 
+# Refusals before a query route runs (``gateway.client_limits``).
+ADMISSION_RESPONSES: dict[int | str, Any] = {
+    413: {
+        "model": ErrorBody,
+        "description": "`bad_query`: the body is larger than any query the gateway takes "
+        "(gateway.max_query_chars).",
+    },
+    429: {
+        "model": ErrorBody,
+        "description": "`too_many_queries`: this client already has gateway.client_queries "
+        "queries running; retry after `Retry-After` seconds.",
+    },
+}
+
 QUERY_RESPONSES: dict[int | str, Any] = {
     200: {
         "description": "The result, encoded as `format` (or `Accept`) asks; flags also in "
@@ -83,6 +99,7 @@ QUERY_RESPONSES: dict[int | str, Any] = {
         },
     },
     **error_responses(),
+    **ADMISSION_RESPONSES,
 }
 
 

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from gateway.catalog import Catalog
+from gateway.deadline import Deadline
 from gateway.merge import GatewayResult
+from gateway.planner import Plan
+from gateway.query_text import parse_within
 from gateway.router import Router
 from qipc.arrow import Q_METADATA_KEY, default_qtype
 from queries.q import QTranslation, TranslationError, translate
@@ -72,9 +75,20 @@ class QPath:
                 self._for = catalog
             return self._schemas
 
-    def translate(self, q: str) -> QTranslation:
-        """Raises ``queries.q.TranslationError`` (message and position) for q outside the subset."""
-        return translate(q, self.schemas())
+    def translate(self, q: str, deadline: Deadline | None = None) -> QTranslation:
+        """Raises ``queries.q.TranslationError`` (message and position) for q outside the
+        subset, ``QueryError`` for text out of bounds or a translation past ``deadline``
+        (None: ``q`` is admitted here, with the gateway's time limit)."""
+        if deadline is None:
+            deadline = self.router.admit(q, "q")
+        schemas = self.schemas()
+        return parse_within(deadline, "q translation", lambda: translate(q, schemas))
+
+    def plan(self, q: str) -> tuple[QTranslation, Plan]:
+        """The translation and how its SQL would run (``POST /query/plan``)."""
+        deadline = self.router.admit(q, "q")
+        translation = self.translate(q, deadline)
+        return translation, self.router.plan(translation.sql, deadline)
 
     def run(
         self,
@@ -85,9 +99,10 @@ class QPath:
         allow_partial: bool = False,
     ) -> QResult:
         """Raises ``TranslationError`` (translation) or ``QueryError`` (as ``Router.run_sql``)."""
-        translation = self.translate(q)
+        deadline = self.router.admit(q, "q", timeout_s)  # translation counts towards it
+        translation = self.translate(q, deadline)
         result = self.router.run_sql(
-            translation.sql, timeout_s=timeout_s, max_rows=max_rows, allow_partial=allow_partial
+            translation.sql, max_rows=max_rows, allow_partial=allow_partial, deadline=deadline
         )
         table = annotate(result.table, translation.columns, translation.keys)
         return QResult(_with_table(result, table), translation)

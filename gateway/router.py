@@ -11,17 +11,18 @@ change) and the executor.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.backends import Topology
 from gateway.catalog import Catalog
+from gateway.deadline import Deadline
 from gateway.errors import QueryError
 from gateway.handover import StaleTopology
 from gateway.merge import Executor, GatewayResult
 from gateway.planner import Plan, plan_query
+from gateway.query_text import Language, check_text, parse_within
 from tickdb.schema import TableSchema, default_schemas
 
 
@@ -34,6 +35,11 @@ class Limits:
     scan_rows: int = 5_000_000
     # Requests outstanding per backend; more wait at the gateway (``merge.BackendSlots``).
     in_flight: int = 4
+    # A query's text, and one client's queries at once (``gateway.query_text``,
+    # ``gateway.client_limits``; docs/security.md).
+    max_query_chars: int = 65_536
+    max_nesting: int = 32
+    client_queries: int = 4
 
 
 PLAN_CACHE = 512  # plans kept, most recently used first
@@ -68,10 +74,24 @@ class Router:
                 self._catalog = Catalog.from_schemas(self._tables, self.topology.table_columns())
             return self._catalog, self._catalog_version
 
-    def plan(self, sql: str) -> Plan:
-        return self._plan(sql)[0]
+    def plan(self, sql: str, deadline: Deadline | None = None) -> Plan:
+        return self._plan(sql, deadline or self.admit(sql, "sql"))[0]
 
-    def _plan(self, sql: str) -> tuple[Plan, Catalog]:
+    def admit(self, text: str, language: Language, timeout_s: float | None = None) -> Deadline:
+        """Check a query's text against the bounds (``gateway.query_text``) and start the
+        clock of its time limit (the requested one, capped by the gateway's)."""
+        timeout = min(timeout_s or self.limits.timeout_s, self.limits.timeout_s)
+        if timeout <= 0:
+            raise QueryError("bad_query", "timeout_s must be positive")
+        check_text(
+            text,
+            language,
+            max_chars=self.limits.max_query_chars,
+            max_nesting=self.limits.max_nesting,
+        )
+        return Deadline.after(timeout)
+
+    def _plan(self, sql: str, deadline: Deadline) -> tuple[Plan, Catalog]:
         """The plan for ``sql``, cached while the backends' placement is unchanged.
 
         Planning (sqlglot parse, DuckDB bind, routing) costs 1-3 ms, a large share of a
@@ -85,7 +105,7 @@ class Router:
             if plan is not None:
                 self._plans.move_to_end(key)
                 return plan, catalog
-        plan = plan_query(sql, catalog, self.topology)
+        plan = parse_within(deadline, "planning", lambda: plan_query(sql, catalog, self.topology))
         with self._lock:
             self._plans[key] = plan
             while len(self._plans) > PLAN_CACHE:
@@ -99,24 +119,29 @@ class Router:
         timeout_s: float | None = None,
         max_rows: int | None = None,
         allow_partial: bool = False,
+        deadline: Deadline | None = None,
     ) -> GatewayResult:
         """Answer ``sql`` over every tier and shard as if one DuckDB held all the data.
+
+        ``deadline``: the clock of a query the caller admitted itself (q, before its
+        translation); else ``sql`` is admitted here and its clock starts now.
 
         Raises QueryError: bad_query / forbidden (the query), timeout / unavailable (a
         backend, named), internal.
         """
-        timeout = min(timeout_s or self.limits.timeout_s, self.limits.timeout_s)
         rows = min(max_rows or self.limits.max_rows, self.limits.max_rows)
-        if timeout <= 0 or rows < 0:
-            raise QueryError("bad_query", "timeout_s must be positive and max_rows >= 0")
-        deadline = time.monotonic() + timeout
+        if rows < 0:
+            raise QueryError("bad_query", "max_rows must be >= 0")
+        if deadline is None:
+            deadline = self.admit(sql, "sql", timeout_s)
         while True:
-            plan, catalog = self._plan(sql)
+            plan, catalog = self._plan(sql, deadline)
+            deadline.check("planning")
             try:
                 return self.executor.execute(
                     plan,
                     catalog,
-                    deadline=deadline,
+                    deadline=deadline.at,
                     max_rows=rows,
                     scan_rows=self.limits.scan_rows,
                     allow_partial=allow_partial,
@@ -125,7 +150,7 @@ class Router:
                 # An RDB rolled or handed a date over since the last info(): learn where
                 # every date is now and ask again (around end of day only).
                 self.topology.stale_retries += 1
-                if time.monotonic() >= deadline:
+                if deadline.expired():
                     raise QueryError(
                         "timeout", f"backends kept changing which dates they hold: {why}"
                     ) from None

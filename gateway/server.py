@@ -21,8 +21,10 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.backends import BackendState, Topology
+from gateway.client_limits import ClientQueries
 from gateway.console.live import end_live_streams
 from gateway.kdb_port import GatewayKdbPort
+from gateway.planner import plan_query
 from gateway.router import Limits, Router
 from queries.service import QueryClient
 from tickdb.auth import Authorizer
@@ -35,11 +37,13 @@ if TYPE_CHECKING:  # the order path is imported only by a gateway that takes ord
 
 
 def default_in_flight() -> int:
-    """Half the cores, at least one: each backend's DuckDB already uses every core for one
+    """Half the cores, at least two: each backend's DuckDB already uses every core for one
     query, so more queries at once per backend only contend with each other and with the
     RDB's ingest (measured with the 20-client load test: p99 ingest lag ~250 ms at 4 in
-    flight, ~75-130 ms at 1, on 2 cores)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    flight, ~75-130 ms at 1, on 2 cores). Not one, though: a single slow query then held a
+    backend's only slot and every other client's query to it waited out its time limit (a
+    backend runs two queries at a time, its worker threads)."""
+    return max(2, (os.cpu_count() or 2) // 2)
 
 
 def limits_of(settings: GatewayConfig) -> Limits:
@@ -48,6 +52,9 @@ def limits_of(settings: GatewayConfig) -> Limits:
         max_rows=settings.max_rows,
         scan_rows=settings.scan_rows,
         in_flight=settings.in_flight or default_in_flight(),
+        max_query_chars=settings.max_query_chars,
+        max_nesting=settings.max_nesting,
+        client_queries=settings.client_queries,
     )
 
 
@@ -70,6 +77,8 @@ class Gateway:
         self.router: Router | None = None
         self.orders: OrderPath | None = None
         self.kdb: GatewayKdbPort | None = None
+        # Queries running per client, over HTTP and the kdb+ port together.
+        self.client_queries = ClientQueries(self.limits.client_queries)
         self._sock: socket.socket | None = None
         self._server: _Server | None = None
 
@@ -104,6 +113,7 @@ class Gateway:
                         tp_address=self.settings.tp_address or None,
                         order_port=self.orders.port_endpoint if self.orders else None,
                         users=self.settings.users,
+                        client_queries=self.client_queries,
                     ),
                     http="httptools",
                     log_level="warning",
@@ -126,7 +136,11 @@ class Gateway:
         ]
         topology = Topology(states)
         topology.refresh()  # so the first query already routes by shard and date
-        return Router(topology, limits=self.limits, tables=self.config.tables)
+        router = Router(topology, limits=self.limits, tables=self.config.tables)
+        # Once, outside any query's time limit: the parsers' one-time setup (DuckDB's parser
+        # connection, sqlglot's dialect; ~0.2-0.4 s) is not charged to the first query.
+        plan_query("SELECT 1", router.catalog, topology)
+        return router
 
     def _bind_http(self) -> socket.socket:
         host, port = self.host, self.settings.port
@@ -157,6 +171,7 @@ class Gateway:
                 users=settings.users,
                 limits=kdb_limits(settings),
                 authorizer=Authorizer(self.config.auth),
+                client_queries=self.client_queries,
             ).start()
         except OSError as exc:
             # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.

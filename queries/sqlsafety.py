@@ -201,7 +201,19 @@ def check_read_only(sql: str) -> None:
     """
     if len(sql) > MAX_SQL_CHARS:
         raise QueryError("bad_query", f"query is longer than {MAX_SQL_CHARS} characters")
-    verdict = _verdict(sql) if len(sql) <= _CACHED_CHARS else _uncached(sql)
+    if not sql.isascii():  # O(1): only text with non-ASCII characters is encoded
+        try:
+            sql.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate, from JSON's "\ud800" escapes
+            raise QueryError(
+                "bad_query", f"the query is not valid Unicode (character {exc.start})"
+            ) from None
+    try:
+        verdict = _verdict(sql) if len(sql) <= _CACHED_CHARS else _uncached(sql)
+    except RecursionError:
+        # Nesting deeper than the parsers' recursion (brackets, CASE or subqueries within
+        # one another): the query's fault, a short error, not a traceback.
+        raise QueryError("bad_query", "the query is nested too deeply to parse") from None
     if verdict is not None:
         raise QueryError(verdict.kind, str(verdict))
 

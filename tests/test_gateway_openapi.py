@@ -33,12 +33,13 @@ def test_query_declares_its_result_media_types_and_schema(spec: dict[str, Any]) 
 
 def test_query_declares_each_error_status_it_returns_and_no_other(spec: dict[str, Any]) -> None:
     responses = spec["paths"]["/query"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "403", "500", "503", "504"}
-    for status in ("400", "403", "500", "503", "504"):
+    assert set(responses) == {"200", "400", "403", "413", "429", "500", "503", "504"}
+    for status in ("400", "403", "413", "429", "500", "503", "504"):
         body = responses[status]["content"]["application/json"]["schema"]
         assert body == {"$ref": "#/components/schemas/ErrorBody"}
     # Invalid requests are 400 bad_query (the app's handler), never FastAPI's 422.
-    assert set(spec["paths"]["/query/plan"]["post"]["responses"]) == {"200", "400", "403"}
+    plan_statuses = {"200", "400", "403", "413", "429"}
+    assert set(spec["paths"]["/query/plan"]["post"]["responses"]) == plan_statuses
 
 
 def test_format_is_an_enum_and_the_body_needs_exactly_one_of_sql_and_q(

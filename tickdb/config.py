@@ -90,6 +90,10 @@ class GatewayConfig:
     kdb_login_backoff_max_s: float = 5.0
     query_timeout_s: float = 30.0
     max_rows: int = 1_000_000
+    # Bounds of a query's text and of one client's queries at once (docs/security.md).
+    max_query_chars: int = 65_536
+    max_nesting: int = 32
+    client_queries: int = 4
     # The order-entry port (ZeroMQ, tickdb.Orders); empty: off.
     order_port: str = "tcp://127.0.0.1:5040"
     # username -> password for the kdb+ port; empty means no check.
@@ -255,7 +259,7 @@ def _validate(config: Config) -> None:
         ),
         ("journal", ("fsync_interval_ms",)),
         ("stack", ("shards", "demo_rate")),
-        ("gateway", ("scan_rows", "refresh_s")),
+        ("gateway", ("scan_rows", "refresh_s", "max_query_chars", "max_nesting", "client_queries")),
     ):
         obj = getattr(config, section)
         for name in names:

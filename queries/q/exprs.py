@@ -7,6 +7,7 @@ leaves (literals, column names) and the dispatch table.
 
 from __future__ import annotations
 
+from queries.deadline import checkpoint
 from queries.q import aggregates, operators, temporal
 from queries.q.errors import TranslationError
 from queries.q.handlers import Handler, Translate, derived
@@ -16,6 +17,7 @@ from queries.q.sqlexpr import Expr, Scope, quote_ident, quote_str
 
 
 def translate(node: Node, scope: Scope) -> Expr:
+    checkpoint()  # once per node: the query's time limit (queries.deadline)
     if isinstance(node, Num):
         return _number(node)
     if isinstance(node, Sym):

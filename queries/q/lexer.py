@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from queries.deadline import checkpoint
 from queries.q.errors import TranslationError
 from queries.q.tokens import Kind, Token
 
@@ -55,6 +56,7 @@ def tokenize(src: str) -> list[Token]:
         if ch in " \t\r\n":
             i += 1
             continue
+        checkpoint()  # once per token: the query's time limit (queries.deadline)
         start = i
         spaced = start > 0 and src[start - 1] in " \t\r\n"
         if ch == "/" and (start == 0 or spaced):

@@ -8,6 +8,7 @@ comma-separated subphrases, each an ordinary q expression.
 
 from __future__ import annotations
 
+from queries.deadline import checkpoint
 from queries.q import vocab
 from queries.q.errors import TranslationError
 from queries.q.lexer import tokenize
@@ -30,6 +31,10 @@ from queries.q.tokens import Kind, Token
 _CLOSERS = {Kind.RPAREN, Kind.RBRACKET, Kind.SEMI, Kind.EOF}
 Stops = frozenset[str]
 _NONE: Stops = frozenset()
+# Expressions within expressions (brackets, and each verb of a chain: ``a+b+c`` is 3 deep),
+# past which a query is refused with a short error: the parser and translator recurse per
+# level, and a few thousand levels ended in a RecursionError and its traceback.
+MAX_DEPTH = 64
 
 
 def parse(src: str) -> Node:
@@ -53,11 +58,13 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
     def advance(self) -> Token:
+        checkpoint()  # the query's time limit (queries.deadline)
         tok = self.tokens[self.i]
         self.i = min(self.i + 1, len(self.tokens) - 1)
         return tok
@@ -81,6 +88,17 @@ class _Parser:
     # -- expressions ---------------------------------------------------------------------
 
     def expr(self, stops: Stops) -> Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise TranslationError(
+                    f"the query nests expressions more than {MAX_DEPTH} deep", self.peek().pos
+                )
+            return self._expr(stops)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, stops: Stops) -> Node:
         if self.at_stop(stops):
             tok = self.peek()
             raise TranslationError(f"expected an expression, found {_describe(tok)}", tok.pos)

@@ -32,8 +32,15 @@ def expected(reference: duckdb.DuckDBPyConnection, q: str) -> pa.Table:
 def start_q_stack(
     workdir: Path, timeout_s: float = 5.0, sections: Mapping[str, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows;
-    ``sections``: more config sections (``{"auth": {...}}``)."""
+    """The stack over ``DATA`` with the kdb+ port on for ``USERS``, at most 1500 rows; one
+    user may run 12 queries at once (``test_many_clients_at_once``); ``sections``: more
+    config sections (``{"auth": {...}}``)."""
     return start_stack(
-        workdir, DATA, timeout_s=timeout_s, max_rows=1500, users=USERS, sections=sections
+        workdir,
+        DATA,
+        timeout_s=timeout_s,
+        max_rows=1500,
+        users=USERS,
+        settings={"client_queries": 12},
+        sections=sections,
     )

@@ -32,12 +32,14 @@ def start_stack(
     max_rows: int | None = None,
     users: Mapping[str, str] | None = None,
     sections: Mapping[str, dict[str, Any]] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """QueryServers for 3 shards x 2 tiers and ``tickdb gateway`` over them.
 
     ``users``: turn the gateway's kdb+ port on (on a ``free_port()``, from the config) with
     this user table. ``max_rows``: the gateway's row limit (its default otherwise).
     ``sections``: more config sections (``{"auth": {...}}``).
+    ``settings``: more ``[gateway]`` settings, from the config.
     """
     servers = {}
     for name, backend in local_topology(data, shards=3, today=TODAY).items():
@@ -51,8 +53,11 @@ def start_stack(
         server.start()
         servers[name] = server
     args = ["gateway"]
-    if users is not None:
-        config = {"gateway": {"kdb_port": free_port()}, "gateway.users": dict(users)}
+    if users is not None or settings or sections:
+        config: dict[str, dict[str, Any]] = {"gateway": dict(settings or {})}
+        if users is not None:
+            config["gateway"]["kdb_port"] = free_port()
+            config["gateway.users"] = dict(users)
         config.update(sections or {})
         args += ["--config", str(write_config(workdir / "gateway.toml", config))]
     args += ["--port", "0", "--refresh", "0.2", "--timeout", str(timeout_s)]
