@@ -44,6 +44,7 @@ from qipc.limits import ServerLimits
 from qipc.server import QConnection, QIpcServer
 from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
+from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer, Identity, Role
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,10 @@ class GatewayKdbPort:
         users: Mapping[str, str] | None = None,
         limits: ServerLimits | None = None,
         authorizer: Authorizer | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.router = router
+        self.audit = audit or AuditLog(None, "gateway")
         self.qpath = QPath(router)
         self.users = dict(users or {})
         self.authorizer = authorizer if authorizer is not None and authorizer.enabled else None
@@ -94,6 +97,7 @@ class GatewayKdbPort:
             host=host,
             port=port,
             authenticate=self._authenticate if checked else None,
+            on_login=self._record_login,
             limits=limits,
             name="gateway-kdb",
             setting="gateway.kdb_port (--kdb-port)",
@@ -124,6 +128,9 @@ class GatewayKdbPort:
         expected = self.users.get(user)
         # compare_digest: the time taken must not tell how much of a password was right.
         return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    def _record_login(self, user: str, where: str, ok: bool, why: str) -> None:
+        self.audit.record(user, "login", ok=ok, where=where, port="gateway-kdb", reason=why or None)
 
     def _identity(self, conn: QConnection) -> Identity | None:
         """Who ``conn`` logged in as; None when the port checks nobody."""
