@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.auth_http import HttpAuth
 from gateway.backends import BackendState, Topology
 from gateway.kdb_port import GatewayKdbPort
 from gateway.router import Limits, Router
 from queries.service import QueryClient
+from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
 from tickdb.listen import AddressInUse
@@ -61,6 +63,10 @@ class Gateway:
         self.kdb: GatewayKdbPort | None = None
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
+        # One of each per process: every port checks the same identities and writes one
+        # audit file (<data_dir>/audit/gateway-<day>.jsonl while [auth] is on).
+        self.authorizer = Authorizer(config.auth)
+        self.audit = AuditLog.for_config(config, "gateway")
 
     @property
     def url(self) -> str:
@@ -83,7 +89,12 @@ class Gateway:
             if self.takes_orders:
                 from gateway.order_setup import start_order_path
 
-                self.orders = start_order_path(self.config, self.settings.tp_address)
+                self.orders = start_order_path(
+                    self.config,
+                    self.settings.tp_address,
+                    authorizer=self.authorizer,
+                    audit=self.audit,
+                )
             self._server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(
@@ -92,6 +103,7 @@ class Gateway:
                         orders=self.orders,
                         tp_address=self.settings.tp_address or None,
                         order_port=self.orders.port_endpoint if self.orders else None,
+                        auth=HttpAuth(self.authorizer, self.audit),
                     ),
                     http="httptools",
                     log_level="warning",
@@ -144,7 +156,8 @@ class Gateway:
                 port=settings.kdb_port,
                 users=settings.users,
                 limits=kdb_limits(settings),
-                authorizer=Authorizer(self.config.auth),
+                authorizer=self.authorizer,
+                audit=self.audit,
             ).start()
         except OSError as exc:
             # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.
@@ -209,3 +222,4 @@ class Gateway:
             self._sock = None
         if self.router is not None and (self._server is None or not self._server.started):
             self.router.close()
+        self.audit.close()
