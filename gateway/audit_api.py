@@ -51,9 +51,8 @@ def audit_routes(auth: HttpAuth) -> APIRouter:
             directory, since=since_ts, until=until_ts, who=who, action=action, limit=limit
         )
         asked = {"since": since, "until": until, "who": who, "action": action}
-        auth.record(
-            request, who_asks.name, "admin.audit", sync=True, query={k: v for k, v in asked.items() if v}
-        )
+        query = {k: v for k, v in asked.items() if v}
+        auth.record(request, who_asks.name, "admin.audit", sync=True, query=query)
         return {"enabled": True, "records": records, "truncated": more}
 
     return api

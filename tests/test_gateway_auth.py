@@ -122,6 +122,10 @@ def test_queries_need_read_on_every_table_they_touch(qstack):
     reply = httpx.post(url + "/query", json={"sql": "select 1 x"}, headers={"Authorization": basic})
     assert reply.status_code == 200
     assert query(url, "trades_only", sql="select", q="x").status_code == 400
+    # A malformed body carrying the same q text changes nothing for the next, valid one.
+    assert query(url, "trades_only", sql=5, q="select from quote").status_code == 400
+    assert_403(query(url, "trades_only", q="select from quote"), "may not read quote")
+    assert_403(query(url, "trades_only", q="select from quote"), "may not read quote")
 
 
 def test_the_catalog_lists_only_readable_tables(qstack):
