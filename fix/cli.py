@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
+from tickdb.cli_options import TokenOpt
 
 fix_app = typer.Typer(help="FIX sessions: state, sequence numbers, reset.", no_args_is_help=True)
 
@@ -25,12 +26,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(fix_app, name="fix")
 
 
-def gateway_sessions(url: str) -> list[dict[str, Any]] | None:
-    """The acceptor's sessions, or None if the gateway does not answer."""
+def gateway_sessions(url: str, token: str | None = None) -> list[dict[str, Any]] | None:
+    """The acceptor's sessions, or None if the gateway does not answer (or not to us)."""
     from gateway.client import Client, GatewayError
 
     try:
-        with Client(url, timeout_s=10) as client:
+        with Client(url, timeout_s=10, token=token) as client:
             reply = client.get("/fix/sessions")
     except GatewayError:
         return None
@@ -81,11 +82,12 @@ def print_sessions(rows: list[dict[str, Any]], title: str) -> None:
 @fix_app.command("sessions")
 def sessions(
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """State and sequence numbers of every FIX session."""
-    rows = gateway_sessions(url)
+    rows = gateway_sessions(url, token)
     if rows is None:
         typer.echo(f"gateway at {url} is not answering", err=True)
         if config is None:
@@ -102,6 +104,7 @@ def sessions(
 def reset(
     name: Annotated[str, typer.Argument(help="Session name or Sender-Target key.")],
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Both sequence numbers of a session back to 1 (a logged on session is logged out).
@@ -116,7 +119,7 @@ def reset(
             typer.echo(json.dumps({"reset": True, "session": row["name"]}))
             return
     try:
-        with Client(url, timeout_s=10) as client:
+        with Client(url, timeout_s=10, token=token) as client:
             reply = client.post(f"/fix/sessions/{name}/reset", {})
     except GatewayError as exc:
         typer.echo(f"gateway at {url} is not answering: {exc}", err=True)

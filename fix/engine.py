@@ -36,8 +36,9 @@ SEND_TIMEOUT_S = 5.0
 
 
 class SocketTransport:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, peer: str = "") -> None:
         self.sock = sock
+        self.peer = peer
 
     def send(self, data: bytes) -> None:
         try:
@@ -220,7 +221,7 @@ class Engine:
             log.warning("fix: %s: session %s is already connected", conn.peer, session.settings.key)
             return None
         conn.session = session
-        session.attach(SocketTransport(conn.sock))
+        session.attach(SocketTransport(conn.sock, conn.peer))
         return session
 
     def _read(self, conn: Connection) -> None:
@@ -280,7 +281,7 @@ class Engine:
         conn = self._register(sock, f"{d.host}:{d.port}")
         conn.session = d.session
         d.connection = conn
-        d.session.attach(SocketTransport(sock))
+        d.session.attach(SocketTransport(sock, conn.peer))
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,7 +13,7 @@ For every frame, in this order (QuickFIX's ``Session::verify``):
    session Reject (373=0/1); a missing MsgSeqNum is a Logout;
 3. before logon, only a Logon is read (anything else closes the connection); a Logon with
    a wrong password (554) or username (553) is answered with a Logout and the connection
-   closed;
+   closed (an acceptor given ``check_logon`` asks it instead of comparing the settings');
 4. CompIDs other than the session's: Reject (373=9), Logout; a SendingTime further than
    ``max_latency_s`` from now: Reject (373=10), Logout;
 5. MsgSeqNum: the expected one is processed; a higher one is queued and a ResendRequest
@@ -82,6 +82,7 @@ class SessionSettings:
     account: str = ""  # acceptor: the account this session trades for
     password: str = ""  # acceptor: required in 554; initiator: sent in 554
     username: str = ""  # acceptor: required in 553 when set; initiator: sent in 553
+    identity: str = ""  # acceptor with [auth] on: the identity the client logs on as
     heartbeat_s: int = 30  # initiator: HeartBtInt sent; acceptor: the client's is used
     reset_on_logon: bool = False  # initiator: send ResetSeqNumFlag=Y on every logon
     max_latency_s: float = 120.0
@@ -93,6 +94,8 @@ class SessionSettings:
 
 
 class Transport(Protocol):
+    peer: str  # "host:port" of the other end, for logs and the audit
+
     def send(self, data: bytes) -> None: ...
 
     def close(self) -> None: ...
@@ -112,6 +115,10 @@ class Disconnect(Exception):
     """Close the connection (after whatever was already sent)."""
 
 
+# check_logon(session, logon) -> None to accept it, or the Text (58) of the refusing Logout.
+LogonCheck = Callable[["Session", Message], "str | None"]
+
+
 class Session:
     def __init__(
         self,
@@ -120,8 +127,10 @@ class Session:
         *,
         initiator: bool,
         clock: Callable[[], float] = time.monotonic,
+        check_logon: LogonCheck | None = None,
     ) -> None:
         self.settings = settings
+        self.check_logon = check_logon
         self.app = app
         self.initiator = initiator
         self.clock = clock
@@ -144,6 +153,12 @@ class Session:
     @property
     def logged_on(self) -> bool:
         return self.state is State.LOGGED_ON
+
+    @property
+    def peer(self) -> str:
+        """Where the connection comes from (``host:port``), or "" when disconnected."""
+        transport = self._transport
+        return str(getattr(transport, "peer", "")) if transport is not None else ""
 
     def attach(self, transport: Transport) -> None:
         with self.lock:
@@ -415,12 +430,18 @@ class Session:
             if 108 not in msg.values or not msg.values[108].isdigit():
                 self.reject(msg, SessionRejectReason.REQUIRED_TAG_MISSING, "tag 108 missing", 108)
                 raise Disconnect("Logon without HeartBtInt")
-            if (s.password and msg.get(554) != s.password) or (
+            if self.check_logon is not None:
+                refusal = self.check_logon(self, msg)
+            elif (s.password and msg.get(554) != s.password) or (
                 s.username and msg.get(553) != s.username
             ):
-                log.warning("fix %s: logon refused: wrong username or password", s.key)
-                self._send_admin("5", [(58, "Logon refused: invalid username or password")])
-                raise Disconnect("wrong password")
+                refusal = "Logon refused: invalid username or password"
+            else:
+                refusal = None
+            if refusal is not None:
+                log.warning("fix %s: logon from %s refused: %s", s.key, self.peer, refusal)
+                self._send_admin("5", [(58, refusal)])
+                raise Disconnect("logon refused")
             self.heartbeat_s = float(msg.num(108)) or self.heartbeat_s
         reset = msg.get(141) == "Y"
         if reset and not self.initiator:

@@ -13,6 +13,12 @@ password = "secret"            # required in Password (554) at logon
 username = ""                  # when set, required in Username (553)
 
 ```
+
+With ``[auth] mode = "on"`` a session names an identity instead of holding a password:
+``identity = "desk1"``. The client logs on with that identity's password or one of its
+tokens in Password (554) (and, if it sends Username (553), the identity's name), and the
+identity's ``trade`` role must cover the session's account. ``password`` and ``username``
+are then refused: the identity's credentials are the only ones.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from fix.session import SessionSettings
+from tickdb.auth import AuthConfig, Identity
 
 SESSION_KEYS = {"sender_comp_id": str, "target_comp_id": str, "account": str}
-SESSION_OPTIONAL = {"password": str, "username": str}
+SESSION_OPTIONAL = {"password": str, "username": str, "identity": str}
 
 
 def _check(
@@ -46,11 +53,13 @@ def _check(
             raise ValueError(f"{where}.{key}: required")
 
 
-def check_fix_config(fix: Any) -> None:
+def check_fix_config(fix: Any, auth: AuthConfig | None = None) -> None:
     """Raise ValueError naming the key for anything that cannot be used."""
     seen: set[tuple[str, str]] = set()
     for name, raw in fix.sessions.items():
         _check(f"fix.sessions.{name}", raw, SESSION_KEYS, SESSION_OPTIONAL)
+        if auth is not None and auth.mode == "on":
+            _check_identity(f"fix.sessions.{name}", raw, auth)
         pair = (raw["sender_comp_id"], raw["target_comp_id"])
         if pair in seen:
             raise ValueError(f"fix.sessions.{name}: CompIDs {pair} are used by another session")
@@ -59,6 +68,31 @@ def check_fix_config(fix: Any) -> None:
     for key in ("max_message_bytes", "max_connections", "logon_timeout_s", "max_latency_s"):
         if getattr(fix, key) <= 0:
             raise ValueError(f"fix.{key}: must be positive")
+
+
+def _check_identity(where: str, raw: dict[str, Any], auth: AuthConfig) -> None:
+    """With auth on, a session logs on as an ``[auth]`` identity that may trade its account."""
+    name = raw.get("identity", "")
+    if not name:
+        raise ValueError(
+            f'{where}.identity: required with [auth] mode = "on" (the identity whose '
+            "password or token the client sends in 554)"
+        )
+    for key in ("password", "username"):
+        if raw.get(key):
+            raise ValueError(
+                f"{where}.{key}: not used with [auth] on (the identity {name!r}'s "
+                "credentials are checked); remove it"
+            )
+    ident = auth.identities.get(name)
+    if ident is None:
+        raise ValueError(f"{where}.identity: no [auth.identities.{name}]")
+    try:
+        identity = Identity.from_roles(name, ident.roles)
+    except ValueError:
+        return  # a bad role: check_auth_config names it
+    if not identity.may("trade", raw["account"]):
+        raise ValueError(f"{where}.identity: {name!r} may not trade account {raw['account']!r}")
 
 
 def store_dir(cfg: Any) -> Path:
@@ -76,6 +110,7 @@ def acceptor_sessions(cfg: Any) -> list[SessionSettings]:
             account=raw["account"],
             password=raw.get("password", ""),
             username=raw.get("username", ""),
+            identity=raw.get("identity", ""),
             store_dir=store_dir(cfg),
             max_latency_s=fix.max_latency_s,
             logon_timeout_s=fix.logon_timeout_s,

@@ -11,17 +11,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway import formats
+from gateway.audit_api import audit_routes
+from gateway.auth_http import HttpAuth, install_auth_errors, path_param
 from gateway.backends import BackendState
 from gateway.client_limits import ClientQueries, ClientQueriesCollector, QueryAdmission
 from gateway.console import mount_console
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.fix_ops import FixCollector, fix_routes
+from gateway.http_access import GatewayAccess
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import (
@@ -36,6 +39,7 @@ from gateway.orders_api import bad_order_request, order_routes
 from gateway.qpath import QPath
 from gateway.router import Router
 from queries.q import TranslationError
+from tickdb.auth import AuthConfig, Authorizer
 
 log = logging.getLogger("gateway.query")
 T = TypeVar("T")
@@ -98,11 +102,15 @@ def create_app(
     order_port: str | None = None,
     users: Mapping[str, str] | None = None,
     client_queries: ClientQueries | None = None,
+    auth: HttpAuth | None = None,
 ) -> FastAPI:
     """The app; ``orders`` is the gateway's ``OrderPath`` (None: order routes answer 503);
     ``users`` is the console's stand-in check (``gateway.console.access``);
-    ``client_queries`` counts queries per client, shared with the kdb+ port (None: its own)."""
+    ``client_queries`` counts queries per client, shared with the kdb+ port (None: its own);
+    ``auth`` checks every route (None: ``[auth] mode = "none"``, every route open)."""
     metrics = GatewayMetrics(router.topology, router.executor)
+    auth = auth or HttpAuth(Authorizer(AuthConfig()))
+    access = GatewayAccess(auth, router)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -120,19 +128,26 @@ def create_app(
     running = client_queries or ClientQueries(router.limits.client_queries)
     metrics.registry.register(ClientQueriesCollector(running))
     app.add_middleware(
-        QueryAdmission, max_query_chars=router.limits.max_query_chars, queries=running
+        QueryAdmission,
+        max_query_chars=router.limits.max_query_chars,
+        queries=running,
+        identify=auth.counted_user if auth is not None else None,
     )
     install(app)
+    install_auth_errors(app)
     app.include_router(
-        order_routes(lambda: orders.router if orders is not None else None, tp_address, order_port)
+        order_routes(
+            lambda: orders.router if orders is not None else None, tp_address, order_port, auth
+        )
     )
     fix_acceptor = lambda: orders.fix if orders is not None else None  # noqa: E731
-    app.include_router(fix_routes(fix_acceptor))
+    app.include_router(fix_routes(fix_acceptor, auth))
+    app.include_router(audit_routes(auth))
     metrics.registry.register(FixCollector(fix_acceptor))
-    add_query_routes(app, router, metrics)
-    add_catalog_routes(app, router)
-    add_health_routes(app, router, metrics)
-    mount_console(app, router, metrics, tp_address, users)
+    add_query_routes(app, router, metrics, access)
+    add_catalog_routes(app, router, access)
+    add_health_routes(app, router, metrics, access)
+    mount_console(app, router, metrics, tp_address, users, access if auth is not None else None)
     return app
 
 
@@ -144,11 +159,14 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return error_response(QueryError("bad_query", f"invalid request: {problems}"))
 
 
-def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> None:
+def add_query_routes(
+    app: FastAPI, router: Router, metrics: GatewayMetrics, access: GatewayAccess
+) -> None:
     """``POST /query`` (SQL or q, counted in the metrics) and ``POST /query/plan``."""
     qpath = QPath(router)
+    readers = [Depends(access.query)]  # read on every table the query reads
 
-    @app.post("/query", responses=QUERY_RESPONSES, response_class=Response)
+    @app.post("/query", responses=QUERY_RESPONSES, response_class=Response, dependencies=readers)
     def query(
         body: QueryRequest,
         format: Literal["json", "arrow", "csv"] | None = Query(
@@ -185,7 +203,11 @@ def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> N
         metrics.rows.inc(result.table.num_rows)
         return _encoded(result, fmt, keys)
 
-    @app.post("/query/plan", responses={**error_responses(PLAN_KINDS), **ADMISSION_RESPONSES})
+    @app.post(
+        "/query/plan",
+        responses={**error_responses(PLAN_KINDS), **ADMISSION_RESPONSES},
+        dependencies=readers,
+    )
     def plan(body: QueryRequest) -> Any:
         """How the query would run: the mode, each backend query and the merge query."""
         try:
@@ -199,17 +221,21 @@ def add_query_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> N
             return error_response(exc)
 
 
-def add_catalog_routes(app: FastAPI, router: Router) -> None:
+def add_catalog_routes(app: FastAPI, router: Router, access: GatewayAccess) -> None:
     """``GET /tables`` and ``GET /tables/{name}``: the logical tables and where rows are."""
 
-    @app.get("/tables")
-    async def tables() -> list[dict[str, Any]]:
-        """Every logical table with its columns and row counts by tier."""
-        return await _beside_queries(
-            lambda: [_table(router, name) for name in sorted(router.catalog.columns)]
-        )
+    readable_tables = Depends(access.readable)
 
-    @app.get("/tables/{name}", responses={404: {"model": ErrorBody}})
+    @app.get("/tables")
+    async def tables(readable: list[str] = readable_tables) -> list[dict[str, Any]]:
+        """Every logical table (the caller may read) with its columns and row counts by tier."""
+        return await _beside_queries(lambda: [_table(router, name) for name in readable])
+
+    @app.get(
+        "/tables/{name}",
+        responses={404: {"model": ErrorBody}},
+        dependencies=[Depends(access.auth.require("read", path_param("name")))],
+    )
     async def table(name: str) -> Any:
         """One table: columns (q types), row counts by tier and by backend, dates held."""
         return await _beside_queries(lambda: _one_table(router, name))
@@ -227,23 +253,28 @@ def _one_table(router: Router, name: str) -> Any:
     return _table(router, name, detail=True)
 
 
-def add_health_routes(app: FastAPI, router: Router, metrics: GatewayMetrics) -> None:
+def add_health_routes(
+    app: FastAPI, router: Router, metrics: GatewayMetrics, access: GatewayAccess
+) -> None:
     """``GET /health`` (every backend, 503 if one is down) and ``GET /metrics``."""
 
+    show_backends = Depends(access.health_detail)
+
     @app.get("/health")
-    async def health() -> JSONResponse:
+    async def health(detail: bool = show_backends) -> JSONResponse:
         """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down.
+        With auth on, only ``{"status"}`` unless the caller may read or administer.
 
         Reads only what the topology thread keeps: answered on the event loop, it never
         waits for a thread that queries may be holding."""
         backends = [_health(s) for s in router.topology.states]
         ok = all(b["up"] for b in backends)
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "backends": backends},
-            status_code=200 if ok else 503,
-        )
+        body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
+        if detail:
+            body["backends"] = backends
+        return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", response_class=Response)
+    @app.get("/metrics", response_class=Response, dependencies=[Depends(access.monitor)])
     async def prometheus() -> Response:
         body = await _beside_queries(metrics.render)
         return Response(body, media_type="text/plain; version=0.0.4")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
-from tickdb.cli_options import DataDirOpt
+from tickdb.cli_options import DataDirOpt, TokenOpt
 
 FORMATS = ("table", "csv", "json", "arrow")
 
@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     app.command("gateway")(gateway)
     app.command("query")(query)
     app.command("status")(status)
+    app.command("audit")(audit)
 
 
 def gateway(
@@ -140,6 +141,7 @@ def query(
     timeout: Annotated[float | None, typer.Option(help="Time limit, seconds.")] = None,
     allow_partial: Annotated[bool, typer.Option(help="Accept a partial result.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
+    token: TokenOpt = None,
 ) -> None:
     """Run SQL (or q with --q) through the gateway and print the result."""
     from gateway.client import Client, GatewayError, GatewayUnreachable
@@ -156,7 +158,7 @@ def query(
     if timeout is not None:
         options["timeout_s"] = timeout
     try:
-        with Client(url) as client:
+        with Client(url, token=token) as client:
             if fmt == "table":
                 body = json.loads(client.raw(sql, "json", **options))
                 _print_table(body)
@@ -192,7 +194,10 @@ def _print_table(body: dict[str, Any]) -> None:
     Console(stderr=True).print(", ".join(notes), style="dim")
 
 
-def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL) -> None:
+def status(
+    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
     """Health of every backend behind the gateway; exit 1 if any is down."""
     from rich.console import Console
     from rich.table import Table
@@ -201,11 +206,19 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
     from tickdb.types import Shard
 
     try:
-        with Client(url, timeout_s=10) as client:
+        with Client(url, timeout_s=10, token=token) as client:
             health = client.health()
     except GatewayError as exc:  # GatewayUnreachable included
-        typer.echo(f"gateway at {url} is not answering: {exc}", err=True)
+        what = "refused the credentials" if exc.status == 401 else "is not answering"
+        typer.echo(f"gateway at {url} {what}: {exc}", err=True)
         raise typer.Exit(2) from None
+    if "backends" not in health:
+        # [auth] on: without an identity that may read, the gateway says only its status.
+        typer.echo(
+            f"gateway {url}: {health['status']} (backends shown only with a token that may "
+            "read: --token or TICKDB_TOKEN)"
+        )
+        raise typer.Exit(0 if health["status"] == "ok" else 1)
     table = Table(
         "backend",
         "role",
@@ -231,8 +244,51 @@ def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL)
     Console().print(table)
     from fix.cli import gateway_sessions, print_sessions
 
-    fix_sessions = gateway_sessions(url)
+    fix_sessions = gateway_sessions(url, token)
     if fix_sessions:
         print_sessions(fix_sessions, "FIX sessions")
     if health["status"] != "ok":
         raise typer.Exit(1)
+
+
+def audit(
+    since: Annotated[
+        str | None, typer.Option(help="From this time: epoch seconds or ISO 8601 (UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time.")] = None,
+    who: Annotated[str | None, typer.Option(help="Only this identity.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (login, order.new, admin. for all ...).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many records.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+    token: TokenOpt = None,
+) -> None:
+    """The audit log (logins, refusals, admin and order actions); needs an admin token."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.client import Client, GatewayError
+
+    try:
+        with Client(url, timeout_s=30, token=token) as client:
+            answer = client.audit(since=since, until=until, who=who, action=action, limit=limit)
+    except GatewayError as exc:
+        typer.echo(f"error ({exc.kind}): {exc}", err=True)
+        raise typer.Exit(2 if exc.status in (0, 401) else 1) from None
+    if not answer["enabled"]:
+        typer.echo("the gateway keeps no audit log ([auth] mode is not on)", err=True)
+    records = answer["records"]
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record))
+    else:
+        fixed = ("ts", "who", "action", "ok", "where", "port")
+        table = Table(*fixed, "detail", title=f"audit {url}")
+        for r in records:
+            rest = {k: v for k, v in r.items() if k not in fixed}
+            table.add_row(*[str(r.get(k, "")) for k in fixed], json.dumps(rest))
+        Console().print(table)
+    if answer["truncated"]:
+        typer.echo(f"more records match: --since {records[-1]['ts']}", err=True)

@@ -3,6 +3,9 @@
 Results travel as Arrow IPC streams. The table's schema metadata carries the flags:
 ``tickdb.truncated``, ``tickdb.partial``, ``tickdb.missing`` (see ``Client.flags``).
 
+With ``[auth]`` on at the gateway, give an API token (``Client(url, token=...)``, or the
+``TICKDB_TOKEN`` environment variable): every request carries ``Authorization: Bearer``.
+
 HTTP/1.1 runs on the standard library's ``http.client`` over kept-alive connections, one per
 request in flight (a small pool, so a Client can be shared by threads). It reads a body of
 known length in one buffered read, where a general-purpose client parses it in 64 KiB
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -25,13 +29,16 @@ from gateway.client_errors import GatewayError, GatewayUnreachable, Reply
 from gateway.order_client import OrderMethods, OrderRejected
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+TOKEN_ENV = "TICKDB_TOKEN"  # the API token a Client sends when given none
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _MAX_IDLE = 8  # idle connections kept per client
 __all__ = ["Client", "GatewayError", "GatewayUnreachable", "OrderRejected", "Reply"]
 
 
 class Client(OrderMethods):
-    def __init__(self, url: str = DEFAULT_URL, *, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout_s: float = 300.0, token: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
         if parts.scheme != "http" or not parts.hostname:
@@ -41,6 +48,8 @@ class Client(OrderMethods):
         self._prefix = parts.path
         # The HTTP wait is longer than any query limit: the gateway answers in time or errs.
         self.timeout_s = timeout_s
+        token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -126,6 +135,20 @@ class Client(OrderMethods):
             _raise_for(reply)
         return dict(reply.json())
 
+    def audit(
+        self,
+        *,
+        since: str | float | None = None,
+        until: str | float | None = None,
+        who: str | None = None,
+        action: str | None = None,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """Audit records (``GET /audit``, admin): ``{"enabled", "records", "truncated"}``."""
+        params = {"since": since, "until": until, "who": who, "action": action, "limit": limit}
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        return dict(self._get(f"/audit?{query}"))
+
     def _get(self, path: str) -> Any:
         reply = self.get(path)
         _raise_for(reply)
@@ -144,10 +167,10 @@ class Client(OrderMethods):
     # -- HTTP ------------------------------------------------------------------------------
 
     def get(self, path: str) -> Reply:
-        return self._request("GET", path, None, {})
+        return self._request("GET", path, None, dict(self._auth))
 
     def post(self, path: str, body: dict[str, Any], *, accept: str | None = None) -> Reply:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **self._auth}
         if accept:
             headers["Accept"] = accept
         return self._request("POST", path, json.dumps(body).encode(), headers)

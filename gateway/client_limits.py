@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -44,9 +44,10 @@ def client_key(user: str | None, address: str | None) -> str:
     return f"address {address or 'unknown'}"
 
 
-def http_client_key(scope: Scope) -> str:
+def http_client_key(scope: Scope, identify: Callable[[Scope], str | None] | None = None) -> str:
     client = scope.get("client")
-    return client_key((scope.get("state") or {}).get("user"), client[0] if client else None)
+    user = (scope.get("state") or {}).get("user") or (identify(scope) if identify else None)
+    return client_key(user, client[0] if client else None)
 
 
 def max_body_bytes(max_query_chars: int) -> int:
@@ -115,8 +116,17 @@ class ClientQueriesCollector(Collector):
 class QueryAdmission:
     """The middleware: body size (413) and queries per client (429) for the query paths."""
 
-    def __init__(self, app: ASGIApp, *, max_query_chars: int, queries: ClientQueries) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_query_chars: int,
+        queries: ClientQueries,
+        identify: Callable[[Scope], str | None] | None = None,
+    ) -> None:
         self.app = app
+        # Who a request is before its route authenticates it (``HttpAuth.counted_user``).
+        self.identify = identify
         self.max_body = max_body_bytes(max_query_chars)
         self.queries = queries
 
@@ -124,7 +134,7 @@ class QueryAdmission:
         if scope["type"] != "http" or scope["path"] not in LIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        key = http_client_key(scope)
+        key = http_client_key(scope, self.identify)
         body = await self._body(scope, receive)
         if body is None:
             log.warning("query refused from %s: body over %d bytes", key, self.max_body)

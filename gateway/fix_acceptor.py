@@ -37,6 +37,7 @@ from typing import Any
 from fix.codec import Field, Message
 from fix.engine import Engine
 from fix.session import Session, SessionRejectReason, SessionSettings
+from gateway.fix_logon import FixLogonCheck
 from gateway.fix_reports import (
     CXL_REJ_REASON,
     EXEC_TYPE,
@@ -63,6 +64,8 @@ from orders.model import (
     TimeInForce,
 )
 from orders.rows import Request
+from tickdb.audit import AuditLog
+from tickdb.auth import Authorizer
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class FixAcceptor:
         max_message_bytes: int = 64 * 1024,
         max_connections: int = 64,
         logon_timeout_s: float = 10.0,
+        authorizer: Authorizer | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.router = router
         self.engine = Engine(
@@ -118,7 +123,12 @@ class FixAcceptor:
             on_batch=self._batch,
             name="fix-acceptor",
         )
-        self.sessions = [Session(s, self, initiator=False) for s in settings]
+        # [auth] on: logons are checked against the sessions' identities (gateway.fix_logon).
+        on = authorizer is not None and authorizer.enabled
+        self.logon_check = FixLogonCheck(authorizer, audit) if authorizer and on else None
+        self.sessions = [
+            Session(s, self, initiator=False, check_logon=self.logon_check) for s in settings
+        ]
         self.engine.add_sessions(self.sessions)
         self._by_account: dict[str, Session] = {}
         for s in self.sessions:

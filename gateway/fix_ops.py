@@ -7,7 +7,8 @@
   unknown name, 503 when the acceptor is off.
 
 ``tickdb fix sessions`` / ``tickdb fix reset`` and ``tickdb status`` call these routes; the
-``/metrics`` page carries ``tickdb_fix_session_*`` per session.
+``/metrics`` page carries ``tickdb_fix_session_*`` per session. Both routes need ``admin``
+(``[auth]``); a reset is an audit record.
 """
 
 from __future__ import annotations
@@ -15,18 +16,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.auth_http import HttpAuth
+from tickdb.auth import AuthConfig, Authorizer, Identity
+
 GetAcceptor = Callable[[], Any]  # the FixAcceptor, or None when FIX is off
 
 
-def fix_routes(get_acceptor: GetAcceptor) -> APIRouter:
+def fix_routes(get_acceptor: GetAcceptor, auth: HttpAuth | None = None) -> APIRouter:
     api = APIRouter(tags=["fix"])
+    auth = auth or HttpAuth(Authorizer(AuthConfig()))
+    admins = Depends(auth.require("admin"))
 
-    @api.get("/fix/sessions")
+    @api.get("/fix/sessions", dependencies=[admins])
     def sessions() -> JSONResponse:
         """The FIX sessions of the acceptor: state and sequence numbers."""
         acceptor = get_acceptor()
@@ -34,8 +40,20 @@ def fix_routes(get_acceptor: GetAcceptor) -> APIRouter:
         return JSONResponse({"enabled": acceptor is not None, "sessions": info})
 
     @api.post("/fix/sessions/{name}/reset")
-    def reset(name: str) -> JSONResponse:
+    def reset(name: str, request: Request, who: Identity = admins) -> JSONResponse:
         """Both sequence numbers of a session back to 1 (logs a live session out)."""
+        answer = _reset(name)
+        auth.record(
+            request,
+            who.name,
+            "admin.fix_reset",
+            sync=True,
+            session=name,
+            ok=answer.status_code == 200,
+        )
+        return answer
+
+    def _reset(name: str) -> JSONResponse:
         acceptor = get_acceptor()
         if acceptor is None:
             return JSONResponse(

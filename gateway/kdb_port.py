@@ -46,6 +46,7 @@ from qipc.limits import ServerLimits
 from qipc.server import QConnection, QIpcServer
 from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
+from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer, Identity, Role
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,11 @@ class GatewayKdbPort:
         limits: ServerLimits | None = None,
         authorizer: Authorizer | None = None,
         client_queries: ClientQueries | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.router = router
         self.client_queries = client_queries  # shared with HTTP: gateway.client_limits
+        self.audit = audit or AuditLog(None, "gateway")
         self.qpath = QPath(router)
         self.users = dict(users or {})
         self.authorizer = authorizer if authorizer is not None and authorizer.enabled else None
@@ -101,6 +104,7 @@ class GatewayKdbPort:
             host=host,
             port=port,
             authenticate=self._authenticate if checked else None,
+            on_login=self._record_login,
             limits=limits,
             name="gateway-kdb",
             setting="gateway.kdb_port (--kdb-port)",
@@ -131,6 +135,9 @@ class GatewayKdbPort:
         expected = self.users.get(user)
         # compare_digest: the time taken must not tell how much of a password was right.
         return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    def _record_login(self, user: str, where: str, ok: bool, why: str) -> None:
+        self.audit.record(user, "login", ok=ok, where=where, port="gateway-kdb", reason=why or None)
 
     def _identity(self, conn: QConnection) -> Identity | None:
         """Who ``conn`` logged in as; None when the port checks nobody."""

@@ -24,12 +24,12 @@ from gateway.client_errors import GatewayError
 from gateway.order_client import OrderRejected, new_order_fields
 
 
-def _resolve(address: str) -> str:
+def _resolve(address: str, token: str | None) -> str:
     if not address.startswith("http"):
         return address
     from gateway.client import Client
 
-    with Client(address, timeout_s=10) as client:
+    with Client(address, timeout_s=10, token=token) as client:
         where = client.order_request("GET", "/orders-stream")
     if not where.get("order_port"):
         raise GatewayError("unavailable", f"the gateway at {address} has no order port", 503)
@@ -46,8 +46,15 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class Orders:
-    def __init__(self, address: str = "http://127.0.0.1:8000", *, timeout_s: float = 10.0) -> None:
-        self.address = _resolve(address)
+    def __init__(
+        self,
+        address: str = "http://127.0.0.1:8000",
+        *,
+        timeout_s: float = 10.0,
+        token: str | None = None,
+    ) -> None:
+        # The token (or TICKDB_TOKEN) is for the HTTP look-up of the order port's address.
+        self.address = _resolve(address, token)
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)

@@ -11,6 +11,8 @@ from gateway.order_router import OrderRouter
 from gateway.order_stream import ORDER_FLOW, OrderStream
 from orders.risk import RiskEngine
 from orders.risk_limits import limits_from_config
+from tickdb.audit import AuditLog
+from tickdb.auth import Authorizer
 from tickerplant.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,15 @@ def risk_engine(cfg: Any) -> RiskEngine:
     )
 
 
-def start_fix(cfg: Any, router: OrderRouter, fix_port: int | None) -> Any:
-    """The FIX acceptor (docs/fix.md) when enabled in config or given a port; else None."""
+def start_fix(
+    cfg: Any,
+    router: OrderRouter,
+    fix_port: int | None,
+    authorizer: Authorizer | None = None,
+    audit: AuditLog | None = None,
+) -> Any:
+    """The FIX acceptor (docs/fix.md) when enabled in config or given a port; else None.
+    With ``[auth]`` on, its logons are checked by ``authorizer`` and recorded in ``audit``."""
     if fix_port is None and not cfg.fix.enabled:
         return None
     from fix.settings import acceptor_sessions
@@ -64,6 +73,8 @@ def start_fix(cfg: Any, router: OrderRouter, fix_port: int | None) -> Any:
         max_message_bytes=fix.max_message_bytes,
         max_connections=fix.max_connections,
         logon_timeout_s=fix.logon_timeout_s,
+        authorizer=authorizer,
+        audit=audit,
     ).start()
 
 
@@ -73,6 +84,8 @@ def start_order_path(
     port_address: str | None = None,
     ready_timeout_s: float = 120.0,
     fix_port: int | None = None,
+    authorizer: Authorizer | None = None,
+    audit: AuditLog | None = None,
 ) -> OrderPath:
     """Connect to the tickerplant, rebuild the order state from its journal, and return
     once the router takes requests."""
@@ -87,4 +100,5 @@ def start_order_path(
         raise RuntimeError("the order path did not rebuild its state in time")
     address = cfg.gateway.order_port if port_address is None else port_address
     port = OrderPort(router, address).start() if address else None
-    return OrderPath(router, stream, publisher, port, start_fix(cfg, router, fix_port))
+    fix = start_fix(cfg, router, fix_port, authorizer, audit)
+    return OrderPath(router, stream, publisher, port, fix)

@@ -3,18 +3,26 @@
 Every refusal is a JSON body ``{"error", "code", "message", "order"}``: ``code`` is the typed
 reason (``docs/risk.md``), and the refusal is recorded in the ``order`` table when it names
 an order. See ``docs/orders.md``.
+
+Who may (``[auth]``, ``docs/security.md``): entry, cancel, replace and status need ``trade``
+on the order's account; lists, positions and a cancel-all without an account cover only the
+identity's accounts; ``/orders-stream`` needs ``trade`` on some account; ``/risk`` and its
+changes need ``admin``. Each order and admin request is an audit record (who, what, from
+where, and how it ended).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from gateway.auth_http import HttpAuth, path_param
 from gateway.order_router import (
     OrderRejected,
     OrderRouter,
@@ -31,6 +39,7 @@ from orders.model import (
     TimeInForce,
 )
 from orders.risk import TradingState
+from tickdb.auth import AuthConfig, Authorizer, Identity
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +148,50 @@ def unavailable(message: str) -> JSONResponse:
     )
 
 
+def _outcome(answer: Any) -> dict[str, Any]:
+    """What an order or admin request's answer says, for its audit record: a refusal's
+    code, or the order's status."""
+    if isinstance(answer, JSONResponse):
+        body = json.loads(bytes(answer.body))
+        return {"ok": False, "result": body.get("code") or body.get("error")}
+    if isinstance(answer, dict) and "status" in answer:
+        return {"ok": True, "result": answer["status"], "order_id": answer.get("order_id")}
+    return {"ok": True}
+
+
 def order_routes(
-    get_router: Any, tp_address: str | None, order_port: str | None = None
+    get_router: Any,
+    tp_address: str | None,
+    order_port: str | None = None,
+    auth: HttpAuth | None = None,
 ) -> APIRouter:
     """The routes; ``get_router()`` is the gateway's OrderRouter or None (orders off)."""
     api = APIRouter(tags=["orders"])
+    auth = auth or HttpAuth(Authorizer(AuthConfig()))
+    anyone = Depends(auth.identity)
+    traders = Depends(auth.require_role("trade"))
+    admins = Depends(auth.require("admin"))
+
+    def accounts_of(who: Identity) -> frozenset[str] | None:
+        """The accounts ``who`` may trade; None: every one."""
+        role = who.role("trade")
+        if not auth.enabled or (role is not None and role.resources is None):
+            return None
+        return role.resources if role is not None else frozenset()
+
+    def audited(
+        request: Request, who: Identity, action: str, detail: dict[str, Any], answer: Any
+    ) -> Any:
+        if not auth.audit.enabled:
+            return answer
+        auth.record(
+            request,
+            who.name,
+            action,
+            **{k: v for k, v in detail.items() if v is not None},
+            **_outcome(answer),
+        )
+        return answer
 
     def router_or_503() -> OrderRouter:
         router = get_router()
@@ -160,8 +208,9 @@ def order_routes(
             return unavailable(str(exc))
 
     @api.post("/orders", responses=REJECTS)
-    def submit(body: OrderIn) -> Any:
+    def submit(body: OrderIn, request: Request, who: Identity = anyone) -> Any:
         """Submit an order: risk checks, then the venue of its sym; returns its state."""
+        auth.check(request, who, "trade", body.account)
         req = NewOrder(
             account=body.account,
             sym=body.sym,
@@ -178,18 +227,23 @@ def order_routes(
             result = router.submit(req, intended=body.intended, wait=body.wait)
             return {**order_dict(result.order), "duplicate": result.duplicate}
 
-        return guarded(run)
+        fields = body.model_dump(include={"account", "sym", "side", "qty", "price", "type", "tif"})
+        return audited(request, who, "order.new", {**fields, "clordid": req.clordid}, guarded(run))
 
     @api.post("/orders/cancel", responses=REJECTS)
-    def cancel(body: CancelIn) -> Any:
+    def cancel(body: CancelIn, request: Request, who: Identity = anyone) -> Any:
         """Cancel an order by its ClOrdID."""
+        auth.check(request, who, "trade", body.account)
         req = CancelRequest(body.account, "", body.clordid or _new_id(), body.orig_clordid)
-        return guarded(lambda router: order_dict(router.cancel(req)))
+        answer = guarded(lambda router: order_dict(router.cancel(req)))
+        detail = {"account": body.account, "orig_clordid": body.orig_clordid}
+        return audited(request, who, "order.cancel", {**detail, "clordid": req.clordid}, answer)
 
     @api.post("/orders/replace", responses=REJECTS)
-    def replace(body: ReplaceIn) -> Any:
+    def replace(body: ReplaceIn, request: Request, who: Identity = anyone) -> Any:
         """Change an order's price and/or total quantity (a price change or a larger
         quantity loses time priority)."""
+        auth.check(request, who, "trade", body.account)
         req = ReplaceRequest(
             body.account,
             "",
@@ -198,31 +252,51 @@ def order_routes(
             qty=body.qty,
             price=body.price,
         )
-        return guarded(lambda router: order_dict(router.replace(req)))
+        answer = guarded(lambda router: order_dict(router.replace(req)))
+        detail = {**body.model_dump(exclude={"clordid"}), "clordid": req.clordid}
+        return audited(request, who, "order.replace", detail, answer)
 
     @api.post("/orders/cancel-all", responses=REJECTS)
-    def cancel_all(body: MassCancelIn) -> Any:
-        """Cancel every open order of an account, strategy or sym (or everything)."""
-        req = MassCancel(account=body.account, strategy=body.strategy, sym=body.sym)
-        req = MassCancel(req.account, req.strategy, req.sym, clordid=_new_id())
+    def cancel_all(body: MassCancelIn, request: Request, who: Identity = traders) -> Any:
+        """Cancel every open order of an account, strategy or sym (or everything); without
+        an account, of every account the caller may trade."""
+        if body.account:
+            auth.check(request, who, "trade", body.account)
+        allowed = accounts_of(who)
+        scopes = [body.account] if body.account or allowed is None else sorted(allowed)
+        reqs = [MassCancel(a, body.strategy, body.sym, clordid=_new_id()) for a in scopes]
 
         def run(router: OrderRouter) -> Any:
-            orders = router.mass_cancel(req)
+            orders = [o for req in reqs for o in router.mass_cancel(req)]
             return {"canceled": sum(1 for o in orders if not o.is_open), "orders": len(orders)}
 
-        return guarded(run)
+        detail = {**body.model_dump(), "accounts": scopes if allowed is not None else None}
+        return audited(request, who, "order.cancel_all", detail, guarded(run))
 
     @api.get("/orders", responses=REJECTS)
     def orders(
+        request: Request,
         account: str = Query(""),
         open_only: bool = Query(False, alias="open", description="Only working orders."),
+        who: Identity = traders,
     ) -> Any:
-        """Orders of the trading day (and working GTC orders), newest last."""
-        return guarded(
-            lambda router: [order_dict(o) for o in router.orders(account, open_only=open_only)]
-        )
+        """Orders of the trading day (and working GTC orders), newest last; without an
+        account, of every account the caller may trade."""
+        if account:
+            auth.check(request, who, "trade", account)
+        allowed = accounts_of(who)
 
-    @api.get("/orders/{account}/{clordid}", responses={404: {"model": RejectBody}, **REJECTS})
+        def run(router: OrderRouter) -> Any:
+            found = router.orders(account, open_only=open_only)
+            return [order_dict(o) for o in found if allowed is None or o.account in allowed]
+
+        return guarded(run)
+
+    @api.get(
+        "/orders/{account}/{clordid}",
+        responses={404: {"model": RejectBody}, **REJECTS},
+        dependencies=[Depends(auth.require("trade", path_param("account")))],
+    )
     def order(account: str, clordid: str) -> Any:
         """One order's status, by any of its ClOrdIDs."""
 
@@ -243,23 +317,28 @@ def order_routes(
         return guarded(run)
 
     @api.get("/positions", responses=REJECTS)
-    def positions(account: str = Query("")) -> Any:
-        """Position, average price and realized/unrealized P&L per account and sym."""
+    def positions(request: Request, account: str = Query(""), who: Identity = traders) -> Any:
+        """Position, average price and realized/unrealized P&L per account and sym; without
+        an account, of every account the caller may trade."""
+        if account:
+            auth.check(request, who, "trade", account)
+        allowed = accounts_of(who)
 
         def run(router: OrderRouter) -> Any:
             with router.lock:
-                return [p.to_dict() for p in router.risk.positions.positions(account or None)]
+                found = router.risk.positions.positions(account or None)
+                return [p.to_dict() for p in found if allowed is None or p.account in allowed]
 
         return guarded(run)
 
-    @api.get("/orders-stream")
+    @api.get("/orders-stream", dependencies=[traders])
     def stream() -> Any:
         """Where to subscribe for order events (the tickerplant and the tables), and the
         order-entry port of ``tickdb.Orders``."""
         return {"tickerplant": tp_address, "tables": ["order", "fill"], "order_port": order_port}
 
     # -- admin risk requests ------------------------------------------------------------------
-    @api.get("/risk", responses=REJECTS)
+    @api.get("/risk", responses=REJECTS, dependencies=[admins])
     def risk_status() -> Any:
         """Limits (defaults and per account), trading states, kill switches, counters."""
 
@@ -269,7 +348,14 @@ def order_routes(
 
         return guarded(run)
 
-    def admin(action: str, body: BaseModel, change: Any) -> Any:
+    def admin(request: Request, who: Identity, action: str, body: BaseModel, change: Any) -> Any:
+        answer = apply(action, body, change)
+        if auth.audit.enabled:  # rare, and each one matters: on disk before the answer
+            detail = {**body.model_dump(), **_outcome(answer)}
+            auth.record(request, who.name, f"admin.{action}", sync=True, **detail)
+        return answer
+
+    def apply(action: str, body: BaseModel, change: Any) -> Any:
         account = getattr(body, "account", None)
         strategy = getattr(body, "strategy", None)
 
@@ -292,28 +378,44 @@ def order_routes(
         return guarded(run)
 
     @api.post("/risk/limits", responses=REJECTS)
-    def set_limits(body: LimitsIn) -> Any:
+    def set_limits(body: LimitsIn, request: Request, who: Identity = admins) -> Any:
         """Change limits of an account (or the defaults) at runtime; recorded."""
-        return admin("limits", body, lambda r: r.set_limits(body.account, body.changes))
+        return admin(
+            request, who, "limits", body, lambda r: r.set_limits(body.account, body.changes)
+        )
 
     @api.post("/risk/state", responses=REJECTS)
-    def set_state(body: StateIn) -> Any:
+    def set_state(body: StateIn, request: Request, who: Identity = admins) -> Any:
         """Trading state of an account or global: active, reducing or halted; recorded."""
         return admin(
-            "state", body, lambda r: r.set_trading_state(TradingState(body.state), body.account)
+            request,
+            who,
+            "state",
+            body,
+            lambda r: r.set_trading_state(TradingState(body.state), body.account),
         )
 
     @api.post("/risk/kill", responses=REJECTS)
-    def kill(body: ScopeIn) -> Any:
+    def kill(body: ScopeIn, request: Request, who: Identity = admins) -> Any:
         """Kill switch (account, strategy or global): refuse new orders, cancel every
         working order on every venue."""
-        return admin("kill", body, lambda r: r.kill(account=body.account, strategy=body.strategy))
+        return admin(
+            request,
+            who,
+            "kill",
+            body,
+            lambda r: r.kill(account=body.account, strategy=body.strategy),
+        )
 
     @api.post("/risk/resume", responses=REJECTS)
-    def resume(body: ScopeIn) -> Any:
+    def resume(body: ScopeIn, request: Request, who: Identity = admins) -> Any:
         """Re-enable trading after a kill or a throttle halt; recorded."""
         return admin(
-            "resume", body, lambda r: r.resume(account=body.account, strategy=body.strategy)
+            request,
+            who,
+            "resume",
+            body,
+            lambda r: r.resume(account=body.account, strategy=body.strategy),
         )
 
     return api

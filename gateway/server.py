@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.auth_http import HttpAuth
 from gateway.backends import BackendState, Topology
 from gateway.client_limits import ClientQueries
 from gateway.console.live import end_live_streams
@@ -27,6 +28,7 @@ from gateway.kdb_port import GatewayKdbPort
 from gateway.planner import plan_query
 from gateway.router import Limits, Router
 from queries.service import QueryClient
+from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
 from tickdb.listen import AddressInUse
@@ -81,6 +83,10 @@ class Gateway:
         self.client_queries = ClientQueries(self.limits.client_queries)
         self._sock: socket.socket | None = None
         self._server: _Server | None = None
+        # One of each per process: every port checks the same identities and writes one
+        # audit file (<data_dir>/audit/gateway-<day>.jsonl while [auth] is on).
+        self.authorizer = Authorizer(config.auth)
+        self.audit = AuditLog.for_config(config, "gateway")
 
     @property
     def url(self) -> str:
@@ -103,7 +109,12 @@ class Gateway:
             if self.takes_orders:
                 from gateway.order_setup import start_order_path
 
-                self.orders = start_order_path(self.config, self.settings.tp_address)
+                self.orders = start_order_path(
+                    self.config,
+                    self.settings.tp_address,
+                    authorizer=self.authorizer,
+                    audit=self.audit,
+                )
             self._server = _Server(
                 uvicorn.Config(
                     create_app(
@@ -114,6 +125,7 @@ class Gateway:
                         order_port=self.orders.port_endpoint if self.orders else None,
                         users=self.settings.users,
                         client_queries=self.client_queries,
+                        auth=HttpAuth(self.authorizer, self.audit),
                     ),
                     http="httptools",
                     log_level="warning",
@@ -170,7 +182,8 @@ class Gateway:
                 port=settings.kdb_port,
                 users=settings.users,
                 limits=kdb_limits(settings),
-                authorizer=Authorizer(self.config.auth),
+                authorizer=self.authorizer,
+                audit=self.audit,
                 client_queries=self.client_queries,
             ).start()
         except OSError as exc:
@@ -237,3 +250,4 @@ class Gateway:
             self._sock = None
         if self.router is not None and (self._server is None or not self._server.started):
             self.router.close()
+        self.audit.close()

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
+from tickdb.cli_options import TokenOpt
 from tickdb.types import Shard
 
 order_app = typer.Typer(help="Enter, cancel, replace and list orders.", no_args_is_help=True)
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
 def strategy(
     demo: Annotated[bool, typer.Option("--demo", help="Run the demo strategy.")] = False,
     url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Run the demo strategy (two accounts quoting and trading around the demo market)."""
     from orders.demo_strategy import DemoStrategy
@@ -44,7 +46,7 @@ def strategy(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runner = DemoStrategy(url)
+    runner = DemoStrategy(url, token=token)
     try:
         runner.run(stop)
     finally:
@@ -126,11 +128,11 @@ def _run_fix_venue(
 
 
 # -- client commands ---------------------------------------------------------------------------
-def _call(url: str, method: str, path: str, body: Any = None) -> Any:
+def _call(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
     from gateway.client import Client, GatewayError, GatewayUnreachable
 
     try:
-        with Client(url) as client:
+        with Client(url, token=token) as client:
             return client.order_request(method, path, body)
     except GatewayUnreachable as exc:
         typer.echo(f"cannot reach the gateway at {url}: {exc}", err=True)
@@ -174,6 +176,7 @@ def order_new(
     strategy: Annotated[str, typer.Option(help="Strategy tag.")] = "",
     clordid: Annotated[str | None, typer.Option(help="Client order id (default: new).")] = None,
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Submit an order; prints its state after the venue's answer."""
     body = {
@@ -187,7 +190,7 @@ def order_new(
         "strategy": strategy,
         "clordid": clordid,
     }
-    typer.echo(json.dumps(_call(url, "POST", "/orders", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/orders", body)))
 
 
 @order_app.command("cancel")
@@ -195,10 +198,11 @@ def order_cancel(
     account: Annotated[str, typer.Option(help="Account.")],
     clordid: Annotated[str, typer.Argument(help="ClOrdID of the order.")],
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Cancel an order."""
     body = {"account": account, "orig_clordid": clordid}
-    typer.echo(json.dumps(_call(url, "POST", "/orders/cancel", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/orders/cancel", body)))
 
 
 @order_app.command("replace")
@@ -209,6 +213,7 @@ def order_replace(
     price: Annotated[float | None, typer.Option(help="New limit price.")] = None,
     new_clordid: Annotated[str | None, typer.Option(help="The order's id from now on.")] = None,
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Change an order's price and/or quantity."""
     body = {
@@ -218,7 +223,7 @@ def order_replace(
         "qty": qty,
         "price": price,
     }
-    typer.echo(json.dumps(_call(url, "POST", "/orders/replace", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/orders/replace", body)))
 
 
 @order_app.command("list")
@@ -226,19 +231,21 @@ def order_list(
     account: Annotated[str, typer.Option(help="Account (default: all).")] = "",
     open_only: Annotated[bool, typer.Option("--open", help="Only working orders.")] = False,
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """The day's orders."""
     query = f"/orders?account={account}&open={'true' if open_only else 'false'}"
-    _print(_call(url, "GET", query), f"orders {account or '(all accounts)'}", ORDER_COLUMNS)
+    _print(_call(url, token, "GET", query), f"orders {account or '(all accounts)'}", ORDER_COLUMNS)
 
 
 def positions(
     account: Annotated[str, typer.Option(help="Account (default: all).")] = "",
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Positions and P&L per account and sym."""
     columns = ["account", "sym", "qty", "avg_price", "mark", "realized_pnl", "unrealized_pnl"]
-    _print(_call(url, "GET", f"/positions?account={account}"), "positions", columns)
+    _print(_call(url, token, "GET", f"/positions?account={account}"), "positions", columns)
 
 
 @risk_app.command("limits")
@@ -248,10 +255,11 @@ def risk_limits(
         list[str], typer.Option("--set", help="key=value; repeat. Leave out to show.")
     ] = [],  # noqa: B006
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Show the risk limits and states, or change limits with --set key=value."""
     if not set_:
-        typer.echo(json.dumps(_call(url, "GET", "/risk"), indent=2))
+        typer.echo(json.dumps(_call(url, token, "GET", "/risk"), indent=2))
         return
     changes: dict[str, Any] = {}
     for item in set_:
@@ -261,7 +269,7 @@ def risk_limits(
         except json.JSONDecodeError:
             changes[key] = raw
     body = {"account": account, "changes": changes}
-    typer.echo(json.dumps(_call(url, "POST", "/risk/limits", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/risk/limits", body)))
 
 
 @risk_app.command("kill")
@@ -269,10 +277,11 @@ def risk_kill(
     account: Annotated[str | None, typer.Option(help="Account (default: global).")] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy.")] = None,
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Kill switch: refuse new orders and cancel every working order in scope."""
     body = {"account": account, "strategy": strategy}
-    typer.echo(json.dumps(_call(url, "POST", "/risk/kill", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/risk/kill", body)))
 
 
 @risk_app.command("resume")
@@ -280,7 +289,8 @@ def risk_resume(
     account: Annotated[str | None, typer.Option(help="Account (default: global).")] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy.")] = None,
     url: Url = DEFAULT_URL,
+    token: TokenOpt = None,
 ) -> None:
     """Re-enable trading after a kill switch or a throttle halt."""
     body = {"account": account, "strategy": strategy}
-    typer.echo(json.dumps(_call(url, "POST", "/risk/resume", body)))
+    typer.echo(json.dumps(_call(url, token, "POST", "/risk/resume", body)))

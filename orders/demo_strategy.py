@@ -29,8 +29,10 @@ def _on_tick(price: float) -> float:
 
 
 class DemoStrategy:
-    def __init__(self, url: str, *, interval_s: float = 0.25, seed: int = 11) -> None:
-        self.client = Client(url, timeout_s=10)
+    def __init__(
+        self, url: str, *, interval_s: float = 0.25, seed: int = 11, token: str | None = None
+    ) -> None:
+        self.client = Client(url, timeout_s=10, token=token)
         self.interval_s = interval_s
         self.rng = random.Random(seed)
         self.mids: dict[str, float] = {}

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Any, int, "QConnection"], Any]
 # authenticate(user, password) -> accepted?
 Authenticator = Callable[[str, str], bool]
+# on_login(user, "host:port", accepted, why refused: "refused" | "throttled" | "")
+LoginListener = Callable[[str, str, bool, str], None]
 
 _ids = itertools.count(1)
 
@@ -114,6 +116,7 @@ class QIpcServer:
         limits: ServerLimits | None = None,
         compress_replies: bool = False,
         on_close: Callable[[QConnection], None] | None = None,
+        on_login: LoginListener | None = None,
         answer_pykx_probes: bool = True,
         name: str = "qipc",
         setting: str = "kdb_port",
@@ -124,6 +127,7 @@ class QIpcServer:
         self.max_message_bytes = self.limits.max_message_bytes
         self.compress_replies = compress_replies
         self.on_close = on_close
+        self.on_login = on_login  # told of every checked login (the audit)
         self.answer_pykx_probes = answer_pykx_probes
         self.backoff = LoginBackoff(self.limits.login_backoff_s, self.limits.login_backoff_max_s)
         self._flood_log = RateLimitedLog(log)
@@ -296,9 +300,11 @@ class QIpcServer:
         Runs in the connection's own thread, so waiting here holds up no other client."""
         assert self.authenticate is not None
         address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         at = self.backoff.reserve(address)
         if at is None:
             self.throttled += 1
+            self._tell_login(user, where, False, "throttled")
             self._flood_log.warning(
                 "throttled",
                 "%s: refused a login from %s unchecked: %d failed logins, retry later",
@@ -312,7 +318,9 @@ class QIpcServer:
             return False
         if self.authenticate(user, password):
             self.backoff.succeeded(address)
+            self._tell_login(user, where, True, "")
             return True
+        self._tell_login(user, where, False, "refused")
         # As q does: refuse by closing, no reply; the client reports an access error.
         delay = self.backoff.failed(address)
         self.refused += 1
@@ -326,6 +334,13 @@ class QIpcServer:
         )
         self._stopping.wait(delay)
         return False
+
+    def _tell_login(self, user: str, where: str, ok: bool, why: str) -> None:
+        if self.on_login is not None:
+            try:
+                self.on_login(user, where, ok, why)
+            except Exception:  # a broken listener must not change who gets in
+                log.exception("%s: on_login failed", self.name)
 
     def _message_loop(self, conn: QConnection) -> None:
         def started(_header: object) -> None:

@@ -11,6 +11,16 @@ from tickdb.config import Config
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="TICKDB_TOKEN",
+        show_envvar=True,
+        help="API token for a gateway with [auth] on (prefer the environment variable: a "
+        "command line is visible to other users).",
+    ),
+]
 ReadyOpt = Annotated[
     Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
 ]

@@ -291,7 +291,7 @@ def _validate(config: Config) -> None:
     from fix.settings import check_fix_config
 
     try:
-        check_fix_config(config.fix)
+        check_fix_config(config.fix, config.auth)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     try:

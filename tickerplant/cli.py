@@ -48,6 +48,7 @@ def _run_tp(
         raise typer.Exit(3) from None
     kdb = None
     if cfg.tickerplant.kdb_port != 0:
+        from tickdb.audit import AuditLog
         from tickdb.auth import Authorizer
         from tickdb.config import kdb_limits
         from tickerplant.kdb_port import KdbPort
@@ -63,6 +64,7 @@ def _run_tp(
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
                 authorizer=Authorizer(cfg.auth),
+                audit=AuditLog.for_config(cfg, "tickerplant"),
             ).start()
         except OSError as exc:
             # ZeroMQ feeds and subscribers need not stop for an optional port in use.
@@ -83,6 +85,7 @@ def _run_tp(
     finally:
         if kdb is not None:
             kdb.close()
+            kdb.audit.close()
 
 
 def tp_command(

@@ -36,6 +36,7 @@ import numpy as np
 from qipc.limits import ServerLimits
 from qipc.server import Authenticator, QConnection, QIpcServer
 from qipc.types import SYNC, QError
+from tickdb.audit import AuditLog
 from tickdb.auth import Action, Authorizer
 from tickdb.schema import TableSchema
 from tickerplant.clock import Clock, SystemClock
@@ -93,6 +94,7 @@ class KdbPort:
         authenticate: Authenticator | None = None,
         limits: ServerLimits | None = None,
         authorizer: Authorizer | None = None,
+        audit: AuditLog | None = None,
         max_queue_bytes: int = 64 << 20,
         max_queue_messages: int = 100_000,
         timeout_s: float = 10.0,
@@ -103,6 +105,7 @@ class KdbPort:
         self.timeout_s = timeout_s
         self.counters = KdbCounters()
         self.authorizer = authorizer if authorizer is not None and authorizer.enabled else None
+        self.audit = audit or AuditLog(None, "tickerplant")
         if self.authorizer is not None:
             if authenticate is not None:
                 raise ValueError("pass authenticate or an authorizer, not both")
@@ -127,6 +130,7 @@ class KdbPort:
             authenticate=authenticate,
             limits=limits,
             on_close=self._on_close,
+            on_login=self._record_login,
             name="tp-kdb",
             setting="tickerplant.kdb_port",
         )
@@ -165,6 +169,9 @@ class KdbPort:
             log.warning("tp-kdb: %r may neither publish nor read", user)
             return False
         return True
+
+    def _record_login(self, user: str, where: str, ok: bool, why: str) -> None:
+        self.audit.record(user, "login", ok=ok, where=where, port="tp-kdb", reason=why or None)
 
     def _require(self, conn: QConnection, action: Action, tables: list[str]) -> None:
         """QError ``access`` unless ``conn``'s identity may ``action`` every one of ``tables``."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import zmq
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -22,9 +22,11 @@ from gateway.console import live, recent
 from gateway.console.access import Principal, console_check
 from gateway.console.export import ExportRequest, run_export
 from gateway.console.ops import ops_status
+from gateway.http_access import GatewayAccess
 from gateway.metrics import GatewayMetrics
 from gateway.qpath import QPath
 from gateway.router import Router
+from tickdb.auth import Identity
 from tickerplant.discovery import TickerplantUnavailable
 from tickerplant.subscriber import Subscriber, SubscriptionError
 
@@ -43,9 +45,14 @@ def mount_console(
     metrics: GatewayMetrics,
     tp_address: str | None,
     users: Mapping[str, str] | None = None,
+    access: GatewayAccess | None = None,
 ) -> None:
-    """The page at ``/`` and ``/console/*``: session, export, live, ops."""
-    check = console_check(users)
+    """The page at ``/`` and ``/console/*``: session, export, live, ops. ``access``: the
+    API's checks (``[auth]``): an export needs read on its query's tables, a live stream
+    on the tables it follows."""
+    auth = access.auth if access is not None else None
+    check = console_check(users, auth)
+    exporters = [Depends(check)] + ([Depends(access.query)] if access is not None else [])
     errors = recent.install()
     qpath = QPath(router)
     ctx: zmq.Context = zmq.Context.instance()
@@ -56,7 +63,7 @@ def mount_console(
         """Who the credentials name and their roles: the login page's check."""
         return {**principal.to_json(), "tickerplant": tp_address, "today": _today(router)}
 
-    @api.post("/export", dependencies=[Depends(check)])
+    @api.post("/export", dependencies=exporters)
     def export(body: ExportRequest) -> Any:
         """Run a query and answer its result as a CSV, Arrow or Parquet file."""
         return run_export(router, qpath, body)
@@ -66,19 +73,26 @@ def mount_console(
         """Components, lags, heartbeats, end-of-day states, tickerplant counters, errors."""
         return ops_status(router, metrics, ctx, tp_address, errors)
 
-    @api.get("/live", dependencies=[Depends(check)])
+    @api.get("/live")
     async def live_rows(
+        request: Request,
+        principal: Principal = Depends(check),  # noqa: B008
         tables: str = Query("", description="Comma-separated tables; empty: every table."),
         syms: str = Query("", description="Comma-separated syms; empty: every sym."),
         accounts: str = Query("", description="Comma-separated accounts (order flow)."),
     ) -> Any:
         """Rows as they are published, as server-sent events (``hello``, ``rows``, ``eod``)."""
+        wanted = _names(tables)
+        if auth is not None and auth.enabled:
+            identity = auth.authorizer.identity(principal.user or "")
+            refused = _unreadable(identity, wanted, router) if identity else "read"
+            if identity is not None and refused:
+                raise auth.refuse(request, identity, refused)
         if not tp_address:
             return JSONResponse(
                 {"error": "unavailable", "message": "this gateway has no tickerplant (--tp)"},
                 503,
             )
-        wanted = _names(tables)
 
         def subscribe() -> Subscriber:
             return Subscriber(
@@ -103,6 +117,14 @@ def mount_console(
 
     app.include_router(api)
     _mount_page(app)
+
+
+def _unreadable(identity: Identity, wanted: list[str] | None, router: Router) -> str:
+    """What of a live stream's tables ``identity`` may not read ("" when it may read them
+    all; no tables named means every table)."""
+    names = wanted or sorted(router.catalog.columns)
+    denied = [t for t in names if not identity.may("read", t)]
+    return f"read {', '.join(denied)}" if denied else ""
 
 
 def _today(router: Router) -> str:

@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import Header, HTTPException
+from fastapi import Header, HTTPException, Request
+
+from gateway.auth_http import HttpAuth
 
 ROLES_ALL = ("read", "trade", "admin")
 
@@ -75,6 +77,23 @@ def users_check(users: Mapping[str, str]) -> Callable[..., Principal]:
     return check
 
 
-def console_check(users: Mapping[str, str] | None) -> Callable[..., Principal]:
-    """The dependency every console route uses."""
+def auth_check(auth: HttpAuth) -> Callable[..., Any]:
+    """The gateway's own authentication (``[auth]`` on): the identity, with the roles it
+    holds at all; what each role covers is checked by the API routes the page calls."""
+
+    async def check(request: Request) -> Principal:
+        identity = await auth.identity(request)
+        roles = tuple(a for a in ROLES_ALL if identity.has_role(a))  # type: ignore[arg-type]
+        return Principal(identity.name, roles=roles, auth=True)
+
+    return check
+
+
+def console_check(
+    users: Mapping[str, str] | None, auth: HttpAuth | None = None
+) -> Callable[..., Any]:
+    """The dependency every console route uses: ``[auth]`` when it is on, else the
+    stand-in over ``[gateway.users]``."""
+    if auth is not None and auth.enabled:
+        return auth_check(auth)
     return users_check(users or {})

@@ -60,6 +60,7 @@ def start_stack(
             config["gateway.users"] = dict(users)
         config.update(sections or {})
         args += ["--config", str(write_config(workdir / "gateway.toml", config))]
+        args += ["--data-dir", str(workdir / "data")]  # its audit log, with [auth] on
     args += ["--port", "0", "--refresh", "0.2", "--timeout", str(timeout_s)]
     if max_rows is not None:
         args += ["--max-rows", str(max_rows)]

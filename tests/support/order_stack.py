@@ -81,6 +81,8 @@ class OrderStack:
             "gateway",
             "--config",
             str(self.config),
+            "--data-dir",
+            str(self.workdir / "data"),
             "--port",
             str(port),
             "--kdb-port",
