@@ -91,6 +91,11 @@ def gateway(
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     from gateway.server import Gateway
     from tickdb.config import load_config
+    from tickdb.logs import setup_logging
+
+    # A handler of our own on the root logger: the console's (gateway.console.recent) took
+    # the place of Python's last-resort one, and warnings no longer reached stderr.
+    setup_logging()
 
     # Flags override the config; a flag left out keeps the config's setting.
     flags: dict[str, Any] = {
