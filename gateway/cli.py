@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
-from tickdb.cli_options import DataDirOpt
+from tickdb.cli_options import CaOpt, CertOpt, DataDirOpt, KeyOpt
 
 FORMATS = ("table", "csv", "json", "arrow")
 
@@ -140,6 +140,9 @@ def query(
     timeout: Annotated[float | None, typer.Option(help="Time limit, seconds.")] = None,
     allow_partial: Annotated[bool, typer.Option(help="Accept a partial result.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Run SQL (or q with --q) through the gateway and print the result."""
     from gateway.client import Client, GatewayError, GatewayUnreachable
@@ -192,7 +195,12 @@ def _print_table(body: dict[str, Any]) -> None:
     Console(stderr=True).print(", ".join(notes), style="dim")
 
 
-def status(url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL) -> None:
+def status(
+    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+) -> None:
     """Health of every backend behind the gateway; exit 1 if any is down."""
     from rich.console import Console
     from rich.table import Table

@@ -45,6 +45,7 @@ from qipc.server import QConnection, QIpcServer
 from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
 from tickdb.auth import Authorizer, Identity, Role
+from tickdb.tls import PortTls
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class GatewayKdbPort:
         users: Mapping[str, str] | None = None,
         limits: ServerLimits | None = None,
         authorizer: Authorizer | None = None,
+        tls: PortTls | None = None,
     ) -> None:
         self.router = router
         self.qpath = QPath(router)
@@ -97,6 +99,7 @@ class GatewayKdbPort:
             limits=limits,
             name="gateway-kdb",
             setting="gateway.kdb_port (--kdb-port)",
+            tls=tls,
         )
 
     @property

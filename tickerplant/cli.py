@@ -50,6 +50,7 @@ def _run_tp(
     if cfg.tickerplant.kdb_port != 0:
         from tickdb.auth import Authorizer
         from tickdb.config import kdb_limits
+        from tickdb.tls import port_tls
         from tickerplant.kdb_port import KdbPort
 
         # Threads beside the main loop; they reach it through its own ZeroMQ address.
@@ -63,6 +64,7 @@ def _run_tp(
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
                 authorizer=Authorizer(cfg.auth),
+                tls=port_tls(cfg.tls, "tickerplant_kdb"),
             ).start()
         except OSError as exc:
             # ZeroMQ feeds and subscribers need not stop for an optional port in use.
