@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -109,6 +110,7 @@ class FixAcceptor:
         max_message_bytes: int = 64 * 1024,
         max_connections: int = 64,
         logon_timeout_s: float = 10.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.router = router
         self.engine = Engine(
@@ -128,7 +130,7 @@ class FixAcceptor:
         self._reports: deque[tuple[Session, str, list[Field]]] = deque()
         self._exec_prefix = f"X{time.time_ns() // 1_000_000:x}-"
         self._exec_n = 0
-        self.address = self.engine.listen(host, port)
+        self.address = self.engine.listen(host, port, tls=tls)
         router.event_listeners.append(self._on_event)
         self.orders_received = 0
 

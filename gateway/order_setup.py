@@ -54,8 +54,10 @@ def start_fix(cfg: Any, router: OrderRouter, fix_port: int | None) -> Any:
         return None
     from fix.settings import acceptor_sessions
     from gateway.fix_acceptor import FixAcceptor
+    from tickdb.tls import port_tls
 
     fix = cfg.fix
+    tls = port_tls(cfg.tls, "fix")
     return FixAcceptor(
         router,
         acceptor_sessions(cfg),
@@ -64,6 +66,7 @@ def start_fix(cfg: Any, router: OrderRouter, fix_port: int | None) -> Any:
         max_message_bytes=fix.max_message_bytes,
         max_connections=fix.max_connections,
         logon_timeout_s=fix.logon_timeout_s,
+        tls=tls.context if tls is not None else None,
     ).start()
 
 
