@@ -191,6 +191,11 @@ def test_client_certificates_required(mtls: dict[str, Any], certs: Path) -> None
     with pytest.raises(OSError, match="certificate required"):  # the server's TLS alert
         QClient("127.0.0.1", mtls["kdb_port"], tls=client_context(ca), **QUANT).sync("1")
     assert "TLS handshake with" in mtls["proc"].log()
+    # PyKX presents a client certificate as q does: SSL_CERT_FILE and SSL_KEY_FILE.
+    env = {"SSL_CA_CERT_FILE": str(ca)}
+    assert "error" in pykx(mtls["kdb_port"], env)
+    env |= {"SSL_CERT_FILE": str(cert[0]), "SSL_KEY_FILE": str(cert[1])}
+    assert pykx(mtls["kdb_port"], env) == {"n": [len(DATA["trade"])]}
 
 
 def served_serial(port: int, ca: Path) -> int:
