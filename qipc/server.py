@@ -241,7 +241,10 @@ class QIpcServer:
                 f"limit: {self.name} has {open_now} connections open, its max_connections;"
                 " try again later"
             )
-            refusals.add(sock, peer, reason)
+            if self.tls is not None:  # saying why would take a TLS handshake in this thread
+                sock.close()
+            else:
+                refusals.add(sock, peer, reason)
             return
         thread = threading.Thread(
             target=self._serve, args=(sock, peer), name=f"{self.name}-conn", daemon=True

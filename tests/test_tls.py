@@ -27,9 +27,9 @@ from support.gateway_stack import start_stack, stop_stack
 from support.harness import Proc, free_port, start_tp, wait_until
 
 from gateway.client import Client, GatewayUnreachable
-from qipc import QClient, Symbol
+from qipc import QClient, QIpcServer, ServerLimits, Symbol
 from tickdb.config import ConfigError, config_from_dict
-from tickdb.tls import client_context
+from tickdb.tls import PortTls, TlsConfig, client_context, make_server_context
 
 COUNT = "select count(*) as n from trade"
 QUANT = {"user": "quant", "password": USERS["quant"]}
@@ -254,6 +254,20 @@ def test_tickerplant_kdb_optional_takes_tls_and_plaintext(tmp_path: Path, certs:
             assert pub.sync("") is None  # plaintext sync too
     finally:
         tp.stop()
+
+
+def test_a_tls_port_over_its_connection_cap_closes_the_next_client(certs: Path) -> None:
+    """In this process: the cap is counted in the accept thread, which does no handshakes."""
+    files = TlsConfig(cert=str(certs / "server.crt"), key=str(certs / "server.key"))
+    context = make_server_context(files)
+    limits = ServerLimits(max_connections=1)
+    with QIpcServer(lambda value, *_: value, limits=limits, tls=PortTls(context)) as server:
+        tls = client_context(certs / "ca.crt")
+        with QClient("127.0.0.1", server.port, tls=tls) as first:
+            assert first.sync("x") == "x"
+            with pytest.raises(OSError):
+                QClient("127.0.0.1", server.port, tls=tls, timeout=10).sync("y")
+            assert server.over_cap == 1 and first.sync("z") == "z"
 
 
 def test_tls_config_names_the_key(tmp_path: Path, certs: Path) -> None:
