@@ -33,6 +33,7 @@ from tickdb.tls import PortTls, TlsConfig, client_context, make_server_context
 
 COUNT = "select count(*) as n from trade"
 QUANT = {"user": "quant", "password": USERS["quant"]}
+SLOW_OK = 30.0  # the gateway's query time limit: these tests are not about speed
 
 
 def keys(*args: str) -> str:
@@ -63,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[dic
     """A gateway with HTTPS and a TLS-only kdb+ port."""
     tls = tls_section(certs, http="on", gateway_kdb="on")
     running = start_stack(
-        tmp_path_factory.mktemp("gateway_tls"), DATA, users=USERS, sections={"tls": tls}
+        tmp_path_factory.mktemp("gateway_tls"), DATA, SLOW_OK, users=USERS, sections={"tls": tls}
     )
     yield running
     stop_stack(running)
@@ -172,7 +173,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory, certs: Path) -> Iterator[dict
     """A gateway that requires client certificates signed by our CA on both ports."""
     tls = tls_section(certs, http="on", gateway_kdb="on", client_ca=str(certs / "ca.crt"))
     running = start_stack(
-        tmp_path_factory.mktemp("gateway_mtls"), DATA, users=USERS, sections={"tls": tls}
+        tmp_path_factory.mktemp("gateway_mtls"), DATA, SLOW_OK, users=USERS, sections={"tls": tls}
     )
     yield running
     stop_stack(running)
@@ -216,7 +217,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path, certs
     own = tmp_path / "tls"
     keys("tls", "--dir", str(own), "--host", "127.0.0.1")
     tls = tls_section(own, http="on")
-    running = start_stack(tmp_path, DATA, users={}, sections={"tls": tls})
+    running = start_stack(tmp_path, DATA, SLOW_OK, users={}, sections={"tls": tls})
     try:
         port = int(running["url"].rsplit(":", 1)[1])
         before = served_serial(port, own / "ca.crt")

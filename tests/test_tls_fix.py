@@ -93,7 +93,9 @@ def test_simplefix_over_an_ssl_socket(stack: OrderStack, certs: Path) -> None:
         seen: list[tuple[bytes | None, bytes | None]] = []
         deadline = time.monotonic() + 10
         while (b"8", b"sf1") not in seen and time.monotonic() < deadline:
-            parser.append_buffer(tls.recv(65536))
+            data = tls.recv(65536)
+            assert data, f"closed by the gateway; seen {seen}"
+            parser.append_buffer(data)
             while (msg := parser.get_message()) is not None:
                 seen.append((msg.get(35), msg.get(11)))
         assert seen[0] == (b"A", None), seen  # the Logon answered first
