@@ -9,11 +9,14 @@ with FixClient("127.0.0.1", 9878, "DESK1", "TICKDB", password="secret") as fix:
 
 It runs the same session layer as the gateway (``fix.session``): sequence numbers persist
 under ``store_dir`` (a temporary directory by default), gaps are resent, heartbeats kept.
+``tls=True`` connects over TLS trusting the system's CAs; an ``ssl.SSLContext``
+(``tickdb.tls.client_context("ca.crt")``) trusts your own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 import tempfile
 import threading
 import time
@@ -44,6 +47,7 @@ class FixClient:
         reset_on_logon: bool = True,
         store_dir: Path | None = None,
         connect: bool = True,
+        tls: bool | ssl.SSLContext = False,
     ) -> None:
         self._tmp = None if store_dir is not None else tempfile.TemporaryDirectory()
         directory = store_dir if store_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
@@ -63,7 +67,10 @@ class FixClient:
         self.on_app: Callable[[Message], None] | None = None
         self.engine = Engine(name="fix-client")
         self.session = Session(self.settings, self, initiator=True)
-        self.engine.dial(self.session, host, port, reconnect_s=0.2 if connect else 1e9)
+        context = tls if isinstance(tls, ssl.SSLContext) else None
+        if tls is True:
+            context = ssl.create_default_context()
+        self.engine.dial(self.session, host, port, reconnect_s=0.2 if connect else 1e9, tls=context)
         if not connect:
             self.engine._dials[0].next_try = float("inf")
         self.engine.start()

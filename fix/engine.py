@@ -11,6 +11,11 @@ tickerplant as one message when the batch ends, as the order port does.
 
 Other threads hand work to the engine's thread with ``call_soon`` (a queue and a wake-up
 byte on a socket pair): the gateway's order stream uses it to have execution reports sent.
+
+With TLS (``listen(..., tls=)``, ``dial(..., tls=)``) a connection is a
+``tickdb.tls_socket.TlsSocket``: an acceptor's handshake runs in this loop as the client's
+bytes arrive (a slow client holds up no one, and the logon timeout covers it); an
+initiator's completes before its session attaches.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 
 from fix.codec import Dropped, Framer, MessageTooLarge, decode
 from fix.session import Disconnect, Session
+from tickdb.tls_socket import TlsSocket
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +43,7 @@ SEND_TIMEOUT_S = 5.0
 
 
 class SocketTransport:
-    def __init__(self, sock: socket.socket, peer: str = "") -> None:
+    def __init__(self, sock: socket.socket | TlsSocket, peer: str = "") -> None:
         self.sock = sock
         self.peer = peer
 
@@ -53,7 +60,7 @@ class SocketTransport:
 
 @dataclass
 class Connection:
-    sock: socket.socket
+    sock: socket.socket | TlsSocket
     framer: Framer
     peer: str
     session: Session | None = None
@@ -69,6 +76,7 @@ class Dial:
     reconnect_s: float
     next_try: float = 0.0
     connection: Connection | None = None
+    tls: ssl.SSLContext | None = None
 
 
 class Engine:
@@ -92,6 +100,7 @@ class Engine:
         self._sel.register(self._wake_rx, selectors.EVENT_READ, "wake")
         self._calls: deque[Callable[[], None]] = deque()
         self._listener: socket.socket | None = None
+        self._tls: ssl.SSLContext | None = None  # the acceptor's
         self._sessions: dict[tuple[str, str], Session] = {}  # (their id, our id) -> session
         self._connections: dict[int, Connection] = {}
         self._dials: list[Dial] = []
@@ -105,7 +114,8 @@ class Engine:
         for s in sessions:
             self._sessions[(s.settings.target_comp_id, s.settings.sender_comp_id)] = s
 
-    def listen(self, host: str, port: int) -> tuple[str, int]:
+    def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> tuple[str, int]:
+        self._tls = tls
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -116,9 +126,16 @@ class Engine:
         self.address = sock.getsockname()[:2]
         return self.address
 
-    def dial(self, session: Session, host: str, port: int, reconnect_s: float = 1.0) -> None:
+    def dial(
+        self,
+        session: Session,
+        host: str,
+        port: int,
+        reconnect_s: float = 1.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.add_sessions([session])
-        self._dials.append(Dial(session, host, port, reconnect_s))
+        self._dials.append(Dial(session, host, port, reconnect_s, tls=tls))
 
     def start(self) -> Engine:
         self._thread.start()
@@ -170,7 +187,7 @@ class Engine:
             except Exception:
                 log.exception("fix engine: call failed")
 
-    def _register(self, sock: socket.socket, peer: str) -> Connection:
+    def _register(self, sock: socket.socket | TlsSocket, peer: str) -> Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(SEND_TIMEOUT_S)  # sendall waits at most this long for a slow peer
         conn = Connection(sock, Framer(self.max_message_bytes), peer)
@@ -189,7 +206,11 @@ class Engine:
             log.warning("fix: refused %s: %d connections open", addr, len(self._connections))
             sock.close()
             return
-        self._register(sock, f"{addr[0]}:{addr[1]}")
+        peer = f"{addr[0]}:{addr[1]}"
+        if self._tls is not None:  # the handshake happens in _read, as bytes arrive
+            self._register(TlsSocket(sock, self._tls, server_side=True), peer)
+        else:
+            self._register(sock, peer)
 
     def _close(self, conn: Connection, why: str) -> None:
         fd = conn.sock.fileno()
@@ -226,11 +247,17 @@ class Engine:
 
     def _read(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(256 * 1024)
+            if isinstance(conn.sock, TlsSocket):
+                data = conn.sock.recv_ready(256 * 1024)
+                if data is None:  # a handshake step, or part of a TLS record
+                    return
+            else:
+                data = conn.sock.recv(256 * 1024)
         except (BlockingIOError, TimeoutError):
             return
-        except OSError as exc:
-            self._close(conn, str(exc))
+        except OSError as exc:  # ssl.SSLError included: "TLS: ..." says which
+            why = f"TLS: {exc}" if isinstance(exc, ssl.SSLError) else str(exc)
+            self._close(conn, why)
             return
         if not data:
             self._close(conn, "closed by the peer")
@@ -271,7 +298,15 @@ class Engine:
 
     def _connect(self, d: Dial) -> None:
         try:
-            sock = socket.create_connection((d.host, d.port), timeout=2.0)
+            plain = socket.create_connection((d.host, d.port), timeout=2.0)
+            sock: socket.socket | TlsSocket = plain
+            if d.tls is not None:
+                sock = TlsSocket(plain, d.tls, server_side=False, server_hostname=d.host)
+                try:
+                    sock.do_handshake()
+                except BaseException:
+                    plain.close()
+                    raise
         except OSError as exc:
             log.info(
                 "fix %s: connect %s:%d failed: %s", d.session.settings.key, d.host, d.port, exc

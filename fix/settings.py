@@ -23,6 +23,7 @@ are then refused: the identity's credentials are the only ones.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,33 @@ VENUE_KEYS = {
     "sender_comp_id": str,
     "target_comp_id": str,
 }
-VENUE_OPTIONAL = {"password": str, "username": str, "heartbeat_s": int, "reconnect_s": float}
+VENUE_OPTIONAL = {
+    "password": str,
+    "username": str,
+    "heartbeat_s": int,
+    "reconnect_s": float,
+    # TLS to the venue: the CA to trust (empty: the system's), a client certificate.
+    "tls": bool,
+    "tls_ca": str,
+    "tls_cert": str,
+    "tls_key": str,
+}
+
+
+def venue_tls(where: str, raw: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """The client context ``[fix.venues.NAME]`` asks for; None without ``tls = true``."""
+    if not raw.get("tls", False):
+        if any(raw.get(k) for k in ("tls_ca", "tls_cert", "tls_key")):
+            raise ValueError(f"{where}.tls: set tls = true to use tls_ca, tls_cert, tls_key")
+        return None
+    from tickdb.tls import client_context
+
+    try:
+        return client_context(
+            raw.get("tls_ca") or None, cert=raw.get("tls_cert") or None, key=raw.get("tls_key")
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{where}.tls_ca, tls_cert, tls_key: cannot load: {exc}") from None
 
 
 def check_fix_venues(fix: Any) -> None:
@@ -142,3 +169,4 @@ def check_fix_venues(fix: Any) -> None:
         shards.add(raw["shard"])
         if not 0 < raw["port"] < 65536:
             raise ValueError(f"{where}.port: must be a TCP port")
+        venue_tls(where, raw)

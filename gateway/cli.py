@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.client import DEFAULT_URL
-from tickdb.cli_options import DataDirOpt, TokenOpt
+from tickdb.cli_options import CaOpt, CertOpt, DataDirOpt, KeyOpt, TokenOpt
 
 FORMATS = ("table", "csv", "json", "arrow")
 
@@ -121,9 +120,10 @@ def gateway(
             "give at least one --rdb or --hdb address (or --tp), or set "
             "gateway.rdb_addresses, gateway.hdb_addresses or gateway.tp_address"
         )
-    # Warnings and errors to stderr (its log file under tickdb up), as before the console's
-    # recent-errors handler on the root logger would otherwise swallow them.
-    setup_logging(os.environ.get("TICKDB_LOG_LEVEL", "WARNING"))
+    # A handler of our own on the root logger, as every component has: the console's
+    # recent-errors handler would otherwise take the place of Python's last-resort one,
+    # and warnings would no longer reach stderr (the log file under tickdb up).
+    setup_logging()
     server = Gateway(cfg)
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
@@ -142,6 +142,9 @@ def query(
     allow_partial: Annotated[bool, typer.Option(help="Accept a partial result.")] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result here.")] = None,
     token: TokenOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Run SQL (or q with --q) through the gateway and print the result."""
     from gateway.client import Client, GatewayError, GatewayUnreachable
@@ -197,6 +200,9 @@ def _print_table(body: dict[str, Any]) -> None:
 def status(
     url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
     token: TokenOpt = None,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Health of every backend behind the gateway; exit 1 if any is down."""
     from rich.console import Console

@@ -10,6 +10,12 @@ HTTP/1.1 runs on the standard library's ``http.client`` over kept-alive connecti
 request in flight (a small pool, so a Client can be shared by threads). It reads a body of
 known length in one buffered read, where a general-purpose client parses it in 64 KiB
 pieces: half the time for a megabyte-sized result.
+
+``https://`` URLs speak TLS. ``verify`` says whom to trust: a CA file (``tickdb keys tls``
+makes ``ca.crt``), an ``ssl.SSLContext``, True for the system's CAs (or the file in
+``TICKDB_CA`` when it is set) or False for no check at all. ``cert`` is a client certificate
+(one PEM file, or ``(cert, key)``) for a gateway that asks for one; ``TICKDB_CERT`` and
+``TICKDB_KEY`` give it by default.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -35,16 +43,43 @@ _MAX_IDLE = 8  # idle connections kept per client
 __all__ = ["Client", "GatewayError", "GatewayUnreachable", "OrderRejected", "Reply"]
 
 
+Verify = bool | str | Path | ssl.SSLContext
+ClientCert = str | Path | tuple[str | Path, str | Path]
+
+
+def tls_context(verify: Verify = True, cert: ClientCert | None = None) -> ssl.SSLContext:
+    """The client context for ``verify`` and ``cert`` as ``Client`` takes them."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    from tickdb.tls import client_context
+
+    if verify is True:
+        ca: str | Path | None = os.environ.get("TICKDB_CA") or None
+    else:
+        ca = verify or None
+    if cert is None and os.environ.get("TICKDB_CERT"):
+        cert = (os.environ["TICKDB_CERT"], os.environ.get("TICKDB_KEY") or "")
+    certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
+    return client_context(ca, cert=certfile, key=keyfile or None, verify=verify is not False)
+
+
 class Client(OrderMethods):
     def __init__(
-        self, url: str = DEFAULT_URL, *, timeout_s: float = 300.0, token: str | None = None
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        timeout_s: float = 300.0,
+        token: str | None = None,
+        verify: Verify = True,
+        cert: ClientCert | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"gateway URL must be http://host[:port], got {url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"gateway URL must be http(s)://host[:port], got {url!r}")
         self._host = parts.hostname
-        self._port = parts.port or 80
+        self._tls = tls_context(verify, cert) if parts.scheme == "https" else None
+        self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path
         # The HTTP wait is longer than any query limit: the gateway answers in time or errs.
         self.timeout_s = timeout_s
@@ -192,6 +227,7 @@ class Client(OrderMethods):
                     continue
                 raise GatewayUnreachable(
                     f"no answer from the gateway at {self.url}: {type(exc).__name__}: {exc}"
+                    + self._tls_hint(exc)
                 ) from None
             except BaseException:
                 conn.close()
@@ -212,19 +248,36 @@ class Client(OrderMethods):
                 raise GatewayUnreachable("client is closed")
             if self._idle:
                 return self._idle.pop(), True
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
+        if self._tls is not None:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout_s, context=self._tls
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
         try:
             conn.connect()
         except OSError as exc:
             conn.close()
             raise GatewayUnreachable(
                 f"cannot reach the gateway at {self.url}: {type(exc).__name__}: {exc}"
+                + self._tls_hint(exc)
             ) from None
         # Without it a request written in two segments waits ~40 ms for the server's
         # delayed ACK (Nagle), which dominated small queries.
         assert conn.sock is not None
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, False
+
+    def _tls_hint(self, exc: BaseException) -> str:
+        """What a TLS failure most likely means, for the message."""
+        if self._tls is None:
+            return ""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return " (trust the gateway's CA: verify=CA_FILE, --ca or TICKDB_CA)"
+        if isinstance(exc, http.client.RemoteDisconnected | ConnectionError | ssl.SSLEOFError):
+            # TLS 1.3: a gateway refusing a client certificate closes after the handshake.
+            return " (does the gateway require a client certificate? cert=, --cert)"
+        return ""
 
     def _checkin(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -114,6 +115,7 @@ class FixAcceptor:
         logon_timeout_s: float = 10.0,
         authorizer: Authorizer | None = None,
         audit: AuditLog | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.router = router
         self.engine = Engine(
@@ -138,7 +140,7 @@ class FixAcceptor:
         self._reports: deque[tuple[Session, str, list[Field]]] = deque()
         self._exec_prefix = f"X{time.time_ns() // 1_000_000:x}-"
         self._exec_n = 0
-        self.address = self.engine.listen(host, port)
+        self.address = self.engine.listen(host, port, tls=tls)
         router.event_listeners.append(self._on_event)
         self.orders_received = 0
 

@@ -48,6 +48,7 @@ from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer, Identity, Role
+from tickdb.tls import PortTls
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class GatewayKdbPort:
         authorizer: Authorizer | None = None,
         client_queries: ClientQueries | None = None,
         audit: AuditLog | None = None,
+        tls: PortTls | None = None,
     ) -> None:
         self.router = router
         self.client_queries = client_queries  # shared with HTTP: gateway.client_limits
@@ -108,6 +110,7 @@ class GatewayKdbPort:
             limits=limits,
             name="gateway-kdb",
             setting="gateway.kdb_port (--kdb-port)",
+            tls=tls,
         )
 
     @property

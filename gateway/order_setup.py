@@ -63,8 +63,10 @@ def start_fix(
         return None
     from fix.settings import acceptor_sessions
     from gateway.fix_acceptor import FixAcceptor
+    from tickdb.tls import port_tls
 
     fix = cfg.fix
+    tls = port_tls(cfg.tls, "fix")
     return FixAcceptor(
         router,
         acceptor_sessions(cfg),
@@ -75,6 +77,7 @@ def start_fix(
         logon_timeout_s=fix.logon_timeout_s,
         authorizer=authorizer,
         audit=audit,
+        tls=tls.context if tls is not None else None,
     ).start()
 
 

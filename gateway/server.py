@@ -33,6 +33,7 @@ from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
 from tickdb.listen import AddressInUse
 from tickdb.ready import write_ready
+from tickdb.tls import port_tls
 
 if TYPE_CHECKING:  # the order path is imported only by a gateway that takes orders
     from gateway.order_setup import OrderPath
@@ -90,7 +91,8 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "http" if self.config.tls.http == "off" else "https"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def takes_orders(self) -> bool:
@@ -132,10 +134,19 @@ class Gateway:
                     access_log=False,
                 )
             )
+            self._use_tls(self._server.config)
             self.kdb = self._start_kdb_port(self.router)
         except BaseException:
             self.close()
             raise
+
+    def _use_tls(self, server_config: uvicorn.Config) -> None:
+        """HTTPS when ``tls.http`` is on, with our context (it reloads a renewed
+        certificate), not one uvicorn builds once from file names."""
+        tls = port_tls(self.config.tls, "http")
+        if tls is not None:
+            server_config.load()
+            server_config.ssl = tls.context
 
     def _connect_backends(self) -> Router:
         states = [
@@ -185,6 +196,7 @@ class Gateway:
                 authorizer=self.authorizer,
                 audit=self.audit,
                 client_queries=self.client_queries,
+                tls=port_tls(self.config.tls, "gateway_kdb"),
             ).start()
         except OSError as exc:
             # As the tickerplant's: HTTP clients need not lose the gateway to an optional port.

@@ -455,7 +455,7 @@ class FixVenue:
                 done.set()
 
         s = self.settings
-        self.engine.dial(self.session, s.host, s.port, reconnect_s=s.reconnect_s)
+        self.engine.dial(self.session, s.host, s.port, reconnect_s=s.reconnect_s, tls=s.tls)
         self.engine.start()
         self.engine.call_soon(recover)
         done.wait()

@@ -3,6 +3,7 @@ what it reads back at start, and its ``[fix.venues.NAME]`` settings."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class FixVenueSettings:
     port: int
     session: SessionSettings
     reconnect_s: float = 1.0
+    tls: ssl.SSLContext | None = None  # TLS to the venue ([fix.venues.NAME] tls = true)
 
 
 @dataclass
@@ -164,7 +166,7 @@ def refused_new(req: NewOrder) -> Event:
 
 def venue_settings(cfg: Any, shard: int) -> FixVenueSettings | None:
     """The ``[fix.venues.NAME]`` entry routing ``shard`` over FIX, if any."""
-    from fix.settings import store_dir
+    from fix.settings import store_dir, venue_tls
 
     for name, raw in cfg.fix.venues.items():
         if int(raw["shard"]) != shard:
@@ -186,6 +188,7 @@ def venue_settings(cfg: Any, shard: int) -> FixVenueSettings | None:
             port=int(raw["port"]),
             session=session,
             reconnect_s=float(raw.get("reconnect_s", 1.0)),
+            tls=venue_tls(f"fix.venues.{name}", raw),
         )
     return None
 

@@ -8,12 +8,17 @@
 
 Async messages that arrive while :meth:`sync` waits for its response are kept, in order,
 for :meth:`receive`.
+
+``tls=True`` speaks TLS (a q server started with ``-E 1`` or ``-E 2``, a tickdb port with
+TLS on) and checks the server's certificate against the system's trusted CAs; give an
+``ssl.SSLContext`` to trust your own CA: ``tls=tickdb.tls.client_context("ca.crt")``.
 """
 
 from __future__ import annotations
 
 import collections
 import socket
+import ssl
 from typing import Any
 
 from qipc import types as t
@@ -32,12 +37,17 @@ class QClient:
         timeout: float | None = 10.0,
         capability: int = t.SERVER_CAPABILITY,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        tls: bool | ssl.SSLContext = False,
     ) -> None:
         self.max_message_bytes = max_message_bytes
         self._pending: collections.deque[tuple[int, Any]] = collections.deque()
         self._sock = socket.create_connection((host, port), timeout=timeout)
         try:
             self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls:
+                context = tls if isinstance(tls, ssl.SSLContext) else ssl.create_default_context()
+                # One thread uses a client, so the standard library's TLS socket will do.
+                self._sock = context.wrap_socket(self._sock, server_hostname=host)
             self.capability = client_handshake(self._sock, user, password, capability)
         except BaseException:
             self._sock.close()

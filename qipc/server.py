@@ -37,6 +37,8 @@ from qipc.pykx_compat import NOT_A_PROBE, answer_probe
 from qipc.refusal import Refusals
 from qipc.transport import read_handshake, read_message
 from tickdb.listen import listen_tcp
+from tickdb.tls import PortTls
+from tickdb.tls_socket import PlaintextRefused, accept_tls
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,10 @@ class QIpcServer:
         answer_pykx_probes: bool = True,
         name: str = "qipc",
         setting: str = "kdb_port",
+        tls: PortTls | None = None,
     ) -> None:
         self.handler = handler
+        self.tls = tls  # None: plaintext only
         self.authenticate = authenticate
         self.limits = limits or ServerLimits()
         self.max_message_bytes = self.limits.max_message_bytes
@@ -241,7 +245,10 @@ class QIpcServer:
                 f"limit: {self.name} has {open_now} connections open, its max_connections;"
                 " try again later"
             )
-            refusals.add(sock, peer, reason)
+            if self.tls is not None:  # saying why would take a TLS handshake in this thread
+                sock.close()
+            else:
+                refusals.add(sock, peer, reason)
             return
         thread = threading.Thread(
             target=self._serve, args=(sock, peer), name=f"{self.name}-conn", daemon=True
@@ -250,11 +257,12 @@ class QIpcServer:
             self._threads.add(thread)
         thread.start()
 
-    def _serve(self, sock: socket.socket, peer: Any) -> None:
+    def _serve(self, raw: socket.socket, peer: Any) -> None:
         conn: QConnection | None = None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = self._handshake(sock, peer)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self._secure(raw, peer)
+            conn = self._handshake(sock, peer) if sock is not None else None
             if conn is not None:
                 self._message_loop(conn)
         except Exception:
@@ -269,9 +277,22 @@ class QIpcServer:
                         self.on_close(conn)
                     except Exception:
                         log.exception("%s: on_close failed for %r", self.name, conn)
-            sock.close()
+            raw.close()
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _secure(self, raw: socket.socket, peer: Any) -> socket.socket | None:
+        """TLS from the first byte, as q's ``-E`` modes; None when refused (logged)."""
+        if self.tls is None:
+            return raw
+        raw.settimeout(self.limits.handshake_timeout_s)
+        try:
+            return accept_tls(raw, self.tls)
+        except PlaintextRefused:
+            log.warning("%s: refused %s: plaintext on a TLS-only port", self.name, peer)
+        except (OSError, ConnectionError) as exc:  # ssl.SSLError included
+            log.warning("%s: TLS handshake with %s failed: %s", self.name, peer, exc)
+        return None
 
     def _handshake(self, sock: socket.socket, peer: Any) -> QConnection | None:
         sock.settimeout(self.limits.handshake_timeout_s)

@@ -10,6 +10,7 @@ error and one log line, and the gateway must go on answering everyone afterwards
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -68,8 +69,13 @@ def memory_kib(pid: int, field: str) -> int:
     raise AssertionError(f"no {field}")
 
 
+QUIET = re.compile(r"^\d{4}-\d\d-\d\d \S+ (INFO|DEBUG) ")
+
+
 def log_since(stack: dict[str, Any], offset: int) -> list[str]:
-    return stack["proc"].log()[offset:].splitlines()
+    """The gateway's log lines since ``offset`` at WARNING and above, and any that are not a
+    log record at all (a traceback's)."""
+    return [line for line in stack["proc"].log()[offset:].splitlines() if not QUIET.match(line)]
 
 
 # -- time -------------------------------------------------------------------------------

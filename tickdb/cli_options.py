@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +25,46 @@ TokenOpt = Annotated[
 ]
 ReadyOpt = Annotated[
     Path | None, typer.Option("--ready-file", help="Write endpoints here once listening.")
+]
+
+
+def _to_env(name: str) -> Callable[[Path | None], Path | None]:
+    """A typer callback putting the option's value into ``name`` in this process's
+    environment: every gateway client the command makes (``tickdb.Client`` reads it) then
+    uses it, not only the first."""
+
+    def callback(value: Path | None) -> Path | None:
+        if value is not None:
+            os.environ[name] = str(value)
+        return value
+
+    return callback
+
+
+# TLS to an https:// gateway (docs/security.md, Encryption).
+CaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca",
+        envvar="TICKDB_CA",
+        callback=_to_env("TICKDB_CA"),
+        help="CA certificate to trust for an https:// gateway (tickdb keys tls: ca.crt).",
+    ),
+]
+CertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cert",
+        envvar="TICKDB_CERT",
+        callback=_to_env("TICKDB_CERT"),
+        help="Client certificate, for a gateway that requires one (tls.client_ca).",
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--key", envvar="TICKDB_KEY", callback=_to_env("TICKDB_KEY"), help="Its private key."
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickdb.auth import AuthConfig, check_auth_config
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
+from tickdb.tls import TlsConfig, check_tls_config
 from tickdb.types import PublishMode
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ class Config:
     orders: OrdersConfig = field(default_factory=OrdersConfig)
     fix: FixConfig = field(default_factory=FixConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -296,6 +298,7 @@ def _validate(config: Config) -> None:
         raise ConfigError(str(exc)) from exc
     try:
         check_auth_config(config.auth, tables=config.tables)
+        check_tls_config(config.tls)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

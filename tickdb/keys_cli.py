@@ -87,16 +87,51 @@ def tls(
         typer.Option("--host", help="DNS name or IP clients use (repeat); default local."),
     ] = None,
     days: Annotated[int, typer.Option(help="Server certificate validity.")] = 825,
+    renew: Annotated[
+        bool,
+        typer.Option(
+            "--renew", help="A new server certificate from the CA already in --dir (rotation)."
+        ),
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """A self-signed CA and a server certificate it signs (HTTP, kdb+ and FIX TLS)."""
-    from tickdb.tls_certs import DEFAULT_HOSTS, create_tls
+    from tickdb.tls_certs import DEFAULT_HOSTS, create_tls, renew_server
 
+    hosts = tuple(host or DEFAULT_HOSTS)
     try:
-        files = create_tls(directory, tuple(host or DEFAULT_HOSTS), days=days, force=force)
-    except (FileExistsError, ValueError) as exc:
+        if renew:
+            files = renew_server(directory, hosts, days=days)
+        else:
+            files = create_tls(directory, hosts, days=days, force=force)
+    except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    if renew:
+        typer.echo(f"server certificate  {files.cert} (renewed; served to new connections)")
+        typer.echo(f"server key          {files.key}")
+        return
     typer.echo(f"CA certificate      {files.ca_cert} (clients trust this)")
     typer.echo(f"CA key              {files.ca_key} (keep offline; signs renewals)")
     typer.echo(f"server certificate  {files.cert}")
     typer.echo(f"server key          {files.key}")
+
+
+@keys_app.command("tls-client")
+def tls_client(
+    name: Annotated[str, typer.Argument(help="Client name: NAME.crt and NAME.key.")],
+    directory: DirOpt = Path("tls"),
+    days: Annotated[int, typer.Option(help="Certificate validity.")] = 825,
+    force: ForceOpt = False,
+) -> None:
+    """A client certificate signed by the CA in --dir, for ports with tls.client_ca set."""
+    from tickdb.auth import NAME_RE
+    from tickdb.tls_certs import create_client
+
+    if not NAME_RE.fullmatch(name):
+        raise _fail(f"bad client name {name!r}: letters, digits and _.@-")
+    try:
+        cert, key = create_client(directory, name, days=days, force=force)
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"client certificate  {cert}")
+    typer.echo(f"client key          {key} (give both to the client: --cert, --key)")

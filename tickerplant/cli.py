@@ -51,6 +51,7 @@ def _run_tp(
         from tickdb.audit import AuditLog
         from tickdb.auth import Authorizer
         from tickdb.config import kdb_limits
+        from tickdb.tls import port_tls
         from tickerplant.kdb_port import KdbPort
 
         # Threads beside the main loop; they reach it through its own ZeroMQ address.
@@ -65,6 +66,7 @@ def _run_tp(
                 seq_source=lambda: tp.committed_seq,
                 authorizer=Authorizer(cfg.auth),
                 audit=AuditLog.for_config(cfg, "tickerplant"),
+                tls=port_tls(cfg.tls, "tickerplant_kdb"),
             ).start()
         except OSError as exc:
             # ZeroMQ feeds and subscribers need not stop for an optional port in use.

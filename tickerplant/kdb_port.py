@@ -39,6 +39,7 @@ from qipc.types import SYNC, QError
 from tickdb.audit import AuditLog
 from tickdb.auth import Action, Authorizer
 from tickdb.schema import TableSchema
+from tickdb.tls import PortTls
 from tickerplant.clock import Clock, SystemClock
 from tickerplant.ingest import encode_stream
 from tickerplant.kdb_convert import upd_to_arrow
@@ -98,6 +99,7 @@ class KdbPort:
         max_queue_bytes: int = 64 << 20,
         max_queue_messages: int = 100_000,
         timeout_s: float = 10.0,
+        tls: PortTls | None = None,
     ) -> None:
         self.tp_address = tp_address
         self.schemas = schemas
@@ -133,6 +135,7 @@ class KdbPort:
             on_login=self._record_login,
             name="tp-kdb",
             setting="tickerplant.kdb_port",
+            tls=tls,
         )
 
     @property
