@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-all check bench clean
 
-$(STAMP): pyproject.toml
+# The C extension (tickerplant/_rowpack.c) is built by the install: rebuilt when it changes.
+$(STAMP): pyproject.toml tickerplant/_rowpack.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
