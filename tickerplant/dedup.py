@@ -43,7 +43,9 @@ class PublisherLedger:
         state.accepted = state.journaled = max(state.journaled, batch)
 
     def check(self, publisher: bytes, batch: int, base: int) -> Verdict:
-        state = self._publishers.setdefault(publisher, PublisherState())
+        state = self._publishers.get(publisher)
+        if state is None:  # not setdefault: that would make a state per message
+            state = self._publishers[publisher] = PublisherState()
         if base - 1 > state.accepted:
             # Batches below base were acknowledged before (e.g. by a previous session's
             # journal, or rejected as bad input): nothing to wait for below it.

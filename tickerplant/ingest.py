@@ -160,6 +160,20 @@ class BatchValidator:
             return _stamped(rows, schema, now_ns, prefix)
         return Validated(encode_rows(rows, prefix), rows)
 
+    def validate_one(
+        self, table: str, has_time: bool, payload: memoryview, now_ns: int
+    ) -> Validated | None:
+        """One spliceable payload, checked (and stamped) without a reader, as ``validate``
+        would take it; None when that takes more, and then ``validate`` has to."""
+        packer = self._packers[table]
+        if has_time:
+            span = _one_message(payload, len(self._canonical_prefix[table]))
+            fits = packer.layout_for(True, span) is not None
+            return Validated(payload, None, 1) if fits else None
+        span = _one_message(payload, len(self._untimed_prefix[table]))
+        packed = packer.pack(False, [span], now_ns)
+        return None if packed is None else Validated(packed, None, 1)
+
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
         schema = self.schemas.get(table)

@@ -37,7 +37,6 @@ from tickerplant.protocol import (
     U64,
     UPD,
     ProtocolError,
-    Record,
     decode_upd,
     record_parts,
 )
@@ -365,14 +364,12 @@ class Tickerplant:
         payload: bytes | memoryview,
         ts_recv: int,
     ) -> None:
-        self.seq += 1
+        self.seq = seq = self.seq + 1
         origins = tuple(origins)
-        parts = record_parts(kind, self.seq, ts_recv, table, origins, payload)
-        self.journal.append_parts(parts, self.seq)
+        parts = record_parts(kind, seq, ts_recv, table, origins, payload)
+        self.journal.append_parts(parts, seq)
         self.counters.records += 1
-        self._outgoing.append(
-            Outgoing(Record(kind, self.seq, ts_recv, table, origins, payload), parts)
-        )
+        self._outgoing.append(Outgoing(kind, seq, ts_recv, table, origins, payload, parts))
 
     def _flush_pending(self) -> None:
         """Coalesce each table's waiting batches into records of up to about 1 MiB.
