@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +43,7 @@ from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
 from tickerplant.runs import RunBuilder
+from tickerplant.wakeup import SocketWait
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ class Tickerplant:
         bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.fanout = Fanout(self.pub, self.schemas)
+        self._wait = SocketWait(self.ingest, self.pub)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
         self.replay = ReplayServer(
             self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
@@ -179,9 +180,6 @@ class Tickerplant:
     # -- the loop -----------------------------------------------------------------------
     def serve(self, ready: dict[str, object] | None = None) -> None:
         self.replay.start()
-        poller = zmq.Poller()
-        poller.register(self.ingest, zmq.POLLIN)
-        poller.register(self.pub, zmq.POLLIN)
         self._running = True
         log.info(
             "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode",
@@ -192,15 +190,15 @@ class Tickerplant:
             self.seq,
             self.tp.mode,
         )
+        immediate = self.tp.mode == "immediate"
         while self._running:
-            timeout = max(0.0, self._next_timer() - time.monotonic())
-            events = dict(poller.poll(math.ceil(timeout * 1000)))
+            ingest, pub = self._wait.wait(self._next_timer() - time.monotonic())
             try:
-                if self.pub in events:
+                if pub:
                     self._drain_subscriptions()
-                if self.ingest in events:
+                if ingest:
                     self._drain_ingest()
-                    if self.tp.mode == "immediate":
+                    if immediate:
                         self._commit()
                 self._timers()
             except zmq.ZMQError as exc:
@@ -232,6 +230,7 @@ class Tickerplant:
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
             self.fanout.heartbeat(self.committed_seq)
+            self._wait.sent_on_pub()
             self._next_heartbeat = now + self.tp.heartbeat_ms / 1000
 
     def _drain_subscriptions(self) -> None:
@@ -247,12 +246,14 @@ class Tickerplant:
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
         recv, more = self.ingest.recv, self.ingest.get
+        self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
             # Frame by frame rather than recv_multipart: a request is almost always exactly
             # [identity, request], and this is the busiest line of the tickerplant.
             try:
                 identity = recv(_NOBLOCK)
             except zmq.Again:
+                self._wait.ingest_pending = False
                 break
             # A ROUTER always delivers the sender's identity and at least one frame.
             frames = [identity, recv()]
@@ -404,6 +405,7 @@ class Tickerplant:
         if self._outgoing:
             self.fanout.publish(self._outgoing)
             self._outgoing = []
+            self._wait.sent_on_pub()
         for publisher, batch in self._done_batches:
             self.ledger.journaled(publisher, batch)
         self._done_batches = []
@@ -428,6 +430,7 @@ class Tickerplant:
         for identity, publisher in self._ack_due.items():
             self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
         self._ack_due.clear()
+        self._wait.sent_on_ingest()
 
     # -- end of day ---------------------------------------------------------------------
     def _check_roll(self) -> None:
@@ -468,6 +471,7 @@ class Tickerplant:
         self.committed_seq = self.seq
         self.fanout.publish(self._outgoing)
         self._outgoing = []
+        self._wait.sent_on_pub()
         self.session = next_session
         self.session_start_seq = self.seq
         self.journal = self._open_journal(next_session)
