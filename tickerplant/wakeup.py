@@ -62,14 +62,14 @@ class SocketWait:
         ingest = self.ingest_pending
         if self._ingest_sent and not ingest:
             self._ingest_sent = False
-            ingest = bool(self.ingest.get(_EVENTS) & _POLLIN)
+            ingest = bool(int(self.ingest.get(_EVENTS)) & _POLLIN)
         pub = False
         if self._pub_sent:
             now = time.monotonic()
             if now >= self._next_pub_check:
                 self._pub_sent = False
                 self._next_pub_check = now + PUB_CHECK_S
-                pub = bool(self.pub.get(_EVENTS) & _POLLIN)
+                pub = bool(int(self.pub.get(_EVENTS)) & _POLLIN)
             else:
                 timeout_s = min(timeout_s, self._next_pub_check - now)
         if ingest or pub:
