@@ -21,6 +21,7 @@ reader). ``TICKDB_PURE_PYTHON=1`` in the environment forces the pure-Python ones
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Sequence
@@ -89,6 +90,11 @@ class Layout:
     fixed_runs: tuple[tuple[int, bytes], ...]
     spec: bytes
 
+    @property
+    def words(self) -> struct.Struct:
+        """The message's words up to its body, as unsigned numbers."""
+        return _words_struct(1 + self.meta_size // 8)
+
     @classmethod
     def of(cls, schema: pa.Schema, message: memoryview) -> Layout | None:
         """The layout of ``message``, a one-row batch of ``schema`` that pyarrow reads."""
@@ -123,6 +129,11 @@ class Layout:
             fixed_runs=_runs(fixed),
             spec=spec,
         )
+
+
+@functools.cache
+def _words_struct(count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}Q")
 
 
 def _runs(fixed: tuple[tuple[int, int], ...]) -> tuple[tuple[int, bytes], ...]:
@@ -194,53 +205,54 @@ class PurePython:
                 return None
             rows.append(cells)
         k = len(rows)
-        for f, width in enumerate(out.widths):
-            if width <= 0 and sum(len(r[f - skip][1]) for r in rows if not r[f - skip][0]) >= (
-                _INT32_MAX
-            ):
-                return None  # too long for one string column
+        columns: list[list[Cell] | None] = [None] * skip
+        columns += [[r[f] for r in rows] for f in range(len(into.widths))]
+        for column, width in zip(columns, out.widths, strict=True):
+            if column is not None and width <= 0:
+                if sum(len(value) for null, value in column if not null) >= _INT32_MAX:
+                    return None  # too long for one string column
         words = [0] * (1 + out.meta_size // 8)
         for word, fixed in out.fixed:
             words[word] = fixed
+        nodes: list[int] = []
+        buffers: list[int] = []  # offset, length of each buffer in turn
         body = bytearray()
-        buffer = 0
-
-        def put_buffer(data: bytes | bytearray, length: int) -> None:
-            nonlocal buffer
-            words[out.w_buffers + 2 * buffer] = len(body)
-            words[out.w_buffers + 2 * buffer + 1] = length
-            body.extend(data)
-            body.extend(bytes(_pad8(len(data)) - len(data)))
-            buffer += 1
-
-        for f, width in enumerate(out.widths):
-            column = [r[f - skip] for r in rows] if f >= skip else None
-            nulls = sum(null for null, _ in column) if column else 0
-            words[out.w_nodes + 2 * f] = k
-            words[out.w_nodes + 2 * f + 1] = nulls
-            if column and nulls:
-                bits = bytearray(_pad8((k + 7) // 8))
+        bitmap_bytes = (k + 7) // 8
+        for column, width in zip(columns, out.widths, strict=True):
+            nulls = 0 if column is None else [null for null, _ in column].count(True)
+            nodes += (k, nulls)
+            # Validity: a bit per row, set when the row is valid; none without nulls.
+            if column is not None and nulls:
+                bits = bytearray(_pad8(bitmap_bytes))
                 for r, (null, _) in enumerate(column):
                     if not null:
                         bits[r // 8] |= 1 << (r % 8)
-                put_buffer(bits, (k + 7) // 8)
+                buffers += (len(body), bitmap_bytes)
+                body += bits
             else:
-                put_buffer(b"", 0)
+                buffers += (len(body), 0)
             if column is None:
-                put_buffer(_I64.pack(stamp or 0) * k, 8 * k)
+                data: bytes | bytearray = _I64.pack(stamp or 0) * k
             elif width > 0:
-                data = b"".join(bytes(width) if null else value for null, value in column)
-                put_buffer(data, len(data))
+                data = b"".join([bytes(width) if null else value for null, value in column])
             else:
+                # Offsets, then values; a null value is empty.
                 offsets, values, total = [], bytearray(), 0
                 for null, value in column:
                     offsets.append(total)
                     if not null:
-                        values.extend(value)
+                        values += value
                         total += len(value)
                 offsets.append(total)
-                put_buffer(struct.pack(f"<{k + 1}i", *offsets), 4 * (k + 1))
-                put_buffer(values, total)
+                buffers += (len(body), 4 * (k + 1))
+                body += struct.pack(f"<{k + 1}i", *offsets)
+                body += bytes(-len(body) & 7)
+                data = values
+            buffers += (len(body), len(data))
+            body += data
+            body += bytes(-len(body) & 7)
+        words[out.w_nodes : out.w_nodes + len(nodes)] = nodes
+        words[out.w_buffers : out.w_buffers + len(buffers)] = buffers
         words[out.w_body] = len(body)
         words[out.w_rows] = k
         meta = struct.pack(f"<{len(words)}Q", *words)
@@ -266,39 +278,40 @@ def _read(layout: Layout, m: memoryview) -> tuple[int, list[Cell]]:
     for start, data in layout.fixed_runs:
         if m[start : start + len(data)] != data:
             return OTHER_LAYOUT, []
-    words = m[:head].cast("Q")
+    words = layout.words.unpack_from(m)
     body_len = _signed(words[layout.w_body])
     if body_len != n - head or _signed(words[layout.w_rows]) != 1:
         return REFUSED, []
     body = m[head:]
     cells: list[Cell] = []
-    b = 0
+    nodes = words[layout.w_nodes : layout.w_nodes + 2 * len(layout.widths)]
+    buffers = words[layout.w_buffers : layout.w_buffers + 2 * layout.n_buffers]
+    for offset, size in zip(buffers[::2], buffers[1::2], strict=True):
+        if offset & _ALIGNED_AND_SMALL or size >> 62 or offset + size > body_len:
+            return REFUSED, []
+    b = 0  # the field's first buffer, in words of ``buffers``
     for f, width in enumerate(layout.widths):
-        length, nulls = words[layout.w_nodes + 2 * f], words[layout.w_nodes + 2 * f + 1]
+        length, nulls = nodes[2 * f], nodes[2 * f + 1]
         if length != 1 or nulls > 1:
             return REFUSED, []
-        count = 2 if width > 0 else 3
-        offsets, sizes = [], []
-        for k in range(b, b + count):
-            offset, size = words[layout.w_buffers + 2 * k], words[layout.w_buffers + 2 * k + 1]
-            if offset & _ALIGNED_AND_SMALL or size >> 62 or offset + size > body_len:
-                return REFUSED, []
-            offsets.append(offset)
-            sizes.append(size)
-        b += count
-        if nulls and (sizes[0] == 0 or body[offsets[0]] & 1):
+        # validity, then data; or validity, offsets, values
+        v_at, v_size, d_at, d_size = buffers[b : b + 4]
+        b += 4
+        if nulls and (v_size == 0 or body[v_at] & 1):
             return REFUSED, []  # the bitmap must say null too
         if width > 0:
-            if sizes[1] < width:
+            if d_size < width:
                 return REFUSED, []
-            cells.append((bool(nulls), body[offsets[1] : offsets[1] + width]))
+            cells.append((bool(nulls), body[d_at : d_at + width]))
             continue
-        if sizes[1] < 8:
+        values_at, values_size = buffers[b : b + 2]
+        b += 2
+        if d_size < 8:
             return REFUSED, []
-        first, last = _OFFSETS.unpack_from(body, offsets[1])
-        if first < 0 or last < first or last > sizes[2]:
+        first, last = _OFFSETS.unpack_from(body, d_at)
+        if first < 0 or last < first or last > values_size:
             return REFUSED, []
-        value = body[offsets[2] + first : offsets[2] + last]
+        value = body[values_at + first : values_at + last]
         if width == WIDTH_UTF8 and not nulls:  # Arrow checks valid values only, as here
             try:
                 str(value, "utf-8")
@@ -384,9 +397,18 @@ class RowPacker:
     def pack(self, has_time: bool, messages: Sequence[memoryview], stamp: int) -> bytes | None:
         """The canonical payload of a run of one-row messages (the first decides the layout),
         stamped with ``stamp`` when they came without ``time``; None if one does not fit."""
-        layout = self.layout_for(has_time, messages[0])
-        if layout is None or self.output is None:
+        if self.output is None:
             return None
-        return self.impl.pack(
-            self.output, layout, self.prefix, messages, None if has_time else stamp
-        )
+        stamped = None if has_time else stamp
+        # Packing checks every message: only when that fails is it asked why, so that a
+        # run of a known layout is read once.
+        for layout in self._layouts[has_time]:
+            packed = self.impl.pack(self.output, layout, self.prefix, messages, stamped)
+            if packed is not None:
+                return packed
+            if self.impl.check(layout, messages[0]) != OTHER_LAYOUT:
+                return None  # the first fits (a later one does not), or is refused
+        layout = self.layout_for(has_time, messages[0])  # a new layout, perhaps
+        if layout is None:
+            return None
+        return self.impl.pack(self.output, layout, self.prefix, messages, stamped)
