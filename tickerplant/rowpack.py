@@ -208,9 +208,9 @@ class PurePython:
         columns: list[list[Cell] | None] = [None] * skip
         columns += [[r[f] for r in rows] for f in range(len(into.widths))]
         for column, width in zip(columns, out.widths, strict=True):
-            if column is not None and width <= 0:
-                if sum(len(value) for null, value in column if not null) >= _INT32_MAX:
-                    return None  # too long for one string column
+            too_long = column is not None and width <= 0 and _total(column) >= _INT32_MAX
+            if too_long:
+                return None  # for one string column
         words = [0] * (1 + out.meta_size // 8)
         for word, fixed in out.fixed:
             words[word] = fixed
@@ -257,6 +257,10 @@ class PurePython:
         words[out.w_rows] = k
         meta = struct.pack(f"<{len(words)}Q", *words)
         return b"".join([prefix, meta, body, _END_OF_STREAM])
+
+
+def _total(column: list[Cell]) -> int:
+    return sum(len(value) for null, value in column if not null)
 
 
 def _pad8(n: int) -> int:
@@ -408,7 +412,7 @@ class RowPacker:
                 return packed
             if self.impl.check(layout, messages[0]) != OTHER_LAYOUT:
                 return None  # the first fits (a later one does not), or is refused
-        layout = self.layout_for(has_time, messages[0])  # a new layout, perhaps
-        if layout is None:
+        learned = self.layout_for(has_time, messages[0])  # a new layout, perhaps
+        if learned is None:
             return None
-        return self.impl.pack(self.output, layout, self.prefix, messages, stamped)
+        return self.impl.pack(self.output, learned, self.prefix, messages, stamped)
