@@ -283,10 +283,13 @@ def test_the_c_packer_and_its_fallback_journal_the_same_bytes(
 
     if compiled() is None:
         pytest.skip("tickerplant._rowpack is not built")
+    # Turns of a few messages of every kind, and long runs of rows (packed in C, decoded
+    # by onerow in pure Python).
     turns = [
         [message_of(KINDS[(n * 7 + k) % len(KINDS)], n + k) for k in range(n % 9)]
         for n in range(40)
     ]
+    turns += [[message_of(kind, k) for k in range(60)] for kind in ("row", "untimed")]
     journals = []
     for impl in ("c", "python"):
         monkeypatch.setenv(PURE_PYTHON_ENV, "1" if impl == "python" else "0")

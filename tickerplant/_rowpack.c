@@ -12,6 +12,10 @@
  *
  * Word i of a message is its bytes [8i, 8i + 8): word 0 is the continuation marker and the
  * metadata length, the metadata follows, then the body.
+ *
+ * A packed batch is byte for byte what pyarrow writes for the same rows: its own metadata
+ * layout with the numbers filled in, each buffer padded to 8 bytes, a validity bitmap only
+ * with nulls, and a null value's bytes carried as they came (Arrow never reads them).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -245,7 +249,7 @@ static PyObject *pack(PyObject *self, PyObject *args) {
             for (Py_ssize_t r = 0; r < k; r++) {
                 Cell *c = &cells[r * in.n_fields + f - skip];
                 nulls += c->null;
-                total += c->null ? 0 : c->size;
+                total += c->size;
             }
         body += nulls ? bitmap : 0;
         if (width > 0) body += pad8(k * width);
@@ -294,22 +298,20 @@ static PyObject *pack(PyObject *self, PyObject *args) {
             for (Py_ssize_t r = 0; r < k; r++) {
                 unsigned char *dst = b + at + r * width;
                 if (!col) st64(dst, stamp);
-                else if (!col[r * in.n_fields].null) memcpy(dst, col[r * in.n_fields].value, width);
+                else memcpy(dst, col[r * in.n_fields].value, width);
             }
             at += pad8(k * width);
             continue;
         }
-        /* Offsets, then values; a null value is empty. */
+        /* Offsets, then values. */
         int64_t offsets_at = at, total = 0;
         at += pad8(4 * (k + 1));
         for (Py_ssize_t r = 0; r < k; r++) {
             const Cell *c = &col[r * in.n_fields];
             int32_t o32 = (int32_t)total;
             memcpy(b + offsets_at + 4 * r, &o32, 4);
-            if (!c->null) {
-                memcpy(b + at + total, c->value, c->size);
-                total += c->size;
-            }
+            memcpy(b + at + total, c->value, c->size);
+            total += c->size;
         }
         int32_t end32 = (int32_t)total;
         memcpy(b + offsets_at + 4 * k, &end32, 4);

@@ -85,6 +85,9 @@ class BatchValidator:
             for has_time in (True, False)
         }
         rowpack = implementation()
+        # Runs packed message by message: all of them in C, short ones in pure Python (the
+        # same bytes either way; long runs are then onerow's).
+        self._pack_below = 1 << 62 if rowpack.name == "c" else ONE_ROW_RUN
         self._packers = {
             name: RowPacker(schema.arrow, schema.arrow_without_time, rowpack)
             for name, schema in schemas.items()
@@ -129,20 +132,20 @@ class BatchValidator:
     ) -> Validated | None:
         """Many spliceable payloads of one table as one canonical batch, or None.
 
-        Short runs of one-row messages are checked and packed message by message
-        (``rowpack``), long ones decoded together by array operations (``onerow``);
-        anything else is read by one reader over the spliced stream, after checking that
-        each payload is whole messages. None when any piece fails: the caller then
-        validates the pieces one at a time, so each bad one gets its own error and the good
-        ones still go through.
+        Runs of one-row messages are checked and packed message by message (``rowpack``;
+        in pure Python only short ones), long ones decoded together by array operations
+        (``onerow``); anything else is read by one reader over the spliced stream, after
+        checking that each payload is whole messages. All give the same bytes. None when
+        any piece fails: the caller then validates the pieces one at a time, so each bad one
+        gets its own error and the good ones still go through.
         """
         schema = self.schemas[table]
         rows: pa.Table | pa.RecordBatch | None = None
-        if len(spans) < ONE_ROW_RUN:
+        if len(spans) < self._pack_below:
             packed = self._packers[table].pack(has_time, spans, now_ns)
             if packed is not None:
                 return Validated(packed, None, len(spans))
-        else:
+        if len(spans) >= ONE_ROW_RUN:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
             sent_prefix = self._canonical_prefix[table] if has_time else self._untimed_prefix[table]
