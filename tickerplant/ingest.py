@@ -84,7 +84,7 @@ class BatchValidator:
             for name, schema in schemas.items()
             for has_time in (True, False)
         }
-        rowpack = implementation()
+        self.rowpack = rowpack = implementation()
         # Runs packed message by message: all of them in C, short ones in pure Python (the
         # same bytes either way; long runs are then onerow's).
         self._pack_below = 1 << 62 if rowpack.name == "c" else ONE_ROW_RUN

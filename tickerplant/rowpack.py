@@ -27,6 +27,7 @@ which costs microseconds a row, it takes short runs only and leaves long ones to
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import struct
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ from typing import Protocol
 import pyarrow as pa
 
 from tickerplant.onerow import OneRowDecoder
+
+log = logging.getLogger(__name__)
 
 PURE_PYTHON_ENV = "TICKDB_PURE_PYTHON"
 
@@ -366,7 +369,14 @@ def implementation() -> Implementation:
     """The C extension unless it is missing or ``TICKDB_PURE_PYTHON`` is set."""
     if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
         return PurePython()
-    return compiled() or PurePython()
+    found = compiled()
+    if found is None:
+        log.warning(
+            "tickerplant._rowpack is not built: one-row messages are checked in pure "
+            "Python, several times slower (`pip install -e .` builds it)"
+        )
+        return PurePython()
+    return found
 
 
 # -- per table ----------------------------------------------------------------------------

@@ -182,13 +182,15 @@ class Tickerplant:
         self.replay.start()
         self._running = True
         log.info(
-            "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode",
+            "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode, "
+            "one-row messages packed in %s",
             self.address,
             self.publish_endpoint,
             self.replay.endpoint,
             self.session,
             self.seq,
             self.tp.mode,
+            "C" if self.validator.rowpack.name == "c" else "pure Python",
         )
         immediate = self.tp.mode == "immediate"
         while self._running:
