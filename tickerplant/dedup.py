@@ -80,3 +80,12 @@ class PublisherLedger:
 
     def __len__(self) -> int:
         return len(self._publishers)
+
+
+def last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    """The origins a record of several batches names: each publisher's last batch (a
+    publisher's batches are journaled in order, so the last one covers the rest)."""
+    last: dict[bytes, int] = {}
+    for publisher, batch in origins:
+        last[publisher] = max(batch, last.get(publisher, 0))
+    return sorted(last.items())

@@ -20,7 +20,7 @@ import zmq
 from tickdb.config import Config
 from tickdb.listen import bind
 from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
-from tickerplant.dedup import PublisherLedger, Verdict
+from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
@@ -52,6 +52,7 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 
 
@@ -352,7 +353,7 @@ class Tickerplant:
         if rows == 0:
             self._done_batches.extend(origins)
         elif self.tp.mode == "immediate":
-            record_origins = origins if len(origins) == 1 else _last_batch_per_publisher(origins)
+            record_origins = origins if len(origins) == 1 else last_batch_per_publisher(origins)
             self._append(KIND_UPD, table, record_origins, validated.payload, now)
             self._done_batches.extend(origins)
         else:
@@ -394,7 +395,7 @@ class Tickerplant:
                         self.validator.canonical_prefix(table),
                     )
                     carried = [o for group in origins[start : i + 1] for o in group]
-                    self._append(KIND_UPD, table, _last_batch_per_publisher(carried), merged, now)
+                    self._append(KIND_UPD, table, last_batch_per_publisher(carried), merged, now)
                     start, size = i + 1, 0
             self._done_batches.extend(o for group in origins for o in group)
         self.pending = _Pending()
@@ -429,8 +430,11 @@ class Tickerplant:
         if not force and now < self._next_ack:
             return
         self._next_ack = now + ACK_INTERVAL_S
+        send = self.ingest.send  # frame by frame with int flags: send_multipart's enums cost more
         for identity, publisher in self._ack_due.items():
-            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+            send(identity, _SNDMORE)
+            send(ACK, _SNDMORE)
+            send(U64.pack(self.ledger.ack_level(publisher)))
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
@@ -491,10 +495,3 @@ class Tickerplant:
         self.pub.close(0)
         self.ctx.term()
         log.info("tickerplant stopped at seq %d", self.seq)
-
-
-def _last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
-    last: dict[bytes, int] = {}
-    for publisher, batch in origins:
-        last[publisher] = max(batch, last.get(publisher, 0))
-    return sorted(last.items())
