@@ -8,6 +8,7 @@ are held to each other: the same verdict on every message, the same bytes for ev
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any
 
@@ -303,6 +304,13 @@ def test_the_extension_refuses_a_layout_that_is_not_one() -> None:
         module_check(b"\0" * 64, b"")
     with pytest.raises(ValueError, match="not a row layout"):
         module_check(struct.pack("<8q", 8, 1, 2, 99, 1, 1, 1, 0) + struct.pack("<q", 8), b"")
+
+
+def test_the_extension_is_built_where_it_must_be() -> None:
+    """``make test`` asks for it: a failed build must not pass as the fallback."""
+    if not os.environ.get("TICKDB_REQUIRE_COMPILED"):
+        pytest.skip("TICKDB_REQUIRE_COMPILED is not set")
+    assert C is not None, "tickerplant._rowpack is not built: pip install -e ."
 
 
 def test_the_fallback_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
