@@ -8,6 +8,7 @@ for anything that sits between publishers and subscribers, as a tickerplant does
 
     .venv/bin/python scripts/bench_tickerplant.py            # full matrix, 3 repeats
     .venv/bin/python scripts/bench_tickerplant.py --quick    # smaller, 1 repeat
+    .venv/bin/python scripts/bench_tickerplant.py --rows "" --repeat 5   # latency only
 """
 
 from __future__ import annotations
@@ -107,9 +108,11 @@ def role_latency_sub(address: str, expect: int) -> None:
             break
         now = time.time_ns()
         # Every row counts: rows that queued up together arrive in one record.
-        sent = ipc.open_stream(message.payload).read_all().column("time").cast(pa.int64())
-        latencies.extend(now - t for t in sent.to_pylist())
-        to_tp.extend(message.ts_recv - t for t in sent.to_pylist())
+        times = ipc.open_stream(message.payload).read_all().column("time").cast(pa.int64())
+        # The warm-up row (settle_subscribers) has time 0: not one of the paced messages.
+        sent = [t for t in times.to_pylist() if t]
+        latencies.extend(now - t for t in sent)
+        to_tp.extend(message.ts_recv - t for t in sent)
     latencies.sort()
     to_tp.sort()
     print(
@@ -367,7 +370,7 @@ def run_latency(rate: int, seconds: float) -> dict:
         try:
             address = info["address"]
             child = spawn("--role", "latency_sub", address, str(count))
-            settle_subscribers(address)
+            settle_subscribers(address)  # its row is not counted
             pub = Publisher(address, max_inflight=50_000)
             for body in paced_payloads(rate, count):
                 pub.publish_ipc("trade", body)
@@ -391,6 +394,43 @@ def run_bare_latency(rate: int, seconds: float, relay: bool) -> dict:
     return bare("copy" if relay else None, count, "raw_latency_sub", 1, send)[0]
 
 
+def latency(rate: int, seconds: float, repeat: int) -> None:
+    """The three set-ups in turn, ``repeat`` rounds: on a shared machine the load drifts,
+    so each round's tickdb figures are compared with the relay's of the same round, and
+    the medians of those ratios are printed beside the medians of the figures."""
+    setups: dict[str, Callable[[int, float], dict]] = {
+        "tickdb (pub -> journal -> sub)": run_latency,
+        "raw pyzmq PUB/SUB": partial(run_bare_latency, relay=False),
+        "raw pyzmq relay (PUSH -> relay process -> PUB/SUB)": partial(run_bare_latency, relay=True),
+    }
+    runs: dict[str, list[dict]] = {label: [] for label in setups}
+    for _ in range(repeat):
+        for label, runner in setups.items():
+            runs[label].append(runner(rate, seconds))
+    relay = runs[list(setups)[-1]]
+    print(
+        f"\n| latency at {rate:,} msgs/s, 1-row, immediate, median of {repeat} "
+        "| p50 us | p99 us | p50 / relay | p99 / relay |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for label, got in runs.items():
+        p50, p99 = (statistics.median(r[q] for r in got) / 1000 for q in ("p50", "p99"))
+        ratios = [
+            statistics.median(r[q] / base[q] for r, base in zip(got, relay, strict=True))
+            for q in ("p50", "p99")
+        ]
+        hop = ""
+        if "p50_to_tp" in got[0]:
+            hop = " (to the tickerplant's receive: p50 {:.0f}, p99 {:.0f})".format(
+                statistics.median(r["p50_to_tp"] for r in got) / 1000,
+                statistics.median(r["p99_to_tp"] for r in got) / 1000,
+            )
+        print(
+            f"| {label}{hop} | {p50:.0f} | {p99:.0f} | {ratios[0]:.2f} | {ratios[1]:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--role")
@@ -399,6 +439,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows", default="1,10,100,1000", help="Rows per message to run.")
     parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument(
+        "--latency-rate", type=int, default=10_000, help="One-row messages a second."
+    )
     opts = parser.parse_args()
     if opts.role:
         {
@@ -446,27 +489,7 @@ def main() -> None:
                 )
     if opts.no_latency:
         return
-    seconds = 2.0 if opts.quick else 5.0
-    print("\n| latency at 10k msgs/s, 1-row, immediate | p50 us | p99 us |")
-    print("|---|---:|---:|")
-    for label, runner in (
-        ("tickdb (pub -> journal -> sub)", run_latency),
-        ("raw pyzmq PUB/SUB", partial(run_bare_latency, relay=False)),
-        (
-            "raw pyzmq relay (PUSH -> relay process -> PUB/SUB)",
-            partial(run_bare_latency, relay=True),
-        ),
-    ):
-        runs = [runner(10_000, seconds) for _ in range(repeat)]
-        p50 = statistics.median(r["p50"] for r in runs) / 1000
-        p99 = statistics.median(r["p99"] for r in runs) / 1000
-        hop = ""
-        if "p50_to_tp" in runs[0]:
-            hop = " (to the tickerplant's receive: p50 {:.0f}, p99 {:.0f})".format(
-                statistics.median(r["p50_to_tp"] for r in runs) / 1000,
-                statistics.median(r["p99_to_tp"] for r in runs) / 1000,
-            )
-        print(f"| {label}{hop} | {p50:.0f} | {p99:.0f} |", flush=True)
+    latency(opts.latency_rate, 2.0 if opts.quick else 5.0, repeat)
 
 
 if __name__ == "__main__":

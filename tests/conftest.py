@@ -11,6 +11,21 @@ from rdb.query import QueryEngine
 from rdb.store import Store
 
 
+@pytest.fixture(params=["c", "python"])
+def rowpack_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the C extension ``tickerplant._rowpack`` and with its pure-Python
+    fallback (forced by the environment, which processes started by the test inherit)."""
+    from tickerplant.rowpack import PURE_PYTHON_ENV, compiled
+
+    if request.param == "c":
+        if compiled() is None:
+            pytest.skip("tickerplant._rowpack is not built (pip install -e .)")
+        monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    return str(request.param)
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[list[Proc]]:
     """Collects started processes and stops every one at teardown."""

@@ -26,7 +26,7 @@ from tickerplant.journal import (
     repair_journal,
     scan_journal,
 )
-from tickerplant.protocol import KIND_UPD, encode_record
+from tickerplant.protocol import JOURNAL_MAGIC, KIND_UPD, encode_record
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber
 
@@ -199,3 +199,30 @@ def test_each_writev_holds_whole_records(
         writer.close()
     assert cuts and set(cuts) <= ends, (cuts, sorted(ends))
     assert path.stat().st_size == max(ends)
+
+
+def test_a_short_write_in_a_small_flush_is_finished(tmp_path: Path) -> None:
+    """A flush of a few small records is one writev; if the kernel writes less (a signal,
+    a full disk freed since), the rest still follows, in order."""
+    path = tmp_path / "short.tpj"
+    writer = JournalWriter(path, JournalIndex(), fsync="never")
+    records = [(b"head%d" % i, b"body" * (i + 1)) for i in range(5)]
+    for seq, parts in enumerate(records, 1):
+        writer.append_parts(parts, seq)
+    real_writev = os.writev
+    calls: list[int] = []
+
+    def writev(fd: int, views: list) -> int:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            return real_writev(fd, [b"".join(views)[:7]])
+        return real_writev(fd, views)
+
+    try:
+        os.writev = writev  # type: ignore[assignment]
+        writer.flush()
+    finally:
+        os.writev = real_writev  # type: ignore[assignment]
+        writer.close()
+    assert len(calls) == 2
+    assert path.read_bytes() == JOURNAL_MAGIC + b"".join(b"".join(r) for r in records)

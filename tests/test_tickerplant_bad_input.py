@@ -73,10 +73,17 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tp(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["c", "python"])
+def tp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tickerplant with the C row packer, and one with its pure-Python fallback."""
+    from tickerplant.rowpack import PURE_PYTHON_ENV, compiled
+
+    if request.param == "c" and compiled() is None:
+        pytest.skip("tickerplant._rowpack is not built")
     workdir = tmp_path_factory.mktemp("badinput")
-    proc = start_tp(workdir, tickerplant={"max_message_bytes": 1_000_000})
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PURE_PYTHON_ENV, "1" if request.param == "python" else "0")
+        proc = start_tp(workdir, tickerplant={"max_message_bytes": 1_000_000})
     yield proc
     proc.stop()
 

@@ -71,7 +71,7 @@ def test_client_side_batching_coalesces_rows(tmp_path: Path, procs: list) -> Non
 
 
 def test_updates_decode_to_aligned_buffers(
-    tmp_path: Path, procs: list, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, procs: list, capfd: pytest.CaptureFixture[str], rowpack_impl: str
 ) -> None:
     # Records sit back to back in a fan-out message, so a payload starts at any byte offset;
     # a strategy's pyarrow compute over misaligned columns warns on every call.

@@ -66,7 +66,7 @@ def test_sym_and_shard_subscriptions_are_filtered_on_the_tickerplant(
     ("mode", "coalesce"), [("immediate", False), ("immediate", True), ("batched", True)]
 )
 def test_both_publish_modes_deliver_every_row_once(
-    tmp_path: Path, procs: list, mode: str, coalesce: bool
+    tmp_path: Path, procs: list, mode: str, coalesce: bool, rowpack_impl: str
 ) -> None:
     settings = {"mode": mode, "batch_interval_ms": 50, "coalesce_queued": coalesce}
     tp = start_tp(tmp_path, tickerplant=settings)

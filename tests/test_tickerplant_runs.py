@@ -142,7 +142,8 @@ def toml_value(value: bool | str) -> str:
 
 
 @pytest.fixture
-def make_tp(tmp_path: Path) -> Iterator:
+def make_tp(tmp_path: Path, rowpack_impl: str) -> Iterator:
+    """Tickerplants in this process, with the C row packer and with its fallback."""
     made: list[Tickerplant] = []
 
     def make(**tickerplant: bool | str) -> Tickerplant:
@@ -241,6 +242,82 @@ def test_rows_without_time_are_stamped_in_a_run(make_tp) -> None:  # type: ignor
     assert len(set(table.column("time").to_pylist())) == 1  # stamped with one receive time
 
 
+def untimed_payload(size: int, sym: str | None = "A") -> bytes:
+    table = pa.table({"sym": pa.array([sym], pa.string()), "price": [1.0], "size": [size]})
+    return encode_stream(table, TRADE.arrow_without_time)
+
+
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_short_run_is_one_record_of_one_batch(make_tp, timed: bool) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp()
+    rows = [(i, None if i == 2 else f"S{i}", i / 4, i) for i in range(5)]
+    payloads = [one_row_payload(*r) if timed else untimed_payload(r[3], r[1]) for r in rows]
+    one_turn(tp, frames_for(payloads, b"s" * 16))
+    (record,) = journaled(tp)
+    assert [b.num_rows for b in ipc.open_stream(pa.py_buffer(record.payload))] == [5]
+    table = record.to_table()
+    assert table.schema.equals(TRADE.arrow)
+    assert table.column("sym").to_pylist() == [r[1] for r in rows]
+    assert table.column("size").to_pylist() == list(range(5))
+    times = table.column("time").cast(pa.int64()).to_pylist()
+    assert times == (list(range(5)) if timed else [record.ts_recv] * 5)
+    assert record.origins == ((b"s" * 16, 5),)
+
+
+def test_a_single_row_is_journaled_as_sent_or_stamped(make_tp) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp(coalesce_queued=False)
+    timed = one_row_payload(7, "A", 1.0, 7)
+    one_turn(tp, frames_for([timed, untimed_payload(8)], b"t" * 16))
+    first, second = journaled(tp)
+    assert bytes(first.payload) == timed
+    table = second.to_table()
+    assert table.column("time").cast(pa.int64()).to_pylist() == [second.ts_recv]
+    assert table.column("size").to_pylist() == [8]
+
+
+def test_the_c_packer_and_its_fallback_journal_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tickerplant.clock import ManualClock
+    from tickerplant.rowpack import PURE_PYTHON_ENV, compiled
+
+    if compiled() is None:
+        pytest.skip("tickerplant._rowpack is not built")
+    # Turns of a few messages of every kind, and long runs of rows (packed in C, decoded
+    # by onerow in pure Python).
+    turns = [
+        [message_of(KINDS[(n * 7 + k) % len(KINDS)], n + k) for k in range(n % 9)]
+        for n in range(40)
+    ]
+    turns += [[message_of(kind, k) for k in range(60)] for kind in ("row", "untimed")]
+    journals = []
+    for impl in ("c", "python"):
+        monkeypatch.setenv(PURE_PYTHON_ENV, "1" if impl == "python" else "0")
+        config = tmp_path / f"{impl}.toml"
+        config.write_text(
+            '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
+            'replay_address = "tcp://127.0.0.1:0"\nkdb_port = 0\n'
+        )
+        clock = ManualClock(1_790_000_000_000_000_000)
+        tp = Tickerplant(load_config(config, data_dir=tmp_path / impl), clock=clock)
+        tp.ingest.send_multipart = lambda frames: None  # type: ignore[method-assign,assignment]
+        batch = 1
+        try:
+            for turn in turns:
+                for table, payload, _ in turn:
+                    tp._handle([b"peer", encode_upd(b"j" * 16, batch, batch, table, payload)])
+                    batch += 1
+                tp._end_turn()
+                tp._commit()
+                clock.advance(0.001)
+            journals.append(tp.journal.path.read_bytes())
+        finally:
+            tp.replay.start()
+            tp._shutdown()
+    assert journals[0] == journals[1]
+    assert len(journals[0]) > 10_000
+
+
 def test_batched_mode_joins_big_batches_without_re_encoding_them(make_tp) -> None:  # type: ignore[no-untyped-def]
     tp = make_tp(mode="batched")
     sizes = list(range(5000))
@@ -306,13 +383,21 @@ def message_of(kind: str, i: int) -> tuple[bytes, bytes, list[int]]:
     return b"nosuchtable", one_row_payload(i, "X", 1.0, i), []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    # rowpack_impl only sets the environment, the same for every example.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     st.lists(st.tuples(st.sampled_from(KINDS), st.booleans()), min_size=1, max_size=60),
     st.sampled_from([("immediate", True), ("immediate", False), ("batched", True)]),
 )
 def test_any_mix_of_messages_and_turns_journals_every_good_row_once_in_order(
-    tmp_path_factory: pytest.TempPathFactory, messages: list[tuple[str, bool]], mode: tuple
+    tmp_path_factory: pytest.TempPathFactory,
+    rowpack_impl: str,
+    messages: list[tuple[str, bool]],
+    mode: tuple,
 ) -> None:
     """Nothing lost, nothing doubled, nothing reordered, whatever runs the turns make."""
     workdir = tmp_path_factory.mktemp("mix")

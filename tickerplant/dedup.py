@@ -43,7 +43,9 @@ class PublisherLedger:
         state.accepted = state.journaled = max(state.journaled, batch)
 
     def check(self, publisher: bytes, batch: int, base: int) -> Verdict:
-        state = self._publishers.setdefault(publisher, PublisherState())
+        state = self._publishers.get(publisher)
+        if state is None:  # not setdefault: that would make a state per message
+            state = self._publishers[publisher] = PublisherState()
         if base - 1 > state.accepted:
             # Batches below base were acknowledged before (e.g. by a previous session's
             # journal, or rejected as bad input): nothing to wait for below it.
@@ -78,3 +80,12 @@ class PublisherLedger:
 
     def __len__(self) -> int:
         return len(self._publishers)
+
+
+def last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
+    """The origins a record of several batches names: each publisher's last batch (a
+    publisher's batches are journaled in order, so the last one covers the rest)."""
+    last: dict[bytes, int] = {}
+    for publisher, batch in origins:
+        last[publisher] = max(batch, last.get(publisher, 0))
+    return sorted(last.items())

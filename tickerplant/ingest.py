@@ -11,31 +11,45 @@ re-encode canonically. Mistakes are reported naming the table and column.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from tickdb.schema import TableSchema
 from tickerplant.onerow import OneRowDecoder
+from tickerplant.rowpack import RowPacker, implementation
 from tickerplant.splice import END_OF_STREAM, batch_spans, join
 
 
-@dataclass(frozen=True, slots=True)
 class Validated:
-    """A batch that fits its table: the bytes to journal and the rows they hold."""
+    """A batch that fits its table: the bytes to journal and the rows they hold.
 
-    payload: bytes | memoryview
-    rows: pa.RecordBatch | pa.Table
+    Rows checked without a reader (``rowpack``) are decoded only if someone asks for them
+    (batched mode's coalescing).
+    """
+
+    __slots__ = ("_rows", "num_rows", "payload")
+
+    def __init__(
+        self,
+        payload: bytes | memoryview,
+        rows: pa.RecordBatch | pa.Table | None,
+        num_rows: int | None = None,
+    ) -> None:
+        self.payload = payload
+        self._rows = rows
+        self.num_rows = int(rows.num_rows) if rows is not None else int(num_rows or 0)
 
     @property
-    def num_rows(self) -> int:
-        return int(self.rows.num_rows)
+    def rows(self) -> pa.RecordBatch | pa.Table:
+        if self._rows is None:
+            self._rows = ipc.open_stream(pa.py_buffer(self.payload)).read_all()
+        return self._rows
 
 
 # Runs at least this long try the one-row decoder first: below it, its fixed cost (a few
-# dozen array operations) is more than a reader's cost per batch.
+# dozen array operations) is more than a reader's cost per batch. Shorter runs, and single
+# messages, are checked and packed message by message (``rowpack``).
 ONE_ROW_RUN = 32
 
 
@@ -69,6 +83,14 @@ class BatchValidator:
             (name, has_time): OneRowDecoder(schema.arrow if has_time else schema.arrow_without_time)
             for name, schema in schemas.items()
             for has_time in (True, False)
+        }
+        self.rowpack = rowpack = implementation()
+        # Runs packed message by message: all of them in C, short ones in pure Python (the
+        # same bytes either way; long runs are then onerow's).
+        self._pack_below = 1 << 62 if rowpack.name == "c" else ONE_ROW_RUN
+        self._packers = {
+            name: RowPacker(schema.arrow, schema.arrow_without_time, rowpack)
+            for name, schema in schemas.items()
         }
         # Keyed by the table name as it arrives on the wire, for the per-message hot path.
         self._wire_prefixes = {
@@ -110,13 +132,19 @@ class BatchValidator:
     ) -> Validated | None:
         """Many spliceable payloads of one table as one canonical batch, or None.
 
-        One-row messages are decoded together by array operations; anything else is read
-        by one reader over the spliced stream, after checking that each payload is whole
-        messages. None when any piece fails: the caller then validates the pieces one at
-        a time, so each bad one gets its own error and the good ones still go through.
+        Runs of one-row messages are checked and packed message by message (``rowpack``;
+        in pure Python only short ones), long ones decoded together by array operations
+        (``onerow``); anything else is read by one reader over the spliced stream, after
+        checking that each payload is whole messages. All give the same bytes. None when
+        any piece fails: the caller then validates the pieces one at a time, so each bad one
+        gets its own error and the good ones still go through.
         """
         schema = self.schemas[table]
         rows: pa.Table | pa.RecordBatch | None = None
+        if len(spans) < self._pack_below:
+            packed = self._packers[table].pack(has_time, spans, now_ns)
+            if packed is not None:
+                return Validated(packed, None, len(spans))
         if len(spans) >= ONE_ROW_RUN:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
@@ -135,6 +163,20 @@ class BatchValidator:
             return _stamped(rows, schema, now_ns, prefix)
         return Validated(encode_rows(rows, prefix), rows)
 
+    def validate_one(
+        self, table: str, has_time: bool, payload: memoryview, now_ns: int
+    ) -> Validated | None:
+        """One spliceable payload, checked (and stamped) without a reader, as ``validate``
+        would take it; None when that takes more, and then ``validate`` has to."""
+        packer = self._packers[table]
+        if has_time:
+            span = _one_message(payload, len(self._canonical_prefix[table]))
+            fits = packer.layout_for(True, span) is not None
+            return Validated(payload, None, 1) if fits else None
+        span = _one_message(payload, len(self._untimed_prefix[table]))
+        packed = packer.pack(False, [span], now_ns)
+        return None if packed is None else Validated(packed, None, 1)
+
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
         schema = self.schemas.get(table)
@@ -148,12 +190,19 @@ class BatchValidator:
             )
         view = memoryview(payload)
         prefix = self._canonical_prefix[table]
+        packer = self._packers[table]
         if view[: len(prefix)] == prefix:
+            # One row as the table's own schema: journaled as it came once checked.
+            if packer.layout_for(True, _one_message(view, len(prefix))) is not None:
+                return Validated(view, None, 1)
             batch = self._canonical_batch(schema.arrow, view[len(prefix) :])
             if batch is not None:
                 return Validated(view, batch)
         untimed = self._untimed_prefix[table]
         if view[: len(untimed)] == untimed:
+            packed = packer.pack(False, [_one_message(view, len(untimed))], now_ns)
+            if packed is not None:
+                return Validated(packed, None, 1)
             batch = self._canonical_batch(schema.arrow_without_time, view[len(untimed) :])
             if batch is not None:
                 return _stamped(batch, schema, now_ns, prefix)
@@ -220,6 +269,12 @@ class BatchValidator:
             columns.append(data)
         canonical = pa.Table.from_arrays(columns, schema=schema.arrow).combine_chunks()
         return Validated(encode_stream(canonical, schema.arrow), canonical)
+
+
+def _one_message(payload: memoryview, start: int) -> memoryview:
+    """What follows the schema message: one batch message if the stream is that simple."""
+    end = len(payload) - 8 if payload[-8:] == END_OF_STREAM else len(payload)
+    return payload[start:end]
 
 
 def _stamped(

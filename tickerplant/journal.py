@@ -323,6 +323,7 @@ class JournalWriter:
             index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
         self.size = os.fstat(self._fd).st_size
         self._queued: list[bytes | memoryview] = []
+        self._queued_bytes = 0
         self._queued_sizes: list[int] = []
         self._queued_seqs: list[int] = []
         self._queued_parts: list[int] = []
@@ -345,22 +346,35 @@ class JournalWriter:
 
     def append_parts(self, parts: tuple[bytes | memoryview, ...], seq: int) -> None:
         """One record given as consecutive pieces: the same writev writes them in order."""
+        size = sum(map(len, parts))
         self._queued.extend(parts)
-        self._queued_sizes.append(sum(len(part) for part in parts))
+        self._queued_bytes += size
+        self._queued_sizes.append(size)
         self._queued_seqs.append(seq)
         self._queued_parts.append(len(parts))
 
     def flush(self) -> None:
         if self._queued:
             offset = self.size
-            for size, seq in zip(self._queued_sizes, self._queued_seqs, strict=True):
-                if offset - self._last_index_at >= INDEX_STRIDE:
-                    self.index.add(self.path, seq, offset)
-                    self._last_index_at = offset
-                offset += size
-            self._write_whole_records()
+            end = offset + self._queued_bytes
+            # Only a record starting a stride past the last point gets one (the last record
+            # starts before ``end``): most flushes need not look at their records.
+            if end - self._last_index_at > INDEX_STRIDE:
+                for size, seq in zip(self._queued_sizes, self._queued_seqs, strict=True):
+                    if offset - self._last_index_at >= INDEX_STRIDE:
+                        self.index.add(self.path, seq, offset)
+                        self._last_index_at = offset
+                    offset += size
+            if self._queued_bytes <= WRITE_BYTES and len(self._queued) <= _IOV_MAX:
+                # The common turn: a few small records, whole in one call.
+                written = os.writev(self._fd, self._queued)
+                if written < self._queued_bytes:
+                    _writev_all(self._fd, [b"".join(self._queued)[written:]])
+            else:
+                self._write_whole_records()
             self.records_written += len(self._queued_seqs)
-            self.size = offset
+            self.size = end
+            self._queued_bytes = 0
             self._queued.clear()
             self._queued_sizes.clear()
             self._queued_seqs.clear()

@@ -187,6 +187,13 @@ class OneRowDecoder:
             for c in range(len(self.validity))
         ]
 
+    def template(self, message: memoryview) -> tuple[int, dict[str, np.ndarray], np.ndarray] | None:
+        """A fresh template from one message pyarrow reads (see ``_template_for``), or None."""
+        try:
+            return self._template_for(message, fresh=True)
+        except (_Skip, struct.error, IndexError, ValueError):
+            return None
+
     def _template_for(
         self, first: memoryview, fresh: bool
     ) -> tuple[int, dict[str, np.ndarray], np.ndarray]:

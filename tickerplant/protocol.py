@@ -121,16 +121,33 @@ def record_parts(
     The journal's writev and the fan-out's packing each copy the pieces once anyway, so a
     joined record would be one more copy of every payload.
     """
-    name = table.encode()
-    head = b"".join(
-        [
-            BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv),
-            name,
-            *(ORIGIN.pack(pid, batch) for pid, batch in origins),
-        ]
-    )
+    if len(origins) == 1:  # almost every record: one pack, its struct made once per table
+        shape, name = _ONE_ORIGIN_HEAD.get(table) or _one_origin_head(table)
+        pid, batch = origins[0]
+        head = shape.pack(kind, PROTOCOL_VERSION, len(name), 1, seq, ts_recv, name, pid, batch)
+    else:
+        name = table.encode()
+        head = b"".join(
+            [
+                BODY_PREFIX.pack(kind, PROTOCOL_VERSION, len(name), len(origins), seq, ts_recv),
+                name,
+                *(ORIGIN.pack(pid, batch) for pid, batch in origins),
+            ]
+        )
     crc = crc32(payload, crc32(head))
     return RECORD_HEADER.pack(len(head) + len(payload), crc) + head, payload
+
+
+_ONE_ORIGIN_HEAD: dict[str, tuple[struct.Struct, bytes]] = {}
+
+
+def _one_origin_head(table: str) -> tuple[struct.Struct, bytes]:
+    """The struct of a record head with one origin (prefix, table name, origin)."""
+    name = table.encode()
+    made = struct.Struct(f"<BBHHQq{len(name)}s16sQ"), name
+    if len(_ONE_ORIGIN_HEAD) < 1024:  # table names: a few, but never let it grow unbounded
+        _ONE_ORIGIN_HEAD[table] = made
+    return made
 
 
 def encode_record(

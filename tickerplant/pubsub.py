@@ -112,12 +112,31 @@ def select_rows(
     return Record(record.kind, record.seq, record.ts_recv, record.table, record.origins, payload)
 
 
-@dataclass
 class Outgoing:
-    """A journaled record on its way to subscribers, and its bytes as consecutive parts."""
+    """A journaled record on its way to subscribers, and its bytes as consecutive parts.
 
-    record: Record
-    parts: tuple[bytes | memoryview, ...]
+    Plain slots, not a ``Record``: one is made per record, and only a filtered topic
+    needs the record itself.
+    """
+
+    __slots__ = ("kind", "origins", "parts", "payload", "seq", "table", "ts_recv")
+
+    def __init__(
+        self,
+        kind: int,
+        seq: int,
+        ts_recv: int,
+        table: str,
+        origins: tuple[tuple[bytes, int], ...],
+        payload: bytes | memoryview,
+        parts: tuple[bytes | memoryview, ...],
+    ) -> None:
+        self.kind, self.seq, self.ts_recv, self.table = kind, seq, ts_recv, table
+        self.origins, self.payload, self.parts = origins, payload, parts
+
+    @property
+    def record(self) -> Record:
+        return Record(self.kind, self.seq, self.ts_recv, self.table, self.origins, self.payload)
 
 
 @dataclass
@@ -164,17 +183,19 @@ class Fanout:
             return
         per_topic: dict[bytes, list[tuple[int, tuple[bytes | memoryview, ...]]]] = {}
         for out in batch:
-            record = out.record
+            record: Record | None = None
             decoded: pa.Table | None = None
             shard_ids: dict[int, pa.Array] = {}
+            everyone = out.kind == KIND_EOD  # end of day goes to every selection
             for topic in self.topics.values():
                 selection = topic.selection
-                if record.kind != KIND_EOD and not selection.wants_table(record.table):
+                if not everyone and not selection.wants_table(out.table):
                     continue
-                if record.kind == KIND_EOD or selection.all_rows:
-                    per_topic.setdefault(topic.name, []).append((record.seq, out.parts))
+                if everyone or selection.all_rows:
+                    per_topic.setdefault(topic.name, []).append((out.seq, out.parts))
                     continue
-                if decoded is None:
+                if record is None:
+                    record = out.record
                     decoded = record.to_table()
                 picked = select_rows(
                     selection, record, self.shards, self.schemas, decoded, shard_ids
@@ -182,25 +203,31 @@ class Fanout:
                 if picked is None:
                     continue
                 parts = out.parts if picked is record else _parts(picked)
-                per_topic.setdefault(topic.name, []).append((record.seq, parts))
+                per_topic.setdefault(topic.name, []).append((out.seq, parts))
         for name, items in per_topic.items():
             self._send(self.topics[name], items)
 
     def _send(self, topic: Topic, items: list[tuple[int, tuple[bytes | memoryview, ...]]]) -> None:
-        sizes = [sum(len(part) for part in parts) for _, parts in items]
-        start = 0
-        while start < len(items):
-            size, end = 0, start
-            while end < len(items) and (end == start or size + sizes[end] <= MAX_BLOB_BYTES):
-                size += sizes[end]
+        # Frame by frame with plain int flags: send_multipart combines flag enums per frame,
+        # which costs more than the sends of a small message.
+        send = self.socket.send
+        start, count = 0, len(items)
+        while start < count:
+            pieces = list(items[start][1])
+            size = sum(map(len, pieces))
+            end = start + 1
+            while end < count:
+                parts = items[end][1]
+                more = sum(map(len, parts))
+                if size + more > MAX_BLOB_BYTES:
+                    break
+                pieces.extend(parts)
+                size += more
                 end += 1
-            blob = b"".join([part for _, parts in items[start:end] for part in parts])
-            # Frame by frame with plain int flags: send_multipart combines flag enums per
-            # frame, which costs more than the sends of a small message.
-            send = self.socket.send
+            blob = b"".join(pieces)
             send(topic.name, _SNDMORE)
             send(DATA + U64.pack(topic.last_seq), _SNDMORE)
-            send(blob, 0, copy=len(blob) < 65536)
+            send(blob, 0, copy=size < 65536)
             topic.last_seq = items[end - 1][0]
             self.messages_sent += 1
             start = end

@@ -10,7 +10,6 @@ instead, so each bad one is refused with its own error and the rest go through, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from tickerplant.clock import Clock
 from tickerplant.ingest import BatchValidator, Validated
@@ -26,20 +25,12 @@ Arrival = tuple[bytes, bytes, int, bytes, memoryview]
 Origins = list[tuple[bytes, int]]
 
 
-@dataclass
-class _Run:
-    table_name: bytes
-    has_time: bool
-    spans: list[memoryview] = field(default_factory=list)
-    arrivals: list[Arrival] = field(default_factory=list)
-    nbytes: int = 0
-
-
 class RunBuilder:
     """Collects the current run; ``end()`` hands it on, validated, or message by message.
 
     ``accept`` takes one message on its own (validating it, refusing it if bad); ``take``
     takes a validated run with the publisher batches it carries and its receive time.
+    The open run is plain attributes, not an object: one is made per turn of the loop.
     """
 
     def __init__(
@@ -53,12 +44,16 @@ class RunBuilder:
         self.clock = clock
         self.accept = accept
         self.take = take
-        self._run: _Run | None = None
+        self._table: bytes | None = None  # the open run's table; None: no run is open
+        self._has_time = False
+        self._spans: list[memoryview] = []
+        self._arrivals: list[Arrival] = []
+        self._nbytes = 0
 
     @property
     def open_untimed(self) -> bool:
         """A run of rows waiting to be stamped with the receive time is open."""
-        return self._run is not None and not self._run.has_time
+        return self._table is not None and not self._has_time
 
     def offer(self, arrival: Arrival) -> bool:
         """Add a message to the run; False if it cannot join one (the caller takes it)."""
@@ -69,30 +64,30 @@ class RunBuilder:
         if piece is None:
             return False
         has_time, span = piece
-        run = self._run
-        if run is not None and (
-            run.table_name != table_name or run.has_time != has_time or run.nbytes >= RUN_BYTES
+        if self._table is not None and (
+            self._table != table_name or self._has_time != has_time or self._nbytes >= RUN_BYTES
         ):
             self.end()
-            run = None
-        if run is None:
-            run = self._run = _Run(table_name, has_time)
-        run.spans.append(span)
-        run.arrivals.append(arrival)
-        run.nbytes += len(span)
+        if self._table is None:
+            self._table, self._has_time = table_name, has_time
+        self._spans.append(span)
+        self._arrivals.append(arrival)
+        self._nbytes += len(span)
         return True
 
     def end(self) -> None:
-        run, self._run = self._run, None
-        if run is None:
+        table_name, spans, arrivals = self._table, self._spans, self._arrivals
+        if table_name is None:
             return
-        table = run.table_name.decode()  # a known table: spliceable() checked it
+        self._table, self._spans, self._arrivals, self._nbytes = None, [], [], 0
+        table = table_name.decode()  # a known table: spliceable() checked it
         now = self.clock.now_ns()
-        validated = None
-        if len(run.spans) > 1:
-            validated = self.validator.validate_run(table, run.has_time, run.spans, now)
+        if len(spans) > 1:
+            validated = self.validator.validate_run(table, self._has_time, spans, now)
+        else:
+            validated = self.validator.validate_one(table, self._has_time, arrivals[0][4], now)
         if validated is None:
-            for arrival in run.arrivals:
+            for arrival in arrivals:
                 self.accept(*arrival)
             return
-        self.take(table, validated, [(p, b) for _, p, b, _, _ in run.arrivals], now)
+        self.take(table, validated, [(p, b) for _, p, b, _, _ in arrivals], now)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ import zmq
 from tickdb.config import Config
 from tickdb.listen import bind
 from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
-from tickerplant.dedup import PublisherLedger, Verdict
+from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
@@ -37,7 +36,6 @@ from tickerplant.protocol import (
     U64,
     UPD,
     ProtocolError,
-    Record,
     decode_upd,
     record_parts,
 )
@@ -45,6 +43,7 @@ from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
 from tickerplant.runs import RunBuilder
+from tickerplant.wakeup import SocketWait
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +52,7 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 
 
@@ -117,6 +117,7 @@ class Tickerplant:
         bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.fanout = Fanout(self.pub, self.schemas)
+        self._wait = SocketWait(self.ingest, self.pub)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
         self.replay = ReplayServer(
             self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
@@ -181,28 +182,27 @@ class Tickerplant:
     # -- the loop -----------------------------------------------------------------------
     def serve(self, ready: dict[str, object] | None = None) -> None:
         self.replay.start()
-        poller = zmq.Poller()
-        poller.register(self.ingest, zmq.POLLIN)
-        poller.register(self.pub, zmq.POLLIN)
         self._running = True
         log.info(
-            "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode",
+            "tickerplant at %s (publish %s, replay %s), session %s, seq %d, %s mode, "
+            "one-row messages packed in %s",
             self.address,
             self.publish_endpoint,
             self.replay.endpoint,
             self.session,
             self.seq,
             self.tp.mode,
+            "C" if self.validator.rowpack.name == "c" else "pure Python",
         )
+        immediate = self.tp.mode == "immediate"
         while self._running:
-            timeout = max(0.0, self._next_timer() - time.monotonic())
-            events = dict(poller.poll(math.ceil(timeout * 1000)))
+            ingest, pub = self._wait.wait(self._next_timer() - time.monotonic())
             try:
-                if self.pub in events:
+                if pub:
                     self._drain_subscriptions()
-                if self.ingest in events:
+                if ingest:
                     self._drain_ingest()
-                    if self.tp.mode == "immediate":
+                    if immediate:
                         self._commit()
                 self._timers()
             except zmq.ZMQError as exc:
@@ -234,6 +234,7 @@ class Tickerplant:
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
             self.fanout.heartbeat(self.committed_seq)
+            self._wait.sent_on_pub()
             self._next_heartbeat = now + self.tp.heartbeat_ms / 1000
 
     def _drain_subscriptions(self) -> None:
@@ -249,12 +250,14 @@ class Tickerplant:
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
         recv, more = self.ingest.recv, self.ingest.get
+        self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
             # Frame by frame rather than recv_multipart: a request is almost always exactly
             # [identity, request], and this is the busiest line of the tickerplant.
             try:
                 identity = recv(_NOBLOCK)
             except zmq.Again:
+                self._wait.ingest_pending = False
                 break
             # A ROUTER always delivers the sender's identity and at least one frame.
             frames = [identity, recv()]
@@ -351,7 +354,7 @@ class Tickerplant:
         if rows == 0:
             self._done_batches.extend(origins)
         elif self.tp.mode == "immediate":
-            record_origins = origins if len(origins) == 1 else _last_batch_per_publisher(origins)
+            record_origins = origins if len(origins) == 1 else last_batch_per_publisher(origins)
             self._append(KIND_UPD, table, record_origins, validated.payload, now)
             self._done_batches.extend(origins)
         else:
@@ -366,14 +369,12 @@ class Tickerplant:
         payload: bytes | memoryview,
         ts_recv: int,
     ) -> None:
-        self.seq += 1
+        self.seq = seq = self.seq + 1
         origins = tuple(origins)
-        parts = record_parts(kind, self.seq, ts_recv, table, origins, payload)
-        self.journal.append_parts(parts, self.seq)
+        parts = record_parts(kind, seq, ts_recv, table, origins, payload)
+        self.journal.append_parts(parts, seq)
         self.counters.records += 1
-        self._outgoing.append(
-            Outgoing(Record(kind, self.seq, ts_recv, table, origins, payload), parts)
-        )
+        self._outgoing.append(Outgoing(kind, seq, ts_recv, table, origins, payload, parts))
 
     def _flush_pending(self) -> None:
         """Coalesce each table's waiting batches into records of up to about 1 MiB.
@@ -395,7 +396,7 @@ class Tickerplant:
                         self.validator.canonical_prefix(table),
                     )
                     carried = [o for group in origins[start : i + 1] for o in group]
-                    self._append(KIND_UPD, table, _last_batch_per_publisher(carried), merged, now)
+                    self._append(KIND_UPD, table, last_batch_per_publisher(carried), merged, now)
                     start, size = i + 1, 0
             self._done_batches.extend(o for group in origins for o in group)
         self.pending = _Pending()
@@ -408,6 +409,7 @@ class Tickerplant:
         if self._outgoing:
             self.fanout.publish(self._outgoing)
             self._outgoing = []
+            self._wait.sent_on_pub()
         for publisher, batch in self._done_batches:
             self.ledger.journaled(publisher, batch)
         self._done_batches = []
@@ -429,9 +431,13 @@ class Tickerplant:
         if not force and now < self._next_ack:
             return
         self._next_ack = now + ACK_INTERVAL_S
+        send = self.ingest.send  # frame by frame with int flags: send_multipart's enums cost more
         for identity, publisher in self._ack_due.items():
-            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+            send(identity, _SNDMORE)
+            send(ACK, _SNDMORE)
+            send(U64.pack(self.ledger.ack_level(publisher)))
         self._ack_due.clear()
+        self._wait.sent_on_ingest()
 
     # -- end of day ---------------------------------------------------------------------
     def _check_roll(self) -> None:
@@ -472,6 +478,7 @@ class Tickerplant:
         self.committed_seq = self.seq
         self.fanout.publish(self._outgoing)
         self._outgoing = []
+        self._wait.sent_on_pub()
         self.session = next_session
         self.session_start_seq = self.seq
         self.journal = self._open_journal(next_session)
@@ -489,10 +496,3 @@ class Tickerplant:
         self.pub.close(0)
         self.ctx.term()
         log.info("tickerplant stopped at seq %d", self.seq)
-
-
-def _last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:
-    last: dict[bytes, int] = {}
-    for publisher, batch in origins:
-        last[publisher] = max(batch, last.get(publisher, 0))
-    return sorted(last.items())

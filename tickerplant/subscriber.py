@@ -164,6 +164,7 @@ class Subscriber:
     def _connect(self, endpoint: str) -> zmq.Socket:
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
+        self._wait_ms = -1  # the socket's receive timeout (poll sets it)
         sub.setsockopt(zmq.RCVHWM, self._receive_buffer)
         sub.connect(endpoint)
         sub.setsockopt(zmq.SUBSCRIBE, self.topic)
@@ -326,15 +327,18 @@ class Subscriber:
             remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             if remaining < 0:
                 return None
-            if self._sub.poll(int(remaining * 1000)):
-                while not self._ready:
-                    try:
-                        frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
-                        break
-                    self._on_message(frames)
-            else:
+            # A blocking receive with a timeout: a system call or two where a poll and then
+            # a receive made about ten, on the path of every message.
+            wait_ms = int(remaining * 1000)
+            if wait_ms != self._wait_ms:
+                self._sub.setsockopt(zmq.RCVTIMEO, wait_ms)
+                self._wait_ms = wait_ms
+            try:
+                frames = self._sub.recv_multipart(copy=False)
+            except zmq.Again:
                 self._check_liveness()
+            else:
+                self._on_message(frames)
             if self._closed:
                 return None
         return self._ready.popleft()

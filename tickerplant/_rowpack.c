@@ -1,0 +1,362 @@
+/* One-row Arrow IPC batch messages: check them against a template, pack them into one batch.
+ *
+ * The compiled half of tickerplant/rowpack.py, which holds the same two functions in pure
+ * Python and documents them; both must give the same answers and the same bytes (the tests
+ * compare them). A layout ("spec") is built in Python from a message pyarrow has read: the
+ * metadata words every message of that shape shares, and where its numbers are.
+ *
+ *   spec = i64 meta_size, n_fields, n_buffers, w_body_length, w_num_rows, w_nodes,
+ *              w_buffers, n_fixed
+ *          | n_fields x i64 width (> 0: fixed width in bytes; 0: utf8 string; -1: binary)
+ *          | n_fixed x i64 word index | n_fixed x u64 word value
+ *
+ * Word i of a message is its bytes [8i, 8i + 8): word 0 is the continuation marker and the
+ * metadata length, the metadata follows, then the body.
+ *
+ * A packed batch is byte for byte what pyarrow writes for the same rows: its own metadata
+ * layout with the numbers filled in, each buffer padded to 8 bytes, a validity bitmap only
+ * with nulls, and a null value's bytes carried as they came (Arrow never reads them).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define HEADER_WORDS 8
+#define MAX_FIELDS 4096
+#define ALIGNED_AND_SMALL 0xC000000000000007ULL
+#define WIDTH_UTF8 0
+#define WIDTH_BINARY (-1)
+
+typedef struct {
+    int64_t meta_size, n_fields, n_buffers, w_body, w_rows, w_nodes, w_buffers, n_fixed;
+    const unsigned char *widths, *fixed_idx, *fixed_val;
+} Spec;
+
+/* One column of one message: where its value is, and whether it is null. */
+typedef struct {
+    const unsigned char *value;
+    int64_t size;
+    int null;
+} Cell;
+
+static inline uint64_t ld64(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline int32_t ld32(const unsigned char *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void st64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static inline int64_t width_of(const Spec *s, int64_t f) { return (int64_t)ld64(s->widths + 8 * f); }
+
+static inline int64_t pad8(int64_t n) { return (n + 7) & ~(int64_t)7; }
+
+/* Fills ``s`` from a spec's bytes; 0 (with a Python error set) if they do not hold one. */
+static int parse_spec(const unsigned char *p, Py_ssize_t len, Spec *s) {
+    if (len < 8 * HEADER_WORDS) goto bad;
+    int64_t h[HEADER_WORDS];
+    for (int i = 0; i < HEADER_WORDS; i++) h[i] = (int64_t)ld64(p + 8 * i);
+    s->meta_size = h[0], s->n_fields = h[1], s->n_buffers = h[2], s->w_body = h[3];
+    s->w_rows = h[4], s->w_nodes = h[5], s->w_buffers = h[6], s->n_fixed = h[7];
+    int64_t words = 1 + s->meta_size / 8;
+    if (s->meta_size <= 0 || s->meta_size % 8 || s->meta_size > (1 << 24)) goto bad;
+    if (s->n_fields < 0 || s->n_fields > MAX_FIELDS || s->n_fixed < 0 || s->n_fixed > words)
+        goto bad;
+    if (len != 8 * (HEADER_WORDS + s->n_fields + 2 * s->n_fixed)) goto bad;
+    s->widths = p + 8 * HEADER_WORDS;
+    s->fixed_idx = s->widths + 8 * s->n_fields;
+    s->fixed_val = s->fixed_idx + 8 * s->n_fixed;
+    int64_t buffers = 0;
+    for (int64_t f = 0; f < s->n_fields; f++) {
+        int64_t w = width_of(s, f);
+        if (w < WIDTH_BINARY || w > 1024) goto bad;
+        buffers += w > 0 ? 2 : 3;
+    }
+    if (buffers != s->n_buffers) goto bad;
+    if (s->w_body < 1 || s->w_body >= words || s->w_rows < 1 || s->w_rows >= words) goto bad;
+    if (s->w_nodes < 1 || s->w_nodes + 2 * s->n_fields > words) goto bad;
+    if (s->w_buffers < 1 || s->w_buffers + 2 * s->n_buffers > words) goto bad;
+    for (int64_t i = 0; i < s->n_fixed; i++) {
+        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
+        if (at < 0 || at >= words) goto bad;
+    }
+    return 1;
+bad:
+    PyErr_SetString(PyExc_ValueError, "not a row layout");
+    return 0;
+}
+
+/* Strict UTF-8, as Arrow validates it: no overlong forms, no surrogates, nothing past
+ * U+10FFFF. */
+static int valid_utf8(const unsigned char *s, int64_t n) {
+    int64_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int64_t need;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) need = 1, cp = c & 0x1F;
+        else if (c >= 0xE0 && c <= 0xEF) need = 2, cp = c & 0x0F;
+        else if (c >= 0xF0 && c <= 0xF4) need = 3, cp = c & 0x07;
+        else return 0;
+        if (i + need >= n) return 0; /* runs past the end */
+        for (int64_t k = 1; k <= need; k++) {
+            unsigned char d = s[i + k];
+            if ((d & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (d & 0x3F);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* FITS when ``m`` is exactly one one-row batch message of the spec's shape whose contents
+ * Arrow's full validation accepts, and then fills ``cells`` (one per field); OTHER_LAYOUT
+ * when its metadata is not the spec's shape at all (another writer's, perhaps). */
+enum { REFUSED = 0, FITS = 1, OTHER_LAYOUT = 2 };
+
+static int read_message(const Spec *s, const unsigned char *m, int64_t len, Cell *cells) {
+    int64_t head = 8 + s->meta_size;
+    if (len % 8) return REFUSED; /* IPC messages are padded to 8 bytes */
+    if (len < head) return OTHER_LAYOUT;
+    for (int64_t i = 0; i < s->n_fixed; i++) {
+        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
+        if (ld64(m + 8 * at) != ld64(s->fixed_val + 8 * i)) return OTHER_LAYOUT;
+    }
+    int64_t body_len = (int64_t)ld64(m + 8 * s->w_body);
+    if (body_len != len - head) return REFUSED;
+    if ((int64_t)ld64(m + 8 * s->w_rows) != 1) return REFUSED;
+    const unsigned char *body = m + head;
+    int64_t b = 0;
+    for (int64_t f = 0; f < s->n_fields; f++) {
+        uint64_t length = ld64(m + 8 * (s->w_nodes + 2 * f));
+        uint64_t nulls = ld64(m + 8 * (s->w_nodes + 2 * f + 1));
+        if (length != 1 || nulls > 1) return REFUSED;
+        int64_t width = width_of(s, f);
+        int64_t count = width > 0 ? 2 : 3;
+        uint64_t off[3], size[3];
+        for (int64_t k = 0; k < count; k++) {
+            off[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k)));
+            size[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k) + 1));
+            if ((off[k] & ALIGNED_AND_SMALL) || (size[k] >> 62)) return REFUSED;
+            if (off[k] + size[k] > (uint64_t)body_len) return REFUSED;
+        }
+        b += count;
+        Cell *cell = &cells[f];
+        cell->null = (int)nulls;
+        if (nulls && (size[0] == 0 || (body[off[0]] & 1))) return REFUSED; /* the bitmap says null */
+        if (width > 0) {
+            if (size[1] < (uint64_t)width) return REFUSED;
+            cell->value = body + off[1];
+            cell->size = width;
+            continue;
+        }
+        if (size[1] < 8) return REFUSED;
+        int32_t first = ld32(body + off[1]), last = ld32(body + off[1] + 4);
+        if (first < 0 || last < first || (uint64_t)last > size[2]) return REFUSED;
+        cell->value = body + off[2] + first;
+        cell->size = (int64_t)last - first;
+        /* Arrow checks the UTF-8 of valid values only; a null one is never read. */
+        if (width == WIDTH_UTF8 && !nulls && !valid_utf8(cell->value, cell->size)) return REFUSED;
+    }
+    return FITS;
+}
+
+static PyObject *check(PyObject *self, PyObject *args) {
+    Py_buffer spec_buf, msg;
+    if (!PyArg_ParseTuple(args, "y*y*", &spec_buf, &msg)) return NULL;
+    PyObject *result = NULL;
+    Spec s;
+    Cell stack[64];
+    Cell *cells = stack;
+    if (!parse_spec(spec_buf.buf, spec_buf.len, &s)) goto done;
+    if (s.n_fields > 64 && !(cells = PyMem_Malloc(sizeof(Cell) * s.n_fields))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyLong_FromLong(read_message(&s, msg.buf, msg.len, cells));
+done:
+    if (cells != stack) PyMem_Free(cells);
+    PyBuffer_Release(&spec_buf);
+    PyBuffer_Release(&msg);
+    return result;
+}
+
+/* The message words of the output layout with its numbers filled in. */
+static void put_word(unsigned char *out, int64_t word, uint64_t v) { st64(out + 8 * word, v); }
+
+static PyObject *pack(PyObject *self, PyObject *args) {
+    Py_buffer out_buf, in_buf, prefix;
+    PyObject *messages, *stamp_obj;
+    if (!PyArg_ParseTuple(args, "y*y*y*OO", &out_buf, &in_buf, &prefix, &messages, &stamp_obj))
+        return NULL;
+    PyObject *result = NULL, *seq = NULL;
+    Cell *cells = NULL;
+    Py_buffer *views = NULL;
+    Py_ssize_t k = 0, held = 0;
+    Spec out, in;
+    int stamped = stamp_obj != Py_None;
+    uint64_t stamp = 0;
+    if (!parse_spec(out_buf.buf, out_buf.len, &out) || !parse_spec(in_buf.buf, in_buf.len, &in))
+        goto done;
+    if (stamped) {
+        int64_t v = PyLong_AsLongLong(stamp_obj);
+        if (v == -1 && PyErr_Occurred()) goto done;
+        stamp = (uint64_t)v;
+    }
+    /* The input has the output's columns, less the stamped first one. */
+    int64_t skip = stamped ? 1 : 0;
+    if (in.n_fields + skip != out.n_fields || (stamped && width_of(&out, 0) != 8)) goto shape;
+    for (int64_t f = 0; f < in.n_fields; f++)
+        if (width_of(&in, f) != width_of(&out, f + skip)) goto shape;
+    if (!(seq = PySequence_Fast(messages, "messages must be a sequence"))) goto done;
+    k = PySequence_Fast_GET_SIZE(seq);
+    if (k == 0) goto shape;
+    views = PyMem_Calloc((size_t)k, sizeof(Py_buffer));
+    cells = PyMem_Malloc(sizeof(Cell) * (size_t)(k * (in.n_fields ? in.n_fields : 1)));
+    if (!views || !cells) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < k; held++)
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, held), &views[held], PyBUF_SIMPLE))
+            goto done;
+    for (Py_ssize_t r = 0; r < k; r++)
+        if (read_message(&in, views[r].buf, views[r].len, &cells[r * in.n_fields]) != FITS) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+    /* Sizes: per output column its validity bitmap (only with nulls), then its data, or
+     * its offsets and values; each buffer padded to 8 bytes. */
+    int64_t body = 0, bitmap = pad8((k + 7) / 8);
+    for (int64_t f = 0; f < out.n_fields; f++) {
+        int64_t width = width_of(&out, f), nulls = 0, total = 0;
+        if (f >= skip)
+            for (Py_ssize_t r = 0; r < k; r++) {
+                Cell *c = &cells[r * in.n_fields + f - skip];
+                nulls += c->null;
+                total += c->size;
+            }
+        body += nulls ? bitmap : 0;
+        if (width > 0) body += pad8(k * width);
+        else {
+            if (total >= INT32_MAX) { /* too long for one string column */
+                result = Py_None;
+                Py_INCREF(result);
+                goto done;
+            }
+            body += pad8(4 * (k + 1)) + pad8(total);
+        }
+    }
+    int64_t head = 8 + out.meta_size;
+    int64_t size = prefix.len + head + body + 8;
+    if (!(result = PyBytes_FromStringAndSize(NULL, size))) goto done;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(result);
+    memcpy(o, prefix.buf, prefix.len);
+    unsigned char *msg = o + prefix.len;
+    memset(msg, 0, head + body);
+    for (int64_t i = 0; i < out.n_fixed; i++)
+        put_word(msg, (int64_t)ld64(out.fixed_idx + 8 * i), ld64(out.fixed_val + 8 * i));
+    put_word(msg, out.w_body, (uint64_t)body);
+    put_word(msg, out.w_rows, (uint64_t)k);
+    unsigned char *b = msg + head;
+    int64_t at = 0, buffer = 0;
+    for (int64_t f = 0; f < out.n_fields; f++) {
+        int64_t width = width_of(&out, f), nulls = 0;
+        const Cell *col = f >= skip ? &cells[f - skip] : NULL;
+        if (col)
+            for (Py_ssize_t r = 0; r < k; r++) nulls += col[r * in.n_fields].null;
+        put_word(msg, out.w_nodes + 2 * f, (uint64_t)k);
+        put_word(msg, out.w_nodes + 2 * f + 1, (uint64_t)nulls);
+        /* Validity: a bit per row, set when the row is valid; none without nulls. */
+        put_word(msg, out.w_buffers + 2 * buffer, (uint64_t)at);
+        put_word(msg, out.w_buffers + 2 * buffer + 1, nulls ? (uint64_t)((k + 7) / 8) : 0);
+        buffer++;
+        if (nulls) {
+            for (Py_ssize_t r = 0; r < k; r++)
+                if (!col[r * in.n_fields].null) b[at + r / 8] |= (unsigned char)(1u << (r % 8));
+            at += bitmap;
+        }
+        if (width > 0) {
+            put_word(msg, out.w_buffers + 2 * buffer, (uint64_t)at);
+            put_word(msg, out.w_buffers + 2 * buffer + 1, (uint64_t)(k * width));
+            buffer++;
+            for (Py_ssize_t r = 0; r < k; r++) {
+                unsigned char *dst = b + at + r * width;
+                if (!col) st64(dst, stamp);
+                else memcpy(dst, col[r * in.n_fields].value, width);
+            }
+            at += pad8(k * width);
+            continue;
+        }
+        /* Offsets, then values. */
+        int64_t offsets_at = at, total = 0;
+        at += pad8(4 * (k + 1));
+        for (Py_ssize_t r = 0; r < k; r++) {
+            const Cell *c = &col[r * in.n_fields];
+            int32_t o32 = (int32_t)total;
+            memcpy(b + offsets_at + 4 * r, &o32, 4);
+            memcpy(b + at + total, c->value, c->size);
+            total += c->size;
+        }
+        int32_t end32 = (int32_t)total;
+        memcpy(b + offsets_at + 4 * k, &end32, 4);
+        put_word(msg, out.w_buffers + 2 * buffer, (uint64_t)offsets_at);
+        put_word(msg, out.w_buffers + 2 * buffer + 1, (uint64_t)(4 * (k + 1)));
+        put_word(msg, out.w_buffers + 2 * buffer + 2, (uint64_t)at);
+        put_word(msg, out.w_buffers + 2 * buffer + 3, (uint64_t)total);
+        buffer += 2;
+        at += pad8(total);
+    }
+    /* The end-of-stream marker. */
+    st64(msg + head + body, 0x00000000FFFFFFFFULL);
+    goto done;
+shape:
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "layouts or messages do not fit");
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    PyMem_Free(cells);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&out_buf);
+    PyBuffer_Release(&in_buf);
+    PyBuffer_Release(&prefix);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"check", check, METH_VARARGS,
+     "check(spec, message) -> int: 1 when message is one valid one-row batch message of the "
+     "layout, 2 when its metadata has another layout, 0 otherwise."},
+    {"pack", pack, METH_VARARGS,
+     "pack(out_spec, in_spec, prefix, messages, stamp) -> bytes | None: the messages as one "
+     "batch, behind prefix and before the end-of-stream marker; None if one does not fit."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_rowpack", NULL, -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__rowpack(void) {
+    const uint16_t probe = 1;
+    if (*(const unsigned char *)&probe != 1) { /* the layouts are little-endian words */
+        PyErr_SetString(PyExc_ImportError, "_rowpack needs a little-endian machine");
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,82 @@
+"""The tickerplant's wait for work: its two sockets in one ``poll`` system call.
+
+``zmq.Poller`` (``zmq_poll``) costs about a dozen system calls a turn of the loop: a first
+``poll`` with no timeout, a command check (``poll`` and ``getpid``) per socket, the
+blocking ``poll``, and the checks again; a bare relay's blocking ``recv`` costs two or
+three. At a message per turn that was a large part of the tickerplant's own time. Here the
+loop waits on the sockets' ``ZMQ_FD`` descriptors directly, in one ``select.poll``.
+
+A ``ZMQ_FD`` becomes readable when commands reach the socket, for instance "a pipe that was
+empty has messages". Any call on the socket may consume them: then messages wait but the
+descriptor stays quiet. So the loop only sleeps on a descriptor when that cannot have
+happened since the socket was last read to empty:
+
+- ingest: the loop reads it until ``EAGAIN`` every turn (which also runs the socket's
+  commands, so a message arriving later signals anew), unless a turn stops early
+  (``ingest_pending``); the acknowledgements sent on it after that are followed by one
+  check of ``ZMQ_EVENTS`` before sleeping;
+- publish: its only input is subscriptions, which may wait a millisecond: while records
+  are sent on it, its ``ZMQ_EVENTS`` is checked once a millisecond.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import time
+
+import zmq
+
+# Plain ints: zmq's enums cost more to combine and compare than the calls they go with.
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+PUB_CHECK_S = 0.001  # a subscription is seen this soon while records are being sent
+
+
+class SocketWait:
+    """Sleeps until the ingest or the publish socket may have input, or a timeout."""
+
+    def __init__(self, ingest: zmq.Socket, pub: zmq.Socket) -> None:
+        self.ingest, self.pub = ingest, pub
+        self._ingest_fd = int(ingest.get(zmq.FD))
+        self._pub_fd = int(pub.get(zmq.FD))
+        self._poll = select.poll()
+        self._poll.register(self._ingest_fd, select.POLLIN)
+        self._poll.register(self._pub_fd, select.POLLIN)
+        # Whether the last read of ingest stopped before it was empty: look again at once.
+        self.ingest_pending = True
+        self._ingest_sent = False
+        self._pub_sent = True
+        self._next_pub_check = 0.0
+
+    def sent_on_ingest(self) -> None:
+        """Something was sent on ingest after it was last read to empty."""
+        self._ingest_sent = True
+
+    def sent_on_pub(self) -> None:
+        self._pub_sent = True
+
+    def wait(self, timeout_s: float) -> tuple[bool, bool]:
+        """Whether ingest and the publish socket may have input, after at most
+        ``timeout_s`` (at once when one surely has)."""
+        ingest = self.ingest_pending
+        if self._ingest_sent and not ingest:
+            self._ingest_sent = False
+            ingest = bool(int(self.ingest.get(_EVENTS)) & _POLLIN)
+        pub = False
+        if self._pub_sent:
+            now = time.monotonic()
+            if now >= self._next_pub_check:
+                self._pub_sent = False
+                self._next_pub_check = now + PUB_CHECK_S
+                pub = bool(int(self.pub.get(_EVENTS)) & _POLLIN)
+            else:
+                timeout_s = min(timeout_s, self._next_pub_check - now)
+        if ingest or pub:
+            return ingest, pub
+        for fd, _ in self._poll.poll(math.ceil(max(timeout_s, 0.0) * 1000)):
+            if fd == self._ingest_fd:
+                ingest = True
+            else:
+                pub = True
+        return ingest, pub
