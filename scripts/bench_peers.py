@@ -82,7 +82,8 @@ def on_tickdb(role: str, expect: int, send: Callable[[str], float]) -> tuple[dic
     waits for ``expect`` rows, and ``send(address)``, which publishes and returns when it
     started. Returns the subscriber's result and that start."""
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = start_tp(Path(tmp), "immediate")
+        tp = start_tp(Path(tmp), "immediate")
+        info = tp.info
         child = None
         try:
             address = info["address"]
@@ -92,8 +93,7 @@ def on_tickdb(role: str, expect: int, send: Callable[[str], float]) -> tuple[dic
             out = lib.result(child)
         finally:
             lib.reap(child)
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     return out, start
 
 

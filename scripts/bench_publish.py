@@ -93,7 +93,8 @@ def end_to_end(
     ``/proc`` (the publisher: this process, with its ZeroMQ threads) over the same span,
     the subscriber's until the flush returned, so it can be a little short."""
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = bench.start_tp(Path(tmp), "immediate")
+        tp = bench.start_tp(Path(tmp), "immediate")
+        info = tp.info
         try:
             address = info["address"]
             child = subprocess.Popen(
@@ -120,8 +121,7 @@ def end_to_end(
             out = bench.result(child)
             pub.close()
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     assert out["got"] == expect + 1 == sent + 1, out
     calls = sent // rows_per_call
     cpu = {name: (after[name] - before[name]) / calls * 1e6 for name in before}
@@ -256,12 +256,12 @@ def main() -> None:
         ]
         line(f"1000-row pa.Table, subscriber iterating {how}", runs, 1000, "0.5 x raw", 2 / raw)
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = bench.start_tp(Path(tmp), "immediate")
+        tp = bench.start_tp(Path(tmp), "immediate")
+        info = tp.info
         try:
             costs = [client_costs(info["address"], int(300_000 * scale)) for _ in range(repeat)]
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     print("\n| client alone, per row (CPU of this thread) | µs |")
     print("|---|---:|")
     for i, (label, _) in enumerate(costs[0]):

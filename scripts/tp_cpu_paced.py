@@ -54,7 +54,8 @@ def per_message(before: dict[str, float], after: dict[str, float], count: int) -
 def tickdb_round(rate: int, seconds: float) -> dict[str, dict[str, float]]:
     count = int(rate * seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        tp, info = bench.start_tp(Path(tmp), "immediate")
+        tp = bench.start_tp(Path(tmp), "immediate")
+        info = tp.info
         try:
             address = info["address"]
             # One message more than is timed, sent after: the subscriber must still be
@@ -74,8 +75,7 @@ def tickdb_round(rate: int, seconds: float) -> dict[str, dict[str, float]]:
             bench.result(sub)
             pub.close()
         finally:
-            tp.terminate()
-            tp.wait(30)
+            tp.stop(grace_s=30)
     return {name: per_message(before[name], after[name], count) for name in pids}
 
 
