@@ -172,7 +172,8 @@ class BatchValidator:
                 return None
             batch = ipc.read_record_batch(message, schema)
             batch.validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError):
+            # EOFError: the end-of-stream marker, no batch (a valid empty stream).
             return None  # let the slow path produce the precise error
         used = 8 + message.metadata.size + message.body.size
         trailer = bytes(rest[used:])
