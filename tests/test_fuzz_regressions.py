@@ -14,7 +14,7 @@ from support.harness import start_tp
 from qipc import codec
 from qipc.types import QProtocolError
 from tickdb.schema import default_schemas
-from tickerplant.ingest import encode_stream
+from tickerplant.ingest import BatchValidator, IngestError, encode_stream
 from tickerplant.onerow import OneRowDecoder
 from tickerplant.protocol import ACK, U64, encode_upd
 from tickerplant.publisher import Publisher
@@ -78,6 +78,14 @@ def test_tickerplant_takes_empty_arrow_streams_alone_and_in_a_run(tmp_path: Path
         sock.close(0)
         ctx.term()
         proc.stop()
+
+
+def test_ingest_refuses_a_column_name_that_is_not_utf8() -> None:
+    validator = BatchValidator(default_schemas(), 1 << 20)
+    good = pa.table({"sym": ["A"], "price": [1.0], "size": [1]})
+    payload = encode_stream(good, good.schema).replace(b"price", b"pr\x87ce")
+    with pytest.raises(IngestError, match="column name is not UTF-8"):
+        validator.validate("trade", payload, 0)  # UnicodeDecodeError before
 
 
 def test_one_row_decoder_skips_a_run_that_starts_with_an_end_marker() -> None:

@@ -188,9 +188,11 @@ class BatchValidator:
         try:
             received = ipc.open_stream(pa.py_buffer(payload)).read_all()
             received.validate(full=True)
+            names = received.column_names
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise IngestError(f"{where}: payload is not a valid Arrow IPC stream: {exc}") from None
-        names = received.column_names
+        except UnicodeDecodeError:  # pyarrow decodes field names only when asked for them
+            raise IngestError(f"{where}: a column name is not UTF-8") from None
         expected = schema.column_names
         extra = [n for n in names if n not in expected]
         if extra:
