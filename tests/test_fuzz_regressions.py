@@ -14,9 +14,24 @@ from support.harness import start_tp
 from qipc import codec
 from qipc.types import QProtocolError
 from tickdb.schema import default_schemas
+from tickerplant import recovery
+from tickerplant.checksum import crc32
+from tickerplant.dedup import PublisherLedger
 from tickerplant.ingest import BatchValidator, IngestError, encode_stream
+from tickerplant.journal import JournalCorrupt, read_journal, repair_journal, scan_journal
 from tickerplant.onerow import OneRowDecoder
-from tickerplant.protocol import ACK, U64, encode_upd
+from tickerplant.protocol import (
+    ACK,
+    BODY_PREFIX,
+    JOURNAL_MAGIC,
+    KIND_UPD,
+    RECORD_HEADER,
+    U64,
+    ProtocolError,
+    encode_record,
+    encode_upd,
+    iter_records,
+)
 from tickerplant.publisher import Publisher
 from tickerplant.splice import END_OF_STREAM
 from tickerplant.subscriber import Subscriber, Update
@@ -96,3 +111,57 @@ def test_one_row_decoder_skips_a_run_that_starts_with_an_end_marker() -> None:
     batch = memoryview(encode_stream(one, trade.arrow))[len(trade.arrow.serialize()) : -8]
     spans = [memoryview(END_OF_STREAM), batch]
     assert OneRowDecoder(trade.arrow).decode(spans, [8, len(batch)]) is None  # EOFError before
+
+
+def record(name_len: int, n_origins: int, rest: bytes, seq: int = 1) -> bytes:
+    body = BODY_PREFIX.pack(KIND_UPD, 1, name_len, n_origins, seq, 0) + rest
+    return RECORD_HEADER.pack(len(body), crc32(body)) + body
+
+
+# name length, origin count, what follows the prefix; the error
+MALFORMED = {
+    "origins past the body": (0, 1000, b"x" * 8, "run past"),  # struct.error before
+    "name past the body": (300, 0, b"trade", "run past"),  # a short name before
+    "name not UTF-8": (1, 0, b"\xff", "not UTF-8"),  # UnicodeDecodeError before
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_records_are_protocol_errors(case: str) -> None:
+    name_len, n_origins, rest, message = MALFORMED[case]
+    with pytest.raises(ProtocolError, match=message):
+        list(iter_records(record(name_len, n_origins, rest)))
+
+
+def test_a_record_shorter_than_its_prefix_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="shorter than its prefix"):  # struct.error before
+        list(iter_records(RECORD_HEADER.pack(4, crc32(b"abcd")) + b"abcd"))
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_journal_with_a_malformed_record_is_corrupt_there(tmp_path: Path, case: str) -> None:
+    """Checksummed but malformed records (only a bug writes them) are where the journal
+    stops being valid: scan and read say so, recovery refuses, repair cuts there."""
+    good = encode_record(KIND_UPD, 1, 0, "trade", [(b"p" * 16, 1)], b"payload")
+    name_len, n_origins, rest, _ = MALFORMED[case]
+    bad = record(name_len, n_origins, rest, seq=2)
+    path = tmp_path / "2024-01-02.tpj"
+    path.write_bytes(JOURNAL_MAGIC + good + bad)
+    with pytest.raises(JournalCorrupt, match="malformed record"):
+        list(read_journal(path))
+    if case != "name not UTF-8":  # the scan checks lengths only: it runs at every start
+        scan = scan_journal(path)
+        assert scan.corrupt and "malformed record" in (scan.error or "")
+        assert scan.records == 1 and scan.valid_bytes == len(JOURNAL_MAGIC) + len(good)
+        with pytest.raises(JournalCorrupt):
+            recovery._scan(path, PublisherLedger(), repair=False)  # struct.error before
+        repaired = repair_journal(path)
+        assert not repaired.corrupt and repaired.records == 1
+
+
+def test_journal_row_count_reports_a_payload_that_is_not_arrow(tmp_path: Path) -> None:
+    path = tmp_path / "2024-01-02.tpj"
+    path.write_bytes(JOURNAL_MAGIC + encode_record(KIND_UPD, 1, 0, "trade", [], b"garbage"))
+    scan = scan_journal(path, count_rows=True)  # OSError before
+    assert scan.corrupt and "holds no readable rows" in (scan.error or "")
+    assert scan.records == 0 and not scan_journal(path).corrupt
