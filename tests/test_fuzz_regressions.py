@@ -13,6 +13,7 @@ from support.harness import start_tp
 
 from qipc import codec
 from qipc.types import QProtocolError
+from queries.q import TranslationError, translate
 from tickdb.schema import default_schemas
 from tickerplant import recovery
 from tickerplant.checksum import crc32
@@ -165,3 +166,13 @@ def test_journal_row_count_reports_a_payload_that_is_not_arrow(tmp_path: Path) -
     scan = scan_journal(path, count_rows=True)  # OSError before
     assert scan.corrupt and "holds no readable rows" in (scan.error or "")
     assert scan.records == 0 and not scan_journal(path).corrupt
+
+
+# -- q ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", ["#msw", "lj[trade]", "xasc[`sym]", "xkey[`sym;trade;trade]"])
+def test_q_table_function_with_another_argument_count(q: str) -> None:
+    # ValueError (unpacking) or IndexError before; extra arguments were ignored.
+    with pytest.raises(TranslationError, match="takes two arguments"):
+        translate(q, default_schemas())
