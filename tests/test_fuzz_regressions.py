@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 import zmq
 from support.harness import start_tp
@@ -176,3 +177,31 @@ def test_q_table_function_with_another_argument_count(q: str) -> None:
     # ValueError (unpacking) or IndexError before; extra arguments were ignored.
     with pytest.raises(TranslationError, match="takes two arguments"):
         translate(q, default_schemas())
+
+
+def without_dictionaries(table: pa.Table) -> bytes:
+    """``table``'s stream with its dictionary batches left out."""
+    data = pa.py_buffer(encode_stream(table, table.schema))
+    out, pos = [], 0
+    while pos < data.size - len(END_OF_STREAM):
+        message = ipc.read_message(data.slice(pos))
+        size = 8 + message.metadata.size + message.body.size
+        if message.type != "dictionary":
+            out.append(data.slice(pos, size).to_pybytes())
+        pos += size
+    return b"".join(out) + END_OF_STREAM
+
+
+def test_ingest_refuses_a_dictionary_column_without_its_dictionary() -> None:
+    table = pa.table({"sym": pa.array(["A"]).dictionary_encode(), "price": [1.0], "size": [1]})
+    validator = BatchValidator(default_schemas(), 1 << 20)
+    with pytest.raises(IngestError, match="not a valid Arrow IPC stream"):  # ArrowKeyError before
+        validator.validate("trade", without_dictionaries(table), 0)
+
+
+def test_journal_row_count_reports_a_payload_with_a_bad_flatbuffer(tmp_path: Path) -> None:
+    payload = b"\xff\xff\xff\xff\x08\x00\x00\x00" + b"\x01" * 8  # a plain OSError from pyarrow
+    path = tmp_path / "2024-01-02.tpj"
+    path.write_bytes(JOURNAL_MAGIC + encode_record(KIND_UPD, 1, 0, "trade", [], payload))
+    scan = scan_journal(path, count_rows=True)
+    assert scan.corrupt and "holds no readable rows" in (scan.error or "")

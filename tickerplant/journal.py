@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
 from tickdb.durable import fsync_dir
 from tickerplant.checksum import crc32
 from tickerplant.protocol import (
@@ -27,6 +25,7 @@ from tickerplant.protocol import (
     KIND_EOD,
     RECORD_HEADER,
     U64,
+    UNREADABLE,
     ProtocolError,
     Record,
     check_body,
@@ -183,7 +182,7 @@ def scan_journal(
             try:
                 record = decode_body(body)
                 rows = record.to_table().num_rows
-            except (ProtocolError, pa.ArrowException, EOFError) as exc:
+            except (ProtocolError, *UNREADABLE) as exc:
                 # Checksummed yet unreadable: only a bug writes that; say where it is.
                 result.error = f"record {seq} at byte {offset} holds no readable rows ({exc})"
                 result.valid_bytes = offset

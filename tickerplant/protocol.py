@@ -65,6 +65,12 @@ class ProtocolError(ValueError):
     """Bytes that are not a valid record or frame."""
 
 
+# What pyarrow raises reading bytes that are not a valid Arrow IPC stream: any of its own
+# errors (a missing dictionary is an ArrowKeyError), OSError for a bad flatbuffer, EOFError
+# for an end marker where a message should be.
+UNREADABLE = (pa.ArrowException, OSError, EOFError)
+
+
 def encode_upd(publisher: bytes, batch: int, base: int, table: bytes, payload: bytes) -> bytes:
     """An UPD request: tag, header and payload in one frame, since every frame costs time
     on both ends."""
