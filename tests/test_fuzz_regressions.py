@@ -4,6 +4,7 @@ the parser's own typed error. One test per crash, holding its (minimised) reprod
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +13,8 @@ import pytest
 import zmq
 from support.harness import start_tp
 
+from fix.codec import BadField, Message, decode, fix_time
+from fix.session import Disconnect, Session, SessionSettings
 from qipc import codec
 from qipc.types import QProtocolError
 from queries.q import TranslationError, translate
@@ -206,3 +209,87 @@ def test_journal_row_count_reports_a_payload_with_a_bad_flatbuffer(tmp_path: Pat
     path.write_bytes(JOURNAL_MAGIC + encode_record(KIND_UPD, 1, 0, "trade", [], payload))
     scan = scan_journal(path, count_rows=True)
     assert scan.corrupt and "holds no readable rows" in (scan.error or "")
+
+
+# -- FIX --------------------------------------------------------------------------------------
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(decode(data))
+
+    def close(self) -> None:
+        pass
+
+
+class NoOrders:
+    def on_logon(self, session: Session) -> None:
+        pass
+
+    def on_logout(self, session: Session) -> None:
+        pass
+
+    def on_message(self, session: Session, msg: Message) -> bool:
+        return False
+
+
+def fix_frame(msg_type: str, seq: bytes, *fields: bytes) -> bytes:
+    body = b"35=%s\x0149=CLIENT\x0156=TICKDB\x0134=%s\x0152=%s\x01" % (
+        msg_type.encode(),
+        seq,
+        fix_time().encode(),
+    )
+    body += b"".join(f + b"\x01" for f in fields)
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body) + body
+    return head + b"10=%03d\x01" % (sum(head) & 255)
+
+
+@pytest.fixture
+def fix_session(tmp_path: Path) -> Iterator[tuple[Session, Wire]]:
+    settings = SessionSettings(
+        name="s", sender_comp_id="TICKDB", target_comp_id="CLIENT", store_dir=tmp_path
+    )
+    session = Session(settings, NoOrders(), initiator=False)
+    wire = Wire()
+    session.attach(wire)
+    session.on_frame(fix_frame("A", b"1", b"98=0", b"108=30"))
+    assert session.logged_on
+    yield session, wire
+    session.store.close()
+
+
+@pytest.mark.parametrize(
+    "fields", [(b"7=1", b"16=0=10=237"), (b"7=x", b"16=0"), (b"7=" + b"1" * 5000, b"16=0")]
+)
+def test_fix_resend_request_with_a_field_that_is_not_an_integer(
+    fix_session: tuple[Session, Wire], fields: tuple[bytes, ...]
+) -> None:
+    session, wire = fix_session
+    session.on_frame(fix_frame("2", b"2", *fields))  # ValueError from int() before
+    reject = wire.sent[-1]
+    assert reject.msg_type == "3" and reject.get(373) == "6" and reject.get(45) == "2"
+    assert "is not an integer" in reject.get(58)
+    assert session.store.next_target == 3  # its number is used: no resend asked for it
+
+
+def test_fix_sequence_reset_with_a_new_seq_that_is_not_an_integer(
+    fix_session: tuple[Session, Wire],
+) -> None:
+    session, wire = fix_session
+    session.on_frame(fix_frame("4", b"2", b"36=1e3"))
+    assert wire.sent[-1].msg_type == "3" and wire.sent[-1].get(371) == "36"
+
+
+def test_fix_msg_seq_num_of_5000_digits_is_a_logout(fix_session: tuple[Session, Wire]) -> None:
+    session, wire = fix_session
+    with pytest.raises(Disconnect, match="MsgSeqNum"):  # ValueError from int() before
+        session.on_frame(fix_frame("0", b"9" * 5000))
+    assert wire.sent[-1].msg_type == "5"
+
+
+def test_fix_tag_of_5000_digits_is_a_bad_field() -> None:
+    with pytest.raises(BadField, match="malformed field"):  # ValueError from int() before
+        decode(b"8=FIX.4.4\x01" + b"1" * 5000 + b"=x\x01")
