@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 import zmq
+from support.fuzz_fix import order_entry
 from support.harness import start_tp
 
 from fix.codec import BadField, Message, decode, fix_time
@@ -293,3 +294,29 @@ def test_fix_msg_seq_num_of_5000_digits_is_a_logout(fix_session: tuple[Session, 
 def test_fix_tag_of_5000_digits_is_a_bad_field() -> None:
     with pytest.raises(BadField, match="malformed field"):  # ValueError from int() before
         decode(b"8=FIX.4.4\x01" + b"1" * 5000 + b"=x\x01")
+
+
+NOT_FINITE = [(b"38=1e400", "38"), (b"38=nan", "38"), (b"44=nan", "44"), (b"44=-inf", "44")]
+
+
+@pytest.mark.parametrize(("field", "tag"), NOT_FINITE)
+def test_fix_order_with_a_quantity_or_price_that_is_not_finite(
+    tmp_path: Path, field: bytes, tag: str
+) -> None:
+    """The gateway's order entry: OverflowError or ValueError (38) escaped before, and a
+    NaN or infinite price (44) went on to the router."""
+    settings = SessionSettings(
+        name="s", sender_comp_id="TICKDB", target_comp_id="CLIENT", store_dir=tmp_path
+    )
+    session = Session(settings, order_entry(), initiator=False)
+    wire = Wire()
+    session.attach(wire)
+    order = [b"11=c1", b"55=AAPL", b"54=1", b"38=100", b"40=2", b"44=10", b"60=20240102-09:30:00"]
+    order = [field if f.startswith(field[:3]) else f for f in order]
+    try:
+        session.on_frame(fix_frame("A", b"1", b"98=0", b"108=30"))
+        session.on_frame(fix_frame("D", b"2", *order))
+    finally:
+        session.store.close()
+    reject = wire.sent[-1]
+    assert reject.msg_type == "3" and reject.get(371) == tag, reject
