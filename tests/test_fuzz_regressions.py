@@ -19,6 +19,8 @@ from fix.session import Disconnect, Session, SessionSettings
 from qipc import codec
 from qipc.types import QProtocolError
 from queries.q import TranslationError, translate
+from queries.service_protocol import QueryError
+from queries.sqlsafety import check_read_only
 from tickdb.schema import default_schemas
 from tickerplant import recovery
 from tickerplant.checksum import crc32
@@ -320,3 +322,33 @@ def test_fix_order_with_a_quantity_or_price_that_is_not_finite(
         session.store.close()
     reject = wire.sent[-1]
     assert reject.msg_type == "3" and reject.get(371) == tag, reject
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "(" * 1000 + "1" + ")" * 1000,
+        "select from trade where " + "not " * 1000 + "price>1",
+        "select x:" + "1+" * 300 + "1 from trade",  # translation recursed, not the parser
+    ],
+)
+def test_q_nested_too_deeply(q: str) -> None:
+    with pytest.raises(TranslationError):  # RecursionError before
+        translate(q, default_schemas())
+
+
+# -- SQL --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select " + "(" * 500 + "1" + ")" * 500,
+        "select " + "abs(" * 500 + "1" + ")" * 500,
+        "select * from " + "(select * from " * 300 + "trade" + ")" * 300,
+    ],
+)
+def test_sql_nested_deeper_than_the_check_can_parse(sql: str) -> None:
+    # DuckDB allows 1000 levels; sqlglot's parser raised RecursionError long before.
+    with pytest.raises(QueryError, match="nests too deeply"):
+        check_read_only(sql)
