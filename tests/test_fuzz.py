@@ -18,8 +18,15 @@ from support.fuzz_targets import TARGETS
 
 # Examples per target: about a second or two each on a loaded machine (the SQL target runs
 # every accepted query on DuckDB, the FIX session writes its store).
-EXAMPLES = {"sql_sandbox": 200, "fix_session": 250, "tp_journal": 250, "tp_ingest_run": 300}
-DEFAULT_EXAMPLES = 400
+EXAMPLES = {
+    "sql_sandbox": 100,
+    "fix_codec": 120,
+    "fix_session": 120,
+    "tp_journal": 120,
+    "tp_ingest_run": 150,
+    "tp_onerow": 150,
+}
+DEFAULT_EXAMPLES = 200
 TEXT_TARGETS = {"q_translate", "sql_sandbox"}
 
 
