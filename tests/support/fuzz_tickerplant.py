@@ -219,6 +219,7 @@ def run_seeds() -> list[bytes]:
     untimed = pa.Table.from_pylist([{"sym": "A", "price": 1.0, "size": 1}], schema=untimed_schema)
     return [
         pack_parts(payloads),
+        pack_parts(payloads * 9),  # 36: a run long enough for the one-row decoder
         pack_parts(
             [
                 *payloads,
