@@ -352,3 +352,14 @@ def test_sql_nested_deeper_than_the_check_can_parse(sql: str) -> None:
     # DuckDB allows 1000 levels; sqlglot's parser raised RecursionError long before.
     with pytest.raises(QueryError, match="nests too deeply"):
         check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    "table", ["tradex.csv", "main.parquet", "a.b.csv", "x.csv.gz", "memory.main.json", 'x."CSV"']
+)
+def test_sql_qualified_table_name_that_duckdb_reads_as_a_file(table: str) -> None:
+    # Accepted before: the parts have no path characters, but DuckDB, finding no such table,
+    # tried the file "tradex.csv" (the lock-down refused it with a permission error).
+    with pytest.raises(QueryError, match="file paths"):
+        check_read_only(f"select * from {table}")
+    check_read_only("select * from main.trade, information_schema.tables")
