@@ -337,6 +337,19 @@ def test_q_nested_too_deeply(q: str) -> None:
         translate(q, default_schemas())
 
 
+@pytest.mark.parametrize(
+    "q",
+    [
+        "select from trade where time within 09:30 1e",  # the e suffix typed 09:30 as real
+        "select from trade where size>" + "1" * 5000,  # int() reads at most 4300 digits
+        "select from trade where time>" + "1" * 5000 + "D",
+    ],
+)
+def test_q_malformed_number_literal(q: str) -> None:
+    with pytest.raises(TranslationError, match="malformed literal"):  # ValueError before
+        translate(q, default_schemas())
+
+
 # -- SQL --------------------------------------------------------------------------------------
 
 
