@@ -15,6 +15,7 @@ session asks for a resend: nothing is lost.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from dataclasses import dataclass, field
 import simplefix
 
 SOH = b"\x01"
+# An integer field: at most 18 digits, so any value fits an int64 (and int() never meets
+# Python's limit on digits).
+INT = re.compile(rb"-?[0-9]{1,18}")
 BEGIN_STRING = "FIX.4.4"
 BEGIN = b"8=FIX.4.4\x01"
 _MARK = b"8=FIX"
@@ -133,8 +137,13 @@ class Message:
         return default if value is None else value.decode("latin-1")
 
     def num(self, tag: int, default: int = 0) -> int:
+        """The tag's integer value; BadField when it is not one (a session Reject)."""
         value = self.values.get(tag)
-        return default if value is None else int(value)
+        if value is None:
+            return default
+        if not INT.fullmatch(value):
+            raise BadField(f"tag {tag}: {value[:32]!r} is not an integer", tag)
+        return int(value)
 
     def __contains__(self, tag: int) -> bool:
         return tag in self.values
@@ -156,7 +165,7 @@ def decode(raw: bytes) -> Message:
     fields: list[tuple[int, bytes]] = []
     for part in raw.split(SOH)[:-1]:
         tag, eq, value = part.partition(b"=")
-        if not eq or not tag.isdigit():
+        if not eq or not tag.isdigit() or len(tag) > 9:
             raise BadField(f"malformed field {part[:32]!r}")
         if not value:
             raise BadField(f"tag {int(tag)} has no value", int(tag))

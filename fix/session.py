@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 ADMIN_TYPES = frozenset("012345A")
 _FIX44_TYPE = re.compile(r"^([0-9A-Za-z]|A[A-Z]|B[A-J])$")
+_UINT = re.compile(rb"[0-9]{1,18}")  # MsgSeqNum, HeartBtInt: an int64, never 5,000 digits
 
 
 class SessionRejectReason:
@@ -195,7 +196,10 @@ class Session:
             except BadField as exc:
                 self._reject_malformed(frame, exc)
                 return
-            self._verify_and_process(msg)
+            try:
+                self._verify_and_process(msg)
+            except BadField as exc:  # an integer field that is not one (7, 16, 36, ...)
+                self.reject(msg, SessionRejectReason.INCORRECT_FORMAT, str(exc), exc.tag)
 
     def tick(self) -> None:
         """Timers; call a few times per second. Raises ``Disconnect``."""
@@ -304,7 +308,7 @@ class Session:
     def _reject_malformed(self, raw: bytes, exc: BadField) -> None:
         seq = 0
         for part in raw.split(b"\x01"):
-            if part.startswith(b"34=") and part[3:].isdigit():
+            if part.startswith(b"34=") and _UINT.fullmatch(part[3:]):
                 seq = int(part[3:])
         ref = Message([(34, str(seq).encode())] if seq else [])
         reason = (
@@ -315,7 +319,7 @@ class Session:
             self.store.set_next_target(seq + 1)
 
     def _verify_and_process(self, msg: Message) -> None:
-        if 34 not in msg.values or not msg.values[34].isdigit():
+        if not _UINT.fullmatch(msg.values.get(34, b"")):
             self.logout("MsgSeqNum (34) missing or not a number")
             raise Disconnect("MsgSeqNum missing")
         msg_type = msg.msg_type
@@ -427,7 +431,7 @@ class Session:
             self._advance_if_expected(msg)
             return
         if not self.initiator:
-            if 108 not in msg.values or not msg.values[108].isdigit():
+            if not _UINT.fullmatch(msg.values.get(108, b"")):
                 self.reject(msg, SessionRejectReason.REQUIRED_TAG_MISSING, "tag 108 missing", 108)
                 raise Disconnect("Logon without HeartBtInt")
             if self.check_logon is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import ssl
 import time
 from collections import deque
@@ -496,7 +497,7 @@ def _qty(msg: Message, tag: int) -> int:
         value = float(text)
     except ValueError:
         raise BadValue(tag, f"tag {tag}: {text!r} is not a number", 6) from None
-    if value != int(value):
+    if not value.is_integer():  # also inf (1e400) and nan
         raise BadValue(tag, f"tag {tag}: {text!r} is not a whole quantity")
     return int(value)
 
@@ -506,9 +507,12 @@ def _price(msg: Message, tag: int) -> float | None:
         return None
     text = msg.get(tag)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise BadValue(tag, f"tag {tag}: {text!r} is not a number", 6) from None
+    if not math.isfinite(value):
+        raise BadValue(tag, f"tag {tag}: {text!r} is not a finite price")
+    return value
 
 
 _HANDLERS = {

@@ -266,7 +266,11 @@ class _Reader:
             body = self.read()
             if not isinstance(body, t.QDict):
                 raise t.QProtocolError("a table must hold a dictionary")
-            names = [str(s) for s in body.keys]
+            keys = body.keys
+            # Symbol vectors decode as object arrays; anything else cannot name columns.
+            if not isinstance(keys, np.ndarray) or keys.dtype != object:
+                raise t.QProtocolError("a table's column names must be a symbol vector")
+            names = [str(s) for s in keys]
             if not isinstance(body.values, list) or len(body.values) != len(names):
                 raise t.QProtocolError("a table's columns must be a list")
             return t.QTable(dict(zip(names, body.values, strict=True)))

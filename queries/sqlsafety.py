@@ -91,6 +91,16 @@ FORBIDDEN_PREFIXES = (
 )
 # A table name with one of these is a file path to DuckDB's replacement scans ('x.csv').
 _PATH_CHARS = re.compile(r"[./\\:*?~]")
+# A qualified name DuckDB cannot find is tried as a file named by its dotted parts
+# (``tradex.csv``, ``main.parquet``, ``a.csv.gz``): refused when a part after the first is a
+# file type DuckDB (or an extension of it) reads by name.
+_FILE_TYPES = frozenset(
+    {
+        "csv", "tsv", "psv", "txt", "dat", "parquet", "json", "jsonl", "ndjson", "db",
+        "duckdb", "ddb", "sqlite", "sqlite3", "xlsx", "xls", "arrow", "ipc", "feather",
+        "avro", "orc", "gz", "gzip", "zst", "zstd", "lz4", "bz2", "xz", "snappy",
+    }
+)  # fmt: skip
 
 # DuckDB statement types a read-only query may have; everything else is named in the error.
 _ALLOWED_TYPES = frozenset({"SELECT"})
@@ -145,14 +155,8 @@ def _check_duckdb_tree(sql: str) -> None:
         if isinstance(name, str) and forbidden_name(name):
             raise QueryError("forbidden", _function_message(name))
         if node.get("type") == "BASE_TABLE":
-            for key in ("table_name", "schema_name", "catalog_name"):
-                part = node.get(key)
-                if (
-                    isinstance(part, str)
-                    and part
-                    and (_PATH_CHARS.search(part) or forbidden_name(part))
-                ):
-                    raise QueryError("forbidden", _table_message(part))
+            parts = [node.get(key) for key in ("catalog_name", "schema_name", "table_name")]
+            _check_table_name([p for p in parts if isinstance(p, str) and p])
 
 
 def _function_message(name: str) -> str:
@@ -223,6 +227,9 @@ def _uncached(sql: str) -> QueryError | None:
         _check(sql)
     except QueryError as exc:
         return exc
+    except RecursionError:
+        # sqlglot's parser recurses per level of nesting, and DuckDB allows 1000 levels.
+        return QueryError("forbidden", "query nests too deeply for the safety check to verify")
     return None
 
 
@@ -263,9 +270,16 @@ def _check_tree(tree: exp.Expr) -> None:
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             continue  # a table function: checked above
-        for part in (table.name, table.db, table.catalog):
-            if part and (_PATH_CHARS.search(part) or forbidden_name(part)):
-                raise QueryError("forbidden", _table_message(part))
+        _check_table_name([p for p in (table.catalog, table.db, table.name) if p])
+
+
+def _check_table_name(parts: list[str]) -> None:
+    """A table's catalog, schema and name (those given): no path, no forbidden name."""
+    for part in parts:
+        if _PATH_CHARS.search(part) or forbidden_name(part):
+            raise QueryError("forbidden", _table_message(part))
+    if any(part.lower() in _FILE_TYPES for part in parts[1:]):
+        raise QueryError("forbidden", _table_message(".".join(parts)))
 
 
 def lock_down(

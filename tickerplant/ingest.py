@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 
 from tickdb.schema import TableSchema
 from tickerplant.onerow import OneRowDecoder
+from tickerplant.protocol import UNREADABLE
 from tickerplant.rowpack import RowPacker, implementation
 from tickerplant.splice import END_OF_STREAM, batch_spans, join
 
@@ -155,7 +156,7 @@ class BatchValidator:
             try:
                 read = ipc.open_stream(pa.py_buffer(join(sent_prefix, whole))).read_all()
                 read.validate(full=True)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+            except UNREADABLE:
                 return None
             rows = read.combine_chunks()
         prefix = self._canonical_prefix[table]
@@ -221,7 +222,7 @@ class BatchValidator:
                 return None
             batch = ipc.read_record_batch(message, schema)
             batch.validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        except UNREADABLE:  # EOFError: the end marker, no batch (a valid empty stream)
             return None  # let the slow path produce the precise error
         used = 8 + message.metadata.size + message.body.size
         trailer = bytes(rest[used:])
@@ -236,9 +237,11 @@ class BatchValidator:
         try:
             received = ipc.open_stream(pa.py_buffer(payload)).read_all()
             received.validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            names = received.column_names
+        except UNREADABLE as exc:
             raise IngestError(f"{where}: payload is not a valid Arrow IPC stream: {exc}") from None
-        names = received.column_names
+        except UnicodeDecodeError:  # pyarrow decodes field names only when asked for them
+            raise IngestError(f"{where}: a column name is not UTF-8") from None
         expected = schema.column_names
         extra = [n for n in names if n not in expected]
         if extra:

@@ -25,7 +25,10 @@ from tickerplant.protocol import (
     KIND_EOD,
     RECORD_HEADER,
     U64,
+    UNREADABLE,
+    ProtocolError,
     Record,
+    check_body,
     decode_body,
 )
 
@@ -146,6 +149,11 @@ def _iter_raw(
             if crc32(body) != crc:
                 yield base + pos, "checksum mismatch", _EMPTY
                 return
+            try:
+                check_body(body)
+            except ProtocolError as exc:
+                yield base + pos, f"malformed record ({exc})", _EMPTY
+                return
             yield base + pos, body, memoryview(buffer)[pos:end]
             pos = end
 
@@ -170,6 +178,16 @@ def scan_journal(
             result.error = f"sequence jumps from {result.last_seq} to {seq} at byte {offset}"
             result.valid_bytes = offset
             break
+        if count_rows and kind != KIND_EOD:
+            try:
+                record = decode_body(body)
+                rows = record.to_table().num_rows
+            except (ProtocolError, *UNREADABLE) as exc:
+                # Checksummed yet unreadable: only a bug writes that; say where it is.
+                result.error = f"record {seq} at byte {offset} holds no readable rows ({exc})"
+                result.valid_bytes = offset
+                break
+            result.rows_by_table[record.table] = result.rows_by_table.get(record.table, 0) + rows
         if result.first_seq is None:
             result.first_seq = seq
         result.last_seq, result.last_kind = seq, kind
@@ -177,10 +195,6 @@ def scan_journal(
         if on_record is not None:
             on_record(body)
         result.valid_bytes = offset + RECORD_HEADER.size + len(body)
-        if count_rows and kind != KIND_EOD:
-            record = decode_body(body)
-            rows = record.to_table().num_rows
-            result.rows_by_table[record.table] = result.rows_by_table.get(record.table, 0) + rows
         if progress and result.valid_bytes - last_progress > _READ_BLOCK:
             progress(result.valid_bytes)
             last_progress = result.valid_bytes
@@ -247,7 +261,18 @@ def read_journal_encoded(
             continue
         if upto is not None and seq > upto:
             return
-        yield decode_body(body), encoded
+        try:
+            record = decode_body(body)
+        except ProtocolError as exc:
+            raise JournalCorrupt(
+                ScanResult(
+                    path,
+                    valid_bytes=offset,
+                    total_bytes=path.stat().st_size,
+                    error=f"malformed record ({exc}) at byte {offset}",
+                )
+            ) from None
+        yield record, encoded
 
 
 class JournalIndex:

@@ -213,8 +213,8 @@ class OneRowDecoder:
         try:
             message = ipc.read_message(pa.py_buffer(first))
             ipc.read_record_batch(message, self.schema).validate(full=True)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
-            raise _Skip from None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError):
+            raise _Skip from None  # EOFError: the message is an end-of-stream marker
         where = self._parse(bytes(first[8 : 8 + metadata_size]))
         words = np.frombuffer(first[: 8 + metadata_size], np.uint64)
         self._template = (metadata_size, where, words[where["fixed"]].copy())

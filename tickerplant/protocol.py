@@ -52,6 +52,7 @@ HEARTBEAT = b"H"
 
 RECORD_HEADER = struct.Struct("<II")
 BODY_PREFIX = struct.Struct("<BBHHQq")
+_NAME_ORIGINS = struct.Struct("<2xHH")  # BODY_PREFIX's table name length and origin count
 ORIGIN = struct.Struct("<16sQ")
 UPD_HEADER = struct.Struct("<16sQQH")  # publisher id, batch no, lowest unacked batch, table len
 U64 = struct.Struct("<Q")
@@ -62,6 +63,12 @@ JOURNAL_MAGIC = b"TKDBJNL1"
 
 class ProtocolError(ValueError):
     """Bytes that are not a valid record or frame."""
+
+
+# What pyarrow raises reading bytes that are not a valid Arrow IPC stream: any of its own
+# errors (a missing dictionary is an ArrowKeyError), OSError for a bad flatbuffer, EOFError
+# for an end marker where a message should be.
+UNREADABLE = (pa.ArrowException, OSError, EOFError)
 
 
 def encode_upd(publisher: bytes, batch: int, base: int, table: bytes, payload: bytes) -> bytes:
@@ -161,10 +168,28 @@ def encode_record(
     return b"".join(record_parts(kind, seq, ts_recv, table, origins, payload))
 
 
+def check_body(body: bytes | memoryview) -> None:
+    """ProtocolError unless a record body's prefix, table name and origins fit in it (a
+    body may be any bytes whose checksum matches). Cheap: journal scans call it per record."""
+    if len(body) < BODY_PREFIX.size:
+        raise ProtocolError(f"record body of {len(body)} bytes is shorter than its prefix")
+    name_len, n_origins = _NAME_ORIGINS.unpack_from(body, 0)
+    if BODY_PREFIX.size + name_len + n_origins * ORIGIN.size > len(body):
+        raise ProtocolError(
+            f"record's table name ({name_len} bytes) and {n_origins} origins run past "
+            f"its {len(body)}-byte body"
+        )
+
+
 def decode_body(body: bytes | memoryview) -> Record:
+    """A record from its body; ProtocolError when the body is malformed."""
+    check_body(body)
     kind, _version, name_len, n_origins, seq, ts_recv = BODY_PREFIX.unpack_from(body, 0)
     pos = BODY_PREFIX.size
-    table = bytes(body[pos : pos + name_len]).decode()
+    try:
+        table = bytes(body[pos : pos + name_len]).decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("record's table name is not UTF-8") from None
     pos += name_len
     origins = []
     for _ in range(n_origins):

@@ -58,6 +58,15 @@ def _as_float(a: Atom, text: str, pos: int) -> Atom:
 
 
 def atom(text: str, pos: int) -> Atom:
+    try:
+        return _atom(text, pos)
+    except TranslationError:
+        raise
+    except ValueError:  # float() or int() of a malformed body (``09:30e``), or 5,000 digits
+        raise TranslationError(f"malformed literal {text[:40]!r}", pos) from None
+
+
+def _atom(text: str, pos: int) -> Atom:
     neg = text.startswith("-")
     body = text[1:] if neg else text
     if body[:2] in ("0N", "0n"):

@@ -40,6 +40,11 @@ def table_rel(node: Node, schemas: Mapping[str, TableSchema], ctx: Context) -> R
             return query.update(node, ctx)
         return query.delete(node, ctx)
     if isinstance(node, Call) and node.adverb is None:
+        if node.fn in _BINARY and len(node.args) != 2:
+            # ``#t`` or ``lj[t]``: applied prefix or in brackets, with another count.
+            raise TranslationError(
+                f"'{node.fn}' takes two arguments, got {len(node.args)}", node.pos
+            )
         handler = _TABLE_FUNCTIONS.get(node.fn)
         if handler is not None:
             return handler(node, ctx)
@@ -148,3 +153,5 @@ _TABLE_FUNCTIONS = {
     "sublist": _sublist,
     "xkey": _xkey,
 }
+# Table functions and joins of a left and a right argument (aj and wj check their own).
+_BINARY = frozenset({*_TABLE_FUNCTIONS, "lj", "ij"})

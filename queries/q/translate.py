@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from queries.q.context import Context
+from queries.q.errors import TranslationError
 from queries.q.parser import parse
 from queries.q.rel import Aliases, Rel, render
 from queries.q.tables import table_rel
@@ -25,6 +26,14 @@ class QTranslation:
 
 
 def translate(q: str, schemas: Mapping[str, TableSchema]) -> QTranslation:
+    try:
+        return _translate(q, schemas)
+    except RecursionError:
+        # Parsing and translating recurse per level of nesting, infix chains (1+1+...) too.
+        raise TranslationError("query nests too deeply", 0) from None
+
+
+def _translate(q: str, schemas: Mapping[str, TableSchema]) -> QTranslation:
     tree = parse(q)
     aliases = Aliases()
     ctx: Context
