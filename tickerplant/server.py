@@ -52,7 +52,6 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
-_SNDMORE = int(zmq.SNDMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 
 
@@ -283,12 +282,12 @@ class Tickerplant:
             return
         self.runs.end()  # what came before a request is taken before it is answered
         if tag == HELLO:
-            self.ingest.send_multipart([identity, HELLO, json.dumps(self.hello()).encode()])
+            self._reply([identity, HELLO, json.dumps(self.hello()).encode()])
         elif tag == STATS:
-            self.ingest.send_multipart([identity, STATS, json.dumps(self.stats()).encode()])
+            self._reply([identity, STATS, json.dumps(self.stats()).encode()])
         elif tag == ROLL:
             self._forced_roll()
-            self.ingest.send_multipart([identity, ROLL, json.dumps(self.hello()).encode()])
+            self._reply([identity, ROLL, json.dumps(self.hello()).encode()])
         else:
             self._refuse(
                 identity,
@@ -296,6 +295,11 @@ class Tickerplant:
                 "malformed",
                 f"unknown request {tag[:32]!r}; expected one of HELLO, UPD, STATS, ROLL",
             )
+
+    def _reply(self, frames: list[bytes]) -> None:
+        """Send on ingest: a refusal can follow the turn's read (``wakeup``)."""
+        self.ingest.send_multipart(frames)
+        self._wait.sent_on_ingest()
 
     def _refuse(self, identity: bytes, batch: int, reason: str, message: str) -> None:
         if reason == "malformed":
@@ -305,7 +309,7 @@ class Tickerplant:
         by_reason = self.counters.errors_by_reason
         by_reason[reason] = by_reason.get(reason, 0) + 1
         log.warning("refused batch %d: %s", batch, message)
-        self.ingest.send_multipart([identity, ERR, U64.pack(batch), message.encode()])
+        self._reply([identity, ERR, U64.pack(batch), message.encode()])
 
     def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
         try:
@@ -323,7 +327,7 @@ class Tickerplant:
         if verdict is Verdict.OUT_OF_ORDER:
             self.counters.out_of_order += 1
             if (first := self.ledger.resend_request(publisher, time.monotonic())) is not None:
-                self.ingest.send_multipart([identity, RESEND, U64.pack(first)])
+                self._reply([identity, RESEND, U64.pack(first)])
             return
         self.counters.messages += 1
         self._acks[identity] = publisher
@@ -431,11 +435,8 @@ class Tickerplant:
         if not force and now < self._next_ack:
             return
         self._next_ack = now + ACK_INTERVAL_S
-        send = self.ingest.send  # frame by frame with int flags: send_multipart's enums cost more
         for identity, publisher in self._ack_due.items():
-            send(identity, _SNDMORE)
-            send(ACK, _SNDMORE)
-            send(U64.pack(self.ledger.ack_level(publisher)))
+            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 

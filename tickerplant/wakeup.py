@@ -1,10 +1,11 @@
 """The tickerplant's wait for work: its two sockets in one ``poll`` system call.
 
-``zmq.Poller`` (``zmq_poll``) costs about a dozen system calls a turn of the loop: a first
-``poll`` with no timeout, a command check (``poll`` and ``getpid``) per socket, the
-blocking ``poll``, and the checks again; a bare relay's blocking ``recv`` costs two or
-three. At a message per turn that was a large part of the tickerplant's own time. Here the
-loop waits on the sockets' ``ZMQ_FD`` descriptors directly, in one ``select.poll``.
+``zmq.Poller`` (``zmq_poll``) makes several system calls a turn besides the wait itself: a
+first ``poll`` with no timeout, then a command check (a ``poll`` and a ``getpid``) per
+socket before and again after the blocking ``poll``. Here the loop waits on the sockets'
+``ZMQ_FD`` descriptors directly, in one ``select.poll`` (at 2,000 one-row messages a
+second the main thread's system calls went from 17.5 to 14.3 a message, ``poll`` from 7.4
+to 5.1; a bare relay's main thread makes 8).
 
 A ``ZMQ_FD`` becomes readable when commands reach the socket, for instance "a pipe that was
 empty has messages". Any call on the socket may consume them: then messages wait but the
