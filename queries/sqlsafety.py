@@ -229,7 +229,7 @@ def _uncached(sql: str) -> QueryError | None:
         return exc
     except RecursionError:
         # sqlglot's parser recurses per level of nesting, and DuckDB allows 1000 levels.
-        return QueryError("forbidden", "query nests too deeply for the safety check to verify")
+        return QueryError("bad_query", "the query is nested too deeply to parse")
     return None
 
 

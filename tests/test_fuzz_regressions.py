@@ -363,7 +363,7 @@ def test_q_malformed_number_literal(q: str) -> None:
 )
 def test_sql_nested_deeper_than_the_check_can_parse(sql: str) -> None:
     # DuckDB allows 1000 levels; sqlglot's parser raised RecursionError long before.
-    with pytest.raises(QueryError, match="nests too deeply"):
+    with pytest.raises(QueryError, match="nested too deeply"):
         check_read_only(sql)
 
 
