@@ -147,7 +147,9 @@ def create_app(
     add_query_routes(app, router, metrics, access)
     add_catalog_routes(app, router, access)
     add_health_routes(app, router, metrics, access)
-    mount_console(app, router, metrics, tp_address, users, access if auth is not None else None)
+    mount_console(
+        app, router, metrics, tp_address, users, access if auth is not None else None, orders
+    )
     return app
 
 

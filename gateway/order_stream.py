@@ -20,6 +20,7 @@ import threading
 import pyarrow as pa
 
 from gateway.order_router import OrderRouter
+from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
 from orders.rows import event_from_row, fill_from_row, request_from_row
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
@@ -40,6 +41,8 @@ class OrderStream:
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_seq = 0
+        # Each venue's answers, for the console's operations view.
+        self.venues = VenueActivity()
 
     def start(self) -> OrderStream:
         for name, target in (("order-flow", self._run_flow), ("order-prices", self._run_prices)):
@@ -98,9 +101,11 @@ class OrderStream:
                 except (ValueError, TypeError, KeyError) as exc:
                     log.error("unusable order_request row %r: %s", row, exc)
         elif message.table == "order":
+            self.venues.saw("order", rows, message.ts_recv / 1e9)
             for row in rows:
                 router.on_event(event_from_row(row))
         elif message.table == "fill":
+            self.venues.saw("fill", rows, message.ts_recv / 1e9)
             for row in rows:
                 router.on_fill(fill_from_row(row), message.ts_recv)
         elif message.table == "risk_admin" and message.seq <= self._start_seq:

@@ -434,6 +434,9 @@ def test_the_operations_view(stack: OrderStack, page: Any, shots: Path) -> None:
     page.wait_for_selector("[data-testid=ops-components] tr[data-component^='rdb:']")
     text = page.text_content("[data-testid=ops-components]")
     assert "tickerplant" in text and "gateway" in text and "up" in text
+    # The venue is listed with how it answers (the blotter tests sent it orders).
+    venue = page.text_content("[data-testid=ops-components] tr[data-component='venue-0']")
+    assert "venue 0/1" in venue and "events" in venue and "waiting" not in venue
     counters = page.text_content("[data-testid=ops-tickerplant]")
     assert "journal_bytes" in counters and "KiB" in counters
     screenshot(page, shots, "ops")

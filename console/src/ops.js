@@ -69,6 +69,16 @@ export class OpsView {
         el('td', { class: `num ${b.seq_lag > 1000 ? 'bad' : ''}`, text: b.seq_lag === null || b.seq_lag === undefined ? '' : String(b.seq_lag) }),
         el('td', { text: `${age(b.heartbeat_age_s)}${b.extra && b.extra.ingest_lag_ms !== undefined && b.extra.ingest_lag_ms !== null ? ` · ingest lag ${b.extra.ingest_lag_ms} ms` : ''}` }),
         el('td', { class: 'error', text: b.error || (b.extra && (b.extra.writedown_error || b.extra.ingest_error)) || '' }))),
+      // A venue is judged by its answers in the order flow: 'waiting' means orders routed
+      // to it are pending and it has published nothing for a while.
+      ...(ops.venues || []).map((v) => el('tr', { dataset: { component: v.name } },
+        el('td', { text: v.name }), el('td', { text: `${v.role} ${v.shard}` }),
+        el('td', { class: v.state === 'waiting' ? 'bad' : 'ok', text: v.state }),
+        el('td'), el('td'),
+        el('td', { class: 'num', text: String(v.last_in_seq) }),
+        el('td', { class: `num ${v.pending_orders ? 'bad' : ''}`, text: `${v.pending_orders} pending` }),
+        el('td', { text: v.last_event_age_s === null ? 'no events' : `last event ${age(v.last_event_age_s)} ago` }),
+        el('td', { text: `${v.open_orders} open · ${formatNumber(v.events)} events · ${formatNumber(v.fills)} fills` }))),
     ];
     const stats = tp.stats || {};
     const tpRows = ['seq', 'journal_bytes', 'messages', 'rows', 'records', 'duplicates', 'out_of_order', 'rejected', 'malformed', 'rolls', 'publishers', 'topics', 'replay_requests', 'bad_subscriptions']

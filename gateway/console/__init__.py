@@ -46,10 +46,12 @@ def mount_console(
     tp_address: str | None,
     users: Mapping[str, str] | None = None,
     access: GatewayAccess | None = None,
+    orders: Any = None,
 ) -> None:
     """The page at ``/`` and ``/console/*``: session, export, live, ops. ``access``: the
     API's checks (``[auth]``): an export needs read on its query's tables, a live stream
-    on the tables it follows."""
+    on the tables it follows. ``orders``: the gateway's ``OrderPath``, whose order flow
+    tells the operations view how each venue answers (None: no venues shown)."""
     auth = access.auth if access is not None else None
     check = console_check(users, auth)
     exporters = [Depends(check)] + ([Depends(access.query)] if access is not None else [])
@@ -71,7 +73,13 @@ def mount_console(
     @api.get("/ops", dependencies=[Depends(check)])
     def ops() -> dict[str, Any]:
         """Components, lags, heartbeats, end-of-day states, tickerplant counters, errors."""
-        return ops_status(router, metrics, ctx, tp_address, errors)
+        return ops_status(router, metrics, ctx, tp_address, errors, venue_rows)
+
+    def venue_rows(now: float) -> list[dict[str, Any]]:
+        if orders is None:
+            return []
+        open_orders = orders.router.orders(open_only=True)
+        return orders.stream.venues.rows(router.topology.shard_count(), open_orders, now)
 
     @api.get("/live")
     async def live_rows(

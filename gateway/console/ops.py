@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -88,7 +89,10 @@ def ops_status(
     ctx: zmq.Context,
     tp_address: str | None,
     recent: RecentErrors,
+    venues: Callable[[float], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
+    """``venues``: the matching venues' rows (``gateway.venue_activity``) when this gateway
+    takes orders."""
     now = time.time()
     backends = [backend_row(s, now) for s in router.topology.states]
     errors = [{**e, "age_s": age_s(e)} for e in recent.recent()]
@@ -96,6 +100,7 @@ def ops_status(
         "time": now,
         "gateway": {"up": True, "counters": gateway_counters(metrics)},
         "backends": backends,
+        "venues": venues(now) if venues is not None else [],
         "tickerplant": tickerplant_stats(ctx, tp_address),
         "errors": errors,
     }
