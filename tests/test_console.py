@@ -383,8 +383,13 @@ def test_an_order_is_in_the_blotter_and_canceled(stack: OrderStack, page: Any, s
     row = f"[data-testid=blotter] tr[data-clordid='{clordid}']"
     page.wait_for_selector(f"{row}[data-status=new]")
     screenshot(page, shots, "trading")
-    # Replace: a new price; the order goes on under a new ClOrdID.
+    # Replace: a new price; the order goes on under a new ClOrdID. The blotter refreshes
+    # on every order event of the account: a price being typed survives those refreshes.
     page.fill(f"{row} input[aria-label='new price of {clordid}']", "99.25")
+    with stack.client() as client:
+        other = client.submit("CONSOLE1", "AAPL", "buy", 1, 98.0)["clordid"]
+    page.wait_for_selector(f"[data-testid=blotter] tr[data-clordid='{other}']")
+    assert page.input_value(f"{row} input[aria-label='new price of {clordid}']") == "99.25"
     page.click(f"{row} button[data-action=replace]")
     page.wait_for_function(
         "document.querySelector('[data-testid=ticket-result]').textContent.includes('→')"

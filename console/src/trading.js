@@ -13,6 +13,8 @@ function money(v) {
 export class TradingView {
   constructor(root, session) {
     this.session = session;
+    this.rows = new Map(); // clordid -> { key, tr }: the blotter's rows, kept while unchanged
+    this.edits = new Map(); // clordid -> { qty, price } typed into a row, not yet sent
     this.account = el('input', { value: session.user || 'ME', 'aria-label': 'account', class: 'narrow' });
     this.sym = el('input', { value: 'AAPL', 'aria-label': 'order sym', class: 'narrow' });
     this.side = el('select', { 'aria-label': 'side' }, el('option', { value: 'buy', text: 'buy' }), el('option', { value: 'sell', text: 'sell' }));
@@ -132,6 +134,7 @@ export class TradingView {
   }
 
   async replace(order, qty, price) {
+    this.edits.delete(order.clordid);
     const body = { account: order.account, orig_clordid: order.clordid };
     if (qty !== '' && Number(qty) !== order.qty) body.qty = Number(qty);
     if (price !== '' && Number(price) !== order.price) body.price = Number(price);
@@ -171,21 +174,56 @@ export class TradingView {
     }
   }
 
+  /**
+   * Rows are kept while their order is unchanged and moved only when their place changes,
+   * so a price or quantity being typed into a row (and its focus) survives the refreshes
+   * that follow every order event; a changed row is rebuilt with the typed values kept.
+   */
   renderBlotter(orders) {
-    this.blotter.replaceChildren(...orders.map((o) => {
-      const working = WORKING.has(o.status);
-      const qty = el('input', { type: 'number', value: String(o.qty), class: 'tiny', 'aria-label': `new quantity of ${o.clordid}` });
-      const price = el('input', { type: 'number', step: '0.01', value: o.price === null ? '' : String(o.price), class: 'tiny', 'aria-label': `new price of ${o.clordid}` });
-      const actions = working
-        ? el('td', {}, el('button', { class: 'small', 'data-action': 'cancel', text: 'Cancel', onclick: () => this.cancel(o) }), ' ', qty, price,
-            el('button', { class: 'small', 'data-action': 'replace', text: 'Replace', onclick: () => this.replace(o, qty.value, price.value) }))
-        : el('td');
-      return el('tr', { dataset: { clordid: o.clordid, status: o.status } },
-        el('td', { text: o.clordid }), el('td', { text: o.sym }), el('td', { text: o.side }), el('td', { text: o.ord_type }), el('td', { text: o.tif }),
-        el('td', { class: 'num', text: String(o.qty) }), el('td', { class: 'num', text: o.price === null ? 'mkt' : formatNumber(o.price) }),
-        el('td', { class: 'num', text: String(o.cum_qty) }), el('td', { class: 'num', text: money(o.avg_px) }),
-        el('td', { class: `status-${o.status}`, text: o.status }), el('td', { text: o.reason || '' }), actions);
-    }));
+    const previous = this.rows || new Map();
+    this.rows = new Map();
+    const wanted = orders.map((o) => {
+      const key = JSON.stringify([o.status, o.qty, o.price, o.cum_qty, o.avg_px, o.reason]);
+      const kept = previous.get(o.clordid);
+      const tr = kept && kept.key === key ? kept.tr : this.blotterRow(o);
+      this.rows.set(o.clordid, { key, tr });
+      return tr;
+    });
+    let at = this.blotter.firstChild;
+    for (const tr of wanted) {
+      if (tr === at) {
+        at = at.nextSibling;
+        continue;
+      }
+      this.blotter.insertBefore(tr, at);
+    }
+    while (at) {
+      const next = at.nextSibling;
+      at.remove();
+      at = next;
+    }
+    for (const clordid of this.edits.keys()) {
+      if (!this.rows.has(clordid)) this.edits.delete(clordid);
+    }
+  }
+
+  blotterRow(o) {
+    const working = WORKING.has(o.status);
+    const typed = this.edits.get(o.clordid) || {};
+    const qty = el('input', { type: 'number', value: typed.qty ?? String(o.qty), class: 'tiny', 'aria-label': `new quantity of ${o.clordid}` });
+    const price = el('input', { type: 'number', step: '0.01', value: typed.price ?? (o.price === null ? '' : String(o.price)), class: 'tiny', 'aria-label': `new price of ${o.clordid}` });
+    const remember = () => this.edits.set(o.clordid, { qty: qty.value, price: price.value });
+    qty.addEventListener('input', remember);
+    price.addEventListener('input', remember);
+    const actions = working
+      ? el('td', {}, el('button', { class: 'small', 'data-action': 'cancel', text: 'Cancel', onclick: () => this.cancel(o) }), ' ', qty, price,
+          el('button', { class: 'small', 'data-action': 'replace', text: 'Replace', onclick: () => this.replace(o, qty.value, price.value) }))
+      : el('td');
+    return el('tr', { dataset: { clordid: o.clordid, status: o.status } },
+      el('td', { text: o.clordid }), el('td', { text: o.sym }), el('td', { text: o.side }), el('td', { text: o.ord_type }), el('td', { text: o.tif }),
+      el('td', { class: 'num', text: String(o.qty) }), el('td', { class: 'num', text: o.price === null ? 'mkt' : formatNumber(o.price) }),
+      el('td', { class: 'num', text: String(o.cum_qty) }), el('td', { class: 'num', text: money(o.avg_px) }),
+      el('td', { class: `status-${o.status}`, text: o.status }), el('td', { text: o.reason || '' }), actions);
   }
 
   scope() {
