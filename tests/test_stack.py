@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.harness import free_port, wait_until, write_config
 
-from gateway.client import Client
+from gateway.client import Client, GatewayError
 
 
 def processes_using(marker: str) -> list[str]:
@@ -85,7 +86,13 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
         wait_until(lambda: gateway_ready.exists() or up.poll() is not None, 90, "the gateway")
         assert up.poll() is None, up.stdout.read() if up.stdout else ""
         url = json.loads(gateway_ready.read_text())["url"]
-        client = Client(url)
+        # The demo made its credentials on first start, and every port asks for them.
+        token = (data / "auth" / "admin.token").read_text().strip()
+        assert (data / "auth" / "admin.token").stat().st_mode & 0o777 == 0o600
+        with pytest.raises(GatewayError) as refused:
+            Client(url).query("select count(*) from trade")
+        assert refused.value.status == 401
+        client = Client(url, token=token)
 
         def counted() -> int:
             table = client.query("select count(*) as n from trade")
@@ -127,4 +134,6 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
     assert "stopped." in output
     assert "gateway" in output and "tickerplant" in output
     assert f"Open {url}/docs;" in output  # the bare URL, whatever else the table shows
+    squashed = "".join(output.split())  # the console wraps long lines
+    assert "TICKDB_TOKEN=$(cat" in squashed and "admin.token" in squashed
     assert processes_using(str(data)) == []

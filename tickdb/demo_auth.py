@@ -111,3 +111,37 @@ def _describe(directory: Path) -> DemoCredentials:
         config_file=config_file,
         auth=load_auth_toml(config_file),
     )
+
+
+def has_auth_section(config_path: Path | None) -> bool:
+    """Whether the user's config says anything about ``[auth]`` (``mode = "none"`` too: an
+    explicit choice the demo keeps, loudly)."""
+    if config_path is None:
+        return False
+    try:
+        return "auth" in tomllib.loads(Path(config_path).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # the config loader reports it
+
+
+def demo_config(data_dir: Path, config_path: Path | None) -> tuple[Path, DemoCredentials] | None:
+    """The config ``tickdb up --demo`` runs every component with: the user's file (if any)
+    plus the demo's ``[auth]`` section, written to ``<data_dir>/run/demo.toml``, and the
+    credentials it names. None when the user's config has an ``[auth]`` section of its own,
+    which then stands as written."""
+    if has_auth_section(config_path):
+        return None
+    credentials = ensure_demo_credentials(data_dir)
+    base = Path(config_path).read_text() if config_path is not None else ""
+    merged = Path(data_dir) / "run" / "demo.toml"
+    merged.parent.mkdir(parents=True, exist_ok=True)
+    write_private(
+        merged,
+        f"{base.rstrip()}\n\n{credentials.config_file.read_text()}".lstrip(),
+        force=True,
+    )
+    return merged, credentials
+
+
+def read_secret(path: Path) -> str:
+    return path.read_text().strip()

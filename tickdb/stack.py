@@ -36,8 +36,11 @@ class Stack:
         demo: bool,
         demo_rate: int,
         ready_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # Added to every component's environment (the demo's API token for its strategy).
+        self.env = dict(env or {})
         self.config_path = config_path
         self.shards = shards
         self.demo = demo
@@ -61,6 +64,7 @@ class Stack:
             log_path=self.log_dir / f"{name}.log",
             ready_file=ready_file,
             ready_timeout_s=self.ready_timeout_s,
+            env=self.env,
         )
         self.components.append(component)
         return component

@@ -15,7 +15,10 @@ def up(
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     rate: Annotated[int | None, typer.Option(help="Demo rows/s [stack.demo_rate].")] = None,
 ) -> None:
-    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C."""
+    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C.
+
+    With ``--demo`` and no ``[auth]`` section in the config, credentials are made on first
+    start under ``<data-dir>/auth`` and every port asks for them (docs/security.md)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -28,7 +31,19 @@ def up(
     except ConfigError as exc:
         console.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from None
-    stack = Stack(cfg, config, shards or cfg.stack.shards, demo, rate or cfg.stack.demo_rate)
+    env: dict[str, str] = {}
+    credentials = None
+    if demo:
+        from tickdb.demo_auth import demo_config, read_secret
+
+        made = demo_config(cfg.data_path, config)
+        if made is not None:
+            config, credentials = made
+            cfg = load_config(config, data_dir)
+            env["TICKDB_TOKEN"] = read_secret(credentials.token_file)
+    stack = Stack(
+        cfg, config, shards or cfg.stack.shards, demo, rate or cfg.stack.demo_rate, env=env
+    )
     try:
         with console.status("starting tickdb…"):
             stack.start()
@@ -39,6 +54,13 @@ def up(
             table.add_row(name, where)
         console.print(table)
         url = stack.gateway_url()
+        if credentials is not None:
+            console.print(
+                f"Credentials (made on first start) are in {credentials.directory}: sign in "
+                f"to {url} as [bold]{credentials.user}[/] with the password in "
+                f"{credentials.password_file.name}; for the CLI and clients, "
+                f"`export TICKDB_TOKEN=$(cat {credentials.token_file})`."
+            )
         console.print(
             f'Open [bold]{url}/docs[/]; try `tickdb query "select count(*) from '
             f'trade"`. Logs: {stack.log_dir}. Ctrl-C stops everything.'
