@@ -25,11 +25,14 @@ $(JS_STAMP): $(JS_DIR)/package.json
 		npm install --prefix $(JS_DIR) --no-audit --no-fund --silent && touch $(JS_STAMP); fi
 
 # The C extension must be there: its tests would otherwise only test the fallback.
+# Two workers, a test file each at a time (its module fixtures start real processes once):
+# most of a test's time is spent waiting on processes, so two files share two cores well.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 test: $(STAMP) $(JS_STAMP)
-	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q
+	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q $(PYTEST_WORKERS)
 
 test-all: $(STAMP) $(JS_STAMP)
-	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q -m ''
+	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q $(PYTEST_WORKERS) -m ''
 
 check: $(STAMP)
 	$(BIN)/ruff check .
