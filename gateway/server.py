@@ -33,7 +33,8 @@ from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
 from tickdb.listen import AddressInUse
 from tickdb.ready import write_ready
-from tickdb.tls import port_tls
+from tickdb.tls import ReloadingContext, port_tls
+from tickdb.tls_failures import HandshakeFailures
 
 if TYPE_CHECKING:  # the order path is imported only by a gateway that takes orders
     from gateway.order_setup import OrderPath
@@ -80,6 +81,7 @@ class Gateway:
         self.router: Router | None = None
         self.orders: OrderPath | None = None
         self.kdb: GatewayKdbPort | None = None
+        self.https_failures = HandshakeFailures("HTTP")
         # Queries running per client, over HTTP and the kdb+ port together.
         self.client_queries = ClientQueries(self.limits.client_queries)
         self._sock: socket.socket | None = None
@@ -143,10 +145,14 @@ class Gateway:
     def _use_tls(self, server_config: uvicorn.Config) -> None:
         """HTTPS when ``tls.http`` is on, with our context (it reloads a renewed
         certificate), not one uvicorn builds once from file names."""
-        tls = port_tls(self.config.tls, "http")
-        if tls is not None:
-            server_config.load()
-            server_config.ssl = tls.context
+        if self.config.tls.http == "off":
+            return
+        # A context of its own, so that failed handshakes are reported from it (asyncio
+        # would drop them unlogged); the kdb+ and FIX ports report theirs themselves.
+        reloading = ReloadingContext(self.config.tls)
+        self.https_failures.install(reloading.context)
+        server_config.load()
+        server_config.ssl = reloading.context
 
     def _connect_backends(self) -> Router:
         states = [

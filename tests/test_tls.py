@@ -116,6 +116,12 @@ def test_plaintext_http_to_the_tls_port_fails(stack: dict[str, Any]) -> None:
         conn.request("GET", "/health")
         conn.getresponse().read()
     conn.close()
+    # The gateway says so in its log (asyncio alone would drop it at DEBUG level).
+    wait_until(
+        lambda: "TLS handshake on the HTTP port failed" in stack["proc"].log(),
+        10,
+        "the failed handshake in the gateway's log",
+    )
 
 
 def test_kdb_tls_with_qclient_and_plaintext_refused_on_a_tls_only_port(
@@ -186,6 +192,14 @@ def test_client_certificates_required(mtls: dict[str, Any], certs: Path) -> None
     with Client(mtls["url"], verify=ca) as client, pytest.raises(GatewayUnreachable) as failed:
         client.query(COUNT)
     assert "require a client certificate?" in str(failed.value), failed.value
+    wait_until(
+        lambda: (
+            "TLS handshake on the HTTP port failed: PEER_DID_NOT_RETURN_A_CERTIFICATE"
+            in mtls["proc"].log()
+        ),
+        10,
+        "the refused client in the gateway's log",
+    )
     with_cert = client_context(ca, cert=cert[0], key=cert[1])
     with QClient("127.0.0.1", mtls["kdb_port"], tls=with_cert, **QUANT) as q:
         assert q.sync(".tickdb.sql", COUNT).columns["n"].tolist() == [len(DATA["trade"])]
