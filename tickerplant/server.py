@@ -344,7 +344,11 @@ class Tickerplant:
         try:
             table = table_name.decode()
             validated = self.validator.validate(table, received, now)
-        except (IngestError, UnicodeDecodeError) as exc:
+        except IngestError as exc:
+            self._done_batches.append((publisher, batch))
+            self._refuse(identity, batch, exc.reason, str(exc))
+            return
+        except UnicodeDecodeError as exc:
             self._done_batches.append((publisher, batch))
             self._refuse(identity, batch, "bad_batch", str(exc))
             return
