@@ -39,6 +39,9 @@ class TickerplantConfig:
     batch_interval_ms: int = 100
     coalesce_queued: bool = True
     max_message_bytes: int = 64 * 1024 * 1024
+    # Largest frame the ingest socket reads (ZeroMQ MAXMSGSIZE); 0: max_message_bytes plus
+    # an UPD's header and table name (tickerplant.ingest_limits).
+    ingest_max_frame_bytes: int = 0
     subscriber_buffer: int = 100_000
     heartbeat_ms: int = 1000
     kdb_host: str = "127.0.0.1"
@@ -274,6 +277,14 @@ def _validate(config: Config) -> None:
         ZoneInfo(config.eod.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"eod.timezone: unknown time zone {config.eod.timezone!r}") from exc
+    from tickerplant.ingest_limits import check_frame_cap
+
+    try:
+        check_frame_cap(
+            config.tickerplant.max_message_bytes, config.tickerplant.ingest_max_frame_bytes
+        )
+    except ValueError as exc:
+        raise ConfigError(f"tickerplant.ingest_max_frame_bytes: {exc}") from exc
     from tickerplant.clock import parse_roll_time
 
     try:

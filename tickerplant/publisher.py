@@ -48,7 +48,14 @@ from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
 from tickerplant.table_payload import to_arrow, to_batch
 
-__all__ = ["MAX_BUFFERED_ROWS", "PublishError", "Publisher", "PublisherFull", "to_arrow"]
+__all__ = [
+    "MAX_BUFFERED_ROWS",
+    "MessageTooLarge",
+    "PublishError",
+    "Publisher",
+    "PublisherFull",
+    "to_arrow",
+]
 log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
@@ -61,6 +68,12 @@ _COPY_BELOW = 65536
 
 class PublisherFull(TimeoutError):
     """``max_inflight`` batches await acknowledgement and none came for ``timeout_s``."""
+
+
+class MessageTooLarge(ValueError):
+    """A batch over the tickerplant's ``max_message_bytes``: refused here, before sending
+    (a frame far over it would only have the tickerplant close the connection, and the
+    batch go again with every reconnect)."""
 
 
 class PublishError(Exception):
@@ -131,6 +144,8 @@ class Publisher:
         # ``resend_after_s`` with the next ack.
         self._stall_s = resend_after_s
         self._errors: list[tuple[int, str]] = []
+        # A buffered row too big to send, found by the flush timer: the next flush raises it.
+        self._too_large_rows: MessageTooLarge | None = None
         self._buffered = batch_rows > 0 or batch_ms > 0
         self._max_message_bytes = int(self.hello.raw.get("max_message_bytes", 64 << 20))
         self._limit = batch_rows if batch_rows > 0 else MAX_BUFFERED_ROWS
@@ -199,8 +214,11 @@ class Publisher:
             writer = RowWriter(schema, limit=self._limit, on_full=lambda: self._flush_table(table))
         else:
             name, lock, send_new = table.encode(), self._lock, self._send_new
+            limit = self._max_message_bytes
 
             def send(payload: bytes) -> None:
+                if len(payload) > limit:
+                    raise self._too_large(table, len(payload))
                 with lock:
                     send_new(name, (payload,))
 
@@ -214,7 +232,9 @@ class Publisher:
         with self._lock:
             if not self._buffered:
                 name = table.encode()
-                self._send_new(name, self._pieces(name, batch))
+                pieces = self._pieces(name, batch)
+                self._check_size(table, pieces)
+                self._send_new(name, pieces)
                 return
             parts = self._parts.setdefault(table, [])
             writer = self._writers[table]
@@ -242,8 +262,20 @@ class Publisher:
 
     def publish_ipc(self, table: str, payload: bytes) -> int:
         """Send an already encoded Arrow IPC stream; returns its batch number."""
+        self._check_size(table, (payload,))
         with self._lock:
             return self._send_new(table.encode(), (payload,))
+
+    def _check_size(self, table: str, pieces: tuple[bytes | pa.Buffer, ...]) -> None:
+        size = sum(len(p) for p in pieces)
+        if size > self._max_message_bytes:
+            raise self._too_large(table, size)
+
+    def _too_large(self, table: str, size: int) -> MessageTooLarge:
+        return MessageTooLarge(
+            f"table {table!r}: a batch of {size} bytes exceeds the tickerplant's "
+            f"max_message_bytes ({self._max_message_bytes}); publish fewer rows at once"
+        )
 
     def _flush_table(self, table: str) -> None:
         with self._lock:
@@ -253,7 +285,8 @@ class Publisher:
         """Send what the table has buffered: consecutive batches of one schema (with or
         without time) as one batch, cut in halves while a payload is over the
         tickerplant's ``max_message_bytes``. What could not be sent (``PublisherFull``)
-        goes back to the buffer, ahead of anything newer."""
+        goes back to the buffer, ahead of anything newer; a single row too big to send at
+        all (``MessageTooLarge``) is dropped, the rest kept."""
         parts = self._parts.pop(table, [])
         self._parts_started.pop(table, None)
         writer = self._writers.get(table)
@@ -270,9 +303,11 @@ class Publisher:
             pieces = self._cut(name, merged)
             for i, (_, payload) in enumerate(pieces):
                 try:
+                    self._check_size(table, payload)  # one row alone may still be too big
                     self._send_new(name, payload)
-                except BaseException:
-                    unsent = [b for b, _ in pieces[i:]]
+                except BaseException as exc:
+                    kept = i + 1 if isinstance(exc, MessageTooLarge) else i
+                    unsent = [b for b, _ in pieces[kept:]]
                     self._parts[table] = unsent + parts + self._parts.get(table, [])
                     self._parts_started.setdefault(table, time.monotonic())
                     raise
@@ -437,6 +472,9 @@ class Publisher:
         """Send buffered rows and wait until every batch is journaled."""
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         with self._lock:
+            too_large, self._too_large_rows = self._too_large_rows, None
+            if too_large is not None:
+                raise too_large
             for table in {*self._parts, *self._writers}:
                 self._send_buffer(table)
             self._last_progress = max(self._last_progress, time.monotonic() - 0.5)
@@ -471,6 +509,10 @@ class Publisher:
                 except PublisherFull as exc:
                     # Kept in the buffer; publish and flush report it to the caller.
                     log.warning("%s", exc)
+                except MessageTooLarge as exc:
+                    # The row is dropped; the next flush raises it to the caller.
+                    log.error("%s", exc)
+                    self._too_large_rows = exc
 
     def close(self, flush: bool = True) -> None:
         if self._closed:

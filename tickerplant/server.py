@@ -22,6 +22,7 @@ from tickdb.listen import bind
 from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
 from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
+from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
     ACK,
@@ -108,8 +109,13 @@ class Tickerplant:
         self.ingest = self.ctx.socket(zmq.ROUTER)
         self.ingest.setsockopt(zmq.LINGER, 0)
         self.ingest.setsockopt(zmq.RCVHWM, 100_000)
+        self.max_frame_bytes = ingest_frame_cap(
+            self.tp.max_message_bytes, self.tp.ingest_max_frame_bytes
+        )
+        self.ingest.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)  # never buffer more
         bind(self.ingest, self.tp.address, "tickerplant.address (--address)")
         self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.closed_connections = ClosedConnections(self.ingest, "ingest", self.max_frame_bytes)
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
@@ -162,6 +168,7 @@ class Tickerplant:
             "mode": self.tp.mode,
             "heartbeat_ms": self.tp.heartbeat_ms,
             "max_message_bytes": self.tp.max_message_bytes,
+            "max_frame_bytes": self.max_frame_bytes,
             "tables": [s.to_json() for s in self.schemas.values()],
         }
 
@@ -176,6 +183,7 @@ class Tickerplant:
             "replay_requests": self.replay.requests,
             "bad_subscriptions": self.fanout.bad_subscriptions,
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
+            "ingest_disconnects": self.closed_connections.count,
         }
 
     # -- the loop -----------------------------------------------------------------------
@@ -229,6 +237,7 @@ class Tickerplant:
             self._commit()
             self._next_batch = now + self.tp.batch_interval_ms / 1000
         if now >= self._next_housekeeping:
+            self.closed_connections.poll()
             self._check_roll()
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
@@ -497,6 +506,7 @@ class Tickerplant:
         self._send_acks(force=True)
         self.journal.close()
         self.replay.stop()
+        self.closed_connections.close()
         self.ingest.close(0)
         self.pub.close(0)
         self.ctx.term()
