@@ -142,6 +142,9 @@ def _request(address: str, tag: bytes) -> dict[str, Any]:
         raise typer.Exit(1) from None
     finally:
         ctx.term()
+    if reply[0] == b"ERR":  # [ERR, u64 0, message]: e.g. a roll whose journal did not open
+        typer.echo(reply[-1].decode(errors="replace"), err=True)
+        raise typer.Exit(1)
     return dict(json.loads(reply[1]))
 
 

@@ -193,6 +193,12 @@ class ReplayServer:
             self.errors += 1
             self._error(identity, str(exc))
             return
+        except OSError as exc:
+            # No descriptor left to open a journal file (EMFILE), say: this request fails,
+            # the replay thread goes on serving (it used to end here, for good).
+            self.errors += 1
+            self._error(identity, f"cannot read the journal now, try again: {exc}")
+            return
         if blob:
             self.socket.send_multipart([identity, CHUNK, b"".join(blob)])
         self.socket.send_multipart([identity, END, U64.pack(max(after, upto))])

@@ -43,6 +43,7 @@ from tickerplant.protocol import (
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
+from tickerplant.roll_retry import PendingRoll
 from tickerplant.runs import RunBuilder
 from tickerplant.wakeup import SocketWait
 
@@ -68,6 +69,7 @@ class Counters:
     rejected: int = 0
     malformed: int = 0
     rolls: int = 0
+    roll_failures: int = 0  # the next journal would not open (``roll_retry``)
     clock_jumps_refused: int = 0
     errors_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -132,6 +134,7 @@ class Tickerplant:
         self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
         self.runs = RunBuilder(self.validator, self.clock, self._accept, self._take)
         self._roll_at: tuple[dt.date | None, int] = (None, 0)
+        self.pending_roll = PendingRoll()
         self._outgoing: list[Outgoing] = []
         # routing id -> publisher id: publishers heard from since the last commit, and
         # publishers whose batches are journaled but not yet acknowledged
@@ -184,6 +187,7 @@ class Tickerplant:
             "bad_subscriptions": self.fanout.bad_subscriptions,
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
             "ingest_disconnects": self.closed_connections.count,
+            "journal_error": self.pending_roll.error,  # a roll waiting for its journal
         }
 
     # -- the loop -----------------------------------------------------------------------
@@ -295,8 +299,11 @@ class Tickerplant:
         elif tag == STATS:
             self._reply([identity, STATS, json.dumps(self.stats()).encode()])
         elif tag == ROLL:
-            self._forced_roll()
-            self._reply([identity, ROLL, json.dumps(self.hello()).encode()])
+            error = self._forced_roll()
+            if error is None:
+                self._reply([identity, ROLL, json.dumps(self.hello()).encode()])
+            else:
+                self._reply([identity, ERR, U64.pack(0), error.encode()])
         else:
             self._refuse(
                 identity,
@@ -455,6 +462,10 @@ class Tickerplant:
 
     # -- end of day ---------------------------------------------------------------------
     def _check_roll(self) -> None:
+        if self.pending_roll.waiting:  # a roll whose journal did not open: retry it, only
+            if (target := self.pending_roll.due()) is not None:
+                self._roll(target)
+            return
         now = self.clock.now_ns()
         if self._roll_at[0] != self.session:  # zone arithmetic once per session, not per check
             self._roll_at = (self.session, self.calendar.roll_ns(self.session))
@@ -476,16 +487,24 @@ class Tickerplant:
                     self.session,
                 )
 
-    def _forced_roll(self) -> None:
+    def _forced_roll(self) -> str | None:
         target = max(
             self.calendar.session_of(self.clock.now_ns()), self.session + dt.timedelta(days=1)
         )
-        self._roll(target)
+        return self._roll(target)
 
-    def _roll(self, next_session: dt.date) -> None:
+    def _roll(self, next_session: dt.date) -> str | None:
+        """End the session; None, or why not (the session goes on; ``roll_retry``)."""
         if self.tp.mode == "batched":
             self._flush_pending()
         self._commit()
+        # The next journal first: if it cannot be opened, nothing has ended yet.
+        try:
+            journal = self._open_journal(next_session)
+        except OSError as exc:
+            self.counters.roll_failures += 1
+            return self.pending_roll.failed(self.session, next_session, exc)
+        self.pending_roll.succeeded()
         ended = self.session
         self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
         self.journal.close()
@@ -495,9 +514,10 @@ class Tickerplant:
         self._wait.sent_on_pub()
         self.session = next_session
         self.session_start_seq = self.seq
-        self.journal = self._open_journal(next_session)
+        self.journal = journal
         self.counters.rolls += 1
         log.info("end of day %s at seq %d; new session %s", ended, self.seq, next_session)
+        return None
 
     def _shutdown(self) -> None:
         if self.tp.mode == "batched":
