@@ -9,6 +9,11 @@ server can bind what a client does to who it proved to be.
 
 Without a ZAP handler a CURVE server lets ANY client key in (it only encrypts), so
 :func:`curve_server` refuses a context that has none running.
+
+A server socket may also name the role a client needs at all (``needs``): its ZAP domain
+then says so (``tickdb:read:publish``: the publish port, for identities with some ``read``
+role), and the handler refuses other identities in the handshake, before they can send a
+byte the server would read. Finer checks (which table, which account) stay with the server.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import zmq
 from zmq.utils import z85
 
-from tickdb.auth import Authorizer, Identity
+from tickdb.auth import ACTIONS, Action, Authorizer, Identity
 from tickdb.keyfiles import CurveKeyPair
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,8 @@ _running_lock = threading.Lock()
 @dataclass
 class ZapCounters:
     allowed: int = 0
-    denied: int = 0
+    denied: int = 0  # every refusal: an unknown key, or a known one without the role
+    denied_role: int = 0  # of them, known keys without the role the port needs
 
 
 class ZapHandler:
@@ -113,18 +119,20 @@ class ZapHandler:
                 if sock.poll(POLL_MS):
                     request = sock.recv_multipart()
                     sock.send_multipart(self._answer(request))
+        except zmq.ContextTerminated:
+            pass  # the context ended before stop(): nothing is left to answer
         finally:
-            sock.close()
+            sock.close(0)
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         if len(request) < 6 or request[0] != ZAP_VERSION:
             log.error("zap: malformed request of %d frames", len(request))
             request_id = request[1] if len(request) > 1 else b""
             return [ZAP_VERSION, request_id, b"400", b"malformed request", b"", b""]
-        _, request_id, _domain, address, _routing_id, mechanism, *credentials = request
+        _, request_id, domain, address, _routing_id, mechanism, *credentials = request
         peer = address.decode(errors="replace")
         try:
-            user_id = self._decide(mechanism, credentials, peer)
+            user_id = self._decide(mechanism, credentials, peer, domain)
         except Exception:
             log.exception("zap: request from %s failed", peer)
             return [ZAP_VERSION, request_id, b"500", b"internal error", b"", b""]
@@ -134,7 +142,9 @@ class ZapHandler:
         self.counters.allowed += 1
         return [ZAP_VERSION, request_id, b"200", b"OK", user_id.encode(), b""]
 
-    def _decide(self, mechanism: bytes, credentials: list[bytes], peer: str) -> str | None:
+    def _decide(
+        self, mechanism: bytes, credentials: list[bytes], peer: str, domain: bytes = ZAP_DOMAIN
+    ) -> str | None:
         """The User-Id to connect ``peer`` as, or None to deny it."""
         if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
             if not self.authorizer.enabled:
@@ -143,11 +153,49 @@ class ZapHandler:
             return None
         public = z85.encode(credentials[0]).decode()
         identity = self.authorizer.identity_for_curve_key(public)
+        needs, port = parse_domain(domain)
         if identity is None:
-            log.warning("zap: denied CURVE key %s from %s: not in [auth]", public, peer)
+            where = f" (the {port} port)" if port else ""
+            log.warning("zap: denied CURVE key %s from %s%s: not in [auth]", public, peer, where)
+            return None
+        if needs is not None and not identity.has_role(needs):
+            self.counters.denied_role += 1
+            log.warning(
+                "zap: denied CURVE key %s from %s: %r has no %s role, which the %s port needs",
+                public,
+                peer,
+                identity.name,
+                needs,
+                port,
+            )
             return None
         log.info("zap: CURVE key %s from %s is %r", public, peer, identity.name)
         return identity.name
+
+
+def domain_for(needs: Action | None, port: str) -> bytes:
+    """The ZAP domain of a server socket whose clients need a ``needs`` role."""
+    if needs is None:
+        return ZAP_DOMAIN
+    if needs not in ACTIONS:
+        raise ValueError(f"unknown action {needs!r}")
+    return b"%s:%s:%s" % (ZAP_DOMAIN, needs.encode(), port.encode() or b"-")
+
+
+def parse_domain(domain: bytes) -> tuple[Action | None, str]:
+    """The role a ZAP domain asks for (None: any identity) and the port it names."""
+    _, _, rest = domain.partition(b":")
+    action, _, port = rest.decode(errors="replace").partition(":")
+    for known in ACTIONS:
+        if action == known:
+            return known, port
+    return None, port
+
+
+def handler_for(context: zmq.Context[zmq.Socket[bytes]]) -> ZapHandler | None:
+    """The ZAP handler running in ``context``, if any."""
+    with _running_lock:
+        return _running.get(context)
 
 
 def _key(value: str | bytes) -> bytes:
@@ -157,9 +205,16 @@ def _key(value: str | bytes) -> bytes:
     return raw
 
 
-def curve_server(socket: zmq.Socket[bytes], server_secret: str | bytes) -> None:
+def curve_server(
+    socket: zmq.Socket[bytes],
+    server_secret: str | bytes,
+    *,
+    needs: Action | None = None,
+    port: str = "",
+) -> None:
     """Make ``socket`` a CURVE server (before it binds): traffic is encrypted and only the
-    clients its context's :class:`ZapHandler` allows get in."""
+    clients its context's :class:`ZapHandler` allows get in: with ``needs``, only identities
+    with some role of that action (``port`` names the socket in the handler's log)."""
     with _running_lock:
         if socket.context not in _running:
             raise RuntimeError(
@@ -169,7 +224,7 @@ def curve_server(socket: zmq.Socket[bytes], server_secret: str | bytes) -> None:
     secret = _key(server_secret)
     socket.curve_secretkey = secret
     socket.curve_publickey = zmq.curve_public(secret)
-    socket.zap_domain = ZAP_DOMAIN
+    socket.zap_domain = domain_for(needs, port)
     # And should the handler stop, libzmq refuses clients rather than letting them in.
     socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
     socket.curve_server = True
