@@ -130,23 +130,20 @@ class CurveLinks:
                 log.warning(OPEN_WARNING)
             return False
         assert self.server_keys is not None
-        if handler_for(socket.context) is None:
+        handler = handler_for(socket.context)
+        if handler is None:
             handler = ZapHandler(socket.context, self.authorizer).start()
             with self._lock:
                 self._handlers.append(handler)
         curve_server(socket, self.server_keys.secret, needs=needs, port=port)
+        handler.watch(socket, port)
         return True
 
     def identity_of(self, frame: zmq.Frame) -> Identity | None:
         """Who sent ``frame`` (received with ``copy=False`` on a socket :meth:`serve` made a
         CURVE server); None for a frame without a ZAP User-Id."""
-        try:
-            user_id = frame.get("User-Id")
-        except zmq.ZMQError:
-            return None
-        if not isinstance(user_id, str) or not user_id:
-            return None
-        return self.authorizer.identity(user_id)
+        name = user_id(frame)
+        return None if name is None else self.authorizer.identity(name)
 
     def zap_counters(self) -> dict[str, int]:
         """Connections the ZAP handlers of this process let in and refused."""
@@ -156,6 +153,7 @@ class CurveLinks:
             "zap_allowed": sum(h.counters.allowed for h in handlers),
             "zap_denied": sum(h.counters.denied for h in handlers),
             "zap_denied_role": sum(h.counters.denied_role for h in handlers),
+            "handshake_failed": sum(h.counters.handshake_failed for h in handlers),
         }
 
     def stop(self, context: zmq.Context[Any] | None = None) -> None:
@@ -170,6 +168,15 @@ class CurveLinks:
     def client_keys(self, curve: CurveClient | None = None) -> CurveClient | None:
         """``curve`` if given, else this stack's component keys (None with CURVE off)."""
         return curve if curve is not None else self.client
+
+
+def user_id(frame: zmq.Frame) -> str | None:
+    """The ZAP User-Id libzmq attached to ``frame`` (the identity's name), or None."""
+    try:
+        name = frame.get("User-Id")
+    except zmq.ZMQError:  # no metadata: a plaintext socket, or libzmq's own message
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 _installed: CurveLinks | None = None

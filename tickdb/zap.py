@@ -18,13 +18,17 @@ byte the server would read. Finer checks (which table, which account) stay with 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 from tickdb.auth import ACTIONS, Action, Authorizer, Identity
 from tickdb.keyfiles import CurveKeyPair
@@ -47,6 +51,16 @@ class ZapCounters:
     allowed: int = 0
     denied: int = 0  # every refusal: an unknown key, or a known one without the role
     denied_role: int = 0  # of them, known keys without the role the port needs
+    handshake_failed: int = 0  # clients without CURVE, or with another server key (watch)
+
+
+# What a failed handshake's protocol error says of the client (ZMQ_EVENT_HANDSHAKE_FAILED_*).
+_HANDSHAKE_ERRORS: dict[int, str] = {
+    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "it does not speak CURVE (no key)",
+    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "its handshake does not decrypt (another server key?)",
+}
+_WATCHED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+_watch_ids = itertools.count()
 
 
 class ZapHandler:
@@ -60,6 +74,7 @@ class ZapHandler:
         self._stop = threading.Event()
         self._bound = threading.Event()
         self._error: Exception | None = None
+        self._watches: queue.SimpleQueue[tuple[zmq.Socket[bytes], str]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="zap", daemon=True)
 
     def start(self) -> ZapHandler:
@@ -91,6 +106,17 @@ class ZapHandler:
             if _running.get(self.context) is self:
                 del _running[self.context]
 
+    def watch(self, socket: zmq.Socket[bytes], port: str) -> None:
+        """Log and count the handshakes ``socket`` (a CURVE server in this context) fails
+        before ZAP is asked: a client without CURVE, or one holding another server key.
+        From the socket's own thread, before it binds."""
+        address = f"inproc://zap-watch-{next(_watch_ids)}"
+        socket.monitor(address, _WATCHED)
+        pair = self.context.socket(zmq.PAIR)
+        pair.linger = 0
+        pair.connect(address)
+        self._watches.put((pair, port))  # from now on the handler's thread's alone
+
     def identity_of(self, frame: zmq.Frame) -> Identity | None:
         """Who sent ``frame`` (received with ``copy=False`` on a CURVE server socket), or
         None for a frame without a User-Id (a socket without ZAP)."""
@@ -114,15 +140,36 @@ class ZapHandler:
             self._bound.set()
             return
         self._bound.set()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        watched: dict[zmq.Socket[bytes], str] = {}
         try:
             while not self._stop.is_set():
-                if sock.poll(POLL_MS):
-                    request = sock.recv_multipart()
-                    sock.send_multipart(self._answer(request))
+                while not self._watches.empty():
+                    pair, port = self._watches.get_nowait()
+                    watched[pair] = port
+                    poller.register(pair, zmq.POLLIN)
+                for ready, _ in poller.poll(POLL_MS):
+                    if ready is sock:
+                        request = sock.recv_multipart()
+                        sock.send_multipart(self._answer(request))
+                    else:
+                        self._failed_handshake(recv_monitor_message(ready), watched[ready])
         except zmq.ContextTerminated:
             pass  # the context ended before stop(): nothing is left to answer
         finally:
             sock.close(0)
+            for pair in watched:
+                pair.close(0)
+
+    def _failed_handshake(self, event: dict[str, Any], port: str) -> None:
+        self.counters.handshake_failed += 1
+        value = event.get("value")
+        if event.get("event") == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            why = _HANDSHAKE_ERRORS.get(int(value or 0), f"protocol error {value:#x}")
+        else:  # the client went first: it gave up on the handshake (errno in value)
+            why = "it closed the connection in the handshake (no key, or another server key?)"
+        log.warning("zap: a client failed the CURVE handshake on the %s port: %s", port, why)
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         if len(request) < 6 or request[0] != ZAP_VERSION:
