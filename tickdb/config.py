@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickdb.auth import AuthConfig, check_auth_config
+from tickdb.curve import CurveConfig, check_curve_config
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
 from tickdb.tls import TlsConfig, check_tls_config
 from tickdb.types import PublishMode
@@ -173,6 +174,7 @@ class Config:
     fix: FixConfig = field(default_factory=FixConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    curve: CurveConfig = field(default_factory=CurveConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -310,6 +312,7 @@ def _validate(config: Config) -> None:
     try:
         check_auth_config(config.auth, tables=config.tables)
         check_tls_config(config.tls)
+        check_curve_config(config.curve, config.auth)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

@@ -11,7 +11,10 @@ be is cut off.
 
 ZeroMQ closes such a connection without telling the socket's owner why (its monitor
 reports a disconnect, the same as a client leaving), so the tickerplant counts and logs
-every closed ingest connection (``ingest_disconnects`` in STATS).
+every closed ingest connection (``ingest_disconnects`` in STATS). A socket has one
+monitor: with CURVE on it is the ZAP handler's watch of failed handshakes
+(``tickdb.zap``), and closed connections are not counted (only clients holding a known key
+get as far as sending a frame then).
 
 ZeroMQ bounds frames, not messages: a client that speaks ZMTP itself can still send many
 frames under the cap, flagged as parts of one message that never ends, and ZeroMQ holds
@@ -58,19 +61,22 @@ class ClosedConnections:
     them: the first at once, then at most one line per ``REPORT_EVERY_S`` with how many.
 
     ``poll()`` reads the monitor without waiting; the tickerplant calls it on its
-    housekeeping timer.
+    housekeeping timer. ``watch`` False (the socket's monitor is taken, by CURVE's watch):
+    nothing is counted, and ``count`` is None.
     """
 
-    def __init__(self, socket: zmq.Socket, name: str, cap: int) -> None:
+    def __init__(self, socket: zmq.Socket, name: str, cap: int, watch: bool = True) -> None:
         self.name = name
         self.cap = cap
-        self.count = 0
+        self.count: int | None = 0 if watch else None
         self._socket = socket
-        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED) if watch else None
         self._unreported = 0
         self._next_report = 0.0
 
     def poll(self) -> None:
+        if self._monitor is None or self.count is None:
+            return
         while True:
             try:
                 self._monitor.recv_multipart(zmq.NOBLOCK)
@@ -93,5 +99,6 @@ class ClosedConnections:
             self._next_report = now + REPORT_EVERY_S
 
     def close(self) -> None:
-        self._socket.disable_monitor()
-        self._monitor.close(0)
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(0)

@@ -25,6 +25,9 @@ Arrow, ``tickerplant.row_message``).
     pub.publish("trade", sym="AAPL", price=189.5, size=100)
     pub.publish("trade", ("MSFT", 410.1, 200))
     pub.flush()
+
+With ``[curve]`` on: ``curve=CurveClient.from_files("feed1.secret", "server.pub")``, or
+``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY`` (``tickdb.curve_links``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 import zmq
 
+from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
@@ -97,6 +101,7 @@ class Publisher:
         resend_after_s: float = 1.0,
         timeout_s: float = 30.0,
         publisher_id: bytes | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
         self.address = address
         self.timeout_s = timeout_s
@@ -112,6 +117,8 @@ class Publisher:
         # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
+        if (keys := client_keys(curve)) is not None:
+            keys.apply(self._socket)
         self._socket.connect(address)
         # pyzmq's own send, without its Python wrapper's checks for options this socket
         # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
@@ -123,7 +130,7 @@ class Publisher:
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.disconnects = 0
         self._lost_since_ack = False
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s)
+        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=keys)
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
@@ -210,6 +217,8 @@ class Publisher:
         schema = self.schemas.get(table)
         if schema is None:
             raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self.schemas))})")
+        if refusal := self.hello.refusal("publish", [table]):  # the tickerplant would refuse
+            raise PermissionError(refusal)
         if self._buffered:
             writer = RowWriter(schema, limit=self._limit, on_full=lambda: self._flush_table(table))
         else:

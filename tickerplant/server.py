@@ -17,9 +17,14 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from tickdb import curve_links
+from tickdb.auth import Identity
 from tickdb.config import Config
+from tickdb.curve_links import CurveLinks
 from tickdb.listen import bind
-from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
+from tickerplant.access import TickerplantAccess
+from tickerplant.clock import Clock, RollCalendar, SystemClock
+from tickerplant.day_roll import DayRoll
 from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
 from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
@@ -28,7 +33,6 @@ from tickerplant.protocol import (
     ACK,
     ERR,
     HELLO,
-    KIND_EOD,
     KIND_UPD,
     PROTOCOL_VERSION,
     RESEND,
@@ -82,9 +86,13 @@ class _Pending:
     origins: dict[str, list[list[tuple[bytes, int]]]] = field(default_factory=dict)  # per part
 
 
-class Tickerplant:
+class Tickerplant(DayRoll):
     def __init__(
-        self, config: Config, clock: Clock | None = None, repair_journal: bool = False
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        repair_journal: bool = False,
+        curve: CurveLinks | None = None,
     ) -> None:
         self.config = config
         self.tp = config.tickerplant
@@ -108,6 +116,7 @@ class Tickerplant:
         self.journal = self._open_journal(self.session)
 
         self.ctx = zmq.Context()
+        self.curve = curve or curve_links.for_config(config)
         self.ingest = self.ctx.socket(zmq.ROUTER)
         self.ingest.setsockopt(zmq.LINGER, 0)
         self.ingest.setsockopt(zmq.RCVHWM, 100_000)
@@ -115,19 +124,32 @@ class Tickerplant:
             self.tp.max_message_bytes, self.tp.ingest_max_frame_bytes
         )
         self.ingest.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)  # never buffer more
+        # With CURVE, every request is checked against its sender's roles (access.py).
+        secure = self.curve.serve(self.ingest, "ingest")
+        self.access = TickerplantAccess(self.curve, self.schemas) if secure else None
         bind(self.ingest, self.tp.address, "tickerplant.address (--address)")
         self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.closed_connections = ClosedConnections(self.ingest, "ingest", self.max_frame_bytes)
+        self.closed_connections = ClosedConnections(
+            self.ingest, "ingest", self.max_frame_bytes, watch=not secure
+        )
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
+        if self.curve.serve(self.pub, "publish", "read"):
+            self.pub.setsockopt(zmq.XPUB_MANUAL, 1)  # each subscription checked, pubsub.py
         bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.fanout = Fanout(self.pub, self.schemas)
+        check = self.access.subscription if self.access else None
+        self.fanout = Fanout(self.pub, self.schemas, check)
         self._wait = SocketWait(self.ingest, self.pub)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
         self.replay = ReplayServer(
-            self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
+            self.ctx,
+            self.tp.replay_address,
+            source,
+            self.schemas,
+            lambda: self.committed_seq,
+            self.curve,
         )
         self.pending = _Pending()
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
@@ -157,8 +179,10 @@ class Tickerplant:
             fsync_interval_ns=self.config.journal.fsync_interval_ms * 1_000_000,
         )
 
-    def hello(self) -> dict[str, object]:
+    def hello(self, who: Identity | None = None) -> dict[str, object]:
+        access = {"access": self.access.describe(who)} if self.access is not None else {}
         return {
+            **access,
             "protocol": PROTOCOL_VERSION,
             "address": self.address,
             "ingest": self.address,
@@ -185,6 +209,8 @@ class Tickerplant:
             "topics": len(self.fanout.topics),
             "replay_requests": self.replay.requests,
             "bad_subscriptions": self.fanout.bad_subscriptions,
+            "refused_subscriptions": self.fanout.refused_subscriptions,
+            **self.curve.zap_counters(),
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
             "ingest_disconnects": self.closed_connections.count,
             "journal_error": self.pending_roll.error,  # a roll waiting for its journal
@@ -252,22 +278,31 @@ class Tickerplant:
     def _drain_subscriptions(self) -> None:
         while True:
             try:
-                message = self.pub.recv(zmq.NOBLOCK)
+                message = self.pub.recv(zmq.NOBLOCK, copy=self.access is None)
             except zmq.Again:
                 return
-            self.fanout.on_subscription(message, self.committed_seq)
+            if isinstance(message, zmq.Frame):  # CURVE: who asked decides
+                who = curve_links.user_id(message)
+                self.fanout.on_checked_subscription(message.bytes, who, self.committed_seq)
+            else:
+                self.fanout.on_subscription(message, self.committed_seq)
 
     def _drain_ingest(self) -> None:
         # Bounded by count and by time: the first record of a burst is not held back while
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
         recv, more = self.ingest.recv, self.ingest.get
+        access, who = self.access, None
         self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
             # Frame by frame rather than recv_multipart: a request is almost always exactly
             # [identity, request], and this is the busiest line of the tickerplant.
             try:
-                identity = recv(_NOBLOCK)
+                if access is None:
+                    identity = recv(_NOBLOCK)
+                else:  # CURVE: the routing id's frame also says who sent it
+                    head = recv(_NOBLOCK, copy=False)
+                    identity, who = head.bytes, access.identity(curve_links.user_id(head))
             except zmq.Again:
                 self._wait.ingest_pending = False
                 break
@@ -275,7 +310,7 @@ class Tickerplant:
             frames = [identity, recv()]
             while more(_RCVMORE):
                 frames.append(recv())
-            self._handle(frames)
+            self._handle(frames, who)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
         self._end_turn()
@@ -287,15 +322,19 @@ class Tickerplant:
         if self.tp.mode == "immediate" or self.runs.open_untimed:
             self.runs.end()
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], who: Identity | None = None) -> None:
+        """``who``: the sender's identity, with CURVE on (``self.access``)."""
         identity = frames[0]
         tag = frames[1] if len(frames) > 1 else b""
         if tag[:3] == UPD:  # the one request whose frame carries more than its tag
-            self._handle_upd(identity, frames)
+            self._handle_upd(identity, frames, who)
             return
         self.runs.end()  # what came before a request is taken before it is answered
-        if tag == HELLO:
-            self._reply([identity, HELLO, json.dumps(self.hello()).encode()])
+        refusal = self.access.request(who, tag) if self.access is not None else ""
+        if refusal:
+            self._refuse(identity, 0, "forbidden", refusal)
+        elif tag == HELLO:
+            self._reply([identity, HELLO, json.dumps(self.hello(who)).encode()])
         elif tag == STATS:
             self._reply([identity, STATS, json.dumps(self.stats()).encode()])
         elif tag == ROLL:
@@ -327,7 +366,7 @@ class Tickerplant:
         log.warning("refused batch %d: %s", batch, message)
         self._reply([identity, ERR, U64.pack(batch), message.encode()])
 
-    def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
+    def _handle_upd(self, identity: bytes, frames: list[bytes], who: Identity | None) -> None:
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected one frame, UPD and body, got {len(frames) - 1}")
@@ -347,6 +386,11 @@ class Tickerplant:
             return
         self.counters.messages += 1
         self._acks[identity] = publisher
+        if self.access is not None and (refusal := self.access.publish(who, table_name)):
+            self.runs.end()  # the batches before it are taken first, in order
+            self._done_batches.append((publisher, batch))
+            self._refuse(identity, batch, "forbidden", refusal)
+            return
         if self._coalesce and self.runs.offer((identity, publisher, batch, table_name, received)):
             return
         self.runs.end()
@@ -460,65 +504,6 @@ class Tickerplant:
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
-    # -- end of day ---------------------------------------------------------------------
-    def _check_roll(self) -> None:
-        if self.pending_roll.waiting:  # a roll whose journal did not open: retry it, only
-            if (target := self.pending_roll.due()) is not None:
-                self._roll(target)
-            return
-        now = self.clock.now_ns()
-        if self._roll_at[0] != self.session:  # zone arithmetic once per session, not per check
-            self._roll_at = (self.session, self.calendar.roll_ns(self.session))
-        if now < self._roll_at[1]:
-            return
-        decision = decide_roll(self.calendar, self.session, now)
-        if decision is RollDecision.ROLL:
-            self._roll(self.session + dt.timedelta(days=1))
-        elif decision is RollDecision.REFUSE_JUMP:
-            self.counters.clock_jumps_refused += 1
-            if (
-                self.counters.clock_jumps_refused == 1
-                or self.counters.clock_jumps_refused % 1200 == 0
-            ):
-                log.error(
-                    "clock jumped more than a day past the end of session %s; not "
-                    "rolling through missed days. Fix the clock, or roll explicitly "
-                    "with `tickdb tp roll`.",
-                    self.session,
-                )
-
-    def _forced_roll(self) -> str | None:
-        target = max(
-            self.calendar.session_of(self.clock.now_ns()), self.session + dt.timedelta(days=1)
-        )
-        return self._roll(target)
-
-    def _roll(self, next_session: dt.date) -> str | None:
-        """End the session; None, or why not (the session goes on; ``roll_retry``)."""
-        if self.tp.mode == "batched":
-            self._flush_pending()
-        self._commit()
-        # The next journal first: if it cannot be opened, nothing has ended yet.
-        try:
-            journal = self._open_journal(next_session)
-        except OSError as exc:
-            self.counters.roll_failures += 1
-            return self.pending_roll.failed(self.session, next_session, exc)
-        self.pending_roll.succeeded()
-        ended = self.session
-        self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
-        self.journal.close()
-        self.committed_seq = self.seq
-        self.fanout.publish(self._outgoing)
-        self._outgoing = []
-        self._wait.sent_on_pub()
-        self.session = next_session
-        self.session_start_seq = self.seq
-        self.journal = journal
-        self.counters.rolls += 1
-        log.info("end of day %s at seq %d; new session %s", ended, self.seq, next_session)
-        return None
-
     def _shutdown(self) -> None:
         if self.tp.mode == "batched":
             self._flush_pending()
@@ -529,5 +514,6 @@ class Tickerplant:
         self.closed_connections.close()
         self.ingest.close(0)
         self.pub.close(0)
+        self.curve.stop(self.ctx)
         self.ctx.term()
         log.info("tickerplant stopped at seq %d", self.seq)
