@@ -44,6 +44,8 @@ from tickerplant.protocol import (
     decode_upd,
     record_parts,
 )
+from tickerplant.publisher_bindings import PublisherBindings
+from tickerplant.publisher_ids import PublisherGate
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
@@ -127,6 +129,9 @@ class Tickerplant(DayRoll):
         # With CURVE, every request is checked against its sender's roles (access.py).
         secure = self.curve.serve(self.ingest, "ingest")
         self.access = TickerplantAccess(self.curve, self.schemas) if secure else None
+        # Whose batches go under which publisher id; with CURVE, ids are bound to identities.
+        bindings = PublisherBindings(self.journal_dir, self.ledger.__contains__) if secure else None
+        self.publishers = PublisherGate(bindings)
         bind(self.ingest, self.tp.address, "tickerplant.address (--address)")
         self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
         self.closed_connections = ClosedConnections(
@@ -370,9 +375,14 @@ class Tickerplant(DayRoll):
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected one frame, UPD and body, got {len(frames) - 1}")
-            publisher, batch, base, table_name, received = decode_upd(frames[1])
+            secret, batch, base, table_name, received = decode_upd(frames[1])
         except ProtocolError as exc:
             self._refuse(identity, 0, "malformed", f"malformed UPD: {exc}")
+            return
+        # Before the ledger: a batch under an id not the sender's must leave it untouched.
+        publisher = self.publishers.admit(secret, who)
+        if isinstance(publisher, tuple):
+            self._refuse(identity, batch, *publisher)  # no ACK: the id is not the sender's
             return
         verdict = self.ledger.check(publisher, batch, base)
         if verdict is Verdict.DUPLICATE:
@@ -511,6 +521,7 @@ class Tickerplant(DayRoll):
         self._send_acks(force=True)
         self.journal.close()
         self.replay.stop()
+        self.publishers.close()
         self.closed_connections.close()
         self.ingest.close(0)
         self.pub.close(0)
