@@ -109,6 +109,9 @@ class Publisher:
         self.max_inflight = max_inflight
         self.batch_rows = batch_rows
         self.batch_ms = batch_ms
+        # A secret: whoever sends it publishes as this publisher (``publisher_ids``). Give
+        # your own only to keep exactly-once across a restart of this process, random and
+        # kept as a password is.
         self.publisher_id = publisher_id or os.urandom(16)
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)
