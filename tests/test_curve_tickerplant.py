@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import zmq
+from support.auth_config import FAST
 from support.curve_clients import nothing_arrives, raw_socket, request, wait_for_log
 from support.curve_keys import STRANGER, CurveKeys
-from support.harness import Proc, start_tp, wait_until
+from support.harness import Proc, free_port, start_tp, wait_until
 
+from qipc import QClient, Symbol
 from tickerplant.discovery import TickerplantRefused, TickerplantUnavailable, answer
 from tickerplant.discovery import request as tp_request
 from tickerplant.protocol import ERR, HELLO, REPLAY, ROLL, STATS, encode_upd, topic_for
@@ -27,6 +30,7 @@ ROLES = {
     "quoter": ["read:quote"],
     "trader": ["trade:A1"],  # no read, publish or admin role
     "admin": ["admin"],
+    "qfeed": ["publish:trade", "read:trade"],  # a q feedhandler, on the kdb+ port
 }
 TRADE = {"sym": "AAPL", "price": 189.5, "size": 100}
 
@@ -38,7 +42,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> CurveKeys:
 
 @pytest.fixture(scope="module")
 def tp(tmp_path_factory: pytest.TempPathFactory, keys: CurveKeys) -> Iterator[Proc]:
-    proc = start_tp(tmp_path_factory.mktemp("tp"), **keys.sections())
+    sections = keys.sections()
+    sections["auth.identities.qfeed"]["password"] = FAST.hash("pw")
+    sections["tickerplant"] = {"kdb_port": free_port()}
+    proc = start_tp(tmp_path_factory.mktemp("tp"), **sections)
     yield proc
     proc.stop()
 
@@ -196,3 +203,17 @@ def test_the_environment_gives_a_client_its_keys(
         monkeypatch.setenv(name, value)
     with Subscriber(tp.info["address"], tables=["trade"], start="session") as sub:
         assert sub.hello.raw["access"]["identity"] == "reader"
+
+
+def test_the_kdb_port_publishes_and_subscribes_as_the_components(tp: Proc, keys: CurveKeys):
+    """The kdb+ port's own Publisher and Subscriber reach the ZeroMQ ports with CURVE."""
+    port = int(tp.info["kdb_port"])
+    row = [Symbol("Q"), np.float64(1), np.int64(7)]
+    with (
+        QClient("127.0.0.1", port, user="qfeed", password="pw", timeout=10) as sub,
+        QClient("127.0.0.1", port, user="qfeed", password="pw", timeout=10) as feed,
+    ):
+        sub.sync(".u.sub", Symbol("trade"), Symbol(""))
+        assert feed.sync(".u.upd", Symbol("trade"), row) is None
+        pushed = sub.receive(10)[1]
+    assert [str(x) for x in pushed[:2]] == ["upd", "trade"]

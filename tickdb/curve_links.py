@@ -199,6 +199,11 @@ def for_config(config: Config) -> CurveLinks:
     return CurveLinks.from_config(config)
 
 
+def counters() -> dict[str, int]:
+    """The ZAP counters of this process's component links (empty when none installed)."""
+    return _installed.zap_counters() if _installed is not None else {}
+
+
 def client_keys(curve: CurveClient | None = None) -> CurveClient | None:
     """The keys a client socket connects with: ``curve``, else the installed component
     config's, else the environment's (module docstring); None: plaintext."""
