@@ -91,7 +91,7 @@ def gateway(
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     from gateway.server import Gateway
-    from tickdb.config import load_config
+    from tickdb.cli_options import load_config_or_exit
     from tickdb.logs import setup_logging
 
     # Flags override the config; a flag left out keeps the config's setting.
@@ -110,7 +110,7 @@ def gateway(
         "tp_address": tp,
         "order_port": order_port,
     }
-    cfg = load_config(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     settings = replace(cfg.gateway, **{k: v for k, v in flags.items() if v is not None})
     cfg = replace(cfg, gateway=settings)
     if fix_port is not None:

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from gateway.backends import Topology
 from gateway.merge import Executor
+from tickdb import curve_links
 
 
 class _BackendCollector(Collector):
@@ -60,6 +61,23 @@ class _BackendCollector(Collector):
         merges.add_metric(["arrow"], float(self.executor.arrow_merged))
         merges.add_metric(["duckdb"], float(self.executor.merged))
         yield merges
+        yield _zeromq_refused()
+
+
+def _zeromq_refused() -> CounterMetricFamily:
+    """Connections the CURVE of this process's ZeroMQ ports (the order port) refused."""
+    counts = curve_links.counters()
+    refused = CounterMetricFamily(
+        "tickdb_gateway_zeromq_refused",
+        "ZeroMQ connections refused ([curve]): a key no identity has, an identity without "
+        "the port's role, a client without CURVE or with another server key",
+        labels=["why"],
+    )
+    unknown = counts.get("zap_denied", 0) - counts.get("zap_denied_role", 0)
+    refused.add_metric(["unknown_key"], float(unknown))
+    refused.add_metric(["no_role"], float(counts.get("zap_denied_role", 0)))
+    refused.add_metric(["handshake"], float(counts.get("handshake_failed", 0)))
+    return refused
 
 
 class GatewayMetrics:

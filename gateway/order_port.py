@@ -13,6 +13,9 @@ with the fields of the HTTP bodies. Each request gets one reply frame of JSON:
 ``{"id", "ok": true, "order": {...}}`` once the venue answered (or at once with
 ``"wait": false``), or ``{"id", "ok": false, "error", "code", "message", "order"}``.
 Messages over ``MAX_REQUEST_BYTES`` are refused unread.
+
+With ``[curve]`` on the port is a CURVE server for identities with a ``trade`` role, and
+each request needs ``trade`` on its account (a refusal: ``"error": "forbidden"``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ from orders.model import (
     TimeInForce,
 )
 from orders.rows import Request
+from tickdb.auth import Identity
+from tickdb.curve_links import CurveLinks
+from tickdb.listen import bind
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +118,33 @@ def parse_new(body: dict[str, Any]) -> NewOrder:
     )
 
 
+def refusal(who: Identity, body: dict[str, Any]) -> str:
+    """Why ``who`` may not make the request ``body`` ("" when it may): ``trade`` on its
+    account; a cancel_all of every account needs ``trade`` on all of them."""
+    account = body.get("account")
+    if body.get("op") == "cancel_all" and not account:
+        role = who.role("trade")
+        if role is not None and role.resources is None:
+            return ""
+        return f"{who.name!r} may cancel only its own accounts: name one (account)"
+    if not isinstance(account, str) or who.may("trade", account):
+        return ""  # no account: a bad request, said as such
+    return f"{who.name!r} may not trade account {account}"
+
+
+def _error(corr: Any, error: str, code: str, message: str) -> dict[str, Any]:
+    return {
+        "id": corr,
+        "ok": False,
+        "error": error,
+        "code": code,
+        "message": message,
+        "order": None,
+    }
+
+
 class OrderPort:
-    def __init__(self, router: OrderRouter, address: str) -> None:
+    def __init__(self, router: OrderRouter, address: str, curve: CurveLinks | None = None) -> None:
         self.router = router
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.ROUTER)
@@ -122,7 +153,9 @@ class OrderPort:
         # Answers queued per client before ZeroMQ drops them: a client that pipelines
         # thousands of requests reads their answers later (tickdb.Orders.collect).
         self._socket.setsockopt(zmq.SNDHWM, ANSWER_BUFFER)
-        self._socket.bind(address)
+        self._curve = curve
+        self._secure = curve is not None and curve.serve(self._socket, "order", "trade")
+        bind(self._socket, address, "gateway.order_port (--order-port)")
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         # The stream's thread wakes this one when a waited-for order got its answer.
         wake_address = f"inproc://order-port-{id(self)}"
@@ -138,6 +171,7 @@ class OrderPort:
         self._thread = threading.Thread(target=self._run, name="order-port", daemon=True)
         self.requests = 0
         self.bad_requests = 0
+        self.forbidden = 0
         router.listeners.append(self._on_order)
 
     def start(self) -> OrderPort:
@@ -164,9 +198,10 @@ class OrderPort:
             self._socket.send_multipart([identity, raw])
 
     def _handle(
-        self, identity: bytes, raw: bytes, outbox: list[Request]
+        self, identity: bytes, raw: bytes, outbox: list[Request], who: Identity | None = None
     ) -> tuple[Order, Any] | None:
-        """Apply one request; returns (order, request id) when its answer is still due."""
+        """Apply one request; returns (order, request id) when its answer is still due.
+        ``who``: its sender, with CURVE on."""
         self.requests += 1
         corr: Any = None
         try:
@@ -174,6 +209,11 @@ class OrderPort:
             if not isinstance(body, dict):
                 raise BadRequest("a request is a JSON object")
             corr = body.get("id")
+            if self._secure and (denied := refusal(who, body) if who else "no identity"):
+                self.forbidden += 1
+                log.warning("order port: forbidden: %s", denied)
+                self._reply(identity, _error(corr, "forbidden", "forbidden", denied))
+                return None
             op = body.get("op")
             wait = bool(body.get("wait", True))
             router = self.router
@@ -231,17 +271,7 @@ class OrderPort:
         except (BadRequest, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
             self.bad_requests += 1
             log.warning("order port: bad request: %s", exc)
-            self._reply(
-                identity,
-                {
-                    "id": corr,
-                    "ok": False,
-                    "error": "bad_request",
-                    "code": "bad_request",
-                    "message": str(exc),
-                    "order": None,
-                },
-            )
+            self._reply(identity, _error(corr, "bad_request", "bad_request", str(exc)))
             return None
         except OrderRejected as exc:
             self._reply(
@@ -257,17 +287,7 @@ class OrderPort:
             )
             return None
         except OrdersUnavailable as exc:
-            self._reply(
-                identity,
-                {
-                    "id": corr,
-                    "ok": False,
-                    "error": "unavailable",
-                    "code": "orders_unavailable",
-                    "message": str(exc),
-                    "order": None,
-                },
-            )
+            self._reply(identity, _error(corr, "unavailable", "orders_unavailable", str(exc)))
             return None
         if not wait or order.status not in PENDING:
             self._reply(identity, {"id": corr, "ok": True, "order": order_dict(order)})
@@ -280,12 +300,14 @@ class OrderPort:
         with self.router.lock:
             for _ in range(MAX_RUN):
                 try:
-                    identity, raw = self._socket.recv_multipart(zmq.NOBLOCK)
+                    head, body = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
                 except ValueError:  # not two frames: a foreign client
                     continue
-                pending = self._handle(identity, raw, outbox)
+                who = self._curve.identity_of(head) if self._secure and self._curve else None
+                identity = head.bytes
+                pending = self._handle(identity, body.bytes, outbox, who)
                 if pending is not None:
                     due.append((identity, *pending))
             # Waiters are registered before the run is sent: no answer can come first.
@@ -338,4 +360,6 @@ class OrderPort:
             self._thread.join(5)
         for sock in (self._socket, self._wake_rx, self._wake_tx):
             sock.close(0)
+        if self._curve is not None:
+            self._curve.stop(self._ctx)
         self._ctx.term()

@@ -7,7 +7,9 @@
         answers = orders.collect(ids)                          # pipelined: one answer per id
 
 Same requests, rules and answers as HTTP (``docs/orders.md``); a refusal raises
-``OrderRejected``. One ``Orders`` is for one thread.
+``OrderRejected``. One ``Orders`` is for one thread. With ``[curve]`` on, ``curve=`` (a
+``tickdb.curve_links.CurveClient``, or ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY``)
+gives the key of an identity with ``trade`` on the accounts it sends for.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import zmq
 
 from gateway.client_errors import GatewayError
 from gateway.order_client import OrderRejected, new_order_fields
+from tickdb.curve_links import CurveClient, client_keys
 
 
 def _resolve(address: str, token: str | None) -> str:
@@ -42,7 +45,8 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
         return dict(body.get("order") or body)
     if body.get("error") == "rejected":
         raise OrderRejected(str(body["code"]), str(body["message"]), 422, body.get("order"))
-    raise GatewayError(str(body.get("code")), str(body.get("message")), 400)
+    status = 403 if body.get("error") == "forbidden" else 400
+    raise GatewayError(str(body.get("code")), str(body.get("message")), status)
 
 
 class Orders:
@@ -52,6 +56,7 @@ class Orders:
         *,
         timeout_s: float = 10.0,
         token: str | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
         # The token (or TICKDB_TOKEN) is for the HTTP look-up of the order port's address.
         self.address = _resolve(address, token)
@@ -60,6 +65,9 @@ class Orders:
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, 0)  # answers wait here until collected
+        self._curve = client_keys(curve)
+        if self._curve is not None:
+            self._curve.apply(self._socket)
         self._socket.connect(self.address)
         self._ids = itertools.count(1)
         self._early: dict[Any, dict[str, Any]] = {}  # answers that came before asked for
@@ -96,7 +104,9 @@ class Orders:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
                 missing = len(wanted - self._early.keys())
-                raise GatewayError("timeout", f"{missing} answers missing from {self.address}", 0)
+                hint = " (is this client's CURVE key refused?)" if self._curve else ""
+                message = f"{missing} answers missing from {self.address}{hint}"
+                raise GatewayError("timeout", message, 0)
             body = orjson.loads(self._socket.recv())
             self._early[body.get("id")] = body
         return [self._early.pop(i) for i in ids]

@@ -11,6 +11,7 @@ from gateway.order_router import OrderRouter
 from gateway.order_stream import ORDER_FLOW, OrderStream
 from orders.risk import RiskEngine
 from orders.risk_limits import limits_from_config
+from tickdb import curve_links
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
 from tickerplant.publisher import Publisher
@@ -102,6 +103,8 @@ def start_order_path(
     if not stream.wait_ready(ready_timeout_s):
         raise RuntimeError("the order path did not rebuild its state in time")
     address = cfg.gateway.order_port if port_address is None else port_address
-    port = OrderPort(router, address).start() if address else None
+    # Its own clients (Orders) prove who they are with CURVE when [curve] is on.
+    curve = curve_links.for_config(cfg)
+    port = OrderPort(router, address, curve).start() if address else None
     fix = start_fix(cfg, router, fix_port, authorizer, audit)
     return OrderPath(router, stream, publisher, port, fix)

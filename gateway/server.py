@@ -28,6 +28,7 @@ from gateway.kdb_port import GatewayKdbPort
 from gateway.planner import plan_query
 from gateway.router import Limits, Router
 from queries.service import QueryClient
+from tickdb import curve_links
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
 from tickdb.config import Config, GatewayConfig, kdb_limits
@@ -155,8 +156,9 @@ class Gateway:
         server_config.ssl = reloading.context
 
     def _connect_backends(self) -> Router:
+        curve = curve_links.for_config(self.config).client  # [curve]: the component's keys
         states = [
-            BackendState(f"{role}:{addr}", role, QueryClient(addr, self.limits.timeout_s))
+            BackendState(f"{role}:{addr}", role, QueryClient(addr, self.limits.timeout_s, curve))
             for role, addrs in (
                 ("rdb", self.settings.rdb_addresses),
                 ("hdb", self.settings.hdb_addresses),

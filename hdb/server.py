@@ -12,6 +12,7 @@ from typing import Any
 from hdb.catalog import Catalog
 from hdb.protocol import RELOAD, RELOADED
 from queries.service import QueryServer
+from tickdb import curve_links
 from tickdb.config import Config
 from tickdb.ready import write_ready
 from tickdb.types import BackendInfo, Shard
@@ -47,6 +48,8 @@ class Hdb:
             extra_handlers={RELOAD: self._reload},
             on_error=self.catalog.retry_after,
             setting="hdb.address (--address)",
+            curve=curve_links.for_config(config),
+            tables=config.tables,
         )
         self._stop = threading.Event()
 

@@ -68,12 +68,12 @@ def venue(
     """Run the matching venue of one symbol shard (docs/orders.md)."""
     from orders.model import StpMode
     from orders.venue import Venue
-    from tickdb.config import load_config
+    from tickdb.cli_options import load_config_or_exit
     from tickdb.logs import setup_logging
     from tickdb.ready import write_ready
 
     setup_logging()
-    cfg = load_config(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir)
     try:
         owned = Shard.parse(shard)
     except ValueError as exc:

@@ -4,6 +4,9 @@ Sockets come from a small pool, so one client can be shared by threads and run r
 parallel. A request that gets no reply in time raises ``QueryError("unavailable")`` and its
 socket is closed rather than returned, so a late reply to an abandoned request can never be
 read as the answer to the next one: the next request uses a fresh socket (a fresh identity).
+
+With ``[curve]`` on, ``curve=`` (or the component's config, or ``TICKDB_CURVE_KEY`` and
+``TICKDB_CURVE_SERVER_KEY``: ``tickdb.curve_links``) gives the client's keys.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from queries.service_protocol import (
     decode_result,
     encode_request,
 )
+from tickdb.curve_links import CurveClient, client_keys
 
 # Time allowed on top of the query's own limit for queueing on the wire and the transfer.
 _GRACE_S = 2.0
@@ -34,9 +38,12 @@ _MAX_IDLE_SOCKETS = 8
 class QueryClient:
     """Talks to one QueryServer. ``timeout_s`` bounds every wait for a reply."""
 
-    def __init__(self, address: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 30.0, curve: CurveClient | None = None
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self._curve = client_keys(curve)
         self._ctx: zmq.Context[Any] = zmq.Context.instance()
         self._idle: list[zmq.Socket[Any]] = []
         self._lock = threading.Lock()
@@ -105,6 +112,8 @@ class QueryClient:
                 return self._idle.pop()
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            self._curve.apply(sock)
         sock.connect(self.address)
         return sock
 
@@ -121,10 +130,11 @@ class QueryClient:
             sock.setsockopt(zmq.SNDTIMEO, max(1, int(wait_s * 1000)))
             sock.send_multipart(frames)
             if not sock.poll(max(1, int(wait_s * 1000)), zmq.POLLIN):
+                why = "backend down, overloaded or unreachable"
+                if self._curve is not None:
+                    why += ", or this client's CURVE key refused"
                 raise QueryError(
-                    "unavailable",
-                    f"no reply from {self.address} within {wait_s:g}s "
-                    "(backend down, overloaded or unreachable)",
+                    "unavailable", f"no reply from {self.address} within {wait_s:g}s ({why})"
                 )
             reply = sock.recv_multipart(copy=False)
         except zmq.Again:

@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 import zmq
 
+from queries.service_access import QueryAccess
 from queries.service_protocol import (
     INFO,
     QUERY,
@@ -39,6 +40,8 @@ from queries.service_protocol import (
 )
 from queries.service_watchdog import QueryGuard, Watchdog, lower_thread_priority
 from queries.sqlsafety import check_read_only
+from tickdb.auth import Identity
+from tickdb.curve_links import CurveLinks
 from tickdb.listen import bind
 
 log = logging.getLogger("tickdb.queries")
@@ -56,6 +59,7 @@ class _Job:
     tag: bytes
     frames: list[bytes]
     received: float  # time.monotonic() at arrival: the time limit counts queueing too
+    who: Identity | None = None  # the sender, when CURVE says (``access``)
 
 
 _PREFIX_KINDS = (
@@ -128,8 +132,12 @@ class QueryServer:
         on_error: Callable[[QueryError], bool] | None = None,
         worker_nice: int = 0,
         setting: str = "address",
+        curve: CurveLinks | None = None,
+        tables: Collection[str] = (),
     ) -> None:
-        """``setting`` names what chose ``address``, for the error when it is in use."""
+        """``setting`` names what chose ``address``, for the error when it is in use.
+        ``curve``: with ``[curve]`` on, clients are CURVE clients with a ``read`` role, and
+        each query is checked against the sender's read role on ``tables``."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self._prepare = prepare
@@ -147,6 +155,10 @@ class QueryServer:
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.MAXMSGSIZE, _MAX_REQUEST_BYTES)
+        self._curve = curve
+        self._access = None
+        if curve is not None and curve.serve(self._router, setting.split(" ")[0], "read"):
+            self._access = QueryAccess(curve, tables)
         bind(self._router, address, setting)
         self.endpoint: str = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._replies_addr = f"inproc://query-replies-{id(self)}"
@@ -191,6 +203,8 @@ class QueryServer:
             self._router.close(0)
             self._pull.close(0)
         self._threads.clear()
+        if self._curve is not None:
+            self._curve.stop(self._ctx)
         self._ctx.term()
 
     @staticmethod
@@ -222,15 +236,16 @@ class QueryServer:
                 if self._router in events:
                     while True:
                         try:
-                            frames = self._router.recv_multipart(zmq.NOBLOCK)
+                            frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._dispatch(frames)
+                        who = self._access.identity(frames[0]) if self._access else None
+                        self._dispatch([f.bytes for f in frames], who)
         finally:
             self._router.close(0)
             self._pull.close(0)
 
-    def _dispatch(self, frames: list[bytes]) -> None:
+    def _dispatch(self, frames: list[bytes], who: Identity | None = None) -> None:
         envelope, rest = frames[:1], frames[1:]
         if rest and rest[0] == b"":  # a REQ client: keep its delimiter for the reply
             envelope, rest = frames[:2], frames[2:]
@@ -238,7 +253,7 @@ class QueryServer:
             self._reply_now(envelope, QueryError("bad_query", "empty request").to_frames())
             return
         tag, body = rest[0], rest[1:]
-        job = _Job(envelope, tag, body, time.monotonic())
+        job = _Job(envelope, tag, body, time.monotonic(), who)
         if tag == QUERY:
             try:
                 self._queries.put_nowait(job)
@@ -292,6 +307,8 @@ class QueryServer:
 
     def _answer_control(self, job: _Job) -> list[bytes]:
         try:
+            if self._access is not None:
+                self._access.check_control(job.who, job.tag)
             if job.tag == INFO:
                 return [INFO, json.dumps(self.describe(), default=str).encode()]
             return list(self._handlers[job.tag](job.frames))
@@ -315,6 +332,7 @@ class QueryServer:
                 "queries_failed": self.queries_failed,
                 "timeouts": self.timeouts,
                 "rejected": self.rejected,
+                **(self._curve.zap_counters() if self._curve is not None else {}),
                 "queued": self._queries.qsize(),
                 "running": len(self._running),
             },
@@ -324,6 +342,8 @@ class QueryServer:
         try:
             request = decode_request(job.frames)
             check_read_only(request.sql)
+            if self._access is not None:
+                self._access.check_query(job.who, request.sql)
             timeout = min(self.timeout_s, request.timeout_s or self.timeout_s)
             max_rows = self.max_rows if request.max_rows is None else request.max_rows
             max_rows = min(max_rows, self.max_rows)

@@ -22,6 +22,7 @@ from rdb.maintenance import Maintenance
 from rdb.query import QueryEngine
 from rdb.recovery import Coverage, RdbState, find_chunks
 from rdb.store import Day, Store
+from tickdb import curve_links
 from tickdb.config import Config
 from tickdb.types import UNSHARDED, BackendInfo, Shard, TableInfo
 from tickerplant.subscriber import Subscriber
@@ -61,12 +62,14 @@ class Rdb:
         if shard is not None:
             self.intraday_root = self.intraday_root / f"shard-{shard.index}-of-{shard.count}"
         resume = self.state.resume_seq()
+        self.curve = curve_links.for_config(config)
         self.subscriber = Subscriber(
             tp_address,
             tables=rc.tables or None,
             syms=rc.syms or None,
             shard=shard,
             start="session" if resume is None else resume,
+            curve=self.curve.client,
         )
         hello = self.subscriber.hello
         tables = rc.tables or sorted(hello.schemas)
@@ -115,6 +118,8 @@ class Rdb:
             on_error=self._retry_on_vanished_chunk,
             worker_nice=QUERY_NICE,
             setting="rdb.address (--address)",
+            curve=self.curve,
+            tables=config.tables,
         )
         self.started = time.time()
 

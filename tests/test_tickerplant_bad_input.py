@@ -52,13 +52,16 @@ CASES = {
     ),
     "not arrow": (upd(1, b"trade", b"sym=AAPL,price=1.0"), "not a valid Arrow IPC stream"),
     "truncated arrow": (upd(1, b"trade", stream(GOOD)[:-40]), "not a valid Arrow IPC stream"),
+    # Over max_message_bytes (1 MB here) but under the ingest frame cap, which is 64 KiB
+    # more: refused with an error. A frame over the cap closes the connection instead
+    # (tests/test_tickerplant_frame_cap.py).
     "oversized": (
         upd(
             1,
             b"trade",
             stream(
                 {
-                    "sym": pa.array(["A" * 2000] * 1000),
+                    "sym": pa.array(["A" * 1010] * 1000),
                     "price": pa.array([1.0] * 1000),
                     "size": pa.array([1] * 1000, pa.int64()),
                 }

@@ -25,6 +25,7 @@ from tickerplant.ingest import encode_stream
 from tickerplant.journal import read_journal
 from tickerplant.onerow import OneRowDecoder
 from tickerplant.protocol import ERR, encode_upd
+from tickerplant.publisher_ids import public_id
 from tickerplant.server import Tickerplant
 from tickerplant.splice import batch_span, join
 
@@ -189,13 +190,14 @@ def frames_for(payloads: list[bytes], publisher: bytes, first_batch: int = 1) ->
 
 def test_messages_queued_together_become_one_record(make_tp) -> None:  # type: ignore[no-untyped-def]
     tp = make_tp()
-    rows = [(i, f"S{i % 7}" if i % 5 else None, i / 2, i) for i in range(300)]
+    rows = [(i, f"S{i % 7}", i / 2 if i % 5 else None, i) for i in range(300)]
     one_turn(tp, frames_for([one_row_payload(*r) for r in rows], os.urandom(16)))
     records = journaled(tp)
     assert len(records) == 1
     table = records[0].to_table()
     assert table.column("size").to_pylist() == list(range(300))
     assert table.column("sym").to_pylist() == [r[1] for r in rows]
+    assert table.column("price").to_pylist() == [r[2] for r in rows]
     assert len(records[0].origins) == 1 and records[0].origins[0][1] == 300
     assert tp.counters.messages == 300 and tp.counters.rows == 300
 
@@ -223,6 +225,29 @@ def test_a_bad_message_in_a_run_is_refused_alone_and_the_rest_keep_their_order(m
     assert tp.counters.rejected == 1
 
 
+@pytest.mark.parametrize("count", [1, 5, 40])  # alone, a short run (packed), a long one
+@pytest.mark.parametrize("timed", [True, False])
+def test_a_row_without_a_sym_is_refused_alone_in_any_run(make_tp, count: int, timed: bool) -> None:  # type: ignore[no-untyped-def]
+    tp = make_tp()
+    bad = {count // 2, count - 1}
+    syms = [None if i in bad else f"S{i}" for i in range(count)]
+    payloads = [
+        one_row_payload(i, sym, 1.0, i) if timed else untimed_payload(i, sym)
+        for i, sym in enumerate(syms)
+    ]
+    replies: list[list[bytes]] = []
+    tp.ingest.send_multipart = replies.append  # type: ignore[method-assign]
+    one_turn(tp, frames_for(payloads, b"n" * 16))
+    errors = [f for f in replies if f[1] == ERR]
+    assert sorted(int.from_bytes(f[2], "little") for f in errors) == sorted(i + 1 for i in bad)
+    assert all(b"sym is null in 1 of 1 row(s)" in f[3] for f in errors)
+    rows = [row for r in journaled(tp) for row in r.to_table().to_pylist()]
+    assert [row["size"] for row in rows] == [i for i in range(count) if i not in bad]
+    assert all(row["sym"] is not None for row in rows)
+    assert tp.counters.errors_by_reason == {"null_sym": len(bad)}
+    assert tp.ledger.ack_level(public_id(b"n" * 16)) == count  # refused batches count as handled
+
+
 def test_rows_without_time_are_stamped_in_a_run(make_tp) -> None:  # type: ignore[no-untyped-def]
     tp = make_tp()
     untimed = [
@@ -242,26 +267,33 @@ def test_rows_without_time_are_stamped_in_a_run(make_tp) -> None:  # type: ignor
     assert len(set(table.column("time").to_pylist())) == 1  # stamped with one receive time
 
 
-def untimed_payload(size: int, sym: str | None = "A") -> bytes:
-    table = pa.table({"sym": pa.array([sym], pa.string()), "price": [1.0], "size": [size]})
+def untimed_payload(size: int, sym: str | None = "A", price: float | None = 1.0) -> bytes:
+    table = pa.table(
+        {
+            "sym": pa.array([sym], pa.string()),
+            "price": pa.array([price], pa.float64()),
+            "size": [size],
+        }
+    )
     return encode_stream(table, TRADE.arrow_without_time)
 
 
 @pytest.mark.parametrize("timed", [True, False])
 def test_a_short_run_is_one_record_of_one_batch(make_tp, timed: bool) -> None:  # type: ignore[no-untyped-def]
     tp = make_tp()
-    rows = [(i, None if i == 2 else f"S{i}", i / 4, i) for i in range(5)]
-    payloads = [one_row_payload(*r) if timed else untimed_payload(r[3], r[1]) for r in rows]
+    rows = [(i, f"S{i}", None if i == 2 else i / 4, i) for i in range(5)]
+    payloads = [one_row_payload(*r) if timed else untimed_payload(r[3], r[1], r[2]) for r in rows]
     one_turn(tp, frames_for(payloads, b"s" * 16))
     (record,) = journaled(tp)
     assert [b.num_rows for b in ipc.open_stream(pa.py_buffer(record.payload))] == [5]
     table = record.to_table()
     assert table.schema.equals(TRADE.arrow)
     assert table.column("sym").to_pylist() == [r[1] for r in rows]
+    assert table.column("price").to_pylist() == [r[2] for r in rows]
     assert table.column("size").to_pylist() == list(range(5))
     times = table.column("time").cast(pa.int64()).to_pylist()
     assert times == (list(range(5)) if timed else [record.ts_recv] * 5)
-    assert record.origins == ((b"s" * 16, 5),)
+    assert record.origins == ((public_id(b"s" * 16), 5),)  # the secret never shows
 
 
 def test_a_single_row_is_journaled_as_sent_or_stamped(make_tp) -> None:  # type: ignore[no-untyped-def]
@@ -346,7 +378,8 @@ def test_batched_mode_joins_big_batches_without_re_encoding_them(make_tp) -> Non
     assert record.to_table().column("size").to_pylist() == sizes
 
 
-KINDS = ["row", "untimed", "multi", "big", "quote", "torn", "unknown_table"]
+KINDS = ["row", "untimed", "multi", "big", "quote", "torn", "unknown_table", "no_sym"]
+REFUSED_KINDS = ("torn", "unknown_table", "no_sym")
 
 
 def message_of(kind: str, i: int) -> tuple[bytes, bytes, list[int]]:
@@ -380,6 +413,21 @@ def message_of(kind: str, i: int) -> tuple[bytes, bytes, list[int]]:
     if kind == "torn":
         good = one_row_payload(i, "T", 1.0, i)
         return b"trade", good[: len(good) - 24], []
+    if kind == "no_sym":  # a row without a sym, in each of the shapes a run can take
+        if i % 3 == 0:
+            return b"trade", one_row_payload(i, None, 1.0, i), []
+        if i % 3 == 1:
+            return b"trade", untimed_payload(i, None), []
+        table = pa.table(
+            {
+                "time": pa.array([i] * 3, pa.int64()).cast(pa.timestamp("ns")),
+                "sym": pa.array(["M", None, "M"], pa.string()),
+                "price": [3.0] * 3,
+                "size": pa.array([i] * 3, pa.int64()),
+            },
+            schema=TRADE.arrow,
+        )
+        return b"trade", encode_stream(table, TRADE.arrow), []
     return b"nosuchtable", one_row_payload(i, "X", 1.0, i), []
 
 
@@ -418,7 +466,7 @@ def test_any_mix_of_messages_and_turns_journals_every_good_row_once_in_order(
             table, payload, sizes = message_of(kind, n)
             tp._handle([b"peer", encode_upd(b"m" * 16, n, n, table, payload)])
             expected.extend(sizes)
-            if kind in ("torn", "unknown_table"):
+            if kind in REFUSED_KINDS:
                 bad.append(n)
             if turn_ends:
                 tp._end_turn()
@@ -438,7 +486,7 @@ def test_any_mix_of_messages_and_turns_journals_every_good_row_once_in_order(
         assert got == expected
         refused = [int.from_bytes(f[2], "little") for f in replies if f[1] == ERR]
         assert refused == bad
-        assert tp.ledger.ack_level(b"m" * 16) == len(messages)
+        assert tp.ledger.ack_level(public_id(b"m" * 16)) == len(messages)
         assert tp.counters.rows == len(expected) + sum(k == "quote" for k, _ in messages)
         for r in records:
             assert r.to_table().column("time").null_count == 0

@@ -69,11 +69,16 @@ KeyOpt = Annotated[
 
 
 def load_config_or_exit(config: Path | None, data_dir: Path | None) -> Config:
-    """The config for a command; a bad one ends it with exit code 2 and the key named."""
+    """The config for a command; a bad one ends it with exit code 2 and the key named.
+    The command is then a component of that stack: its ZeroMQ links follow ``[curve]``
+    (``tickdb.curve_links.install``)."""
+    from tickdb import curve_links
     from tickdb.config import ConfigError, load_config
 
     try:
-        return load_config(config, data_dir)
+        cfg = load_config(config, data_dir)
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
+    curve_links.install(cfg)
+    return cfg

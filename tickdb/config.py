@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tickdb.auth import AuthConfig, check_auth_config
+from tickdb.curve import CurveConfig, check_curve_config
 from tickdb.schema import DEFAULT_TABLES, SchemaError, TableSchema
 from tickdb.tls import TlsConfig, check_tls_config
 from tickdb.types import PublishMode
@@ -39,6 +40,9 @@ class TickerplantConfig:
     batch_interval_ms: int = 100
     coalesce_queued: bool = True
     max_message_bytes: int = 64 * 1024 * 1024
+    # Largest frame the ingest socket reads (ZeroMQ MAXMSGSIZE); 0: max_message_bytes plus
+    # an UPD's header and table name (tickerplant.ingest_limits).
+    ingest_max_frame_bytes: int = 0
     subscriber_buffer: int = 100_000
     heartbeat_ms: int = 1000
     kdb_host: str = "127.0.0.1"
@@ -170,6 +174,7 @@ class Config:
     fix: FixConfig = field(default_factory=FixConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    curve: CurveConfig = field(default_factory=CurveConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -274,6 +279,14 @@ def _validate(config: Config) -> None:
         ZoneInfo(config.eod.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"eod.timezone: unknown time zone {config.eod.timezone!r}") from exc
+    from tickerplant.ingest_limits import check_frame_cap
+
+    try:
+        check_frame_cap(
+            config.tickerplant.max_message_bytes, config.tickerplant.ingest_max_frame_bytes
+        )
+    except ValueError as exc:
+        raise ConfigError(f"tickerplant.ingest_max_frame_bytes: {exc}") from exc
     from tickerplant.clock import parse_roll_time
 
     try:
@@ -299,6 +312,7 @@ def _validate(config: Config) -> None:
     try:
         check_auth_config(config.auth, tables=config.tables)
         check_tls_config(config.tls)
+        check_curve_config(config.curve, config.auth)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
 

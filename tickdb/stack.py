@@ -4,6 +4,8 @@ Starts, in dependency order, the tickerplant, an HDB and an RDB per shard, the g
 (with ``--demo``) the synthetic feed, each as its own process, waiting for each to announce
 its endpoints in a ready file. Ctrl-C (or SIGTERM, SIGHUP, or any component dying) stops
 everything in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
+With ``[curve]`` on, the components read it from the config; the demo feed and strategy,
+clients without a config, are given the components' keys in their environment.
 
 Each component gets a process group of its own (a terminal's Ctrl-C reaches only ``tickdb
 up``, which stops the rest in order) but stays in this session, so the kernel schedules the
@@ -56,7 +58,9 @@ class Stack:
             args += ["--config", str(self.config_path)]
         return args
 
-    def _start(self, name: str, args: list[str], ready: bool = True) -> Launched:
+    def _start(
+        self, name: str, args: list[str], ready: bool = True, env: dict[str, str] | None = None
+    ) -> Launched:
         ready_file = self.run_dir / f"{name}.json" if ready else None
         component = launch(
             args,
@@ -64,7 +68,7 @@ class Stack:
             log_path=self.log_dir / f"{name}.log",
             ready_file=ready_file,
             ready_timeout_s=self.ready_timeout_s,
-            env=self.env,
+            env={**self.env, **(env or {})},
         )
         self.components.append(component)
         return component
@@ -124,15 +128,26 @@ class Stack:
             gateway_args += ["--hdb", address]
         self._start("gateway", gateway_args)
         if self.demo:
+            env = self._client_env()
             self._start(
                 "feed",
                 ["feed", "--demo", "--address", tp_address, "--rate", str(self.demo_rate)],
                 ready=False,
+                env=env,
             )
             if orders:
-                self._start(
-                    "strategy", ["strategy", "--demo", "--url", self.gateway_url()], ready=False
-                )
+                strategy = ["strategy", "--demo", "--url", self.gateway_url()]
+                self._start("strategy", strategy, ready=False, env=env)
+
+    def _client_env(self) -> dict[str, str] | None:
+        """What a client without a config connects with: the components' own keys."""
+        curve = self.config.curve
+        if curve.mode == "off":
+            return None
+        from tickdb.curve import load_pair
+        from tickdb.curve_links import ENV_KEY, ENV_SERVER_KEY
+
+        return {ENV_KEY: curve.client_key, ENV_SERVER_KEY: load_pair(curve.server_key).public}
 
     def endpoints(self) -> list[tuple[str, str]]:
         rows = []

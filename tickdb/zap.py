@@ -9,19 +9,28 @@ server can bind what a client does to who it proved to be.
 
 Without a ZAP handler a CURVE server lets ANY client key in (it only encrypts), so
 :func:`curve_server` refuses a context that has none running.
+
+A server socket may also name the role a client needs at all (``needs``): its ZAP domain
+then says so (``tickdb:read:publish``: the publish port, for identities with some ``read``
+role), and the handler refuses other identities in the handshake, before they can send a
+byte the server would read. Finer checks (which table, which account) stay with the server.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
-from tickdb.auth import Authorizer, Identity
+from tickdb.auth import ACTIONS, Action, Authorizer, Identity
 from tickdb.keyfiles import CurveKeyPair
 
 log = logging.getLogger(__name__)
@@ -40,7 +49,18 @@ _running_lock = threading.Lock()
 @dataclass
 class ZapCounters:
     allowed: int = 0
-    denied: int = 0
+    denied: int = 0  # every refusal: an unknown key, or a known one without the role
+    denied_role: int = 0  # of them, known keys without the role the port needs
+    handshake_failed: int = 0  # clients without CURVE, or with another server key (watch)
+
+
+# What a failed handshake's protocol error says of the client (ZMQ_EVENT_HANDSHAKE_FAILED_*).
+_HANDSHAKE_ERRORS: dict[int, str] = {
+    zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: "it does not speak CURVE (no key)",
+    zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "its handshake does not decrypt (another server key?)",
+}
+_WATCHED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+_watch_ids = itertools.count()
 
 
 class ZapHandler:
@@ -54,6 +74,7 @@ class ZapHandler:
         self._stop = threading.Event()
         self._bound = threading.Event()
         self._error: Exception | None = None
+        self._watches: queue.SimpleQueue[tuple[zmq.Socket[bytes], str]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="zap", daemon=True)
 
     def start(self) -> ZapHandler:
@@ -85,6 +106,17 @@ class ZapHandler:
             if _running.get(self.context) is self:
                 del _running[self.context]
 
+    def watch(self, socket: zmq.Socket[bytes], port: str) -> None:
+        """Log and count the handshakes ``socket`` (a CURVE server in this context) fails
+        before ZAP is asked: a client without CURVE, or one holding another server key.
+        From the socket's own thread, before it binds."""
+        address = f"inproc://zap-watch-{next(_watch_ids)}"
+        socket.monitor(address, _WATCHED)
+        pair = self.context.socket(zmq.PAIR)
+        pair.linger = 0
+        pair.connect(address)
+        self._watches.put((pair, port))  # from now on the handler's thread's alone
+
     def identity_of(self, frame: zmq.Frame) -> Identity | None:
         """Who sent ``frame`` (received with ``copy=False`` on a CURVE server socket), or
         None for a frame without a User-Id (a socket without ZAP)."""
@@ -108,23 +140,46 @@ class ZapHandler:
             self._bound.set()
             return
         self._bound.set()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        watched: dict[zmq.Socket[bytes], str] = {}
         try:
             while not self._stop.is_set():
-                if sock.poll(POLL_MS):
-                    request = sock.recv_multipart()
-                    sock.send_multipart(self._answer(request))
+                while not self._watches.empty():
+                    pair, port = self._watches.get_nowait()
+                    watched[pair] = port
+                    poller.register(pair, zmq.POLLIN)
+                for ready, _ in poller.poll(POLL_MS):
+                    if ready is sock:
+                        request = sock.recv_multipart()
+                        sock.send_multipart(self._answer(request))
+                    else:
+                        self._failed_handshake(recv_monitor_message(ready), watched[ready])
+        except zmq.ContextTerminated:
+            pass  # the context ended before stop(): nothing is left to answer
         finally:
-            sock.close()
+            sock.close(0)
+            for pair in watched:
+                pair.close(0)
+
+    def _failed_handshake(self, event: dict[str, Any], port: str) -> None:
+        self.counters.handshake_failed += 1
+        value = event.get("value")
+        if event.get("event") == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            why = _HANDSHAKE_ERRORS.get(int(value or 0), f"protocol error {value:#x}")
+        else:  # the client went first: it gave up on the handshake (errno in value)
+            why = "it closed the connection in the handshake (no key, or another server key?)"
+        log.warning("zap: a client failed the CURVE handshake on the %s port: %s", port, why)
 
     def _answer(self, request: list[bytes]) -> list[bytes]:
         if len(request) < 6 or request[0] != ZAP_VERSION:
             log.error("zap: malformed request of %d frames", len(request))
             request_id = request[1] if len(request) > 1 else b""
             return [ZAP_VERSION, request_id, b"400", b"malformed request", b"", b""]
-        _, request_id, _domain, address, _routing_id, mechanism, *credentials = request
+        _, request_id, domain, address, _routing_id, mechanism, *credentials = request
         peer = address.decode(errors="replace")
         try:
-            user_id = self._decide(mechanism, credentials, peer)
+            user_id = self._decide(mechanism, credentials, peer, domain)
         except Exception:
             log.exception("zap: request from %s failed", peer)
             return [ZAP_VERSION, request_id, b"500", b"internal error", b"", b""]
@@ -134,7 +189,9 @@ class ZapHandler:
         self.counters.allowed += 1
         return [ZAP_VERSION, request_id, b"200", b"OK", user_id.encode(), b""]
 
-    def _decide(self, mechanism: bytes, credentials: list[bytes], peer: str) -> str | None:
+    def _decide(
+        self, mechanism: bytes, credentials: list[bytes], peer: str, domain: bytes = ZAP_DOMAIN
+    ) -> str | None:
         """The User-Id to connect ``peer`` as, or None to deny it."""
         if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
             if not self.authorizer.enabled:
@@ -143,11 +200,49 @@ class ZapHandler:
             return None
         public = z85.encode(credentials[0]).decode()
         identity = self.authorizer.identity_for_curve_key(public)
+        needs, port = parse_domain(domain)
         if identity is None:
-            log.warning("zap: denied CURVE key %s from %s: not in [auth]", public, peer)
+            where = f" (the {port} port)" if port else ""
+            log.warning("zap: denied CURVE key %s from %s%s: not in [auth]", public, peer, where)
+            return None
+        if needs is not None and not identity.has_role(needs):
+            self.counters.denied_role += 1
+            log.warning(
+                "zap: denied CURVE key %s from %s: %r has no %s role, which the %s port needs",
+                public,
+                peer,
+                identity.name,
+                needs,
+                port,
+            )
             return None
         log.info("zap: CURVE key %s from %s is %r", public, peer, identity.name)
         return identity.name
+
+
+def domain_for(needs: Action | None, port: str) -> bytes:
+    """The ZAP domain of a server socket whose clients need a ``needs`` role."""
+    if needs is None:
+        return ZAP_DOMAIN
+    if needs not in ACTIONS:
+        raise ValueError(f"unknown action {needs!r}")
+    return b"%s:%s:%s" % (ZAP_DOMAIN, needs.encode(), port.encode() or b"-")
+
+
+def parse_domain(domain: bytes) -> tuple[Action | None, str]:
+    """The role a ZAP domain asks for (None: any identity) and the port it names."""
+    _, _, rest = domain.partition(b":")
+    action, _, port = rest.decode(errors="replace").partition(":")
+    for known in ACTIONS:
+        if action == known:
+            return known, port
+    return None, port
+
+
+def handler_for(context: zmq.Context[zmq.Socket[bytes]]) -> ZapHandler | None:
+    """The ZAP handler running in ``context``, if any."""
+    with _running_lock:
+        return _running.get(context)
 
 
 def _key(value: str | bytes) -> bytes:
@@ -157,9 +252,16 @@ def _key(value: str | bytes) -> bytes:
     return raw
 
 
-def curve_server(socket: zmq.Socket[bytes], server_secret: str | bytes) -> None:
+def curve_server(
+    socket: zmq.Socket[bytes],
+    server_secret: str | bytes,
+    *,
+    needs: Action | None = None,
+    port: str = "",
+) -> None:
     """Make ``socket`` a CURVE server (before it binds): traffic is encrypted and only the
-    clients its context's :class:`ZapHandler` allows get in."""
+    clients its context's :class:`ZapHandler` allows get in: with ``needs``, only identities
+    with some role of that action (``port`` names the socket in the handler's log)."""
     with _running_lock:
         if socket.context not in _running:
             raise RuntimeError(
@@ -169,7 +271,7 @@ def curve_server(socket: zmq.Socket[bytes], server_secret: str | bytes) -> None:
     secret = _key(server_secret)
     socket.curve_secretkey = secret
     socket.curve_publickey = zmq.curve_public(secret)
-    socket.zap_domain = ZAP_DOMAIN
+    socket.zap_domain = domain_for(needs, port)
     # And should the handler stop, libzmq refuses clients rather than letting them in.
     socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
     socket.curve_server = True

@@ -28,6 +28,8 @@ def _run_tp(
     import dataclasses
     import logging
 
+    from tickdb import curve_links
+    from tickdb.auth import Authorizer
     from tickdb.logs import setup_logging
     from tickdb.malloc import keep_large_buffers
     from tickdb.ready import write_ready
@@ -41,6 +43,9 @@ def _run_tp(
         cfg = dataclasses.replace(
             cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
         )
+    authorizer = Authorizer(cfg.auth)
+    # Its ZeroMQ ports, and the kdb+ port's own clients of them, follow [curve].
+    curve_links.install(cfg, authorizer)
     try:
         tp = Tickerplant(cfg, clock=_clock(clock_start), repair_journal=repair)
     except JournalCorrupt as exc:
@@ -49,7 +54,6 @@ def _run_tp(
     kdb = None
     if cfg.tickerplant.kdb_port != 0:
         from tickdb.audit import AuditLog
-        from tickdb.auth import Authorizer
         from tickdb.config import kdb_limits
         from tickdb.tls import port_tls
         from tickerplant.kdb_port import KdbPort
@@ -64,7 +68,7 @@ def _run_tp(
                 limits=kdb_limits(cfg.tickerplant),
                 clock=tp.clock,
                 seq_source=lambda: tp.committed_seq,
-                authorizer=Authorizer(cfg.auth),
+                authorizer=authorizer,
                 audit=AuditLog.for_config(cfg, "tickerplant"),
                 tls=port_tls(cfg.tls, "tickerplant_kdb"),
             ).start()
@@ -119,7 +123,8 @@ def _clock(clock_start: str | None) -> Any:
 
 
 def tp_roll(address: AddressOpt = DEFAULT_ADDRESS) -> None:
-    """End the current session now (e.g. after the tickerplant refused a clock jump)."""
+    """End the current session now (e.g. after the tickerplant refused a clock jump).
+    With [curve] on: an admin's key in TICKDB_CURVE_KEY, TICKDB_CURVE_SERVER_KEY."""
     reply = _request(address, b"ROLL")
     typer.echo(f"rolled; session {reply['session']} from seq {reply['seq']}")
 
@@ -132,17 +137,22 @@ def tp_stats(address: AddressOpt = DEFAULT_ADDRESS) -> None:
 def _request(address: str, tag: bytes) -> dict[str, Any]:
     import zmq
 
-    from tickerplant.discovery import TickerplantUnavailable, request
+    from tickerplant.discovery import (
+        TickerplantRefused,
+        TickerplantUnavailable,
+        answer,
+        request,
+    )
 
     ctx = zmq.Context()
     try:
-        reply = request(ctx, address, [tag], 10.0)
-    except TickerplantUnavailable as exc:
+        body = answer(request(ctx, address, [tag], 10.0), address)
+    except (TickerplantUnavailable, TickerplantRefused, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     finally:
         ctx.term()
-    return dict(json.loads(reply[1]))
+    return dict(json.loads(body))
 
 
 def feed(

@@ -5,7 +5,8 @@ lowest unacknowledged number (everything below ``base`` was acknowledged, hence 
 The tickerplant accepts only the next batch in order, drops (and re-acknowledges) any it has
 already journaled, and asks for a resend when one is missing, so a publisher that reconnects
 and resends never doubles a row and never skips one. The state is rebuilt from the journal's
-record origins at start-up.
+record origins at start-up. Publishers are known here by their public ids
+(``publisher_ids``): what a publisher sends is a secret only it knows.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class PublisherLedger:
 
     def __len__(self) -> int:
         return len(self._publishers)
+
+    def __contains__(self, publisher: bytes) -> bool:
+        return publisher in self._publishers
 
 
 def last_batch_per_publisher(origins: list[tuple[bytes, int]]) -> list[tuple[bytes, int]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from tickdb.schema import TableSchema
@@ -55,7 +56,42 @@ ONE_ROW_RUN = 32
 
 
 class IngestError(ValueError):
-    """A batch the tickerplant refuses; the message goes back to the publisher."""
+    """A batch the tickerplant refuses; the message goes back to the publisher, ``reason``
+    names the kind in the tickerplant's counters (``errors_by_reason``)."""
+
+    def __init__(self, message: str, reason: str = "bad_batch") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# ``sym`` is every table's second column (``tickdb.schema``): first without ``time``.
+SYM = 1
+
+
+def null_sym_error(table: str, nulls: int, rows: int, first: int) -> IngestError:
+    """The refusal of a batch with rows whose ``sym`` is null.
+
+    Such rows used to be journaled and acknowledged, then matched no shard, so no RDB ever
+    held them: the whole batch is refused instead, before anything of it is journaled.
+    """
+    return IngestError(
+        f"table {table!r}: sym is null in {nulls} of {rows} row(s) (first: row {first}); "
+        "every row needs a sym, so the whole batch was refused",
+        reason="null_sym",
+    )
+
+
+def null_syms(rows: pa.RecordBatch | pa.Table) -> int:
+    """How many rows have no ``sym`` (Arrow keeps the count: no scan)."""
+    return int(rows.column("sym").null_count)
+
+
+def check_syms(table: str, rows: pa.RecordBatch | pa.Table) -> None:
+    """IngestError when a row of ``rows`` has a null ``sym``."""
+    nulls = null_syms(rows)
+    if nulls:
+        first = pc.index(pc.is_null(rows.column("sym")), True).as_py()
+        raise null_sym_error(table, nulls, rows.num_rows, first)
 
 
 def encode_stream(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> bytes:
@@ -92,6 +128,11 @@ class BatchValidator:
         self._packers = {
             name: RowPacker(schema.arrow, schema.arrow_without_time, rowpack)
             for name, schema in schemas.items()
+        }
+        # Where a packed payload holds its sym column's null count (packed runs are in the
+        # table's canonical layout): one read tells whether any row lacks a sym.
+        self._packed_sym_nulls = {
+            name: packer.packed_nulls_at(SYM) for name, packer in self._packers.items()
         }
         # Keyed by the table name as it arrives on the wire, for the per-message hot path.
         self._wire_prefixes = {
@@ -145,6 +186,8 @@ class BatchValidator:
         if len(spans) < self._pack_below:
             packed = self._packers[table].pack(has_time, spans, now_ns)
             if packed is not None:
+                if self._packed_null_syms(table, packed):
+                    return None  # one at a time: only the rows without a sym are refused
                 return Validated(packed, None, len(spans))
         if len(spans) >= ONE_ROW_RUN:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
@@ -159,6 +202,8 @@ class BatchValidator:
             except UNREADABLE:
                 return None
             rows = read.combine_chunks()
+        if null_syms(rows):
+            return None
         prefix = self._canonical_prefix[table]
         if not has_time:
             return _stamped(rows, schema, now_ns, prefix)
@@ -172,11 +217,19 @@ class BatchValidator:
         packer = self._packers[table]
         if has_time:
             span = _one_message(payload, len(self._canonical_prefix[table]))
-            fits = packer.layout_for(True, span) is not None
-            return Validated(payload, None, 1) if fits else None
+            layout = packer.layout_for(True, span)
+            if layout is None or span[layout.nulls_at[SYM]]:
+                return None  # ``validate`` says what is wrong
+            return Validated(payload, None, 1)
         span = _one_message(payload, len(self._untimed_prefix[table]))
         packed = packer.pack(False, [span], now_ns)
-        return None if packed is None else Validated(packed, None, 1)
+        if packed is None or self._packed_null_syms(table, packed):
+            return None
+        return Validated(packed, None, 1)
+
+    def _packed_null_syms(self, table: str, packed: bytes) -> int:
+        at = self._packed_sym_nulls[table]
+        return int.from_bytes(packed[at : at + 8], "little")
 
     def validate(self, table: str, payload: bytes | memoryview, now_ns: int) -> Validated:
         """The canonical payload and its decoded rows, or IngestError."""
@@ -194,18 +247,26 @@ class BatchValidator:
         packer = self._packers[table]
         if view[: len(prefix)] == prefix:
             # One row as the table's own schema: journaled as it came once checked.
-            if packer.layout_for(True, _one_message(view, len(prefix))) is not None:
+            message = _one_message(view, len(prefix))
+            layout = packer.layout_for(True, message)
+            if layout is not None:
+                if message[layout.nulls_at[SYM]]:
+                    raise null_sym_error(table, 1, 1, 0)
                 return Validated(view, None, 1)
             batch = self._canonical_batch(schema.arrow, view[len(prefix) :])
             if batch is not None:
+                check_syms(table, batch)
                 return Validated(view, batch)
         untimed = self._untimed_prefix[table]
         if view[: len(untimed)] == untimed:
             packed = packer.pack(False, [_one_message(view, len(untimed))], now_ns)
             if packed is not None:
+                if self._packed_null_syms(table, packed):
+                    raise null_sym_error(table, 1, 1, 0)
                 return Validated(packed, None, 1)
             batch = self._canonical_batch(schema.arrow_without_time, view[len(untimed) :])
             if batch is not None:
+                check_syms(table, batch)
                 return _stamped(batch, schema, now_ns, prefix)
         return self._slow_path(schema, payload, now_ns)
 
@@ -271,6 +332,7 @@ class BatchValidator:
                     )
             columns.append(data)
         canonical = pa.Table.from_arrays(columns, schema=schema.arrow).combine_chunks()
+        check_syms(schema.name, canonical)
         return Validated(encode_stream(canonical, schema.arrow), canonical)
 
 

@@ -339,14 +339,23 @@ class JournalWriter:
         self.index = index
         self.fsync_policy = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists() or path.stat().st_size == 0
+        existed = path.exists()
+        new = not existed or path.stat().st_size == 0
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        if new:
-            os.write(self._fd, JOURNAL_MAGIC)
-            fsync_dir(path.parent)
-        else:
-            index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
-        self.size = os.fstat(self._fd).st_size
+        try:
+            if new:
+                os.write(self._fd, JOURNAL_MAGIC)
+                fsync_dir(path.parent)
+            else:
+                index.seek_offset(path, 0)  # index what an earlier run wrote, before appending
+            self.size = os.fstat(self._fd).st_size
+        except BaseException:
+            # Opening failed half way (no descriptor left for the directory's fsync, say):
+            # leave nothing open and no file this call made, so a retry starts afresh.
+            os.close(self._fd)
+            if not existed:
+                path.unlink(missing_ok=True)
+            raise
         self._queued: list[bytes | memoryview] = []
         self._queued_bytes = 0
         self._queued_sizes: list[int] = []

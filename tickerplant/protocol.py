@@ -5,7 +5,7 @@ same thing in prose. A *record* is::
 
     u32 body_len | u32 crc32(body) | body
     body = u8 kind | u8 version | u16 table_len | u16 origin_count | u64 seq | i64 ts_recv
-           | table (utf-8) | origin_count x (16-byte publisher id, u64 batch number)
+           | table (utf-8) | origin_count x (16-byte public publisher id, u64 batch number)
            | payload
 
 All integers are little-endian. ``payload`` is an Arrow IPC stream (schema + batches) for
@@ -54,7 +54,7 @@ RECORD_HEADER = struct.Struct("<II")
 BODY_PREFIX = struct.Struct("<BBHHQq")
 _NAME_ORIGINS = struct.Struct("<2xHH")  # BODY_PREFIX's table name length and origin count
 ORIGIN = struct.Struct("<16sQ")
-UPD_HEADER = struct.Struct("<16sQQH")  # publisher id, batch no, lowest unacked batch, table len
+UPD_HEADER = struct.Struct("<16sQQH")  # secret publisher id, batch, lowest unacked, table len
 U64 = struct.Struct("<Q")
 HEADER_SIZE = RECORD_HEADER.size + BODY_PREFIX.size
 

@@ -25,6 +25,9 @@ Arrow, ``tickerplant.row_message``).
     pub.publish("trade", sym="AAPL", price=189.5, size=100)
     pub.publish("trade", ("MSFT", 410.1, 200))
     pub.flush()
+
+With ``[curve]`` on: ``curve=CurveClient.from_files("feed1.secret", "server.pub")``, or
+``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY`` (``tickdb.curve_links``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 import zmq
 
+from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
 from tickerplant.discovery import Hello, request_hello
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
@@ -48,7 +52,14 @@ from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
 from tickerplant.table_payload import to_arrow, to_batch
 
-__all__ = ["MAX_BUFFERED_ROWS", "PublishError", "Publisher", "PublisherFull", "to_arrow"]
+__all__ = [
+    "MAX_BUFFERED_ROWS",
+    "MessageTooLarge",
+    "PublishError",
+    "Publisher",
+    "PublisherFull",
+    "to_arrow",
+]
 log = logging.getLogger(__name__)
 
 # A plain int: combining zmq's flag enums costs more than the send itself for small messages.
@@ -61,6 +72,12 @@ _COPY_BELOW = 65536
 
 class PublisherFull(TimeoutError):
     """``max_inflight`` batches await acknowledgement and none came for ``timeout_s``."""
+
+
+class MessageTooLarge(ValueError):
+    """A batch over the tickerplant's ``max_message_bytes``: refused here, before sending
+    (a frame far over it would only have the tickerplant close the connection, and the
+    batch go again with every reconnect)."""
 
 
 class PublishError(Exception):
@@ -84,6 +101,7 @@ class Publisher:
         resend_after_s: float = 1.0,
         timeout_s: float = 30.0,
         publisher_id: bytes | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
         self.address = address
         self.timeout_s = timeout_s
@@ -91,6 +109,9 @@ class Publisher:
         self.max_inflight = max_inflight
         self.batch_rows = batch_rows
         self.batch_ms = batch_ms
+        # A secret: whoever sends it publishes as this publisher (``publisher_ids``). Give
+        # your own only to keep exactly-once across a restart of this process, random and
+        # kept as a password is.
         self.publisher_id = publisher_id or os.urandom(16)
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)
@@ -99,6 +120,8 @@ class Publisher:
         # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
+        if (keys := client_keys(curve)) is not None:
+            keys.apply(self._socket)
         self._socket.connect(address)
         # pyzmq's own send, without its Python wrapper's checks for options this socket
         # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
@@ -110,7 +133,7 @@ class Publisher:
         self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.disconnects = 0
         self._lost_since_ack = False
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s)
+        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=keys)
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
@@ -131,6 +154,8 @@ class Publisher:
         # ``resend_after_s`` with the next ack.
         self._stall_s = resend_after_s
         self._errors: list[tuple[int, str]] = []
+        # A buffered row too big to send, found by the flush timer: the next flush raises it.
+        self._too_large_rows: MessageTooLarge | None = None
         self._buffered = batch_rows > 0 or batch_ms > 0
         self._max_message_bytes = int(self.hello.raw.get("max_message_bytes", 64 << 20))
         self._limit = batch_rows if batch_rows > 0 else MAX_BUFFERED_ROWS
@@ -195,12 +220,17 @@ class Publisher:
         schema = self.schemas.get(table)
         if schema is None:
             raise ValueError(f"unknown table {table!r} (known: {', '.join(sorted(self.schemas))})")
+        if refusal := self.hello.refusal("publish", [table]):  # the tickerplant would refuse
+            raise PermissionError(refusal)
         if self._buffered:
             writer = RowWriter(schema, limit=self._limit, on_full=lambda: self._flush_table(table))
         else:
             name, lock, send_new = table.encode(), self._lock, self._send_new
+            limit = self._max_message_bytes
 
             def send(payload: bytes) -> None:
+                if len(payload) > limit:
+                    raise self._too_large(table, len(payload))
                 with lock:
                     send_new(name, (payload,))
 
@@ -214,7 +244,9 @@ class Publisher:
         with self._lock:
             if not self._buffered:
                 name = table.encode()
-                self._send_new(name, self._pieces(name, batch))
+                pieces = self._pieces(name, batch)
+                self._check_size(table, pieces)
+                self._send_new(name, pieces)
                 return
             parts = self._parts.setdefault(table, [])
             writer = self._writers[table]
@@ -242,8 +274,20 @@ class Publisher:
 
     def publish_ipc(self, table: str, payload: bytes) -> int:
         """Send an already encoded Arrow IPC stream; returns its batch number."""
+        self._check_size(table, (payload,))
         with self._lock:
             return self._send_new(table.encode(), (payload,))
+
+    def _check_size(self, table: str, pieces: tuple[bytes | pa.Buffer, ...]) -> None:
+        size = sum(len(p) for p in pieces)
+        if size > self._max_message_bytes:
+            raise self._too_large(table, size)
+
+    def _too_large(self, table: str, size: int) -> MessageTooLarge:
+        return MessageTooLarge(
+            f"table {table!r}: a batch of {size} bytes exceeds the tickerplant's "
+            f"max_message_bytes ({self._max_message_bytes}); publish fewer rows at once"
+        )
 
     def _flush_table(self, table: str) -> None:
         with self._lock:
@@ -253,7 +297,8 @@ class Publisher:
         """Send what the table has buffered: consecutive batches of one schema (with or
         without time) as one batch, cut in halves while a payload is over the
         tickerplant's ``max_message_bytes``. What could not be sent (``PublisherFull``)
-        goes back to the buffer, ahead of anything newer."""
+        goes back to the buffer, ahead of anything newer; a single row too big to send at
+        all (``MessageTooLarge``) is dropped, the rest kept."""
         parts = self._parts.pop(table, [])
         self._parts_started.pop(table, None)
         writer = self._writers.get(table)
@@ -270,9 +315,11 @@ class Publisher:
             pieces = self._cut(name, merged)
             for i, (_, payload) in enumerate(pieces):
                 try:
+                    self._check_size(table, payload)  # one row alone may still be too big
                     self._send_new(name, payload)
-                except BaseException:
-                    unsent = [b for b, _ in pieces[i:]]
+                except BaseException as exc:
+                    kept = i + 1 if isinstance(exc, MessageTooLarge) else i
+                    unsent = [b for b, _ in pieces[kept:]]
                     self._parts[table] = unsent + parts + self._parts.get(table, [])
                     self._parts_started.setdefault(table, time.monotonic())
                     raise
@@ -437,6 +484,9 @@ class Publisher:
         """Send buffered rows and wait until every batch is journaled."""
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         with self._lock:
+            too_large, self._too_large_rows = self._too_large_rows, None
+            if too_large is not None:
+                raise too_large
             for table in {*self._parts, *self._writers}:
                 self._send_buffer(table)
             self._last_progress = max(self._last_progress, time.monotonic() - 0.5)
@@ -471,6 +521,10 @@ class Publisher:
                 except PublisherFull as exc:
                     # Kept in the buffer; publish and flush report it to the caller.
                     log.warning("%s", exc)
+                except MessageTooLarge as exc:
+                    # The row is dropped; the next flush raises it to the caller.
+                    log.error("%s", exc)
+                    self._too_large_rows = exc
 
     def close(self, flush: bool = True) -> None:
         if self._closed:

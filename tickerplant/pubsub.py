@@ -15,7 +15,7 @@ a drop right before a quiet spell is noticed too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -146,14 +146,39 @@ class Topic:
     last_seq: int
 
 
+# Checked subscriptions (CURVE): what a subscriber who is ``who`` may not read of a
+# selection ("" when it may read it all).
+ReadCheck = Callable[[str | None, TopicFilter], str]
+
+
 class Fanout:
-    def __init__(self, socket: zmq.Socket, schemas: dict[str, TableSchema]) -> None:
+    """``check`` set: the socket is an XPUB with ``XPUB_MANUAL`` and a subscription reaches
+    its subscriber only once ``check`` allowed it (``on_checked_subscription``)."""
+
+    def __init__(
+        self,
+        socket: zmq.Socket,
+        schemas: dict[str, TableSchema],
+        check: ReadCheck | None = None,
+    ) -> None:
         self.socket = socket
         self.schemas = schemas
         self.topics: dict[bytes, Topic] = {}
         self.shards = ShardMap()
         self.messages_sent = 0
         self.bad_subscriptions = 0
+        self.check = check
+        self.refused_subscriptions = 0
+        # Checked subscriptions: per topic, the subscriptions asked for and not yet ended.
+        self._asked: dict[bytes, int] = {}
+
+    def _selection(self, name: bytes) -> TopicFilter:
+        selection = parse_topic(name)
+        unknown = sorted((selection.tables or frozenset()) - set(self.schemas))
+        if unknown:
+            known = ", ".join(sorted(self.schemas))
+            raise ProtocolError(f"unknown tables {unknown} (known: {known})")
+        return selection
 
     def on_subscription(self, message: bytes, seq: int) -> None:
         if not message:
@@ -164,11 +189,7 @@ class Fanout:
                 log.info("last subscriber left %r", name)
             return
         try:
-            selection = parse_topic(name)
-            unknown = sorted((selection.tables or frozenset()) - set(self.schemas))
-            if unknown:
-                known = ", ".join(sorted(self.schemas))
-                raise ProtocolError(f"unknown tables {unknown} (known: {known})")
+            selection = self._selection(name)
         except ProtocolError as exc:
             self.bad_subscriptions += 1
             log.warning("refused subscription %r: %s", name[:80], exc)
@@ -176,6 +197,53 @@ class Fanout:
             return
         self.topics[name] = Topic(name, selection, seq)
         log.info("subscription %r at seq %d", name, seq)
+
+    def on_checked_subscription(self, message: bytes, who: str | None, seq: int) -> None:
+        """A subscription message of an ``XPUB_MANUAL`` socket, from the subscriber ``who``
+        (the ZAP User-Id; None: a subscriber that went away, whose subscriptions libzmq
+        ends one by one).
+
+        Each subscription is applied to its own subscriber only if ``check`` allows it: a
+        refused one (or a malformed one, which could be a prefix of every topic) never
+        reaches the socket's filter, so nothing is sent to that subscriber. libzmq passes
+        every subscriber's subscriptions up, so a topic counts them and is forgotten when
+        the last subscriber that asked for it went away. An unsubscription a live
+        subscriber sends stops its messages but leaves the count: libzmq does not say
+        whether that subscriber had asked for the topic, and trusting it would let one
+        subscriber end another's topic."""
+        if not message:
+            return
+        subscribe, name = message[0] == 1, bytes(message[1:])
+        if not subscribe:
+            if who is not None:
+                self.socket.setsockopt(zmq.UNSUBSCRIBE, name)
+                log.info("%r unsubscribed from %r; kept until its connection ends", who, name)
+                return
+            left = self._asked.get(name, 0) - 1
+            if left > 0:
+                self._asked[name] = left
+                return
+            self._asked.pop(name, None)
+            if self.topics.pop(name, None) is not None:
+                log.info("last subscriber left %r", name)
+            return
+        self._asked[name] = self._asked.get(name, 0) + 1
+        try:
+            selection = self._selection(name)
+        except ProtocolError as exc:
+            self.bad_subscriptions += 1
+            log.warning("refused subscription %r of %r: %s", name[:80], who, exc)
+            return
+        assert self.check is not None
+        denied = self.check(who, selection)
+        if denied:
+            self.refused_subscriptions += 1
+            log.warning("refused subscription %r of %r: may not read %s", name[:80], who, denied)
+            return
+        self.socket.setsockopt(zmq.SUBSCRIBE, name)
+        if name not in self.topics:
+            self.topics[name] = Topic(name, selection, seq)
+            log.info("subscription %r at seq %d", name, seq)
 
     def publish(self, batch: Iterable[Outgoing]) -> None:
         """Send journaled records to every topic that wants them, packed per topic."""

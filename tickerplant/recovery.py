@@ -59,6 +59,20 @@ def _scan(path: Path, ledger: PublisherLedger | None, repair: bool) -> ScanResul
     return scan
 
 
+def _end_session(path: Path, session: dt.date, seq: int, now_ns: int, why: str) -> int:
+    """Append session's missing end-of-day record (at ``seq``) to its journal."""
+    writer = JournalWriter(path, JournalIndex())
+    writer.append(encode_record(KIND_EOD, seq, now_ns, "", (), session.isoformat().encode()), seq)
+    writer.close()
+    log.warning(
+        "session %s %s while the tickerplant was down; wrote its end-of-day record at seq %d",
+        session,
+        why,
+        seq,
+    )
+    return seq
+
+
 def recover(
     journal_dir: Path,
     calendar: RollCalendar,
@@ -75,26 +89,19 @@ def recover(
     seq = scan.last_seq
     if seq is None:  # an empty file, just opened by a roll: the sequence lives in the one before
         seq = 0
-        for _, path in reversed(files[:-1]):
+        for date, path in reversed(files[:-1]):
             previous = _scan(path, None, repair)
             if previous.last_seq is not None:
                 seq = previous.last_seq
+                if not previous.ends_with_eod:
+                    # A roll opens the next file before it ends the session: stopped in
+                    # between, the session's end-of-day record is still to be written.
+                    seq = _end_session(path, date, seq + 1, now_ns, "was being rolled")
                 break
     session_start_seq = (scan.first_seq - 1) if scan.first_seq is not None else seq
     if last_date < today:
         if scan.records and not scan.ends_with_eod:
-            seq += 1
-            writer = JournalWriter(last_path, JournalIndex())
-            writer.append(
-                encode_record(KIND_EOD, seq, now_ns, "", (), last_date.isoformat().encode()), seq
-            )
-            writer.close()
-            log.warning(
-                "session %s ended while the tickerplant was down; wrote its "
-                "end-of-day record at seq %d",
-                last_date,
-                seq,
-            )
+            seq = _end_session(last_path, last_date, seq + 1, now_ns, "ended")
         return RecoveredState(seq, today, seq)
     if last_date > today:
         log.warning(

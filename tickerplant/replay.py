@@ -16,9 +16,12 @@ from pathlib import Path
 
 import zmq
 
+from tickdb.auth import Identity
+from tickdb.curve_links import CurveLinks, user_id
 from tickdb.listen import bind
 from tickdb.schema import TableSchema
 from tickdb.types import Shard
+from tickerplant.access import TickerplantAccess
 from tickerplant.journal import (
     JournalCorrupt,
     JournalIndex,
@@ -112,11 +115,16 @@ class ReplayServer:
         source: JournalSource,
         schemas: dict[str, TableSchema],
         current_seq: Callable[[], int],
+        curve: CurveLinks | None = None,
     ) -> None:
         self.socket = ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.socket.setsockopt(zmq.SNDTIMEO, 10_000)  # a client that stops reading is dropped
+        # CURVE: identities with a read role get in, and each request is checked per table.
+        self.access: TickerplantAccess | None = None
+        if curve is not None and curve.serve(self.socket, "replay", "read"):
+            self.access = TickerplantAccess(curve, schemas)
         bind(self.socket, address, "tickerplant.replay_address")
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.source = source
@@ -142,14 +150,20 @@ class ReplayServer:
         while not self._stop.is_set():
             if not poller.poll(100):
                 continue
-            frames = self.socket.recv_multipart()
+            who: Identity | None = None
+            if self.access is None:
+                frames = self.socket.recv_multipart()
+            else:
+                parts = self.socket.recv_multipart(copy=False)
+                who = self.access.identity(user_id(parts[0]))
+                frames = [p.bytes for p in parts]
             identity = frames[0]
             try:
-                self._serve(identity, frames[1:])
+                self._serve(identity, frames[1:], who)
             except zmq.ZMQError as exc:
                 log.warning("replay client went away: %s", exc)
 
-    def _serve(self, identity: bytes, frames: list[bytes]) -> None:
+    def _serve(self, identity: bytes, frames: list[bytes], who: Identity | None = None) -> None:
         self.requests += 1
         if len(frames) != 2 or frames[0] != REPLAY:
             self.errors += 1
@@ -163,6 +177,11 @@ class ReplayServer:
         except (ValueError, TypeError, KeyError) as exc:
             self.errors += 1
             self._error(identity, f"bad replay request: {exc}")
+            return
+        if self.access is not None and (denied := self.access.read(who, selection.tables)):
+            self.errors += 1
+            name = who.name if who is not None else "?"
+            self._error(identity, f"forbidden: {name!r} may not read {denied}")
             return
         blob: list[bytes | memoryview] = []
         size = 0
@@ -192,6 +211,12 @@ class ReplayServer:
         except JournalCorrupt as exc:
             self.errors += 1
             self._error(identity, str(exc))
+            return
+        except OSError as exc:
+            # No descriptor left to open a journal file (EMFILE), say: this request fails,
+            # the replay thread goes on serving (it used to end here, for good).
+            self.errors += 1
+            self._error(identity, f"cannot read the journal now, try again: {exc}")
             return
         if blob:
             self.socket.send_multipart([identity, CHUNK, b"".join(blob)])

@@ -196,15 +196,21 @@ RULES: dict[str, ValueRule] = {
 }
 
 
-def normaliser(table: str, column: str, qtype: str) -> Callable[[Any], Any]:
+def normaliser(table: str, column: str, qtype: str, nullable: bool = True) -> Callable[[Any], Any]:
     """The slow path of one column's check: the value in buffered form, ``None`` for a
-    null, ``NotAValue`` for a container, ``SchemaError`` for anything else."""
+    null (``SchemaError`` when the column is not ``nullable``, as ``sym``: the tickerplant
+    refuses a row without one), ``NotAValue`` for a container, ``SchemaError`` for anything
+    else."""
     rule = RULES[qtype]
     normalise = rule.normalise
 
     def check(value: Any) -> Any:
         if value is None:
-            return None
+            if nullable:
+                return None
+            raise SchemaError(
+                f"table {table!r}: column {column!r} may not be null: every row needs one"
+            )
         normal = normalise(value)
         if normal is not None:
             return normal

@@ -137,7 +137,9 @@ class RowWriter:
         local = [f"{_OWN}v{i}" for i in range(len(columns))]
         t = f"{_OWN}time"
         namespace: dict[str, Any] = {
-            f"{_OWN}norm{i}": normaliser(table, c.name, c.qtype) for i, c in enumerate(columns)
+            # Only the slow path sees a None, so refusing a null sym here costs nothing.
+            f"{_OWN}norm{i}": normaliser(table, c.name, c.qtype, nullable=c.name != "sym")
+            for i, c in enumerate(columns)
         }
         namespace[f"{_OWN}norm_time"] = normaliser(table, "time", self.schema.columns[0].qtype)
         body = [

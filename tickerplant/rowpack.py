@@ -97,6 +97,9 @@ class Layout:
     # The fixed words as (first byte, bytes) runs: fewer comparisons in pure Python.
     fixed_runs: tuple[tuple[int, bytes], ...]
     spec: bytes
+    # Per column, the byte where a message's null count for it starts (a u64; a one-row
+    # message that fits has 0 or 1 there, so that byte alone says whether it is null).
+    nulls_at: tuple[int, ...]
 
     @property
     def words(self) -> struct.Struct:
@@ -136,6 +139,7 @@ class Layout:
             fixed=fixed,
             fixed_runs=_runs(fixed),
             spec=spec,
+            nulls_at=tuple(8 * (head[5] + 2 * c + 1) for c in range(len(widths))),
         )
 
 
@@ -393,6 +397,10 @@ class RowPacker:
         self.output = canonical_layout(schema)
         self._schemas = {True: schema, False: untimed}
         self._layouts: dict[bool, list[Layout]] = {True: [], False: []}
+
+    def packed_nulls_at(self, column: int) -> int:
+        """Where a payload ``pack`` returns holds ``column``'s null count (a u64)."""
+        return 0 if self.output is None else len(self.prefix) + self.output.nulls_at[column]
 
     def layout_for(self, has_time: bool, message: memoryview) -> Layout | None:
         """The layout ``message`` fits, learning it if it is new; None if it fits none."""

@@ -17,17 +17,22 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from tickdb import curve_links
+from tickdb.auth import Identity
 from tickdb.config import Config
+from tickdb.curve_links import CurveLinks
 from tickdb.listen import bind
-from tickerplant.clock import Clock, RollCalendar, RollDecision, SystemClock, decide_roll
+from tickerplant.access import TickerplantAccess
+from tickerplant.clock import Clock, RollCalendar, SystemClock
+from tickerplant.day_roll import DayRoll
 from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
 from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
+from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
     ACK,
     ERR,
     HELLO,
-    KIND_EOD,
     KIND_UPD,
     PROTOCOL_VERSION,
     RESEND,
@@ -39,9 +44,12 @@ from tickerplant.protocol import (
     decode_upd,
     record_parts,
 )
+from tickerplant.publisher_bindings import PublisherBindings
+from tickerplant.publisher_ids import PublisherGate
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
+from tickerplant.roll_retry import PendingRoll
 from tickerplant.runs import RunBuilder
 from tickerplant.wakeup import SocketWait
 
@@ -67,6 +75,7 @@ class Counters:
     rejected: int = 0
     malformed: int = 0
     rolls: int = 0
+    roll_failures: int = 0  # the next journal would not open (``roll_retry``)
     clock_jumps_refused: int = 0
     errors_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -79,9 +88,13 @@ class _Pending:
     origins: dict[str, list[list[tuple[bytes, int]]]] = field(default_factory=dict)  # per part
 
 
-class Tickerplant:
+class Tickerplant(DayRoll):
     def __init__(
-        self, config: Config, clock: Clock | None = None, repair_journal: bool = False
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        repair_journal: bool = False,
+        curve: CurveLinks | None = None,
     ) -> None:
         self.config = config
         self.tp = config.tickerplant
@@ -105,27 +118,50 @@ class Tickerplant:
         self.journal = self._open_journal(self.session)
 
         self.ctx = zmq.Context()
+        self.curve = curve or curve_links.for_config(config)
         self.ingest = self.ctx.socket(zmq.ROUTER)
         self.ingest.setsockopt(zmq.LINGER, 0)
         self.ingest.setsockopt(zmq.RCVHWM, 100_000)
+        self.max_frame_bytes = ingest_frame_cap(
+            self.tp.max_message_bytes, self.tp.ingest_max_frame_bytes
+        )
+        self.ingest.setsockopt(zmq.MAXMSGSIZE, self.max_frame_bytes)  # never buffer more
+        # With CURVE, every request is checked against its sender's roles (access.py).
+        secure = self.curve.serve(self.ingest, "ingest")
+        self.access = TickerplantAccess(self.curve, self.schemas) if secure else None
+        # Whose batches go under which publisher id; with CURVE, ids are bound to identities.
+        bindings = PublisherBindings(self.journal_dir, self.ledger.__contains__) if secure else None
+        self.publishers = PublisherGate(bindings)
         bind(self.ingest, self.tp.address, "tickerplant.address (--address)")
         self.address = self.ingest.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.closed_connections = ClosedConnections(
+            self.ingest, "ingest", self.max_frame_bytes, watch=not secure
+        )
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
+        if self.curve.serve(self.pub, "publish", "read"):
+            self.pub.setsockopt(zmq.XPUB_MANUAL, 1)  # each subscription checked, pubsub.py
         bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.fanout = Fanout(self.pub, self.schemas)
+        check = self.access.subscription if self.access else None
+        self.fanout = Fanout(self.pub, self.schemas, check)
         self._wait = SocketWait(self.ingest, self.pub)
         source = JournalSource(self.journal_dir, self.index, lambda: self.journal.path)
         self.replay = ReplayServer(
-            self.ctx, self.tp.replay_address, source, self.schemas, lambda: self.committed_seq
+            self.ctx,
+            self.tp.replay_address,
+            source,
+            self.schemas,
+            lambda: self.committed_seq,
+            self.curve,
         )
         self.pending = _Pending()
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
         self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
         self.runs = RunBuilder(self.validator, self.clock, self._accept, self._take)
         self._roll_at: tuple[dt.date | None, int] = (None, 0)
+        self.pending_roll = PendingRoll()
         self._outgoing: list[Outgoing] = []
         # routing id -> publisher id: publishers heard from since the last commit, and
         # publishers whose batches are journaled but not yet acknowledged
@@ -148,8 +184,10 @@ class Tickerplant:
             fsync_interval_ns=self.config.journal.fsync_interval_ms * 1_000_000,
         )
 
-    def hello(self) -> dict[str, object]:
+    def hello(self, who: Identity | None = None) -> dict[str, object]:
+        access = {"access": self.access.describe(who)} if self.access is not None else {}
         return {
+            **access,
             "protocol": PROTOCOL_VERSION,
             "address": self.address,
             "ingest": self.address,
@@ -162,6 +200,7 @@ class Tickerplant:
             "mode": self.tp.mode,
             "heartbeat_ms": self.tp.heartbeat_ms,
             "max_message_bytes": self.tp.max_message_bytes,
+            "max_frame_bytes": self.max_frame_bytes,
             "tables": [s.to_json() for s in self.schemas.values()],
         }
 
@@ -175,7 +214,11 @@ class Tickerplant:
             "topics": len(self.fanout.topics),
             "replay_requests": self.replay.requests,
             "bad_subscriptions": self.fanout.bad_subscriptions,
+            "refused_subscriptions": self.fanout.refused_subscriptions,
+            **self.curve.zap_counters(),
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
+            "ingest_disconnects": self.closed_connections.count,
+            "journal_error": self.pending_roll.error,  # a roll waiting for its journal
         }
 
     # -- the loop -----------------------------------------------------------------------
@@ -229,6 +272,7 @@ class Tickerplant:
             self._commit()
             self._next_batch = now + self.tp.batch_interval_ms / 1000
         if now >= self._next_housekeeping:
+            self.closed_connections.poll()
             self._check_roll()
             self._next_housekeeping = now + 0.05
         if now >= self._next_heartbeat:
@@ -239,22 +283,31 @@ class Tickerplant:
     def _drain_subscriptions(self) -> None:
         while True:
             try:
-                message = self.pub.recv(zmq.NOBLOCK)
+                message = self.pub.recv(zmq.NOBLOCK, copy=self.access is None)
             except zmq.Again:
                 return
-            self.fanout.on_subscription(message, self.committed_seq)
+            if isinstance(message, zmq.Frame):  # CURVE: who asked decides
+                who = curve_links.user_id(message)
+                self.fanout.on_checked_subscription(message.bytes, who, self.committed_seq)
+            else:
+                self.fanout.on_subscription(message, self.committed_seq)
 
     def _drain_ingest(self) -> None:
         # Bounded by count and by time: the first record of a burst is not held back while
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
         recv, more = self.ingest.recv, self.ingest.get
+        access, who = self.access, None
         self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
             # Frame by frame rather than recv_multipart: a request is almost always exactly
             # [identity, request], and this is the busiest line of the tickerplant.
             try:
-                identity = recv(_NOBLOCK)
+                if access is None:
+                    identity = recv(_NOBLOCK)
+                else:  # CURVE: the routing id's frame also says who sent it
+                    head = recv(_NOBLOCK, copy=False)
+                    identity, who = head.bytes, access.identity(curve_links.user_id(head))
             except zmq.Again:
                 self._wait.ingest_pending = False
                 break
@@ -262,7 +315,7 @@ class Tickerplant:
             frames = [identity, recv()]
             while more(_RCVMORE):
                 frames.append(recv())
-            self._handle(frames)
+            self._handle(frames, who)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
         self._end_turn()
@@ -274,20 +327,27 @@ class Tickerplant:
         if self.tp.mode == "immediate" or self.runs.open_untimed:
             self.runs.end()
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], who: Identity | None = None) -> None:
+        """``who``: the sender's identity, with CURVE on (``self.access``)."""
         identity = frames[0]
         tag = frames[1] if len(frames) > 1 else b""
         if tag[:3] == UPD:  # the one request whose frame carries more than its tag
-            self._handle_upd(identity, frames)
+            self._handle_upd(identity, frames, who)
             return
         self.runs.end()  # what came before a request is taken before it is answered
-        if tag == HELLO:
-            self._reply([identity, HELLO, json.dumps(self.hello()).encode()])
+        refusal = self.access.request(who, tag) if self.access is not None else ""
+        if refusal:
+            self._refuse(identity, 0, "forbidden", refusal)
+        elif tag == HELLO:
+            self._reply([identity, HELLO, json.dumps(self.hello(who)).encode()])
         elif tag == STATS:
             self._reply([identity, STATS, json.dumps(self.stats()).encode()])
         elif tag == ROLL:
-            self._forced_roll()
-            self._reply([identity, ROLL, json.dumps(self.hello()).encode()])
+            error = self._forced_roll()
+            if error is None:
+                self._reply([identity, ROLL, json.dumps(self.hello()).encode()])
+            else:
+                self._reply([identity, ERR, U64.pack(0), error.encode()])
         else:
             self._refuse(
                 identity,
@@ -311,13 +371,18 @@ class Tickerplant:
         log.warning("refused batch %d: %s", batch, message)
         self._reply([identity, ERR, U64.pack(batch), message.encode()])
 
-    def _handle_upd(self, identity: bytes, frames: list[bytes]) -> None:
+    def _handle_upd(self, identity: bytes, frames: list[bytes], who: Identity | None) -> None:
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected one frame, UPD and body, got {len(frames) - 1}")
-            publisher, batch, base, table_name, received = decode_upd(frames[1])
+            secret, batch, base, table_name, received = decode_upd(frames[1])
         except ProtocolError as exc:
             self._refuse(identity, 0, "malformed", f"malformed UPD: {exc}")
+            return
+        # Before the ledger: a batch under an id not the sender's must leave it untouched.
+        publisher = self.publishers.admit(secret, who)
+        if isinstance(publisher, tuple):
+            self._refuse(identity, batch, *publisher)  # no ACK: the id is not the sender's
             return
         verdict = self.ledger.check(publisher, batch, base)
         if verdict is Verdict.DUPLICATE:
@@ -331,6 +396,11 @@ class Tickerplant:
             return
         self.counters.messages += 1
         self._acks[identity] = publisher
+        if self.access is not None and (refusal := self.access.publish(who, table_name)):
+            self.runs.end()  # the batches before it are taken first, in order
+            self._done_batches.append((publisher, batch))
+            self._refuse(identity, batch, "forbidden", refusal)
+            return
         if self._coalesce and self.runs.offer((identity, publisher, batch, table_name, received)):
             return
         self.runs.end()
@@ -344,7 +414,11 @@ class Tickerplant:
         try:
             table = table_name.decode()
             validated = self.validator.validate(table, received, now)
-        except (IngestError, UnicodeDecodeError) as exc:
+        except IngestError as exc:
+            self._done_batches.append((publisher, batch))
+            self._refuse(identity, batch, exc.reason, str(exc))
+            return
+        except UnicodeDecodeError as exc:
             self._done_batches.append((publisher, batch))
             self._refuse(identity, batch, "bad_batch", str(exc))
             return
@@ -440,52 +514,6 @@ class Tickerplant:
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
-    # -- end of day ---------------------------------------------------------------------
-    def _check_roll(self) -> None:
-        now = self.clock.now_ns()
-        if self._roll_at[0] != self.session:  # zone arithmetic once per session, not per check
-            self._roll_at = (self.session, self.calendar.roll_ns(self.session))
-        if now < self._roll_at[1]:
-            return
-        decision = decide_roll(self.calendar, self.session, now)
-        if decision is RollDecision.ROLL:
-            self._roll(self.session + dt.timedelta(days=1))
-        elif decision is RollDecision.REFUSE_JUMP:
-            self.counters.clock_jumps_refused += 1
-            if (
-                self.counters.clock_jumps_refused == 1
-                or self.counters.clock_jumps_refused % 1200 == 0
-            ):
-                log.error(
-                    "clock jumped more than a day past the end of session %s; not "
-                    "rolling through missed days. Fix the clock, or roll explicitly "
-                    "with `tickdb tp roll`.",
-                    self.session,
-                )
-
-    def _forced_roll(self) -> None:
-        target = max(
-            self.calendar.session_of(self.clock.now_ns()), self.session + dt.timedelta(days=1)
-        )
-        self._roll(target)
-
-    def _roll(self, next_session: dt.date) -> None:
-        if self.tp.mode == "batched":
-            self._flush_pending()
-        self._commit()
-        ended = self.session
-        self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
-        self.journal.close()
-        self.committed_seq = self.seq
-        self.fanout.publish(self._outgoing)
-        self._outgoing = []
-        self._wait.sent_on_pub()
-        self.session = next_session
-        self.session_start_seq = self.seq
-        self.journal = self._open_journal(next_session)
-        self.counters.rolls += 1
-        log.info("end of day %s at seq %d; new session %s", ended, self.seq, next_session)
-
     def _shutdown(self) -> None:
         if self.tp.mode == "batched":
             self._flush_pending()
@@ -493,7 +521,10 @@ class Tickerplant:
         self._send_acks(force=True)
         self.journal.close()
         self.replay.stop()
+        self.publishers.close()
+        self.closed_connections.close()
         self.ingest.close(0)
         self.pub.close(0)
+        self.curve.stop(self.ctx)
         self.ctx.term()
         log.info("tickerplant stopped at seq %d", self.seq)

@@ -16,6 +16,9 @@ or, for the rows alone, each record's Arrow batches as they arrive:
     for table, batch in Subscriber("tcp://127.0.0.1:5010", tables=["trade"]).batches():
         print(table, batch.num_rows)
 
+With ``[curve]`` on, give the client's key pair and the server's public key (``curve=``, a
+``tickdb.curve_links.CurveClient``, or ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY``).
+
 Payloads are decoded by ``tickerplant.payload_reader`` (the schema looked up by its bytes,
 the batches read directly). Every ``Update`` and batch owns its memory (each record's
 payload is copied out of the received message, once, which also aligns it for Arrow), so
@@ -36,6 +39,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import zmq
 
+from tickdb.curve_links import CurveClient, client_keys
 from tickdb.types import Shard
 from tickerplant.discovery import Hello, TickerplantUnavailable, request_hello
 from tickerplant.payload_reader import read_batches, read_table
@@ -119,6 +123,7 @@ class Subscriber:
         start: Start = "live",
         timeout_s: float = 10.0,
         receive_buffer: int = 100_000,
+        curve: CurveClient | None = None,
     ) -> None:
         self.address = address
         self.tables = tables
@@ -127,12 +132,16 @@ class Subscriber:
         self.accounts = accounts
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s)
+        self._curve = client_keys(curve)
+        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=self._curve)
         unknown = sorted(set(tables or ()) - set(self.hello.schemas))
         if unknown:
             raise SubscriptionError(
                 f"unknown tables {unknown} (known: {', '.join(sorted(self.hello.schemas))})"
             )
+        # The tickerplant would send nothing for a selection it may not read (CURVE).
+        if refusal := self.hello.refusal("read", tables or self.hello.schemas):
+            raise SubscriptionError(refusal)
         self.topic = topic_for(tables, syms, self.shard, accounts)
         self._receive_buffer = receive_buffer
         self._sub = self._connect(self.hello.publish)
@@ -166,6 +175,8 @@ class Subscriber:
         sub.setsockopt(zmq.LINGER, 0)
         self._wait_ms = -1  # the socket's receive timeout (poll sets it)
         sub.setsockopt(zmq.RCVHWM, self._receive_buffer)
+        if self._curve is not None:
+            self._curve.apply(sub)
         sub.connect(endpoint)
         sub.setsockopt(zmq.SUBSCRIBE, self.topic)
         return sub
@@ -219,6 +230,8 @@ class Subscriber:
         }
         socket = self._ctx.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            self._curve.apply(socket)
         socket.connect(self.hello.replay)
         socket.send_multipart([REPLAY, json.dumps(request).encode()])
         return socket
@@ -227,7 +240,7 @@ class Subscriber:
         """Whether a new tickerplant (another epoch) now answers the address; follow it."""
         wait = min(1.0, max(deadline - time.monotonic(), 0.05))
         try:
-            hello = request_hello(self._ctx, self.address, wait)
+            hello = request_hello(self._ctx, self.address, wait, curve=self._curve)
         except TickerplantUnavailable:
             return False
         if hello.epoch == self.hello.epoch:
@@ -288,7 +301,9 @@ class Subscriber:
         # The tickerplant went quiet: maybe restarted elsewhere (ephemeral ports). Ask the
         # one fixed address again and follow it; replay then closes any gap.
         try:
-            hello = request_hello(self._ctx, self.address, min(self.timeout_s, 1.0))
+            hello = request_hello(
+                self._ctx, self.address, min(self.timeout_s, 1.0), curve=self._curve
+            )
         except TickerplantUnavailable:
             self._last_heard = time.monotonic()
             return

@@ -10,7 +10,7 @@ payload (``tickerplant.row_message.payload_of``).
 
 Missing ``time`` is left for the tickerplant to stamp (the batch then has the schema
 without it); any other missing column, an unknown column or a value of the wrong type
-raises ``SchemaError`` naming the column.
+(or a null ``sym``) raises ``SchemaError`` naming the column.
 """
 
 from __future__ import annotations
@@ -26,7 +26,21 @@ from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 
 
 def to_batch(data: Any, schema: TableSchema) -> pa.RecordBatch:
-    """A pyarrow Table/RecordBatch, a pandas DataFrame or a dict of columns as one batch."""
+    """A pyarrow Table/RecordBatch, a pandas DataFrame or a dict of columns as one batch.
+
+    A null ``sym`` is refused here, as the tickerplant would refuse the whole batch (Arrow
+    keeps each column's null count, so this costs no scan)."""
+    batch = _to_batch(data, schema)
+    nulls = batch.column(batch.schema.get_field_index("sym")).null_count
+    if nulls:
+        raise SchemaError(
+            f"table {schema.name!r}: column 'sym' is null in {nulls} of {batch.num_rows} "
+            "row(s): every row needs one"
+        )
+    return batch
+
+
+def _to_batch(data: Any, schema: TableSchema) -> pa.RecordBatch:
     if isinstance(data, pa.RecordBatch | pa.Table):
         return _from_arrow(data, schema)
     if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame

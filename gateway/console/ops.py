@@ -15,7 +15,7 @@ from gateway.backends import BackendState
 from gateway.console.recent import RecentErrors, age_s
 from gateway.metrics import GatewayMetrics
 from gateway.router import Router
-from tickerplant.discovery import TickerplantUnavailable, request
+from tickerplant.discovery import TickerplantRefused, TickerplantUnavailable, answer, request
 
 STATS = b"STATS"  # the tickerplant's counters request (tickerplant.server)
 
@@ -53,15 +53,18 @@ def _small(value: Any) -> bool:
     return len(json.dumps(value, default=str)) <= 500
 
 
+_NO_STATS = (TickerplantUnavailable, TickerplantRefused, zmq.ZMQError, IndexError, ValueError)
+
+
 def tickerplant_stats(ctx: zmq.Context, address: str | None) -> dict[str, Any]:
     """The tickerplant's STATS, or why they are not to be had."""
     if not address:
         return {"address": None, "up": False, "error": "this gateway has no tickerplant (--tp)"}
     started = time.monotonic()
     try:
-        reply = request(ctx, address, [STATS], 1.0)
-        stats = json.loads(reply[1])
-    except (TickerplantUnavailable, zmq.ZMQError, IndexError, ValueError) as exc:
+        # With [curve] on, as the gateway's component identity (curve_links).
+        stats = json.loads(answer(request(ctx, address, [STATS], 1.0), address))
+    except _NO_STATS as exc:
         return {"address": address, "up": False, "error": str(exc)}
     return {
         "address": address,

@@ -1,0 +1,100 @@
+"""Who may do what on the tickerplant's ZeroMQ ports, once CURVE says who each client is.
+
+The ZAP handler already let in only identities of ``[auth]`` (the publish and replay ports:
+only those with a ``read`` role). Each request is then checked here against the roles of
+its sender (``docs/security.md``):
+
+=========================  ========================================================
+request                    needs
+=========================  ========================================================
+HELLO                      any identity (its reply says what that identity may do)
+UPD of table t             ``publish`` on t
+STATS                      ``read`` (some table) or ``admin``
+ROLL                       ``admin``
+subscription, replay       ``read`` on every table selected (none named: every table)
+=========================  ========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from tickdb.auth import Identity
+from tickdb.curve_links import CurveLinks
+from tickerplant.protocol import HELLO, ROLL, STATS, TopicFilter
+
+
+class TickerplantAccess:
+    def __init__(self, links: CurveLinks, tables: Collection[str]) -> None:
+        self.links = links
+        self.authorizer = links.authorizer
+        self.tables = sorted(tables)
+        self._publish: dict[tuple[str, bytes], str] = {}  # (identity, table) -> refusal
+
+    def identity(self, name: str | None) -> Identity | None:
+        return None if name is None else self.authorizer.identity(name)
+
+    def request(self, who: Identity | None, tag: bytes) -> str:
+        """Why ``who`` may not make the request ``tag`` ("" when it may)."""
+        if who is None:
+            return "a request without an identity"
+        if tag == HELLO:
+            return ""
+        if tag == STATS and (who.has_role("read") or who.has_role("admin")):
+            return ""
+        if tag == ROLL and who.has_role("admin"):
+            return ""
+        if tag in (STATS, ROLL):
+            needs = "admin" if tag == ROLL else "read or admin"
+            return f"{who.name!r} may not ask for {tag.decode()} (needs {needs})"
+        return ""  # an unknown request: refused as malformed by the caller
+
+    def publish(self, who: Identity | None, table: bytes) -> str:
+        """Why ``who`` may not publish rows of ``table`` ("" when it may); per (identity,
+        table) once, as this is asked for every message."""
+        name = who.name if who is not None else ""
+        key = (name, table)
+        refusal = self._publish.get(key)
+        if refusal is None:
+            text = table.decode(errors="replace")
+            if who is None:
+                refusal = f"no identity may publish {text}"
+            elif not self.authorizer.allows(who, "publish", text):
+                refusal = f"{name!r} may not publish {text}"
+            else:
+                refusal = ""
+            if len(self._publish) < 100_000:  # table names are the sender's: bounded
+                self._publish[key] = refusal
+        return refusal
+
+    def read(self, who: Identity | None, tables: frozenset[str] | None) -> str:
+        """The tables of a selection ``who`` may not read, or "" (None: every table)."""
+        if who is None:
+            return "anything (no identity)"
+        wanted = sorted(tables) if tables is not None else self.tables
+        return ", ".join(t for t in wanted if not self.authorizer.allows(who, "read", t))
+
+    def subscription(self, who: str | None, selection: TopicFilter) -> str:
+        """``pubsub.Fanout``'s check of one subscription."""
+        return self.read(self.identity(who), selection.tables)
+
+    def describe(self, who: Identity | None) -> dict[str, Any]:
+        """What HELLO tells a client about itself, so it can refuse early what the
+        tickerplant would refuse: ``{"identity", "read", "publish", "admin"}``, tables as
+        lists (every table: ``"*"``)."""
+        if who is None:
+            return {"identity": None, "read": [], "publish": [], "admin": False}
+
+        def tables(action: str) -> list[str] | str:
+            role = who.role(action)  # type: ignore[arg-type]
+            if role is None:
+                return []
+            return "*" if role.resources is None else sorted(role.resources)
+
+        return {
+            "identity": who.name,
+            "read": tables("read"),
+            "publish": tables("publish"),
+            "admin": who.has_role("admin"),
+        }
