@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
 import traceback
@@ -159,6 +161,8 @@ class QueryServer:
         self._watchdog = Watchdog()
         self._running: set[QueryGuard] = set()
         self._running_lock = threading.Lock()
+        # This run of the process, in INFO and in every reply (``QueryResult.incarnation``).
+        self.incarnation = f"{os.getpid()}-{secrets.token_hex(4)}"
         # Counters, plain attributes for tests and INFO.
         self.queries_ok = 0
         self.queries_failed = 0
@@ -308,6 +312,7 @@ class QueryServer:
             **self._info(),
             "query_service": {
                 "endpoint": self.endpoint,
+                "incarnation": self.incarnation,
                 "workers": self.workers,
                 "timeout_s": self.timeout_s,
                 "max_rows": self.max_rows,
@@ -336,7 +341,9 @@ class QueryServer:
                 table, truncated, meta = self._execute(request, job.received, timeout, max_rows)
             table, truncated = _limit(table, max_rows, truncated)
             elapsed_ms = (time.monotonic() - job.received) * 1000
-            reply = encode_result(table, truncated, elapsed_ms, meta)
+            reply = encode_result(
+                table, truncated, elapsed_ms, {**meta, "incarnation": self.incarnation}
+            )
         except QueryError as exc:
             self.queries_failed += 1
             if exc.kind == "timeout":
