@@ -66,7 +66,7 @@ def replica(name: str, info: BackendInfo | None, **kwargs: Any) -> Replica:
 
 
 def send(target: Replica) -> Any:
-    return target.backend.query("select 1")
+    return target.backend.query("select 1", timeout_s=1.0, max_rows=10)
 
 
 def test_merged_info_holds_every_date_any_replica_holds() -> None:
