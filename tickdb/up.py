@@ -14,8 +14,13 @@ def up(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     rate: Annotated[int | None, typer.Option(help="Demo rows/s [stack.demo_rate].")] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(min=1, help="RDBs and HDBs per shard, all serving [stack.replicas]."),
+    ] = None,
 ) -> None:
-    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C."""
+    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
+    restart a component that exits (stack.restart)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -28,7 +33,14 @@ def up(
     except ConfigError as exc:
         console.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from None
-    stack = Stack(cfg, config, shards or cfg.stack.shards, demo, rate or cfg.stack.demo_rate)
+    stack = Stack(
+        cfg,
+        config,
+        shards or cfg.stack.shards,
+        demo,
+        rate or cfg.stack.demo_rate,
+        replicas=replicas or cfg.stack.replicas,
+    )
     try:
         with console.status("starting tickdb…"):
             stack.start()
