@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.harness import Proc, wait_until
+from support.rdb_stack import roll
 from support.replica_stack import Load, ReplicaStack, freeze, kill
 
 
@@ -105,3 +106,31 @@ def test_a_replica_still_replaying_gets_no_query(stack: ReplicaStack, tmp_path: 
     finally:
         release.touch()
     assert held.alive()
+
+
+def test_end_of_day_with_replicas_neither_loses_nor_doubles_a_row(stack: ReplicaStack) -> None:
+    """Every RDB replica writes the day under the same name (one file, whole) and drops it
+    only once every HDB replica serves it; queries meanwhile count every row once."""
+    import pyarrow.parquet as pq
+
+    from hdb.layout import list_dates, partition_dir
+
+    with Load(stack, clients=3) as load:
+        load.wait_more(10)
+        roll(stack.base.address)
+        stack.today = 0
+        stack.wait_rdbs(lambda r: len(stack.rdb_info(r)["dates"]) == 1, "handed over")
+        load.wait_more(20)
+    assert load.errors == []
+    assert set(load.answers) == {stack.rows}
+    hdb = stack.base.data / "hdb"
+    days = list_dates(hdb, "trade")
+    assert len(days) == 2
+    for day in days:
+        files = sorted(p.name for p in partition_dir(hdb, "trade", day).iterdir())
+        assert files == ["part-0-of-1.parquet"]  # no temporary file left, one part
+    rows = sum(
+        pq.read_metadata(partition_dir(hdb, "trade", day) / "part-0-of-1.parquet").num_rows
+        for day in days
+    )
+    assert rows == stack.rows == stack.count()
