@@ -23,6 +23,7 @@ whole query again.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from typing import Any
 from gateway.backends import BackendState, Replica
 from gateway.errors import QueryError
 from gateway.handover import StaleTopology
+
+log = logging.getLogger("gateway.failover")
 
 
 def rank(replica: Replica) -> int | None:
@@ -149,6 +152,9 @@ class PartRunner:
                 with self._lock:
                     replica.failovers += 1
                     self.failovers += 1
+                log.warning(
+                    "%s failed (%s); running its part on %s", replica.name, why, following.name
+                )
             if abandoned.is_set():
                 raise QueryError("unavailable", "query abandoned")
             replica = following

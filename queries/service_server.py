@@ -172,6 +172,10 @@ class QueryServer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The safety check's one-time setup (sqlglot's dialect, DuckDB's parser: ~80 ms)
+        # before the first query, not in it: a restarted replica's first answers would
+        # otherwise be the slowest, just when it takes over a dead one's load.
+        check_read_only("SELECT 1")
         targets: list[tuple[str, Callable[[], None]]] = [("router", self._route)]
         targets += [(f"query-{i}", self._query_worker) for i in range(self.workers)]
         targets.append(("control", self._control_worker))
