@@ -17,6 +17,7 @@ info and health, and ``gateway.failover`` picks the replica that answers each pa
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ from gateway.replica_info import merged_info
 from queries.service_client import QueryClient
 from queries.service_protocol import SymScope
 from tickdb.types import BackendInfo, Shard, TableInfo
+
+log = logging.getLogger("gateway.backends")
 
 
 class Backend(Protocol):
@@ -184,8 +187,12 @@ class Topology:
                 else backend.info()
             )
             info = BackendInfo.from_json(raw)
+            _check_replica(state, replica, info)
         except Exception as exc:
-            replica.error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            if error != replica.error:  # once per change, not at every refresh
+                log.warning("%s does not answer info(): %s", replica.name, error)
+            replica.error = error
             if state.replicas:
                 with self._lock:
                     self._merge(state)
@@ -249,6 +256,28 @@ class Topology:
                 if name not in out and meta.columns:
                     out[name] = list(meta.columns)
         return out
+
+
+class NotAReplica(ValueError):
+    """A process listed as a replica reports another role or shard than its peers."""
+
+
+def _check_replica(state: BackendState, replica: Replica, info: BackendInfo) -> None:
+    """A replica must hold what its peers hold: same role, same shard. One that does not
+    (a wrong address in the config) is kept out, with an error naming the difference."""
+    if not state.replicas:
+        return
+    for peer in state.replicas:
+        known = peer.info
+        if peer is replica or known is None or peer.error is not None:
+            continue
+        if (known.role, known.shard) != (info.role, info.shard):
+            why = (
+                f"reports {info.role} shard {info.shard or 'all'}, but its peer {peer.name} "
+                f"{known.role} shard {known.shard or 'all'}: not a replica of the same backend"
+            )
+            raise NotAReplica(why)
+        return
 
 
 def _placement(info: BackendInfo | None) -> Any:

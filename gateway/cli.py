@@ -121,6 +121,13 @@ def gateway(
             "give at least one --rdb or --hdb address (or --tp), or set "
             "gateway.rdb_addresses, gateway.hdb_addresses or gateway.tp_address"
         )
+    for role in ("rdb", "hdb"):
+        for entry in getattr(settings, f"{role}_addresses"):
+            if any(not address.strip() for address in entry.split(",")):
+                raise typer.BadParameter(
+                    f"--{role} (gateway.{role}_addresses): {entry!r} has an empty address; "
+                    "a shard's replicas are separated by single commas"
+                )
     # A handler of our own on the root logger, as every component has: the console's
     # recent-errors handler would otherwise take the place of Python's last-resort one,
     # and warnings would no longer reach stderr (the log file under tickdb up).

@@ -164,3 +164,25 @@ def test_a_restarted_lone_replica_answers_again_once_current() -> None:
         backend(a), a, send, compatible=lambda r: True, abandoned=threading.Event()
     )
     assert result == Reply("new") and a.backend.asked == 2  # type: ignore[attr-defined]
+
+
+def test_a_listed_replica_of_another_shard_is_kept_out() -> None:
+    from gateway.backends import Topology
+    from tickdb.types import Shard
+
+    class Reports(Fake):
+        def __init__(self, shard: Shard) -> None:
+            super().__init__()
+            self.shard = shard
+
+        def info(self) -> dict[str, Any]:
+            return BackendInfo(role="rdb", shard=self.shard, current=True).to_json()
+
+    right = Replica("rdb:a", "rdb", Reports(Shard(0, 2)))
+    wrong = Replica("rdb:b", "rdb", Reports(Shard(1, 2)))
+    topology = Topology([BackendState("rdb:a,b", "rdb", right.backend, replicas=[right, wrong])])
+    topology.refresh_replica(topology.states[0], right)
+    topology.refresh_replica(topology.states[0], wrong)
+    assert right.current and not wrong.up
+    assert "not a replica of the same backend" in (wrong.error or "")
+    assert topology.states[0].up and topology.states[0].shard == Shard(0, 2)
