@@ -142,7 +142,8 @@ class PartRunner:
                 rechecked = True
             finally:
                 self._count(replica, outstanding=-1)
-            errors.append(f"{replica.name}: {why}")
+            # A backend without replicas is named by the caller's error already.
+            errors.append(f"{replica.name}: {why}" if state.replicas else why)
             following = self.picker.choose(state, frozenset(r.name for r in tried))
             if following is None:
                 raise QueryError("unavailable", "; ".join(errors))
