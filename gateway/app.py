@@ -19,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gateway import formats
 from gateway.audit_api import audit_routes
 from gateway.auth_http import HttpAuth, install_auth_errors, path_param
-from gateway.backends import BackendState
 from gateway.client_limits import ClientQueries, ClientQueriesCollector, QueryAdmission
 from gateway.console import mount_console
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.fix_ops import FixCollector, fix_routes
+from gateway.health import backend_health
 from gateway.http_access import GatewayAccess
 from gateway.merge import GatewayResult
 from gateway.metrics import GatewayMetrics
@@ -264,15 +264,19 @@ def add_health_routes(
 
     @app.get("/health")
     async def health(detail: bool = show_backends) -> JSONResponse:
-        """Every backend: up or not, its sequence lag and last heartbeat. 503 if any is down.
-        With auth on, only ``{"status"}`` unless the caller may read or administer.
+        """Every backend and each of its replicas: up or not, current, sequence lag, last
+        heartbeat, parts routed and failed over. 503 if a backend has no replica up. With
+        auth on, only ``{"status"}`` unless the caller may read or administer.
 
         Reads only what the topology thread keeps: answered on the event loop, it never
         waits for a thread that queries may be holding."""
-        backends = [_health(s) for s in router.topology.states]
+        backends = [backend_health(s) for s in router.topology.states]
         ok = all(b["up"] for b in backends)
+        # A replica down while another serves its backend: every query is still answered.
+        down = sum(not r["up"] for b in backends for r in b["replicas"])
         body: dict[str, Any] = {"status": "ok" if ok else "degraded"}
         if detail:
+            body["replicas_down"] = down
             body["backends"] = backends
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -328,26 +332,3 @@ def _table(router: Router, name: str, detail: bool = False) -> dict[str, Any]:
     if detail:
         out["backends"] = per_backend
     return out
-
-
-def _health(state: BackendState) -> dict[str, Any]:
-    info = state.info  # None until it first answers
-    now = time.time()
-    day = None if info is None or info.date is None else info.date.isoformat()
-    seq, tp_seq = (None, None) if info is None else (info.seq, info.tp_seq)
-    heartbeat = None if info is None else info.last_heartbeat
-    lag = None if seq is None or tp_seq is None else tp_seq - seq
-    return {
-        "name": state.name,
-        "role": state.role,
-        "up": state.up,
-        "error": state.error,
-        "shard": state.shard.to_json() if state.shard else None,
-        "date": day,
-        "seq": seq,
-        "tp_seq": tp_seq,
-        "seq_lag": lag,
-        "last_heartbeat": heartbeat,
-        "heartbeat_age_s": round(now - float(heartbeat), 3) if heartbeat else None,
-        "last_seen_s": round(now - state.ok_at, 3) if state.ok_at else None,
-    }

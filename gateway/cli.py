@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.cli_status import status
 from gateway.client import DEFAULT_URL
 from tickdb.cli_options import CaOpt, CertOpt, DataDirOpt, KeyOpt, TokenOpt
 
@@ -120,6 +121,13 @@ def gateway(
             "give at least one --rdb or --hdb address (or --tp), or set "
             "gateway.rdb_addresses, gateway.hdb_addresses or gateway.tp_address"
         )
+    for role in ("rdb", "hdb"):
+        for entry in getattr(settings, f"{role}_addresses"):
+            if any(not address.strip() for address in entry.split(",")):
+                raise typer.BadParameter(
+                    f"--{role} (gateway.{role}_addresses): {entry!r} has an empty address; "
+                    "a shard's replicas are separated by single commas"
+                )
     # A handler of our own on the root logger, as every component has: the console's
     # recent-errors handler would otherwise take the place of Python's last-resort one,
     # and warnings would no longer reach stderr (the log file under tickdb up).
@@ -195,66 +203,6 @@ def _print_table(body: dict[str, Any]) -> None:
     if body["partial"]:
         notes.append(f"PARTIAL: missing {', '.join(body['missing'])}")
     Console(stderr=True).print(", ".join(notes), style="dim")
-
-
-def status(
-    url: Annotated[str, typer.Option(help="Gateway URL.")] = DEFAULT_URL,
-    token: TokenOpt = None,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-) -> None:
-    """Health of every backend behind the gateway; exit 1 if any is down."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from gateway.client import Client, GatewayError
-    from tickdb.types import Shard
-
-    try:
-        with Client(url, timeout_s=10, token=token) as client:
-            health = client.health()
-    except GatewayError as exc:  # GatewayUnreachable included
-        what = "refused the credentials" if exc.status == 401 else "is not answering"
-        typer.echo(f"gateway at {url} {what}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if "backends" not in health:
-        # [auth] on: without an identity that may read, the gateway says only its status.
-        typer.echo(
-            f"gateway {url}: {health['status']} (backends shown only with a token that may "
-            "read: --token or TICKDB_TOKEN)"
-        )
-        raise typer.Exit(0 if health["status"] == "ok" else 1)
-    table = Table(
-        "backend",
-        "role",
-        "shard",
-        "up",
-        "date",
-        "seq lag",
-        "heartbeat age s",
-        "error",
-        title=f"gateway {url}: {health['status']}",
-    )
-    for b in health["backends"]:
-        table.add_row(
-            b["name"],
-            b["role"],
-            "-" if not b["shard"] else str(Shard.of(b["shard"])),
-            "yes" if b["up"] else "NO",
-            str(b["date"] or "-"),
-            "-" if b["seq_lag"] is None else str(b["seq_lag"]),
-            "-" if b["heartbeat_age_s"] is None else str(b["heartbeat_age_s"]),
-            b["error"] or "",
-        )
-    Console().print(table)
-    from fix.cli import gateway_sessions, print_sessions
-
-    fix_sessions = gateway_sessions(url, token)
-    if fix_sessions:
-        print_sessions(fix_sessions, "FIX sessions")
-    if health["status"] != "ok":
-        raise typer.Exit(1)
 
 
 def audit(

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from gateway.backends import BackendState, _parse_date
+from gateway.backends import BackendState, Replica, _parse_date
 from gateway.predicates import DateSet
 from tickdb.types import Shard
 
@@ -39,7 +39,7 @@ class StaleTopology(Exception):
     """An RDB answered for other dates than the gateway assumed: refresh and run again."""
 
 
-def query_dates_in_reply(state: BackendState) -> bool:
+def query_dates_in_reply(state: Replica) -> bool:
     """The RDB puts its snapshot's dates in each reply (no wrapping needed)."""
     return state.info is not None and bool(state.info.query_dates)
 
@@ -81,8 +81,9 @@ def answered_dates(result: Any) -> frozenset[dt.date] | None:
     return frozenset(_parse_date(d) for d in dates)
 
 
-def assumed_dates(state: BackendState) -> frozenset[dt.date] | None:
-    """The dates an RDB holds according to its last ``info()`` (None: never answered)."""
+def assumed_dates(state: Replica) -> frozenset[dt.date] | None:
+    """The dates an RDB (or one replica of it) holds according to its last ``info()``
+    (None: never answered)."""
     if state.info is None:
         return None
     days = list(state.info.dates or ())

@@ -5,10 +5,9 @@ fails, is named in the error; with ``allow_partial`` the merge runs over the bac
 did answer and the result says which ones are missing. The merge DuckDB is locked down
 like a backend (no files, no network) because in pull mode it runs the user's whole query.
 
-At most ``in_flight`` requests are outstanding per backend (``BackendSlots``); the rest wait
-here, under the same deadline. A backend runs only a couple of queries at a time anyway (its
-worker threads); a deeper queue on its side only costs it GIL time (receiving, queueing,
-expiring requests) that an RDB's ingest thread needs.
+At most ``in_flight`` requests are outstanding per backend process (``gateway.slots``);
+the rest wait here, under the same deadline. Each part goes to one replica of its backend,
+and to another one if that replica fails (``gateway.failover``).
 """
 
 from __future__ import annotations
@@ -23,11 +22,13 @@ import duckdb
 import pyarrow as pa
 
 from gateway.arrow_merge import Unsupported, compile_merge
-from gateway.backends import Topology
+from gateway.backends import BackendState, Replica, Topology
 from gateway.catalog import Catalog
 from gateway.decompose import PARTS
 from gateway.errors import QueryError
+from gateway.failover import PartRunner
 from gateway.handover import (
+    StaleTopology,
     answered_dates,
     assumed_dates,
     check_answer,
@@ -39,6 +40,7 @@ from gateway.handover import (
 )
 from gateway.local_run import run_bounded
 from gateway.planner import Fetch, Plan, PlanMode
+from gateway.slots import BackendSlots
 from queries.connection import prepare_database
 from queries.service_protocol import SymScope
 from queries.service_watchdog import Watchdog
@@ -73,56 +75,6 @@ class _Parts:
     missing: dict[str, str]
 
 
-class BackendSlots:
-    """A bounded number of requests in flight per backend; waiters keep their deadline."""
-
-    def __init__(self, in_flight: int) -> None:
-        if in_flight < 1:
-            raise ValueError("in_flight must be at least 1")
-        self.in_flight = in_flight
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._lock = threading.Lock()
-        # Counters, plain attributes for tests and metrics.
-        self.waited = 0
-        self.expired = 0
-
-    def _slot(self, name: str) -> threading.BoundedSemaphore:
-        with self._lock:
-            slot = self._slots.get(name)
-            if slot is None:
-                slot = self._slots[name] = threading.BoundedSemaphore(self.in_flight)
-            return slot
-
-    def query(
-        self,
-        name: str,
-        backend: Any,
-        sql: str,
-        *,
-        deadline: float,
-        max_rows: int,
-        abandoned: threading.Event,
-        syms: SymScope | None = None,
-    ) -> Any:
-        slot = self._slot(name)
-        if not slot.acquire(blocking=False):
-            self.waited += 1
-            if not slot.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-                self.expired += 1
-                raise QueryError(
-                    "timeout",
-                    f"waited the whole time limit for one of {self.in_flight} request slots "
-                    f"of {name}",
-                )
-        try:
-            if abandoned.is_set():  # the query already failed elsewhere: do not send it
-                raise QueryError("unavailable", "query abandoned")
-            remaining = max(deadline - time.monotonic(), 0.001)
-            return backend.query(sql, timeout_s=remaining, max_rows=max_rows, syms=syms)
-        finally:
-            slot.release()
-
-
 class Executor:
     def __init__(
         self,
@@ -135,6 +87,7 @@ class Executor:
     ) -> None:
         self.topology = topology
         self.slots = BackendSlots(in_flight)
+        self.parts = PartRunner(topology.refresh_replica)
         self._pool = ThreadPoolExecutor(fanout_workers, thread_name_prefix="gateway-fetch")
         config: dict[str, Any] = {"threads": threads}
         if memory_limit:
@@ -213,27 +166,40 @@ class Executor:
         self, plan: Plan, deadline: float, max_rows: int, scan_rows: int, allow_partial: bool
     ) -> _Parts:
         jobs: dict[Future[Any], tuple[int, str]] = {}
-        # One picture of what each RDB holds per attempt: HDB exclusions are built from it
-        # and every RDB's answer is checked against it (``gateway.handover``).
+        failures: dict[str, QueryError] = {}
+        # One replica per backend for this attempt; what the chosen RDB replicas hold is the
+        # picture HDB exclusions are built from and every RDB answer is checked against
+        # (``gateway.handover``). RDBs the plan does not ask count with their merged info.
+        chosen: dict[str, Replica] = {}
+        for name in plan.backends():
+            picked = self.parts.first(self.topology.by_name[name])
+            if isinstance(picked, QueryError):
+                failures[name] = picked
+            else:
+                chosen[name] = picked
         assumed = {
-            s.name: (s.shard, assumed_dates(s)) for s in self.topology.states if s.role == "rdb"
+            s.name: (s.shard, assumed_dates(chosen.get(s.name, s)))
+            for s in self.topology.states
+            if s.role == "rdb"
         }
         wrapped: set[str] = set()
         abandoned = threading.Event()
         for index, fetch in enumerate(plan.fetches):
             limit = scan_rows if fetch.strict else max_rows
             for name in fetch.backends:
-                state = self.topology.by_name[name]
+                if name not in chosen:
+                    continue
+                state, replica = self.topology.by_name[name], chosen[name]
                 sql, rows = fetch.sql, limit
-                if state.role == "rdb" and not query_dates_in_reply(state):
+                if state.role == "rdb" and not query_dates_in_reply(replica):
                     sql, rows = rdb_sql(sql), limit + 1  # + the dates row
                     wrapped.add(name)
                 elif state.role == "hdb" and fetch.tables:
                     sql = hdb_sql(sql, fetch.tables, hdb_exclusion(state, assumed, fetch.dates))
                 job = self._pool.submit(
-                    self.slots.query,
-                    name,
-                    state.backend,
+                    self._part,
+                    state,
+                    replica,
                     sql,
                     deadline=deadline,
                     max_rows=rows,
@@ -244,7 +210,6 @@ class Executor:
                 jobs[job] = (index, name)
         names = [o.name for o in plan.outputs] if plan.final_sql is None else None
         pending = set(jobs)
-        failures: dict[str, QueryError] = {}
         tables: dict[int, list[pa.Table]] = {}
         truncated = False
         while pending:
@@ -264,6 +229,9 @@ class Executor:
                         raise QueryError(exc.kind, str(exc)) from None
                     failures[name] = exc
                     continue
+                except StaleTopology:
+                    _cancel(pending, abandoned)
+                    raise
                 except Exception as exc:
                     failures[name] = QueryError("unavailable", f"{type(exc).__name__}: {exc}")
                     continue
@@ -295,9 +263,43 @@ class Executor:
             _, name = jobs[fut]
             failures[name] = QueryError("timeout", "no answer within the query time limit")
         _cancel(pending, abandoned)
-        if failures and (not allow_partial or len(failures) == len({n for _, n in jobs.values()})):
-            raise _failed(failures, len({n for _, n in jobs.values()}))
+        asked = len(plan.backends())
+        if failures and (not allow_partial or len(failures) == asked):
+            raise _failed(failures, asked)
         return _Parts(tables, truncated, {n: f"{e.kind}: {e}" for n, e in failures.items()})
+
+    def _part(
+        self,
+        state: BackendState,
+        replica: Replica,
+        sql: str,
+        *,
+        deadline: float,
+        max_rows: int,
+        abandoned: threading.Event,
+        syms: SymScope | None,
+    ) -> Any:
+        """One part on ``replica``, or on another replica of ``state`` if it fails."""
+        dates, in_reply = assumed_dates(replica), query_dates_in_reply(replica)
+
+        def send(target: Replica) -> Any:
+            return self.slots.query(
+                target.name,
+                target.backend,
+                sql,
+                deadline=deadline,
+                max_rows=max_rows,
+                abandoned=abandoned,
+                syms=syms,
+            )
+
+        def compatible(other: Replica) -> bool:
+            # The SQL and the HDB parts were built for ``replica``'s dates.
+            return state.role != "rdb" or (
+                assumed_dates(other) == dates and query_dates_in_reply(other) == in_reply
+            )
+
+        return self.parts.run(state, replica, send, compatible=compatible, abandoned=abandoned)
 
     # -- merge -----------------------------------------------------------------------------
 

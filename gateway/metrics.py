@@ -51,6 +51,7 @@ class _BackendCollector(Collector):
             if state.ok_at is not None:
                 age.add_metric([state.name], now - state.ok_at)
         yield from (up, lag, age, retries)
+        yield from self._replicas()
         merges = CounterMetricFamily(
             "tickdb_gateway_merges",
             "Answers merged from several parts, by how: stacking Arrow tables, an Arrow "
@@ -62,6 +63,34 @@ class _BackendCollector(Collector):
         merges.add_metric(["duckdb"], float(self.executor.merged))
         yield merges
         yield _zeromq_refused()
+
+    def _replicas(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        labels = ["backend", "replica"]
+        serving = GaugeMetricFamily(
+            "tickdb_gateway_replica_serving",
+            "1 if the replica is up and current (it may take queries)",
+            labels=labels,
+        )
+        routed = CounterMetricFamily(
+            "tickdb_gateway_replica_parts", "Parts of queries sent to the replica", labels=labels
+        )
+        failovers = CounterMetricFamily(
+            "tickdb_gateway_replica_failovers",
+            "Parts of queries that failed on the replica and ran again on another one",
+            labels=labels,
+        )
+        for state in self.topology.states:
+            for replica in state.members():
+                names = [state.name, replica.name]
+                serving.add_metric(names, 1.0 if replica.current else 0.0)
+                routed.add_metric(names, float(replica.routed))
+                failovers.add_metric(names, float(replica.failovers))
+        restarted = CounterMetricFamily(
+            "tickdb_gateway_replica_restarts_seen",
+            "Replies from a replica that restarted since its last info() (not used)",
+            value=float(self.executor.parts.restarts_seen),
+        )
+        yield from (serving, routed, failovers, restarted)
 
 
 def _zeromq_refused() -> CounterMetricFamily:

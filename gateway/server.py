@@ -21,7 +21,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.auth_http import HttpAuth
-from gateway.backends import BackendState, Topology
+from gateway.backends import BackendState, Replica, Topology
 from gateway.client_limits import ClientQueries
 from gateway.console.live import end_live_streams
 from gateway.kdb_port import GatewayKdbPort
@@ -158,12 +158,12 @@ class Gateway:
     def _connect_backends(self) -> Router:
         curve = curve_links.for_config(self.config).client  # [curve]: the component's keys
         states = [
-            BackendState(f"{role}:{addr}", role, QueryClient(addr, self.limits.timeout_s, curve))
-            for role, addrs in (
+            self._backend(role, entry, curve)
+            for role, entries in (
                 ("rdb", self.settings.rdb_addresses),
                 ("hdb", self.settings.hdb_addresses),
             )
-            for addr in addrs
+            for entry in entries
         ]
         topology = Topology(states)
         topology.refresh()  # so the first query already routes by shard and date
@@ -172,6 +172,22 @@ class Gateway:
         # connection, sqlglot's dialect; ~0.2-0.4 s) is not charged to the first query.
         plan_query("SELECT 1", router.catalog, topology)
         return router
+
+    def _backend(self, role: str, entry: str, curve: Any = None) -> BackendState:
+        """One backend from its configured entry: an address, or its replicas' addresses
+        separated by commas (``tcp://h:5020,tcp://h:5022``); ``curve``: the keys its
+        clients connect with (``[curve]``)."""
+        addresses = [a.strip() for a in entry.split(",") if a.strip()]
+        if not addresses:
+            raise ValueError(f"gateway.{role}_addresses: an empty entry")
+        clients = [QueryClient(a, self.limits.timeout_s, curve) for a in addresses]
+        if len(addresses) == 1:
+            return BackendState(f"{role}:{addresses[0]}", role, clients[0])
+        replicas = [
+            Replica(f"{role}:{a}", role, c) for a, c in zip(addresses, clients, strict=True)
+        ]
+        # The state's own backend is never asked: every part goes to one of its replicas.
+        return BackendState(f"{role}:{','.join(addresses)}", role, clients[0], replicas=replicas)
 
     def _bind_http(self) -> socket.socket:
         host, port = self.host, self.settings.port

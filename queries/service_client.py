@@ -4,6 +4,9 @@ Sockets come from a small pool, so one client can be shared by threads and run r
 parallel. A request that gets no reply in time raises ``QueryError("unavailable")`` and its
 socket is closed rather than returned, so a late reply to an abandoned request can never be
 read as the answer to the next one: the next request uses a fresh socket (a fresh identity).
+A request whose connection dies (the server killed, or nothing listening) fails at once
+with ``unavailable`` instead of waiting out its time limit (``queries.service_link``), so
+a caller with another copy of the data can ask it within the same limit.
 
 With ``[curve]`` on, ``curve=`` (or the component's config, or ``TICKDB_CURVE_KEY`` and
 ``TICKDB_CURVE_SERVER_KEY``: ``tickdb.curve_links``) gives the client's keys.
@@ -17,6 +20,7 @@ from typing import Any
 
 import zmq
 
+from queries.service_link import Link, LinkLost
 from queries.service_protocol import (
     ERR,
     INFO,
@@ -45,7 +49,9 @@ class QueryClient:
         self.timeout_s = timeout_s
         self._curve = client_keys(curve)
         self._ctx: zmq.Context[Any] = zmq.Context.instance()
-        self._idle: list[zmq.Socket[Any]] = []
+        self._idle: list[Link] = []
+        # Connections seen to drop (the server stopped or restarted), for diagnostics.
+        self.connections_lost = 0
         self._lock = threading.Lock()
         self._closed = False
 
@@ -73,8 +79,9 @@ class QueryClient:
                 raise QueryError("internal", msg) from None
         raise _error_from(tag, reply, self.address)
 
-    def info(self) -> dict[str, Any]:
-        reply = self._request([INFO], self.timeout_s)
+    def info(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """The server's INFO reply; ``timeout_s`` bounds the wait (default: the client's)."""
+        reply = self._request([INFO], self.timeout_s if timeout_s is None else timeout_s)
         if reply[0].bytes == INFO and len(reply) == 2:
             return dict(json.loads(reply[1].bytes))
         raise _error_from(reply[0].bytes, reply, self.address)
@@ -93,8 +100,8 @@ class QueryClient:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for sock in idle:
-            sock.close(0)
+        for link in idle:
+            link.close()
 
     def __enter__(self) -> QueryClient:
         return self
@@ -104,46 +111,50 @@ class QueryClient:
 
     # -- sockets ---------------------------------------------------------------------------
 
-    def _checkout(self) -> zmq.Socket[Any]:
-        with self._lock:
-            if self._closed:
-                raise QueryError("unavailable", "client is closed")
-            if self._idle:
-                return self._idle.pop()
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self._curve is not None:
-            self._curve.apply(sock)
-        sock.connect(self.address)
-        return sock
+    def _checkout(self) -> Link:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise QueryError("unavailable", "client is closed")
+                link = self._idle.pop() if self._idle else None
+            if link is None:
+                return Link(self._ctx, self.address, self._curve)
+            if link.reusable():
+                return link
+            self.connections_lost += 1
+            link.close()  # it lost its connection since its last request: a fresh one
 
-    def _checkin(self, sock: zmq.Socket[Any]) -> None:
+    def _checkin(self, link: Link) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < _MAX_IDLE_SOCKETS:
-                self._idle.append(sock)
+                self._idle.append(link)
                 return
-        sock.close(0)
+        link.close()
 
     def _request(self, frames: list[bytes], wait_s: float) -> list[zmq.Frame]:
-        sock = self._checkout()
+        link = self._checkout()
         try:
-            sock.setsockopt(zmq.SNDTIMEO, max(1, int(wait_s * 1000)))
-            sock.send_multipart(frames)
-            if not sock.poll(max(1, int(wait_s * 1000)), zmq.POLLIN):
+            link.sock.setsockopt(zmq.SNDTIMEO, max(1, int(wait_s * 1000)))
+            link.sock.send_multipart(frames)
+            if not link.wait_reply(int(wait_s * 1000)):
                 why = "backend down, overloaded or unreachable"
                 if self._curve is not None:
                     why += ", or this client's CURVE key refused"
                 raise QueryError(
                     "unavailable", f"no reply from {self.address} within {wait_s:g}s ({why})"
                 )
-            reply = sock.recv_multipart(copy=False)
+            reply = link.sock.recv_multipart(copy=False)
         except zmq.Again:
-            sock.close(0)
+            link.close()
             raise QueryError("unavailable", f"cannot send to {self.address}") from None
+        except LinkLost as exc:
+            self.connections_lost += 1
+            link.close()
+            raise QueryError("unavailable", str(exc)) from None
         except BaseException:
-            sock.close(0)  # its reply may still come: never reuse this socket
+            link.close()  # its reply may still come: never reuse this socket
             raise
-        self._checkin(sock)
+        self._checkin(link)
         if not reply:
             raise QueryError("internal", f"empty reply from {self.address}")
         return reply

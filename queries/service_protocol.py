@@ -5,7 +5,7 @@ frame is accepted and echoed)::
 
     [QUERY, json {"sql", "timeout_s"?, "max_rows"?, "syms"?}]
                                                        -> [OK, json meta, Arrow IPC stream]
-                         meta: {"rows", "truncated", "elapsed_ms", "dates"?}
+                         meta: {"rows", "truncated", "elapsed_ms", "incarnation", "dates"?}
                                                        | [ERR, json {"kind", "error"}]
     [INFO]                                             -> [INFO, json]
     [<extra tag>, *frames]                             -> whatever the handler returns | [ERR, …]
@@ -67,6 +67,9 @@ class QueryResult:
     elapsed_ms: float
     # The dates the rows were read from, when the server says (an RDB: its snapshot's).
     dates: tuple[str, ...] | None = None
+    # Which run of the server process answered (its INFO says the same): a caller that
+    # vetted the server by an earlier INFO sees from a reply whether it restarted since.
+    incarnation: str | None = None
 
 
 # Per table, the only syms the rows a query reads from it can have (``QueryRequest.syms``).
@@ -179,4 +182,5 @@ def decode_result(meta: bytes, payload: memoryview | bytes) -> QueryResult:
         bool(info["truncated"]),
         float(info["elapsed_ms"]),
         None if dates is None else tuple(str(d) for d in dates),
+        None if info.get("incarnation") is None else str(info["incarnation"]),
     )

@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
+import secrets
 import threading
 import time
 import traceback
@@ -171,6 +173,8 @@ class QueryServer:
         self._watchdog = Watchdog()
         self._running: set[QueryGuard] = set()
         self._running_lock = threading.Lock()
+        # This run of the process, in INFO and in every reply (``QueryResult.incarnation``).
+        self.incarnation = f"{os.getpid()}-{secrets.token_hex(4)}"
         # Counters, plain attributes for tests and INFO.
         self.queries_ok = 0
         self.queries_failed = 0
@@ -180,6 +184,10 @@ class QueryServer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        # The safety check's one-time setup (sqlglot's dialect, DuckDB's parser: ~80 ms)
+        # before the first query, not in it: a restarted replica's first answers would
+        # otherwise be the slowest, just when it takes over a dead one's load.
+        check_read_only("SELECT 1")
         targets: list[tuple[str, Callable[[], None]]] = [("router", self._route)]
         targets += [(f"query-{i}", self._query_worker) for i in range(self.workers)]
         targets.append(("control", self._control_worker))
@@ -325,6 +333,7 @@ class QueryServer:
             **self._info(),
             "query_service": {
                 "endpoint": self.endpoint,
+                "incarnation": self.incarnation,
                 "workers": self.workers,
                 "timeout_s": self.timeout_s,
                 "max_rows": self.max_rows,
@@ -356,7 +365,9 @@ class QueryServer:
                 table, truncated, meta = self._execute(request, job.received, timeout, max_rows)
             table, truncated = _limit(table, max_rows, truncated)
             elapsed_ms = (time.monotonic() - job.received) * 1000
-            reply = encode_result(table, truncated, elapsed_ms, meta)
+            reply = encode_result(
+                table, truncated, elapsed_ms, {**meta, "incarnation": self.incarnation}
+            )
         except QueryError as exc:
             self.queries_failed += 1
             if exc.kind == "timeout":

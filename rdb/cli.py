@@ -40,6 +40,14 @@ def rdb_command(
     shard: ShardOpt = None,
     hdb: HdbOpt = None,
     address: Annotated[str | None, typer.Option(help="Override rdb.address.")] = None,
+    replica: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Replica number within the shard: each keeps its own state and intraday "
+            "files (tickdb up --replicas).",
+        ),
+    ] = 0,
 ) -> None:
     """Run a realtime database: subscribe, hold the day in memory, answer SQL, write down."""
     from rdb.server import Rdb, run_rdb
@@ -55,6 +63,7 @@ def rdb_command(
             shard=parse_shard(shard),
             hdb_addresses=list(hdb or []),
             address=address,
+            replica=replica,
         )
     except TickerplantUnavailable as exc:
         typer.echo(f"cannot start: {exc}", err=True)

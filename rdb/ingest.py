@@ -8,6 +8,13 @@ day that ends, rows after it to the next.
 On restart, rows already in intraday chunk files are not applied twice: ``covered(table,
 seq)`` says so from the seq each chunk records (see ``rdb.recovery``).
 
+``current`` turns true once the RDB has applied everything the tickerplant had when it
+subscribed: the subscriber fetched that backlog by replay before ingest started and hands
+it over before any live message, so the backlog is applied once a message past it is
+applied, or once the subscriber has nothing more to give. Until then the RDB answers for
+part of the day only, and the gateway sends it no queries (``docs/architecture.md``,
+Failover).
+
 ``IngestLag`` measures how far behind the tickerplant the applied rows are, from the
 tickerplant's own receive stamp (``ts_recv``) of each applied record: ``info()`` reports it,
 so a load test reads lag from the RDB itself rather than by querying it.
@@ -24,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 
 from rdb.store import Day, Store
+from tickdb.failpoints import hold_file, wait_released
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
 log = logging.getLogger("tickdb.rdb")
@@ -91,7 +99,10 @@ class Ingest:
         subscriber: Subscriber,
         on_roll: Callable[[Day, dt.date], None],
         covered: Callable[[str, int], bool] = lambda table, seq: False,
+        catch_up_to: int | None = None,
     ) -> None:
+        """``catch_up_to``: the tickerplant's seq when we subscribed, if the subscriber has a
+        backlog to hand over first (None: current from the start)."""
         self.store = store
         self.subscriber = subscriber
         self.on_roll = on_roll
@@ -102,6 +113,9 @@ class Ingest:
         self.rolls = 0
         self.last_message = time.time()
         self.lag = IngestLag()
+        self.catch_up_to = 0 if catch_up_to is None else catch_up_to
+        self.current = catch_up_to is None
+        self._hold = hold_file("rdb_replay")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -125,10 +139,14 @@ class Ingest:
 
     def step(self, timeout_s: float) -> int:
         """Apply what arrives within ``timeout_s``; returns the number of messages."""
+        if self._hold is not None and not self.current:
+            wait_released("rdb_replay", self._hold, self._stop)
         first = self.subscriber.poll(timeout_s)
         if first is None:
             # Idle: everything up to the subscriber's position has been applied.
             self.applied_seq = max(self.applied_seq, self.subscriber.last_seq)
+            if self.subscriber.last_seq >= self.catch_up_to:
+                self.current = True
             return 0
         group = [first]
         while len(group) < MAX_GROUP:
@@ -162,6 +180,8 @@ class Ingest:
         if pending:
             self.store.upd(pending)
         self.lag.applied(stamps)
+        if group and group[-1].seq >= self.catch_up_to:
+            self.current = True
 
     def _roll(self, eod: EndOfDay) -> None:
         live = self.store.live

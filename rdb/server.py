@@ -38,8 +38,21 @@ INGEST_SWITCH_INTERVAL_S = 0.0005
 QUERY_NICE = 10
 
 
-def rdb_name(shard: Shard | None) -> str:
-    return "rdb" if shard is None else f"rdb-{shard.index}-of-{shard.count}"
+def rdb_name(shard: Shard | None, replica: int = 0) -> str:
+    """The RDB's directory name: replicas of one shard each keep their own state."""
+    name = "rdb" if shard is None else f"rdb-{shard.index}-of-{shard.count}"
+    return name if replica == 0 else f"{name}-r{replica}"
+
+
+def intraday_root(config: Config, shard: Shard | None, replica: int = 0) -> Path:
+    """Where this RDB spills intraday chunks: shards' rows differ for the same table and
+    date, and replicas write their chunks independently, so each has a directory."""
+    root = config.intraday_dir
+    if shard is not None:
+        root = root / f"shard-{shard.index}-of-{shard.count}"
+    if replica:
+        root = root.with_name(f"{root.name}-r{replica}")
+    return root
 
 
 class Rdb:
@@ -52,15 +65,15 @@ class Rdb:
         hdb_addresses: list[str] | None = None,
         address: str | None = None,
         workers: int = 2,
+        replica: int = 0,
     ) -> None:
         self.config = config
         self.shard = shard
+        # Replicas of a shard are independent RDBs: the same rows, their own state and chunks.
+        self.replica = replica
         rc = config.rdb
-        self.state = RdbState(config.data_path / "rdb" / rdb_name(shard))
-        # Shards each keep their own chunks: their rows differ for the same table and date.
-        self.intraday_root = config.intraday_dir
-        if shard is not None:
-            self.intraday_root = self.intraday_root / f"shard-{shard.index}-of-{shard.count}"
+        self.state = RdbState(config.data_path / "rdb" / rdb_name(shard, replica))
+        self.intraday_root = intraday_root(config, shard, replica)
         resume = self.state.resume_seq()
         self.curve = curve_links.for_config(config)
         self.subscriber = Subscriber(
@@ -99,7 +112,13 @@ class Rdb:
             intraday_root=self.intraday_root,
             memory_limit_mb=rc.memory_limit_mb,
         )
-        self.ingest = Ingest(self.store, self.subscriber, self._on_roll, self.coverage.covered)
+        self.ingest = Ingest(
+            self.store,
+            self.subscriber,
+            self._on_roll,
+            self.coverage.covered,
+            catch_up_to=_backlog_end(self.subscriber),
+        )
         self.engine = QueryEngine(
             self.store,
             intraday_dir=self.intraday_root,
@@ -196,7 +215,9 @@ class Rdb:
             seq=max(self.ingest.applied_seq, snapshot.seq),
             tp_seq=max(hello.seq, self.subscriber.last_seq),
             last_heartbeat=self.ingest.last_message,
+            current=self.ingest.current,
             extra={
+                "replica": self.replica,
                 "ingest_lag_ms": _rounded(self.ingest.lag.current_ms()),
                 "ingest_lag_p99_ms": _rounded(self.ingest.lag.p99_ms()),
                 "ingest_lag_window_s": self.ingest.lag.window_ns / 1e9,
@@ -211,6 +232,15 @@ class Rdb:
         ).to_json()
 
 
+def _backlog_end(subscriber: Subscriber) -> int | None:
+    """The seq the subscriber's start-up replay reached, when it has a backlog to hand over
+    (``Ingest.current``); None when it starts level with the tickerplant."""
+    target = max(subscriber.last_seq, subscriber.hello.seq)
+    if subscriber.replayed_records == 0 and subscriber.last_seq >= target:
+        return None
+    return target
+
+
 def _rounded(ms: float | None) -> float | None:
     return None if ms is None else round(ms, 3)
 
@@ -221,6 +251,10 @@ def run_rdb(rdb: Rdb, ready_file: Path | None, stop: Any) -> None:
 
     sys.setswitchinterval(INGEST_SWITCH_INTERVAL_S)
     rdb.start()
+    # Ready once current: a launcher (tickdb up, a test) then sees every row of the day.
+    # Queries are answered before (INFO says current: false, and the gateway waits).
+    while not rdb.ingest.current and rdb.ingest.error is None and not stop.wait(0.005):
+        pass
     write_ready(ready_file, {"address": rdb.endpoint, **{"role": "rdb"}})
     log.info("rdb serving %s at %s", rdb.store.live.date, rdb.endpoint)
     try:

@@ -108,6 +108,7 @@ def test_up_starts_a_sharded_stack_with_a_demo_feed_and_stops_on_ctrl_c(tmp_path
             "hdb-1",
             "rdb-0",
             "rdb-1",
+            "stack",  # the supervisor's status (tickdb status)
             "tickerplant",
             "venue-0",
             "venue-1",

@@ -158,6 +158,14 @@ class FixConfig:
 class StackConfig:
     shards: int = 1
     demo_rate: int = 1000
+    # RDBs and HDBs per shard, all serving queries (docs/architecture.md, Failover).
+    replicas: int = 1
+    # Restart a component that exits, after a backoff doubling from restart_backoff_s up
+    # to restart_backoff_max_s, back to the start once it stayed up restart_reset_s.
+    restart: bool = True
+    restart_backoff_s: float = 0.1
+    restart_backoff_max_s: float = 5.0
+    restart_reset_s: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,13 +273,15 @@ def _validate(config: Config) -> None:
             ("batch_interval_ms", "max_message_bytes", "subscriber_buffer", "heartbeat_ms"),
         ),
         ("journal", ("fsync_interval_ms",)),
-        ("stack", ("shards", "demo_rate")),
+        ("stack", ("shards", "demo_rate", "replicas", "restart_backoff_s", "restart_reset_s")),
         ("gateway", ("scan_rows", "refresh_s", "max_query_chars", "max_nesting", "client_queries")),
     ):
         obj = getattr(config, section)
         for name in names:
             if getattr(obj, name) <= 0:
                 raise ConfigError(f"{section}.{name}: must be positive")
+    if config.stack.restart_backoff_max_s < config.stack.restart_backoff_s:
+        raise ConfigError("stack.restart_backoff_max_s: must not be below restart_backoff_s")
     for name in ("in_flight", "nice"):
         if getattr(config.gateway, name) < 0:
             raise ConfigError(f"gateway.{name}: must not be negative")

@@ -19,6 +19,7 @@ priority).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -46,6 +47,7 @@ class Launched:
     log_path: Path
     ready_file: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    ready_seen: bool = False  # its ready file was read
 
     @property
     def pid(self) -> int:
@@ -53,6 +55,17 @@ class Launched:
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def ready(self) -> bool:
+        """Whether it wrote its ready file (then read into ``info``) or needs none."""
+        if self.ready_file is None or self.ready_seen:
+            return True
+        try:
+            self.info.update(json.loads(self.ready_file.read_text()))
+        except (OSError, ValueError):  # not there yet
+            return False
+        self.ready_seen = True
+        return True
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -67,6 +80,7 @@ class Launched:
             raise ValueError(f"{self.name} was started without a ready file")
         try:
             self.info.update(wait_ready(self.ready_file, timeout_s, alive=self.alive))
+            self.ready_seen = True
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             raise LaunchError(
@@ -106,9 +120,12 @@ def launch(
     ready_timeout_s: float = 60.0,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    wait: bool = True,
 ) -> Launched:
     """Start ``python -m tickdb.cli ARGS`` and, given a ``ready_file``, return once it wrote
-    it (``--ready-file`` is added to ``ARGS``). ``env`` adds to this process's environment."""
+    it (``--ready-file`` is added to ``ARGS``). ``env`` adds to this process's environment.
+    ``wait=False`` returns at once (a supervisor restarting a component): the file appears
+    when the component is ready."""
     command = [sys.executable, "-m", "tickdb.cli", *args]
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +142,6 @@ def launch(
             process_group=0,
         )
     launched = Launched(name, popen, log_path, ready_file)
-    if ready_file is not None:
+    if ready_file is not None and wait:
         launched.wait_ready(ready_timeout_s)
     return launched

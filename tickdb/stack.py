@@ -1,9 +1,12 @@
 """``tickdb up``: a whole stack from one command.
 
-Starts, in dependency order, the tickerplant, an HDB and an RDB per shard, the gateway and
-(with ``--demo``) the synthetic feed, each as its own process, waiting for each to announce
-its endpoints in a ready file. Ctrl-C (or SIGTERM, SIGHUP, or any component dying) stops
-everything in reverse order. Every process logs to ``<data-dir>/logs/<name>.log``.
+Starts, in dependency order, the tickerplant, the HDBs and RDBs of each shard
+(``stack.replicas`` of each, all serving queries), the venues, the gateway and (with
+``--demo``) the synthetic feed, each as its own process, waiting for each to announce its
+endpoints in a ready file. Then it supervises them (``tickdb.supervise``): a component that
+exits is started again after a backoff, on the addresses it bound first. Ctrl-C (or
+SIGTERM, SIGHUP) stops everything in reverse order. Every process logs to
+``<data-dir>/logs/<name>.log``.
 With ``[curve]`` on, the components read it from the config; the demo feed and strategy,
 clients without a config, are given the components' keys in their environment.
 
@@ -15,18 +18,29 @@ stack as one group and ingest outranks queries: ``tickdb.launch`` starts them, a
 from __future__ import annotations
 
 import signal
-import time
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tickdb.config import Config
 from tickdb.launch import Launched, launch
+from tickdb.stack_status import status_path
+from tickdb.supervise import RestartPolicy, Supervised, Supervisor
 from tickdb.types import Shard
+
+_ADDRESS = ("--address", "address")  # restarts bind the address the first run bound
+_CHECK_S = 0.05  # how often the supervisor looks at its components
 
 
 def _port_plus(address: str, offset: int) -> str:
     """``tcp://127.0.0.1:5020`` + 2 -> ``tcp://127.0.0.1:5022`` (port 0 stays ephemeral)."""
     head, _, port = address.rpartition(":")
     return address if port in ("0", "*") else f"{head}:{int(port) + offset}"
+
+
+def replica_name(kind: str, shard: int, replica: int) -> str:
+    """``rdb-0`` for replica 0 of shard 0 (a stack without replicas), ``rdb-0-r1`` next."""
+    return f"{kind}-{shard}" if replica == 0 else f"{kind}-{shard}-r{replica}"
 
 
 class Stack:
@@ -38,19 +52,31 @@ class Stack:
         demo: bool,
         demo_rate: int,
         ready_timeout_s: float = 60.0,
+        replicas: int | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
-        # Added to every component's environment (the demo's API token for its strategy).
+        # Added to every component's environment (the demo's API token for its strategy),
+        # and per component name (the CURVE keys of the demo's clients).
         self.env = dict(env or {})
+        self.client_env: dict[str, dict[str, str]] = {}
         self.config_path = config_path
         self.shards = shards
+        self.replicas = replicas or config.stack.replicas
         self.demo = demo
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
-        self.components: list[Launched] = []
         self.run_dir = config.data_path / "run"
         self.log_dir = config.data_path / "logs"
+        self.supervisor = Supervisor(
+            RestartPolicy.of(config.stack), self._relaunch, status_path(config.data_path)
+        )
+        self._stop = threading.Event()
+
+    @property
+    def components(self) -> list[Launched]:
+        """Every component's current process."""
+        return [c.launched for c in self.supervisor.components]
 
     def _common(self) -> list[str]:
         args = ["--data-dir", str(self.config.data_path)]
@@ -58,58 +84,60 @@ class Stack:
             args += ["--config", str(self.config_path)]
         return args
 
-    def _start(
-        self, name: str, args: list[str], ready: bool = True, env: dict[str, str] | None = None
-    ) -> Launched:
-        ready_file = self.run_dir / f"{name}.json" if ready else None
-        component = launch(
+    def _launch(self, name: str, args: list[str], ready: bool, wait: bool) -> Launched:
+        return launch(
             args,
             name=name,
             log_path=self.log_dir / f"{name}.log",
-            ready_file=ready_file,
+            ready_file=self.run_dir / f"{name}.json" if ready else None,
             ready_timeout_s=self.ready_timeout_s,
-            env={**self.env, **(env or {})},
+            wait=wait,
+            env={**self.env, **self.client_env.get(name, {})},
         )
-        self.components.append(component)
-        return component
+
+    def _start(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        role: str = "primary",
+        ready: bool = True,
+        pin: tuple[str, str] | None = _ADDRESS,
+    ) -> Launched:
+        launched = self._launch(name, args, ready, wait=True)
+        self.supervisor.add(Supervised(name, role, args, launched, pin=pin))
+        return launched
+
+    def _relaunch(self, component: Supervised) -> Launched:
+        ready = component.launched.ready_file is not None
+        return self._launch(component.name, component.restart_args(), ready, wait=False)
 
     def start(self) -> None:
         cfg = self.config
         tp = self._start("tickerplant", ["tp", *self._common()])
         tp_address = str(tp.info["address"])
-        hdbs, rdbs = [], []
+        hdbs: list[list[str]] = []  # per shard, its replicas' addresses
+        rdbs: list[list[str]] = []
         for k in range(self.shards):
             shard = str(Shard(k, self.shards))
-            hdb = self._start(
-                f"hdb-{k}",
-                [
-                    "hdb",
-                    *self._common(),
-                    "--shard",
-                    shard,
-                    "--address",
-                    _port_plus(cfg.hdb.address, k),
-                ],
-            )
-            hdbs.append(str(hdb.info["address"]))
+            hdbs.append([])
+            for r in range(self.replicas):
+                address = _port_plus(cfg.hdb.address, k + r * self.shards)
+                args = ["hdb", *self._common(), "--shard", shard, "--address", address]
+                hdb = self._start(replica_name("hdb", k, r), args, role="replica")
+                hdbs[k].append(str(hdb.info["address"]))
         for k in range(self.shards):
             shard = str(Shard(k, self.shards))
-            rdb = self._start(
-                f"rdb-{k}",
-                [
-                    "rdb",
-                    *self._common(),
-                    "--tp",
-                    tp_address,
-                    "--shard",
-                    shard,
-                    "--hdb",
-                    hdbs[k],
-                    "--address",
-                    _port_plus(cfg.rdb.address, k),
-                ],
-            )
-            rdbs.append(str(rdb.info["address"]))
+            rdbs.append([])
+            for r in range(self.replicas):
+                args = ["rdb", *self._common(), "--tp", tp_address, "--shard", shard]
+                for address in hdbs[k]:  # each replica hands its days to every HDB replica
+                    args += ["--hdb", address]
+                args += ["--address", _port_plus(cfg.rdb.address, k + r * self.shards)]
+                if r:
+                    args += ["--replica", str(r)]
+                rdb = self._start(replica_name("rdb", k, r), args, role="replica")
+                rdbs[k].append(str(rdb.info["address"]))
         orders = cfg.orders.enabled
         if orders:
             for k in range(self.shards):
@@ -117,33 +145,31 @@ class Stack:
                 venue_args += ["--shard", str(Shard(k, self.shards))]
                 if self.demo:
                     venue_args.append("--paper")  # the demo strategy trades on the demo quotes
-                self._start(f"venue-{k}", venue_args)
+                self._start(f"venue-{k}", venue_args, pin=None)
         # --data-dir too: the gateway keeps its FIX sessions' sequence numbers under it.
         gateway_args = ["gateway", *self._common(), "--port", str(cfg.gateway.port)]
         if orders:
             gateway_args += ["--tp", tp_address]
-        for address in rdbs:
-            gateway_args += ["--rdb", address]
-        for address in hdbs:
-            gateway_args += ["--hdb", address]
-        self._start("gateway", gateway_args)
+        for addresses in rdbs:  # one backend per shard, its replicas comma-separated
+            gateway_args += ["--rdb", ",".join(addresses)]
+        for addresses in hdbs:
+            gateway_args += ["--hdb", ",".join(addresses)]
+        self._start("gateway", gateway_args, pin=("--port", "port"))
         if self.demo:
-            env = self._client_env()
-            self._start(
-                "feed",
-                ["feed", "--demo", "--address", tp_address, "--rate", str(self.demo_rate)],
-                ready=False,
-                env=env,
-            )
+            # Clients without a config: given the components' keys (a restart too).
+            keys = self._client_env()
+            self.client_env.update(feed=keys, strategy=keys)
+            feed_args = ["feed", "--demo", "--address", tp_address, "--rate", str(self.demo_rate)]
+            self._start("feed", feed_args, role="client", ready=False, pin=None)
             if orders:
-                strategy = ["strategy", "--demo", "--url", self.gateway_url()]
-                self._start("strategy", strategy, ready=False, env=env)
+                strategy_args = ["strategy", "--demo", "--url", self.gateway_url()]
+                self._start("strategy", strategy_args, role="client", ready=False, pin=None)
 
-    def _client_env(self) -> dict[str, str] | None:
+    def _client_env(self) -> dict[str, str]:
         """What a client without a config connects with: the components' own keys."""
         curve = self.config.curve
         if curve.mode == "off":
-            return None
+            return {}
         from tickdb.curve import load_pair
         from tickdb.curve_links import ENV_KEY, ENV_SERVER_KEY
 
@@ -164,22 +190,24 @@ class Stack:
         urls = [str(c.info.get("url", "")) for c in self.components if c.name == "gateway"]
         return urls[0] if urls else ""
 
-    def wait(self) -> str:
-        """Block until Ctrl-C, SIGTERM, SIGHUP or a component exits; returns why."""
+    def wait(self, on_event: Callable[[str], None] = lambda event: None) -> str:
+        """Supervise until Ctrl-C, SIGTERM or SIGHUP (or, with ``stack.restart`` off, until a
+        component exits); returns why. ``on_event`` hears each restart."""
         stop = {"why": ""}
 
         def on_signal(signum: int, _frame: object) -> None:
             stop["why"] = signal.Signals(signum).name
+            self._stop.set()
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         # A closed terminal: the components share its session, so stop them as for Ctrl-C.
         signal.signal(signal.SIGHUP, on_signal)
-        while not stop["why"]:
-            for c in self.components:
-                if c.popen.poll() is not None:
-                    return f"{c.name} exited with code {c.popen.returncode} (see {c.log_path})"
-            time.sleep(0.2)
+        while not self._stop.wait(_CHECK_S):
+            for event in self.supervisor.check():
+                if event.startswith("stop: "):
+                    return event.removeprefix("stop: ")
+                on_event(event)
         return stop["why"]
 
     def stop(self, timeout_s: float = 15.0) -> None:

@@ -155,6 +155,9 @@ class BackendInfo:
     seq: int | None = None  # RDB: the last sequence number it applied
     tp_seq: int | None = None  # RDB: the tickerplant's, as last heard
     last_heartbeat: float | None = None  # RDB: time.time() of the last message it got
+    # RDB: it has applied everything the tickerplant had when it subscribed (a restarted RDB
+    # replays first); the gateway routes only to current replicas. None: not reported.
+    current: bool | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # other keys, as sent
 
     @classmethod
@@ -182,6 +185,7 @@ class BackendInfo:
                 last_heartbeat=(
                     None if raw.get("last_heartbeat") is None else float(raw["last_heartbeat"])
                 ),
+                current=None if raw.get("current") is None else bool(raw["current"]),
                 extra={k: v for k, v in raw.items() if k not in _BACKEND_KEYS},
             )
         except (TypeError, AttributeError) as exc:
@@ -200,7 +204,7 @@ class BackendInfo:
             out["query_dates"] = self.query_dates
         if self.states is not None:
             out["states"] = {d.isoformat(): s for d, s in self.states.items()}
-        for key in ("seq", "tp_seq", "last_heartbeat"):
+        for key in ("seq", "tp_seq", "last_heartbeat", "current"):
             if (value := getattr(self, key)) is not None:
                 out[key] = value
         out["tables"] = {name: meta.to_json() for name, meta in self.tables.items()}

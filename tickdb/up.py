@@ -14,8 +14,13 @@ def up(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data directory.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
     rate: Annotated[int | None, typer.Option(help="Demo rows/s [stack.demo_rate].")] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(min=1, help="RDBs and HDBs per shard, all serving [stack.replicas]."),
+    ] = None,
 ) -> None:
-    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C.
+    """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
+    restart a component that exits (stack.restart).
 
     With ``--demo`` and no ``[auth]`` section in the config, credentials are made on first
     start under ``<data-dir>/auth`` and every port asks for them (docs/security.md)."""
@@ -42,7 +47,13 @@ def up(
             cfg = load_config(config, data_dir)
             env["TICKDB_TOKEN"] = read_secret(credentials.token_file)
     stack = Stack(
-        cfg, config, shards or cfg.stack.shards, demo, rate or cfg.stack.demo_rate, env=env
+        cfg,
+        config,
+        shards or cfg.stack.shards,
+        demo,
+        rate or cfg.stack.demo_rate,
+        replicas=replicas or cfg.stack.replicas,
+        env=env,
     )
     try:
         with console.status("starting tickdb…"):
