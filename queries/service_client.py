@@ -146,7 +146,10 @@ class QueryClient:
             reply = link.sock.recv_multipart(copy=False)
         except zmq.Again:
             link.close()
-            raise QueryError("unavailable", f"cannot send to {self.address}") from None
+            why = "nothing connected within the time limit"
+            if self._curve is not None:
+                why += ": down, or this client's CURVE key refused"
+            raise QueryError("unavailable", f"cannot send to {self.address} ({why})") from None
         except LinkLost as exc:
             self.connections_lost += 1
             link.close()

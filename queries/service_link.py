@@ -103,11 +103,18 @@ class Link:
                 self.connected = True
             elif event == zmq.EVENT_DISCONNECTED:
                 self.dropped = True
-                failure = f"connection to {self.address} lost (backend stopped or restarted)"
+                # A refused handshake is followed by its disconnect: the refusal says why.
+                failure = failure or (
+                    f"connection to {self.address} lost (backend stopped or restarted)"
+                )
             elif event == zmq.EVENT_CONNECT_RETRIED and not self.connected:
                 failure = f"cannot connect to {self.address} (nothing listening there)"
             elif event & _HANDSHAKE_FAILED:
-                failure = f"handshake with {self.address} failed"
+                self.dropped = True
+                failure = (
+                    f"handshake with {self.address} failed: this client's CURVE key refused "
+                    "(no identity has it, or it lacks the port's role), or CURVE on one side only"
+                )
 
     def close(self) -> None:
         with contextlib.suppress(zmq.ZMQError):
