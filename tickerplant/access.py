@@ -35,8 +35,9 @@ class TickerplantAccess:
     def identity(self, name: str | None) -> Identity | None:
         return None if name is None else self.authorizer.identity(name)
 
-    def request(self, who: Identity | None, tag: bytes) -> str:
-        """Why ``who`` may not make the request ``tag`` ("" when it may)."""
+    def request(self, name: str | None, tag: bytes) -> str:
+        """Why the identity ``name`` may not make the request ``tag`` ("" when it may)."""
+        who = self.identity(name)
         if who is None:
             return "a request without an identity"
         if tag == HELLO:
@@ -50,14 +51,14 @@ class TickerplantAccess:
             return f"{who.name!r} may not ask for {tag.decode()} (needs {needs})"
         return ""  # an unknown request: refused as malformed by the caller
 
-    def publish(self, who: Identity | None, table: bytes) -> str:
-        """Why ``who`` may not publish rows of ``table`` ("" when it may); per (identity,
-        table) once, as this is asked for every message."""
-        name = who.name if who is not None else ""
-        key = (name, table)
+    def publish(self, name: str | None, table: bytes) -> str:
+        """Why the identity ``name`` may not publish rows of ``table`` ("" when it may);
+        worked out once per (identity, table), as this is asked for every message."""
+        key = (name or "", table)
         refusal = self._publish.get(key)
         if refusal is None:
             text = table.decode(errors="replace")
+            who = self.identity(name)
             if who is None:
                 refusal = f"no identity may publish {text}"
             elif not self.authorizer.allows(who, "publish", text):
@@ -78,6 +79,9 @@ class TickerplantAccess:
     def subscription(self, who: str | None, selection: TopicFilter) -> str:
         """``pubsub.Fanout``'s check of one subscription."""
         return self.read(self.identity(who), selection.tables)
+
+    def describe_name(self, name: str | None) -> dict[str, Any]:
+        return self.describe(self.identity(name))
 
     def describe(self, who: Identity | None) -> dict[str, Any]:
         """What HELLO tells a client about itself, so it can refuse early what the

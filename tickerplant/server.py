@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import zmq
 
 from tickdb import curve_links
-from tickdb.auth import Identity
 from tickdb.config import Config
 from tickdb.curve_links import CurveLinks
 from tickdb.listen import bind
@@ -184,8 +183,9 @@ class Tickerplant(DayRoll):
             fsync_interval_ns=self.config.journal.fsync_interval_ms * 1_000_000,
         )
 
-    def hello(self, who: Identity | None = None) -> dict[str, object]:
-        access = {"access": self.access.describe(who)} if self.access is not None else {}
+    def hello(self, who: str | None = None) -> dict[str, object]:
+        # With CURVE the asker (its ZAP User-Id) is told what it may do: access.py.
+        access = {"access": self.access.describe_name(who)} if self.access is not None else {}
         return {
             **access,
             "protocol": PROTOCOL_VERSION,
@@ -296,7 +296,7 @@ class Tickerplant(DayRoll):
         # Bounded by count and by time: the first record of a burst is not held back while
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
-        recv, more = self.ingest.recv, self.ingest.get
+        recv, more, user_id = self.ingest.recv, self.ingest.get, curve_links.user_id
         access, who = self.access, None
         self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
@@ -305,9 +305,9 @@ class Tickerplant(DayRoll):
             try:
                 if access is None:
                     identity = recv(_NOBLOCK)
-                else:  # CURVE: the routing id's frame also says who sent it
+                else:  # CURVE: the routing id's frame also says who sent it (ZAP)
                     head = recv(_NOBLOCK, copy=False)
-                    identity, who = head.bytes, access.identity(curve_links.user_id(head))
+                    identity, who = head.bytes, user_id(head)
             except zmq.Again:
                 self._wait.ingest_pending = False
                 break
@@ -327,8 +327,8 @@ class Tickerplant(DayRoll):
         if self.tp.mode == "immediate" or self.runs.open_untimed:
             self.runs.end()
 
-    def _handle(self, frames: list[bytes], who: Identity | None = None) -> None:
-        """``who``: the sender's identity, with CURVE on (``self.access``)."""
+    def _handle(self, frames: list[bytes], who: str | None = None) -> None:
+        """``who``: the sender's identity (its name: the ZAP User-Id), with CURVE on."""
         identity = frames[0]
         tag = frames[1] if len(frames) > 1 else b""
         if tag[:3] == UPD:  # the one request whose frame carries more than its tag
@@ -371,7 +371,7 @@ class Tickerplant(DayRoll):
         log.warning("refused batch %d: %s", batch, message)
         self._reply([identity, ERR, U64.pack(batch), message.encode()])
 
-    def _handle_upd(self, identity: bytes, frames: list[bytes], who: Identity | None) -> None:
+    def _handle_upd(self, identity: bytes, frames: list[bytes], who: str | None) -> None:
         try:
             if len(frames) != 2:
                 raise ProtocolError(f"expected one frame, UPD and body, got {len(frames) - 1}")
