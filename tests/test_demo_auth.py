@@ -16,6 +16,10 @@ def test_without_a_config_the_demo_turns_auth_on_with_its_own_identity(tmp_path:
     assert path == tmp_path / "run" / "demo.toml" and path.stat().st_mode & 0o777 == 0o600
     cfg = load_config(path)
     assert cfg.auth.mode == "on" and list(cfg.auth.identities) == [DEMO_USER]
+    # CURVE on every ZeroMQ link, the components connecting as the demo's identity.
+    assert cfg.curve.mode == "on"
+    assert Path(cfg.curve.client_key) == credentials.client_secret.resolve()
+    assert Path(cfg.curve.server_key) == credentials.server_secret.resolve()
     # A second start reuses the credentials: clients given the token keep working.
     again = demo_config(tmp_path, None)
     assert (
@@ -30,6 +34,10 @@ def test_the_users_sections_are_kept(tmp_path: Path) -> None:
     assert made is not None
     cfg = load_config(made[0])
     assert (cfg.gateway.max_rows, cfg.stack.shards, cfg.auth.mode) == (77, 3, "on")
+    # A [curve] section of the user's own is kept as written.
+    user.write_text('[curve]\nmode = "off"\n')
+    made = demo_config(tmp_path / "data", user)
+    assert made is not None and load_config(made[0]).curve.mode == "off"
 
 
 def test_an_auth_section_of_the_users_own_stands_as_written(tmp_path: Path) -> None:

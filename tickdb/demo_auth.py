@@ -113,33 +113,46 @@ def _describe(directory: Path) -> DemoCredentials:
     )
 
 
-def has_auth_section(config_path: Path | None) -> bool:
-    """Whether the user's config says anything about ``[auth]`` (``mode = "none"`` too: an
+def has_section(config_path: Path | None, name: str) -> bool:
+    """Whether the user's config says anything about ``[name]`` (``mode = "none"`` too: an
     explicit choice the demo keeps, loudly)."""
     if config_path is None:
         return False
     try:
-        return "auth" in tomllib.loads(Path(config_path).read_text())
+        return name in tomllib.loads(Path(config_path).read_text())
     except (OSError, tomllib.TOMLDecodeError):
         return False  # the config loader reports it
 
 
+def curve_section(credentials: DemoCredentials) -> str:
+    """``[curve]`` on with the demo's key pairs: its client pair is the admin identity's."""
+    return "\n".join(
+        [
+            "[curve]",
+            'mode = "on"',
+            f"server_key = {json.dumps(str(credentials.server_secret.resolve()))}",
+            f"client_key = {json.dumps(str(credentials.client_secret.resolve()))}",
+            "",
+        ]
+    )
+
+
 def demo_config(data_dir: Path, config_path: Path | None) -> tuple[Path, DemoCredentials] | None:
     """The config ``tickdb up --demo`` runs every component with: the user's file (if any)
-    plus the demo's ``[auth]`` section, written to ``<data_dir>/run/demo.toml``, and the
-    credentials it names. None when the user's config has an ``[auth]`` section of its own,
-    which then stands as written."""
-    if has_auth_section(config_path):
+    plus the demo's ``[auth]`` and ``[curve]`` sections, written to
+    ``<data_dir>/run/demo.toml``, and the credentials it names. None when the user's config
+    has an ``[auth]`` section of its own, which then stands as written; a ``[curve]``
+    section of its own is kept too."""
+    if has_section(config_path, "auth"):
         return None
     credentials = ensure_demo_credentials(data_dir)
-    base = Path(config_path).read_text() if config_path is not None else ""
+    parts = [Path(config_path).read_text().rstrip() if config_path is not None else ""]
+    parts.append(credentials.config_file.read_text())
+    if not has_section(config_path, "curve"):
+        parts.append(curve_section(credentials))
     merged = Path(data_dir) / "run" / "demo.toml"
     merged.parent.mkdir(parents=True, exist_ok=True)
-    write_private(
-        merged,
-        f"{base.rstrip()}\n\n{credentials.config_file.read_text()}".lstrip(),
-        force=True,
-    )
+    write_private(merged, "\n\n".join(p for p in parts if p), force=True)
     return merged, credentials
 
 

@@ -72,6 +72,12 @@ def up(
                 f"{credentials.password_file.name}; for the CLI and clients, "
                 f"`export TICKDB_TOKEN=$(cat {credentials.token_file})`."
             )
+            if cfg.curve.mode == "on":
+                console.print(
+                    "The ZeroMQ ports take CURVE keys: for tickdb.Publisher, Subscriber and "
+                    f"the ZeroMQ commands, `export TICKDB_CURVE_KEY={credentials.client_secret} "
+                    f"TICKDB_CURVE_SERVER_KEY={credentials.server_public}`."
+                )
         console.print(
             f'Open [bold]{url}/docs[/]; try `tickdb query "select count(*) from '
             f'trade"`. Logs: {stack.log_dir}. Ctrl-C stops everything.'

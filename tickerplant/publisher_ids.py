@@ -23,7 +23,6 @@ import hashlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tickdb.auth import Identity
     from tickerplant.publisher_bindings import PublisherBindings
 
 # A domain of its own, so the digest is of no use as any other hash of the same bytes.
@@ -69,8 +68,9 @@ class PublisherGate:
         self.ids = PublisherIds()
         self.bindings = bindings
 
-    def admit(self, secret: bytes, who: Identity | None) -> bytes | tuple[str, str]:
-        """The public id, or ``(reason, message)`` of the refusal."""
+    def admit(self, secret: bytes, who: str | None) -> bytes | tuple[str, str]:
+        """The public id, or ``(reason, message)`` of the refusal; ``who``: the sender's
+        identity name (the ZAP User-Id), with CURVE on."""
         public = self.ids.public(secret)
         if public is None:
             return "foreign_publisher_id", (
@@ -81,7 +81,7 @@ class PublisherGate:
             return public
         if who is None:
             return "forbidden", "a batch without an identity"
-        return self.bindings.claim(public, who.name) or public
+        return self.bindings.claim(public, who) or public
 
     def close(self) -> None:
         if self.bindings is not None:
