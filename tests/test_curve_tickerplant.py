@@ -29,6 +29,7 @@ ROLES = {
     "reader": ["read:trade"],
     "quoter": ["read:quote"],
     "trader": ["trade:A1"],  # no read, publish or admin role
+    "venue": ["publish:fill"],
     "admin": ["admin"],
     "qfeed": ["publish:trade", "read:trade"],  # a q feedhandler, on the kdb+ port
 }
@@ -66,6 +67,7 @@ def test_the_right_roles_publish_subscribe_replay_and_ask(tp: Proc, keys: CurveK
             "identity": "feed",
             "read": [],
             "publish": ["trade"],
+            "trade": [],
             "admin": False,
         }
         live = Subscriber(address, tables=["trade"], curve=keys.client("reader"))
@@ -145,12 +147,57 @@ def test_a_replay_of_an_unreadable_table_is_refused(tp: Proc, keys: CurveKeys) -
 def test_an_identity_without_a_read_role_cannot_connect(tp: Proc, keys: CurveKeys, port: str):
     denied = int(stats(tp, keys)["zap_denied_role"])
     kind, topic = (zmq.SUB, b"") if port == "publish" else (zmq.DEALER, None)
-    with raw_socket(kind, tp.info[port], keys.client("trader"), topic) as sock:
+    with raw_socket(kind, tp.info[port], keys.client("feed"), topic) as sock:
         if port == "replay":
             sock.send_multipart([REPLAY, b"{}"])
         wait_until(lambda: int(stats(tp, keys)["zap_denied_role"]) > denied, what="a denial")
         assert nothing_arrives(sock)
-    wait_for_log(tp.log, f"'trader' has no read role, which the {port} port needs")
+    wait_for_log(tp.log, f"'feed' has no read or trade role, which the {port} port needs")
+
+
+def fill(account: str, exec_id: str) -> dict[str, Any]:
+    return {
+        "sym": "AAPL", "account": account, "strategy": "", "side": "buy", "qty": 10,
+        "price": 1.5, "exec_id": exec_id, "order_id": "o1", "clordid": "c1",
+        "liquidity": "taker", "venue": "0/1", "in_seq": 1,
+    }  # fmt: skip
+
+
+def test_a_trader_follows_its_own_accounts_order_flow_and_no_one_elses(
+    tp: Proc, keys: CurveKeys
+) -> None:
+    address, trader = tp.info["address"], keys.client("trader")
+    # Without a read role: only by accounts it trades, never the whole table or another's.
+    for refused in ({}, {"accounts": ["A2"]}, {"accounts": ["A1", "A2"]}):
+        with pytest.raises(SubscriptionError, match="'trader' may not read fill"):
+            Subscriber(address, tables=["fill"], curve=trader, **refused)  # type: ignore[arg-type]
+    live = Subscriber(address, tables=["fill"], accounts=["A1"], curve=trader, timeout_s=10)
+    with Publisher(address, curve=keys.client("venue"), timeout_s=10) as pub:
+        wait_until(lambda: live.live or live.poll(0.05) is not None, what="the subscription")
+        pub.publish("fill", fill("A2", "x-other"))
+        pub.publish("fill", fill("A1", "x-mine"))
+        pub.flush()
+    message = live.poll(10)
+    assert isinstance(message, Update)
+    assert message.data.column("exec_id").to_pylist() == ["x-mine"]
+    live.close()
+    # The journal too, over the replay port: A1's fills only.
+    with Subscriber(
+        address, tables=["fill"], accounts=["A1"], start="session", curve=trader
+    ) as replayed:
+        seen = []
+        while (got := replayed.poll(0)) is not None:
+            if isinstance(got, Update):
+                seen += got.data.column("account").to_pylist()
+        assert seen and set(seen) == {"A1"}
+    # A raw subscription to every account, which skips the client's check, gets nothing.
+    refusals = tp.log().count("refused subscription")
+    with raw_socket(zmq.SUB, tp.info["publish"], trader, topic_for(["fill"])) as sock:
+        wait_until(lambda: tp.log().count("refused subscription") > refusals, what="refusal")
+        with Publisher(address, curve=keys.client("venue"), timeout_s=10) as pub:
+            pub.publish("fill", fill("A1", "x-mine-2"))
+            pub.flush()
+        assert nothing_arrives(sock)
 
 
 # -- no key, an unknown key ---------------------------------------------------------------------

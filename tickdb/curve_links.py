@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from tickdb.auth import Action, AuthConfig, Authorizer, Identity
+from tickdb.auth import AuthConfig, Authorizer, Identity
 from tickdb.curve import CurveConfig, load_pair
 from tickdb.keyfiles import CurveKeyPair, read_key
-from tickdb.zap import ZapHandler, curve_client, curve_server, handler_for
+from tickdb.zap import Needs, ZapHandler, curve_client, curve_server, handler_for
 
 if TYPE_CHECKING:
     from tickdb.config import Config
@@ -121,7 +121,7 @@ class CurveLinks:
             return self._authorizer
 
     # -- servers --------------------------------------------------------------------------
-    def serve(self, socket: zmq.Socket[Any], port: str, needs: Action | None = None) -> bool:
+    def serve(self, socket: zmq.Socket[Any], port: str, needs: Needs = None) -> bool:
         """Make ``socket`` (not yet bound) a CURVE server when ``[curve]`` is on, for
         identities with some ``needs`` role (None: any identity); whether it now is one."""
         if not self.enabled:

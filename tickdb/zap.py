@@ -205,14 +205,14 @@ class ZapHandler:
             where = f" (the {port} port)" if port else ""
             log.warning("zap: denied CURVE key %s from %s%s: not in [auth]", public, peer, where)
             return None
-        if needs is not None and not identity.has_role(needs):
+        if needs and not any(identity.has_role(action) for action in needs):
             self.counters.denied_role += 1
             log.warning(
                 "zap: denied CURVE key %s from %s: %r has no %s role, which the %s port needs",
                 public,
                 peer,
                 identity.name,
-                needs,
+                " or ".join(needs),
                 port,
             )
             return None
@@ -220,23 +220,34 @@ class ZapHandler:
         return identity.name
 
 
-def domain_for(needs: Action | None, port: str) -> bytes:
-    """The ZAP domain of a server socket whose clients need a ``needs`` role."""
-    if needs is None:
+# The role a client of a port needs at all: one action, or any of several ("read" or
+# "trade" on the publish port: a trader may follow its own accounts' orders), or None.
+Needs = Action | tuple[Action, ...] | None
+
+
+def _actions(needs: Needs) -> tuple[Action, ...]:
+    return () if needs is None else (needs,) if isinstance(needs, str) else needs
+
+
+def domain_for(needs: Needs, port: str) -> bytes:
+    """The ZAP domain of a server socket whose clients need some role of ``needs``."""
+    actions = _actions(needs)
+    if not actions:
         return ZAP_DOMAIN
-    if needs not in ACTIONS:
-        raise ValueError(f"unknown action {needs!r}")
-    return b"%s:%s:%s" % (ZAP_DOMAIN, needs.encode(), port.encode() or b"-")
+    for action in actions:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}")
+    names = "|".join(actions).encode()
+    return b"%s:%s:%s" % (ZAP_DOMAIN, names, port.encode() or b"-")
 
 
-def parse_domain(domain: bytes) -> tuple[Action | None, str]:
-    """The role a ZAP domain asks for (None: any identity) and the port it names."""
+def parse_domain(domain: bytes) -> tuple[tuple[Action, ...], str]:
+    """The roles a ZAP domain accepts (any one will do; empty: any identity) and the port
+    it names."""
     _, _, rest = domain.partition(b":")
-    action, _, port = rest.decode(errors="replace").partition(":")
-    for known in ACTIONS:
-        if action == known:
-            return known, port
-    return None, port
+    names, _, port = rest.decode(errors="replace").partition(":")
+    wanted = names.split("|")
+    return tuple(a for a in ACTIONS if a in wanted), port
 
 
 def handler_for(context: zmq.Context[zmq.Socket[bytes]]) -> ZapHandler | None:
@@ -256,7 +267,7 @@ def curve_server(
     socket: zmq.Socket[bytes],
     server_secret: str | bytes,
     *,
-    needs: Action | None = None,
+    needs: Needs = None,
     port: str = "",
 ) -> None:
     """Make ``socket`` a CURVE server (before it binds): traffic is encrypted and only the

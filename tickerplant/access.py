@@ -76,9 +76,25 @@ class TickerplantAccess:
         wanted = sorted(tables) if tables is not None else self.tables
         return ", ".join(t for t in wanted if not self.authorizer.allows(who, "read", t))
 
+    def selection(self, who: Identity | None, selection: TopicFilter) -> str:
+        """What of a subscription or replay ``who`` may not read ("" when it may read it
+        all): the tables it names, unless it selects by accounts that ``who`` trades. Such a
+        selection gets only rows of tables with an ``account`` column, of those accounts
+        (``pubsub.select_rows``): a trader follows its own orders and fills, no one
+        else's, without a ``read`` role."""
+        denied = self.read(who, selection.tables)
+        if (
+            denied
+            and who is not None
+            and selection.accounts
+            and all(self.authorizer.allows(who, "trade", a) for a in selection.accounts)
+        ):
+            return ""
+        return denied
+
     def subscription(self, who: str | None, selection: TopicFilter) -> str:
         """``pubsub.Fanout``'s check of one subscription."""
-        return self.read(self.identity(who), selection.tables)
+        return self.selection(self.identity(who), selection)
 
     def describe_name(self, name: str | None) -> dict[str, Any]:
         return self.describe(self.identity(name))
@@ -100,5 +116,6 @@ class TickerplantAccess:
             "identity": who.name,
             "read": tables("read"),
             "publish": tables("publish"),
+            "trade": tables("trade"),  # accounts, whose order flow it may follow
             "admin": who.has_role("admin"),
         }

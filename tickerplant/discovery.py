@@ -67,11 +67,17 @@ class Hello:
             raw,
         )
 
-    def refusal(self, action: str, tables: Iterable[str]) -> str:
+    def refusal(
+        self, action: str, tables: Iterable[str], accounts: Iterable[str] | None = None
+    ) -> str:
         """What of ``tables`` this client may not ``action`` ("read", "publish"), as the
-        tickerplant told it in HELLO (with CURVE on); "" when it may, or was not told."""
+        tickerplant told it in HELLO (with CURVE on); "" when it may, or was not told.
+        Reading by ``accounts`` it trades needs no read role (``tickerplant.access``)."""
         access = self.raw.get("access")
         if not isinstance(access, dict) or access.get(action) == "*":
+            return ""
+        traded = access.get("trade") or ()
+        if action == "read" and accounts and (traded == "*" or set(accounts) <= set(traded)):
             return ""
         denied = sorted(set(tables) - set(access.get(action) or ()))
         if not denied:

@@ -123,7 +123,7 @@ class ReplayServer:
         self.socket.setsockopt(zmq.SNDTIMEO, 10_000)  # a client that stops reading is dropped
         # CURVE: identities with a read role get in, and each request is checked per table.
         self.access: TickerplantAccess | None = None
-        if curve is not None and curve.serve(self.socket, "replay", "read"):
+        if curve is not None and curve.serve(self.socket, "replay", ("read", "trade")):
             self.access = TickerplantAccess(curve, schemas)
         bind(self.socket, address, "tickerplant.replay_address")
         self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -178,7 +178,7 @@ class ReplayServer:
             self.errors += 1
             self._error(identity, f"bad replay request: {exc}")
             return
-        if self.access is not None and (denied := self.access.read(who, selection.tables)):
+        if self.access is not None and (denied := self.access.selection(who, selection)):
             self.errors += 1
             name = who.name if who is not None else "?"
             self._error(identity, f"forbidden: {name!r} may not read {denied}")

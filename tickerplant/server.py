@@ -139,7 +139,8 @@ class Tickerplant(DayRoll):
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
-        if self.curve.serve(self.pub, "publish", "read"):
+        # "trade" too: a trader may follow its own accounts' order flow (tickerplant.access).
+        if self.curve.serve(self.pub, "publish", ("read", "trade")):
             self.pub.setsockopt(zmq.XPUB_MANUAL, 1)  # each subscription checked, pubsub.py
         bind(self.pub, self.tp.publish_address, "tickerplant.publish_address")
         self.publish_endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)

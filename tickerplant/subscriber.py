@@ -140,7 +140,7 @@ class Subscriber:
                 f"unknown tables {unknown} (known: {', '.join(sorted(self.hello.schemas))})"
             )
         # The tickerplant would send nothing for a selection it may not read (CURVE).
-        if refusal := self.hello.refusal("read", tables or self.hello.schemas):
+        if refusal := self.hello.refusal("read", tables or self.hello.schemas, accounts):
             raise SubscriptionError(refusal)
         self.topic = topic_for(tables, syms, self.shard, accounts)
         self._receive_buffer = receive_buffer
