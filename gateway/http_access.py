@@ -2,7 +2,7 @@
 :class:`~gateway.auth_http.HttpAuth`, so the routes themselves only name them.
 
 - ``query``: ``read`` on every table the SQL (or the q, translated) reads, found as the
-  kdb+ port finds them (:mod:`gateway.read_access`): a join, a subquery or a table macro
+  kdb+ port finds them (:mod:`queries.read_access`): a join, a subquery or a table macro
   naming another table is refused with 403. Only an identity whose read role names tables
   pays for the parse; one with plain ``read`` is let through at once.
 - ``readable``: the tables the identity may read (``GET /tables`` lists only those); 403
@@ -26,9 +26,9 @@ from starlette.concurrency import run_in_threadpool
 from gateway.auth_http import HttpAuth
 from gateway.errors import QueryError
 from gateway.qpath import QPath
-from gateway.read_access import tables_read
 from gateway.router import Router
 from queries.q import TranslationError
+from queries.read_access import tables_read
 from tickdb.auth import Identity
 
 SEEN_QUERIES = 1024

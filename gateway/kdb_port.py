@@ -40,12 +40,12 @@ from gateway.client_limits import ClientQueries, client_key
 from gateway.errors import QueryError
 from gateway.kdb_result import qtypes_by_name, result_to_q
 from gateway.qpath import QPath
-from gateway.read_access import check_read
 from gateway.router import Router
 from qipc.limits import ServerLimits
 from qipc.server import QConnection, QIpcServer
 from qipc.types import SYNC, KeyedTable, QError, QTable
 from queries.q import TranslationError
+from queries.read_access import check_read
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer, Identity, Role
 from tickdb.tls import PortTls

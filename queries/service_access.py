@@ -1,7 +1,7 @@
 """Who may ask a query server (RDB, HDB) what, once CURVE says who each client is.
 
 The ZAP handler lets in only identities with a ``read`` role. Then a query needs ``read``
-on every table it reads (found as the gateway finds them, ``gateway.read_access``: SQL the
+on every table it reads (found as the gateway finds them, ``queries.read_access``: SQL the
 parser cannot read is refused to an identity whose read role names tables), INFO any read
 role, and the extra requests (the HDB's RELOAD) ``admin``.
 """
@@ -12,6 +12,7 @@ from collections.abc import Collection
 
 import zmq
 
+from queries.read_access import tables_read
 from queries.service_protocol import INFO, QueryError
 from tickdb.auth import Identity
 from tickdb.curve_links import CurveLinks
@@ -34,13 +35,7 @@ class QueryAccess:
             raise QueryError("forbidden", f"{who.name!r} may not read")
         if role.resources is None:
             return  # every table: no parse needed
-        from gateway.errors import QueryError as GatewayQueryError
-        from gateway.read_access import tables_read
-
-        try:
-            read = tables_read(sql, self.tables)
-        except GatewayQueryError as exc:
-            raise QueryError("forbidden", str(exc)) from None
+        read = tables_read(sql, self.tables)  # QueryError("forbidden") if unreadable
         denied = sorted(read - role.resources)
         if denied:
             raise QueryError("forbidden", f"{who.name!r} may not read {', '.join(denied)}")

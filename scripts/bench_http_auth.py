@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gateway.local import local_topology  # noqa: E402
-from gateway.read_access import tables_read  # noqa: E402
+from queries.read_access import tables_read  # noqa: E402
 from queries.service import QueryServer  # noqa: E402
 from tickdb.auth import AuthConfig, Authorizer, IdentityConfig, hash_token  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402

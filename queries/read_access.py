@@ -14,7 +14,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from gateway.errors import QueryError
+from queries.service_protocol import QueryError
 from tickdb.auth import Identity
 
 
