@@ -16,6 +16,7 @@ from support.harness import wait_until
 from support.order_stack import OrderStack, start_order_stack
 
 from gateway.client import Client, GatewayError
+from gateway.order_session import Orders
 from tickerplant.subscriber import Subscriber, Update
 
 RISK = """
@@ -29,6 +30,7 @@ max_messages_per_s = 100000
 [risk.accounts.A1]
 [risk.accounts.R1]
 [risk.accounts.K1]
+[risk.accounts.K2]
 """
 
 
@@ -115,49 +117,67 @@ def test_the_same_clordid_sent_to_both_gateways_at_once_makes_one_order(
     assert all(len(rows) == 1 for rows in accepted.values())
 
 
-def test_a_client_with_both_addresses_goes_on_when_one_gateway_is_killed(
+def test_clients_with_both_addresses_go_on_when_one_gateway_is_killed(
     stack: OrderStack,
 ) -> None:
-    """Runs last in this module: it kills the first gateway."""
-    sent: list[str] = []
-    done: list[tuple[float, str]] = []  # (when answered, by which gateway)
+    """Runs last in this module: it kills the first gateway. An HTTP client
+    (``tickdb.Client``) and an order-port client (``tickdb.Orders``) send orders
+    throughout, each given both gateways."""
+    url_b = urls(stack)[1]
+    client = Client(urls(stack), timeout_s=30)
+    orders = Orders(urls(stack), timeout_s=30)
+    port_b = orders.addresses[1]
+    sent: dict[str, list[str]] = {"K1": [], "K2": []}
+    done: dict[str, list[tuple[float, str]]] = {"K1": [], "K2": []}  # (answered, by whom)
     errors: list[Exception] = []
     stop = threading.Event()
-    client = Client(urls(stack), timeout_s=30)
 
-    def flow() -> None:
+    def flow(account: str) -> None:
         i = 0
         while not stop.is_set():
-            clordid = f"kill-{i}"
-            sent.append(clordid)
+            clordid = f"{account}-{i}"
+            sent[account].append(clordid)
+            price = 80.00 + (i % 50) / 100
             try:
-                order = client.submit(
-                    "K1", "AAPL", "buy", 1, 80.00 + (i % 50) / 100, clordid=clordid
-                )
+                if account == "K1":
+                    order = client.submit(account, "AAPL", "buy", 1, price, clordid=clordid)
+                    by = client.url
+                else:
+                    order = orders.submit(account, "AAPL", "buy", 1, price, clordid=clordid)
+                    by = orders.address
                 assert order["order_id"], order
             except Exception as exc:
                 errors.append(exc)
                 return
-            done.append((time.monotonic(), client.url))
+            done[account].append((time.monotonic(), by))
             i += 1
 
-    thread = threading.Thread(target=flow)
-    thread.start()
+    threads = [threading.Thread(target=flow, args=(a,)) for a in ("K1", "K2")]
+    for thread in threads:
+        thread.start()
     try:
-        wait_until(lambda: len(done) >= 30 or errors, 20, "orders through the first gateway")
+        wait_until(lambda: min(len(d) for d in done.values()) >= 30 or errors, 20, "orders before")
         killed_at = time.monotonic()
         stack.gateway.kill9()  # type: ignore[union-attr]
-        after = len(done)
-        wait_until(lambda: len(done) >= after + 30 or errors, 20, "orders after the kill")
+        after = {a: len(d) for a, d in done.items()}
+        wait_until(
+            lambda: all(len(done[a]) >= after[a] + 30 for a in done) or errors, 20, "orders after"
+        )
     finally:
         stop.set()
-        thread.join(30)
+        for thread in threads:
+            thread.join(30)
         client.close()
+        orders.close()
     assert not errors, errors
-    first_b = next(t for t, url in done if t > killed_at and url == urls(stack)[1])
-    print(f"kill to first answer from the other gateway: {(first_b - killed_at) * 1000:.1f} ms")
-    assert client.failovers == 1
-    assert first_b - killed_at < 2.0  # the goal is 0.2 s; generous on a loaded machine
-    accepted = accepted_rows(stack, "K1")
-    assert sorted(accepted) == sorted(sent)
-    assert all(len(rows) == 1 for rows in accepted.values())
+    assert client.failovers == 1 and orders.failovers == 1
+    for account, other in (("K1", url_b), ("K2", port_b)):
+        first = next(t for t, by in done[account] if t > killed_at and by == other)
+        print(
+            f"{account}: kill to first answer from the other gateway: "
+            f"{(first - killed_at) * 1000:.1f} ms"
+        )
+        assert first - killed_at < 2.0  # the goal is 0.2 s; generous on a loaded machine
+        accepted = accepted_rows(stack, account)
+        assert sorted(accepted) == sorted(sent[account])
+        assert all(len(rows) == 1 for rows in accepted.values())
