@@ -11,6 +11,11 @@ request in flight (a small pool, so a Client can be shared by threads). It reads
 known length in one buffered read, where a general-purpose client parses it in 64 KiB
 pieces: half the time for a megabyte-sized result.
 
+Several gateways: ``Client(["http://a:8000", "http://b:8000"])`` (or one comma-separated
+string) sends to the first and, when it cannot be reached, sends the request again to the
+next; order requests are safe to resend because the gateways share ClOrdIDs
+(``docs/orders.md``, Several gateways).
+
 ``https://`` URLs speak TLS. ``verify`` says whom to trust: a CA file (``tickdb keys tls``
 makes ``ca.crt``), an ``ssl.SSLContext``, True for the system's CAs (or the file in
 ``TICKDB_CA`` when it is set) or False for no check at all. ``cert`` is a client certificate

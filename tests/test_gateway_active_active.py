@@ -156,12 +156,12 @@ def test_clients_with_both_addresses_go_on_when_one_gateway_is_killed(
     for thread in threads:
         thread.start()
     try:
-        wait_until(lambda: min(len(d) for d in done.values()) >= 30 or errors, 20, "orders before")
+        wait_until(lambda: min(len(d) for d in done.values()) >= 15 or errors, 20, "orders before")
         killed_at = time.monotonic()
         stack.gateway.kill9()  # type: ignore[union-attr]
         after = {a: len(d) for a, d in done.items()}
         wait_until(
-            lambda: all(len(done[a]) >= after[a] + 30 for a in done) or errors, 20, "orders after"
+            lambda: all(len(done[a]) >= after[a] + 15 for a in done) or errors, 20, "orders after"
         )
     finally:
         stop.set()
