@@ -11,6 +11,11 @@ request in flight (a small pool, so a Client can be shared by threads). It reads
 known length in one buffered read, where a general-purpose client parses it in 64 KiB
 pieces: half the time for a megabyte-sized result.
 
+Several gateways: ``Client(["http://a:8000", "http://b:8000"])`` (or one comma-separated
+string) sends to the first and, when it cannot be reached, sends the request again to the
+next; order requests are safe to resend because the gateways share ClOrdIDs
+(``docs/orders.md``, Several gateways).
+
 ``https://`` URLs speak TLS. ``verify`` says whom to trust: a CA file (``tickdb keys tls``
 makes ``ca.crt``), an ``ssl.SSLContext``, True for the system's CAs (or the file in
 ``TICKDB_CA`` when it is set) or False for no check at all. ``cert`` is a client certificate
@@ -26,6 +31,7 @@ import os
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -66,21 +72,18 @@ def tls_context(verify: Verify = True, cert: ClientCert | None = None) -> ssl.SS
 class Client(OrderMethods):
     def __init__(
         self,
-        url: str = DEFAULT_URL,
+        url: str | Sequence[str] = DEFAULT_URL,
         *,
         timeout_s: float = 300.0,
         token: str | None = None,
         verify: Verify = True,
         cert: ClientCert | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"gateway URL must be http(s)://host[:port], got {url!r}")
-        self._host = parts.hostname
-        self._tls = tls_context(verify, cert) if parts.scheme == "https" else None
-        self._port = parts.port or (443 if self._tls else 80)
-        self._prefix = parts.path
+        # Several gateways (a list, or one comma-separated string): requests go to the
+        # first that answers, and move on to the next when it cannot be reached.
+        self.urls = gateway_urls(url)
+        self._endpoints = [_Endpoint(u, verify, cert) for u in self.urls]
+        self._current = 0
         # The HTTP wait is longer than any query limit: the gateway answers in time or errs.
         self.timeout_s = timeout_s
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
@@ -88,6 +91,12 @@ class Client(OrderMethods):
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self.failovers = 0  # times a request moved on to the next gateway
+
+    @property
+    def url(self) -> str:
+        """The gateway requests go to now."""
+        return self._endpoints[self._current].url
 
     def query(
         self,
@@ -213,21 +222,51 @@ class Client(OrderMethods):
     def _request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str]
     ) -> Reply:
-        # Every request is read-only, so one that failed on a kept-alive connection the
-        # server may have closed meanwhile is sent once more on a fresh one.
-        for attempt in (0, 1):
-            conn, reused = self._checkout()
+        """Send to the current gateway; when it cannot be reached (refused, reset, closed
+        before answering), to the next one, each at most once. Query requests are
+        read-only and order requests carry a ClOrdID the gateways share, so a request
+        that may have reached a gateway that died is safe to send again."""
+        for _ in range(len(self._endpoints)):
+            with self._lock:
+                first = self._current
             try:
-                conn.request(method, self._prefix + path, body=body, headers=headers)
+                return self._request_one(method, path, body, headers)
+            except GatewayUnreachable as exc:
+                if len(self._endpoints) == 1 or exc.timed_out or self._closed:
+                    raise
+                with self._lock:
+                    if self._current == first:  # no other thread moved on already
+                        self._current = (first + 1) % len(self._endpoints)
+                        idle, self._idle = self._idle, []
+                        self.failovers += 1
+                    else:
+                        idle = []
+                for conn in idle:
+                    conn.close()
+                last = exc
+        raise last
+
+    def _request_one(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> Reply:
+        # A request that failed on a kept-alive connection the server may have closed
+        # meanwhile is sent once more on a fresh one.
+        endpoint = self._endpoints[self._current]
+        for attempt in (0, 1):
+            conn, reused = self._checkout(endpoint)
+            try:
+                conn.request(method, endpoint.prefix + path, body=body, headers=headers)
                 response = conn.getresponse()
                 content = response.read()
             except (http.client.HTTPException, OSError) as exc:
                 conn.close()
-                if reused and attempt == 0 and not isinstance(exc, TimeoutError):
+                timed_out = isinstance(exc, TimeoutError)
+                if reused and attempt == 0 and not timed_out:
                     continue
                 raise GatewayUnreachable(
-                    f"no answer from the gateway at {self.url}: {type(exc).__name__}: {exc}"
-                    + self._tls_hint(exc)
+                    f"no answer from the gateway at {endpoint.url}: {type(exc).__name__}: {exc}"
+                    + endpoint.tls_hint(exc),
+                    timed_out=timed_out,
                 ) from None
             except BaseException:
                 conn.close()
@@ -238,29 +277,30 @@ class Client(OrderMethods):
             if response.will_close:
                 conn.close()
             else:
-                self._checkin(conn)
+                self._checkin(conn, endpoint)
             return reply
         raise AssertionError("unreachable")
 
-    def _checkout(self) -> tuple[http.client.HTTPConnection, bool]:
+    def _checkout(self, endpoint: _Endpoint) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
             if self._closed:
                 raise GatewayUnreachable("client is closed")
             if self._idle:
                 return self._idle.pop(), True
-        if self._tls is not None:
+        if endpoint.tls is not None:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout_s, context=self._tls
+                endpoint.host, endpoint.port, timeout=self.timeout_s, context=endpoint.tls
             )
         else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
+            conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=self.timeout_s)
         try:
             conn.connect()
         except OSError as exc:
             conn.close()
             raise GatewayUnreachable(
-                f"cannot reach the gateway at {self.url}: {type(exc).__name__}: {exc}"
-                + self._tls_hint(exc)
+                f"cannot reach the gateway at {endpoint.url}: {type(exc).__name__}: {exc}"
+                + endpoint.tls_hint(exc),
+                timed_out=isinstance(exc, TimeoutError),
             ) from None
         # Without it a request written in two segments waits ~40 ms for the server's
         # delayed ACK (Nagle), which dominated small queries.
@@ -268,20 +308,10 @@ class Client(OrderMethods):
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn, False
 
-    def _tls_hint(self, exc: BaseException) -> str:
-        """What a TLS failure most likely means, for the message."""
-        if self._tls is None:
-            return ""
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return " (trust the gateway's CA: verify=CA_FILE, --ca or TICKDB_CA)"
-        if isinstance(exc, http.client.RemoteDisconnected | ConnectionError | ssl.SSLEOFError):
-            # TLS 1.3: a gateway refusing a client certificate closes after the handshake.
-            return " (does the gateway require a client certificate? cert=, --cert)"
-        return ""
-
-    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, conn: http.client.HTTPConnection, endpoint: _Endpoint) -> None:
         with self._lock:
-            if not self._closed and len(self._idle) < _MAX_IDLE:
+            current = self._endpoints[self._current] is endpoint
+            if current and not self._closed and len(self._idle) < _MAX_IDLE:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -298,6 +328,40 @@ class Client(OrderMethods):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def gateway_urls(url: str | Sequence[str]) -> list[str]:
+    """One gateway URL, several separated by commas, or a list of them: checked, in order."""
+    given = url.split(",") if isinstance(url, str) else list(url)
+    urls = [u.strip().rstrip("/") for u in given if u.strip()]
+    if not urls:
+        raise ValueError(f"no gateway URL in {url!r}")
+    return urls
+
+
+class _Endpoint:
+    """One gateway's address, parsed once."""
+
+    def __init__(self, url: str, verify: Verify, cert: ClientCert | None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"gateway URL must be http(s)://host[:port], got {url!r}")
+        self.url = url
+        self.host = parts.hostname
+        self.tls = tls_context(verify, cert) if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls else 80)
+        self.prefix = parts.path
+
+    def tls_hint(self, exc: BaseException) -> str:
+        """What a TLS failure most likely means, for the message."""
+        if self.tls is None:
+            return ""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return " (trust the gateway's CA: verify=CA_FILE, --ca or TICKDB_CA)"
+        if isinstance(exc, http.client.RemoteDisconnected | ConnectionError | ssl.SSLEOFError):
+            # TLS 1.3: a gateway refusing a client certificate closes after the handshake.
+            return " (does the gateway require a client certificate? cert=, --cert)"
+        return ""
 
 
 def _raise_for(reply: Reply) -> None:

@@ -20,8 +20,9 @@ class GatewayError(Exception):
 class GatewayUnreachable(GatewayError):
     """No HTTP answer at all (refused, reset, timed out): ``kind`` unavailable, status 0."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
         super().__init__("unavailable", message, 0)
+        self.timed_out = timed_out  # no answer in time: not failed over (it may be slow)
 
 
 @dataclass(frozen=True)

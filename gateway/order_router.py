@@ -213,6 +213,9 @@ class OrderRouter:
                         raise OrderRejected(
                             reason, f"order {req.clordid!r} was rejected: {reason}", known
                         )
+                    if wait and outbox is None:
+                        # A retry (perhaps sent first to another gateway): the venue's answer.
+                        self._wait(lambda: known.status is not OrdStatus.PENDING_NEW)
                     return SubmitResult(known, duplicate=True)
                 raise OrderRejected(
                     RejectCode.DUPLICATE_CLORDID,

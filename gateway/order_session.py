@@ -17,14 +17,21 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from gateway.client_errors import GatewayError
 from gateway.order_client import OrderRejected, new_order_fields
 from tickdb.curve_links import CurveClient, client_keys
+
+# How often a wait with several gateways looks at the connection's events: a killed
+# gateway's drop is seen within this, and its unanswered requests go to the next one.
+_CHECK_MS = 5
+_DROPS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED
 
 
 def _resolve(address: str, token: str | None) -> str:
@@ -49,35 +56,87 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
     raise GatewayError(str(body.get("code")), str(body.get("message")), status)
 
 
+class _Port:
+    """One gateway's order port: a DEALER and its monitor (which says when it drops)."""
+
+    def __init__(self, ctx: zmq.Context[Any], address: str, curve: CurveClient | None) -> None:
+        self.address = address
+        self.socket: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.RCVHWM, 0)  # answers wait here until collected
+        if curve is not None:
+            curve.apply(self.socket)
+        self.monitor: zmq.Socket[Any] = self.socket.get_monitor_socket(_DROPS)
+        self.socket.connect(address)
+
+    def dropped(self) -> bool:
+        """Whether the connection dropped (or was never made) since the last look."""
+        lost = False
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return lost
+            lost = lost or event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED)
+
+    def close(self) -> None:
+        self.socket.disable_monitor()
+        self.monitor.close(0)
+        self.socket.close(0)
+
+
 class Orders:
     def __init__(
         self,
-        address: str = "http://127.0.0.1:8000",
+        address: str | Sequence[str] = "http://127.0.0.1:8000",
         *,
         timeout_s: float = 10.0,
         token: str | None = None,
         curve: CurveClient | None = None,
     ) -> None:
+        # Several gateways (a list or a comma-separated string): requests go to the first;
+        # when its connection drops, every request not yet answered is sent again to the
+        # next one (safe: the gateways share ClOrdIDs, so a retry is answered with the
+        # order it already made).
         # The token (or TICKDB_TOKEN) is for the HTTP look-up of the order port's address.
-        self.address = _resolve(address, token)
+        given = address.split(",") if isinstance(address, str) else list(address)
+        self.addresses = [_resolve(a.strip(), token) for a in given if a.strip()]
+        if not self.addresses:
+            raise ValueError(f"no order port address in {address!r}")
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
-        self._socket = self._ctx.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.RCVHWM, 0)  # answers wait here until collected
         self._curve = client_keys(curve)
-        if self._curve is not None:
-            self._curve.apply(self._socket)
-        self._socket.connect(self.address)
+        self._ports = [_Port(self._ctx, a, self._curve) for a in self.addresses]
+        self._current = 0
         self._ids = itertools.count(1)
         self._early: dict[Any, dict[str, Any]] = {}  # answers that came before asked for
+        self._unanswered: dict[Any, bytes] = {}  # sent, not answered: resent on failover
+        self.failovers = 0
+
+    @property
+    def address(self) -> str:
+        return self._ports[self._current].address
+
+    @property
+    def _socket(self) -> zmq.Socket[Any]:
+        return self._ports[self._current].socket
+
+    def _fail_over(self) -> None:
+        """The current gateway's connection dropped: go on with the next, sending it every
+        request still unanswered."""
+        self._current = (self._current + 1) % len(self._ports)
+        self.failovers += 1
+        for body in self._unanswered.values():
+            self._socket.send(body)
 
     # -- pipelined -------------------------------------------------------------------------
     def send(self, op: str, wait: bool = True, **fields: Any) -> int:
         """Send a request without waiting; returns its id for ``collect``."""
         request_id = next(self._ids)
-        body = {"op": op, "id": request_id, "wait": wait, **fields}
-        self._socket.send(orjson.dumps(body))
+        body = orjson.dumps({"op": op, "id": request_id, "wait": wait, **fields})
+        if len(self._ports) > 1:
+            self._unanswered[request_id] = body
+        self._socket.send(body)
         return request_id
 
     def send_new(
@@ -102,13 +161,20 @@ class Orders:
         wanted = set(ids)
         while not wanted <= self._early.keys():
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._socket.poll(int(remaining * 1000)):
+            port = self._ports[self._current]
+            wait_ms = int(remaining * 1000) if len(self._ports) == 1 else _CHECK_MS
+            if remaining <= 0:
                 missing = len(wanted - self._early.keys())
                 hint = " (is this client's CURVE key refused?)" if self._curve else ""
                 message = f"{missing} answers missing from {self.address}{hint}"
                 raise GatewayError("timeout", message, 0)
-            body = orjson.loads(self._socket.recv())
+            if not port.socket.poll(max(1, min(wait_ms, int(remaining * 1000)))):
+                if len(self._ports) > 1 and port.dropped():
+                    self._fail_over()
+                continue
+            body = orjson.loads(port.socket.recv())
             self._early[body.get("id")] = body
+            self._unanswered.pop(body.get("id"), None)
         return [self._early.pop(i) for i in ids]
 
     # -- one request at a time ----------------------------------------------------------------
@@ -177,7 +243,8 @@ class Orders:
         return self._call("cancel_all", account=account, strategy=strategy, sym=sym)
 
     def close(self) -> None:
-        self._socket.close(0)
+        for port in self._ports:
+            port.close()
         self._ctx.term()
 
     def __enter__(self) -> Orders:

@@ -20,9 +20,10 @@ import threading
 import pyarrow as pa
 
 from gateway.order_router import OrderRouter
+from gateway.peer_requests import PeerRequests, stale_refusal
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
-from orders.rows import event_from_row, fill_from_row, request_from_row
+from orders.rows import event_from_row, fill_from_row
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class OrderStream:
         self.last_seq = 0
         # Each venue's answers, for the console's operations view.
         self.venues = VenueActivity()
+        self.peers = PeerRequests(router)
 
     def start(self) -> OrderStream:
         for name, target in (("order-flow", self._run_flow), ("order-prices", self._run_prices)):
@@ -87,23 +89,21 @@ class OrderStream:
         router = self.router
         if isinstance(message, EndOfDay):
             router.new_day()
+            self.peers.new_day()
             return
         assert isinstance(message, Update)
-        if message.table == "order_request" and message.seq > self._start_seq:
-            # Live, these are this gateway's own requests, registered when sent: not even
-            # decoded (an HTTP flood makes one record per order).
+        if message.table == "order_request":
+            # Replayed or live, this gateway's or another's (``gateway/peer_requests.py``):
+            # every gateway learns every order and ClOrdID, the first in sequence winning.
+            self.peers.apply(message.data)
             return
         rows = message.data.to_pylist()
-        if message.table == "order_request":
-            for row in rows:
-                try:
-                    router.known_request(request_from_row(row))
-                except (ValueError, TypeError, KeyError) as exc:
-                    log.error("unusable order_request row %r: %s", row, exc)
-        elif message.table == "order":
+        if message.table == "order":
             self.venues.saw("order", rows, message.ts_recv / 1e9)
             for row in rows:
-                router.on_event(event_from_row(row))
+                event = event_from_row(row)
+                if not stale_refusal(router, event):
+                    router.on_event(event)
         elif message.table == "fill":
             self.venues.saw("fill", rows, message.ts_recv / 1e9)
             for row in rows:

@@ -14,8 +14,8 @@ side, ``.s`` for the sell side). It trades at the resting order's price.
 Reason codes (``Event.reason``):
 
 - new rejected: ``bad_quantity``, ``bad_price`` (a limit without a finite positive price, or
-  a market order with one), ``off_tick``, ``duplicate_clordid`` (a live order of the
-  account has it);
+  a market order with one), ``off_tick``, ``duplicate_clordid`` (an order of the
+  account had it today);
 - canceled: ``user``, ``ioc_remainder``, ``fok_unfillable``, ``no_liquidity`` (a market
   order's remainder), ``self_trade``, ``mass_cancel`` (or the reason given), and ``eod`` for
   an expired DAY order;
@@ -112,7 +112,10 @@ class MatchingEngine:
             ticks = to_ticks(req.price, book.tick)
             if ticks is None:
                 reason = "off_tick"
-        if not reason and (req.account, req.clordid) in self._by_clordid:
+        key = (req.account, req.clordid)
+        if not reason and (key in self._by_clordid or key in self._done):
+            # Done orders too: two gateways may sequence the same ClOrdID, and the second
+            # must not become a second order even when the first already filled.
             reason = "duplicate_clordid"
         order = req.to_order()
         if reason:

@@ -191,12 +191,18 @@ def test_invalid_new_orders_are_rejected(req: NewOrder, reason: str) -> None:
     assert len(eng.open_orders()) == 1
 
 
-def test_clordid_of_a_done_order_may_be_used_again() -> None:
+def test_clordid_of_a_done_order_is_refused_until_the_day_ends() -> None:
+    # Two gateways may sequence the same ClOrdID: the second must never be a second order,
+    # even when the first is already done.
     eng = engine()
     eng.new(buy("c1", 1, 10.0))
     eng.cancel(CancelRequest("a", SYM, "x1", "c1"))
-    assert summary(eng.new(buy("c1", 1, 10.0)))[0][0] == "accepted"
+    assert summary(eng.new(buy("c1", 1, 10.0))) == [
+        ("rejected", "", "rejected", "duplicate_clordid")
+    ]
     assert summary(eng.new(buy("c1", 1, 10.0, account="z")))[0][0] == "accepted"
+    eng.end_of_day()
+    assert summary(eng.new(buy("c1", 1, 10.0)))[0][0] == "accepted"
 
 
 def test_tick_size_per_sym() -> None:

@@ -148,8 +148,10 @@ class Reference:
             reason = "bad_price"
         elif cents % tick:
             reason = "off_tick"
-        if not reason and self.live(req.account, req.clordid):
-            reason = "duplicate_clordid"
+        if not reason and (
+            self.live(req.account, req.clordid) or (req.account, req.clordid) in self.done
+        ):
+            reason = "duplicate_clordid"  # a ClOrdID of the day, live or done
         if reason:
             self.emit("rejected", None, reason)
             return

@@ -20,6 +20,8 @@ class OrderStack:
     venues: list[Proc] = field(default_factory=list)
     rdbs: list[Proc] = field(default_factory=list)
     gateway: Proc | None = None
+    # Gateways beyond the first (active-active: the same tickerplant and venues).
+    more_gateways: list[Proc] = field(default_factory=list)
 
     @property
     def tp_address(self) -> str:
@@ -76,7 +78,8 @@ class OrderStack:
         self.rdbs.append(proc)
         return proc
 
-    def start_gateway(self, port: int = 0, order_port: int = 0) -> Proc:
+    def start_gateway(self, port: int = 0, order_port: int = 0, name: str = "gateway") -> Proc:
+        """The stack's gateway, or with another ``name`` one more beside it."""
         args = [
             "gateway",
             "--config",
@@ -96,11 +99,16 @@ class OrderStack:
         ]
         for rdb in self.rdbs:
             args += ["--rdb", str(rdb.info["address"])]
-        self.gateway = Proc(args, self.workdir, "gateway", ready_timeout=60)
-        return self.gateway
+        proc = Proc(args, self.workdir, name, ready_timeout=60)
+        if name == "gateway":
+            self.gateway = proc
+        else:
+            self.more_gateways.append(proc)
+        return proc
 
     def procs(self) -> list[Proc]:
-        return [p for p in [self.gateway, *self.venues, *self.rdbs, self.tp] if p is not None]
+        gateways = [self.gateway, *self.more_gateways]
+        return [p for p in [*gateways, *self.venues, *self.rdbs, self.tp] if p is not None]
 
     def stop(self) -> None:
         for proc in self.procs():
