@@ -20,6 +20,7 @@ from orders.book import MatchingEngine
 from orders.model import Event, Fill
 from orders.rows import event_row, fill_row
 from orders.venue import Venue
+from tickdb.stack_status import read_status, write_status
 from tickdb.types import Shard
 from tickerplant.subscriber import Subscriber, Update
 
@@ -197,3 +198,16 @@ def test_a_frozen_primary_resumed_doubles_nothing_and_becomes_the_standby(
         orders.stop.set()
         standby.stop()
         stack.stop()
+
+
+def test_status_shows_the_role_and_epoch_a_venue_of_a_pair_reports(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    component = {"name": "venue-0-s", "role": "standby", "epoch": 0, "alive": True}
+    write_status(run / "stack.json", 1, [component, {**component, "name": "gateway"}])
+    (run / "venue-0-s.role.json").write_text(json.dumps({"role": "primary", "epoch": 3}))
+    status = read_status(tmp_path)
+    assert status is not None
+    venue, gateway = status["components"]
+    assert (venue["role"], venue["epoch"]) == ("primary", 3)
+    assert (gateway["role"], gateway["epoch"]) == ("standby", 0)
