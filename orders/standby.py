@@ -208,10 +208,10 @@ class PairedVenue(Venue):
             self._publisher.close(flush=False)  # a fenced primary sends nothing more
             self._publisher = None
         self.lease.step_down()
+        if was_primary:  # before the role file, which is what others watch
+            log.warning("venue %s (%s): fenced, now standby", self.label, self.name)
         self.role = "standby"
         self._write_role()
-        if was_primary:
-            log.warning("venue %s (%s): fenced, now standby", self.label, self.name)
 
     def _write_role(self) -> None:
         state, _ = self.lease.read()
