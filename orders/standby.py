@@ -211,6 +211,7 @@ class PairedVenue(Venue):
         if was_primary:  # before the role file, which is what others watch
             log.warning("venue %s (%s): fenced, now standby", self.label, self.name)
         self.role = "standby"
+        self.took_over_at = self.first_output_at = None  # those of the next takeover
         self._write_role()
 
     def _write_role(self) -> None:
