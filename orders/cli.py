@@ -64,8 +64,22 @@ def venue(
     ready_file: Annotated[
         Path | None, typer.Option(help="Write {venue, seq} here once ready.")
     ] = None,
+    standby: Annotated[
+        bool, typer.Option("--standby", help="Hot standby: take over when the primary dies.")
+    ] = False,
+    lease: Annotated[
+        bool, typer.Option("--lease", help="Primary of a pair: hold the shard's lease.")
+    ] = False,
+    lease_dir: Annotated[
+        Path | None, typer.Option(help="The pair's lease files [<data>/run].")
+    ] = None,
+    lease_ttl: Annotated[
+        float, typer.Option(help="Seconds without a heartbeat before a standby takes over.")
+    ] = 0.3,
+    name: Annotated[str | None, typer.Option(help="Name in the lease and role files.")] = None,
 ) -> None:
-    """Run the matching venue of one symbol shard (docs/orders.md)."""
+    """Run the matching venue of one symbol shard (docs/orders.md); with --lease and
+    --standby, a primary/standby pair (docs/architecture.md, Failover)."""
     from orders.model import StpMode
     from orders.venue import Venue
     from tickdb.cli_options import load_config_or_exit
@@ -83,17 +97,33 @@ def venue(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     if _run_fix_venue(cfg, tp, owned, stop, ready_file):
         return
-    engine_venue = Venue(
-        tp,
-        owned,
-        tick_sizes=cfg.orders.tick_sizes,
-        default_tick=cfg.orders.tick_size,
-        stp=StpMode(cfg.orders.stp),
-        paper=cfg.orders.paper if paper is None else paper,
-    )
+    settings: dict[str, Any] = {
+        "tick_sizes": cfg.orders.tick_sizes,
+        "default_tick": cfg.orders.tick_size,
+        "stp": StpMode(cfg.orders.stp),
+        "paper": cfg.orders.paper if paper is None else paper,
+    }
+    engine_venue: Venue
+    if standby or lease:
+        from orders.standby import PairedVenue
+
+        who = name or (ready_file.name.split(".")[0] if ready_file else f"venue-{owned.index}")
+        engine_venue = PairedVenue(
+            tp,
+            owned,
+            lease_dir=lease_dir or cfg.data_path / "run",
+            name=who,
+            ttl_s=lease_ttl,
+            **settings,
+        )
+    else:
+        engine_venue = Venue(tp, owned, **settings)
 
     def ready() -> None:
-        write_ready(ready_file, {"venue": engine_venue.label, "seq": engine_venue.processed_seq})
+        info = {"venue": engine_venue.label, "seq": engine_venue.processed_seq}
+        if role := getattr(engine_venue, "role", ""):
+            info["role"] = role
+        write_ready(ready_file, info)
         print(f"venue {engine_venue.label} ready at seq {engine_venue.processed_seq}", flush=True)
 
     try:

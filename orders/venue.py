@@ -86,8 +86,9 @@ class Venue:
             stp=stp,
             paper=paper,
         )
-        self.already = published_upto(tp_address, shard, timeout_s)
+        self.already = self._published_upto()
         tables = ["order_request", "quote"] if paper else ["order_request"]
+        tables += self._extra_tables()
         self._sub = Subscriber(tp_address, tables=tables, start="journal", timeout_s=timeout_s)
         self._pub = Publisher(tp_address, timeout_s=timeout_s)
         self.caught_up_seq = self._sub.hello.seq
@@ -95,6 +96,14 @@ class Venue:
         self.inputs = 0
         self.bad_inputs = 0
         self._owned: dict[str, bool] = {}
+
+    # -- hooks for a primary/standby pair (orders.standby) -----------------------------------
+    def _published_upto(self) -> dict[str, int]:
+        return published_upto(self.tp_address, self.shard, self.timeout_s)
+
+    def _extra_tables(self) -> list[str]:
+        """Tables taken beside the inputs (a standby follows its pair's output)."""
+        return []
 
     # -- one input message ----------------------------------------------------------------
     def _owns(self, sym: str) -> bool:

@@ -24,7 +24,10 @@ the report are shared. ``rdb`` and ``hdb`` (query replicas) today; a venue stand
 an order answered) and a tickerplant standby (probe: a published batch acknowledged) plug
 in the same way.
 
-    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4] [--only rdb]
+``venue`` (``scripts/failover_venue.py``, only with ``--only venue``): a venue pair under
+orders; kill the primary, time until the standby's first output as the new primary.
+
+    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4] [--only rdb|venue]
 """
 
 from __future__ import annotations
@@ -365,8 +368,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
-    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
+    parser.add_argument("--only", choices=[*sorted(SCENARIOS), "venue"], action="append")
     args = parser.parse_args()
+    if args.only and "venue" in args.only:
+        from failover_venue import report_venue, run_venue_scenario
+
+        with tempfile.TemporaryDirectory() as tmp:
+            report_venue(run_venue_scenario(Path(tmp), args.kills, args.clients), pct)
+        args.only.remove("venue")
+        if not args.only:
+            return
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp), args.rows)
         feed = Feed(stack.tp_address, args.feed_rate, stack.published)

@@ -166,6 +166,8 @@ class StackConfig:
     restart_backoff_s: float = 0.1
     restart_backoff_max_s: float = 5.0
     restart_reset_s: float = 30.0
+    # A hot standby beside each venue, taking over when it dies (docs/architecture.md).
+    venue_standby: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,7 @@ class Stack:
         ready_timeout_s: float = 60.0,
         replicas: int | None = None,
         env: dict[str, str] | None = None,
+        venue_standby: bool = False,
     ) -> None:
         self.config = config
         # Added to every component's environment (the demo's API token for its strategy),
@@ -63,6 +64,7 @@ class Stack:
         self.config_path = config_path
         self.shards = shards
         self.replicas = replicas or config.stack.replicas
+        self.venue_standby = venue_standby
         self.demo = demo
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
@@ -145,7 +147,13 @@ class Stack:
                 venue_args += ["--shard", str(Shard(k, self.shards))]
                 if self.demo:
                     venue_args.append("--paper")  # the demo strategy trades on the demo quotes
-                self._start(f"venue-{k}", venue_args, pin=None)
+                if not self.venue_standby:
+                    self._start(f"venue-{k}", venue_args, pin=None)
+                    continue
+                # A pair: whichever holds the lease publishes, the other takes over (a
+                # restarted one finds the lease held and waits as the standby).
+                self._start(f"venue-{k}", [*venue_args, "--lease"], pin=None)
+                self._start(f"venue-{k}-s", [*venue_args, "--standby"], role="standby", pin=None)
         # --data-dir too: the gateway keeps its FIX sessions' sequence numbers under it.
         gateway_args = ["gateway", *self._common(), "--port", str(cfg.gateway.port)]
         if orders:

@@ -11,8 +11,8 @@ backends. One JSON object::
 
 ``role`` is ``primary`` (the one instance of its kind: tickerplant, gateway, venue),
 ``replica`` (one of a shard's RDBs or HDBs, all serving) or ``client`` (the demo feed and
-strategy); ``standby`` is kept for components that wait to take over. ``epoch`` counts
-takeovers, none yet (0).
+strategy); ``standby`` is a venue's hot standby (``stack.venue_standby``). ``epoch`` counts
+takeovers: for a venue pair, the epoch of the shard's lease (``orders.lease``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,20 @@ def write_status(path: Path, pid: int, components: list[dict[str, Any]]) -> None
 
 
 def read_status(data_dir: str | Path) -> dict[str, Any] | None:
-    """The last status ``tickdb up`` wrote under ``data_dir``; None when there is none."""
+    """The last status ``tickdb up`` wrote under ``data_dir``; None when there is none.
+
+    A component that changes role by itself (a venue of a primary/standby pair) keeps its
+    role and epoch in ``run/<name>.role.json``: those override the supervisor's."""
     try:
-        return dict(json.loads(status_path(data_dir).read_text()))
+        status = dict(json.loads(status_path(data_dir).read_text()))
     except (OSError, ValueError):
         return None
+    for component in status.get("components", []):
+        try:
+            own = json.loads(
+                (Path(data_dir) / "run" / f"{component['name']}.role.json").read_text()
+            )
+            component["role"], component["epoch"] = own["role"], own["epoch"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return status

@@ -18,6 +18,12 @@ def up(
         int | None,
         typer.Option(min=1, help="RDBs and HDBs per shard, all serving [stack.replicas]."),
     ] = None,
+    venue_standby: Annotated[
+        bool,
+        typer.Option(
+            "--venue-standby", help="A hot standby beside each venue [stack.venue_standby]."
+        ),
+    ] = False,
 ) -> None:
     """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
     restart a component that exits (stack.restart).
@@ -54,6 +60,7 @@ def up(
         rate or cfg.stack.demo_rate,
         replicas=replicas or cfg.stack.replicas,
         env=env,
+        venue_standby=venue_standby or cfg.stack.venue_standby,
     )
     try:
         with console.status("starting tickdb…"):

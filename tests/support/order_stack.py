@@ -121,6 +121,7 @@ def start_order_stack(
     rdbs: bool = False,
     gateway_port: int = 0,
     order_port: int = 0,
+    venue_args: tuple[str, ...] = (),
     **sections: Any,
 ) -> OrderStack:
     """Tickerplant, ``shards`` venues, optional RDBs, and a gateway with ``--tp``.
@@ -141,7 +142,7 @@ def start_order_stack(
     stack = OrderStack(workdir, config, shards, tp)
     try:
         for k in range(shards):
-            stack.start_venue(k)
+            stack.start_venue(k, *venue_args)
         if rdbs:
             for k in range(shards):
                 stack.start_rdb(k)
