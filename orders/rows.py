@@ -30,7 +30,7 @@ from orders.model import (
     TimeInForce,
 )
 from tickdb.schema import default_schemas
-from tickerplant.ingest import encode_stream
+from tickerplant.row_message import RowMessages, payload_of
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
 E = TypeVar("E", bound=Enum)
@@ -75,19 +75,26 @@ def _price(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _member(kind: type[E], value: str) -> E:
+    """``kind(value)`` through the enum's own value map: a dict lookup, where the enum
+    call costs a microsecond, per column of every event a gateway reads."""
+    member = kind._value2member_map_.get(value)
+    return kind(value) if member is None else member  # type: ignore[return-value]
+
+
 def request_from_row(row: Mapping[str, Any]) -> Request:
     """The request an ``order_request`` row holds; ValueError if it holds none."""
-    kind = RequestType(row["request"])
+    kind = _member(RequestType, row["request"])
     if kind is RequestType.NEW:
         return NewOrder(
             account=row["account"],
             sym=row["sym"],
             clordid=row["clordid"],
-            side=Side(row["side"]),
+            side=_member(Side, row["side"]),
             qty=int(row["qty"]),
-            ord_type=OrdType(row["ord_type"]),
+            ord_type=_member(OrdType, row["ord_type"]),
             price=_price(row["price"]),
-            tif=TimeInForce(row["tif"]),
+            tif=_member(TimeInForce, row["tif"]),
             strategy=row["strategy"] or "",
         )
     if kind is RequestType.CANCEL:
@@ -136,13 +143,6 @@ def event_row(event: Event, venue: str, in_seq: int) -> dict[str, Any]:
         "text": event.text,
         "in_seq": in_seq,
     }
-
-
-def _member(kind: type[E], value: str) -> E:
-    """``kind(value)`` through the enum's own value map: a dict lookup, where the enum
-    call costs a microsecond, per column of every event a gateway reads."""
-    member = kind._value2member_map_.get(value)
-    return kind(value) if member is None else member  # type: ignore[return-value]
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:
@@ -223,10 +223,33 @@ def to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_batches([to_batch(rows, schema)], schema=schema)
 
 
+# Per schema (by identity: hashing a pyarrow schema costs microseconds), its one-row
+# packer, its schema message (the stream's first bytes) and its column names.
+_ENCODERS: dict[int, tuple[pa.Schema, RowMessages, bytes, list[str]]] = {}
+
+
+def _encoder(schema: pa.Schema) -> tuple[pa.Schema, RowMessages, bytes, list[str]]:
+    found = _ENCODERS.get(id(schema))
+    if found is None or found[0] is not schema:
+        table = (schema.metadata or {}).get(b"table", b"").decode()
+        prefix = schema.serialize().to_pybytes()
+        found = _ENCODERS[id(schema)] = (schema, RowMessages(schema, table), prefix, schema.names)
+    return found
+
+
 def encode_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> bytes:
     """Rows as the Arrow IPC stream a publisher sends (``Publisher.publish_ipc``): the
-    order path's tables are built to their schema here, so nothing needs converting."""
-    return encode_stream(to_batch(rows, schema), schema)
+    order path's tables are built to their schema here, so nothing needs converting.
+
+    One row (a submit, a venue's answer) is packed by ``RowMessages`` with ``struct``:
+    ~5-10 µs against ~60-80 µs through an Arrow batch and a stream writer, the same bytes
+    (a row with a null goes through pyarrow inside it). Several rows are one batch."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    _, packer, prefix, names = _encoder(schema)
+    if len(rows) == 1:
+        get = rows[0].get
+        return packer.encode(*[get(name) for name in names])
+    return payload_of(to_batch(rows, schema), prefix)
 
 
 def requests_table(reqs: Iterable[Request]) -> pa.Table:
