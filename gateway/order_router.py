@@ -46,6 +46,7 @@ from orders.rows import (
     event_row,
 )
 from orders.states import InvalidTransition, apply
+from tickdb.gc_pauses import collect_all
 from tickerplant.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -462,6 +463,7 @@ class OrderRouter:
         self._previous_day = {k: o for k, o in self._by_clordid.items() if k not in keep}
         self._by_clordid = keep
         self.risk.new_day()
+        collect_all()  # the day's end: a quiet moment for a full collection
 
     @property
     def lock(self) -> threading.RLock:

@@ -13,6 +13,7 @@ from orders.risk import RiskEngine
 from orders.risk_limits import limits_from_config
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
+from tickdb.gc_pauses import keep_pauses_short
 from tickerplant.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ def start_order_path(
     stream = OrderStream(router, tp_address).start()
     if not stream.wait_ready(ready_timeout_s):
         raise RuntimeError("the order path did not rebuild its state in time")
+    # The day's orders stay in memory: full collections must not visit them all each time.
+    keep_pauses_short()
     address = cfg.gateway.order_port if port_address is None else port_address
     port = OrderPort(router, address).start() if address else None
     fix = start_fix(cfg, router, fix_port, authorizer, audit)

@@ -34,6 +34,7 @@ from orders.rows import (
     fill_row,
     request_from_row,
 )
+from tickdb.gc_pauses import collect_all, keep_pauses_short
 from tickdb.types import Shard
 from tickerplant.payload_rows import read_columns
 from tickerplant.publisher import Publisher
@@ -148,7 +149,9 @@ class Venue:
     def apply(self, message: Update | EndOfDay) -> list[Output]:
         """Apply one sequenced input; returns what happened, in order."""
         if isinstance(message, EndOfDay):
-            return self.engine.end_of_day()
+            expired = self.engine.end_of_day()
+            collect_all()  # the day's orders are gone: a quiet moment for a full collection
+            return expired
         if message.table == "order_request":
             return self._requests(message.payload)
         if message.table == "quote":
@@ -190,6 +193,7 @@ class Venue:
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:
         self.catch_up()
+        keep_pauses_short()  # the books grow all day: no full collection may visit them all
         log.info(
             "venue %s ready at seq %d: %d open orders",
             self.label,
