@@ -8,8 +8,9 @@ what a venue replays from the journal is exactly what the gateway sent.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -30,6 +31,7 @@ from orders.model import (
     TimeInForce,
 )
 from tickdb.schema import default_schemas
+from tickerplant.payload_rows import read_columns
 from tickerplant.row_message import RowMessages, payload_of
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
@@ -175,6 +177,101 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
     return event
 
 
+# Event's fields in the order events_from_columns builds them, and the columns they come from.
+_EVENT_COLUMNS = [
+    "event",
+    "order_id",
+    "account",
+    "sym",
+    "clordid",
+    "side",
+    "status",
+    "qty",
+    "price",
+    "cum_qty",
+    "leaves_qty",
+    "avg_px",
+    "ord_type",
+    "tif",
+    "strategy",
+    "orig_clordid",
+    "last_qty",
+    "last_px",
+    "exec_id",
+    "reason",
+    "text",
+]
+
+
+def events_from_columns(names: list[str], columns: list[list[Any]]) -> list[Event]:
+    """The events of an ``order`` record read as columns (``payload_rows.read_columns``):
+    the same as ``event_from_row`` of each row, without a dict per row first (a kill
+    switch's record holds thousands)."""
+    by_name = dict(zip(names, columns, strict=True))
+    kinds, sides, statuses = (
+        EventType._value2member_map_,
+        Side._value2member_map_,
+        OrdStatus._value2member_map_,
+    )
+    types, tifs = OrdType._value2member_map_, TimeInForce._value2member_map_
+    out: list[Event] = []
+    new, set_dict = object.__new__, object.__setattr__
+    for (
+        kind,
+        order_id,
+        account,
+        sym,
+        clordid,
+        side,
+        status,
+        qty,
+        price,
+        cum_qty,
+        leaves_qty,
+        avg_px,
+        ord_type,
+        tif,
+        strategy,
+        orig_clordid,
+        last_qty,
+        last_px,
+        exec_id,
+        reason,
+        text,
+    ) in zip(*[by_name[name] for name in _EVENT_COLUMNS], strict=True):
+        event = new(Event)
+        # The instance dict in one piece (Event is a frozen dataclass without slots).
+        set_dict(
+            event,
+            "__dict__",
+            {
+                "event": kinds.get(kind) or _member(EventType, kind),
+                "order_id": order_id or "",
+                "account": account,
+                "sym": sym,
+                "clordid": clordid,
+                "side": sides.get(side) or _member(Side, side),
+                "status": statuses.get(status) or _member(OrdStatus, status),
+                "qty": int(qty or 0),
+                "price": _price(price),
+                "cum_qty": int(cum_qty or 0),
+                "leaves_qty": int(leaves_qty or 0),
+                "avg_px": float(avg_px or 0.0),
+                "ord_type": types.get(ord_type) or _member(OrdType, ord_type),
+                "tif": tifs.get(tif) or _member(TimeInForce, tif),
+                "strategy": strategy or "",
+                "orig_clordid": orig_clordid or "",
+                "last_qty": int(last_qty or 0),
+                "last_px": float(last_px or 0.0),
+                "exec_id": exec_id or "",
+                "reason": reason or "",
+                "text": text or "",
+            },
+        )
+        out.append(event)
+    return out
+
+
 def fill_row(fill: Fill, venue: str, in_seq: int) -> dict[str, Any]:
     return {
         "sym": fill.sym,
@@ -250,6 +347,43 @@ def encode_rows(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> bytes:
         get = rows[0].get
         return packer.encode(*[get(name) for name in names])
     return payload_of(to_batch(rows, schema), prefix)
+
+
+def encode_outputs(
+    outputs: Sequence[Event] | Sequence[Fill], schema: pa.Schema, venue: str, in_seq: int
+) -> bytes:
+    """A venue's events (``EVENT_SCHEMA``) or fills (``FILL_SCHEMA``) for one input, as the
+    stream ``encode_rows`` makes of their rows, built from the objects' attributes (the
+    columns are named as they are) without a row dict each: a mass cancel answers with
+    thousands of events at once."""
+    _, packer, prefix, names = _encoder(schema)
+    fixed = {"venue": venue, "in_seq": in_seq}
+    if len(outputs) == 1:
+        (one,) = outputs
+        return packer.encode(*[fixed[n] if n in fixed else getattr(one, n) for n in names])
+    count = len(outputs)
+    arrays = [
+        pa.array(
+            [fixed[field.name]] * count
+            if field.name in fixed
+            else list(map(attrgetter(field.name), outputs)),
+            type=field.type,
+        )
+        for field in schema
+    ]
+    return payload_of(pa.RecordBatch.from_arrays(arrays, schema=schema), prefix)
+
+
+def warm_up() -> None:
+    """Pay the order path's one-time costs at start, not on the first orders: each table's
+    one-row packer (built from a message pyarrow writes), and pyarrow's first conversion of
+    Python values, which imports pandas (~0.2 s here, which a kill switch's first bulk
+    answer, or the first market order's null price, would otherwise wait for)."""
+    for schema in (REQUEST_SCHEMA, EVENT_SCHEMA, FILL_SCHEMA, ADMIN_SCHEMA):
+        _encoder(schema)
+    market = NewOrder("", "", "", Side.BUY, 1, OrdType.MARKET, None)
+    read_columns(encode_requests([market]))  # a null: pyarrow builds it
+    read_columns(encode_requests([market, market]))
 
 
 def requests_table(reqs: Iterable[Request]) -> pa.Table:

@@ -29,10 +29,9 @@ from orders.model import Event, Fill, MassCancel, NewOrder, RequestType, StpMode
 from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
-    encode_rows,
-    event_row,
-    fill_row,
+    encode_outputs,
     request_from_row,
+    warm_up,
 )
 from tickdb.gc_pauses import collect_all, keep_pauses_short
 from tickdb.types import Shard
@@ -88,6 +87,7 @@ class Venue:
             stp=stp,
             paper=paper,
         )
+        warm_up()
         self.already = published_upto(tp_address, shard, timeout_s)
         tables = ["order_request", "quote"] if paper else ["order_request"]
         self._sub = Subscriber(tp_address, tables=tables, start="journal", timeout_s=timeout_s)
@@ -159,12 +159,13 @@ class Venue:
         return []
 
     def _publish(self, seq: int, outputs: list[Output]) -> None:
-        events = [event_row(o, self.label, seq) for o in outputs if isinstance(o, Event)]
-        fills = [fill_row(o, self.label, seq) for o in outputs if isinstance(o, Fill)]
+        # One message per table for the whole input (a mass cancel's thousands of events).
+        events = [o for o in outputs if isinstance(o, Event)]
+        fills = [o for o in outputs if isinstance(o, Fill)]
         if events and seq > self.already["order"]:
-            self._pub.publish_ipc("order", encode_rows(events, EVENT_SCHEMA))
+            self._pub.publish_ipc("order", encode_outputs(events, EVENT_SCHEMA, self.label, seq))
         if fills and seq > self.already["fill"]:
-            self._pub.publish_ipc("fill", encode_rows(fills, FILL_SCHEMA))
+            self._pub.publish_ipc("fill", encode_outputs(fills, FILL_SCHEMA, self.label, seq))
 
     def step(self, timeout_s: float) -> bool:
         """Process one message if one arrives within ``timeout_s``; False if none did."""

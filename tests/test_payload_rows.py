@@ -88,26 +88,55 @@ def test_one_row_encoding_is_the_stream_writers() -> None:
 
 def test_reads_the_order_flow_as_pyarrow_does(monkeypatch: pytest.MonkeyPatch) -> None:
     events, fills = _flow()
-    # Read without pyarrow: the fast path takes every order-flow payload.
-    monkeypatch.setattr(payload_rows, "_read_with_pyarrow", None)
-    for rows, schema in ((events, EVENT_SCHEMA), (fills, FILL_SCHEMA), (events[:1], EVENT_SCHEMA)):
-        payload = encode_rows(rows, schema)
+    for rows, schema in ((events, EVENT_SCHEMA), (fills, FILL_SCHEMA)):
+        payload = encode_rows(rows, schema)  # many rows: pyarrow's columns
         assert read_rows(payload) == _expected(payload) == [dict(r) for r in rows]
+    # One row is read without pyarrow, nulls too (a market order's price).
+    monkeypatch.setattr(payload_rows, "_read_with_pyarrow", None)
+    assert any(r["price"] is None for r in events)
+    for row, schema in [*((r, EVENT_SCHEMA) for r in events), *((r, FILL_SCHEMA) for r in fills)]:
+        payload = encode_rows([row], schema)
+        assert read_rows(payload) == _expected(payload) == [dict(row)]
 
 
-def test_stamped_multi_batch_stream_with_nulls() -> None:
-    events, _ = _flow()
+def _stamped(events: list[dict[str, Any]]) -> pa.RecordBatch:
     batch = to_batch(events, EVENT_SCHEMA)
     stamps = pa.array(range(batch.num_rows), pa.timestamp("ns"))
-    stamped = pa.RecordBatch.from_arrays([stamps, *batch.columns], schema=ORDER)
-    payload = _stream(stamped, stamped.slice(2), stamped.slice(1, 2), schema=ORDER)
-    rows = read_rows(payload)
-    assert rows == _expected(payload)
-    assert payload_rows._read(payload)[1] == read_columns(payload)[1]  # not pyarrow's
-    assert len(rows) == 2 * batch.num_rows  # n, n - 2, and 2
-    assert any(r["price"] is None for r in rows)  # the market order's
-    names, columns = read_columns(payload)
-    assert names == ORDER.names and columns[0][: batch.num_rows] == list(range(batch.num_rows))
+    return pa.RecordBatch.from_arrays([stamps, *batch.columns], schema=ORDER)
+
+
+def test_stamped_streams_of_one_row_batches_and_longer() -> None:
+    events, _ = _flow()
+    stamped = _stamped(events)
+    n = stamped.num_rows
+    singles = _stream(*(stamped.slice(i, 1) for i in range(n)), schema=ORDER)
+    assert read_rows(singles) == _expected(singles)
+    assert payload_rows._read(singles)[1] == read_columns(singles)[1]  # not pyarrow's
+    names, columns = read_columns(singles)
+    assert names == ORDER.names and columns[0] == list(range(n))  # the stamps, as integers
+    mixed = _stream(stamped.slice(0, 1), stamped.slice(2), stamped.slice(1, 1), schema=ORDER)
+    with pytest.raises(payload_rows._Fallback):
+        payload_rows._read(mixed)
+    rows = read_rows(mixed)
+    assert rows == _expected(mixed) and len(rows) == n
+
+
+def test_a_buffer_outside_its_body_is_left_to_pyarrow() -> None:
+    events, _ = _flow()
+    good = encode_rows(events[:1], EVENT_SCHEMA)
+    assert payload_rows._read(good)[1] == [[v] for v in events[0].values()]
+    # Find the batch's buffers vector as the reader does, and move one buffer far away.
+    meta = 8 + int.from_bytes(good[4:8], "little") + 8
+    root = meta + int.from_bytes(good[meta : meta + 4], "little")
+    header = payload_rows._field(good, root, 2)
+    batch = header + int.from_bytes(good[header : header + 4], "little")
+    buffers, _ = payload_rows._vector(good, payload_rows._field(good, batch, 2))
+    bad = bytearray(good)
+    bad[buffers + 16 : buffers + 24] = (1 << 20).to_bytes(8, "little")  # buffer 1's offset
+    with pytest.raises(payload_rows._Fallback):
+        payload_rows._read(bytes(bad))
+    with pytest.raises((pa.ArrowException, OSError)):
+        read_rows(bytes(bad))
 
 
 def test_what_it_does_not_read_pyarrow_does() -> None:
@@ -168,3 +197,6 @@ def test_random_tables_read_as_pyarrow_reads(rows: list[tuple[Any, ...]], cut: i
     )
     payload = _stream(batch.slice(0, cut), batch.slice(cut), schema=schema)
     assert read_rows(payload) == _expected(payload)
+    singles = _stream(*(batch.slice(i, 1) for i in range(batch.num_rows)), schema=schema)
+    assert payload_rows._read(singles) == read_columns(singles)
+    assert read_rows(singles) == _expected(singles)
