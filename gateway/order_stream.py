@@ -5,7 +5,8 @@ Two subscriptions, each on its own thread:
 - the order flow (``order_request``, ``order``, ``fill``, ``risk_admin``) from the start of
   the journal: first a replay that rebuilds every ClOrdID, open order, position, risk
   counter and admin decision, then live. The router takes requests only once the replay is
-  done (``OrderRouter.ready``).
+  done (``OrderRouter.ready``). The order port is served on this thread too (``attach``):
+  one thread takes a request, sends it, applies the venue's answer and replies.
 - live ``trade`` and ``quote``: the reference prices of the price collar and of market
   orders' notional, and the marks of unrealized P&L (last trade, else mid).
 """
@@ -16,19 +17,35 @@ import json
 import logging
 import math
 import threading
+from typing import Protocol
 
 import pyarrow as pa
+import zmq
 
 from gateway.order_router import OrderRouter
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
-from orders.rows import event_from_row, fill_from_row, request_from_row
-from tickerplant.payload_rows import read_rows
+from orders.rows import event_from_row, events_from_columns, fill_from_row, request_from_row
+from tickerplant.payload_rows import read_columns
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 
 log = logging.getLogger(__name__)
 
 ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
+MAX_FLOW_RUN = 256  # flow messages applied in a turn before the port's requests
+
+
+class PortHooks(Protocol):
+    """What ``OrderStream.attach`` serves: a socket, and what to do on its thread."""
+
+    @property
+    def socket(self) -> zmq.Socket: ...
+
+    def serve_requests(self) -> None:
+        """The socket is readable: take its requests."""
+
+    def serve_answers(self) -> None:
+        """Order flow was applied: send the answers it gave."""
 
 
 class OrderStream:
@@ -41,6 +58,11 @@ class OrderStream:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The order port this stream's thread serves too, once attached (``attach``).
+        self._port: PortHooks | None = None
+        self._port_lock = threading.Lock()
+        self._polled: tuple[zmq.Socket, zmq.Socket] | None = None
+        self._poller = zmq.Poller()
         self.last_seq = 0
         # Each venue's answers, for the console's operations view.
         self.venues = VenueActivity()
@@ -56,27 +78,67 @@ class OrderStream:
         return self._ready.wait(timeout_s)
 
     # -- order flow ------------------------------------------------------------------------
+    def attach(self, port: PortHooks) -> None:
+        """Serve ``port``'s socket on this stream's thread from its next turn on: a request
+        and the venue's answer to it are handled by one thread, with no hand-off between
+        threads (a wake-up, the interpreter lock) on the way back to the client."""
+        with self._port_lock:
+            self._port = port
+
+    def detach(self) -> None:
+        """Stop serving the port; returns once this thread no longer touches its socket."""
+        with self._port_lock:
+            self._port = None
+
     def _run_flow(self) -> None:
         while not self._stop.is_set():
+            if self._port is not None:
+                with self._port_lock:
+                    if self._port is not None:
+                        self._turn(self._port)
+                continue
             message = self._flow.poll(0.05)
             if message is None:
-                # Ready once the replayed records are applied (nothing is queued) and the
-                # live topic answers (a heartbeat). The subscriber's own position counts,
-                # not the last record applied: the journal may end with other tables.
-                if (
-                    not self.router.ready
-                    and self._flow.last_seq >= self._start_seq
-                    and self._flow.live
-                ):
-                    self._mark_ready()
+                self._check_ready()
                 continue
-            try:
-                with self.router.lock:
-                    self._apply(message)
-                    self.router.notify()
-            except Exception:  # one bad row must not stop the order path
-                log.exception("order flow message %r not applied", message)
-            self.last_seq = message.seq
+            self._on_message(message)
+
+    def _turn(self, port: PortHooks) -> None:
+        """One turn with the port attached: the order flow first (answers to send), then
+        the port's requests."""
+        flow = self._flow
+        if self._polled != (flow.socket, port.socket):
+            self._polled = (flow.socket, port.socket)
+            self._poller = zmq.Poller()
+            self._poller.register(flow.socket, zmq.POLLIN)
+            self._poller.register(port.socket, zmq.POLLIN)
+        ready = dict(self._poller.poll(0 if flow.pending else 50))
+        if flow.socket in ready or flow.pending or not ready:
+            # Nothing ready (the timeout) still reads once: that notices a silent tickerplant.
+            for _ in range(MAX_FLOW_RUN):
+                message = flow.poll_now()
+                if message is None:
+                    break
+                self._on_message(message)
+            port.serve_answers()
+        if port.socket in ready:
+            port.serve_requests()
+
+    def _check_ready(self) -> None:
+        # Ready once the replayed records are applied (nothing is queued) and the live
+        # topic answers (a heartbeat). The subscriber's own position counts, not the last
+        # record applied: the journal may end with other tables.
+        if not self.router.ready and self._flow.last_seq >= self._start_seq and self._flow.live:
+            self._mark_ready()
+
+    def _on_message(self, message: Message) -> None:
+        try:
+            with self.router.lock:
+                self._apply(message)
+                self.router.notify()
+        except Exception:  # one bad row must not stop the order path
+            log.exception("order flow message %r not applied", message)
+        self.last_seq = message.seq
 
     def _mark_ready(self) -> None:
         with self.router.lock:
@@ -96,7 +158,23 @@ class OrderStream:
             return
         # Without pyarrow: one venue answer per order is the usual record, and a reader and
         # ``to_pylist`` cost several times more than the rest of applying it.
-        rows = read_rows(message.payload)
+        names, columns = read_columns(message.payload)
+        if message.table == "order":
+            by_name = dict(zip(names, columns, strict=True))
+            seen = zip(by_name["venue"], by_name["in_seq"], strict=True)
+            self.venues.saw(
+                "order", ({"venue": v, "in_seq": s} for v, s in seen), message.ts_recv / 1e9
+            )
+            try:
+                # A mass cancel's record holds thousands: no dict per row on the way.
+                events = events_from_columns(names, columns)
+            except (ValueError, TypeError, KeyError):
+                events = None  # row by row, so the rows before a bad one still count
+            if events is not None:
+                for event in events:
+                    router.on_event(event)
+                return
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
         if message.table == "order_request":
             for row in rows:
                 try:
@@ -104,7 +182,6 @@ class OrderStream:
                 except (ValueError, TypeError, KeyError) as exc:
                     log.error("unusable order_request row %r: %s", row, exc)
         elif message.table == "order":
-            self.venues.saw("order", rows, message.ts_recv / 1e9)
             for row in rows:
                 router.on_event(event_from_row(row))
         elif message.table == "fill":
@@ -148,6 +225,7 @@ class OrderStream:
 
     def close(self) -> None:
         self._stop.set()
+        self.detach()
         for thread in self._threads:
             thread.join(5)
         self._flow.close()
