@@ -381,6 +381,13 @@ def main() -> None:
         label = f"order port @ {rate:.0f}/s (achieved {achieved:.0f}/s)"
         print(f"{label:<52} {p50:>9.0f} {p99:>9.0f} {p50 / raw_p50:>9.1f} {p99 / raw_p99:>9.1f}")
         print(
+            "    CPU per order, µs: "
+            + ", ".join(
+                f"{name} {median_of(runs, f'cpu_{name}_us'):.0f}"
+                for name in ("gateway", "venues", "tp")
+            )
+        )
+        print(
             f"    target p50 <= {TARGETS['p50_us']:.0f} µs: {verdict(p50, TARGETS['p50_us'])}; "
             f"p99 <= {TARGETS['p99_us']:.0f} µs: {verdict(p99, TARGETS['p99_us'])}; "
             f"errors {sum(r['errors'] for r in runs):.0f}"
