@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -350,7 +351,9 @@ class Subscriber:
             remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             if remaining < 0:
                 return None
-            self._receive(int(remaining * 1000))
+            # Rounded up: a wait of less than a millisecond rounded down to 0 made a
+            # non-blocking receive, again and again until the deadline (a spin).
+            self._receive(math.ceil(remaining * 1000))
             if self._closed:
                 return None
         return self._ready.popleft()
