@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_RUN = 1000  # requests sent to the tickerplant as one batch, at most
 MAX_REQUEST_BYTES = 64 * 1024
 ANSWER_BUFFER = 100_000
+# Plain ints: zmq's flag enums make ``&`` a Python-level call.
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
 
 
@@ -281,10 +283,15 @@ class OrderPort:
     def _serve_requests(self) -> None:
         outbox: list[Request] = []
         due: list[tuple[bytes, Order, Any]] = []
+        socket = self._socket
         with self.router.lock:
             for _ in range(MAX_RUN):
+                # Whether a request waits, asked without a receive that fails (an exception
+                # per turn, several µs, more with cold caches).
+                if not int(socket.get(_EVENTS)) & _POLLIN:
+                    break
                 try:
-                    identity, raw = self._socket.recv_multipart(zmq.NOBLOCK)
+                    identity, raw = socket.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 except ValueError:  # not two frames: a foreign client

@@ -32,6 +32,11 @@ from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 log = logging.getLogger(__name__)
 
 ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
+# Once rebuilt, only the venues' answers: live requests and admin rows are this gateway's
+# own, applied when made, and following them woke this thread once more per order.
+LIVE_FLOW = ["order", "fill"]
+# Plain ints: zmq's flag enums make ``&`` a Python-level call.
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 MAX_FLOW_RUN = 256  # flow messages applied in a turn before the port's requests
 
 
@@ -52,6 +57,7 @@ class OrderStream:
     def __init__(self, router: OrderRouter, tp_address: str, timeout_s: float = 10.0) -> None:
         self.router = router
         self.tp_address = tp_address
+        self._timeout_s = timeout_s
         self._flow = Subscriber(tp_address, tables=ORDER_FLOW, start="journal", timeout_s=timeout_s)
         self._prices = Subscriber(tp_address, tables=["trade", "quote"], timeout_s=timeout_s)
         self._start_seq = self._flow.hello.seq
@@ -120,6 +126,10 @@ class OrderStream:
                 if message is None:
                     break
                 self._on_message(message)
+                # Whether more is there, asked without a receive that fails (an exception
+                # per turn, several µs, more with cold caches).
+                if not flow.pending and not int(flow.socket.get(_EVENTS)) & _POLLIN:
+                    break
             port.serve_answers()
         if port.socket in ready:
             port.serve_requests()
@@ -141,10 +151,26 @@ class OrderStream:
         self.last_seq = message.seq
 
     def _mark_ready(self) -> None:
+        self._follow_answers_only()
         with self.router.lock:
             self.router.ready = True
         self._ready.set()
         log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
+
+    def _follow_answers_only(self) -> None:
+        """Go on from the replay's position with ``LIVE_FLOW`` alone (the new subscription
+        fetches what it missed meanwhile from the journal: nothing is skipped). If that
+        fails, the whole flow stays followed, as before: its extra rows are skipped."""
+        replay = self._flow
+        try:
+            live = Subscriber(
+                self.tp_address, tables=LIVE_FLOW, start=replay.last_seq, timeout_s=self._timeout_s
+            )
+        except Exception as exc:  # the tickerplant went away just now: keep what works
+            log.warning("order flow: staying on every order table (%s)", exc)
+            return
+        self._flow = live
+        replay.close()
 
     def _apply(self, message: Message) -> None:
         router = self.router
