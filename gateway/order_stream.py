@@ -80,6 +80,11 @@ class OrderStream:
             self._threads.append(thread)
         return self
 
+    @property
+    def tables(self) -> list[str]:
+        """The tables followed now: ``ORDER_FLOW`` while rebuilding, then ``LIVE_FLOW``."""
+        return list(self._flow.tables or ())
+
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
 
