@@ -36,6 +36,7 @@ from gateway.order_router import (
     order_dict,
 )
 from gateway.order_stream import OrderStream
+from gateway.order_wait import has_input
 from orders.model import (
     CancelRequest,
     MassCancel,
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 MAX_RUN = 1000  # requests sent to the tickerplant as one batch, at most
 MAX_REQUEST_BYTES = 64 * 1024
 ANSWER_BUFFER = 100_000
-# Plain ints: zmq's flag enums make ``&`` a Python-level call.
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 PENDING = frozenset({OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE})
 
 
@@ -272,27 +271,34 @@ class OrderPort:
             return None
         return order, corr
 
-    def serve_requests(self) -> None:
+    def serve_requests(self) -> bool:
+        """Take the requests waiting on the socket (the caller saw one); whether the socket
+        may have input its ``ZMQ_EVENTS`` would show (more requests, or a reply was sent
+        on it since it was found empty)."""
         try:
-            self._serve_requests()
+            return self._serve_requests()
         except zmq.ZMQError as exc:
             log.error("order port: %s", exc)
         except Exception:  # never lose the port to one request
             log.exception("order port: request failed")
+        return True
 
-    def _serve_requests(self) -> None:
+    def _serve_requests(self) -> bool:
         outbox: list[Request] = []
         due: list[tuple[bytes, Order, Any]] = []
         socket = self._socket
+        drained = False
         with self.router.lock:
-            for _ in range(MAX_RUN):
-                # Whether a request waits, asked without a receive that fails (an exception
-                # per turn, several µs, more with cold caches).
-                if not int(socket.get(_EVENTS)) & _POLLIN:
+            for n in range(MAX_RUN):
+                # After the first, whether another waits is asked without a receive that
+                # fails (an exception per turn, several µs, more with cold caches).
+                if n and not has_input(socket):
+                    drained = True
                     break
                 try:
                     identity, raw = socket.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
+                    drained = True
                     break
                 except ValueError:  # not two frames: a foreign client
                     continue
@@ -308,12 +314,14 @@ class OrderPort:
         if self._held:
             self.router.durable()
             self._send_held()
+            return True
+        return not drained
 
-    def serve_answers(self) -> None:
+    def serve_answers(self) -> bool:
         """Reply to the waited-for orders the flow just answered (from journaled events:
-        nothing to wait for)."""
+        nothing to wait for); whether anything was sent."""
         if not self._answered:
-            return
+            return False
         with self.router.lock:
             answered, self._answered = self._answered, []
             replies = []
@@ -325,6 +333,7 @@ class OrderPort:
                 self._socket.send_multipart([identity, orjson.dumps(body)])
         except zmq.ZMQError as exc:
             log.error("order port: %s", exc)
+        return bool(replies)
 
     def close(self) -> None:
         self._stream.detach()

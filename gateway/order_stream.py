@@ -23,6 +23,7 @@ import pyarrow as pa
 import zmq
 
 from gateway.order_router import OrderRouter
+from gateway.order_wait import SocketsWait, has_input
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
 from orders.rows import event_from_row, events_from_columns, fill_from_row, request_from_row
@@ -35,8 +36,6 @@ ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
 # Once rebuilt, only the venues' answers: live requests and admin rows are this gateway's
 # own, applied when made, and following them woke this thread once more per order.
 LIVE_FLOW = ["order", "fill"]
-# Plain ints: zmq's flag enums make ``&`` a Python-level call.
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 MAX_FLOW_RUN = 256  # flow messages applied in a turn before the port's requests
 
 
@@ -46,11 +45,12 @@ class PortHooks(Protocol):
     @property
     def socket(self) -> zmq.Socket: ...
 
-    def serve_requests(self) -> None:
-        """The socket is readable: take its requests."""
+    def serve_requests(self) -> bool:
+        """The socket has input: take its requests; whether it may have input its events
+        would show (more requests, or something sent on it since it was found empty)."""
 
-    def serve_answers(self) -> None:
-        """Order flow was applied: send the answers it gave."""
+    def serve_answers(self) -> bool:
+        """Order flow was applied: send the answers it gave; whether any was sent."""
 
 
 class OrderStream:
@@ -67,8 +67,7 @@ class OrderStream:
         # The order port this stream's thread serves too, once attached (``attach``).
         self._port: PortHooks | None = None
         self._port_lock = threading.Lock()
-        self._polled: tuple[zmq.Socket, zmq.Socket] | None = None
-        self._poller = zmq.Poller()
+        self._wait: SocketsWait | None = None
         self.last_seq = 0
         # Each venue's answers, for the console's operations view.
         self.venues = VenueActivity()
@@ -118,26 +117,33 @@ class OrderStream:
         """One turn with the port attached: the order flow first (answers to send), then
         the port's requests."""
         flow = self._flow
-        if self._polled != (flow.socket, port.socket):
-            self._polled = (flow.socket, port.socket)
-            self._poller = zmq.Poller()
-            self._poller.register(flow.socket, zmq.POLLIN)
-            self._poller.register(port.socket, zmq.POLLIN)
-        ready = dict(self._poller.poll(0 if flow.pending else 50))
-        if flow.socket in ready or flow.pending or not ready:
-            # Nothing ready (the timeout) still reads once: that notices a silent tickerplant.
+        wait = self._wait
+        if wait is None or wait.sockets != (flow.socket, port.socket):
+            wait = self._wait = SocketsWait((flow.socket, port.socket))
+        flow_ready, port_ready = wait.wait(0 if flow.pending else 0.05)
+        timed_out = not (flow_ready or port_ready or flow.pending)
+        flow_ready = flow_ready or bool(flow.pending)
+        if flow_ready or timed_out:
+            # A timeout still reads once: that is what notices a silent tickerplant.
             for _ in range(MAX_FLOW_RUN):
+                # None also after a message without records (a heartbeat): more may wait.
                 message = flow.poll_now()
-                if message is None:
-                    break
-                self._on_message(message)
+                if message is not None:
+                    self._on_message(message)
                 # Whether more is there, asked without a receive that fails (an exception
                 # per turn, several µs, more with cold caches).
-                if not flow.pending and not int(flow.socket.get(_EVENTS)) & _POLLIN:
+                if not flow.pending and not has_input(flow.socket):
+                    wait.clean(0)
                     break
-            port.serve_answers()
-        if port.socket in ready:
-            port.serve_requests()
+            else:
+                wait.dirty(0)  # more may wait: looked at again before any sleep
+            if port.serve_answers():
+                wait.dirty(1)
+        if port_ready:
+            if port.serve_requests():
+                wait.dirty(1)
+            else:
+                wait.clean(1)
 
     def _check_ready(self) -> None:
         # Ready once the replayed records are applied (nothing is queued) and the live
