@@ -11,9 +11,11 @@ from gateway.order_router import OrderRouter
 from gateway.order_stream import ORDER_FLOW, OrderStream
 from orders.risk import RiskEngine
 from orders.risk_limits import limits_from_config
+from orders.rows import warm_up
 from tickdb import curve_links
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
+from tickdb.gc_pauses import keep_pauses_short
 from tickerplant.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -102,9 +104,12 @@ def start_order_path(
     stream = OrderStream(router, tp_address).start()
     if not stream.wait_ready(ready_timeout_s):
         raise RuntimeError("the order path did not rebuild its state in time")
+    warm_up()  # one-time costs now, not on the first orders
+    # The day's orders stay in memory: full collections must not visit them all each time.
+    keep_pauses_short()
     address = cfg.gateway.order_port if port_address is None else port_address
     # Its own clients (Orders) prove who they are with CURVE when [curve] is on.
     curve = curve_links.for_config(cfg)
-    port = OrderPort(router, address, curve).start() if address else None
+    port = OrderPort(router, address, stream, curve).start() if address else None
     fix = start_fix(cfg, router, fix_port, authorizer, audit)
     return OrderPath(router, stream, publisher, port, fix)

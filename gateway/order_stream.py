@@ -5,7 +5,8 @@ Two subscriptions, each on its own thread:
 - the order flow (``order_request``, ``order``, ``fill``, ``risk_admin``) from the start of
   the journal: first a replay that rebuilds every ClOrdID, open order, position, risk
   counter and admin decision, then live. The router takes requests only once the replay is
-  done (``OrderRouter.ready``).
+  done (``OrderRouter.ready``). The order port is served on this thread too (``attach``):
+  one thread takes a request, sends it, applies the venue's answer and replies.
 - live ``trade`` and ``quote``: the reference prices of the price collar and of market
   orders' notional, and the marks of unrealized P&L (last trade, else mid).
 """
@@ -16,31 +17,59 @@ import json
 import logging
 import math
 import threading
+from typing import Protocol
 
 import pyarrow as pa
+import zmq
 
 from gateway.order_router import OrderRouter
+from gateway.order_wait import SocketsWait, has_input
 from gateway.peer_requests import PeerRequests, stale_refusal
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
-from orders.rows import event_from_row, fill_from_row
+from orders.rows import event_from_row, events_from_columns, fill_from_row
+from tickerplant.payload_rows import read_columns
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 
 log = logging.getLogger(__name__)
 
 ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
+# Once rebuilt, the requests (every gateway's: active-active gateways learn each other's
+# orders and ClOrdIDs, ``gateway.peer_requests``) and the venues' answers; admin rows are
+# this gateway's own, applied when made.
+LIVE_FLOW = ["order_request", "order", "fill"]
+MAX_FLOW_RUN = 256  # flow messages applied in a turn before the port's requests
+
+
+class PortHooks(Protocol):
+    """What ``OrderStream.attach`` serves: a socket, and what to do on its thread."""
+
+    @property
+    def socket(self) -> zmq.Socket: ...
+
+    def serve_requests(self) -> bool:
+        """The socket has input: take its requests; whether it may have input its events
+        would show (more requests, or something sent on it since it was found empty)."""
+
+    def serve_answers(self) -> bool:
+        """Order flow was applied: send the answers it gave; whether any was sent."""
 
 
 class OrderStream:
     def __init__(self, router: OrderRouter, tp_address: str, timeout_s: float = 10.0) -> None:
         self.router = router
         self.tp_address = tp_address
+        self._timeout_s = timeout_s
         self._flow = Subscriber(tp_address, tables=ORDER_FLOW, start="journal", timeout_s=timeout_s)
         self._prices = Subscriber(tp_address, tables=["trade", "quote"], timeout_s=timeout_s)
         self._start_seq = self._flow.hello.seq
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The order port this stream's thread serves too, once attached (``attach``).
+        self._port: PortHooks | None = None
+        self._port_lock = threading.Lock()
+        self._wait: SocketsWait | None = None
         self.last_seq = 0
         # Each venue's answers, for the console's operations view.
         self.venues = VenueActivity()
@@ -53,37 +82,109 @@ class OrderStream:
             self._threads.append(thread)
         return self
 
+    @property
+    def tables(self) -> list[str]:
+        """The tables followed now: ``ORDER_FLOW`` while rebuilding, then ``LIVE_FLOW``."""
+        return list(self._flow.tables or ())
+
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s)
 
     # -- order flow ------------------------------------------------------------------------
+    def attach(self, port: PortHooks) -> None:
+        """Serve ``port``'s socket on this stream's thread from its next turn on: a request
+        and the venue's answer to it are handled by one thread, with no hand-off between
+        threads (a wake-up, the interpreter lock) on the way back to the client."""
+        with self._port_lock:
+            self._port = port
+
+    def detach(self) -> None:
+        """Stop serving the port; returns once this thread no longer touches its socket."""
+        with self._port_lock:
+            self._port = None
+
     def _run_flow(self) -> None:
         while not self._stop.is_set():
+            if self._port is not None:
+                with self._port_lock:
+                    if self._port is not None:
+                        self._turn(self._port)
+                continue
             message = self._flow.poll(0.05)
             if message is None:
-                # Ready once the replayed records are applied (nothing is queued) and the
-                # live topic answers (a heartbeat). The subscriber's own position counts,
-                # not the last record applied: the journal may end with other tables.
-                if (
-                    not self.router.ready
-                    and self._flow.last_seq >= self._start_seq
-                    and self._flow.live
-                ):
-                    self._mark_ready()
+                self._check_ready()
                 continue
-            try:
-                with self.router.lock:
-                    self._apply(message)
-                    self.router.notify()
-            except Exception:  # one bad row must not stop the order path
-                log.exception("order flow message %r not applied", message)
-            self.last_seq = message.seq
+            self._on_message(message)
+
+    def _turn(self, port: PortHooks) -> None:
+        """One turn with the port attached: the order flow first (answers to send), then
+        the port's requests."""
+        flow = self._flow
+        wait = self._wait
+        if wait is None or wait.sockets != (flow.socket, port.socket):
+            wait = self._wait = SocketsWait((flow.socket, port.socket))
+        flow_ready, port_ready = wait.wait(0 if flow.pending else 0.05)
+        timed_out = not (flow_ready or port_ready or flow.pending)
+        flow_ready = flow_ready or bool(flow.pending)
+        if flow_ready or timed_out:
+            # A timeout still reads once: that is what notices a silent tickerplant.
+            for _ in range(MAX_FLOW_RUN):
+                # None also after a message without records (a heartbeat): more may wait.
+                message = flow.poll_now()
+                if message is not None:
+                    self._on_message(message)
+                # Whether more is there, asked without a receive that fails (an exception
+                # per turn, several µs, more with cold caches).
+                if not flow.pending and not has_input(flow.socket):
+                    wait.clean(0)
+                    break
+            else:
+                wait.dirty(0)  # more may wait: looked at again before any sleep
+            if port.serve_answers():
+                wait.dirty(1)
+        if port_ready:
+            if port.serve_requests():
+                wait.dirty(1)
+            else:
+                wait.clean(1)
+
+    def _check_ready(self) -> None:
+        # Ready once the replayed records are applied (nothing is queued) and the live
+        # topic answers (a heartbeat). The subscriber's own position counts, not the last
+        # record applied: the journal may end with other tables.
+        if not self.router.ready and self._flow.last_seq >= self._start_seq and self._flow.live:
+            self._mark_ready()
+
+    def _on_message(self, message: Message) -> None:
+        try:
+            with self.router.lock:
+                self._apply(message)
+                self.router.notify()
+        except Exception:  # one bad row must not stop the order path
+            log.exception("order flow message %r not applied", message)
+        self.last_seq = message.seq
 
     def _mark_ready(self) -> None:
+        self._follow_answers_only()
         with self.router.lock:
             self.router.ready = True
         self._ready.set()
         log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
+
+    def _follow_answers_only(self) -> None:
+        """Go on from the replay's position with ``LIVE_FLOW`` alone (the new subscription
+        fetches what it missed meanwhile from the journal: nothing is skipped). If that
+        fails, the whole flow stays followed, as before: its extra rows are skipped."""
+        replay = self._flow
+        try:
+            live = Subscriber(
+                self.tp_address, tables=LIVE_FLOW, start=replay.last_seq, timeout_s=self._timeout_s
+            )
+        except Exception as exc:  # the tickerplant went away just now: keep what works
+            log.warning("order flow: staying on every order table (%s)", exc)
+            return
+        self._flow = live
+        replay.close()
 
     def _apply(self, message: Message) -> None:
         router = self.router
@@ -97,9 +198,27 @@ class OrderStream:
             # every gateway learns every order and ClOrdID, the first in sequence winning.
             self.peers.apply(message.data)
             return
-        rows = message.data.to_pylist()
+        # Without pyarrow: one venue answer per order is the usual record, and a reader and
+        # ``to_pylist`` cost several times more than the rest of applying it.
+        names, columns = read_columns(message.payload)
         if message.table == "order":
-            self.venues.saw("order", rows, message.ts_recv / 1e9)
+            by_name = dict(zip(names, columns, strict=True))
+            seen = zip(by_name["venue"], by_name["in_seq"], strict=True)
+            self.venues.saw(
+                "order", ({"venue": v, "in_seq": s} for v, s in seen), message.ts_recv / 1e9
+            )
+            try:
+                # A mass cancel's record holds thousands: no dict per row on the way.
+                events = events_from_columns(names, columns)
+            except (ValueError, TypeError, KeyError):
+                events = None  # row by row, so the rows before a bad one still count
+            if events is not None:
+                for event in events:
+                    if not stale_refusal(router, event):
+                        router.on_event(event)
+                return
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+        if message.table == "order":
             for row in rows:
                 event = event_from_row(row)
                 if not stale_refusal(router, event):
@@ -145,6 +264,7 @@ class OrderStream:
 
     def close(self) -> None:
         self._stop.set()
+        self.detach()
         for thread in self._threads:
             thread.join(5)
         self._flow.close()

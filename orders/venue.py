@@ -29,12 +29,13 @@ from orders.model import Event, Fill, MassCancel, NewOrder, RequestType, StpMode
 from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
-    encode_rows,
-    event_row,
-    fill_row,
+    encode_outputs,
     request_from_row,
+    warm_up,
 )
+from tickdb.gc_pauses import collect_all, keep_pauses_short
 from tickdb.types import Shard
+from tickerplant.payload_rows import read_columns
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Subscriber, Update
 
@@ -86,6 +87,7 @@ class Venue:
             stp=stp,
             paper=paper,
         )
+        warm_up()
         self.already = self._published_upto()
         tables = ["order_request", "quote"] if paper else ["order_request"]
         tables += self._extra_tables()
@@ -112,21 +114,21 @@ class Venue:
             owned = self._owned[sym] = self.shard.owns(sym)
         return owned
 
-    def _requests(self, data: pa.Table) -> list[Output]:
+    def _requests(self, payload: bytes) -> list[Output]:
         out: list[Output] = []
-        # Rows for this venue first (its syms, and mass cancels for every venue): only
-        # those are turned into Python objects.
-        syms = data.column("sym").to_pylist()
-        kinds = data.column("request").to_pylist()
+        # Read without pyarrow (``payload_rows``: a request is one small record, and the
+        # reader's fixed cost was most of a venue's time per order). Rows for this venue
+        # first (its syms, and mass cancels for every venue): only those become requests.
+        names, columns = read_columns(payload)
+        by_name = dict(zip(names, columns, strict=True))
+        syms, kinds = by_name["sym"], by_name["request"]
         keep = [
             i
             for i, (sym, kind) in enumerate(zip(syms, kinds, strict=True))
             if (self._owns(sym) if sym else kind == RequestType.MASS_CANCEL)
         ]
-        if not keep:
-            return out
-        rows = data.to_pylist() if len(keep) == len(syms) else data.take(keep).to_pylist()
-        for row in rows:
+        for i in keep:
+            row = {name: column[i] for name, column in by_name.items()}
             try:
                 req = request_from_row(row)
             except (ValueError, TypeError, KeyError) as exc:
@@ -156,20 +158,23 @@ class Venue:
     def apply(self, message: Update | EndOfDay) -> list[Output]:
         """Apply one sequenced input; returns what happened, in order."""
         if isinstance(message, EndOfDay):
-            return self.engine.end_of_day()
+            expired = self.engine.end_of_day()
+            collect_all()  # the day's orders are gone: a quiet moment for a full collection
+            return expired
         if message.table == "order_request":
-            return self._requests(message.data)
+            return self._requests(message.payload)
         if message.table == "quote":
             return self._quotes(message.data)
         return []
 
     def _publish(self, seq: int, outputs: list[Output]) -> None:
-        events = [event_row(o, self.label, seq) for o in outputs if isinstance(o, Event)]
-        fills = [fill_row(o, self.label, seq) for o in outputs if isinstance(o, Fill)]
+        # One message per table for the whole input (a mass cancel's thousands of events).
+        events = [o for o in outputs if isinstance(o, Event)]
+        fills = [o for o in outputs if isinstance(o, Fill)]
         if events and seq > self.already["order"]:
-            self._pub.publish_ipc("order", encode_rows(events, EVENT_SCHEMA))
+            self._pub.publish_ipc("order", encode_outputs(events, EVENT_SCHEMA, self.label, seq))
         if fills and seq > self.already["fill"]:
-            self._pub.publish_ipc("fill", encode_rows(fills, FILL_SCHEMA))
+            self._pub.publish_ipc("fill", encode_outputs(fills, FILL_SCHEMA, self.label, seq))
 
     def step(self, timeout_s: float) -> bool:
         """Process one message if one arrives within ``timeout_s``; False if none did."""
@@ -198,6 +203,7 @@ class Venue:
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:
         self.catch_up()
+        keep_pauses_short()  # the books grow all day: no full collection may visit them all
         log.info(
             "venue %s ready at seq %d: %d open orders",
             self.label,

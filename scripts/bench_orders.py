@@ -17,7 +17,9 @@ Measured in one run, a fresh stack for each repeat; medians over repeats are pri
 2. submit -> accepted (``wait=True``) paced open loop at 1k and 5k orders/s (2 shards):
    client threads in 2 processes each send their share at fixed times; p50/p99 of the
    round trip (reply - send), the same from the scheduled time (queueing included), the
-   rate achieved, and the ratio to the raw round trip;
+   rate achieved, and the ratio to the raw round trip; the same over the order port
+   (one connection, pipelined), with the CPU the gateway, the venues and the tickerplant
+   spent per order answered (all threads, ``/proc/<pid>/task/*/schedstat``);
 3. sustained orders/s, 2 shards: client threads send ``wait=False`` as fast as they can;
    the time runs until a subscriber to the ``order`` table has seen every ``accepted``
    event; then the same with ``wait=True``;
@@ -380,6 +382,13 @@ def main() -> None:
         achieved = median_of(runs, "achieved")
         label = f"order port @ {rate:.0f}/s (achieved {achieved:.0f}/s)"
         print(f"{label:<52} {p50:>9.0f} {p99:>9.0f} {p50 / raw_p50:>9.1f} {p99 / raw_p99:>9.1f}")
+        print(
+            "    CPU per order, µs: "
+            + ", ".join(
+                f"{name} {median_of(runs, f'cpu_{name}_us'):.0f}"
+                for name in ("gateway", "venues", "tp")
+            )
+        )
         print(
             f"    target p50 <= {TARGETS['p50_us']:.0f} µs: {verdict(p50, TARGETS['p50_us'])}; "
             f"p99 <= {TARGETS['p99_us']:.0f} µs: {verdict(p99, TARGETS['p99_us'])}; "

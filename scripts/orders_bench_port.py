@@ -46,6 +46,7 @@ def port_paced(stack: Stack, rate: float, seconds: float, tag: str) -> dict[str,
         sock.send(_request(10_000_000 + w, f"{tag}w", True))
         sock.recv()
     n = int(rate * seconds)
+    cpu_before = stack.cpu_ns()
     sent: dict[int, tuple[float, float]] = {}
     latency: list[float] = []
     from_schedule: list[float] = []
@@ -75,9 +76,11 @@ def port_paced(stack: Stack, rate: float, seconds: float, tag: str) -> dict[str,
         elif i >= n:
             break  # answers stopped coming: report what arrived
     elapsed = time.perf_counter() - start
+    cpu = {k: (v - cpu_before[k]) / max(1, len(latency)) / 1e3 for k, v in stack.cpu_ns().items()}
     sock.close(0)
     ctx.term()
     return {
+        **{f"cpu_{k}_us": v for k, v in cpu.items()},  # CPU per order answered, µs
         "p50_us": _pct(latency, 0.5),
         "p99_us": _pct(latency, 0.99),
         "sched_p50_us": _pct(from_schedule, 0.5),

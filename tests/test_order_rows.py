@@ -8,6 +8,7 @@ from orders.book import MatchingEngine
 from orders.model import (
     CancelRequest,
     Event,
+    Fill,
     MassCancel,
     NewOrder,
     OrdType,
@@ -19,14 +20,18 @@ from orders.model import (
 from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
+    encode_outputs,
+    encode_rows,
     event_from_row,
     event_row,
+    events_from_columns,
     fill_from_row,
     fill_row,
     request_from_row,
     requests_table,
     to_table,
 )
+from tickerplant.payload_rows import read_columns, read_rows
 
 
 def test_requests_round_trip() -> None:
@@ -65,3 +70,31 @@ def test_events_and_fills_round_trip() -> None:
         for r in to_table([fill_row(f, "0/1", 7) for f in fills], FILL_SCHEMA).to_pylist()
     ]
     assert fills_back == fills
+
+
+def test_bulk_forms_match_the_row_forms() -> None:
+    """A venue's outputs encoded from their attributes are the bytes of their rows; a
+    record read as columns gives the events its rows give, one at a time."""
+    engine = MatchingEngine(id_prefix="V0-")
+    out = engine.new(NewOrder("A1", "AAPL", "b1", Side.BUY, 10, price=1.00, strategy="s"))
+    out += engine.new(NewOrder("A2", "AAPL", "s1", Side.SELL, 4, price=1.00))
+    out += engine.new(NewOrder("A2", "AAPL", "s2", Side.SELL, 1, OrdType.MARKET, None))
+    out += engine.new(NewOrder("A1", "AAPL", "b2", Side.BUY, 3, price=0.99))
+    out += engine.mass_cancel(MassCancel(account="A1"))
+    events = [o for o in out if isinstance(o, Event)]
+    fills = [o for o in out if isinstance(o, Fill)]
+    assert events and fills
+    for some_events in ([events[0]], events):
+        rows = [event_row(e, "0/1", 7) for e in some_events]
+        assert encode_outputs(some_events, EVENT_SCHEMA, "0/1", 7) == encode_rows(
+            rows, EVENT_SCHEMA
+        )
+    for some_fills in ([fills[0]], fills):
+        rows = [fill_row(f, "0/1", 7) for f in some_fills]
+        assert encode_outputs(some_fills, FILL_SCHEMA, "0/1", 7) == encode_rows(rows, FILL_SCHEMA)
+    payload = encode_outputs(events, EVENT_SCHEMA, "0/1", 7)
+    names, columns = read_columns(payload)
+    assert events_from_columns(names, columns) == [event_from_row(r) for r in read_rows(payload)]
+    assert events_from_columns(names, columns) == events
+    built = events_from_columns(names, columns)[0]
+    assert set(built.__dict__) == {f.name for f in dataclasses.fields(Event)}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -169,6 +170,17 @@ class Subscriber:
             self.last_seq = int(start)
         if self.last_seq < self.hello.seq:
             self._replay(self.hello.seq)
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The SUB socket, for a caller's own poller (it changes if the tickerplant moves):
+        readable, or ``pending``, means ``poll_now`` has something."""
+        return self._sub
+
+    @property
+    def pending(self) -> int:
+        """Records already received and not yet handed over by ``poll``."""
+        return len(self._ready)
 
     def _connect(self, endpoint: str) -> zmq.Socket:
         sub = self._ctx.socket(zmq.SUB)
@@ -319,6 +331,18 @@ class Subscriber:
             return None
         return EndOfDay(record) if record.kind == KIND_EOD else Update(record)
 
+    def poll_now(self) -> Message | None:
+        """The next message if there is one without waiting: a record already received, or
+        what one receive that does not block brings. For a caller that polls ``socket``
+        with its own sockets; call it when that is readable, or at least every heartbeat
+        interval (it is also what notices a silent tickerplant)."""
+        if not self._ready and not self._closed:
+            self._receive(0)
+        if not self._ready:
+            return None
+        record = self._ready.popleft()
+        return EndOfDay(record) if record.kind == KIND_EOD else Update(record)
+
     def batches(self, timeout_s: float | None = None) -> Iterator[tuple[str, pa.RecordBatch]]:
         """``(table, record batch)`` for every batch of rows, in order, as they arrive:
         the rows without a message object per record. Ends at ``close()`` or, with
@@ -342,21 +366,25 @@ class Subscriber:
             remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             if remaining < 0:
                 return None
-            # A blocking receive with a timeout: a system call or two where a poll and then
-            # a receive made about ten, on the path of every message.
-            wait_ms = int(remaining * 1000)
-            if wait_ms != self._wait_ms:
-                self._sub.setsockopt(zmq.RCVTIMEO, wait_ms)
-                self._wait_ms = wait_ms
-            try:
-                frames = self._sub.recv_multipart(copy=False)
-            except zmq.Again:
-                self._check_liveness()
-            else:
-                self._on_message(frames)
+            # Rounded up: a wait of less than a millisecond rounded down to 0 made a
+            # non-blocking receive, again and again until the deadline (a spin).
+            self._receive(math.ceil(remaining * 1000))
             if self._closed:
                 return None
         return self._ready.popleft()
+
+    def _receive(self, wait_ms: int) -> None:
+        # A blocking receive with a timeout: a system call or two where a poll and then
+        # a receive made about ten, on the path of every message.
+        if wait_ms != self._wait_ms:
+            self._sub.setsockopt(zmq.RCVTIMEO, wait_ms)
+            self._wait_ms = wait_ms
+        try:
+            frames = self._sub.recv_multipart(copy=False)
+        except zmq.Again:
+            self._check_liveness()
+        else:
+            self._on_message(frames)
 
     def __iter__(self) -> Iterator[Message]:
         while not self._closed:
