@@ -1,5 +1,6 @@
 """The gateway's order stream: the journal's requests rebuild its state, and once live it
-follows only the venues' answers (a request's own row no longer wakes it)."""
+follows the requests (every gateway's: active-active gateways learn each other's orders)
+and the venues' answers, not the admin rows it applies when it makes them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tickerplant.discovery import request_hello
 from tickerplant.publisher import Publisher
 
 
-def test_rebuilt_from_requests_then_live_on_answers_alone(tmp_path: Path, procs: list) -> None:
+def test_rebuilt_from_requests_then_live_on_requests_and_answers(tmp_path: Path, procs: list) -> None:
     tp = start_tp(tmp_path)
     procs.append(tp)
     address = tp.info["address"]
@@ -43,7 +44,10 @@ def test_rebuilt_from_requests_then_live_on_answers_alone(tmp_path: Path, procs:
         assert old is not None
         wait_until(lambda: old.status == "new", timeout=10)
         assert stream.last_seq == tp_seq(address) >= seen + 2
-        assert router.order("A1", "new1") is None  # a live request is the sender's to note
+        # A live request of another gateway's: known here too, so a retry of it here is
+        # answered with that order, never a second one.
+        assert router.order("A1", "new1") is not None
+        assert "risk_admin" in ORDER_FLOW and "risk_admin" not in LIVE_FLOW
     finally:
         path.close()
 
