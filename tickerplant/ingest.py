@@ -192,10 +192,13 @@ class BatchValidator:
         view = memoryview(payload)
         prefix = self._canonical_prefix[table]
         packer = self._packers[table]
-        if view[: len(prefix)] == prefix:
-            # One row as the table's own schema: journaled as it came once checked.
-            if packer.layout_for(True, _one_message(view, len(prefix))) is not None:
-                return Validated(view, None, 1)
+        # bytes == bytes is one memcmp; a memoryview compares byte by byte.
+        if bytes(view[: len(prefix)]) == prefix:
+            # Rows as the table's own schema: journaled as they came once checked, by a
+            # layout (``rows_check``) or else by a reader.
+            rows = packer.rows_of(True, _one_message(view, len(prefix)))
+            if rows is not None:
+                return Validated(view, None, rows)
             batch = self._canonical_batch(schema.arrow, view[len(prefix) :])
             if batch is not None:
                 return Validated(view, batch)
