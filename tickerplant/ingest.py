@@ -115,13 +115,15 @@ class BatchValidator:
         if prefixes is None or len(payload) > self.max_message_bytes:
             return None
         timed, untimed = prefixes
-        if payload[: len(timed)] == timed:
+        # As bytes: bytes == bytes is one memcmp, a memoryview compares byte by byte (that
+        # was a fifth of the tickerplant's instructions per one-row message).
+        if bytes(payload[: len(timed)]) == timed:
             has_time, start = True, len(timed)
-        elif payload[: len(untimed)] == untimed:
+        elif bytes(payload[: len(untimed)]) == untimed:
             has_time, start = False, len(untimed)
         else:
             return None
-        end = len(payload) - 8 if payload[-8:] == END_OF_STREAM else len(payload)
+        end = len(payload) - 8 if bytes(payload[-8:]) == END_OF_STREAM else len(payload)
         return has_time, payload[start:end]
 
     def validate_run(

@@ -15,8 +15,9 @@ a drop right before a quiet spell is noticed too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -149,6 +150,10 @@ class Topic:
 class Fanout:
     def __init__(self, socket: zmq.Socket, schemas: dict[str, TableSchema]) -> None:
         self.socket = socket
+        # pyzmq's own send, without its Python wrapper's checks for options this socket
+        # never uses (routing ids, groups): three of them per message sent.
+        send: Any = super(zmq.Socket, socket).send
+        self._send_frame: Callable[..., object] = send
         self.schemas = schemas
         self.topics: dict[bytes, Topic] = {}
         self.shards = ShardMap()
@@ -210,7 +215,7 @@ class Fanout:
     def _send(self, topic: Topic, items: list[tuple[int, tuple[bytes | memoryview, ...]]]) -> None:
         # Frame by frame with plain int flags: send_multipart combines flag enums per frame,
         # which costs more than the sends of a small message.
-        send = self.socket.send
+        send = self._send_frame
         start, count = 0, len(items)
         while start < count:
             pieces = list(items[start][1])
@@ -227,7 +232,7 @@ class Fanout:
             blob = b"".join(pieces)
             send(topic.name, _SNDMORE)
             send(DATA + U64.pack(topic.last_seq), _SNDMORE)
-            send(blob, 0, copy=size < 65536)
+            send(blob, 0, size < 65536)
             topic.last_seq = items[end - 1][0]
             self.messages_sent += 1
             start = end
