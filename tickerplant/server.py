@@ -274,7 +274,10 @@ class Tickerplant:
             else:
                 body = frame.bytes if len(frame) < IN_PLACE_BYTES else frame.buffer
                 frames = [identity, body]  # a big one's view: bytes-like
-            self._handle(frames)
+            if frames[1][:3] == UPD:  # almost every request: straight to it
+                self._handle_upd(identity, frames)
+            else:
+                self._handle(frames)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
         self._end_turn()
