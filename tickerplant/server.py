@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 # Requests from this size on are used where ZeroMQ received them (a 1000-row table is
 # ~32 KB): the journal and the fan-out copy them anyway. Smaller ones are copied out, as
@@ -138,6 +140,9 @@ class Tickerplant:
         self._acks: dict[bytes, bytes] = {}
         self._ack_due: dict[bytes, bytes] = {}
         self._done_batches: list[tuple[bytes, int]] = []
+        # pyzmq's own send, without its Python wrapper (acks: three frames each).
+        send: Any = super(zmq.Socket, self.ingest).send
+        self._send_ingest: Callable[..., object] = send
         self._running = False
         now = time.monotonic()
         self._next_heartbeat = now
@@ -458,8 +463,12 @@ class Tickerplant:
         if not force and now < self._next_ack:
             return
         self._next_ack = now + ACK_INTERVAL_S
+        send, level = self._send_ingest, self.ledger.ack_level
         for identity, publisher in self._ack_due.items():
-            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+            # Frame by frame with int flags: send_multipart combines flag enums per frame.
+            send(identity, _SNDMORE)
+            send(ACK, _SNDMORE)
+            send(U64.pack(level(publisher)), 0)
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
