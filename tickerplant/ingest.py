@@ -2,8 +2,10 @@
 table's exact schema.
 
 Publishers send an Arrow IPC stream per batch. The fast path recognises the table's
-canonical schema message by its bytes and only decodes the record batches after it, so a
-one-row message costs a few microseconds and is journaled as received. Anything else (a
+canonical schema message by its bytes, then checks the one batch message after it against
+its writer's layout without a reader (``rowpack`` for one row, ``rows_check`` for any
+number: ~2 µs for 1000 rows) and journals the payload as received; a batch the layout
+does not fit is read and validated by pyarrow. Anything else (a
 stream from another Arrow implementation, columns in another order, ``time`` left out for
 the tickerplant to stamp) takes the slow path: decode, check names and types, stamp,
 re-encode canonically. Mistakes are reported naming the table and column.
