@@ -23,6 +23,7 @@ checked and packed as a one-row message (immediate mode). CPU time of this threa
     .venv/bin/python scripts/bench_publish.py                # medians of 3
     .venv/bin/python scripts/bench_publish.py --quick        # smaller, 1 repeat
     .venv/bin/python scripts/bench_publish.py --repeat 5 --tables 10000   # finer CPU figures
+    .venv/bin/python scripts/bench_publish.py --cases tables --repeat 1   # one case
 """
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ def client_costs(address: str, count: int) -> list[tuple[str, float]]:
     return out
 
 
+CASES = ("buffered", "immediate", "tables", "client")
+
+
 def median(runs: list[float]) -> float:
     return statistics.median(runs)
 
@@ -214,6 +218,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--tables", type=int, default=3_000, help="1000-row tables per run (CPU is in 10 ms ticks)"
+    )
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"Which to run, of {','.join(CASES)} (one case alone: to alternate versions)",
     )
     opts = parser.parse_args()
     if opts.role:
@@ -249,26 +258,34 @@ def main() -> None:
             flush=True,
         )
 
-    runs = [
-        end_to_end(single_rows(buffered_rows), {"batch_ms": 20}, "batches", buffered_rows)
-        for _ in range(repeat)
-    ]
-    line("buffered single rows (batch_ms=20)", runs, 1, "1M rows/s", 1e-6, [])
-    runs = [
-        end_to_end(single_rows(immediate_rows), {}, "batches", immediate_rows)
-        for _ in range(repeat)
-    ]
-    line("immediate single rows", runs, 1, "100k msgs/s", 1e-5, [])
-    # Raw pyzmq and tickdb take turns, round by round: each ratio is of one round's pair.
-    raws: list[float] = []
-    table_runs: dict[str, list[Run]] = {"batches": [], "updates": []}
-    for _ in range(repeat):
-        raws.append(bench.run_bare(1000, messages, 1, relay=False)["rows_s"])
+    cases = set(opts.cases.split(","))
+    if unknown := cases - set(CASES):
+        parser.error(f"unknown cases {sorted(unknown)} (known: {', '.join(CASES)})")
+    if "buffered" in cases:
+        runs = [
+            end_to_end(single_rows(buffered_rows), {"batch_ms": 20}, "batches", buffered_rows)
+            for _ in range(repeat)
+        ]
+        line("buffered single rows (batch_ms=20)", runs, 1, "1M rows/s", 1e-6, [])
+    if "immediate" in cases:
+        runs = [
+            end_to_end(single_rows(immediate_rows), {}, "batches", immediate_rows)
+            for _ in range(repeat)
+        ]
+        line("immediate single rows", runs, 1, "100k msgs/s", 1e-5, [])
+    if "tables" in cases:
+        # Raw pyzmq and tickdb take turns, round by round: each ratio is of one round's pair.
+        raws: list[float] = []
+        table_runs: dict[str, list[Run]] = {"batches": [], "updates": []}
+        for _ in range(repeat):
+            raws.append(bench.run_bare(1000, messages, 1, relay=False)["rows_s"])
+            for how, done in table_runs.items():
+                done.append(end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000))
         for how, done in table_runs.items():
-            done.append(end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000))
-    for how, done in table_runs.items():
-        label = f"1000-row pa.Table, subscriber iterating {how}"
-        line(label, done, 1000, "0.5 x raw", 2 / median(raws), raws)
+            label = f"1000-row pa.Table, subscriber iterating {how}"
+            line(label, done, 1000, "0.5 x raw", 2 / median(raws), raws)
+    if "client" not in cases:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tp = bench.start_tp(Path(tmp), "immediate")
         info = tp.info
