@@ -12,7 +12,9 @@ and counting rows; the time runs from the first publish until the subscriber has
 - 1000-row tables: ``pub.publish("trade", table)`` with a ``pa.Table`` (goal: half of raw
   pyzmq moving the same payload bytes, the same number of messages, PUB to a SUB process:
   ``bench_tickerplant.run_bare``), with the subscriber iterating ``batches()`` and, second
-  line, ``Update``s (``poll()`` and ``.data``).
+  line, ``Update``s (``poll()`` and ``.data``). Raw pyzmq and the two take turns, round by
+  round, and the ratio printed is the median of the rounds' ratios: on a shared machine
+  the load drifts between rounds more than between the runs of one.
 
 Then the client's own cost per row, without a network: a row checked and buffered
 (``RowWriter``, and through ``Publisher.publish``), a buffer converted at flush, a row
@@ -20,6 +22,8 @@ checked and packed as a one-row message (immediate mode). CPU time of this threa
 
     .venv/bin/python scripts/bench_publish.py                # medians of 3
     .venv/bin/python scripts/bench_publish.py --quick        # smaller, 1 repeat
+    .venv/bin/python scripts/bench_publish.py --repeat 5 --tables 10000   # finer CPU figures
+    .venv/bin/python scripts/bench_publish.py --cases tables --repeat 1   # one case
 """
 
 from __future__ import annotations
@@ -199,6 +203,9 @@ def client_costs(address: str, count: int) -> list[tuple[str, float]]:
     return out
 
 
+CASES = ("buffered", "immediate", "tables", "client")
+
+
 def median(runs: list[float]) -> float:
     return statistics.median(runs)
 
@@ -209,6 +216,14 @@ def main() -> None:
     parser.add_argument("args", nargs="*")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--tables", type=int, default=3_000, help="1000-row tables per run (CPU is in 10 ms ticks)"
+    )
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"Which to run, of {','.join(CASES)} (one case alone: to alternate versions)",
+    )
     opts = parser.parse_args()
     if opts.role:
         role_sub(*opts.args)
@@ -216,7 +231,7 @@ def main() -> None:
     repeat = 1 if opts.quick else opts.repeat
     scale = 0.25 if opts.quick else 1.0
     buffered_rows, immediate_rows = int(2_000_000 * scale), int(200_000 * scale)
-    messages = int(3_000 * scale)
+    messages = int(opts.tables * scale)
     load = os.getloadavg()[0]
     print(
         f"# publishing from Python, end to end, journal on, median of {repeat}; "
@@ -228,33 +243,49 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
 
-    def line(label: str, runs: list[Run], rows: int, goal: str, goal_ratio: float) -> None:
+    def line(
+        label: str, runs: list[Run], rows: int, goal: str, goal_ratio: float, raws: list[float]
+    ) -> None:
         rate = median([r.rows_s for r in runs])
         cpu = ", ".join(f"{median([r.cpu_us[n] for r in runs]):.2f}" for n in runs[0].cpu_us)
-        raw_cells = f"{raw:,.0f} | {rate / raw:.2f}" if rows == 1000 else " | "
+        raw_cells = " | "
+        if raws:  # the median of each round's ratio: the load drifts between rounds
+            ratio = median([r.rows_s / b for r, b in zip(runs, raws, strict=True)])
+            raw_cells = f"{median(raws):,.0f} | {ratio:.2f}"
         print(
             f"| {label} | {rate:,.0f} | {rate / rows:,.0f} | {goal} | {rate * goal_ratio:.2f} "
             f"| {raw_cells} | {cpu} |",
             flush=True,
         )
 
-    raw = median([bench.run_bare(1000, messages, 1, relay=False)["rows_s"] for _ in range(repeat)])
-    runs = [
-        end_to_end(single_rows(buffered_rows), {"batch_ms": 20}, "batches", buffered_rows)
-        for _ in range(repeat)
-    ]
-    line("buffered single rows (batch_ms=20)", runs, 1, "1M rows/s", 1e-6)
-    runs = [
-        end_to_end(single_rows(immediate_rows), {}, "batches", immediate_rows)
-        for _ in range(repeat)
-    ]
-    line("immediate single rows", runs, 1, "100k msgs/s", 1e-5)
-    for how in ("batches", "updates"):
+    cases = set(opts.cases.split(","))
+    if unknown := cases - set(CASES):
+        parser.error(f"unknown cases {sorted(unknown)} (known: {', '.join(CASES)})")
+    if "buffered" in cases:
         runs = [
-            end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000)
+            end_to_end(single_rows(buffered_rows), {"batch_ms": 20}, "batches", buffered_rows)
             for _ in range(repeat)
         ]
-        line(f"1000-row pa.Table, subscriber iterating {how}", runs, 1000, "0.5 x raw", 2 / raw)
+        line("buffered single rows (batch_ms=20)", runs, 1, "1M rows/s", 1e-6, [])
+    if "immediate" in cases:
+        runs = [
+            end_to_end(single_rows(immediate_rows), {}, "batches", immediate_rows)
+            for _ in range(repeat)
+        ]
+        line("immediate single rows", runs, 1, "100k msgs/s", 1e-5, [])
+    if "tables" in cases:
+        # Raw pyzmq and tickdb take turns, round by round: each ratio is of one round's pair.
+        raws: list[float] = []
+        table_runs: dict[str, list[Run]] = {"batches": [], "updates": []}
+        for _ in range(repeat):
+            raws.append(bench.run_bare(1000, messages, 1, relay=False)["rows_s"])
+            for how, done in table_runs.items():
+                done.append(end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000))
+        for how, done in table_runs.items():
+            label = f"1000-row pa.Table, subscriber iterating {how}"
+            line(label, done, 1000, "0.5 x raw", 2 / median(raws), raws)
+    if "client" not in cases:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tp = bench.start_tp(Path(tmp), "immediate")
         info = tp.info

@@ -19,7 +19,9 @@ from tickerplant.discovery import request_hello
 from tickerplant.publisher import Publisher
 
 
-def test_rebuilt_from_requests_then_live_on_requests_and_answers(tmp_path: Path, procs: list) -> None:
+def test_rebuilt_from_requests_then_live_on_requests_and_answers(
+    tmp_path: Path, procs: list
+) -> None:
     tp = start_tp(tmp_path)
     procs.append(tp)
     address = tp.info["address"]

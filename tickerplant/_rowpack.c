@@ -195,6 +195,104 @@ done:
     return result;
 }
 
+/* Whether ``n`` bytes are all ASCII: every value of a string column at once, in the common
+ * case, before checking value by value. */
+static int all_ascii(const unsigned char *s, int64_t n) {
+    uint64_t high = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) high |= ld64(s + i);
+    for (; i < n; i++) high |= s[i];
+    return (high & 0x8080808080808080ULL) == 0;
+}
+
+/* How many of the first ``rows`` bits of a validity bitmap are set (valid rows). */
+static int64_t valid_rows(const unsigned char *bits, int64_t rows) {
+    int64_t set = 0, i = 0;
+    for (; i + 64 <= rows; i += 64) set += __builtin_popcountll(ld64(bits + i / 8));
+    for (; i < rows; i++) set += (bits[i / 8] >> (i % 8)) & 1;
+    return set;
+}
+
+/* A batch message of any number of rows, as ``publish`` sends a table: the rows when it is
+ * exactly one batch message of the spec's shape whose contents Arrow's full validation
+ * accepts (every field as long as the batch, buffers inside the body and long enough,
+ * string offsets ascending inside their data, valid UTF-8 in every valid value); ROWS_REFUSED
+ * or ROWS_OTHER_LAYOUT otherwise. Stricter than Arrow where that is simpler (buffers
+ * aligned, a null count that matches its bitmap): what it refuses goes to pyarrow's reader,
+ * which then decides. */
+enum { ROWS_REFUSED = -1, ROWS_OTHER_LAYOUT = -2 };
+
+static int64_t read_rows(const Spec *s, const unsigned char *m, int64_t len) {
+    int64_t head = 8 + s->meta_size;
+    if (len % 8) return ROWS_REFUSED;
+    if (len < head) return ROWS_OTHER_LAYOUT;
+    for (int64_t i = 0; i < s->n_fixed; i++) {
+        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
+        if (ld64(m + 8 * at) != ld64(s->fixed_val + 8 * i)) return ROWS_OTHER_LAYOUT;
+    }
+    int64_t body_len = (int64_t)ld64(m + 8 * s->w_body);
+    if (body_len != len - head) return ROWS_REFUSED;
+    int64_t rows = (int64_t)ld64(m + 8 * s->w_rows);
+    if (rows < 0 || rows > INT32_MAX - 1) return ROWS_REFUSED;
+    const unsigned char *body = m + head;
+    int64_t b = 0;
+    for (int64_t f = 0; f < s->n_fields; f++) {
+        uint64_t length = ld64(m + 8 * (s->w_nodes + 2 * f));
+        uint64_t nulls = ld64(m + 8 * (s->w_nodes + 2 * f + 1));
+        if (length != (uint64_t)rows || nulls > (uint64_t)rows) return ROWS_REFUSED;
+        int64_t width = width_of(s, f);
+        int64_t count = width > 0 ? 2 : 3;
+        uint64_t off[3], size[3];
+        for (int64_t k = 0; k < count; k++) {
+            off[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k)));
+            size[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k) + 1));
+            if ((off[k] & ALIGNED_AND_SMALL) || (size[k] >> 62)) return ROWS_REFUSED;
+            if (off[k] + size[k] > (uint64_t)body_len) return ROWS_REFUSED;
+        }
+        b += count;
+        /* With no nulls Arrow ignores the bitmap; with some it must be there and agree. */
+        const unsigned char *validity = nulls ? body + off[0] : NULL;
+        if (nulls && (size[0] < (uint64_t)(rows + 7) / 8 ||
+                      rows - valid_rows(validity, rows) != (int64_t)nulls))
+            return ROWS_REFUSED;
+        if (width > 0) {
+            if (size[1] < (uint64_t)(rows * width)) return ROWS_REFUSED;
+            continue;
+        }
+        if (size[1] < (uint64_t)(4 * (rows + 1))) return ROWS_REFUSED;
+        const unsigned char *offsets = body + off[1];
+        int32_t first = ld32(offsets), last = first;
+        if (first < 0) return ROWS_REFUSED;
+        for (int64_t r = 1; r <= rows; r++) {
+            int32_t next = ld32(offsets + 4 * r);
+            if (next < last) return ROWS_REFUSED;
+            last = next;
+        }
+        if ((uint64_t)last > size[2]) return ROWS_REFUSED;
+        const unsigned char *values = body + off[2];
+        if (width != WIDTH_UTF8 || all_ascii(values + first, (int64_t)last - first)) continue;
+        /* Arrow checks the UTF-8 of valid values only; a null one is never read. */
+        for (int64_t r = 0; r < rows; r++) {
+            if (validity && !((validity[r / 8] >> (r % 8)) & 1)) continue;
+            int32_t from = ld32(offsets + 4 * r), to = ld32(offsets + 4 * (r + 1));
+            if (!valid_utf8(values + from, (int64_t)to - from)) return ROWS_REFUSED;
+        }
+    }
+    return rows;
+}
+
+static PyObject *check_rows(PyObject *self, PyObject *args) {
+    Py_buffer spec_buf, msg;
+    if (!PyArg_ParseTuple(args, "y*y*", &spec_buf, &msg)) return NULL;
+    PyObject *result = NULL;
+    Spec s;
+    if (parse_spec(spec_buf.buf, spec_buf.len, &s))
+        result = PyLong_FromLongLong(read_rows(&s, msg.buf, msg.len));
+    PyBuffer_Release(&spec_buf);
+    PyBuffer_Release(&msg);
+    return result;
+}
+
 /* The message words of the output layout with its numbers filled in. */
 static void put_word(unsigned char *out, int64_t word, uint64_t v) { st64(out + 8 * word, v); }
 
@@ -342,6 +440,10 @@ static PyMethodDef methods[] = {
     {"check", check, METH_VARARGS,
      "check(spec, message) -> int: 1 when message is one valid one-row batch message of the "
      "layout, 2 when its metadata has another layout, 0 otherwise."},
+    {"check_rows", check_rows, METH_VARARGS,
+     "check_rows(spec, message) -> int: the rows of message when it is one valid batch "
+     "message of the layout with any number of rows, -2 when its metadata has another "
+     "layout, -1 otherwise."},
     {"pack", pack, METH_VARARGS,
      "pack(out_spec, in_spec, prefix, messages, stamp) -> bytes | None: the messages as one "
      "batch, behind prefix and before the end-of-stream marker; None if one does not fit."},

@@ -2,8 +2,10 @@
 table's exact schema.
 
 Publishers send an Arrow IPC stream per batch. The fast path recognises the table's
-canonical schema message by its bytes and only decodes the record batches after it, so a
-one-row message costs a few microseconds and is journaled as received. Anything else (a
+canonical schema message by its bytes, then checks the one batch message after it against
+its writer's layout without a reader (``rowpack`` for one row, ``rows_check`` for any
+number: ~2 µs for 1000 rows) and journals the payload as received; a batch the layout
+does not fit is read and validated by pyarrow. Anything else (a
 stream from another Arrow implementation, columns in another order, ``time`` left out for
 the tickerplant to stamp) takes the slow path: decode, check names and types, stamp,
 re-encode canonically. Mistakes are reported naming the table and column.
@@ -156,13 +158,15 @@ class BatchValidator:
         if prefixes is None or len(payload) > self.max_message_bytes:
             return None
         timed, untimed = prefixes
-        if payload[: len(timed)] == timed:
+        # As bytes: bytes == bytes is one memcmp, a memoryview compares byte by byte (that
+        # was a fifth of the tickerplant's instructions per one-row message).
+        if bytes(payload[: len(timed)]) == timed:
             has_time, start = True, len(timed)
-        elif payload[: len(untimed)] == untimed:
+        elif bytes(payload[: len(untimed)]) == untimed:
             has_time, start = False, len(untimed)
         else:
             return None
-        end = len(payload) - 8 if payload[-8:] == END_OF_STREAM else len(payload)
+        end = len(payload) - 8 if bytes(payload[-8:]) == END_OF_STREAM else len(payload)
         return has_time, payload[start:end]
 
     def validate_run(
@@ -245,14 +249,18 @@ class BatchValidator:
         view = memoryview(payload)
         prefix = self._canonical_prefix[table]
         packer = self._packers[table]
-        if view[: len(prefix)] == prefix:
-            # One row as the table's own schema: journaled as it came once checked.
+        # bytes == bytes is one memcmp; a memoryview compares byte by byte.
+        if bytes(view[: len(prefix)]) == prefix:
+            # Rows as the table's own schema: journaled as they came once checked, by a
+            # layout (``rows_check``) or else by a reader. A null sym is refused; its error
+            # (which rows) comes from the reader below, this path only sees the count.
             message = _one_message(view, len(prefix))
-            layout = packer.layout_for(True, message)
-            if layout is not None:
-                if message[layout.nulls_at[SYM]]:
-                    raise null_sym_error(table, 1, 1, 0)
-                return Validated(view, None, 1)
+            fitted = packer.fit_rows(True, message)
+            if fitted is not None:
+                rows, layout = fitted
+                at = layout.nulls_at[SYM]
+                if not any(message[at : at + 8]):
+                    return Validated(view, None, rows)
             batch = self._canonical_batch(schema.arrow, view[len(prefix) :])
             if batch is not None:
                 check_syms(table, batch)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tickdb.durable import fsync_dir
 from tickerplant.checksum import crc32
+from tickerplant.journal_space import SpaceReserver
 from tickerplant.protocol import (
     BODY_PREFIX,
     JOURNAL_MAGIC,
@@ -356,6 +357,7 @@ class JournalWriter:
             if not existed:
                 path.unlink(missing_ok=True)
             raise
+        self._space = SpaceReserver(self._fd, self.size)
         self._queued: list[bytes | memoryview] = []
         self._queued_bytes = 0
         self._queued_sizes: list[int] = []
@@ -391,6 +393,7 @@ class JournalWriter:
         if self._queued:
             offset = self.size
             end = offset + self._queued_bytes
+            self._space.ensure(end)
             # Only a record starting a stride past the last point gets one (the last record
             # starts before ``end``): most flushes need not look at their records.
             if end - self._last_index_at > INDEX_STRIDE:
@@ -446,6 +449,7 @@ class JournalWriter:
         self._closing.set()
         if self._syncer is not None:
             self._syncer.join()
+        self._space.release(self.size)
         if self._dirty or self.fsync_policy != "never":
             self.sync()
         os.close(self._fd)

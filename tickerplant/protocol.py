@@ -78,22 +78,24 @@ def encode_upd(publisher: bytes, batch: int, base: int, table: bytes, payload: b
 
 
 _UPD_BODY = len(UPD)
+_UPD_NAME = _UPD_BODY + UPD_HEADER.size  # where the table name starts
 
 
 def decode_upd(frame: bytes) -> tuple[bytes, int, int, bytes, memoryview]:
-    """``(publisher, batch, base, table, payload)``; ProtocolError when it does not fit."""
-    if len(frame) < _UPD_BODY + UPD_HEADER.size or frame[:_UPD_BODY] != UPD:
+    """``(publisher, batch, base, table, payload)``; ProtocolError when it does not fit.
+
+    ``frame`` may be bytes or a view of ZeroMQ's buffer (a big request); the payload is a
+    view of it either way. Once per request: every step here counts."""
+    size = len(frame)
+    if size < _UPD_NAME or frame[:_UPD_BODY] != UPD:
         raise ProtocolError(
-            f"UPD frame of {len(frame)} bytes is shorter than its "
-            f"{_UPD_BODY + UPD_HEADER.size}-byte tag and header"
+            f"UPD frame of {size} bytes is shorter than its {_UPD_NAME}-byte tag and header"
         )
     publisher, batch, base, name_len = UPD_HEADER.unpack_from(frame, _UPD_BODY)
-    start = _UPD_BODY + UPD_HEADER.size
-    end = start + name_len
-    if end > len(frame):
+    end = _UPD_NAME + name_len
+    if end > size:
         raise ProtocolError("UPD table name runs past the end of the frame")
-    view = memoryview(frame)
-    return publisher, batch, base, bytes(view[start:end]), view[end:]
+    return publisher, batch, base, bytes(frame[_UPD_NAME:end]), memoryview(frame)[end:]
 
 
 @dataclass(frozen=True, slots=True)

@@ -454,8 +454,14 @@ class Publisher:
                 self._last_progress = time.monotonic()
                 self._stall_s = self.resend_after_s
                 self._lost_since_ack = False
-            while self._inflight and next(iter(self._inflight)) <= level:
-                self._inflight.popitem(last=False)
+            inflight = self._inflight
+            if inflight:
+                # In flight are consecutive batch numbers, in order: those up to ``level``
+                # are the first ones (counted, not compared one by one: an ack covers
+                # hundreds of one-row batches).
+                done = min(level, self._next_batch - 1) - next(iter(inflight)) + 1
+                for _ in range(done):
+                    inflight.popitem(last=False)
             self._pump()  # the window moved on
         elif tag == ERR:
             batch = U64.unpack(frames[1])[0]

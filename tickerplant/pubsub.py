@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -162,6 +163,10 @@ class Fanout:
         check: ReadCheck | None = None,
     ) -> None:
         self.socket = socket
+        # pyzmq's own send, without its Python wrapper's checks for options this socket
+        # never uses (routing ids, groups): three of them per message sent.
+        send: Any = super(zmq.Socket, socket).send
+        self._send_frame: Callable[..., object] = send
         self.schemas = schemas
         self.topics: dict[bytes, Topic] = {}
         self.shards = ShardMap()
@@ -278,7 +283,7 @@ class Fanout:
     def _send(self, topic: Topic, items: list[tuple[int, tuple[bytes | memoryview, ...]]]) -> None:
         # Frame by frame with plain int flags: send_multipart combines flag enums per frame,
         # which costs more than the sends of a small message.
-        send = self.socket.send
+        send = self._send_frame
         start, count = 0, len(items)
         while start < count:
             pieces = list(items[start][1])
@@ -295,7 +300,7 @@ class Fanout:
             blob = b"".join(pieces)
             send(topic.name, _SNDMORE)
             send(DATA + U64.pack(topic.last_seq), _SNDMORE)
-            send(blob, 0, copy=size < 65536)
+            send(blob, 0, size < 65536)
             topic.last_seq = items[end - 1][0]
             self.messages_sent += 1
             start = end

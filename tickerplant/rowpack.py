@@ -38,6 +38,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from tickerplant.onerow import OneRowDecoder
+from tickerplant.rows_check import ROWS_REFUSED, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,8 @@ class Implementation(Protocol):
 
     def check(self, layout: Layout, message: memoryview | bytes) -> int: ...
 
+    def check_rows(self, layout: Layout, message: memoryview | bytes) -> int: ...
+
     def pack(
         self,
         out: Layout,
@@ -190,6 +193,10 @@ class PurePython:
 
     def check(self, layout: Layout, message: memoryview | bytes) -> int:
         return _read(layout, memoryview(message).cast("B"))[0]
+
+    def check_rows(self, layout: Layout, message: memoryview | bytes) -> int:
+        """A batch message of any number of rows: ``rows_check.read_rows``."""
+        return read_rows(layout, memoryview(message).cast("B"))
 
     def pack(
         self,
@@ -343,10 +350,14 @@ class Compiled:
 
     def __init__(self, module: ModuleType) -> None:
         self._check = module.check
+        self._check_rows = module.check_rows
         self._pack = module.pack
 
     def check(self, layout: Layout, message: memoryview | bytes) -> int:
         return int(self._check(layout.spec, message))
+
+    def check_rows(self, layout: Layout, message: memoryview | bytes) -> int:
+        return int(self._check_rows(layout.spec, message))
 
     def pack(
         self,
@@ -419,6 +430,32 @@ class RowPacker:
         layouts.insert(0, learned)
         del layouts[MAX_LAYOUTS:]
         return learned if self.impl.check(learned, message) == FITS else None
+
+    def rows_of(self, has_time: bool, message: memoryview) -> int | None:
+        """The rows of ``message``, a batch message of any number of rows, when it fits a
+        layout (learning its layout if it is new, as ``layout_for``); None when it does not:
+        a reader has to look at it."""
+        fitted = self.fit_rows(has_time, message)
+        return None if fitted is None else fitted[0]
+
+    def fit_rows(self, has_time: bool, message: memoryview) -> tuple[int, Layout] | None:
+        """``rows_of``, with the layout the message fits (where its null counts are)."""
+        if self.output is None:
+            return None
+        layouts = self._layouts[has_time]
+        for layout in layouts:
+            rows = self.impl.check_rows(layout, message)
+            if rows >= 0:
+                return rows, layout
+            if rows == ROWS_REFUSED:
+                return None  # a known shape: bad, or more than Arrow's checks would take
+        learned = Layout.of(self._schemas[has_time], message)
+        if learned is None or learned in layouts:
+            return None
+        layouts.insert(0, learned)
+        del layouts[MAX_LAYOUTS:]
+        rows = self.impl.check_rows(learned, message)
+        return (rows, learned) if rows >= 0 else None
 
     def pack(self, has_time: bool, messages: Sequence[memoryview], stamp: int) -> bytes | None:
         """The canonical payload of a run of one-row messages (the first decides the layout),

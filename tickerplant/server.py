@@ -13,7 +13,9 @@ import datetime as dt
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import zmq
 
@@ -59,7 +61,13 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
+_SNDMORE = int(zmq.SNDMORE)
 ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
+# Requests from this size on are used where ZeroMQ received them (a 1000-row table is
+# ~32 KB): the journal and the fan-out copy them anyway. Smaller ones are copied out, as
+# bytes are cheaper to work with than a view.
+IN_PLACE_BYTES = 16 << 10
+_DUPLICATE, _OUT_OF_ORDER = Verdict.DUPLICATE, Verdict.OUT_OF_ORDER  # lookups cost, per message
 
 
 @dataclass
@@ -168,6 +176,9 @@ class Tickerplant(DayRoll):
         self._acks: dict[bytes, bytes] = {}
         self._ack_due: dict[bytes, bytes] = {}
         self._done_batches: list[tuple[bytes, int]] = []
+        # pyzmq's own send, without its Python wrapper (acks: three frames each).
+        send: Any = super(zmq.Socket, self.ingest).send
+        self._send_ingest: Callable[..., object] = send
         self._running = False
         now = time.monotonic()
         self._next_heartbeat = now
@@ -297,7 +308,7 @@ class Tickerplant(DayRoll):
         # Bounded by count and by time: the first record of a burst is not held back while
         # the rest of the burst is validated.
         deadline = time.monotonic() + MAX_DRAIN_S
-        recv, more, user_id = self.ingest.recv, self.ingest.get, curve_links.user_id
+        recv, user_id = self.ingest.recv, curve_links.user_id
         access, who = self.access, None
         self._wait.ingest_pending = True  # until it is read to empty
         for n in range(MAX_DRAIN):
@@ -312,14 +323,30 @@ class Tickerplant(DayRoll):
             except zmq.Again:
                 self._wait.ingest_pending = False
                 break
-            # A ROUTER always delivers the sender's identity and at least one frame.
-            frames = [identity, recv()]
-            while more(_RCVMORE):
-                frames.append(recv())
-            self._handle(frames, who)
+            # A ROUTER always delivers the sender's identity and at least one frame. The
+            # request comes as a zmq.Frame: its ``more`` is free, where asking the socket
+            # (RCVMORE) cost more than the receive itself.
+            frame = recv(0, False)
+            frames: list[Any]
+            if frame.more:
+                frames = self._whole_request(identity, frame)
+            else:
+                body = frame.bytes if len(frame) < IN_PLACE_BYTES else frame.buffer
+                frames = [identity, body]  # a big one's view: bytes-like
+            if frames[1][:3] == UPD:  # almost every request: straight to it
+                self._handle_upd(identity, frames, who)
+            else:
+                self._handle(frames, who)
             if n % 16 == 15 and time.monotonic() > deadline:
                 break
         self._end_turn()
+
+    def _whole_request(self, identity: bytes, first: zmq.Frame) -> list[bytes]:
+        """A request of several frames (none is valid, but each gets its answer)."""
+        frames = [identity, first.bytes]
+        while self.ingest.get(_RCVMORE):
+            frames.append(self.ingest.recv())
+        return frames
 
     def _end_turn(self) -> None:
         # Batched mode publishes on its timer anyway, so a run of rows that carry their own
@@ -354,7 +381,7 @@ class Tickerplant(DayRoll):
                 identity,
                 0,
                 "malformed",
-                f"unknown request {tag[:32]!r}; expected one of HELLO, UPD, STATS, ROLL",
+                f"unknown request {bytes(tag[:32])!r}; expected one of HELLO, UPD, STATS, ROLL",
             )
 
     def _reply(self, frames: list[bytes]) -> None:
@@ -386,11 +413,11 @@ class Tickerplant(DayRoll):
             self._refuse(identity, batch, *publisher)  # no ACK: the id is not the sender's
             return
         verdict = self.ledger.check(publisher, batch, base)
-        if verdict is Verdict.DUPLICATE:
+        if verdict is _DUPLICATE:
             self.counters.duplicates += 1
             self._acks[identity] = publisher
             return
-        if verdict is Verdict.OUT_OF_ORDER:
+        if verdict is _OUT_OF_ORDER:
             self.counters.out_of_order += 1
             if (first := self.ledger.resend_request(publisher, time.monotonic())) is not None:
                 self._reply([identity, RESEND, U64.pack(first)])
@@ -435,7 +462,8 @@ class Tickerplant(DayRoll):
         elif self.tp.mode == "immediate":
             record_origins = origins if len(origins) == 1 else last_batch_per_publisher(origins)
             self._append(KIND_UPD, table, record_origins, validated.payload, now)
-            self._done_batches.extend(origins)
+            # Each publisher's last batch: the ledger keeps the highest journaled one.
+            self._done_batches.extend(record_origins)
         else:
             self.pending.parts.setdefault(table, []).append(validated)
             self.pending.origins.setdefault(table, []).append(origins)
@@ -510,8 +538,12 @@ class Tickerplant(DayRoll):
         if not force and now < self._next_ack:
             return
         self._next_ack = now + ACK_INTERVAL_S
+        send, level = self._send_ingest, self.ledger.ack_level
         for identity, publisher in self._ack_due.items():
-            self.ingest.send_multipart([identity, ACK, U64.pack(self.ledger.ack_level(publisher))])
+            # Frame by frame with int flags: send_multipart combines flag enums per frame.
+            send(identity, _SNDMORE)
+            send(ACK, _SNDMORE)
+            send(U64.pack(level(publisher)), 0)
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 

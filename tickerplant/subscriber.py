@@ -337,7 +337,7 @@ class Subscriber:
         with its own sockets; call it when that is readable, or at least every heartbeat
         interval (it is also what notices a silent tickerplant)."""
         if not self._ready and not self._closed:
-            self._receive(0)
+            self._receive_within(0)
         if not self._ready:
             return None
         record = self._ready.popleft()
@@ -367,24 +367,37 @@ class Subscriber:
             if remaining < 0:
                 return None
             # Rounded up: a wait of less than a millisecond rounded down to 0 made a
-            # non-blocking receive, again and again until the deadline (a spin).
-            self._receive(math.ceil(remaining * 1000))
+            # non-blocking receive, again and again until the deadline (a spin). A blocking
+            # receive with a timeout: a system call or two where a poll and then a receive
+            # made about ten, on the path of every message.
+            self._receive_within(math.ceil(remaining * 1000))
             if self._closed:
                 return None
         return self._ready.popleft()
 
-    def _receive(self, wait_ms: int) -> None:
-        # A blocking receive with a timeout: a system call or two where a poll and then
-        # a receive made about ten, on the path of every message.
+    def _receive_within(self, wait_ms: int) -> None:
+        """Receive and take in one message, or see that none came within ``wait_ms``."""
         if wait_ms != self._wait_ms:
             self._sub.setsockopt(zmq.RCVTIMEO, wait_ms)
             self._wait_ms = wait_ms
         try:
-            frames = self._sub.recv_multipart(copy=False)
+            frames = self._receive()
         except zmq.Again:
             self._check_liveness()
         else:
             self._on_message(frames)
+
+    def _receive(self) -> list[zmq.Frame]:
+        """One message, frame by frame, without copies: each frame says whether more follow,
+        where ``recv_multipart`` asks the socket (RCVMORE) after each one, an option lookup
+        that costs more than the receive. zmq.Again when nothing came in time."""
+        recv = self._sub.recv
+        frame = recv(0, False)
+        frames = [frame]
+        while frame.more:
+            frame = recv(0, False)
+            frames.append(frame)
+        return frames
 
     def __iter__(self) -> Iterator[Message]:
         while not self._closed:
