@@ -22,13 +22,13 @@ def test_poll_waits_in_the_receive_and_poll_now_never_waits(
     address = tp.info["address"]
     with Subscriber(address, tables=["trade"]) as sub:
         receives: list[int] = []
-        real = sub._receive
+        real = sub._receive_within
 
         def receive(wait_ms: int) -> None:
             receives.append(wait_ms)
             real(wait_ms)
 
-        monkeypatch.setattr(sub, "_receive", receive)
+        monkeypatch.setattr(sub, "_receive_within", receive)
         started = time.monotonic()
         for _ in range(5):
             assert sub.poll(0.03) is None  # nothing published
