@@ -43,3 +43,15 @@ def rdb(tmp_path: Path) -> Iterator[tuple[Store, QueryEngine]]:
     engine = QueryEngine(store, intraday_dir=tmp_path, cursors=1)
     yield store, engine
     engine.close()
+
+
+@pytest.fixture(autouse=True)
+def no_installed_component_keys() -> Iterator[None]:
+    """A test that runs a command in this process (its config installs the stack's CURVE
+    keys, ``tickdb.curve_links.install``) must not leave later tests' clients speaking
+    CURVE to plaintext servers: every test starts and ends with none installed."""
+    from tickdb import curve_links
+
+    curve_links._installed = None
+    yield
+    curve_links._installed = None

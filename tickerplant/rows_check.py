@@ -18,12 +18,35 @@ to pyarrow's reader.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import struct
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from tickerplant.rowpack import Layout
+
+class Layout(Protocol):
+    """What the check reads of a ``tickerplant.rowpack.Layout`` (named here, not imported:
+    rowpack imports this module)."""
+
+    @property
+    def meta_size(self) -> int: ...
+    @property
+    def widths(self) -> tuple[int, ...]: ...
+    @property
+    def n_buffers(self) -> int: ...
+    @property
+    def w_body(self) -> int: ...
+    @property
+    def w_rows(self) -> int: ...
+    @property
+    def w_nodes(self) -> int: ...
+    @property
+    def w_buffers(self) -> int: ...
+    @property
+    def fixed_runs(self) -> tuple[tuple[int, bytes], ...]: ...
+    @property
+    def words(self) -> struct.Struct: ...
+
 
 ROWS_REFUSED = -1  # not a valid batch message of that layout
 ROWS_OTHER_LAYOUT = -2  # its metadata has another shape: perhaps another writer's layout
