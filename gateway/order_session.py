@@ -31,7 +31,8 @@ from tickdb.curve_links import CurveClient, client_keys
 # How often a wait with several gateways looks at the connection's events: a killed
 # gateway's drop is seen within this, and its unanswered requests go to the next one.
 _CHECK_MS = 5
-_DROPS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_CONNECTED
+# A dropped connection, or a connection attempt that failed (nothing listening).
+_DROPS = zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED
 
 
 def _resolve(address: str, token: str | None) -> str:
@@ -57,31 +58,47 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Port:
-    """One gateway's order port: a DEALER and its monitor (which says when it drops)."""
+    """One gateway's order port: a DEALER and, when watched, its monitor (which says when
+    the connection drops).
 
-    def __init__(self, ctx: zmq.Context[Any], address: str, curve: CurveClient | None) -> None:
+    A watched port never reconnects (``RECONNECT_IVL`` -1; the client replaces a dropped
+    port with a fresh socket). That bounds its monitor's queue to a few events, which
+    matters: libzmq's I/O thread sends monitor events with a blocking send, so a monitor
+    nobody reads (the ports the client is not using) that queued an event per reconnect
+    attempt to a stopped gateway would, once its pipe filled, block the I/O thread and
+    every socket of the client for good. A lone port is not watched: it reconnects.
+    """
+
+    def __init__(
+        self, ctx: zmq.Context[Any], address: str, curve: CurveClient | None, watch: bool
+    ) -> None:
         self.address = address
         self.socket: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, 0)  # answers wait here until collected
         if curve is not None:
             curve.apply(self.socket)
-        self.monitor: zmq.Socket[Any] = self.socket.get_monitor_socket(_DROPS)
+        self.monitor: zmq.Socket[Any] | None = None
+        if watch:
+            self.socket.setsockopt(zmq.RECONNECT_IVL, -1)
+            self.monitor = self.socket.get_monitor_socket(_DROPS)
         self.socket.connect(address)
 
     def dropped(self) -> bool:
         """Whether the connection dropped (or was never made) since the last look."""
         lost = False
-        while True:
+        while self.monitor is not None:
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)["event"]
+                recv_monitor_message(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
-                return lost
-            lost = lost or event in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CONNECT_RETRIED)
+                break
+            lost = True
+        return lost
 
     def close(self) -> None:
-        self.socket.disable_monitor()
-        self.monitor.close(0)
+        if self.monitor is not None:
+            self.socket.disable_monitor()
+            self.monitor.close(0)
         self.socket.close(0)
 
 
@@ -106,7 +123,8 @@ class Orders:
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self._curve = client_keys(curve)
-        self._ports = [_Port(self._ctx, a, self._curve) for a in self.addresses]
+        watch = len(self.addresses) > 1
+        self._ports = [_Port(self._ctx, a, self._curve, watch) for a in self.addresses]
         self._current = 0
         self._ids = itertools.count(1)
         self._early: dict[Any, dict[str, Any]] = {}  # answers that came before asked for
@@ -124,10 +142,19 @@ class Orders:
     def _fail_over(self) -> None:
         """The current gateway's connection dropped: go on with the next, sending it every
         request still unanswered."""
+        self._replace(self._current)
         self._current = (self._current + 1) % len(self._ports)
+        if self._ports[self._current].dropped():  # it too dropped while not in use
+            self._replace(self._current)
         self.failovers += 1
         for body in self._unanswered.values():
             self._socket.send(body)
+
+    def _replace(self, index: int) -> None:
+        """A fresh socket to a dropped port's gateway (a watched port never reconnects)."""
+        old = self._ports[index]
+        self._ports[index] = _Port(self._ctx, old.address, self._curve, watch=True)
+        old.close()
 
     # -- pipelined -------------------------------------------------------------------------
     def send(self, op: str, wait: bool = True, **fields: Any) -> int:

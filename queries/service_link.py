@@ -7,13 +7,16 @@ them into fast, clear failures:
 
 - the connection drops while a request waits (``EVENT_DISCONNECTED``): the reply is lost
   (ZeroMQ does not resend it), so the wait ends at once;
-- a fresh socket's first connection attempt is refused (``EVENT_CONNECT_RETRIED`` before
-  any ``EVENT_CONNECTED``): nothing listens there;
+- a fresh socket's connection attempt is refused (``EVENT_CLOSED`` before any
+  ``EVENT_CONNECTED``): nothing listens there;
 - a handshake fails (a security mechanism refused us).
 
-A socket that saw its connection drop between two requests is not reused (the client
-makes a fresh one): it may since have reconnected to a restarted server, which is fine,
-but its monitor queue may also have overflowed with reconnect attempts and no longer say.
+A link never reconnects (``RECONNECT_IVL`` -1): a socket that saw its connection drop is
+not reused, the client makes a fresh one. This also bounds what its monitor can queue to
+a handful of events. That bound matters: libzmq's I/O thread sends monitor events with a
+blocking send, so a monitor nobody reads (an idle link in a client's pool) that kept
+queueing an event per reconnect attempt to a stopped server would, once its pipe filled,
+block that I/O thread, and with it every socket of the context, for good.
 
 The wait polls the socket alone, in slices of ``CHECK_MS``, and reads the monitor between
 slices: polling both sockets at once made every request of a small query twice as slow
@@ -34,7 +37,7 @@ from zmq.utils.monitor import recv_monitor_message
 _EVENTS = (
     zmq.EVENT_CONNECTED
     | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_CONNECT_RETRIED
+    | zmq.EVENT_CLOSED
     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -59,6 +62,7 @@ class Link:
         self.address = address
         self.sock: zmq.Socket[Any] = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RECONNECT_IVL, -1)  # see the module docstring
         if curve is not None:
             curve.apply(self.sock)
         self.monitor: zmq.Socket[Any] = self.sock.get_monitor_socket(_EVENTS)
@@ -107,7 +111,7 @@ class Link:
                 failure = failure or (
                     f"connection to {self.address} lost (backend stopped or restarted)"
                 )
-            elif event == zmq.EVENT_CONNECT_RETRIED and not self.connected:
+            elif event == zmq.EVENT_CLOSED and not self.connected:
                 failure = f"cannot connect to {self.address} (nothing listening there)"
             elif event & _HANDSHAKE_FAILED:
                 self.dropped = True

@@ -10,6 +10,9 @@ from support.rdb_engine import DAY, SCHEMAS
 from rdb.query import QueryEngine
 from rdb.store import Store
 
+# Fixtures shared by several test files.
+pytest_plugins = ["support.silent_server"]
+
 
 @pytest.fixture(params=["c", "python"])
 def rowpack_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:

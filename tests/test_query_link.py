@@ -4,37 +4,14 @@ names the run of the server process that made it (``queries.service_link``)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import duckdb
 import pytest
 from support.harness import free_port, wait_until
+from support.silent_server import connected
 
 from queries.service import QueryClient, QueryError, QueryServer
-
-# A server that takes requests and never answers, until it is killed.
-SILENT_SERVER = """
-import sys, zmq
-sock = zmq.Context().socket(zmq.ROUTER)
-sock.bind(sys.argv[1])
-print("listening", flush=True)
-while True:
-    sock.recv_multipart()
-"""
-
-
-@pytest.fixture
-def silent() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    address = f"tcp://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SILENT_SERVER, address], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-    yield proc, address
-    proc.kill()
-    proc.wait(10)
 
 
 def test_a_request_fails_as_soon_as_its_server_is_killed(
@@ -55,7 +32,7 @@ def test_a_request_fails_as_soon_as_its_server_is_killed(
     thread = threading.Thread(target=ask)
     thread.start()
     # The request is on its way once the server holds a connection from us.
-    wait_until(lambda: _connected(proc.pid), 10, "a connection")
+    wait_until(lambda: connected(proc.pid), 10, "a connection")
     killed = time.monotonic()
     proc.kill()
     thread.join(10)
@@ -108,22 +85,3 @@ def _answer(client: QueryClient) -> object:
         return client.query("select 1 x")
     except QueryError:
         return None
-
-
-def _connected(pid: int) -> bool:
-    """Whether process ``pid`` holds an established TCP connection."""
-    import os
-
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:"):
-            inode = target[8:-1]
-            with open("/proc/net/tcp") as tcp:
-                for line in tcp.readlines()[1:]:
-                    fields = line.split()
-                    if fields[9] == inode and fields[3] == "01":  # ESTABLISHED
-                        return True
-    return False
