@@ -23,6 +23,7 @@ from support.auth_config import auth_sections, identity
 from support.gateway_q import DATA
 from support.gateway_stack import start_stack, stop_stack
 
+from gateway.client import Client, GatewayError
 from tickdb.tls import client_context
 
 SLOW_OK = 30.0
@@ -115,6 +116,21 @@ def test_a_certificate_named_by_subject_is_its_identity(
     answer = query(gateway, certs, "desk1")
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"] == [[len(DATA["trade"])]], answer.json()
+
+
+def test_the_python_client_signs_in_with_its_certificate_alone(
+    gateway: dict[str, Any], certs: dict[str, Any]
+) -> None:
+    directory = certs["dir"]
+    cert = (directory / "desk1.crt", directory / "desk1.key")
+    with Client(gateway["url"], verify=directory / "ca.crt", cert=cert) as desk1:
+        assert desk1.query(QUERY["sql"]).column("n").to_pylist() == [len(DATA["trade"])]
+    with (
+        Client(gateway["url"], verify=directory / "ca.crt") as nobody,
+        pytest.raises(GatewayError) as refused,
+    ):
+        nobody.query(QUERY["sql"])
+    assert refused.value.status == 401
 
 
 def test_a_certificate_named_by_fingerprint_is_its_identity_and_its_roles_hold(
