@@ -5,6 +5,10 @@
 mode = "on"                       # every ZeroMQ port of the stack is a CURVE server
 server_key = "keys/server.secret" # the stack's server key pair (tickdb keys curve server)
 client_key = "keys/tickdb.secret" # the pair tickdb's own components connect with
+max_connections = 1024            # per ZeroMQ port, enforced by ZAP (so with CURVE on)
+handshake_timeout_s = 10          # these three on every ZeroMQ server socket, CURVE or not
+heartbeat_s = 10
+heartbeat_timeout_s = 60
 ```
 
 A key pair is named by its secret file, as ``tickdb keys curve NAME`` writes it
