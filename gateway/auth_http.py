@@ -2,7 +2,10 @@
 over the :class:`~tickdb.auth.Authorizer`.
 
 A request carries ``Authorization: Bearer TOKEN`` (an API token) or ``Authorization: Basic``
-``user:password`` (a password, or the user's own token as the password). Without valid
+``user:password`` (a password, or the user's own token as the password); over HTTPS with
+``tls.client_ca``, a request without that header may instead be authenticated by the
+client certificate of its connection (``gateway.https_identity``), when an identity names
+it (``cert_subjects``, ``cert_fingerprints``): a header, when sent, decides. Without valid
 credentials the answer is 401 with ``WWW-Authenticate: Bearer``; with credentials whose
 identity lacks the role, 403. With ``[auth] mode = "none"`` every request is the
 anonymous identity with every role.
@@ -42,6 +45,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
+from gateway.https_identity import ClientCert, client_cert
 from tickdb.audit import AuditLog
 from tickdb.auth import ANONYMOUS, RESOURCE_KIND, Action, Authorizer, Identity
 
@@ -119,6 +123,9 @@ class HttpAuth:
             return ANONYMOUS
         header = request.headers.get("authorization", "")
         if not header:
+            cert = client_cert(request.scope)
+            if cert is not None:
+                return self._by_certificate(request, cert)
             raise _unauthorized(
                 "credentials required: Authorization: Bearer TOKEN, or Basic user:password"
             )
@@ -142,6 +149,27 @@ class HttpAuth:
         request.state.identity = identity
         return identity
 
+    def _by_certificate(self, request: Request, cert: ClientCert) -> Identity:
+        """The identity a verified client certificate names; 401 if none does."""
+        identity = self.authorizer.identity_for_cert(cert.fingerprint, cert.subject)
+        if identity is None:
+            log.warning(
+                "%s %s from %s: refused client certificate %s: no identity names it",
+                request.method,
+                request.url.path,
+                peer(request),
+                cert.describe(),
+            )
+            self.record(request, cert.subject, "login", ok=False, scheme="certificate")
+            raise _unauthorized(
+                f"the client certificate {cert.describe()} is no identity's in [auth] "
+                "(cert_subjects, cert_fingerprints); or send Authorization",
+                invalid=True,
+            )
+        self._first_login(request, identity)
+        request.state.identity = identity
+        return identity
+
     def counted_user(self, scope: Scope) -> str | None:
         """The name a request's queries count under before its route authenticates it
         (``gateway.client_limits``): a valid bearer token's identity, or the user a Basic
@@ -150,6 +178,10 @@ class HttpAuth:
         if not self.authorizer.enabled:
             return None
         header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        cert = client_cert(scope) if not header else None
+        if cert is not None:
+            identity = self.authorizer.identity_for_cert(cert.fingerprint, cert.subject)
+            return identity.name if identity is not None else None
         scheme, _, value = header.strip().partition(" ")
         if scheme.lower() == "bearer":
             identity = self.authorizer.check_token(value.strip())
@@ -163,7 +195,11 @@ class HttpAuth:
 
     async def optional_identity(self, request: Request) -> Identity | None:
         """Who sent ``request``, None when it carries no credentials (401 for invalid ones)."""
-        if self.authorizer.enabled and not request.headers.get("authorization"):
+        if (
+            self.authorizer.enabled
+            and not request.headers.get("authorization")
+            and client_cert(request.scope) is None
+        ):
             return None
         return await self.identity(request)
 

@@ -99,13 +99,15 @@ def _zeromq_refused() -> CounterMetricFamily:
     refused = CounterMetricFamily(
         "tickdb_gateway_zeromq_refused",
         "ZeroMQ connections refused ([curve]): a key no identity has, an identity without "
-        "the port's role, a client without CURVE or with another server key",
+        "the port's role, a client without CURVE or with another server key, a port at its "
+        "max_connections",
         labels=["why"],
     )
     unknown = counts.get("zap_denied", 0) - counts.get("zap_denied_role", 0)
     refused.add_metric(["unknown_key"], float(unknown))
     refused.add_metric(["no_role"], float(counts.get("zap_denied_role", 0)))
     refused.add_metric(["handshake"], float(counts.get("handshake_failed", 0)))
+    refused.add_metric(["busy"], float(counts.get("zap_denied_busy", 0)))
     return refused
 
 

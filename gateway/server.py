@@ -132,7 +132,7 @@ class Gateway:
                         client_queries=self.client_queries,
                         auth=HttpAuth(self.authorizer, self.audit),
                     ),
-                    http="httptools",
+                    http=self._http_protocol(),
                     log_level="warning",
                     access_log=False,
                 )
@@ -142,6 +142,15 @@ class Gateway:
         except BaseException:
             self.close()
             raise
+
+    def _http_protocol(self) -> Any:
+        """httptools; with client certificates, the version that reads them
+        (``gateway.https_identity``: a certificate may be an ``[auth]`` identity)."""
+        if self.config.tls.http == "off" or not self.config.tls.client_ca:
+            return "httptools"
+        from gateway.https_identity import CertHttpProtocol
+
+        return CertHttpProtocol
 
     def _use_tls(self, server_config: uvicorn.Config) -> None:
         """HTTPS when ``tls.http`` is on, with our context (it reloads a renewed

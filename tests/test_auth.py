@@ -257,8 +257,53 @@ def test_bad_identities_name_the_key(identity, key, message):
 def test_one_credential_belongs_to_one_identity():
     twice = {"tokens": [TOKEN], "roles": ["read"]}
     raw = {"auth": {"mode": "on", "identities": {"a": twice, "b": twice}}}
-    message = "auth.identities.b: a token or CURVE key of 'a'"
+    message = "auth.identities.b: a token, CURVE key or client certificate of 'a'"
     with pytest.raises(ConfigError, match=re.escape(message)):
+        config_from_dict(raw)
+
+
+FINGERPRINT = "sha256:" + "ab" * 32
+
+
+def test_client_certificates_by_subject_or_fingerprint():
+    with_colons = "SHA256:" + ":".join(["AB"] * 32)  # as openssl prints it
+    authorizer = Authorizer(
+        AuthConfig(
+            mode="on",
+            identities={
+                "desk1": IdentityConfig(cert_subjects=["CN=desk1,O=tickdb"], roles=["read"]),
+                "desk2": IdentityConfig(cert_fingerprints=[with_colons], roles=["trade:D2"]),
+            },
+        )
+    )
+    desk1 = authorizer.identity_for_cert("00" * 32, "CN=desk1,O=tickdb")
+    assert desk1 is not None and desk1.name == "desk1"
+    desk2 = authorizer.identity_for_cert("ab" * 32, "CN=desk1,O=tickdb")  # fingerprint first
+    assert desk2 is not None and desk2.name == "desk2"
+    assert authorizer.identity_for_cert("00" * 32, "CN=desk1") is None  # the whole subject
+    assert authorizer.identity_for_cert("00" * 32, "CN=desk3,O=tickdb") is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"cert_fingerprints": ["ab" * 32]}, "cert_fingerprints[0]: expected sha256:"),
+        ({"cert_fingerprints": ["sha256:abc"]}, "cert_fingerprints[0]: expected sha256:"),
+        ({"cert_subjects": ["desk1"]}, "cert_subjects[0]: expected RFC 4514"),
+    ],
+)
+def test_malformed_client_certificate_names_are_refused(entry: dict[str, Any], message: str):
+    raw = {"auth": {"mode": "on", "identities": {"a": {**entry, "roles": ["read"]}}}}
+    with pytest.raises(ConfigError, match=re.escape(f"auth.identities.a.{message}")):
+        config_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    "entry", [{"cert_fingerprints": [FINGERPRINT]}, {"cert_subjects": ["CN=x,O=tickdb"]}]
+)
+def test_one_client_certificate_belongs_to_one_identity(entry: dict[str, Any]):
+    raw = {"auth": {"mode": "on", "identities": {"a": {**entry}, "b": {**entry}}}}
+    with pytest.raises(ConfigError, match="client certificate of 'a'"):
         config_from_dict(raw)
 
 

@@ -1,8 +1,9 @@
 """Who may connect, and what each identity may do: the ``[auth]`` section, checked.
 
 An identity (``[auth.identities.NAME]``) proves itself with any of its credentials: a
-password (stored as an argon2 hash), an API token (stored as ``sha256:<hex>``) or a CURVE
-public key (ZeroMQ). Its roles say what it may do:
+password (stored as an argon2 hash), an API token (stored as ``sha256:<hex>``), a CURVE
+public key (ZeroMQ) or an HTTPS client certificate (by subject or fingerprint). Its roles
+say what it may do:
 
 ========  ==============================================  ====================
 role      allows                                          resource
@@ -65,6 +66,11 @@ class IdentityConfig:
     tokens: list[str] = field(default_factory=list)
     # z85 CURVE public keys of this identity's ZeroMQ clients (`tickdb keys curve`).
     curve_keys: list[str] = field(default_factory=list)
+    # HTTPS client certificates (tls.client_ca signs them; `tickdb keys tls-client`): by
+    # subject, RFC 4514 ("CN=desk1,O=tickdb": any certificate the CA signs with it), or
+    # by fingerprint ("sha256:<hex>" of the DER: that one certificate).
+    cert_subjects: list[str] = field(default_factory=list)
+    cert_fingerprints: list[str] = field(default_factory=list)
     # "read", "read:TABLE", "publish:TABLE", "publish:*", "trade:ACCOUNT", "trade:*", "admin".
     roles: list[str] = field(default_factory=list)
 
@@ -192,10 +198,35 @@ def check_auth_config(config: AuthConfig, tables: Mapping[str, object] | None = 
             unknown = sorted((role.resources or frozenset()) - set(tables or ()))
             if tables is not None and role.action in ("read", "publish") and unknown:
                 raise ValueError(f"{key}.roles[{i}]: unknown table {unknown[0]!r}")
-        for credential in [*ident.tokens, *(_curve_id(k) for k in ident.curve_keys)]:
+        for i, fingerprint in enumerate(ident.cert_fingerprints):
+            if cert_fingerprint(fingerprint) is None:
+                raise ValueError(
+                    f"{key}.cert_fingerprints[{i}]: expected sha256:<64 hex digits> (colons "
+                    "allowed), the line `tickdb keys tls-client` prints"
+                )
+        for i, subject in enumerate(ident.cert_subjects):
+            if "=" not in subject:
+                raise ValueError(f"{key}.cert_subjects[{i}]: expected RFC 4514, CN=NAME,O=ORG")
+        credentials = [
+            *ident.tokens,
+            *(_curve_id(k) for k in ident.curve_keys),
+            *(f"cert:{cert_fingerprint(f)}" for f in ident.cert_fingerprints),
+            *(f"subject:{s}" for s in ident.cert_subjects),
+        ]
+        for credential in credentials:
             other = owners.setdefault(credential, name)
             if other != name:
-                raise ValueError(f"{key}: a token or CURVE key of {other!r} too")
+                raise ValueError(
+                    f"{key}: a token, CURVE key or client certificate of {other!r} too"
+                )
+
+
+def cert_fingerprint(text: str) -> str | None:
+    """``sha256:AB:CD:…`` or ``sha256:abcd…`` as 64 lowercase hex digits; None if not one."""
+    if not text.lower().startswith(TOKEN_PREFIX):
+        return None
+    digest = text[len(TOKEN_PREFIX) :].replace(":", "").lower()
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
 
 def _curve_bytes(public: str | bytes) -> bytes | None:
@@ -234,6 +265,12 @@ class Authorizer:
         self._curve = [
             (_curve_bytes(k) or b"", n) for n, i in config.identities.items() for k in i.curve_keys
         ]
+        self._cert_fingerprints = {
+            cert_fingerprint(f): n
+            for n, i in config.identities.items()
+            for f in i.cert_fingerprints
+        }
+        self._cert_subjects = {s: n for n, i in config.identities.items() for s in i.cert_subjects}
         self._dummy_hash: str | None = None
         # A keyed digest of each password that verified, so HTTP Basic does not pay argon2
         # on every request; the key lives only in this process.
@@ -301,6 +338,16 @@ class Authorizer:
             return ANONYMOUS
         raw = _curve_bytes(public)
         return None if raw is None else self._find(self._curve, raw)
+
+    def identity_for_cert(self, fingerprint: str, subject: str) -> Identity | None:
+        """The identity of a client certificate the TLS handshake verified: its sha256
+        ``fingerprint`` (hex) or its RFC 4514 ``subject`` names it (a fingerprint first);
+        None for one no identity names. Neither is a secret: the CA's signature is what
+        the client proved, so no constant-time compare is needed."""
+        if not self.enabled:
+            return ANONYMOUS
+        name = self._cert_fingerprints.get(fingerprint) or self._cert_subjects.get(subject)
+        return None if name is None else self._identities[name]
 
     def _find(self, pairs: list[tuple[bytes, str]], secret: bytes) -> Identity | None:
         found = None

@@ -43,6 +43,10 @@ class TickerplantConfig:
     # Largest frame the ingest socket reads (ZeroMQ MAXMSGSIZE); 0: max_message_bytes plus
     # an UPD's header and table name (tickerplant.ingest_limits).
     ingest_max_frame_bytes: int = 0
+    # Largest frame the publish socket (a subscription) and the replay socket (a replay
+    # request) read, ZeroMQ MAXMSGSIZE: a client sending a bigger one is disconnected.
+    publish_max_frame_bytes: int = 1 << 20
+    replay_max_frame_bytes: int = 1 << 20
     subscriber_buffer: int = 100_000
     heartbeat_ms: int = 1000
     kdb_host: str = "127.0.0.1"
@@ -291,7 +295,7 @@ def _validate(config: Config) -> None:
         ZoneInfo(config.eod.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"eod.timezone: unknown time zone {config.eod.timezone!r}") from exc
-    from tickerplant.ingest_limits import check_frame_cap
+    from tickerplant.ingest_limits import MIN_REQUEST_FRAME, check_frame_cap
 
     try:
         check_frame_cap(
@@ -299,6 +303,9 @@ def _validate(config: Config) -> None:
         )
     except ValueError as exc:
         raise ConfigError(f"tickerplant.ingest_max_frame_bytes: {exc}") from exc
+    for name in ("publish_max_frame_bytes", "replay_max_frame_bytes"):
+        if getattr(config.tickerplant, name) < MIN_REQUEST_FRAME:
+            raise ConfigError(f"tickerplant.{name}: at least {MIN_REQUEST_FRAME} bytes")
     from tickerplant.clock import parse_roll_time
 
     try:

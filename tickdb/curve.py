@@ -5,6 +5,10 @@
 mode = "on"                       # every ZeroMQ port of the stack is a CURVE server
 server_key = "keys/server.secret" # the stack's server key pair (tickdb keys curve server)
 client_key = "keys/tickdb.secret" # the pair tickdb's own components connect with
+max_connections = 1024            # per ZeroMQ port, enforced by ZAP (so with CURVE on)
+handshake_timeout_s = 10          # these three on every ZeroMQ server socket, CURVE or not
+heartbeat_s = 10
+heartbeat_timeout_s = 60
 ```
 
 A key pair is named by its secret file, as ``tickdb keys curve NAME`` writes it
@@ -38,6 +42,15 @@ class CurveConfig:
     server_key: str = ""
     # Secret file of the key pair tickdb's components connect to each other with.
     client_key: str = ""
+    # Bounds of every ZeroMQ server socket (tickdb.curve_links, docs/security.md). The cap
+    # is enforced by the ZAP handler, so with mode "on" only; 0: no cap.
+    max_connections: int = 1024
+    # A connection that has not finished its ZMTP (and CURVE) handshake by then is closed.
+    handshake_timeout_s: float = 10.0
+    # A ZMTP PING to each peer this often; a peer silent for heartbeat_timeout_s after one
+    # is closed (a dead host, a half-open TCP connection). 0: no heartbeats.
+    heartbeat_s: float = 10.0
+    heartbeat_timeout_s: float = 60.0
 
 
 def load_pair(path: str | Path, setting: str = "") -> CurveKeyPair:
@@ -77,6 +90,11 @@ def component_identity_problem(identity: Identity) -> str:
 def check_curve_config(cfg: CurveConfig, auth: AuthConfig) -> None:
     """Raise ValueError naming the key: with CURVE on, both key pairs must load, and (with
     ``[auth]`` on) the client key must be an identity that may do what components do."""
+    for name in ("max_connections", "handshake_timeout_s", "heartbeat_s", "heartbeat_timeout_s"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"curve.{name}: must not be negative (0: none)")
+    if cfg.heartbeat_s and cfg.heartbeat_timeout_s and cfg.heartbeat_timeout_s < cfg.heartbeat_s:
+        raise ValueError("curve.heartbeat_timeout_s: must be at least heartbeat_s")
     if cfg.mode == "off":
         return
     for name in ("server_key", "client_key"):

@@ -123,7 +123,10 @@ class CurveLinks:
     # -- servers --------------------------------------------------------------------------
     def serve(self, socket: zmq.Socket[Any], port: str, needs: Needs = None) -> bool:
         """Make ``socket`` (not yet bound) a CURVE server when ``[curve]`` is on, for
-        identities with some ``needs`` role (None: any identity); whether it now is one."""
+        identities with some ``needs`` role (None: any identity); whether it now is one.
+        Either way it gets the handshake and heartbeat bounds of ``[curve]``, and with
+        CURVE its ``max_connections`` (counted and enforced by the ZAP handler)."""
+        bound_connections(socket, self.config)
         if not self.enabled:
             if self.auth.mode == "on" and not _warned_open.is_set():
                 _warned_open.set()
@@ -136,7 +139,7 @@ class CurveLinks:
             with self._lock:
                 self._handlers.append(handler)
         curve_server(socket, self.server_keys.secret, needs=needs, port=port)
-        handler.watch(socket, port)
+        handler.watch(socket, port, self.config.max_connections)
         return True
 
     def identity_of(self, frame: zmq.Frame) -> Identity | None:
@@ -154,7 +157,14 @@ class CurveLinks:
             "zap_denied": sum(h.counters.denied for h in handlers),
             "zap_denied_role": sum(h.counters.denied_role for h in handlers),
             "handshake_failed": sum(h.counters.handshake_failed for h in handlers),
+            "zap_denied_busy": sum(h.counters.denied_busy for h in handlers),
         }
+
+    def open_connections(self) -> dict[str, int]:
+        """Connections open now per capped port (``max_connections``; CURVE on)."""
+        with self._lock:
+            handlers = list(self._handlers)
+        return {port: n for h in handlers for port, n in dict(h.open).items()}
 
     def stop(self, context: zmq.Context[Any] | None = None) -> None:
         """Stop the ZAP handlers started for ``context`` (None: all): before it is
@@ -168,6 +178,18 @@ class CurveLinks:
     def client_keys(self, curve: CurveClient | None = None) -> CurveClient | None:
         """``curve`` if given, else this stack's component keys (None with CURVE off)."""
         return curve if curve is not None else self.client
+
+
+def bound_connections(socket: zmq.Socket[Any], config: CurveConfig) -> None:
+    """ZeroMQ's own connection bounds on a server socket (before it binds): the handshake
+    must finish within ``handshake_timeout_s``, and a peer that answers no PING within
+    ``heartbeat_timeout_s`` is closed. A live client that is merely quiet stays connected
+    (ZeroMQ has no idle timeout): ``max_connections`` bounds those."""
+    socket.setsockopt(zmq.HANDSHAKE_IVL, int(config.handshake_timeout_s * 1000))
+    if config.heartbeat_s > 0:
+        socket.setsockopt(zmq.HEARTBEAT_IVL, int(config.heartbeat_s * 1000))
+        if config.heartbeat_timeout_s > 0:  # else ZeroMQ's default: heartbeat_s
+            socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(config.heartbeat_timeout_s * 1000))
 
 
 def user_id(frame: zmq.Frame) -> str | None:

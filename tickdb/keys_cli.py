@@ -123,9 +123,10 @@ def tls_client(
     days: Annotated[int, typer.Option(help="Certificate validity.")] = 825,
     force: ForceOpt = False,
 ) -> None:
-    """A client certificate signed by the CA in --dir, for ports with tls.client_ca set."""
+    """A client certificate signed by the CA in --dir, for ports with tls.client_ca set;
+    prints the lines that make it an identity's over HTTPS."""
     from tickdb.auth import NAME_RE
-    from tickdb.tls_certs import create_client
+    from tickdb.tls_certs import cert_names, create_client
 
     if not NAME_RE.fullmatch(name):
         raise _fail(f"bad client name {name!r}: letters, digits and _.@-")
@@ -135,3 +136,7 @@ def tls_client(
         raise _fail(str(exc)) from None
     typer.echo(f"client certificate  {cert}")
     typer.echo(f"client key          {key} (give both to the client: --cert, --key)")
+    subject, fingerprint = cert_names(cert)
+    typer.echo("to sign in with it over HTTPS, under [auth.identities.NAME] one of:")
+    typer.echo(f"cert_subjects = [{json.dumps(subject)}]        # any certificate of this name")
+    typer.echo(f"cert_fingerprints = [{json.dumps(fingerprint)}]  # this certificate only")

@@ -7,7 +7,8 @@ each port has its own mode:
 [tls]
 cert = "tls/server.crt"
 key = "tls/server.key"
-client_ca = ""              # set: clients must present a certificate this CA signed
+client_ca = ""              # set: clients present a certificate this CA signed
+client_cert = "required"    #   "optional": one that is presented must check out
 http = "on"                 # the gateway's HTTP API and console
 gateway_kdb = "optional"    # kdb+ ports: "optional" takes TLS and plaintext (q -E 1),
 tickerplant_kdb = "on"      #   "on" TLS only (q -E 2)
@@ -34,6 +35,7 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 TlsMode = Literal["off", "on"]
+ClientCertMode = Literal["required", "optional"]
 KdbTlsMode = Literal["off", "optional", "on"]
 PortName = Literal["http", "gateway_kdb", "tickerplant_kdb", "fix"]
 RELOAD_CHECK_S = 1.0
@@ -46,6 +48,10 @@ class TlsConfig:
     key: str = ""
     # When set, every TLS port requires a client certificate signed by this CA.
     client_ca: str = ""
+    # With client_ca: "optional" asks for a certificate and checks one that is sent, but
+    # lets clients without one in (HTTP then takes a token; a certificate named in [auth]
+    # is an identity: gateway.https_identity).
+    client_cert: ClientCertMode = "required"
     http: TlsMode = "off"
     gateway_kdb: KdbTlsMode = "off"
     tickerplant_kdb: KdbTlsMode = "off"
@@ -63,6 +69,10 @@ def ports_on(cfg: TlsConfig) -> list[str]:
 def check_tls_config(cfg: TlsConfig) -> None:
     """Raise ValueError naming the key: a port with TLS on needs a certificate and key that
     load (checked at start, so a wrong path fails there and not at the first client)."""
+    if cfg.client_cert not in ("required", "optional"):
+        raise ValueError(f"tls.client_cert: {cfg.client_cert!r}: required or optional")
+    if cfg.client_cert == "optional" and not cfg.client_ca:
+        raise ValueError("tls.client_cert: optional needs tls.client_ca (the CA to check with)")
     on = ports_on(cfg)
     if not on:
         return
@@ -88,7 +98,8 @@ def make_server_context(cfg: TlsConfig) -> ssl.SSLContext:
             ctx.load_verify_locations(cfg.client_ca)
         except (OSError, ssl.SSLError) as exc:
             raise ValueError(f"tls.client_ca: cannot load {cfg.client_ca}: {exc}") from None
-        ctx.verify_mode = ssl.CERT_REQUIRED
+        optional = cfg.client_cert == "optional"
+        ctx.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
     return ctx
 
 

@@ -153,6 +153,13 @@ def create_client(
     return cert_path, key_path
 
 
+def cert_names(path: Path) -> tuple[str, str]:
+    """A certificate's RFC 4514 subject and ``sha256:<hex>`` fingerprint (of its DER), the
+    two ways ``[auth]`` names a client certificate (``cert_subjects``, ``cert_fingerprints``)."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    return cert.subject.rfc4514_string(), "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
+
+
 def _check(hosts: tuple[str, ...], days: int) -> None:
     if not hosts or not all(hosts):
         raise ValueError("name at least one host the server is reached by")

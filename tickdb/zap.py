@@ -14,6 +14,15 @@ A server socket may also name the role a client needs at all (``needs``): its ZA
 then says so (``tickdb:read:publish``: the publish port, for identities with some ``read``
 role), and the handler refuses other identities in the handshake, before they can send a
 byte the server would read. Finer checks (which table, which account) stay with the server.
+
+ZeroMQ has no connection cap of its own. A socket watched with a cap (``max_connections``,
+:meth:`ZapHandler.watch`) has its connections counted from libzmq's monitor (accepted, then
+disconnected: handshaking or in use alike), and a handshake that would take the port past
+its cap is refused by ZAP with status 300 (RFC 27's temporary failure). libzmq then tells
+the client nothing: its handshake is closed at the socket's ``HANDSHAKE_IVL``
+(``curve.handshake_timeout_s``) and libzmq reconnects it, so it gets in by itself once the
+port is under its cap. (A 400 would close it at once, but libzmq never retries a client
+refused so.) The domain names the port, so the count of the right socket is consulted.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ import itertools
 import logging
 import queue
 import threading
+import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +63,7 @@ class ZapCounters:
     denied: int = 0  # every refusal: an unknown key, or a known one without the role
     denied_role: int = 0  # of them, known keys without the role the port needs
     handshake_failed: int = 0  # clients without CURVE, or with another server key (watch)
+    denied_busy: int = 0  # handshakes over a port's max_connections (not in denied)
 
 
 # What a failed handshake's protocol error says of the client (ZMQ_EVENT_HANDSHAKE_FAILED_*).
@@ -60,6 +72,8 @@ _HANDSHAKE_ERRORS: dict[int, str] = {
     zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: "its handshake does not decrypt (another server key?)",
 }
 _WATCHED = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+_COUNTED = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED  # a port's open connections
+REPORT_EVERY_S = 5.0  # refusals over a cap are logged at most this often
 _watch_ids = itertools.count()
 
 
@@ -75,6 +89,12 @@ class ZapHandler:
         self._bound = threading.Event()
         self._error: Exception | None = None
         self._watches: queue.SimpleQueue[tuple[zmq.Socket[bytes], str]] = queue.SimpleQueue()
+        # Per port (its ZAP domain's name): the cap and the connections open now; both
+        # touched only on the handler's thread once watch() has queued the port.
+        self.caps: dict[str, int] = {}
+        self.open: dict[str, int] = {}
+        self._busy_unreported = 0
+        self._busy_next_report = 0.0
         self._thread = threading.Thread(target=self._run, name="zap", daemon=True)
 
     def start(self) -> ZapHandler:
@@ -106,12 +126,16 @@ class ZapHandler:
             if _running.get(self.context) is self:
                 del _running[self.context]
 
-    def watch(self, socket: zmq.Socket[bytes], port: str) -> None:
+    def watch(self, socket: zmq.Socket[bytes], port: str, max_connections: int = 0) -> None:
         """Log and count the handshakes ``socket`` (a CURVE server in this context) fails
-        before ZAP is asked: a client without CURVE, or one holding another server key.
+        before ZAP is asked: a client without CURVE, or one holding another server key; with
+        ``max_connections``, count its open connections and refuse handshakes beyond it.
         From the socket's own thread, before it binds."""
         address = f"inproc://zap-watch-{next(_watch_ids)}"
-        socket.monitor(address, _WATCHED)
+        if max_connections > 0:
+            self.caps[port] = max_connections
+            self.open.setdefault(port, 0)
+        socket.monitor(address, _WATCHED | (_COUNTED if max_connections > 0 else 0))
         pair = self.context.socket(zmq.PAIR)
         pair.linger = 0
         pair.connect(address)
@@ -151,10 +175,14 @@ class ZapHandler:
                     poller.register(pair, zmq.POLLIN)
                 for ready, _ in poller.poll(POLL_MS):
                     if ready is sock:
+                        # Connections accepted so far are counted before a handshake is
+                        # let in (its own accept came long before: greeting, HELLO).
+                        self._drain_events(watched)
                         request = sock.recv_multipart()
                         sock.send_multipart(self._answer(request))
-                    else:
-                        self._failed_handshake(recv_monitor_message(ready), watched[ready])
+                    else:  # what _drain_events left, if anything
+                        while ready.poll(0):
+                            self._on_event(recv_monitor_message(ready), watched[ready])
         except zmq.ContextTerminated:
             pass  # the context ended before stop(): nothing is left to answer
         finally:
@@ -162,7 +190,21 @@ class ZapHandler:
             for pair in watched:
                 pair.close(0)
 
-    def _failed_handshake(self, event: dict[str, Any], port: str) -> None:
+    def _drain_events(self, watched: dict[zmq.Socket[bytes], str]) -> None:
+        for pair, port in watched.items():
+            while pair.poll(0):
+                self._on_event(recv_monitor_message(pair), port)
+
+    def _on_event(self, event: Mapping[str, Any], port: str) -> None:
+        kind = event.get("event")
+        if kind == zmq.EVENT_ACCEPTED:
+            self.open[port] = self.open.get(port, 0) + 1
+        elif kind == zmq.EVENT_DISCONNECTED:
+            self.open[port] = max(self.open.get(port, 0) - 1, 0)
+        else:
+            self._failed_handshake(event, port)
+
+    def _failed_handshake(self, event: Mapping[str, Any], port: str) -> None:
         self.counters.handshake_failed += 1
         value = event.get("value")
         if event.get("event") == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
@@ -178,6 +220,10 @@ class ZapHandler:
             return [ZAP_VERSION, request_id, b"400", b"malformed request", b"", b""]
         _, request_id, domain, address, _routing_id, mechanism, *credentials = request
         peer = address.decode(errors="replace")
+        if self._over_cap(parse_domain(domain)[1], peer):
+            # 300, RFC 27's temporary failure: the handshake waits out HANDSHAKE_IVL and
+            # the client reconnects by itself (a 400 would end its retries: docstring).
+            return [ZAP_VERSION, request_id, b"300", b"too many connections", b"", b""]
         try:
             user_id = self._decide(mechanism, credentials, peer, domain)
         except Exception:
@@ -219,6 +265,29 @@ class ZapHandler:
         log.info("zap: CURVE key %s from %s is %r", public, peer, identity.name)
         return identity.name
 
+    def _over_cap(self, port: str, peer: str) -> bool:
+        """Whether ``port`` has more connections open (this one among them) than its cap;
+        counted, and logged at once, then at most every ``REPORT_EVERY_S`` with a count."""
+        cap = self.caps.get(port, 0)
+        if not cap or self.open.get(port, 0) <= cap:
+            return False
+        self.counters.denied_busy += 1
+        self._busy_unreported += 1
+        now = time.monotonic()
+        if now >= self._busy_next_report:
+            log.warning(
+                "zap: refused %d handshake(s) on the %s port (the latest from %s): %d "
+                "connections open, its max_connections is %d",
+                self._busy_unreported,
+                port,
+                peer,
+                self.open.get(port, 0),
+                cap,
+            )
+            self._busy_unreported = 0
+            self._busy_next_report = now + REPORT_EVERY_S
+        return True
+
 
 # The role a client of a port needs at all: one action, or any of several ("read" or
 # "trade" on the publish port: a trader may follow its own accounts' orders), or None.
@@ -233,7 +302,8 @@ def domain_for(needs: Needs, port: str) -> bytes:
     """The ZAP domain of a server socket whose clients need some role of ``needs``."""
     actions = _actions(needs)
     if not actions:
-        return ZAP_DOMAIN
+        # The port is named all the same: its connection cap is looked up by it.
+        return b"%s::%s" % (ZAP_DOMAIN, port.encode()) if port else ZAP_DOMAIN
     for action in actions:
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
@@ -247,7 +317,7 @@ def parse_domain(domain: bytes) -> tuple[tuple[Action, ...], str]:
     _, _, rest = domain.partition(b":")
     names, _, port = rest.decode(errors="replace").partition(":")
     wanted = names.split("|")
-    return tuple(a for a in ACTIONS if a in wanted), port
+    return tuple(a for a in ACTIONS if a in wanted), "" if port == "-" else port
 
 
 def handler_for(context: zmq.Context[zmq.Socket[bytes]]) -> ZapHandler | None:

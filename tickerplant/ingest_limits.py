@@ -1,5 +1,10 @@
 """The largest frame the tickerplant's ingest socket reads, and its closed connections.
 
+(The publish and replay sockets have caps too, ``publish_max_frame_bytes`` and
+``replay_max_frame_bytes``: a subscription or a replay request is small, so 1 MiB by
+default, and a client over it is disconnected the same way. HELLO names both, and
+``tickdb.Subscriber`` refuses a selection over them before sending it.)
+
 Without a limit ZeroMQ buffers a frame of any size a client announces before the
 tickerplant sees a byte of it: a 300 MiB UPD was held in full, then refused for exceeding
 ``max_message_bytes``. ZeroMQ's ``MAXMSGSIZE`` makes it close the connection as soon as a
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 # An UPD frame around its payload: the tag, the header and a table name of up to 65535 bytes.
 UPD_OVERHEAD = len(UPD) + UPD_HEADER.size + 0xFFFF
 REPORT_EVERY_S = 5.0  # closed connections are logged at most this often
+# The publish and replay sockets' caps (tickerplant.publish_max_frame_bytes,
+# replay_max_frame_bytes) may not go below this: a subscription to a few tables needs ~100.
+MIN_REQUEST_FRAME = 1024
 
 
 def ingest_frame_cap(max_message_bytes: int, ingest_max_frame_bytes: int = 0) -> int:

@@ -116,9 +116,14 @@ class ReplayServer:
         schemas: dict[str, TableSchema],
         current_seq: Callable[[], int],
         curve: CurveLinks | None = None,
+        *,
+        max_frame_bytes: int = 1 << 20,
     ) -> None:
         self.socket = ctx.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        # A request is a few hundred bytes of JSON: a client sending a frame over this is
+        # disconnected at the frame's header, none of it buffered (ingest_limits).
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.socket.setsockopt(zmq.SNDTIMEO, 10_000)  # a client that stops reading is dropped
         # CURVE: identities with a read role get in, and each request is checked per table.

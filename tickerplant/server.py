@@ -147,6 +147,7 @@ class Tickerplant(DayRoll):
         self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.setsockopt(zmq.SNDHWM, self.tp.subscriber_buffer)
+        self.pub.setsockopt(zmq.MAXMSGSIZE, self.tp.publish_max_frame_bytes)  # subscriptions
         # "trade" too: a trader may follow its own accounts' order flow (tickerplant.access).
         if self.curve.serve(self.pub, "publish", ("read", "trade")):
             self.pub.setsockopt(zmq.XPUB_MANUAL, 1)  # each subscription checked, pubsub.py
@@ -163,6 +164,7 @@ class Tickerplant(DayRoll):
             self.schemas,
             lambda: self.committed_seq,
             self.curve,
+            max_frame_bytes=self.tp.replay_max_frame_bytes,
         )
         self.pending = _Pending()
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
@@ -213,6 +215,8 @@ class Tickerplant(DayRoll):
             "heartbeat_ms": self.tp.heartbeat_ms,
             "max_message_bytes": self.tp.max_message_bytes,
             "max_frame_bytes": self.max_frame_bytes,
+            "max_subscription_bytes": self.tp.publish_max_frame_bytes,
+            "max_replay_request_bytes": self.tp.replay_max_frame_bytes,
             "tables": [s.to_json() for s in self.schemas.values()],
         }
 
@@ -228,6 +232,7 @@ class Tickerplant(DayRoll):
             "bad_subscriptions": self.fanout.bad_subscriptions,
             "refused_subscriptions": self.fanout.refused_subscriptions,
             **self.curve.zap_counters(),
+            "zmq_connections": self.curve.open_connections(),  # per port, with CURVE
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
             "ingest_disconnects": self.closed_connections.count,
             "journal_error": self.pending_roll.error,  # a roll waiting for its journal

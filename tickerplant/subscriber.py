@@ -144,6 +144,9 @@ class Subscriber:
         if refusal := self.hello.refusal("read", tables or self.hello.schemas, accounts):
             raise SubscriptionError(refusal)
         self.topic = topic_for(tables, syms, self.shard, accounts)
+        # The tickerplant disconnects a subscription over its cap (and the SUB socket would
+        # resend it for ever): say so here instead.
+        self._check_size("subscription", len(self.topic) + 1, "max_subscription_bytes")
         self._receive_buffer = receive_buffer
         self._sub = self._connect(self.hello.publish)
         # Records delivered and not yet handed over: poll() makes them messages, batches()
@@ -240,13 +243,23 @@ class Subscriber:
             "shard": self.shard.to_json() if self.shard else None,
             "accounts": self.accounts,
         }
+        body = json.dumps(request).encode()
+        self._check_size("replay request", len(body), "max_replay_request_bytes")
         socket = self._ctx.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         if self._curve is not None:
             self._curve.apply(socket)
         socket.connect(self.hello.replay)
-        socket.send_multipart([REPLAY, json.dumps(request).encode()])
+        socket.send_multipart([REPLAY, body])
         return socket
+
+    def _check_size(self, what: str, size: int, limit_name: str) -> None:
+        limit = self.hello.raw.get(limit_name)
+        if isinstance(limit, int) and size > limit:
+            raise SubscriptionError(
+                f"this {what} is {size} bytes, over the tickerplant's {limit_name} ({limit}): "
+                "select fewer syms or accounts (or by shard)"
+            )
 
     def _restarted(self, deadline: float) -> bool:
         """Whether a new tickerplant (another epoch) now answers the address; follow it."""
