@@ -23,9 +23,11 @@ one step down to standby before it publishes anything new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -112,6 +114,8 @@ class PairedVenue(Venue):
         self._publisher: NumberedPublisher | None = None
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="lease-beat")
+        self.book_path = lease_dir / f"{name}.book.json"
+        self._book_wanted = threading.Event()
 
     # -- hooks of Venue -----------------------------------------------------------------------
     def _published_upto(self) -> dict[str, int]:
@@ -225,6 +229,19 @@ class PairedVenue(Venue):
         }
         write_atomic(self.role_path, json.dumps(body), durable=False)
 
+    def write_book(self) -> None:
+        """``<name>.book.json``: the book's digest at the last input applied, so that the
+        pair's books can be compared (equal at the same ``seq``: equal books); written on
+        SIGUSR1, between two inputs, for ``scripts/chaos.py``."""
+        snapshot = self.engine.snapshot()
+        body = {
+            "seq": self.processed_seq,
+            "role": self.role,
+            "open_orders": len(snapshot),
+            "digest": hashlib.sha256(repr(snapshot).encode()).hexdigest(),
+        }
+        write_atomic(self.book_path, json.dumps(body), durable=False)
+
     def _heartbeat(self) -> None:
         while not self._beat_stop.wait(self.lease.ttl_s / 6):
             if self._publisher is not None and self.lease.holds():
@@ -256,6 +273,8 @@ class PairedVenue(Venue):
         if on_ready is not None:
             on_ready()
         self._beat.start()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, lambda *_: self._book_wanted.set())
         next_check = 0.0
         while not stop.is_set():
             self.step(CHECK_S)
@@ -263,6 +282,9 @@ class PairedVenue(Venue):
             if now >= next_check:
                 next_check = now + CHECK_S
                 self._turn()
+            if self._book_wanted.is_set():
+                self._book_wanted.clear()
+                self.write_book()
 
     def close(self) -> None:
         self._beat_stop.set()
