@@ -377,6 +377,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
+    parser.add_argument(
+        "--restart-backoff",
+        type=float,
+        default=0.1,
+        help="venue and gateway scenarios: seconds before the supervisor restarts the victim",
+    )
     choices = [*sorted(SCENARIOS), *STACK_SCENARIOS, "venue-output"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args()
@@ -390,7 +396,14 @@ def main() -> None:
     if stack_kinds:
         from failover_stack import report_stack, run_stack_scenarios
 
-        report_stack(run_stack_scenarios(stack_kinds, args.kills, args.clients, args.feed_rate))
+        result = run_stack_scenarios(
+            stack_kinds,
+            args.kills,
+            args.clients,
+            args.feed_rate,
+            restart_backoff_s=args.restart_backoff,
+        )
+        report_stack(result)
     if args.only:
         args.only = [k for k in args.only if k in SCENARIOS]
         if not args.only:

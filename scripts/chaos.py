@@ -81,8 +81,8 @@ order_port = "tcp://127.0.0.1:0"
 refresh_s = 0.2
 
 [stack]
-restart_backoff_s = 0.1
-restart_backoff_max_s = 1.0
+restart_backoff_s = {backoff}
+restart_backoff_max_s = {backoff_max}
 restart_reset_s = 5.0
 
 [risk.defaults]
@@ -130,10 +130,15 @@ TARGETS = [
 
 
 class Chaos:
-    def __init__(self, workdir: Path, rate: int) -> None:
+    def __init__(self, workdir: Path, rate: int, restart_backoff_s: float = 0.1) -> None:
         self.workdir = workdir
         path = workdir / "chaos.toml"
-        path.write_text(CONFIG)
+        backoff_max = max(1.0, restart_backoff_s)
+        path.write_text(
+            CONFIG.replace("{backoff}", str(restart_backoff_s)).replace(
+                "{backoff_max}", str(backoff_max)
+            )
+        )
         cfg = load_config(path, workdir / "data")
         self.stack = Stack(
             cfg, path, 1, demo=False, demo_rate=rate, replicas=2, venue_standby=True, gateways=2
@@ -254,7 +259,7 @@ class Chaos:
         pgid = self.component(victim).launched.pid
         action = "kill" if rng.random() < kill_share else "stop"
         assert self.load is not None
-        at = time.monotonic()
+        at, wall = time.monotonic(), time.time()
         if action == "kill":
             os.killpg(pgid, signal.SIGKILL)
         else:
@@ -270,6 +275,7 @@ class Chaos:
         except TimeoutError:
             took = float("inf")
         back = self.back(victim, pgid, at) if action == "kill" else 0.0
+        takeover = self.takeover(victim, wall) if target.kind == "venue" else None
         print(
             f"  {action} {victim}: first success after {took * 1000:.0f} ms"
             + (f", back (restarted, ready) after {back * 1000:.0f} ms" if back else ""),
@@ -281,7 +287,22 @@ class Chaos:
             "victim": victim,
             "ms": took * 1000,
             "back_ms": back * 1000,
+            "takeover_ms": takeover,
         }
+
+    def takeover(self, victim: str, wall: float) -> float | None:
+        """A venue kill: from it to the new primary's first output (its role file, same
+        host clock), the takeover alone, without the order's round trip."""
+        for name in self.venue_roles():
+            if name == victim:
+                continue
+            try:
+                role = json.loads((self.run_dir / f"{name}.role.json").read_text())
+            except (OSError, ValueError):
+                return None
+            first = role.get("first_output_at")
+            return (float(first) - wall) * 1000 if first and first >= wall else None
+        return None
 
     def back(self, name: str, old_pid: int, at: float) -> float:
         """From ``at`` until the supervisor's restart of ``name`` is ready (a venue: its

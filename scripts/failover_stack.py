@@ -42,6 +42,21 @@ def journal_seq(chaos: Chaos) -> int:
         ctx.term()
 
 
+def bare_replay(chaos: Chaos) -> dict[str, float]:
+    """The raw part of a restarted venue's start: a bare subscriber replaying the tables a
+    venue of a pair takes from the start of the journal, applying nothing."""
+    from tickerplant.subscriber import Subscriber, Update
+
+    started = time.monotonic()
+    records = rows = 0
+    tables = ["order_request", "order", "fill"]
+    with Subscriber(chaos.tp_address, tables=tables, start="journal") as sub:
+        while (message := sub.poll(0)) is not None:
+            records += 1
+            rows += message.data.num_rows if isinstance(message, Update) else 0
+    return {"s": time.monotonic() - started, "records": records, "rows": rows}
+
+
 def baseline(load: Load, ops: int) -> dict[str, dict[str, float]]:
     start = time.monotonic()
     goal = {k: load.log.count(k) + ops for k in ("query", "order")}
@@ -54,12 +69,17 @@ def baseline(load: Load, ops: int) -> dict[str, dict[str, float]]:
 
 
 def run_stack_scenarios(
-    kinds: list[str], kills: int, clients: int, rate: int, seed: int = 1
+    kinds: list[str],
+    kills: int,
+    clients: int,
+    rate: int,
+    seed: int = 1,
+    restart_backoff_s: float = 0.1,
 ) -> dict[str, Any]:
     targets = {t.kind: t for t in TARGETS}
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="failover-") as tmp:
-        chaos = Chaos(Path(tmp), rate)
+        chaos = Chaos(Path(tmp), rate, restart_backoff_s)
         try:
             chaos.start()
             ports = [
@@ -79,10 +99,12 @@ def run_stack_scenarios(
                         seq = journal_seq(chaos)
                         hit = chaos.hit(targets[kind], rng, kill_share=1.0, stop_s=0.0)
                         runs[kind].append({**hit, "journal_seq": seq})
+                replay = bare_replay(chaos) if "venue" in kinds else None
             finally:
                 load.stop()
             errors = [e for e in load.log.errors if e.startswith("query")]
             return {
+                "replay": replay,
                 "base": base,
                 "runs": runs,
                 "query_errors": errors,
@@ -106,7 +128,11 @@ def report_stack(result: dict[str, Any]) -> None:
         back = [r["back_ms"] for r in runs]
         probe = base["order"] if kind == "venue" else base["query"]
         print(f"{kind} killed {len(runs)} times")
-        for label, values in (("first ok", first), ("back", back)):
+        takeovers = [r["takeover_ms"] for r in runs if r.get("takeover_ms") is not None]
+        measured = [("first ok", first), ("back", back)]
+        if takeovers:
+            measured.append(("takeover", takeovers))
+        for label, values in measured:
             p50, p99, top = statistics.median(values), pct(values, 0.99), max(values)
             print(
                 f"  {label:9s} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {top:7.1f} ms"
@@ -114,6 +140,13 @@ def report_stack(result: dict[str, Any]) -> None:
             )
         seqs = [r["journal_seq"] for r in runs]
         print(f"  journal at the kills: seq {min(seqs)} .. {max(seqs)}")
+        replay = result.get("replay")
+        if kind == "venue" and replay:
+            print(
+                f"  a bare subscriber replaying the venue's tables at the end: "
+                f"{replay['s'] * 1000:.0f} ms for {replay['records']:.0f} records "
+                f"({replay['rows']:.0f} rows)"
+            )
         if len(runs) >= 4:
             early, late = back[: len(runs) // 2], back[len(runs) // 2 :]
             print(

@@ -1,7 +1,8 @@
 """``tickdb up``: a whole stack from one command.
 
 Starts, in dependency order, the tickerplant, the HDBs and RDBs of each shard
-(``stack.replicas`` of each, all serving queries), the venues, the gateway and (with
+(``stack.replicas`` of each, all serving queries), the venues, the gateway (or
+``stack.gateways`` active-active ones, each on the configured ports ``+ i``) and (with
 ``--demo``) the synthetic feed, each as its own process, waiting for each to announce its
 endpoints in a ready file. Then it supervises them (``tickdb.supervise``): a component that
 exits is started again after a backoff, on the addresses it bound first. Ctrl-C (or
