@@ -43,6 +43,7 @@ from orders.model import Event, Fill
 from orders.rows import EVENT_SCHEMA, FILL_SCHEMA, encode_rows, event_row, fill_row
 from orders.venue import Output, Venue
 from tickdb.durable import write_atomic
+from tickdb.gc_pauses import keep_pauses_short
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Update
 
@@ -257,6 +258,9 @@ class PairedVenue(Venue):
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:
         self.catch_up()
+        # As a lone venue's run does: the books grow all day, and a full collection visiting
+        # them all paused the pair for longer as the day went on (takeovers included).
+        keep_pauses_short()
         self.role = "standby"
         self._turn()
         if self._publisher is None:
