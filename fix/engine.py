@@ -28,7 +28,7 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
@@ -70,13 +70,37 @@ class Connection:
 
 @dataclass
 class Dial:
+    """An initiator's session and where it connects: one address, or several to fail over
+    between (the next one at once when a connection drops or cannot be made; a full round
+    of failures waits ``reconnect_s``)."""
+
     session: Session
-    host: str
-    port: int
+    addresses: list[tuple[str, int]]
     reconnect_s: float
     next_try: float = 0.0
     connection: Connection | None = None
     tls: ssl.SSLContext | None = None
+    index: int = 0  # the address dialled next
+    connected: int = -1  # the address of the last connection (-1: none yet)
+    failovers: int = 0  # connections made to another address than the one before
+
+    @property
+    def host(self) -> str:
+        return self.addresses[self.index][0]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[self.index][1]
+
+    def retry(self, now: float) -> None:
+        """After a drop or a failed connect: the next address, at once unless a round of
+        them has failed."""
+        if len(self.addresses) == 1:
+            self.next_try = now + self.reconnect_s
+            return
+        self.index = (self.index + 1) % len(self.addresses)
+        wrapped = self.index == (self.connected if self.connected >= 0 else 0)
+        self.next_try = now + (self.reconnect_s if wrapped else 0.0)
 
 
 class Engine:
@@ -133,9 +157,15 @@ class Engine:
         port: int,
         reconnect_s: float = 1.0,
         tls: ssl.SSLContext | None = None,
-    ) -> None:
+        more: Sequence[tuple[str, int]] = (),
+    ) -> Dial:
+        """Connect ``session`` to ``host:port``, and with ``more`` addresses fail over to the
+        next when a connection drops: a logon there resets the sequence numbers (141=Y),
+        as the other end keeps its own (``Session.reset_next_logon``)."""
         self.add_sessions([session])
-        self._dials.append(Dial(session, host, port, reconnect_s, tls=tls))
+        dial = Dial(session, [(host, port), *more], reconnect_s, tls=tls)
+        self._dials.append(dial)
+        return dial
 
     def start(self) -> Engine:
         self._thread.start()
@@ -226,7 +256,7 @@ class Engine:
         for d in self._dials:
             if d.connection is conn:
                 d.connection = None
-                d.next_try = time.monotonic() + d.reconnect_s
+                d.retry(time.monotonic())
 
     def _bind(self, conn: Connection, frame: bytes) -> Session | None:
         """An acceptor's first frame names the session (its CompIDs)."""
@@ -311,11 +341,17 @@ class Engine:
             log.info(
                 "fix %s: connect %s:%d failed: %s", d.session.settings.key, d.host, d.port, exc
             )
-            d.next_try = time.monotonic() + d.reconnect_s
+            d.retry(time.monotonic())
             return
         conn = self._register(sock, f"{d.host}:{d.port}")
         conn.session = d.session
         d.connection = conn
+        if d.connected not in (-1, d.index):
+            # Another counterparty process: it keeps its own sequence numbers, so the
+            # session starts over there and the application resends what went unanswered.
+            d.session.reset_next_logon = True
+            d.failovers += 1
+        d.connected = d.index
         d.session.attach(SocketTransport(sock, conn.peer))
 
     def stop(self) -> None:

@@ -146,6 +146,10 @@ class Session:
         self._test_requests = 0
         self._test_id = 0
         self._logout_text = ""
+        # Initiator: reset the sequence numbers at the next logon only (a failover to another
+        # acceptor process, ``fix.engine.Dial``); logon_reset says whether the last one did.
+        self.reset_next_logon = False
+        self.logon_reset = False
         # Counters: plain attributes that tests and /metrics read.
         self.received = self.sent = self.dropped = self.rejects_sent = 0
         self.resend_requests_sent = self.resends_answered = self.logons = 0
@@ -295,7 +299,9 @@ class Session:
     def _send_logon(self) -> None:
         s = self.settings
         body: list[Field] = [(98, 0), (108, int(self.heartbeat_s))]
-        if self.initiator and s.reset_on_logon:
+        self.logon_reset = self.initiator and (s.reset_on_logon or self.reset_next_logon)
+        self.reset_next_logon = False
+        if self.logon_reset:
             self.store.reset()
             body.append((141, "Y"))
         if s.username:

@@ -89,6 +89,10 @@ def gateway(
         int | None,
         typer.Option(help="FIX 4.4 acceptor port (0: any free port); turns it on [fix.port]."),
     ] = None,
+    fix_store_dir: Annotated[
+        Path | None,
+        typer.Option(help="FIX sessions' sequence numbers and messages [fix.store_dir]."),
+    ] = None,
 ) -> None:
     """Serve the HTTP query API (and the kdb+ port) over the given RDB and HDB backends."""
     from gateway.server import Gateway
@@ -116,6 +120,8 @@ def gateway(
     cfg = replace(cfg, gateway=settings)
     if fix_port is not None:
         cfg = replace(cfg, fix=replace(cfg.fix, enabled=True, port=fix_port))
+    if fix_store_dir is not None:  # a second gateway on the same data directory has its own
+        cfg = replace(cfg, fix=replace(cfg.fix, store_dir=str(fix_store_dir)))
     if not settings.rdb_addresses and not settings.hdb_addresses and not settings.tp_address:
         raise typer.BadParameter(
             "give at least one --rdb or --hdb address (or --tp), or set "

@@ -35,8 +35,10 @@ def status(
     health: dict[str, Any] | None = None
     problem: str | None = None
     try:
-        with Client(url, timeout_s=10, token=token) as client:
+        # With several gateways (tickdb up --gateways N), the others when this one is down.
+        with Client([url, *other_gateways(stack, url)], timeout_s=10, token=token) as client:
             health = client.health()
+            url = client.url
     except GatewayError as exc:  # GatewayUnreachable included
         what = "refused the credentials" if exc.status == 401 else "is not answering"
         problem = f"gateway at {url} {what}: {exc}"
@@ -61,6 +63,13 @@ def status(
         print_sessions(fix_sessions, "FIX sessions")
     if down or health["status"] != "ok" or health.get("replicas_down"):
         raise typer.Exit(1)
+
+
+def other_gateways(stack: dict[str, Any] | None, url: str) -> list[str]:
+    """The addresses of the stack's active-active gateways other than ``url``."""
+    components = (stack or {}).get("components", [])
+    found = [str(c.get("address", "")) for c in components if c.get("role") == "active"]
+    return [a for a in found if a.startswith("http") and a != url]
 
 
 def replicas_of(health: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -95,6 +104,7 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
         "failovers",
         "up for s",
         "last exit",
+        "address",
         title=title,
     )
     now, down = time.time(), False
@@ -112,6 +122,7 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
             "-" if failovers is None else str(failovers),
             f"{now - c['started']:.0f}" if c["alive"] else "-",
             c["last_exit"] or "",
+            c.get("address") or "",
         )
     Console().print(table)
     return down

@@ -232,7 +232,9 @@ class FixAcceptor:
             return
         order = result.order
         if result.duplicate:
-            if msg.get(43) == "Y":  # a resend of what we already took: its state
+            # A resend of what we (or another gateway, PossResend after a client's failover)
+            # already took: its state, never a second order.
+            if msg.get(43) == "Y" or msg.get(97) == "Y":
                 self._report(
                     session, execution_report(order, EXEC_TYPE_ORDER_STATUS, self._exec_id())
                 )

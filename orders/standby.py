@@ -23,9 +23,11 @@ one step down to standby before it publishes anything new.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -41,6 +43,7 @@ from orders.model import Event, Fill
 from orders.rows import EVENT_SCHEMA, FILL_SCHEMA, encode_rows, event_row, fill_row
 from orders.venue import Output, Venue
 from tickdb.durable import write_atomic
+from tickdb.gc_pauses import keep_pauses_short
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Update
 
@@ -112,6 +115,8 @@ class PairedVenue(Venue):
         self._publisher: NumberedPublisher | None = None
         self._beat_stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True, name="lease-beat")
+        self.book_path = lease_dir / f"{name}.book.json"
+        self._book_wanted = threading.Event()
 
     # -- hooks of Venue -----------------------------------------------------------------------
     def _published_upto(self) -> dict[str, int]:
@@ -225,6 +230,19 @@ class PairedVenue(Venue):
         }
         write_atomic(self.role_path, json.dumps(body), durable=False)
 
+    def write_book(self) -> None:
+        """``<name>.book.json``: the book's digest at the last input applied, so that the
+        pair's books can be compared (equal at the same ``seq``: equal books); written on
+        SIGUSR1, between two inputs, for ``scripts/chaos.py``."""
+        snapshot = self.engine.snapshot()
+        body = {
+            "seq": self.processed_seq,
+            "role": self.role,
+            "open_orders": len(snapshot),
+            "digest": hashlib.sha256(repr(snapshot).encode()).hexdigest(),
+        }
+        write_atomic(self.book_path, json.dumps(body), durable=False)
+
     def _heartbeat(self) -> None:
         while not self._beat_stop.wait(self.lease.ttl_s / 6):
             if self._publisher is not None and self.lease.holds():
@@ -240,6 +258,9 @@ class PairedVenue(Venue):
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:
         self.catch_up()
+        # As a lone venue's run does: the books grow all day, and a full collection visiting
+        # them all paused the pair for longer as the day went on (takeovers included).
+        keep_pauses_short()
         self.role = "standby"
         self._turn()
         if self._publisher is None:
@@ -256,6 +277,8 @@ class PairedVenue(Venue):
         if on_ready is not None:
             on_ready()
         self._beat.start()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, lambda *_: self._book_wanted.set())
         next_check = 0.0
         while not stop.is_set():
             self.step(CHECK_S)
@@ -263,6 +286,9 @@ class PairedVenue(Venue):
             if now >= next_check:
                 next_check = now + CHECK_S
                 self._turn()
+            if self._book_wanted.is_set():
+                self._book_wanted.clear()
+                self.write_book()
 
     def close(self) -> None:
         self._beat_stop.set()

@@ -24,10 +24,18 @@ the report are shared. ``rdb`` and ``hdb`` (query replicas) today; a venue stand
 an order answered) and a tickerplant standby (probe: a published batch acknowledged) plug
 in the same way.
 
-``venue`` (``scripts/failover_venue.py``, only with ``--only venue``): a venue pair under
-orders; kill the primary, time until the standby's first output as the new primary.
+``venue`` and ``gateway`` (``scripts/failover_stack.py``, only with ``--only``): a
+``tickdb up`` stack with a venue standby and two gateways under the chaos soak's load
+(orders and queries, clients given both gateways); kill the venue primary or the gateway in
+use, time until the first request started after the kill succeeds on the new path, and
+until the killed one is back (a venue replays the journal).
 
-    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4] [--only rdb|venue]
+``venue-output`` (``scripts/failover_venue.py``, only with ``--only venue-output``): a venue
+pair under orders; kill the primary, time until the standby's first output as the new
+primary.
+
+    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4]
+        [--only rdb|hdb|venue|gateway|venue-output]
 """
 
 from __future__ import annotations
@@ -319,8 +327,9 @@ class QueryReplica:
         wait_for(serving_again, 120, f"{victim} serving again")
 
 
-# Later: Venue (kill the active venue, the standby takes over; probe: an order answered)
-# and Tickerplant (kill the primary; probe: a publisher's batch acknowledged).
+# Venue and gateway kills run on a whole stack (``failover_stack``); a tickerplant standby
+# (kill the primary; probe: a publisher's batch acknowledged) plugs in there as a target.
+STACK_SCENARIOS = ("venue", "gateway")
 SCENARIOS = {"rdb": QueryReplica("rdb"), "hdb": QueryReplica("hdb")}
 
 
@@ -368,14 +377,35 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
-    parser.add_argument("--only", choices=[*sorted(SCENARIOS), "venue"], action="append")
+    parser.add_argument(
+        "--restart-backoff",
+        type=float,
+        default=0.1,
+        help="venue and gateway scenarios: seconds before the supervisor restarts the victim",
+    )
+    choices = [*sorted(SCENARIOS), *STACK_SCENARIOS, "venue-output"]
+    parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args()
-    if args.only and "venue" in args.only:
+    if args.only and "venue-output" in args.only:
         from failover_venue import report_venue, run_venue_scenario
 
         with tempfile.TemporaryDirectory() as tmp:
             report_venue(run_venue_scenario(Path(tmp), args.kills, args.clients), pct)
-        args.only.remove("venue")
+        args.only.remove("venue-output")
+    stack_kinds = [k for k in STACK_SCENARIOS if k in (args.only or STACK_SCENARIOS)]
+    if stack_kinds:
+        from failover_stack import report_stack, run_stack_scenarios
+
+        result = run_stack_scenarios(
+            stack_kinds,
+            args.kills,
+            args.clients,
+            args.feed_rate,
+            restart_backoff_s=args.restart_backoff,
+        )
+        report_stack(result)
+    if args.only:
+        args.only = [k for k in args.only if k in SCENARIOS]
         if not args.only:
             return
     with tempfile.TemporaryDirectory() as tmp:

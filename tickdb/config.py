@@ -172,6 +172,8 @@ class StackConfig:
     restart_reset_s: float = 30.0
     # A hot standby beside each venue, taking over when it dies (docs/architecture.md).
     venue_standby: bool = False
+    # Active-active gateways sharing every order and ClOrdID (docs/architecture.md).
+    gateways: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -288,6 +290,8 @@ def _validate(config: Config) -> None:
                 raise ConfigError(f"{section}.{name}: must be positive")
     if config.stack.restart_backoff_max_s < config.stack.restart_backoff_s:
         raise ConfigError("stack.restart_backoff_max_s: must not be below restart_backoff_s")
+    if config.stack.gateways <= 0:
+        raise ConfigError("stack.gateways: must be positive")
     for name in ("in_flight", "nice"):
         if getattr(config.gateway, name) < 0:
             raise ConfigError(f"gateway.{name}: must not be negative")

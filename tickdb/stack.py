@@ -1,7 +1,8 @@
 """``tickdb up``: a whole stack from one command.
 
 Starts, in dependency order, the tickerplant, the HDBs and RDBs of each shard
-(``stack.replicas`` of each, all serving queries), the venues, the gateway and (with
+(``stack.replicas`` of each, all serving queries), the venues, the gateway (or
+``stack.gateways`` active-active ones, each on the configured ports ``+ i``) and (with
 ``--demo``) the synthetic feed, each as its own process, waiting for each to announce its
 endpoints in a ready file. Then it supervises them (``tickdb.supervise``): a component that
 exits is started again after a backoff, on the addresses it bound first. Ctrl-C (or
@@ -29,6 +30,12 @@ from tickdb.supervise import RestartPolicy, Supervised, Supervisor
 from tickdb.types import Shard
 
 _ADDRESS = ("--address", "address")  # restarts bind the address the first run bound
+# A gateway's other ports, which clients given several gateways come back to after a restart.
+_GATEWAY_PORTS = (
+    ("--kdb-port", "kdb_port"),
+    ("--order-port", "order_port"),
+    ("--fix-port", "fix_port"),
+)
 _CHECK_S = 0.05  # how often the supervisor looks at its components
 
 
@@ -43,6 +50,11 @@ def replica_name(kind: str, shard: int, replica: int) -> str:
     return f"{kind}-{shard}" if replica == 0 else f"{kind}-{shard}-r{replica}"
 
 
+def gateway_name(i: int) -> str:
+    """``gateway`` for the first (a stack with one), ``gateway-1`` for the next."""
+    return "gateway" if i == 0 else f"gateway-{i}"
+
+
 class Stack:
     def __init__(
         self,
@@ -55,6 +67,7 @@ class Stack:
         replicas: int | None = None,
         env: dict[str, str] | None = None,
         venue_standby: bool = False,
+        gateways: int = 1,
     ) -> None:
         self.config = config
         # Added to every component's environment (the demo's API token for its strategy),
@@ -65,6 +78,7 @@ class Stack:
         self.shards = shards
         self.replicas = replicas or config.stack.replicas
         self.venue_standby = venue_standby
+        self.gateways = gateways
         self.demo = demo
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
@@ -105,9 +119,10 @@ class Stack:
         role: str = "primary",
         ready: bool = True,
         pin: tuple[str, str] | None = _ADDRESS,
+        also_pin: tuple[tuple[str, str], ...] = (),
     ) -> Launched:
         launched = self._launch(name, args, ready, wait=True)
-        self.supervisor.add(Supervised(name, role, args, launched, pin=pin))
+        self.supervisor.add(Supervised(name, role, args, launched, pin=pin, also_pin=also_pin))
         return launched
 
     def _relaunch(self, component: Supervised) -> Launched:
@@ -155,14 +170,21 @@ class Stack:
                 self._start(f"venue-{k}", [*venue_args, "--lease"], pin=None)
                 self._start(f"venue-{k}-s", [*venue_args, "--standby"], role="standby", pin=None)
         # --data-dir too: the gateway keeps its FIX sessions' sequence numbers under it.
-        gateway_args = ["gateway", *self._common(), "--port", str(cfg.gateway.port)]
+        gateway_args = ["gateway", *self._common()]
         if orders:
             gateway_args += ["--tp", tp_address]
         for addresses in rdbs:  # one backend per shard, its replicas comma-separated
             gateway_args += ["--rdb", ",".join(addresses)]
         for addresses in hdbs:
             gateway_args += ["--hdb", ",".join(addresses)]
-        self._start("gateway", gateway_args, pin=("--port", "port"))
+        for i in range(self.gateways):
+            self._start(
+                gateway_name(i),
+                [*gateway_args, *self._gateway_ports(i)],
+                role="active" if self.gateways > 1 else "primary",
+                pin=("--port", "port"),
+                also_pin=_GATEWAY_PORTS,
+            )
         if self.demo:
             # Clients without a config: given the components' keys (a restart too).
             keys = self._client_env()
@@ -172,6 +194,24 @@ class Stack:
             if orders:
                 strategy_args = ["strategy", "--demo", "--url", self.gateway_url()]
                 self._start("strategy", strategy_args, role="client", ready=False, pin=None)
+
+    def _gateway_ports(self, i: int) -> list[str]:
+        """Gateway ``i``'s own ports: the config's, each ``+ i`` (0 stays any free port),
+        and a FIX store of its own (two acceptors must not share a session's files)."""
+        gw = self.config.gateway
+        args = ["--port", str(gw.port + i if gw.port else 0)]
+        if i == 0:
+            return args
+        args += ["--kdb-port", str(gw.kdb_port + i if gw.kdb_port else 0)]
+        if gw.order_port:
+            args += ["--order-port", _port_plus(gw.order_port, i)]
+        fix = self.config.fix
+        if fix.enabled:
+            from fix.settings import store_dir
+
+            args += ["--fix-port", str(fix.port + i if fix.port else 0)]
+            args += ["--fix-store-dir", str(store_dir(self.config) / gateway_name(i))]
+        return args
 
     def _client_env(self) -> dict[str, str]:
         """What a client without a config connects with: the components' own keys."""
@@ -194,9 +234,14 @@ class Stack:
         return rows
 
     def gateway_url(self) -> str:
-        """The gateway's HTTP address (empty before it is up)."""
-        urls = [str(c.info.get("url", "")) for c in self.components if c.name == "gateway"]
+        """The (first) gateway's HTTP address (empty before it is up)."""
+        urls = self.gateway_urls()
         return urls[0] if urls else ""
+
+    def gateway_urls(self) -> list[str]:
+        """Every gateway's HTTP address, the first one first (``--gateways``)."""
+        names = {gateway_name(i) for i in range(self.gateways)}
+        return [str(c.info.get("url", "")) for c in self.components if c.name in names]
 
     def wait(self, on_event: Callable[[str], None] = lambda event: None) -> str:
         """Supervise until Ctrl-C, SIGTERM or SIGHUP (or, with ``stack.restart`` off, until a

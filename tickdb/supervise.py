@@ -59,6 +59,9 @@ class Supervised:
     launched: Launched
     # (flag, ready-file key): a restart passes the first run's bound address with the flag.
     pin: tuple[str, str] | None = None
+    # More (flag, ready-file key) pairs pinned alike: a gateway's kdb+, order and FIX ports,
+    # which clients given several gateways go back to.
+    also_pin: tuple[tuple[str, str], ...] = ()
     backoff_s: float = 0.1
     started_at: float = 0.0  # monotonic
     started_wall: float = field(default_factory=time.time)
@@ -67,16 +70,18 @@ class Supervised:
     epoch: int = 0  # takeovers (standbys): none yet
     last_exit: str | None = None
     pinned: str | None = None  # the bound address restarts reuse
+    also_pinned: dict[str, str] = field(default_factory=dict)  # flag -> value
 
     def restart_args(self) -> list[str]:
-        if self.pin is None or self.pinned is None:
-            return list(self.args)
-        flag = self.pin[0]
         args = list(self.args)
-        if flag in args:
-            args[args.index(flag) + 1] = self.pinned
-        else:
-            args += [flag, self.pinned]
+        pinned = dict(self.also_pinned)
+        if self.pin is not None and self.pinned is not None:
+            pinned[self.pin[0]] = self.pinned
+        for flag, value in pinned.items():
+            if flag in args:
+                args[args.index(flag) + 1] = value
+            else:
+                args += [flag, value]
         return args
 
     def describe(self) -> dict[str, Any]:
@@ -168,6 +173,10 @@ class Supervisor:
             value = c.launched.info.get(c.pin[1])
             if value not in (None, ""):
                 c.pinned = str(value)
+        for flag, key in c.also_pin:
+            value = c.launched.info.get(key)
+            if flag not in c.also_pinned and value not in (None, ""):
+                c.also_pinned[flag] = str(value)
 
     def write_status(self) -> None:
         if self.status_file is not None:

@@ -24,6 +24,12 @@ def up(
             "--venue-standby", help="A hot standby beside each venue [stack.venue_standby]."
         ),
     ] = False,
+    gateways: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Active-active gateways, each on the configured ports + i [stack.gateways]."
+        ),
+    ] = None,
 ) -> None:
     """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
     restart a component that exits (stack.restart).
@@ -61,6 +67,7 @@ def up(
         replicas=replicas or cfg.stack.replicas,
         env=env,
         venue_standby=venue_standby or cfg.stack.venue_standby,
+        gateways=gateways or cfg.stack.gateways,
     )
     try:
         with console.status("starting tickdb…"):
@@ -72,6 +79,12 @@ def up(
             table.add_row(name, where)
         console.print(table)
         url = stack.gateway_url()
+        if len(urls := stack.gateway_urls()) > 1:
+            console.print(
+                f"{len(urls)} gateways, active-active: {', '.join(urls)}. Give clients all of "
+                f"them (`tickdb.Client([...])`, `tickdb.Orders([...])`, `--url {','.join(urls)}`)"
+                "; a request goes on through the next when one is down."
+            )
         if credentials is not None:
             console.print(
                 f"Credentials (made on first start) are in {credentials.directory}: sign in "

@@ -1,0 +1,463 @@
+"""Chaos soak: a ``tickdb up`` stack under load while its components are killed and frozen.
+
+The stack is ``tickdb up``'s own (``tickdb.stack.Stack``, supervised as ``up`` does):
+a tickerplant, two RDB and two HDB replicas, a venue with its hot standby, two
+active-active gateways. The demo feed publishes throughout; one client streams orders
+(``tickdb.Orders`` given both gateways) and ``--clients`` query without pause
+(``tickdb.Client`` given both). Before the chaos a day is rolled, so the HDB replicas serve
+a day too.
+
+Every ``--every`` seconds (give or take half), once the stack is whole again (every
+component ready, every replica current, the venue pair primary + standby, both kinds of
+request answered), a random target is hit: SIGKILLed (``--kill-share`` of the time; the
+supervisor restarts it) or SIGSTOPped for ``--stop-s`` seconds, then continued. Measured
+per hit: from the signal to the first success of a request that started after it, on the
+path that replaces the victim (the target's probes: a query for a replica, an order for
+the venue, both for a gateway).
+
+At the end, with the load stopped and the stack quiet, it checks (``chaos_checks``) and
+prints: journal rows equal RDB and HDB rows exactly; every acknowledged order's events
+appear exactly once; the venue pair's books are equal; client-visible query errors are 0;
+failover times p50/p99/max per target and action. Exit code 1 if a check fails.
+
+Targets are a list (``TARGETS``): each names the components it may hit now and the requests
+that tell its failover is over. A tickerplant standby plugs in as one more entry.
+
+    .venv/bin/python scripts/chaos.py [--minutes 5] [--every 3] [--seed 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import zmq  # noqa: E402
+from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
+from chaos_load import ACCOUNT, Load  # noqa: E402
+
+from gateway.client import Client, GatewayError  # noqa: E402
+from queries.service_client import QueryClient  # noqa: E402
+from tickdb.config import load_config  # noqa: E402
+from tickdb.launch import Launched, launch  # noqa: E402
+from tickdb.stack import Stack  # noqa: E402
+from tickdb.supervise import Supervised  # noqa: E402
+from tickerplant.discovery import request  # noqa: E402
+from tickerplant.protocol import ROLL  # noqa: E402
+
+CONFIG = """
+[tickerplant]
+address = "tcp://127.0.0.1:0"
+publish_address = "tcp://127.0.0.1:0"
+replay_address = "tcp://127.0.0.1:0"
+kdb_port = 0
+heartbeat_ms = 200
+
+[rdb]
+address = "tcp://127.0.0.1:0"
+
+[hdb]
+address = "tcp://127.0.0.1:0"
+
+[gateway]
+port = 0
+kdb_port = 0
+order_port = "tcp://127.0.0.1:0"
+refresh_s = 0.2
+
+[stack]
+restart_backoff_s = {backoff}
+restart_backoff_max_s = {backoff_max}
+restart_reset_s = 5.0
+
+[risk.defaults]
+max_order_qty = 10000
+max_open_orders = 0
+max_open_orders_per_sym = 0
+duplicate_window_s = 0
+max_messages_per_s = 0
+price_collar_pct = 0
+max_fills_per_window = 0
+
+[risk.accounts.CHAOS]
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # its name in the report
+    pick: Callable[[Chaos], list[str]]  # the components it may hit now
+    probes: tuple[str, ...]  # requests whose first success ends its failover
+
+
+def _named(prefix: str) -> Callable[[Chaos], list[str]]:
+    return lambda chaos: [c.name for c in chaos.components() if c.name.startswith(prefix)]
+
+
+def _venue_primaries(chaos: Chaos) -> list[str]:
+    return [name for name, role in chaos.venue_roles().items() if role == "primary"]
+
+
+def _gateway_in_use(chaos: Chaos) -> list[str]:
+    """The gateway the query clients use now: killing it makes them fail over."""
+    client = chaos.load.query_client if chaos.load else None
+    url = client.url if client is not None else ""
+    names = [c.name for c in chaos.components() if c.name.startswith("gateway")]
+    return [n for n in names if chaos.component(n).launched.info.get("url") == url] or names
+
+
+TARGETS = [
+    Target("rdb", _named("rdb-"), ("query",)),
+    Target("hdb", _named("hdb-"), ("query",)),
+    Target("venue", _venue_primaries, ("order",)),
+    Target("gateway", _gateway_in_use, ("query", "order")),
+]
+
+
+class Chaos:
+    def __init__(self, workdir: Path, rate: int, restart_backoff_s: float = 0.1) -> None:
+        self.workdir = workdir
+        path = workdir / "chaos.toml"
+        backoff_max = max(1.0, restart_backoff_s)
+        path.write_text(
+            CONFIG.replace("{backoff}", str(restart_backoff_s)).replace(
+                "{backoff_max}", str(backoff_max)
+            )
+        )
+        cfg = load_config(path, workdir / "data")
+        self.stack = Stack(
+            cfg, path, 1, demo=False, demo_rate=rate, replicas=2, venue_standby=True, gateways=2
+        )
+        self.run_dir = self.stack.run_dir
+        self.rate = rate
+        self.load: Load | None = None
+        self.feed: Launched | None = None
+        self.frozen: set[int] = set()  # process groups SIGSTOPped now
+        self._stop = threading.Event()
+        self._supervising = threading.Thread(target=self._supervise, daemon=True)
+
+    # -- the stack -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.stack.start()
+        self._supervising.start()
+        self.feed = launch(
+            ["feed", "--demo", "--address", self.tp_address, "--rate", str(self.rate)],
+            name="feed",
+            log_path=self.stack.log_dir / "feed.log",
+        )
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.05):
+            self.stack.supervisor.check()  # it logs each restart
+
+    def components(self) -> list[Supervised]:
+        return list(self.stack.supervisor.components)
+
+    def component(self, name: str) -> Supervised:
+        return next(c for c in self.components() if c.name == name)
+
+    @property
+    def tp_address(self) -> str:
+        return str(self.component("tickerplant").launched.info["address"])
+
+    def addresses(self, prefix: str) -> list[str]:
+        """The query addresses of the replicas named ``prefix...``: the ones their first
+        run bound, which every restart binds again."""
+        return [
+            str(c.pinned or c.launched.info["address"])
+            for c in self.components()
+            if c.name.startswith(prefix)
+        ]
+
+    def venue_roles(self) -> dict[str, str]:
+        roles = {}
+        for c in self.components():
+            if c.name.startswith("venue-"):
+                try:
+                    roles[c.name] = json.loads((self.run_dir / f"{c.name}.role.json").read_text())[
+                        "role"
+                    ]
+                except (OSError, ValueError, KeyError):
+                    roles[c.name] = ""
+        return roles
+
+    def roll(self) -> None:
+        """End the day (the HDB replicas then serve it) and wait for the RDBs' handover."""
+        ctx = zmq.Context()
+        try:
+            request(ctx, self.tp_address, [ROLL], 10.0)
+        finally:
+            ctx.term()
+        for address in self.addresses("rdb-"):
+            with QueryClient(address, timeout_s=10) as c:
+                wait_for(lambda c=c: len(c.info()["dates"]) == 1, 120, f"{address} handed over")
+
+    def broken(self, since: float) -> str:
+        """What is not whole yet ("" when all is): every component ready, every replica
+        current in both gateways' eyes, a primary and a standby venue, and both kinds of
+        request answered since ``since``."""
+        for c in self.components():
+            if c.restart_at is not None or not c.launched.alive() or not c.launched.ready():
+                return f"{c.name} not ready"
+        if sorted(roles := self.venue_roles().values()) != ["primary", "standby"]:
+            return f"venue roles {sorted(roles)}"
+        for url in self.stack.gateway_urls():
+            try:
+                with Client(url, timeout_s=5) as client:
+                    health = client.health()
+            except GatewayError as exc:
+                return f"gateway {url}: {exc}"
+            replicas = [r for b in health.get("backends", []) for r in b["replicas"]]
+            down = [r["name"] for r in replicas if not (r["up"] and r["current"])]
+            if not replicas or down:
+                return f"gateway {url}: replicas not current: {down}"
+        assert self.load is not None
+        for kind in ("query", "order"):
+            if self.load.log.first_ok(kind, since) is None:
+                last = (self.load.log.errors or self.load.order_failures or [""])[-1]
+                return f"no {kind} answered yet (last error: {last})"
+        return ""
+
+    def wait_whole(self, timeout_s: float = 180.0) -> None:
+        since = time.monotonic()
+        deadline = since + timeout_s
+        while why := self.broken(since):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the stack is not whole again after {timeout_s} s: {why}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for pgid in self.frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGCONT)
+        self._stop.set()
+        self._supervising.join(10)
+        if self.feed is not None:
+            self.feed.stop()
+        self.stack.stop()
+
+    # -- the chaos -----------------------------------------------------------------------
+    def hit(
+        self, target: Target, rng: random.Random, kill_share: float, stop_s: float
+    ) -> dict[str, Any]:
+        victim = rng.choice(target.pick(self))
+        pgid = self.component(victim).launched.pid
+        action = "kill" if rng.random() < kill_share else "stop"
+        assert self.load is not None
+        at, wall = time.monotonic(), time.time()
+        if action == "kill":
+            os.killpg(pgid, signal.SIGKILL)
+        else:
+            os.killpg(pgid, signal.SIGSTOP)
+            self.frozen.add(pgid)
+            time.sleep(stop_s)  # the point: a process frozen this long, then resumed
+            os.killpg(pgid, signal.SIGCONT)
+            self.frozen.discard(pgid)
+        log = self.load.log
+        try:
+            wait_for(lambda: all(log.first_ok(p, at) for p in target.probes), 60, "a success")
+            took = max(float(log.first_ok(p, at) or at) for p in target.probes) - at
+        except TimeoutError:
+            took = float("inf")
+        back = self.back(victim, pgid, at) if action == "kill" else 0.0
+        takeover = self.takeover(victim, wall) if target.kind == "venue" else None
+        print(
+            f"  {action} {victim}: first success after {took * 1000:.0f} ms"
+            + (f", back (restarted, ready) after {back * 1000:.0f} ms" if back else ""),
+            flush=True,
+        )
+        return {
+            "kind": target.kind,
+            "action": action,
+            "victim": victim,
+            "ms": took * 1000,
+            "back_ms": back * 1000,
+            "takeover_ms": takeover,
+        }
+
+    def takeover(self, victim: str, wall: float) -> float | None:
+        """A venue kill: from it to the new primary's first output (its role file, same
+        host clock), the takeover alone, without the order's round trip."""
+        for name in self.venue_roles():
+            if name == victim:
+                continue
+            try:
+                role = json.loads((self.run_dir / f"{name}.role.json").read_text())
+            except (OSError, ValueError):
+                return None
+            first = role.get("first_output_at")
+            return (float(first) - wall) * 1000 if first and first >= wall else None
+        return None
+
+    def back(self, name: str, old_pid: int, at: float) -> float:
+        """From ``at`` until the supervisor's restart of ``name`` is ready (a venue: its
+        journal replayed, waiting as the standby)."""
+
+        def ready() -> bool:
+            c = self.component(name)
+            launched = c.launched
+            return launched.pid != old_pid and c.restart_at is None and launched.ready()
+
+        try:
+            wait_for(ready, 120, f"{name} back")
+        except TimeoutError:
+            return float("inf")
+        return time.monotonic() - at
+
+    def run(
+        self, seconds: float, every: float, kill_share: float, stop_s: float, seed: int
+    ) -> list[dict[str, Any]]:
+        rng = random.Random(seed)
+        hits: list[dict[str, Any]] = []
+        end = time.monotonic() + seconds
+        targets: list[Target] = []
+        while time.monotonic() < end:
+            if not targets:  # rounds in a random order: every target is hit as often
+                targets = rng.sample(TARGETS, len(TARGETS))
+            self.wait_whole()
+            time.sleep(rng.uniform(0.5, 1.5) * every)
+            hits.append(self.hit(targets.pop(), rng, kill_share, stop_s))
+        self.wait_whole()
+        return hits
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} after {timeout_s} s")
+        time.sleep(0.005)
+    return value
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
+
+
+def settle(chaos: Chaos, seen_today: dict[str, int]) -> None:
+    """Until every RDB replica holds the journal's rows of today (they are live again)."""
+    from chaos_checks import count
+
+    def caught_up() -> bool:
+        return all(
+            count(a, t) == seen_today[t] for a in chaos.addresses("rdb-") for t in ROW_TABLES
+        )
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(caught_up, 60, "the RDB replicas caught up")
+
+
+def report(hits: list[dict[str, Any]], problems: list[str], load: Load) -> dict[str, Any]:
+    times: dict[str, list[float]] = {}
+    for h in hits:
+        times.setdefault(f"{h['kind']} ({h['action']})", []).append(h["ms"])
+    print(f"{len(hits)} hits; failover: kill or freeze to the first success on the new path")
+    summary = {}
+    for key in sorted(times):
+        v = times[key]
+        summary[key] = {
+            "n": len(v),
+            "p50": statistics.median(v),
+            "p99": pct(v, 0.99),
+            "max": max(v),
+        }
+        print(
+            f"  {key:20s} n {len(v):3d}  p50 {summary[key]['p50']:7.1f} ms  p99 "
+            f"{summary[key]['p99']:7.1f} ms  max {summary[key]['max']:7.1f} ms"
+        )
+    query_errors = [e for e in load.log.errors if e.startswith("query")]
+    print(f"queries: {load.log.count('query')}, client-visible errors: {len(query_errors)}")
+    for e in query_errors[:10]:
+        print(f"  {e}")
+    print(f"orders: {len(load.acked)} acknowledged, {len(load.order_failures)} not")
+    for e in load.order_failures[:5]:
+        print(f"  {e}")
+    if query_errors:
+        problems.append(f"{len(query_errors)} client-visible query errors")
+    print("checks: " + ("all passed" if not problems else f"{len(problems)} FAILED"))
+    for p in problems:
+        print(f"  FAILED: {p}")
+    return {
+        "hits": hits,
+        "failover_ms": summary,
+        "queries": load.log.count("query"),
+        "query_errors": query_errors,
+        "orders_acked": len(load.acked),
+        "orders_not_acked": len(load.order_failures),
+        "problems": problems,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--every", type=float, default=3.0, help="seconds between hits")
+    parser.add_argument("--kill-share", type=float, default=0.7, help="kills among hits")
+    parser.add_argument("--stop-s", type=float, default=2.0, help="how long a freeze lasts")
+    parser.add_argument("--clients", type=int, default=2, help="query clients")
+    parser.add_argument("--rate", type=int, default=500, help="demo feed rows/s")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
+        chaos = Chaos(Path(tmp), args.rate)
+        try:
+            chaos.start()
+            print(f"stack up: gateways {', '.join(chaos.stack.gateway_urls())}", flush=True)
+            wait_for(lambda: count_rows(chaos) > 0, 60, "the demo feed's first rows")
+            chaos.roll()
+            ports = [
+                str(chaos.component(n).launched.info["order_port"])
+                for n in ("gateway", "gateway-1")
+            ]
+            load = chaos.load = Load(chaos.stack.gateway_urls(), ports, args.clients)
+            load.start()
+            try:
+                hits = chaos.run(
+                    args.minutes * 60, args.every, args.kill_share, args.stop_s, args.seed
+                )
+            finally:
+                load.stop()
+                if chaos.feed is not None:
+                    chaos.feed.stop()
+            seen = journal(chaos.tp_address, [*ROW_TABLES, "order", "fill"])
+            settle(chaos, seen["today"])
+            problems = check_rows(
+                seen, chaos.addresses("rdb-"), chaos.addresses("hdb-"), chaos.stack.gateway_urls()
+            )
+            problems += check_orders(seen, ACCOUNT, load.acked)
+            pair = {
+                c.name: c.launched.pid for c in chaos.components() if c.name.startswith("venue-")
+            }
+            problems += check_books(chaos.run_dir, pair)
+            result = report(hits, problems, load)
+        finally:
+            chaos.close()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return 1 if result["problems"] else 0
+
+
+def count_rows(chaos: Chaos) -> int:
+    with Client(chaos.stack.gateway_urls(), timeout_s=10) as client:
+        return int(client.query("SELECT count(*) AS n FROM trade").column(0)[0].as_py())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The load of ``scripts/chaos.py``: a stream of orders and a query load, every operation timed.
+
+Both kinds of client are given every gateway and fail over between them as any client
+would (``tickdb.Orders``, ``tickdb.Client``). Each operation is logged as an ``Op`` (kind,
+start, end, ok), which the chaos run reads to time each failover: from the kill to the
+first success of an operation that started after it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from gateway.client import Client, GatewayError
+from gateway.order_session import Orders
+
+ACCOUNT = "CHAOS"
+SYMS = ["AAPL", "MSFT", "AMZN"]
+QUERIES = [
+    "SELECT count(*) AS n FROM trade",
+    "SELECT sym, count(*) AS n, max(bid) AS hi FROM quote GROUP BY sym",
+]
+
+
+@dataclass
+class Op:
+    kind: str  # "query" | "order"
+    started: float
+    ended: float
+    ok: bool
+    via: str  # the gateway address that answered (or was asked last)
+
+
+@dataclass
+class OpLog:
+    ops: list[Op] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # client-visible, with the kind
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, op: Op, error: str = "") -> None:
+        with self.lock:
+            self.ops.append(op)
+            if error:
+                self.errors.append(f"{op.kind}: {error}")
+
+    def since(self, t: float) -> list[Op]:
+        with self.lock:
+            return [op for op in self.ops if op.started >= t]
+
+    def first_ok(self, kind: str, t: float) -> float | None:
+        """When the first ``kind`` operation started at or after ``t`` succeeded."""
+        done = [op.ended for op in self.since(t) if op.kind == kind and op.ok]
+        return min(done) if done else None
+
+    def count(self, kind: str) -> int:
+        with self.lock:
+            return sum(op.kind == kind for op in self.ops)
+
+
+class Load:
+    """``query_clients`` threads querying without pause and one order stream."""
+
+    def __init__(self, urls: list[str], order_ports: list[str], query_clients: int) -> None:
+        self.urls, self.order_ports = urls, order_ports
+        self.log = OpLog()
+        self.acked: list[str] = []  # ClOrdIDs the venue answered (the order exists)
+        self.order_failures: list[str] = []  # orders not acknowledged (timeouts, refusals)
+        self.query_client: Client | None = None  # one of them, to see where queries go
+        self.orders: Orders | None = None
+        self.stop_event = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._queries, args=(i,), daemon=True, name=f"query-{i}")
+            for i in range(query_clients)
+        ]
+        self.threads.append(threading.Thread(target=self._orders, daemon=True, name="orders"))
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(60)
+
+    def _queries(self, index: int) -> None:
+        # Longer than any freeze: a frozen gateway delays a query, it does not fail it.
+        with Client(self.urls, timeout_s=60) as client:
+            if index == 0:
+                self.query_client = client
+            n = 0
+            while not self.stop_event.is_set():
+                sql = QUERIES[n % len(QUERIES)]
+                n += 1
+                started = time.monotonic()
+                try:
+                    client.query(sql)
+                    self.log.add(Op("query", started, time.monotonic(), True, client.url))
+                except GatewayError as exc:
+                    op = Op("query", started, time.monotonic(), False, client.url)
+                    self.log.add(op, f"{exc} ({sql})")
+
+    def _orders(self) -> None:
+        with Orders(self.order_ports, timeout_s=60) as orders:
+            self.orders = orders
+            n = 0
+            while not self.stop_event.is_set():
+                n += 1
+                clordid = f"chaos-{n}"
+                # Alternating sides around one price: about half of them trade.
+                side = "buy" if n % 2 else "sell"
+                price = 100.0 + (n % 7 - 3) / 100
+                started = time.monotonic()
+                try:
+                    order = orders.submit(
+                        ACCOUNT, SYMS[n % 3], side, 1 + n % 5, price, clordid=clordid
+                    )
+                    ok = bool(order.get("order_id"))
+                except GatewayError as exc:  # OrderRejected included
+                    self.order_failures.append(f"{clordid}: {exc}")
+                    ok = False
+                except Exception as exc:  # a bug of the client: shown, and the stream goes on
+                    self.order_failures.append(f"{clordid}: {type(exc).__name__}: {exc}")
+                    ok = False
+                if ok:
+                    self.acked.append(clordid)
+                self.log.add(Op("order", started, time.monotonic(), ok, orders.address))
