@@ -12,7 +12,7 @@ backends. One JSON object::
 ``role`` is ``primary`` (the one instance of its kind: tickerplant, gateway, venue),
 ``replica`` (one of a shard's RDBs or HDBs, all serving) or ``client`` (the demo feed and
 strategy); ``standby`` is a venue's hot standby (``stack.venue_standby``). ``epoch`` counts
-takeovers: for a venue pair, the epoch of the shard's lease (``orders.lease``).
+takeovers: for a venue pair, the epoch of the shard's lease (``tickdb.lease``).
 """
 
 from __future__ import annotations

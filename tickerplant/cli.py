@@ -46,6 +46,9 @@ def _run_tp(
     authorizer = Authorizer(cfg.auth)
     # Its ZeroMQ ports, and the kdb+ port's own clients of them, follow [curve].
     curve_links.install(cfg, authorizer)
+    if cfg.replication.mode != "off":
+        _run_node(cfg, ready_file, clock_start)
+        return
     try:
         tp = Tickerplant(cfg, clock=_clock(clock_start), repair_journal=repair)
     except JournalCorrupt as exc:
@@ -92,6 +95,20 @@ def _run_tp(
         if kdb is not None:
             kdb.close()
             kdb.audit.close()
+
+
+def _run_node(cfg: Any, ready_file: Path | None, clock_start: str | None) -> None:
+    """One node of a tickerplant pair (``tickerplant.standby``): the ready file is written
+    again at each change of role."""
+    from tickdb.ready import write_ready
+    from tickerplant.standby import TickerplantNode
+
+    node = TickerplantNode(
+        cfg, clock=_clock(clock_start), on_role=lambda info: write_ready(ready_file, info)
+    )
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    signal.signal(signal.SIGINT, lambda *_: node.stop())
+    node.run()
 
 
 def tp_command(

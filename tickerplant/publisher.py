@@ -28,6 +28,12 @@ Arrow, ``tickerplant.row_message``).
 
 With ``[curve]`` on: ``curve=CurveClient.from_files("feed1.secret", "server.pub")``, or
 ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY`` (``tickdb.curve_links``).
+
+A tickerplant pair (``tickerplant.standby``): give both addresses (a list, or one string
+with a comma between them). The publisher talks to the one that answers as the primary;
+when its connection is lost, or no ack comes for ``resend_after_s``, it looks for the
+primary again and sends it everything unacknowledged (its exactly-once ledger, copied
+from the old primary's journal, drops what it already has).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
-from tickerplant.discovery import Hello, request_hello
+from tickerplant.discovery import TickerplantUnavailable
+from tickerplant.failover_client import ROUND_S, addresses_of, find_primary
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
 from tickerplant.row_values import NotAValue
 from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
@@ -93,7 +100,7 @@ class PublishError(Exception):
 class Publisher:
     def __init__(
         self,
-        address: str = "tcp://127.0.0.1:5010",
+        address: str | list[str] = "tcp://127.0.0.1:5010",
         *,
         batch_rows: int = 0,
         batch_ms: float = 0.0,
@@ -103,7 +110,8 @@ class Publisher:
         publisher_id: bytes | None = None,
         curve: CurveClient | None = None,
     ) -> None:
-        self.address = address
+        self.addresses = addresses_of(address)
+        self.address = self.addresses[0]
         self.timeout_s = timeout_s
         self.resend_after_s = resend_after_s
         self.max_inflight = max_inflight
@@ -114,26 +122,18 @@ class Publisher:
         # kept as a password is.
         self.publisher_id = publisher_id or os.urandom(16)
         self._ctx = zmq.Context()
-        self._socket = self._ctx.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        # Only a connected tickerplant takes messages: queueing them for an absent one
-        # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)
-        self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
-        if (keys := client_keys(curve)) is not None:
-            keys.apply(self._socket)
-        self._socket.connect(address)
-        # pyzmq's own send, without its Python wrapper's checks for options this socket
-        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
-        send: Any = super(zmq.Socket, self._socket).send
-        self._send_frame: Callable[[bytes, int, bool], object] = send
-        # Connection losses, as they happen: what was sent on a lost connection is resent
-        # once from the first unacknowledged batch when the next one is up, and a silence
-        # without a loss is a slow tickerplant, never a reason to send the window again.
-        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._keys = keys = client_keys(curve)
+        if len(self.addresses) > 1:  # a pair: connect to the one that is the primary
+            self.address, self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)
+        self._open(self.address)
         self.disconnects = 0
+        self.failovers = 0  # times it moved to another address's tickerplant
         self._lost_since_ack = False
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=keys)
+        self._seek_primary = False
+        self._next_seek = 0.0
+        self._epoch = 0  # the highest epoch acks came from: an older primary's are ignored
+        if len(self.addresses) == 1:
+            self.address, self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
@@ -174,6 +174,64 @@ class Publisher:
                 target=self._flush_timer, daemon=True, name="publisher-flush"
             )
             self._flusher.start()
+
+    def _open(self, address: str) -> None:
+        self._socket = self._ctx.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        # Only a connected tickerplant takes messages: queueing them for an absent one
+        # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.setsockopt(zmq.SNDHWM, self.max_inflight + 1)
+        if self._keys is not None:
+            self._keys.apply(self._socket)
+        self._socket.connect(address)
+        # pyzmq's own send, without its Python wrapper's checks for options this socket
+        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
+        send: Any = super(zmq.Socket, self._socket).send
+        self._send_frame: Callable[[bytes, int, bool], object] = send
+        # Connection losses, as they happen: what was sent on a lost connection is resent
+        # once from the first unacknowledged batch when the next one is up, and a silence
+        # without a loss is a slow tickerplant, never a reason to send the window again.
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+
+    def _close_socket(self) -> None:
+        self._socket.disable_monitor()
+        self._monitor.close(0)
+        self._socket.close(0)
+
+    def _follow_primary(self) -> None:
+        """A pair's primary was lost (or went silent): find the one that answers now and
+        send it everything unacknowledged, in order. Asked at most every ``ROUND_S``."""
+        now = time.monotonic()
+        if now < self._next_seek:
+            return
+        try:
+            address, hello = find_primary(self._ctx, self.addresses, ROUND_S, self._keys)
+        except TickerplantUnavailable:
+            self._next_seek = time.monotonic() + ROUND_S
+            return
+        self._seek_primary = False
+        if address == self.address and hello.epoch == self.hello.epoch:
+            self._last_progress = time.monotonic()  # only slow: wait a stall again
+            return
+        log.warning("tickerplant primary now at %s (epoch %d)", address, hello.epoch)
+        self._close_socket()
+        self._open(address)
+        self.address, self.hello = address, hello
+        self.failovers += 1
+        self._lost_since_ack = True
+        self._last_progress = time.monotonic()
+        if self._inflight:
+            self._rewind(next(iter(self._inflight)))
+        self._pump()
+
+    def _check_pair(self) -> None:
+        """Several addresses: look for the primary after a loss, or a silence with batches
+        waiting for acks."""
+        if self._seek_primary or (
+            self._inflight and time.monotonic() - self._last_progress > self.resend_after_s
+        ):
+            self._follow_primary()
 
     @property
     def schemas(self) -> dict[str, TableSchema]:
@@ -423,11 +481,14 @@ class Publisher:
                 return
             self.disconnects += 1
             self._lost_since_ack = True
+            self._seek_primary = len(self.addresses) > 1
             if self._inflight:
                 self._rewind(next(iter(self._inflight)))
 
     def _process_replies(self, block_s: float) -> None:
         self._check_connection()
+        if len(self.addresses) > 1:
+            self._check_pair()
         deadline = time.monotonic() + block_s
         while True:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
@@ -448,6 +509,11 @@ class Publisher:
     def _on_reply(self, frames: list[bytes]) -> None:
         tag = frames[0]
         if tag == ACK:
+            if len(frames) > 2:  # a pair's primary: acks carry its epoch
+                epoch = U64.unpack(frames[2])[0]
+                if epoch < self._epoch:
+                    return  # from a primary fenced since: never counted
+                self._epoch = epoch
             level = U64.unpack(frames[1])[0]
             if level > self._acked:
                 self._acked = level
@@ -541,9 +607,7 @@ class Publisher:
         finally:
             with self._lock:
                 self._closed = True
-            self._socket.disable_monitor()
-            self._monitor.close(0)
-            self._socket.close(0)
+            self._close_socket()
             self._ctx.term()
 
     def __enter__(self) -> Publisher:
