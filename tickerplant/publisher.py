@@ -125,15 +125,16 @@ class Publisher:
         self._keys = keys = client_keys(curve)
         if len(self.addresses) > 1:  # a pair: connect to the one that is the primary
             self.address, self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)
-        self._open(self.address)
+            self._open(self.address)
+        else:  # connected while HELLO is answered: the first batch goes out at once
+            self._open(self.address)
+            self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)[1]
         self.disconnects = 0
         self.failovers = 0  # times it moved to another address's tickerplant
         self._lost_since_ack = False
         self._seek_primary = False
         self._next_seek = 0.0
         self._epoch = 0  # the highest epoch acks came from: an older primary's are ignored
-        if len(self.addresses) == 1:
-            self.address, self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
