@@ -27,7 +27,12 @@ in the same way.
 ``venue`` (``scripts/failover_venue.py``, only with ``--only venue``): a venue pair under
 orders; kill the primary, time until the standby's first output as the new primary.
 
-    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4] [--only rdb|venue]
+``tp`` (``scripts/failover_tp.py``, only with ``--only tp``): a tickerplant pair with sync
+replication under a feed; kill the primary, time until the first batch acknowledged by the
+new one; then the cost of replication (sync, async) on throughput and ack latency, as ratios
+to a lone tickerplant in the same run.
+
+    .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4] [--only rdb|venue|tp]
 """
 
 from __future__ import annotations
@@ -368,8 +373,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
-    parser.add_argument("--only", choices=[*sorted(SCENARIOS), "venue"], action="append")
+    parser.add_argument("--only", choices=[*sorted(SCENARIOS), "venue", "tp"], action="append")
+    parser.add_argument("--batches", type=int, default=20_000, help="tp: batches of 100 rows")
     args = parser.parse_args()
+    if args.only and "tp" in args.only:
+        from failover_tp import report_tp, run_replication_cost, run_tp_failover
+
+        with tempfile.TemporaryDirectory() as tmp:
+            failover = run_tp_failover(Path(tmp) / "failover", args.kills, args.feed_rate)
+            report_tp(failover, run_replication_cost(Path(tmp), args.batches, 1000), pct)
+        args.only.remove("tp")
+        if not args.only:
+            return
     if args.only and "venue" in args.only:
         from failover_venue import report_venue, run_venue_scenario
 

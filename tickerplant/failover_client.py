@@ -71,6 +71,8 @@ def _one_round(
         for address in addresses:
             socket = ctx.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
+            # A node promoted during the round binds its port then: connect within ms.
+            socket.setsockopt(zmq.RECONNECT_IVL, 5)
             if keys is not None:
                 keys.apply(socket)
             socket.connect(address)

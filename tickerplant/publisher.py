@@ -133,7 +133,6 @@ class Publisher:
         self.failovers = 0  # times it moved to another address's tickerplant
         self._lost_since_ack = False
         self._seek_primary = False
-        self._next_seek = 0.0
         self._epoch = 0  # the highest epoch acks came from: an older primary's are ignored
         self._lock = threading.RLock()
         self._next_batch = 1
@@ -202,15 +201,11 @@ class Publisher:
 
     def _follow_primary(self) -> None:
         """A pair's primary was lost (or went silent): find the one that answers now and
-        send it everything unacknowledged, in order. Asked at most every ``ROUND_S``."""
-        now = time.monotonic()
-        if now < self._next_seek:
-            return
+        send it everything unacknowledged, in order."""
         try:
             address, hello = find_primary(self._ctx, self.addresses, ROUND_S, self._keys)
         except TickerplantUnavailable:
-            self._next_seek = time.monotonic() + ROUND_S
-            return
+            return  # (the round took ROUND_S: asked again at the next look)
         self._seek_primary = False
         if address == self.address and hello.epoch == self.hello.epoch:
             self._last_progress = time.monotonic()  # only slow: wait a stall again
@@ -218,6 +213,8 @@ class Publisher:
         log.warning("tickerplant primary now at %s (epoch %d)", address, hello.epoch)
         self._close_socket()
         self._open(address)
+        # Sends go only to a connected peer (IMMEDIATE): wait the few ms of its handshake.
+        self._socket.poll(int(ROUND_S * 1000), zmq.POLLOUT)
         self.address, self.hello = address, hello
         self.failovers += 1
         self._lost_since_ack = True
@@ -490,6 +487,8 @@ class Publisher:
         self._check_connection()
         if len(self.addresses) > 1:
             self._check_pair()
+            if self._seek_primary:
+                return  # nothing comes on the lost connection
         deadline = time.monotonic() + block_s
         while True:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))

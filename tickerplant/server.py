@@ -105,6 +105,7 @@ class Tickerplant(DayRoll):
         repair_journal: bool = False,
         curve: CurveLinks | None = None,
         lease: Lease | None = None,
+        validator: BatchValidator | None = None,
     ) -> None:
         """``lease``: held by this node of a pair (``tickerplant.standby``): its epoch is the
         tickerplant's, and the journal is replicated to the standby (``replication``)."""
@@ -115,7 +116,8 @@ class Tickerplant(DayRoll):
         self.schemas = config.tables
         self.counters = Counters()
         self.ledger = PublisherLedger()
-        self.validator = BatchValidator(self.schemas, self.tp.max_message_bytes)
+        # Given: built beforehand for these tables (a standby's, ready for its takeover).
+        self.validator = validator or BatchValidator(self.schemas, self.tp.max_message_bytes)
         self.index = JournalIndex()
         self.journal_dir = config.journal_dir
         self.epoch = time.time_ns()

@@ -42,6 +42,7 @@ from tickdb.config import Config
 from tickdb.durable import write_atomic
 from tickdb.lease import Lease, LeaseState
 from tickerplant.clock import Clock
+from tickerplant.ingest import BatchValidator
 from tickerplant.mirror import JournalMirror, MirrorLink
 from tickerplant.server import Tickerplant
 
@@ -73,6 +74,7 @@ class TickerplantNode:
         self.stopping = threading.Event()
         self.tp: Tickerplant | None = None
         self.role = ""
+        self._validator: BatchValidator | None = None
 
     def stop(self) -> None:
         self.stopping.set()
@@ -103,8 +105,9 @@ class TickerplantNode:
         return state.holder.rsplit(":", 1)[0] == self.name
 
     def _lead(self) -> None:
+        validator, self._validator = self._validator, None
         try:
-            tp = Tickerplant(self.config, clock=self.clock, lease=self.lease)
+            tp = Tickerplant(self.config, self.clock, lease=self.lease, validator=validator)
         except BaseException:
             self.lease.step_down()
             raise
@@ -131,6 +134,11 @@ class TickerplantNode:
     # -- standby ----------------------------------------------------------------------------
     def _follow(self) -> bool:
         """Mirror the primary until this node may lead (True) or is stopped (False)."""
+        # What a tickerplant builds first (its validator: a second of pyarrow imports and
+        # layouts at first) is built before it is needed: not in a takeover.
+        self._validator = BatchValidator(
+            self.config.tables, self.config.tickerplant.max_message_bytes
+        )
         mirror = JournalMirror(self.config.journal_dir, self.config.journal.fsync == "always")
         ctx: zmq.Context[Any] = zmq.Context()
         link: MirrorLink | None = None
