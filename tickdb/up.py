@@ -24,6 +24,9 @@ def up(
             "--venue-standby", help="A hot standby beside each venue [stack.venue_standby]."
         ),
     ] = False,
+    tp_standby: Annotated[
+        bool, typer.Option("--tp-standby", help="A standby tickerplant (a pair, [replication]).")
+    ] = False,
 ) -> None:
     """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
     restart a component that exits (stack.restart).
@@ -61,6 +64,7 @@ def up(
         replicas=replicas or cfg.stack.replicas,
         env=env,
         venue_standby=venue_standby or cfg.stack.venue_standby,
+        tp_standby=tp_standby,
     )
     try:
         with console.status("starting tickdb…"):

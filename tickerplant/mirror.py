@@ -175,13 +175,17 @@ class MirrorLink:
         endpoint: str,
         epoch: int,
         mirror: JournalMirror,
-        beat_s: float,
+        timeout_s: float,
         max_message_bytes: int,
     ) -> None:
         self.endpoint = endpoint
         self.epoch = epoch
         self.mirror = mirror
-        self.beat_s = beat_s
+        self.beat_s = timeout_s / 4
+        # The primary drops a standby it has not heard from for ``timeout_s`` (and then
+        # acknowledges alone): RACKs further apart than this may have let it.
+        self.risk_s = 0.6 * timeout_s
+        self._last_ack = time.monotonic()
         self.attached = False  # the primary's last word: it counts this standby in
         self.last_heard = time.monotonic()
         self.received = 0
@@ -209,6 +213,10 @@ class MirrorLink:
                 self.last_heard = time.monotonic()
                 self._on_message(frames)
         now = time.monotonic()
+        if now - self._last_ack > self.risk_s:
+            # This side stalled (frozen, starved): until the primary says otherwise, it may
+            # have dropped this standby, which must then not take over.
+            self.attached = False
         if now >= self._next_beat:
             self._ack()
 
@@ -254,7 +262,8 @@ class MirrorLink:
         return False
 
     def _ack(self) -> None:
-        self._next_beat = time.monotonic() + self.beat_s
+        self._last_ack = time.monotonic()
+        self._next_beat = self._last_ack + self.beat_s
         body = RACK_BODY.pack(self.epoch, self.mirror.last_seq, self.received)
         self.socket.send_multipart([RACK, body])
 

@@ -144,15 +144,14 @@ class TickerplantNode:
         link: MirrorLink | None = None
         self._set_role("standby", {"epoch": self._lease_epoch()})
         waiting_logged = False
-        last_turn = time.monotonic()
         try:
             while not self.stopping.is_set():
-                now = time.monotonic()
-                if link is not None and now - last_turn > self.timeout_s / 2:
-                    # This loop stalled (frozen?): the primary may have dropped us since.
-                    link.attached = False
-                last_turn = now
                 state, _ = self.lease.read()
+                link = self._connect(ctx, link, state, mirror)
+                if link is None:
+                    self.stopping.wait(CHECK_S)
+                else:  # what the primary sent before it died counts: read it first
+                    link.step(CHECK_S)
                 if self.lease.vacant():
                     if (link is not None and link.attached) or state is None or self._ours(state):
                         if self.lease.acquire():
@@ -165,11 +164,6 @@ class TickerplantNode:
                             "the primary is gone, but this standby was not in sync with it: "
                             "not taking over (start the last primary again)"
                         )
-                link = self._connect(ctx, link, state, mirror)
-                if link is None:
-                    self.stopping.wait(CHECK_S)
-                else:
-                    link.step(CHECK_S)
             return False
         finally:
             if link is not None:
@@ -206,7 +200,7 @@ class TickerplantNode:
             primary["replication"],
             state.epoch,
             mirror,
-            self.timeout_s / 4,
+            self.timeout_s,
             self.config.tickerplant.max_message_bytes,
         )
 
