@@ -32,6 +32,7 @@ NODES = ("a", "b")
 class Pair:
     def __init__(self, workdir: Path, mode: str = "sync") -> None:
         self.workdir = workdir
+        self.mode = mode
         self.procs: dict[str, Proc] = {}
         self.addresses = {n: f"tcp://127.0.0.1:{free_port()}" for n in NODES}
         for node in NODES:
@@ -97,8 +98,8 @@ class Pair:
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    made = Pair(tmp_path)
+def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
+    made = Pair(tmp_path, getattr(request, "param", "sync"))
     try:
         yield made
     finally:
@@ -248,6 +249,35 @@ def test_sigstop_primary_is_fenced_and_rejoins(pair: Pair) -> None:
         probe.close(0)
         if a.alive():
             os.kill(a.popen.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("pair", ["sync", "async"], indirect=True)
+def test_frozen_standby(pair: Pair) -> None:
+    """Sync: no ack while an attached standby lacks the batch; a silent standby is dropped
+    and the primary goes on alone. Async: acks never wait for it. Either way the standby,
+    resumed, catches up to the same bytes."""
+    start_pair(pair)
+    b = pair.procs["b"]
+    publisher = Publisher(pair.both, timeout_s=20)
+    try:
+        publisher.publish("trade", sym="AAPL", price=1.0, size=1)
+        publisher.flush()
+        os.kill(b.popen.pid, signal.SIGSTOP)
+        publisher.publish("trade", sym="AAPL", price=1.0, size=2)
+        publisher.flush()
+        stats = pair.stats("a")
+        if pair.mode == "sync":  # acknowledged only once b no longer counted
+            assert not stats["standby_attached"]
+        else:  # acknowledged while b, still counted, lacks it
+            assert stats["standby_seq"] < stats["seq"]
+        os.kill(b.popen.pid, signal.SIGCONT)
+        wait_until(lambda: pair.attached("a"), what="b attached again")
+        wait_until(lambda: same_files(pair.journal("a"), pair.journal("b")), what="same journals")
+        assert publisher.failovers == 0
+    finally:
+        publisher.close(flush=False)
+        if b.alive():
+            os.kill(b.popen.pid, signal.SIGCONT)
 
 
 def probe_payload(feed: Feed) -> bytes:
