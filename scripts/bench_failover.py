@@ -374,7 +374,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
     parser.add_argument("--only", choices=[*sorted(SCENARIOS), "venue", "tp"], action="append")
-    parser.add_argument("--batches", type=int, default=20_000, help="tp: batches of 100 rows")
+    parser.add_argument("--batches", type=int, default=2000, help="tp: batches of 1000 rows")
     args = parser.parse_args()
     if args.only and "tp" in args.only:
         from failover_tp import report_tp, run_replication_cost, run_tp_failover

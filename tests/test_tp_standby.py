@@ -51,7 +51,7 @@ class Pair:
                         "mode": mode,
                         "address": "tcp://127.0.0.1:0",
                         "lease_dir": str(workdir / "lease"),
-                        "lease_ttl_ms": 300,
+                        "lease_ttl_ms": 1000,
                         "standby_timeout_ms": 500,
                     },
                 },

@@ -65,7 +65,7 @@ class ReplicationConfig:
     # Shared by both nodes of the pair: the lease (``tickdb.lease``) and the primary's
     # endpoints. Required when mode is not "off".
     lease_dir: str = ""
-    lease_ttl_ms: int = 300
+    lease_ttl_ms: int = 1000
     # A standby silent this long is dropped: the primary then acknowledges on its own.
     standby_timeout_ms: int = 500
 

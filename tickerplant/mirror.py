@@ -246,8 +246,9 @@ class MirrorLink:
                 log.warning("malformed RESTART from the primary")
                 return
             self._sync()
-        elif tag == REFUSED:
+        elif tag == REFUSED:  # e.g. dropped as silent: start over from where the copy ends
             log.warning("primary refused: %s", b" ".join(frames[1:2]).decode(errors="replace"))
+            self._sync()
         else:
             log.warning("unknown replication message %r", bytes(tag[:16]))
 

@@ -43,7 +43,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -51,9 +50,9 @@ import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
-from tickerplant.discovery import TickerplantUnavailable
-from tickerplant.failover_client import ROUND_S, addresses_of, find_primary
+from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.publisher_pair import PairFollowing
 from tickerplant.row_values import NotAValue
 from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
@@ -97,7 +96,7 @@ class PublishError(Exception):
         super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
 
 
-class Publisher:
+class Publisher(PairFollowing):
     def __init__(
         self,
         address: str | list[str] = "tcp://127.0.0.1:5010",
@@ -174,62 +173,6 @@ class Publisher:
                 target=self._flush_timer, daemon=True, name="publisher-flush"
             )
             self._flusher.start()
-
-    def _open(self, address: str) -> None:
-        self._socket = self._ctx.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        # Only a connected tickerplant takes messages: queueing them for an absent one
-        # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)
-        self._socket.setsockopt(zmq.SNDHWM, self.max_inflight + 1)
-        if self._keys is not None:
-            self._keys.apply(self._socket)
-        self._socket.connect(address)
-        # pyzmq's own send, without its Python wrapper's checks for options this socket
-        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
-        send: Any = super(zmq.Socket, self._socket).send
-        self._send_frame: Callable[[bytes, int, bool], object] = send
-        # Connection losses, as they happen: what was sent on a lost connection is resent
-        # once from the first unacknowledged batch when the next one is up, and a silence
-        # without a loss is a slow tickerplant, never a reason to send the window again.
-        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-
-    def _close_socket(self) -> None:
-        self._socket.disable_monitor()
-        self._monitor.close(0)
-        self._socket.close(0)
-
-    def _follow_primary(self) -> None:
-        """A pair's primary was lost (or went silent): find the one that answers now and
-        send it everything unacknowledged, in order."""
-        try:
-            address, hello = find_primary(self._ctx, self.addresses, ROUND_S, self._keys)
-        except TickerplantUnavailable:
-            return  # (the round took ROUND_S: asked again at the next look)
-        self._seek_primary = False
-        if address == self.address and hello.epoch == self.hello.epoch:
-            self._last_progress = time.monotonic()  # only slow: wait a stall again
-            return
-        log.warning("tickerplant primary now at %s (epoch %d)", address, hello.epoch)
-        self._close_socket()
-        self._open(address)
-        # Sends go only to a connected peer (IMMEDIATE): wait the few ms of its handshake.
-        self._socket.poll(int(ROUND_S * 1000), zmq.POLLOUT)
-        self.address, self.hello = address, hello
-        self.failovers += 1
-        self._lost_since_ack = True
-        self._last_progress = time.monotonic()
-        if self._inflight:
-            self._rewind(next(iter(self._inflight)))
-        self._pump()
-
-    def _check_pair(self) -> None:
-        """Several addresses: look for the primary after a loss, or a silence with batches
-        waiting for acks."""
-        if self._seek_primary or (
-            self._inflight and time.monotonic() - self._last_progress > self.resend_after_s
-        ):
-            self._follow_primary()
 
     @property
     def schemas(self) -> dict[str, TableSchema]:

@@ -214,7 +214,9 @@ class Replicator:
     def _on_rack(self, identity: bytes, epoch: int, seq: int, received: int) -> None:
         standby = self.standby
         if standby is None or identity != standby.identity:
-            return  # an earlier connection's: it will SYNC again
+            # Dropped (silent too long) or replaced: it is to SYNC again.
+            self._send(identity, REFUSED, b"not a standby of this primary: SYNC again")
+            return
         if epoch != self.lease.epoch:
             log.warning(
                 "standby acknowledged epoch %d, this primary's is %d", epoch, self.lease.epoch
@@ -299,6 +301,10 @@ class Replicator:
                     return
                 continue
             data, last_seq = _whole_records(standby.fd, standby.offset, size)
+            if not data:  # never expected: the offset is not at a record of the file
+                log.error("replication: no whole record at byte %d of %s", standby.offset, path)
+                self._drop_standby()
+                return
             flags = ATTACHED if standby.attached else 0
             session = standby.session.isoformat().encode()
             head = REPL_HEAD.pack(self.lease.epoch, standby.offset, last_seq, flags, session)

@@ -574,21 +574,18 @@ class Tickerplant(DayRoll):
             return
         self._next_ack = now + ACK_INTERVAL_S
         send, level = self._send_ingest, self.ledger.ack_level
-        if self.replication is not None:  # the level released, and the epoch it is from
+        epoch = None  # a pair's primary: the level released, and the epoch it is from
+        if self.replication is not None:
             level, epoch = self.replication.ack_level, U64.pack(self.epoch)
-            for identity, publisher in self._ack_due.items():
-                send(identity, _SNDMORE)
-                send(ACK, _SNDMORE)
-                send(U64.pack(level(publisher)), _SNDMORE)
-                send(epoch, 0)
-            self._ack_due.clear()
-            self._wait.sent_on_ingest()
-            return
         for identity, publisher in self._ack_due.items():
             # Frame by frame with int flags: send_multipart combines flag enums per frame.
             send(identity, _SNDMORE)
             send(ACK, _SNDMORE)
-            send(U64.pack(level(publisher)), 0)
+            if epoch is None:
+                send(U64.pack(level(publisher)), 0)
+            else:
+                send(U64.pack(level(publisher)), _SNDMORE)
+                send(epoch, 0)
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
