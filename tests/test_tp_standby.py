@@ -27,6 +27,7 @@ from tickerplant.subscriber import Subscriber, Update
 from tickerplant.table_payload import to_arrow
 
 NODES = ("a", "b")
+WAIT = 30.0  # seconds: a loaded machine starts processes slowly
 
 
 class Pair:
@@ -108,9 +109,9 @@ def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
 
 def start_pair(pair: Pair) -> None:
     pair.start("a")
-    wait_until(lambda: pair.role("a").get("role") == "primary", what="a primary")
+    wait_until(lambda: pair.role("a").get("role") == "primary", WAIT, what="a primary")
     pair.start("b")
-    wait_until(lambda: pair.attached("a"), what="b attached to a")
+    wait_until(lambda: pair.attached("a"), WAIT, what="b attached to a")
 
 
 def journal_ids(journal: Path) -> Counter[int]:
@@ -200,14 +201,14 @@ def test_kill_primary_under_load(pair: Pair) -> None:
     collector = Collector(pair.both)
     feed = Feed(pair.both)
     try:
-        wait_until(lambda: feed.publisher.acked > 50, what="acks from a")
+        wait_until(lambda: feed.publisher.acked > 50, WAIT, what="acks from a")
         pair.procs["a"].kill9()
-        wait_until(lambda: pair.role("b").get("role") == "primary", what="b primary")
-        wait_until(lambda: feed.publisher.failovers >= 1, what="the feed to follow b")
+        wait_until(lambda: pair.role("b").get("role") == "primary", WAIT, what="b primary")
+        wait_until(lambda: feed.publisher.failovers >= 1, WAIT, what="the feed to follow b")
         acked = feed.publisher.acked
-        wait_until(lambda: feed.publisher.acked > acked + 50, what="acks from b")
+        wait_until(lambda: feed.publisher.acked > acked + 50, WAIT, what="acks from b")
         sent = feed.finish()
-        wait_until(lambda: sum(collector.ids.values()) >= sent, what="the subscriber")
+        wait_until(lambda: sum(collector.ids.values()) >= sent, WAIT, what="the subscriber")
         check_exactly(sent, journal_ids(pair.journal("b")), collector.ids)
         assert pair.role("b")["epoch"] == 2
     finally:
@@ -215,9 +216,9 @@ def test_kill_primary_under_load(pair: Pair) -> None:
         collector.close()
     # The old primary comes back: a standby of b, its journal b's byte for byte.
     pair.start("a")
-    wait_until(lambda: pair.role("a").get("role") == "standby", what="a standby")
-    wait_until(lambda: pair.attached("b"), what="a attached to b")
-    wait_until(lambda: same_files(pair.journal("a"), pair.journal("b")), what="same journals")
+    wait_until(lambda: pair.role("a").get("role") == "standby", WAIT, what="a standby")
+    wait_until(lambda: pair.attached("b"), WAIT, what="a attached to b")
+    wait_until(lambda: same_files(pair.journal("a"), pair.journal("b")), WAIT, what="same journals")
 
 
 def test_sigstop_primary_is_fenced_and_rejoins(pair: Pair) -> None:
@@ -227,22 +228,24 @@ def test_sigstop_primary_is_fenced_and_rejoins(pair: Pair) -> None:
     probe = zmq.Context.instance().socket(zmq.DEALER)
     probe.setsockopt(zmq.LINGER, 0)
     try:
-        wait_until(lambda: feed.publisher.acked > 50, what="acks from a")
+        wait_until(lambda: feed.publisher.acked > 50, WAIT, what="acks from a")
         os.kill(a.popen.pid, signal.SIGSTOP)
         # A write that reaches the frozen primary: it must never be acknowledged.
         probe.connect(pair.addresses["a"])
         probe.send_multipart([encode_upd(os.urandom(16), 1, 1, b"trade", probe_payload(feed))])
-        wait_until(lambda: pair.role("b").get("role") == "primary", what="b primary")
-        wait_until(lambda: feed.publisher.failovers >= 1, what="the feed to follow b")
+        wait_until(lambda: pair.role("b").get("role") == "primary", WAIT, what="b primary")
+        wait_until(lambda: feed.publisher.failovers >= 1, WAIT, what="the feed to follow b")
         acked = feed.publisher.acked
-        wait_until(lambda: feed.publisher.acked > acked + 50, what="acks from b")
+        wait_until(lambda: feed.publisher.acked > acked + 50, WAIT, what="acks from b")
         os.kill(a.popen.pid, signal.SIGCONT)
-        wait_until(lambda: pair.role("a").get("role") == "standby", what="a fenced")
+        wait_until(lambda: pair.role("a").get("role") == "standby", WAIT, what="a fenced")
         sent = feed.finish()
-        wait_until(lambda: pair.attached("b"), what="a attached to b")
+        wait_until(lambda: pair.attached("b"), WAIT, what="a attached to b")
         assert not probe.poll(100), "the fenced primary answered a write"
         check_exactly(sent, journal_ids(pair.journal("b")))
-        wait_until(lambda: same_files(pair.journal("a"), pair.journal("b")), what="same journals")
+        wait_until(
+            lambda: same_files(pair.journal("a"), pair.journal("b")), WAIT, what="same journals"
+        )
         assert "fenced" in a.log()
     finally:
         feed.stop.set()
@@ -271,8 +274,10 @@ def test_frozen_standby(pair: Pair) -> None:
         else:  # acknowledged while b, still counted, lacks it
             assert stats["standby_seq"] < stats["seq"]
         os.kill(b.popen.pid, signal.SIGCONT)
-        wait_until(lambda: pair.attached("a"), what="b attached again")
-        wait_until(lambda: same_files(pair.journal("a"), pair.journal("b")), what="same journals")
+        wait_until(lambda: pair.attached("a"), WAIT, what="b attached again")
+        wait_until(
+            lambda: same_files(pair.journal("a"), pair.journal("b")), WAIT, what="same journals"
+        )
         assert publisher.failovers == 0
     finally:
         publisher.close(flush=False)
