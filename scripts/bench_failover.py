@@ -380,7 +380,9 @@ def main() -> None:
         from failover_tp import report_tp, run_replication_cost, run_tp_failover
 
         with tempfile.TemporaryDirectory() as tmp:
-            failover = run_tp_failover(Path(tmp) / "failover", args.kills, args.feed_rate)
+            # TICKDB_BENCH_KEEP=DIR: the nodes' directories and logs are kept there.
+            work = Path(os.environ.get("TICKDB_BENCH_KEEP") or tmp)
+            failover = run_tp_failover(work / "failover", args.kills, args.feed_rate)
             report_tp(failover, run_replication_cost(Path(tmp), args.batches, 1000), pct)
         args.only.remove("tp")
         if not args.only:

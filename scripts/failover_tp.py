@@ -1,7 +1,8 @@
 """The tickerplant scenario of ``bench_failover.py``: a tickerplant pair under a feed.
 
 Failover: two ``tickdb tp`` nodes with ``[replication] mode = "sync"`` and one lease
-directory; a probe publisher given both addresses publishes a small batch and waits for
+directory (``lease_ttl_ms`` 1000, ``standby_timeout_ms`` 2000: a starved standby on a loaded
+machine is not dropped, and stays eligible); a probe publisher given both addresses publishes a small batch and waits for
 its ack, over and over, while a feed publisher adds load. Each kill SIGKILLs the primary;
 measured, from the kill: until the first probe batch acknowledged by the new primary (the
 probe's ``flush`` returns after the publisher moved to the other address). The killed node
@@ -60,6 +61,7 @@ class Nodes:
                 "kdb_port = 0\nheartbeat_ms = 100\n\n"
                 f'[replication]\nmode = "{mode}"\naddress = "tcp://127.0.0.1:0"\n'
                 f'lease_dir = "{workdir / "lease"}"\nlease_ttl_ms = 1000\n'
+                "standby_timeout_ms = 2000\n"
             )
         for node in self.names:
             self.start(node)

@@ -53,7 +53,7 @@ class Pair:
                         "address": "tcp://127.0.0.1:0",
                         "lease_dir": str(workdir / "lease"),
                         "lease_ttl_ms": 1000,
-                        "standby_timeout_ms": 500,
+                        "standby_timeout_ms": 1000,
                     },
                 },
             )

@@ -67,7 +67,7 @@ class ReplicationConfig:
     lease_dir: str = ""
     lease_ttl_ms: int = 1000
     # A standby silent this long is dropped: the primary then acknowledges on its own.
-    standby_timeout_ms: int = 500
+    standby_timeout_ms: int = 1000
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -189,6 +189,7 @@ class MirrorLink:
         self.attached = False  # the primary's last word: it counts this standby in
         self.last_heard = time.monotonic()
         self.received = 0
+        self._synced_at = 0.0
         self.socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_message_bytes + CHUNK_BYTES + 4096)
@@ -200,7 +201,16 @@ class MirrorLink:
     def _sync(self) -> None:
         self.received = 0
         self.attached = False
+        self._synced_at = time.monotonic()
         self.socket.send_multipart([SYNC, json.dumps(self.mirror.state()).encode()])
+
+    def _resync(self) -> None:
+        """SYNC again, unless just done: what the primary sent before it had our last SYNC
+        (chunks of the stream it replaced, refusals of our earlier RACKs) asks nothing new."""
+        if time.monotonic() - self._synced_at > self.beat_s:
+            self._sync()
+        else:
+            self.attached = False
 
     def step(self, timeout_s: float) -> None:
         """Take what the primary sent within ``timeout_s``; acknowledge it."""
@@ -230,7 +240,7 @@ class MirrorLink:
                 self.mirror.write(dt.date.fromisoformat(session.decode()), offset, frames[2])
             except (MirrorError, ValueError) as exc:
                 log.warning("replication chunk not taken (%s); syncing again", exc)
-                self._sync()
+                self._resync()
                 return
             self.received += len(frames[2])
             self.attached = bool(flags & ATTACHED)
@@ -248,7 +258,7 @@ class MirrorLink:
             self._sync()
         elif tag == REFUSED:  # e.g. dropped as silent: start over from where the copy ends
             log.warning("primary refused: %s", b" ".join(frames[1:2]).decode(errors="replace"))
-            self._sync()
+            self._resync()
         else:
             log.warning("unknown replication message %r", bytes(tag[:16]))
 
