@@ -2,8 +2,9 @@
 
 Failover: two ``tickdb tp`` nodes with ``[replication] mode = "sync"`` and one lease
 directory (``lease_ttl_ms`` 1000, ``standby_timeout_ms`` 2000: a starved standby on a loaded
-machine is not dropped, and stays eligible); a probe publisher given both addresses publishes a small batch and waits for
-its ack, over and over, while a feed publisher adds load. Each kill SIGKILLs the primary;
+machine is not dropped, and stays eligible); a probe publisher given both addresses
+publishes a small batch and waits for its ack, over and over, while a feed publisher adds
+load. Each kill SIGKILLs the primary;
 measured, from the kill: until the first probe batch acknowledged by the new primary (the
 probe's ``flush`` returns after the publisher moved to the other address). The killed node
 is started again and waited for as the attached standby before the next kill. Baseline, in
