@@ -64,7 +64,8 @@ class Pair:
 
     def start(self, node: str) -> Proc:
         args = ["tp", "--config", str(self.workdir / f"{node}.toml")]
-        proc = Proc([*args, "--data-dir", str(self.workdir / node)], self.workdir, node)
+        data = ["--data-dir", str(self.workdir / node)]
+        proc = Proc([*args, *data], self.workdir, node, ready_timeout=60)
         self.procs[node] = proc
         return proc
 
