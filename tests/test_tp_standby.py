@@ -20,6 +20,7 @@ import pytest
 import zmq
 from support.harness import Proc, free_port, wait_until, write_config
 
+from queries.service import QueryClient
 from tickerplant.journal import journal_files, read_journal
 from tickerplant.protocol import KIND_UPD, encode_upd
 from tickerplant.publisher import Publisher
@@ -197,8 +198,26 @@ def check_exactly(expected: int, *found: Counter[int]) -> None:
         )
 
 
+def start_rdb(pair: Pair) -> Proc:
+    """A real RDB given both addresses (one ``--tp`` with a comma between them)."""
+    config = write_config(
+        pair.workdir / "rdb.toml",
+        {"tickerplant": {"heartbeat_ms": 100}, "rdb": {"address": "tcp://127.0.0.1:0"}},
+    )
+    args = ["rdb", "--config", str(config), "--data-dir", str(pair.workdir / "rdb")]
+    proc = Proc([*args, "--tp", ",".join(pair.both)], pair.workdir, "rdb", ready_timeout=60)
+    pair.procs["rdb"] = proc
+    return proc
+
+
+def rdb_ids(rdb: Proc) -> Counter[int]:
+    client = QueryClient(str(rdb.info["address"]), timeout_s=10.0)
+    return Counter(client.query("SELECT size FROM trade").table.column(0).to_pylist())
+
+
 def test_kill_primary_under_load(pair: Pair) -> None:
     start_pair(pair)
+    rdb = start_rdb(pair)
     collector = Collector(pair.both)
     feed = Feed(pair.both)
     try:
@@ -210,7 +229,8 @@ def test_kill_primary_under_load(pair: Pair) -> None:
         wait_until(lambda: feed.publisher.acked > acked + 50, WAIT, what="acks from b")
         sent = feed.finish()
         wait_until(lambda: sum(collector.ids.values()) >= sent, WAIT, what="the subscriber")
-        check_exactly(sent, journal_ids(pair.journal("b")), collector.ids)
+        wait_until(lambda: sum(rdb_ids(rdb).values()) >= sent, WAIT, what="the RDB")
+        check_exactly(sent, journal_ids(pair.journal("b")), collector.ids, rdb_ids(rdb))
         assert pair.role("b")["epoch"] == 2
     finally:
         feed.stop.set()
