@@ -7,7 +7,7 @@ a lone venue does, so their books are identical; they also follow their shard's 
 back from the tickerplant (journaled): what is pending is exactly what the pair has not yet
 journaled, the restart path's ``in_seq`` rule applied continuously.
 
-The holder of the shard's lease (``orders.lease``) publishes; the other only computes. When
+The holder of the shard's lease (``tickdb.lease``) publishes; the other only computes. When
 the holder dies (its ``alive`` lock freed) or stops renewing for ``ttl_s`` (frozen), the
 standby takes epoch + 1, publishes its pending batches and from then on everything.
 
@@ -38,12 +38,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from orders.lease import Lease
 from orders.model import Event, Fill
 from orders.rows import EVENT_SCHEMA, FILL_SCHEMA, encode_rows, event_row, fill_row
 from orders.venue import Output, Venue
 from tickdb.durable import write_atomic
 from tickdb.gc_pauses import keep_pauses_short
+from tickdb.lease import Lease
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Update
 

@@ -34,8 +34,13 @@ until the killed one is back (a venue replays the journal).
 pair under orders; kill the primary, time until the standby's first output as the new
 primary.
 
+``tp`` (``scripts/failover_tp.py``, only with ``--only tp``): a tickerplant pair with sync
+replication under a feed; kill the primary, time until the first batch acknowledged by the
+new one; then the cost of replication (sync, async) on throughput and ack latency, as ratios
+to a lone tickerplant in the same run.
+
     .venv/bin/python scripts/bench_failover.py [--kills 20] [--clients 4]
-        [--only rdb|hdb|venue|gateway|venue-output]
+        [--only rdb|hdb|venue|gateway|venue-output|tp]
 """
 
 from __future__ import annotations
@@ -383,9 +388,21 @@ def main() -> None:
         default=0.1,
         help="venue and gateway scenarios: seconds before the supervisor restarts the victim",
     )
-    choices = [*sorted(SCENARIOS), *STACK_SCENARIOS, "venue-output"]
+    parser.add_argument("--batches", type=int, default=2000, help="tp: batches of 1000 rows")
+    choices = [*sorted(SCENARIOS), *STACK_SCENARIOS, "venue-output", "tp"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args()
+    if args.only and "tp" in args.only:
+        from failover_tp import report_tp, run_replication_cost, run_tp_failover
+
+        with tempfile.TemporaryDirectory() as tmp:
+            # TICKDB_BENCH_KEEP=DIR: the nodes' directories and logs are kept there.
+            work = Path(os.environ.get("TICKDB_BENCH_KEEP") or tmp)
+            failover = run_tp_failover(work / "failover", args.kills, args.feed_rate)
+            report_tp(failover, run_replication_cost(Path(tmp), args.batches, 1000), pct)
+        args.only.remove("tp")
+        if not args.only:
+            return
     if args.only and "venue-output" in args.only:
         from failover_venue import report_venue, run_venue_scenario
 

@@ -58,6 +58,23 @@ class TickerplantConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReplicationConfig:
+    """A tickerplant pair (``tickerplant.standby``, docs/tickerplant-standby.md)."""
+
+    # "off": a lone tickerplant; "sync": a batch is acknowledged (and published) once the
+    # standby has it; "async": once journaled here, the standby follows behind.
+    mode: Literal["off", "sync", "async"] = "off"
+    # Where this node serves its journal to a standby (when primary).
+    address: str = "tcp://127.0.0.1:5013"
+    # Shared by both nodes of the pair: the lease (``tickdb.lease``) and the primary's
+    # endpoints. Required when mode is not "off".
+    lease_dir: str = ""
+    lease_ttl_ms: int = 1000
+    # A standby silent this long is dropped: the primary then acknowledges on its own.
+    standby_timeout_ms: int = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
 class JournalConfig:
     fsync: Literal["never", "interval", "always"] = "interval"
     fsync_interval_ms: int = 1000
@@ -181,6 +198,7 @@ class Config:
     data_dir: str = "./tickdb-data"
     tickerplant: TickerplantConfig = field(default_factory=TickerplantConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     eod: EodConfig = field(default_factory=EodConfig)
     rdb: RdbConfig = field(default_factory=RdbConfig)
     hdb: HdbConfig = field(default_factory=HdbConfig)
@@ -281,6 +299,7 @@ def _validate(config: Config) -> None:
             ("batch_interval_ms", "max_message_bytes", "subscriber_buffer", "heartbeat_ms"),
         ),
         ("journal", ("fsync_interval_ms",)),
+        ("replication", ("lease_ttl_ms", "standby_timeout_ms")),
         ("stack", ("shards", "demo_rate", "replicas", "restart_backoff_s", "restart_reset_s")),
         ("gateway", ("scan_rows", "refresh_s", "max_query_chars", "max_nesting", "client_queries")),
     ):
@@ -288,6 +307,8 @@ def _validate(config: Config) -> None:
         for name in names:
             if getattr(obj, name) <= 0:
                 raise ConfigError(f"{section}.{name}: must be positive")
+    if config.replication.mode != "off" and not config.replication.lease_dir:
+        raise ConfigError("replication.lease_dir: required when replication.mode is not off")
     if config.stack.restart_backoff_max_s < config.stack.restart_backoff_s:
         raise ConfigError("stack.restart_backoff_max_s: must not be below restart_backoff_s")
     if config.stack.gateways <= 0:

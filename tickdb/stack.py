@@ -68,6 +68,7 @@ class Stack:
         env: dict[str, str] | None = None,
         venue_standby: bool = False,
         gateways: int = 1,
+        tp_standby: bool = False,
     ) -> None:
         self.config = config
         # Added to every component's environment (the demo's API token for its strategy),
@@ -79,6 +80,7 @@ class Stack:
         self.replicas = replicas or config.stack.replicas
         self.venue_standby = venue_standby
         self.gateways = gateways
+        self.tp_standby = tp_standby
         self.demo = demo
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
@@ -131,8 +133,11 @@ class Stack:
 
     def start(self) -> None:
         cfg = self.config
-        tp = self._start("tickerplant", ["tp", *self._common()])
-        tp_address = str(tp.info["address"])
+        if self.tp_standby:
+            tp_address = self._start_tp_pair()
+        else:
+            tp = self._start("tickerplant", ["tp", *self._common()])
+            tp_address = str(tp.info["address"])
         hdbs: list[list[str]] = []  # per shard, its replicas' addresses
         rdbs: list[list[str]] = []
         for k in range(self.shards):
@@ -212,6 +217,23 @@ class Stack:
             args += ["--fix-port", str(fix.port + i if fix.port else 0)]
             args += ["--fix-store-dir", str(store_dir(self.config) / gateway_name(i))]
         return args
+
+    def _start_tp_pair(self) -> str:
+        """A tickerplant pair (docs/architecture.md, A tickerplant standby): the second node
+        under ``<data>/tp-standby``, its ports 100 above; clients are given both addresses."""
+        cfg = self.config
+        if cfg.tickerplant.address.endswith(":0"):
+            raise ValueError("--tp-standby: tickerplant.address needs a fixed port")
+        mode = cfg.replication.mode if cfg.replication.mode != "off" else "sync"
+        lease = cfg.replication.lease_dir or str(self.run_dir / "tp-lease")
+        pair = ["--replication", mode, "--lease-dir", lease]
+        self._start("tickerplant", ["tp", *self._common(), *pair], pin=None)
+        config = ["--config", str(self.config_path)] if self.config_path is not None else []
+        standby_args = ["tp", "--data-dir", str(cfg.data_path / "tp-standby"), *config, *pair]
+        self._start(
+            "tickerplant-s", [*standby_args, "--port-offset", "100"], role="standby", pin=None
+        )
+        return ",".join([cfg.tickerplant.address, _port_plus(cfg.tickerplant.address, 100)])
 
     def _client_env(self) -> dict[str, str]:
         """What a client without a config connects with: the components' own keys."""

@@ -11,9 +11,10 @@ backends. One JSON object::
 
 ``role`` is ``primary`` (the one instance of its kind: tickerplant, gateway, venue),
 ``replica`` (one of a shard's RDBs or HDBs, all serving) or ``client`` (the demo feed and
-strategy); ``standby`` is a venue's hot standby (``stack.venue_standby``); ``active`` is
-each of several gateways (``stack.gateways``), all serving. ``epoch`` counts
-takeovers: for a venue pair, the epoch of the shard's lease (``orders.lease``).
+strategy); ``standby`` is a venue's hot standby (``stack.venue_standby``) or a tickerplant
+pair's second node (``--tp-standby``); ``active`` is each of several gateways
+(``stack.gateways``), all serving. ``epoch`` counts takeovers: for a venue pair, the epoch
+of the shard's lease (``tickdb.lease``).
 """
 
 from __future__ import annotations

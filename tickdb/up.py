@@ -30,6 +30,9 @@ def up(
             min=1, help="Active-active gateways, each on the configured ports + i [stack.gateways]."
         ),
     ] = None,
+    tp_standby: Annotated[
+        bool, typer.Option("--tp-standby", help="A standby tickerplant (a pair, [replication]).")
+    ] = False,
 ) -> None:
     """Start the whole stack (tickerplant, RDB + HDB per shard, gateway) until Ctrl-C;
     restart a component that exits (stack.restart).
@@ -68,6 +71,7 @@ def up(
         env=env,
         venue_standby=venue_standby or cfg.stack.venue_standby,
         gateways=gateways or cfg.stack.gateways,
+        tp_standby=tp_standby,
     )
     try:
         with console.status("starting tickdb…"):

@@ -23,6 +23,7 @@ def _run_tp(
     repair: bool,
     address: str | None,
     clock_start: str | None,
+    pair: tuple[str | None, Path | None, int] = (None, None, 0),
 ) -> None:
     """Run the tickerplant."""
     import dataclasses
@@ -43,9 +44,13 @@ def _run_tp(
         cfg = dataclasses.replace(
             cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
         )
+    cfg = _pair_options(cfg, *pair)
     authorizer = Authorizer(cfg.auth)
     # Its ZeroMQ ports, and the kdb+ port's own clients of them, follow [curve].
     curve_links.install(cfg, authorizer)
+    if cfg.replication.mode != "off":
+        _run_node(cfg, ready_file, clock_start)
+        return
     try:
         tp = Tickerplant(cfg, clock=_clock(clock_start), repair_journal=repair)
     except JournalCorrupt as exc:
@@ -94,6 +99,50 @@ def _run_tp(
             kdb.audit.close()
 
 
+def _pair_options(cfg: Any, mode: str | None, lease_dir: Path | None, offset: int) -> Any:
+    """``--replication``, ``--lease-dir`` and ``--port-offset`` (the second node of a pair
+    on the same host: every port of this node moved by ``offset``)."""
+    import dataclasses
+
+    from tickdb.config import ConfigError
+    from tickdb.stack import _port_plus
+
+    replication = cfg.replication
+    if mode is not None:
+        replication = dataclasses.replace(replication, mode=mode)
+    if lease_dir is not None:
+        replication = dataclasses.replace(replication, lease_dir=str(lease_dir))
+    if replication.mode != "off" and not replication.lease_dir:
+        raise ConfigError("replication.lease_dir: required when replication.mode is not off")
+    tp = cfg.tickerplant
+    if offset:
+        tp = dataclasses.replace(
+            tp,
+            **{
+                k: _port_plus(getattr(tp, k), offset)
+                for k in ("address", "publish_address", "replay_address")
+            },
+        )
+        replication = dataclasses.replace(
+            replication, address=_port_plus(replication.address, offset)
+        )
+    return dataclasses.replace(cfg, tickerplant=tp, replication=replication)
+
+
+def _run_node(cfg: Any, ready_file: Path | None, clock_start: str | None) -> None:
+    """One node of a tickerplant pair (``tickerplant.standby``): the ready file is written
+    again at each change of role."""
+    from tickdb.ready import write_ready
+    from tickerplant.standby import TickerplantNode
+
+    node = TickerplantNode(
+        cfg, clock=_clock(clock_start), on_role=lambda info: write_ready(ready_file, info)
+    )
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    signal.signal(signal.SIGINT, lambda *_: node.stop())
+    node.run()
+
+
 def tp_command(
     ctx: typer.Context,
     config: ConfigOpt = None,
@@ -106,10 +155,23 @@ def tp_command(
     clock_start: Annotated[
         str | None, typer.Option(hidden=True, help="Run the clock from this ISO instant (tests).")
     ] = None,
+    replication: Annotated[
+        str | None,
+        typer.Option(help="A node of a pair: sync or async (off: alone) [replication.mode]."),
+    ] = None,
+    lease_dir: Annotated[
+        Path | None, typer.Option(help="The pair's shared directory [replication.lease_dir].")
+    ] = None,
+    port_offset: Annotated[
+        int, typer.Option(help="Move every port of this node by this much (a pair on one host).")
+    ] = 0,
 ) -> None:
     """Run the tickerplant (or one of its subcommands)."""
+    if replication not in (None, "off", "sync", "async"):
+        raise typer.BadParameter("--replication: off, sync or async")
     if ctx.invoked_subcommand is None:
-        _run_tp(config, data_dir, ready_file, repair, address, clock_start)
+        pair = (replication, lease_dir, port_offset)
+        _run_tp(config, data_dir, ready_file, repair, address, clock_start, pair)
 
 
 def _clock(clock_start: str | None) -> Any:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tickerplant.clock import Clock, RollCalendar
     from tickerplant.journal import JournalWriter
     from tickerplant.pubsub import Fanout, Outgoing
+    from tickerplant.replication import Replicator
     from tickerplant.wakeup import SocketWait
 
 log = logging.getLogger("tickerplant.server")
@@ -40,6 +41,7 @@ class DayRoll:
         pending_roll: PendingRoll
         _outgoing: list[Outgoing]
         _wait: SocketWait
+        replication: Replicator | None
 
         def _flush_pending(self) -> None: ...
         def _commit(self) -> None: ...
@@ -95,10 +97,13 @@ class DayRoll:
         ended = self.session
         self._append(KIND_EOD, "", (), ended.isoformat().encode(), self.clock.now_ns())
         self.journal.close()
-        self.committed_seq = self.seq
-        self.fanout.publish(self._outgoing)
+        if self.replication is not None:  # published once the standby has it (sync)
+            self.replication.hold(self.seq, self._outgoing, {})
+        else:
+            self.committed_seq = self.seq
+            self.fanout.publish(self._outgoing)
+            self._wait.sent_on_pub()
         self._outgoing = []
-        self._wait.sent_on_pub()
         self.session = next_session
         self.session_start_seq = self.seq
         self.journal = journal

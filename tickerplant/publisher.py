@@ -28,6 +28,12 @@ Arrow, ``tickerplant.row_message``).
 
 With ``[curve]`` on: ``curve=CurveClient.from_files("feed1.secret", "server.pub")``, or
 ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY`` (``tickdb.curve_links``).
+
+A tickerplant pair (``tickerplant.standby``): give both addresses (a list, or one string
+with a comma between them). The publisher talks to the one that answers as the primary;
+when its connection is lost, or no ack comes for ``resend_after_s``, it looks for the
+primary again and sends it everything unacknowledged (its exactly-once ledger, copied
+from the old primary's journal, drops what it already has).
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -45,8 +50,9 @@ import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
-from tickerplant.discovery import Hello, request_hello
+from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.publisher_pair import PairFollowing
 from tickerplant.row_values import NotAValue
 from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
@@ -90,10 +96,10 @@ class PublishError(Exception):
         super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
 
 
-class Publisher:
+class Publisher(PairFollowing):
     def __init__(
         self,
-        address: str = "tcp://127.0.0.1:5010",
+        address: str | list[str] = "tcp://127.0.0.1:5010",
         *,
         batch_rows: int = 0,
         batch_ms: float = 0.0,
@@ -103,7 +109,8 @@ class Publisher:
         publisher_id: bytes | None = None,
         curve: CurveClient | None = None,
     ) -> None:
-        self.address = address
+        self.addresses = addresses_of(address)
+        self.address = self.addresses[0]
         self.timeout_s = timeout_s
         self.resend_after_s = resend_after_s
         self.max_inflight = max_inflight
@@ -114,26 +121,18 @@ class Publisher:
         # kept as a password is.
         self.publisher_id = publisher_id or os.urandom(16)
         self._ctx = zmq.Context()
-        self._socket = self._ctx.socket(zmq.DEALER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        # Only a connected tickerplant takes messages: queueing them for an absent one
-        # duplicated, in ZeroMQ's buffers, what ``_inflight`` holds already.
-        self._socket.setsockopt(zmq.IMMEDIATE, 1)
-        self._socket.setsockopt(zmq.SNDHWM, max_inflight + 1)
-        if (keys := client_keys(curve)) is not None:
-            keys.apply(self._socket)
-        self._socket.connect(address)
-        # pyzmq's own send, without its Python wrapper's checks for options this socket
-        # never uses (routing ids, groups): 0.23 against 0.6 µs a call, per one-row message.
-        send: Any = super(zmq.Socket, self._socket).send
-        self._send_frame: Callable[[bytes, int, bool], object] = send
-        # Connection losses, as they happen: what was sent on a lost connection is resent
-        # once from the first unacknowledged batch when the next one is up, and a silence
-        # without a loss is a slow tickerplant, never a reason to send the window again.
-        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._keys = keys = client_keys(curve)
+        if len(self.addresses) > 1:  # a pair: connect to the one that is the primary
+            self.address, self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)
+            self._open(self.address)
+        else:  # connected while HELLO is answered: the first batch goes out at once
+            self._open(self.address)
+            self.hello = find_primary(self._ctx, self.addresses, timeout_s, keys)[1]
         self.disconnects = 0
+        self.failovers = 0  # times it moved to another address's tickerplant
         self._lost_since_ack = False
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=keys)
+        self._seek_primary = False
+        self._epoch = 0  # the highest epoch acks came from: an older primary's are ignored
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
@@ -423,11 +422,16 @@ class Publisher:
                 return
             self.disconnects += 1
             self._lost_since_ack = True
+            self._seek_primary = len(self.addresses) > 1
             if self._inflight:
                 self._rewind(next(iter(self._inflight)))
 
     def _process_replies(self, block_s: float) -> None:
         self._check_connection()
+        if len(self.addresses) > 1:
+            self._check_pair()
+            if self._seek_primary:
+                return  # nothing comes on the lost connection
         deadline = time.monotonic() + block_s
         while True:
             wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
@@ -448,6 +452,11 @@ class Publisher:
     def _on_reply(self, frames: list[bytes]) -> None:
         tag = frames[0]
         if tag == ACK:
+            if len(frames) > 2:  # a pair's primary: acks carry its epoch
+                epoch = U64.unpack(frames[2])[0]
+                if epoch < self._epoch:
+                    return  # from a primary fenced since: never counted
+                self._epoch = epoch
             level = U64.unpack(frames[1])[0]
             if level > self._acked:
                 self._acked = level
@@ -541,9 +550,7 @@ class Publisher:
         finally:
             with self._lock:
                 self._closed = True
-            self._socket.disable_monitor()
-            self._monitor.close(0)
-            self._socket.close(0)
+            self._close_socket()
             self._ctx.term()
 
     def __enter__(self) -> Publisher:

@@ -22,6 +22,7 @@ import zmq
 from tickdb import curve_links
 from tickdb.config import Config
 from tickdb.curve_links import CurveLinks
+from tickdb.lease import Lease
 from tickdb.listen import bind
 from tickerplant.access import TickerplantAccess
 from tickerplant.clock import Clock, RollCalendar, SystemClock
@@ -50,6 +51,7 @@ from tickerplant.publisher_ids import PublisherGate
 from tickerplant.pubsub import Fanout, Outgoing
 from tickerplant.recovery import recover
 from tickerplant.replay import JournalSource, ReplayServer
+from tickerplant.replication import Replicator
 from tickerplant.roll_retry import PendingRoll
 from tickerplant.runs import RunBuilder
 from tickerplant.wakeup import SocketWait
@@ -102,7 +104,11 @@ class Tickerplant(DayRoll):
         clock: Clock | None = None,
         repair_journal: bool = False,
         curve: CurveLinks | None = None,
+        lease: Lease | None = None,
+        validator: BatchValidator | None = None,
     ) -> None:
+        """``lease``: held by this node of a pair (``tickerplant.standby``): its epoch is the
+        tickerplant's, and the journal is replicated to the standby (``replication``)."""
         self.config = config
         self.tp = config.tickerplant
         self.clock = clock or SystemClock()
@@ -110,7 +116,8 @@ class Tickerplant(DayRoll):
         self.schemas = config.tables
         self.counters = Counters()
         self.ledger = PublisherLedger()
-        self.validator = BatchValidator(self.schemas, self.tp.max_message_bytes)
+        # Given: built beforehand for these tables (a standby's, ready for its takeover).
+        self.validator = validator or BatchValidator(self.schemas, self.tp.max_message_bytes)
         self.index = JournalIndex()
         self.journal_dir = config.journal_dir
         self.epoch = time.time_ns()
@@ -187,6 +194,12 @@ class Tickerplant(DayRoll):
         self._next_ack = now
         self._next_batch = now + self.tp.batch_interval_ms / 1000
         self._next_housekeeping = now
+        self.fenced = False  # another node took the lease: stop, acknowledge nothing more
+        self.replication: Replicator | None = None
+        if lease is not None:
+            self.epoch = lease.epoch
+            self.replication = Replicator(self, lease, config.replication)
+            self._wait.watch(self.replication.socket)
 
     # -- set-up -------------------------------------------------------------------------
     def _open_journal(self, session: dt.date) -> JournalWriter:
@@ -211,6 +224,11 @@ class Tickerplant(DayRoll):
             "session": self.session.isoformat(),
             "session_start_seq": self.session_start_seq,
             "epoch": self.epoch,
+            **(
+                {"role": "primary", "replication": self.replication.endpoint}
+                if self.replication
+                else {}
+            ),
             "mode": self.tp.mode,
             "heartbeat_ms": self.tp.heartbeat_ms,
             "max_message_bytes": self.tp.max_message_bytes,
@@ -236,6 +254,7 @@ class Tickerplant(DayRoll):
             "journal_bytes": self.journal.size,  # the session's journal file, flushed part
             "ingest_disconnects": self.closed_connections.count,
             "journal_error": self.pending_roll.error,  # a roll waiting for its journal
+            **(self.replication.stats() if self.replication else {}),
         }
 
     # -- the loop -----------------------------------------------------------------------
@@ -256,6 +275,10 @@ class Tickerplant(DayRoll):
         immediate = self.tp.mode == "immediate"
         while self._running:
             ingest, pub = self._wait.wait(self._next_timer() - time.monotonic())
+            if self.replication is not None and not self.replication.turn():
+                log.warning("tickerplant fenced: epoch %d is no longer the lease's", self.epoch)
+                self.fenced = True
+                break
             try:
                 if pub:
                     self._drain_subscriptions()
@@ -278,6 +301,8 @@ class Tickerplant(DayRoll):
             timers.append(self._next_ack)
         if self.tp.mode == "batched":
             timers.append(self._next_batch)
+        if self.replication is not None:
+            timers.append(self.replication.next_due)
         return min(timers)
 
     def _timers(self) -> None:
@@ -517,7 +542,17 @@ class Tickerplant(DayRoll):
         """Journal, then publish, then acknowledge what this turn produced."""
         if self._outgoing or self._done_batches:
             self.journal.flush()
-            self.committed_seq = self.seq
+            if self.replication is None:
+                self.committed_seq = self.seq
+        if self.replication is not None:  # published and acknowledged when it says
+            for publisher, batch in self._done_batches:
+                self.ledger.journaled(publisher, batch)
+            self._done_batches = []
+            acks, self._acks = self._acks, {}
+            outgoing, self._outgoing = self._outgoing, []
+            self.replication.hold(self.seq, outgoing, acks)
+            self._send_acks(force=False)
+            return
         if self._outgoing:
             self.fanout.publish(self._outgoing)
             self._outgoing = []
@@ -544,19 +579,40 @@ class Tickerplant(DayRoll):
             return
         self._next_ack = now + ACK_INTERVAL_S
         send, level = self._send_ingest, self.ledger.ack_level
+        epoch = None  # a pair's primary: the level released, and the epoch it is from
+        if self.replication is not None:
+            level, epoch = self.replication.ack_level, U64.pack(self.epoch)
         for identity, publisher in self._ack_due.items():
             # Frame by frame with int flags: send_multipart combines flag enums per frame.
             send(identity, _SNDMORE)
             send(ACK, _SNDMORE)
-            send(U64.pack(level(publisher)), 0)
+            if epoch is None:
+                send(U64.pack(level(publisher)), 0)
+            else:
+                send(U64.pack(level(publisher)), _SNDMORE)
+                send(epoch, 0)
         self._ack_due.clear()
         self._wait.sent_on_ingest()
 
+    def released(self, seq: int, outgoing: list[Outgoing], acks: dict[bytes, bytes]) -> None:
+        """A commit the replication let go (``Replicator.hold``): now others may see it."""
+        self.committed_seq = max(self.committed_seq, seq)
+        if outgoing:
+            self.fanout.publish(outgoing)
+            self._wait.sent_on_pub()
+        self._ack_due.update(acks)
+
+    def sent_on_replication(self) -> None:
+        self._wait.sent_on_extra()
+
     def _shutdown(self) -> None:
-        if self.tp.mode == "batched":
-            self._flush_pending()
-        self._commit()
-        self._send_acks(force=True)
+        if not self.fenced:  # a fenced node sends nothing more: its records may be lost
+            if self.tp.mode == "batched":
+                self._flush_pending()
+            self._commit()
+            self._send_acks(force=True)
+        if self.replication is not None:
+            self.replication.close()
         self.journal.close()
         self.replay.stop()
         self.publishers.close()

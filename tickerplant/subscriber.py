@@ -16,6 +16,10 @@ or, for the rows alone, each record's Arrow batches as they arrive:
     for table, batch in Subscriber("tcp://127.0.0.1:5010", tables=["trade"]).batches():
         print(table, batch.num_rows)
 
+A tickerplant pair (``tickerplant.standby``): give both addresses (a list, or one string
+with a comma between them); when the primary goes quiet the subscriber asks them all,
+follows the one that answers, and fetches what it missed from that one's replay.
+
 With ``[curve]`` on, give the client's key pair and the server's public key (``curve=``, a
 ``tickdb.curve_links.CurveClient``, or ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY``).
 
@@ -42,7 +46,8 @@ import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.types import Shard
-from tickerplant.discovery import Hello, TickerplantUnavailable, request_hello
+from tickerplant.discovery import Hello, TickerplantUnavailable
+from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.payload_reader import read_batches, read_table
 from tickerplant.protocol import (
     CHUNK,
@@ -115,7 +120,7 @@ def record_table(payload: bytes) -> pa.Table:
 class Subscriber:
     def __init__(
         self,
-        address: str = "tcp://127.0.0.1:5010",
+        address: str | list[str] = "tcp://127.0.0.1:5010",
         *,
         tables: list[str] | None = None,
         syms: list[str] | None = None,
@@ -126,7 +131,8 @@ class Subscriber:
         receive_buffer: int = 100_000,
         curve: CurveClient | None = None,
     ) -> None:
-        self.address = address
+        self.addresses = addresses_of(address)
+        self.address = self.addresses[0]
         self.tables = tables
         self.syms = syms
         self.shard = None if shard is None else Shard.of(shard)
@@ -134,7 +140,7 @@ class Subscriber:
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self._curve = client_keys(curve)
-        self.hello: Hello = request_hello(self._ctx, address, timeout_s, curve=self._curve)
+        self.hello: Hello = self._ask(timeout_s)
         unknown = sorted(set(tables or ()) - set(self.hello.schemas))
         if unknown:
             raise SubscriptionError(
@@ -261,11 +267,16 @@ class Subscriber:
                 "select fewer syms or accounts (or by shard)"
             )
 
+    def _ask(self, timeout_s: float) -> Hello:
+        """The HELLO of the tickerplant at the address, or of a pair's primary."""
+        self.address, hello = find_primary(self._ctx, self.addresses, timeout_s, self._curve)
+        return hello
+
     def _restarted(self, deadline: float) -> bool:
         """Whether a new tickerplant (another epoch) now answers the address; follow it."""
         wait = min(1.0, max(deadline - time.monotonic(), 0.05))
         try:
-            hello = request_hello(self._ctx, self.address, wait, curve=self._curve)
+            hello = self._ask(wait)
         except TickerplantUnavailable:
             return False
         if hello.epoch == self.hello.epoch:
@@ -326,9 +337,7 @@ class Subscriber:
         # The tickerplant went quiet: maybe restarted elsewhere (ephemeral ports). Ask the
         # one fixed address again and follow it; replay then closes any gap.
         try:
-            hello = request_hello(
-                self._ctx, self.address, min(self.timeout_s, 1.0), curve=self._curve
-            )
+            hello = self._ask(min(self.timeout_s, 1.0))
         except TickerplantUnavailable:
             self._last_heard = time.monotonic()
             return

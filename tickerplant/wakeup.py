@@ -17,7 +17,9 @@ happened since the socket was last read to empty:
   (``ingest_pending``); the acknowledgements sent on it after that are followed by one
   check of ``ZMQ_EVENTS`` before sleeping;
 - publish: its only input is subscriptions, which may wait a millisecond: while records
-  are sent on it, its ``ZMQ_EVENTS`` is checked once a millisecond.
+  are sent on it, its ``ZMQ_EVENTS`` is checked once a millisecond;
+- an extra socket (``watch``: the replication port of a pair's primary): its owner reads it
+  to empty every turn; after a send on it, ``ZMQ_EVENTS`` is checked before sleeping.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ class SocketWait:
         self._ingest_sent = False
         self._pub_sent = True
         self._next_pub_check = 0.0
+        self.extra: zmq.Socket | None = None
+        self._extra_fd = -1
+        self._extra_sent = False
+
+    def watch(self, socket: zmq.Socket) -> None:
+        """Wake for ``socket`` too (``wait`` then says neither ingest nor publish)."""
+        self.extra = socket
+        self._extra_fd = int(socket.get(zmq.FD))
+        self._poll.register(self._extra_fd, select.POLLIN)
+
+    def sent_on_extra(self) -> None:
+        self._extra_sent = True
 
     def sent_on_ingest(self) -> None:
         """Something was sent on ingest after it was last read to empty."""
@@ -75,9 +89,13 @@ class SocketWait:
                 timeout_s = min(timeout_s, self._next_pub_check - now)
         if ingest or pub:
             return ingest, pub
+        if self._extra_sent and self.extra is not None:
+            self._extra_sent = False
+            if int(self.extra.get(_EVENTS)) & _POLLIN:
+                return False, False
         for fd, _ in self._poll.poll(math.ceil(max(timeout_s, 0.0) * 1000)):
             if fd == self._ingest_fd:
                 ingest = True
-            else:
+            elif fd == self._pub_fd:
                 pub = True
         return ingest, pub
