@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import selectors
 import socket
 import ssl
@@ -46,6 +47,21 @@ class SocketTransport:
     def __init__(self, sock: socket.socket | TlsSocket, peer: str = "") -> None:
         self.sock = sock
         self.peer = peer
+        # Plain sockets only: TLS writes stay on the engine's thread.
+        self._room: select.poll | None = None
+        if isinstance(sock, socket.socket):
+            self._room = select.poll()
+            self._room.register(sock, select.POLLOUT)
+
+    def writable_now(self) -> bool:
+        """Whether a short message can be written without waiting (the send buffer has
+        room); False over TLS. Callers serialise it (``gateway.fix_outbox``)."""
+        if self._room is None:
+            return False
+        try:
+            return bool(self._room.poll(0))
+        except (OSError, RuntimeError):
+            return False
 
     def send(self, data: bytes) -> None:
         try:

@@ -165,6 +165,12 @@ class Session:
         transport = self._transport
         return str(getattr(transport, "peer", "")) if transport is not None else ""
 
+    def writable_now(self) -> bool:
+        """Whether ``send`` can write at once without waiting for the peer (its transport
+        says so; one without ``writable_now`` never does)."""
+        check = getattr(self._transport, "writable_now", None)
+        return bool(check is not None and check())
+
     def attach(self, transport: Transport) -> None:
         with self.lock:
             self._transport = transport

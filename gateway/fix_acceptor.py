@@ -18,7 +18,8 @@ Answers:
 
 Execution reports follow the router's events (``OrderRouter.event_listeners``, called on
 the order stream's thread): each is laid out there, while the order is in the state the
-event left it in, and sent from the engine's thread. Every order of a session's account is
+event left it in, and sent at once by that thread when the session's socket has room, else
+from the engine's thread (``gateway.fix_outbox``). Every order of a session's account is
 reported to it, including orders entered before a gateway restart; a session that is not
 logged on gets them through the resend when it logs on again.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import ssl
 import time
 from collections import deque
@@ -39,7 +39,9 @@ from typing import Any
 from fix.codec import Field, Message
 from fix.engine import Engine
 from fix.session import Session, SessionRejectReason, SessionSettings
+from gateway.fix_fields import REQUIRED, BadValue, enum_value, price_value, qty_value, session_info
 from gateway.fix_logon import FixLogonCheck
+from gateway.fix_outbox import ReportOutbox
 from gateway.fix_reports import (
     CXL_REJ_REASON,
     EXEC_TYPE,
@@ -70,22 +72,6 @@ from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
 
 log = logging.getLogger(__name__)
-
-
-class BadValue(ValueError):
-    def __init__(self, tag: int, text: str, reason: int = SessionRejectReason.VALUE_INCORRECT):
-        super().__init__(text)
-        self.tag = tag
-        self.reason = reason
-
-
-REQUIRED = {
-    "D": (11, 55, 54, 38, 40, 60),
-    "F": (11, 41, 55, 54, 60),
-    "G": (11, 41, 55, 54, 38, 40, 60),
-    "H": (11, 55, 54),
-    "q": (11, 530, 60),
-}
 
 
 @dataclass
@@ -138,7 +124,7 @@ class FixAcceptor:
             self._by_account.setdefault(s.settings.account, s)
         self._outbox: list[Request] = []
         self._tracked: dict[int, _Tracked] = {}
-        self._reports: deque[tuple[Session, str, list[Field]]] = deque()
+        self.outbox = ReportOutbox(self.engine)
         self._exec_prefix = f"X{time.time_ns() // 1_000_000:x}-"
         self._exec_n = 0
         self.address = self.engine.listen(host, port, tls=tls)
@@ -212,11 +198,11 @@ class FixAcceptor:
             account=session.settings.account,
             sym=msg.get(55),
             clordid=msg.get(11),
-            side=_enum(msg, 54, SIDE_FROM_FIX),
-            qty=_qty(msg, 38),
-            ord_type=_enum(msg, 40, ORD_TYPE_FROM_FIX),
-            price=_price(msg, 44),
-            tif=_enum(msg, 59, TIF_FROM_FIX, "0"),
+            side=enum_value(msg, 54, SIDE_FROM_FIX),
+            qty=qty_value(msg, 38),
+            ord_type=enum_value(msg, 40, ORD_TYPE_FROM_FIX),
+            price=price_value(msg, 44),
+            tif=enum_value(msg, 59, TIF_FROM_FIX, "0"),
         )
         if req.ord_type is OrdType.LIMIT and req.price is None:
             raise BadValue(
@@ -286,7 +272,9 @@ class FixAcceptor:
     def _replace(self, session: Session, msg: Message) -> None:
         account = session.settings.account
         clordid, orig = msg.get(11), msg.get(41)
-        req = ReplaceRequest(account, "", clordid, orig, qty=_qty(msg, 38), price=_price(msg, 44))
+        req = ReplaceRequest(
+            account, "", clordid, orig, qty=qty_value(msg, 38), price=price_value(msg, 44)
+        )
         try:
             order = self.router.replace(req, wait=False, outbox=self._outbox)
         except OrderRejected as exc:
@@ -318,7 +306,7 @@ class FixAcceptor:
                 account=session.settings.account,
                 sym=msg.get(55),
                 clordid=msg.get(11),
-                side=_enum(msg, 54, SIDE_FROM_FIX),
+                side=enum_value(msg, 54, SIDE_FROM_FIX),
                 qty=0,
                 ord_type=OrdType.LIMIT,
                 price=None,
@@ -444,15 +432,7 @@ class FixAcceptor:
         return None
 
     def _report(self, session: Session, body: list[Field], msg_type: str = "8") -> None:
-        first = not self._reports
-        self._reports.append((session, msg_type, body))
-        if first:
-            self.engine.call_soon(self._send_reports)
-
-    def _send_reports(self) -> None:
-        while self._reports:
-            session, msg_type, body = self._reports.popleft()
-            session.send(msg_type, body)
+        self.outbox.send(session, body, msg_type)
 
     # -- operations --------------------------------------------------------------------------
     def info(self) -> list[dict[str, Any]]:
@@ -464,57 +444,6 @@ class FixAcceptor:
                 s.reset()
                 return True
         return False
-
-
-def session_info(s: Session) -> dict[str, Any]:
-    return {
-        "name": s.settings.name,
-        "sender_comp_id": s.settings.sender_comp_id,
-        "target_comp_id": s.settings.target_comp_id,
-        "account": s.settings.account,
-        "state": str(s.state),
-        "next_sender_seq": s.store.next_sender,
-        "next_target_seq": s.store.next_target,
-        "received": s.received,
-        "sent": s.sent,
-        "dropped": s.dropped,
-        "rejects_sent": s.rejects_sent,
-        "resend_requests_sent": s.resend_requests_sent,
-        "logons": s.logons,
-    }
-
-
-def _enum(msg: Message, tag: int, table: dict[str, Any], default: str | None = None) -> Any:
-    value = msg.get(tag, default or "")
-    try:
-        return table[value]
-    except KeyError:
-        known = ", ".join(table)
-        raise BadValue(tag, f"tag {tag}: {value!r} is not one of {known}") from None
-
-
-def _qty(msg: Message, tag: int) -> int:
-    text = msg.get(tag)
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadValue(tag, f"tag {tag}: {text!r} is not a number", 6) from None
-    if not value.is_integer():  # also inf (1e400) and nan
-        raise BadValue(tag, f"tag {tag}: {text!r} is not a whole quantity")
-    return int(value)
-
-
-def _price(msg: Message, tag: int) -> float | None:
-    if tag not in msg.values:
-        return None
-    text = msg.get(tag)
-    try:
-        value = float(text)
-    except ValueError:
-        raise BadValue(tag, f"tag {tag}: {text!r} is not a number", 6) from None
-    if not math.isfinite(value):
-        raise BadValue(tag, f"tag {tag}: {text!r} is not a finite price")
-    return value
 
 
 _HANDLERS = {

@@ -196,7 +196,7 @@ class OrderStream:
         if message.table == "order_request":
             # Replayed or live, this gateway's or another's (``gateway/peer_requests.py``):
             # every gateway learns every order and ClOrdID, the first in sequence winning.
-            self.peers.apply(message.data)
+            self.peers.apply(message.payload)
             return
         # Without pyarrow: one venue answer per order is the usual record, and a reader and
         # ``to_pylist`` cost several times more than the rest of applying it.
