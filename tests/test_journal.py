@@ -97,7 +97,7 @@ def test_journal_cli_check_and_repair(tmp_path: Path) -> None:
     assert check.returncode == 0 and "trade: 5 rows" in check.stdout
 
 
-def test_tickerplant_refuses_a_torn_journal_then_repairs_and_continues(
+def test_tickerplant_refuses_a_corrupt_journal_then_repairs_and_continues(
     tmp_path: Path, procs: list
 ) -> None:
     one_record_per_batch = {"coalesce_queued": False}  # so the counts below are known
@@ -108,19 +108,52 @@ def test_tickerplant_refuses_a_torn_journal_then_repairs_and_continues(
             pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
     tp.stop()
     path = journal_path(tmp_path / "data" / "journal", dt.date.fromisoformat(tp.info["session"]))
-    with open(path, "ab") as f:
-        f.write(b"\x40\x00\x00\x00half a record")
-    with pytest.raises(RuntimeError, match=r"10 valid records.*tickdb journal repair"):
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # the last record whole, its checksum wrong: not a crash's doing
+    path.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError, match=r"9 valid records.*tickdb journal repair"):
         start_tp(tmp_path, name="tp-refused", tickerplant=one_record_per_batch)
     tp = start_tp(
         tmp_path, name="tp-repaired", extra_args=["--repair"], tickerplant=one_record_per_batch
     )
     procs.append(tp)
-    assert tp.info["seq"] == 10
+    assert tp.info["seq"] == 9
     address = tp.info["address"]
     with Publisher(address) as pub:
         pub.publish("trade", {"sym": "A", "price": 1.0, "size": 10})
     sub = Subscriber(address, start="journal")
+    sizes = []
+    while (m := sub.poll(1.0)) is not None:
+        sizes.extend(m.data.column("size").to_pylist())
+    assert sizes == [*range(9), 10]
+    sub.close()
+
+
+def test_a_torn_last_record_is_cut_at_start_and_kept_beside_the_journal(
+    tmp_path: Path, procs: list
+) -> None:
+    """What a kill inside a journal write leaves: the restart cuts it by itself (it was
+    never published or acknowledged), so a supervised tickerplant comes back."""
+    one_record_per_batch = {"coalesce_queued": False}
+    tp = start_tp(tmp_path, tickerplant=one_record_per_batch)
+    with Publisher(tp.info["address"]) as pub:
+        for i in range(10):
+            pub.publish("trade", {"sym": "A", "price": 1.0, "size": i})
+    tp.stop()
+    path = journal_path(tmp_path / "data" / "journal", dt.date.fromisoformat(tp.info["session"]))
+    whole = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(b"\x40\x00\x00\x00half a record")
+    tp = start_tp(tmp_path, name="tp-after-crash", tickerplant=one_record_per_batch)
+    procs.append(tp)
+    assert tp.info["seq"] == 10
+    assert path.stat().st_size == whole
+    kept = path.with_name(f"{path.name}.corrupt-{whole}")
+    assert kept.read_bytes() == b"\x40\x00\x00\x00half a record"
+    assert "cutting a torn last record" in tp.log()
+    with Publisher(tp.info["address"]) as pub:
+        pub.publish("trade", {"sym": "A", "price": 1.0, "size": 10})
+    sub = Subscriber(tp.info["address"], start="journal")
     sizes = []
     while (m := sub.poll(1.0)) is not None:
         sizes.extend(m.data.column("size").to_pylist())

@@ -1,10 +1,14 @@
 """The journal: one append-only file per session, records individually checksummed.
 
 A file is ``JOURNAL_MAGIC`` followed by records in the shape of ``protocol.encode_record``.
-Records are handed to the OS whole, in one ``writev`` per batch, so a ``kill -9`` leaves
-only complete records behind; a torn or corrupt tail (power loss, full disk, a copy cut
-short) is found by ``scan_journal``, reported with how much is valid, and removed only by an
-explicit ``repair_journal``, which keeps the cut bytes beside the file.
+Records are handed to the OS whole, in ``writev`` calls of whole records, so a ``kill -9``
+between two calls leaves only complete records behind. One landing inside a call can cut
+it short (the kernel stops a write at a fatal signal): the last record is then torn, and
+nothing in it was published or acknowledged, both of which wait for the write to return.
+A torn or corrupt tail (also power loss, full disk, a copy cut short) is found by
+``scan_journal``, reported with how much is valid, and removed by ``repair_journal``, which
+keeps the cut bytes beside the file (the tickerplant does that itself for a torn last
+record alone: ``recovery``).
 """
 
 from __future__ import annotations
@@ -81,6 +85,11 @@ class ScanResult:
     @property
     def corrupt(self) -> bool:
         return self.error is not None
+
+    @property
+    def torn_tail(self) -> bool:
+        """Whether the only fault is a last record cut short (a write cut by a crash)."""
+        return self.error is not None and self.error.startswith("torn record")
 
     @property
     def ends_with_eod(self) -> bool:

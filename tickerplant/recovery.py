@@ -1,8 +1,11 @@
 """Start-up: continue the sequence and the session from what the journal holds.
 
-The newest journal file is validated record by record. A torn or corrupt tail stops the
-start with a message saying how many records are valid and how to repair (or ``--repair``
-does it, keeping the cut bytes). If the tickerplant was down when its session ended, the
+The newest journal file is validated record by record. A last record cut short, what a
+crash inside a journal write leaves (``journal``), is cut at once, its bytes kept beside
+the file and a warning logged: it was never published or acknowledged, and refusing to
+start would only stop a supervised restart. Any other fault (a bad checksum, garbage, an
+impossible length) stops the start with a message saying how many records are valid and
+how to repair (or ``--repair`` does it, keeping the cut bytes). If the tickerplant was down when its session ended, the
 missing end-of-day record is written now, so every subscriber replaying the journal still
 sees the day end in the right place.
 """
@@ -50,9 +53,22 @@ def _scan(path: Path, ledger: PublisherLedger | None, repair: bool) -> ScanResul
     on_record = None if ledger is None else (lambda body: _restore_origins(ledger, body))
     scan = scan_journal(path, on_record=on_record)
     if scan.corrupt:
-        if not repair:
+        if scan.torn_tail and not repair:
+            log.warning(
+                "%s: cutting a torn last record (%d bytes after %d valid records, last seq "
+                "%s), left by a crash inside a journal write: never published or "
+                "acknowledged; its bytes are kept in %s.corrupt-%d",
+                path,
+                scan.total_bytes - scan.valid_bytes,
+                scan.records,
+                scan.last_seq,
+                path.name,
+                scan.valid_bytes,
+            )
+        elif not repair:
             raise JournalCorrupt(scan)
-        log.warning("repairing: %s", scan.describe())
+        else:
+            log.warning("repairing: %s", scan.describe())
         scan = repair_journal(path)
         if ledger is not None:
             scan = scan_journal(path, on_record=on_record)

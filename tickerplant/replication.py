@@ -34,7 +34,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import zmq
 
@@ -45,8 +45,29 @@ from tickerplant.journal import journal_files, journal_path
 from tickerplant.protocol import JOURNAL_MAGIC, RECORD_HEADER, U64
 
 if TYPE_CHECKING:
+    from tickdb.curve_links import CurveLinks
+    from tickerplant.dedup import PublisherLedger
+    from tickerplant.journal import JournalWriter
     from tickerplant.pubsub import Outgoing
-    from tickerplant.server import Tickerplant
+
+
+class ReplicatedPlant(Protocol):
+    """What the replication needs of the tickerplant it serves (``tickerplant.server``)."""
+
+    ctx: zmq.Context[Any]
+    curve: CurveLinks
+    seq: int
+    committed_seq: int
+    ledger: PublisherLedger
+    session: dt.date
+    journal: JournalWriter
+    journal_dir: Path
+
+    def released(self, seq: int, outgoing: list[Outgoing], acks: dict[bytes, bytes]) -> None:
+        """Publish and acknowledge a commit the standby now has."""
+
+    def sent_on_replication(self) -> None:
+        """The replication socket sent: the loop's wake-up must look at it."""
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +122,7 @@ class _Standby:
 class Replicator:
     """Lives in the primary's loop thread, beside its journal (``Tickerplant.replication``)."""
 
-    def __init__(self, tp: Tickerplant, lease: Lease, settings: ReplicationConfig) -> None:
+    def __init__(self, tp: ReplicatedPlant, lease: Lease, settings: ReplicationConfig) -> None:
         self.tp = tp
         self.lease = lease
         self.sync = settings.mode == "sync"

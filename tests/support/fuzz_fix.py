@@ -19,6 +19,7 @@ from typing import Any
 from fix.codec import BadField, Framer, MessageTooLarge, decode
 from fix.session import Disconnect, Session, SessionSettings
 from gateway.fix_acceptor import FixAcceptor
+from gateway.fix_outbox import ReportOutbox
 from gateway.order_router import OrderRejected, OrdersUnavailable
 from support.fuzz_core import Reader, Target
 
@@ -115,6 +116,7 @@ def order_entry() -> FixAcceptor:
     app.router = _Router()  # type: ignore[assignment]
     app.engine = _Engine()  # type: ignore[assignment]
     app._outbox = []
+    app.outbox = ReportOutbox(app.engine)  # type: ignore[arg-type]
     app._tracked = {}
     app._reports = deque()
     app._exec_prefix = "X-"
