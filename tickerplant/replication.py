@@ -69,6 +69,7 @@ class ReplicatedPlant(Protocol):
     def sent_on_replication(self) -> None:
         """The replication socket sent: the loop's wake-up must look at it."""
 
+
 log = logging.getLogger(__name__)
 
 # Standby -> primary.
