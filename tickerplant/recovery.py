@@ -5,9 +5,11 @@ crash inside a journal write leaves (``journal``), is cut at once, its bytes kep
 the file and a warning logged: it was never published or acknowledged, and refusing to
 start would only stop a supervised restart. Any other fault (a bad checksum, garbage, an
 impossible length) stops the start with a message saying how many records are valid and
-how to repair (or ``--repair`` does it, keeping the cut bytes). If the tickerplant was down when its session ended, the
-missing end-of-day record is written now, so every subscriber replaying the journal still
-sees the day end in the right place.
+how to repair (or ``--repair`` does it, keeping the cut bytes).
+
+If the tickerplant was down when its session ended, the missing end-of-day record is
+written now, so every subscriber replaying the journal still sees the day end in the right
+place.
 """
 
 from __future__ import annotations
