@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -189,9 +190,9 @@ class Venue:
 
     def catch_up(self) -> None:
         """Process the replayed journal, up to the sequence number seen at start, then
-        until the subscription is live (its first heartbeat at most), so that a request
-        sent once this venue says it is ready goes straight to it, not through a gap
-        repair."""
+        until the subscription is live (its first heartbeat at most) and what queued
+        meanwhile, so that a request sent once this venue says it is ready goes straight
+        to it, not through a gap repair or a backlog."""
         # The subscriber replayed the journal up to the current seq when it was made: its
         # records are queued here (the last ones may be of tables this venue does not
         # take, so processed_seq need not reach caught_up_seq).
@@ -199,6 +200,17 @@ class Venue:
             pass
         while not self._sub.live:
             self.step(0.05)
+        # Live means the first live message (or heartbeat) arrived, not the last: what the
+        # tickerplant published while the replay ran is queued behind it, or is a gap the
+        # subscription repairs. A venue ready (or a standby promoted) before it has worked
+        # through that answers the next request only after it: later the longer the day's
+        # replay took. So: up to the tickerplant's seq as of now, then what is queued.
+        target = self._sub.tickerplant_seq()
+        deadline = time.monotonic() + self.timeout_s
+        while self._sub.last_seq < target and time.monotonic() < deadline:
+            self.step(0.05)
+        while self.step(0):
+            pass
         self._pub.flush()
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:

@@ -267,6 +267,11 @@ class Subscriber:
                 "select fewer syms or accounts (or by shard)"
             )
 
+    def tickerplant_seq(self, timeout_s: float | None = None) -> int:
+        """The tickerplant's committed seq now (a HELLO): once ``last_seq`` reaches it,
+        this subscriber has been handed everything published before the call."""
+        return self._ask(self.timeout_s if timeout_s is None else timeout_s).seq
+
     def _ask(self, timeout_s: float) -> Hello:
         """The HELLO of the tickerplant at the address, or of a pair's primary."""
         self.address, hello = find_primary(self._ctx, self.addresses, timeout_s, self._curve)
