@@ -25,10 +25,11 @@ from tickdb.curve_links import CurveLinks
 from tickdb.lease import Lease
 from tickdb.listen import bind
 from tickerplant.access import TickerplantAccess
+from tickerplant.batched import Pending
 from tickerplant.clock import Clock, RollCalendar, SystemClock
 from tickerplant.day_roll import DayRoll
 from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
-from tickerplant.ingest import BatchValidator, IngestError, Validated, coalesce
+from tickerplant.ingest import BatchValidator, IngestError, Validated
 from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
@@ -58,7 +59,6 @@ from tickerplant.wakeup import SocketWait
 
 log = logging.getLogger(__name__)
 
-COALESCE_BYTES = 1 << 20  # batched mode: records of about this size at most
 MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the journal write
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
@@ -87,14 +87,6 @@ class Counters:
     roll_failures: int = 0  # the next journal would not open (``roll_retry``)
     clock_jumps_refused: int = 0
     errors_by_reason: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Pending:
-    """Batched mode: validated batches waiting for the timer, per table."""
-
-    parts: dict[str, list[Validated]] = field(default_factory=dict)
-    origins: dict[str, list[list[tuple[bytes, int]]]] = field(default_factory=dict)  # per part
 
 
 class Tickerplant(DayRoll):
@@ -173,7 +165,7 @@ class Tickerplant(DayRoll):
             self.curve,
             max_frame_bytes=self.tp.replay_max_frame_bytes,
         )
-        self.pending = _Pending()
+        self.pending = Pending()
         # Runs change record boundaries, so immediate mode takes them only when allowed to.
         self._coalesce = self.tp.mode == "batched" or self.tp.coalesce_queued
         self.runs = RunBuilder(self.validator, self.clock, self._accept, self._take)
@@ -495,8 +487,7 @@ class Tickerplant(DayRoll):
             # Each publisher's last batch: the ledger keeps the highest journaled one.
             self._done_batches.extend(record_origins)
         else:
-            self.pending.parts.setdefault(table, []).append(validated)
-            self.pending.origins.setdefault(table, []).append(origins)
+            self.pending.add(table, validated, origins)
 
     def _append(
         self,
@@ -514,29 +505,14 @@ class Tickerplant(DayRoll):
         self._outgoing.append(Outgoing(kind, seq, ts_recv, table, origins, payload, parts))
 
     def _flush_pending(self) -> None:
-        """Coalesce each table's waiting batches into records of up to about 1 MiB.
-
-        Small batches are what batching is for; a batch that is already large goes out as
-        it came, and the bound keeps one record (and one subscriber message) modest.
-        """
+        """Batched mode's timer: the waiting batches journaled as records (``batched``)."""
         self.runs.end()
         now = self.clock.now_ns()
-        for table, parts in self.pending.parts.items():
-            origins = self.pending.origins[table]
-            start, size = 0, 0
-            for i, part in enumerate(parts):
-                size += len(part.payload)
-                if size >= COALESCE_BYTES or i == len(parts) - 1:
-                    merged = coalesce(
-                        parts[start : i + 1],
-                        self.schemas[table].arrow,
-                        self.validator.canonical_prefix(table),
-                    )
-                    carried = [o for group in origins[start : i + 1] for o in group]
-                    self._append(KIND_UPD, table, last_batch_per_publisher(carried), merged, now)
-                    start, size = i + 1, 0
-            self._done_batches.extend(o for group in origins for o in group)
-        self.pending = _Pending()
+        prefix = self.validator.canonical_prefix
+        for table, origins, payload in self.pending.records(self.schemas, prefix):
+            self._append(KIND_UPD, table, origins, payload, now)
+        self._done_batches.extend(self.pending.batches())
+        self.pending = Pending()
 
     def _commit(self) -> None:
         """Journal, then publish, then acknowledge what this turn produced."""
