@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from tickdb.gc_pauses import keep_pauses_short
 from tickerplant.publisher import Publisher
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 10.0  # how often a long rebuild says where it is
 
 
 @dataclass
@@ -88,13 +90,14 @@ def start_order_path(
     cfg: Any,
     tp_address: str,
     port_address: str | None = None,
-    ready_timeout_s: float = 120.0,
+    stall_timeout_s: float = 120.0,
     fix_port: int | None = None,
     authorizer: Authorizer | None = None,
     audit: AuditLog | None = None,
 ) -> OrderPath:
     """Connect to the tickerplant, rebuild the order state from its journal, and return
-    once the router takes requests."""
+    once the router takes requests; give up if the rebuild makes no progress for
+    ``stall_timeout_s``."""
     publisher = Publisher(tp_address)
     missing = sorted(set(ORDER_FLOW) - set(publisher.schemas))
     if missing:
@@ -102,8 +105,11 @@ def start_order_path(
         raise RuntimeError(f"the tickerplant has no {', '.join(missing)} table: orders are off")
     router = OrderRouter(risk_engine(cfg), publisher, submit_timeout_s=cfg.orders.submit_timeout_s)
     stream = OrderStream(router, tp_address).start()
-    if not stream.wait_ready(ready_timeout_s):
-        raise RuntimeError("the order path did not rebuild its state in time")
+    if not _rebuilt(stream, stall_timeout_s):
+        raise RuntimeError(
+            f"the order path's rebuild made no progress for {stall_timeout_s:g}s "
+            f"(at seq {stream.last_seq} of the journal)"
+        )
     warm_up()  # one-time costs now, not on the first orders
     # The day's orders stay in memory: full collections must not visit them all each time.
     keep_pauses_short()
@@ -113,3 +119,20 @@ def start_order_path(
     port = OrderPort(router, address, stream, curve).start() if address else None
     fix = start_fix(cfg, router, fix_port, authorizer, audit)
     return OrderPath(router, stream, publisher, port, fix)
+
+
+def _rebuilt(stream: OrderStream, stall_timeout_s: float) -> bool:
+    """Wait for the stream's rebuild as long as it advances. A long day takes long to
+    replay: giving up at a fixed time would only start it over in a supervised restart,
+    and the next one, later in the day, would have longer to go."""
+    last, moved, told = stream.last_seq, time.monotonic(), time.monotonic()
+    while not stream.wait_ready(1.0):
+        now = time.monotonic()
+        if stream.last_seq != last:
+            last, moved = stream.last_seq, now
+        elif now - moved > stall_timeout_s:
+            return False
+        if now - told >= PROGRESS_EVERY_S:
+            log.info("order path: rebuilding the day's orders, at seq %d", last)
+            told = now
+    return True
