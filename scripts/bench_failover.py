@@ -66,6 +66,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from waits import wait_for  # noqa: E402
+
 from gateway.client import Client, GatewayError  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402
 from tickerplant.discovery import request  # noqa: E402
@@ -90,14 +92,6 @@ def trades(start: int, rows: int) -> pa.Table:
             "size": list(range(start, start + rows)),
         }
     )
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout_s}s")
-        time.sleep(0.01)
 
 
 # -- the stack -------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
+from waits import wait_for  # noqa: E402
 
 from gateway.client import Client, GatewayError  # noqa: E402
 from queries.service_client import QueryClient  # noqa: E402
@@ -334,15 +335,6 @@ class Chaos:
             hits.append(self.hit(targets.pop(), rng, kill_share, stop_s))
         self.wait_whole()
         return hits
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout_s} s")
-        time.sleep(0.005)
-    return value
 
 
 def pct(values: list[float], q: float) -> float:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from waits import wait_for
 
 from tickdb.launch import Launched, launch
 from tickerplant.publisher import Publisher
@@ -106,15 +107,6 @@ class Nodes:
     def close(self) -> None:
         for proc in self.procs.values():
             proc.stop()
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout_s}s")
-        time.sleep(0.005)
-    return value
 
 
 def batch(publisher: Publisher, rows: int) -> Any:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from waits import wait_for
+
 from gateway.client import Client, GatewayError
 from tickdb.launch import Launched, launch
 
@@ -93,15 +95,6 @@ class OrderLoad:
                 except GatewayError:
                     self.errors += 1
                 self.latencies.append((started, time.monotonic() - started))
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no {what} after {timeout_s}s")
-        time.sleep(0.005)
-    return value
 
 
 def run_venue_scenario(workdir: Path, kills: int, clients: int) -> dict[str, Any]:
