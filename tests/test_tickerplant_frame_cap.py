@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 import zmq
 from support import zmtp_raw
-from support.harness import Proc, start_tp, wait_until
+from support.harness import Proc, peak_rss, start_tp, wait_until
 
 from tickerplant.discovery import request
 from tickerplant.ingest import encode_stream
@@ -53,14 +53,6 @@ def ask(tp: Proc, tag: bytes) -> dict[str, Any]:
         ctx.term()
 
 
-def peak_rss(pid: int) -> int:
-    """The most resident memory the process has had (a buffered frame comes and goes)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
 def rows(sub: Subscriber, count: int) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     while len(got) < count:
@@ -82,17 +74,7 @@ def test_a_300_mib_frame_is_cut_off_at_its_header_and_others_carry_on(tp: Proc) 
     pub.flush()
     before, memory_before = ask(tp, STATS), peak_rss(tp.popen.pid)
 
-    hostile = zmtp_raw.connect(*zmtp_raw.host_port(tp.info["address"]))
-    hostile.sendall(zmtp_raw.frame_header(ANNOUNCED))
-    sent, chunk = 0, bytes(1 << 20)
-    try:
-        while sent < ANNOUNCED:
-            hostile.sendall(chunk)
-            sent += len(chunk)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the tickerplant closed the connection
-    finally:
-        hostile.close()
+    sent = zmtp_raw.send_oversized(tp.info["address"], ANNOUNCED)
     # What the kernels' socket buffers took before the close is all that went.
     assert sent < RSS_GROWTH_CAP, f"{sent >> 20} MiB went before the connection was closed"
     assert peak_rss(tp.popen.pid) - memory_before < RSS_GROWTH_CAP

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import zmq
 from support import zmtp_raw
-from support.harness import Proc, start_tp, wait_until
+from support.harness import Proc, peak_rss, start_tp, wait_until
 
 from tickerplant.discovery import request
 from tickerplant.protocol import END, ERR, HELLO, REPLAY, STATS
@@ -46,14 +46,6 @@ def ask(tp: Proc, tag: bytes) -> dict[str, Any]:
         return dict(json.loads(request(ctx, tp.info["address"], [tag], 5)[1]))
     finally:
         ctx.term()
-
-
-def peak_rss(pid: int) -> int:
-    """The most resident memory the process has had (a buffered frame comes and goes)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def publish_one(tp: Proc, sym: str) -> None:
@@ -101,17 +93,7 @@ def test_a_300_mib_frame_is_cut_off_at_its_header(tp: Proc, port: str, socket_ty
     assert next_syms(sub) == ["A"]
     memory_before = peak_rss(tp.popen.pid)
 
-    hostile = zmtp_raw.connect(*zmtp_raw.host_port(hello[port]), socket_type=socket_type)
-    hostile.sendall(zmtp_raw.frame_header(ANNOUNCED))
-    sent, chunk = 0, bytes(1 << 20)
-    try:
-        while sent < ANNOUNCED:
-            hostile.sendall(chunk)
-            sent += len(chunk)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the tickerplant closed the connection
-    finally:
-        hostile.close()
+    sent = zmtp_raw.send_oversized(hello[port], ANNOUNCED, socket_type)
     # What the kernels' socket buffers took before the close is all that went.
     assert sent < RSS_GROWTH_CAP, f"{sent >> 20} MiB went to the {port} port before the close"
     assert peak_rss(tp.popen.pid) - memory_before < RSS_GROWTH_CAP

@@ -55,3 +55,20 @@ def host_port(endpoint: str) -> tuple[str, int]:
     """``tcp://host:port`` as ``(host, port)``."""
     host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
     return host, int(port)
+
+
+def send_oversized(endpoint: str, announced: int, socket_type: bytes = b"DEALER") -> int:
+    """Announce a frame of ``announced`` bytes to ``endpoint`` and stream zeros into it until
+    they are all sent or the server closes the connection; the bytes that went."""
+    conn = connect(*host_port(endpoint), socket_type=socket_type)
+    conn.sendall(frame_header(announced))
+    sent, chunk = 0, bytes(1 << 20)
+    try:
+        while sent < announced:
+            conn.sendall(chunk)
+            sent += len(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server closed the connection
+    finally:
+        conn.close()
+    return sent
