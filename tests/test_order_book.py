@@ -7,9 +7,9 @@ import dataclasses
 import math
 
 import pytest
+from support.order_book import SYM, buy, engine, events, fills, sell, summary, trades
 
 from orders import book_events
-from orders.book import MatchingEngine
 from orders.model import (
     CancelRequest,
     Event,
@@ -26,38 +26,6 @@ from orders.model import (
     StpMode,
     TimeInForce,
 )
-
-SYM = "AAA"
-
-
-def engine(**kwargs: object) -> MatchingEngine:
-    return MatchingEngine(id_prefix="V", **kwargs)  # type: ignore[arg-type]
-
-
-def buy(clordid: str, qty: int, price: float | None, account: str = "a", **kw: object) -> NewOrder:
-    return NewOrder(account, kw.pop("sym", SYM), clordid, Side.BUY, qty, price=price, **kw)  # type: ignore[arg-type]
-
-
-def sell(clordid: str, qty: int, price: float | None, account: str = "b", **kw: object) -> NewOrder:
-    return NewOrder(account, kw.pop("sym", SYM), clordid, Side.SELL, qty, price=price, **kw)  # type: ignore[arg-type]
-
-
-def events(out: list[Event | Fill]) -> list[Event]:
-    return [r for r in out if isinstance(r, Event)]
-
-
-def fills(out: list[Event | Fill]) -> list[Fill]:
-    return [r for r in out if isinstance(r, Fill)]
-
-
-def trades(out: list[Event | Fill]) -> list[tuple[str, int, float]]:
-    """(order id, qty, price) of each FILL event."""
-    return [(e.order_id, e.last_qty, e.last_px) for e in events(out) if e.event is EventType.FILL]
-
-
-def summary(out: list[Event | Fill]) -> list[tuple[str, str, str, str]]:
-    return [(e.event.value, e.order_id, e.status.value, e.reason) for e in events(out)]
-
 
 # ---- new orders and matching ------------------------------------------------------------
 
@@ -428,53 +396,6 @@ def test_end_of_day_expires_day_orders_and_keeps_gtc() -> None:
     assert [o.clordid for o in eng.open_orders()] == ["c2"]
     (ev,) = eng.cancel(CancelRequest("a", SYM, "x", "c1"))
     assert isinstance(ev, Event) and ev.reason == "unknown_order"  # a new day
-
-
-# ---- paper trading ------------------------------------------------------------------------
-
-
-def test_quote_fills_crossing_resting_orders_in_priority_up_to_its_size() -> None:
-    eng = engine()
-    eng.new(buy("c1", 3, 10.0))
-    eng.new(buy("c2", 3, 10.02))
-    eng.new(buy("c3", 3, 9.99))
-    eng.new(sell("s1", 3, 10.5))
-    out = eng.on_quote(SYM, 9.9, 10.0, 100, 4)
-    assert trades(out) == [("V2", 3, 10.0), ("V1", 1, 10.0)]
-    assert [(f.liquidity, f.side, f.exec_id) for f in fills(out)] == [
-        (Liquidity.MAKER, Side.BUY, "VE1.b"),
-        (Liquidity.MAKER, Side.BUY, "VE2.b"),
-    ]
-    assert eng.on_quote(SYM, math.nan, 9.0, 0, 1) != []  # the next quote's size is new
-    assert eng.on_quote(SYM, 10.6, math.nan, 5, math.nan)[0].order_id == "V4"
-
-
-def test_paper_incoming_order_takes_from_the_quote_after_the_book() -> None:
-    eng = engine(paper=True)
-    eng.new(sell("s1", 2, 10.01))
-    eng.on_quote(SYM, 9.99, 10.03, 5, 5)
-    out = eng.new(buy("b1", 10, 10.03))
-    assert trades(out) == [("V2", 2, 10.01), ("V1", 2, 10.01), ("V2", 5, 10.03)]
-    assert fills(out)[-1].liquidity is Liquidity.TAKER
-    assert eng.depth(SYM)["bids"] == [(10.03, 3, 1)]
-    out = eng.new(buy("b2", 1, None, ord_type=OrdType.MARKET))
-    assert summary(out)[-1][3] == "no_liquidity"  # the quote's size is used up
-
-
-def test_without_paper_an_incoming_order_ignores_the_quote() -> None:
-    eng = engine()
-    eng.on_quote(SYM, 9.99, 10.03, 5, 5)
-    assert trades(eng.new(buy("b1", 1, 10.05))) == []
-
-
-def test_paper_fok_counts_the_quote() -> None:
-    eng = engine(paper=True)
-    eng.new(sell("s1", 2, 10.01))
-    eng.on_quote(SYM, 9.99, 10.03, 5, 5)
-    assert summary(eng.new(buy("b1", 8, 10.03, tif=TimeInForce.FOK)))[-1][3] == "fok_unfillable"
-    assert events(eng.new(buy("b2", 7, 10.03, tif=TimeInForce.FOK)))[-1].status is (
-        OrdStatus.FILLED
-    )
 
 
 # ---- queries and plumbing ---------------------------------------------------------------
