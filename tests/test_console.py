@@ -357,6 +357,12 @@ def test_the_live_view_receives_new_rows(stack: OrderStack, page: Any, shots: Pa
     page.wait_for_function(
         "Number(document.querySelector('[data-testid=live-status]').dataset.received) >= 90"
     )
+    # The count is kept as rows arrive; painting is throttled to animation frames, so the
+    # grid shows them a frame or more later.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(
+                 '[data-testid=live-trade] .grid-body .grid-row')].some(r => !r.hidden)"""
+    )
     rows = grid_rows(page, "[data-testid=live-trade]")
     assert {r[1] for r in rows[:90]} <= set(SYMS) and rows[0][1] == "IBM"
     screenshot(page, shots, "live")
