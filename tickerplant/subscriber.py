@@ -27,10 +27,7 @@ Records are split out of each message by ``tickerplant.delivered`` and payloads 
 ``tickerplant.payload_reader`` (the schema looked up by its bytes, the batches read
 directly). Every ``Update`` and batch owns its memory (each record's payload is copied out
 of the received message, once, which also aligns it for Arrow), so any of them can be kept
-for as long as wanted. The first subscriber of a process sets glibc's allocation thresholds
-as the tickerplant does (``tickdb.malloc``): a published message is up to a megabyte, and
-ZeroMQ's buffers for them then stay mapped between messages instead of being faulted in
-again for each one.
+for as long as wanted.
 """
 
 from __future__ import annotations
@@ -49,7 +46,6 @@ import pyarrow as pa
 import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
-from tickdb.malloc import keep_large_buffers
 from tickdb.types import Shard
 from tickerplant.delivered import Delivered, delivered
 from tickerplant.discovery import Hello, TickerplantUnavailable
@@ -73,18 +69,6 @@ from tickerplant.protocol import (
 from tickerplant.pubsub import TOPIC_ERROR
 
 log = logging.getLogger(__name__)
-
-
-_buffers_kept = False  # keep_large_buffers() called in this process
-
-
-def _keep_receive_buffers() -> None:
-    """Once per process: ZeroMQ's receive buffers kept mapped between messages. With
-    1000-row tables, 2-4 page faults and ~5 µs of the subscriber's CPU less a table."""
-    global _buffers_kept
-    if not _buffers_kept:
-        _buffers_kept = True
-        keep_large_buffers()
 
 
 class SubscriptionError(Exception):
@@ -148,7 +132,6 @@ class Subscriber:
         receive_buffer: int = 100_000,
         curve: CurveClient | None = None,
     ) -> None:
-        _keep_receive_buffers()
         self.addresses = addresses_of(address)
         self.address = self.addresses[0]
         self.tables = tables
