@@ -148,6 +148,17 @@ def read_columns(payload: bytes | memoryview) -> tuple[list[str], list[list[Any]
         return _read_with_pyarrow(buf)
 
 
+def read_one_row_batches(payload: bytes | memoryview) -> tuple[list[str], list[list[Any]]] | None:
+    """As ``read_columns`` for a payload whose batches each hold one row; None for anything
+    else, with no pyarrow fallback: for a caller that has its own path for those (the
+    tickerplant's per-topic row selection)."""
+    buf = payload if isinstance(payload, bytes) else bytes(payload)
+    try:
+        return _read(buf)
+    except (_Fallback, struct.error, UnicodeDecodeError, IndexError, ValueError, pa.ArrowException):
+        return None
+
+
 def read_rows(payload: bytes | memoryview) -> list[dict[str, Any]]:
     """A record's rows, each a dict of column name to value."""
     names, columns = read_columns(payload)

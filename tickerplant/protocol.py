@@ -232,14 +232,19 @@ def topic_for(
     syms: list[str] | None = None,
     shard: Shard | None = None,
     accounts: list[str] | None = None,
+    empty_syms: bool = False,
 ) -> bytes:
+    """``empty_syms`` (with ``shard`` only): rows whose sym is empty too, whatever their
+    shard: requests addressed to every shard, such as a mass cancel (a venue's selection)."""
     if sum(x is not None for x in (syms, shard, accounts)) > 1:
         raise ValueError("subscribe by syms, by shard or by accounts: one of them")
+    if empty_syms and shard is None:
+        raise ValueError("empty_syms selects rows beside a shard's: give the shard")
     table_part = ",".join(sorted(set(tables))) if tables else "*"
     if syms is not None:
         selector = "syms=" + ",".join(sorted(set(syms)))
     elif shard is not None:
-        selector = f"shard={shard}"
+        selector = f"shard+empty={shard}" if empty_syms else f"shard={shard}"
     elif accounts is not None:
         # Order-flow tables only: a strategy's own events (docs/orders.md).
         selector = "account=" + ",".join(sorted(set(accounts)))
@@ -251,12 +256,16 @@ def topic_for(
 @dataclass(frozen=True)
 class TopicFilter:
     """What one subscriber wants: tables (None: all), and syms, a shard or accounts (None:
-    all). An account selection passes only rows of tables with an ``account`` column."""
+    all). An account selection passes only rows of tables with an ``account`` column.
+    ``empty_syms`` (a shard selection only) passes rows whose sym is empty too: a venue's
+    shard plus the mass cancels addressed to every venue. A plain shard selection places an
+    empty sym like any other (``shard_of("")``), so data tables keep their one shard."""
 
     tables: frozenset[str] | None
     syms: frozenset[str] | None
     shard: Shard | None
     accounts: frozenset[str] | None = None
+    empty_syms: bool = False
 
     @property
     def all_rows(self) -> bool:
@@ -282,6 +291,8 @@ def parse_topic(topic: bytes) -> TopicFilter:
             return TopicFilter(tables, frozenset(value.split(",")) if value else frozenset(), None)
         if key == "shard":
             return TopicFilter(tables, None, Shard.parse(value))
+        if key == "shard+empty":
+            return TopicFilter(tables, None, Shard.parse(value), empty_syms=True)
         if key == "account":
             return TopicFilter(
                 tables, None, None, frozenset(value.split(",")) if value else frozenset()

@@ -25,6 +25,7 @@ import zmq
 
 from tickdb.schema import TableSchema
 from tickerplant.ingest import encode_stream
+from tickerplant.payload_rows import read_one_row_batches
 from tickerplant.protocol import (
     DATA,
     HEARTBEAT,
@@ -61,18 +62,79 @@ class ShardMap:
         return shard
 
 
+# Records up to this size are tried as one-row batches (``payload_rows``) before pyarrow:
+# an order request or a single tick, where pyarrow's reader is most of the cost of a topic's
+# filter. Larger ones are never one row per batch, and are not copied to find that out.
+SMALL_RECORD_BYTES = 16384
+
+
+class RecordRows:
+    """One record's rows in the forms selections read them, each made once, when first
+    asked for, and shared by every topic: its one-row batches' values (no pyarrow), its
+    Arrow table, and each row's shard per shard count."""
+
+    __slots__ = ("_columns", "_read", "_table", "record", "shard_ids")
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self._read = False
+        self._columns: dict[str, list[Any]] | None = None
+        self._table: pa.Table | None = None
+        self.shard_ids: dict[int, pa.Array] = {}
+
+    def columns(self) -> dict[str, list[Any]] | None:
+        """Column name -> values when every batch holds one row (and the record is small);
+        None otherwise."""
+        if not self._read:
+            self._read = True
+            if len(self.record.payload) <= SMALL_RECORD_BYTES:
+                read = read_one_row_batches(self.record.payload)
+                if read is not None:
+                    self._columns = dict(zip(read[0], read[1], strict=True))
+        return self._columns
+
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = self.record.to_table()
+        return self._table
+
+
+def _kept_count(
+    selection: TopicFilter, columns: dict[str, list[Any]], shards: ShardMap
+) -> int | None:
+    """How many rows of ``columns`` the selection keeps (None: not a selection read here);
+    the same rows as the Arrow path below keeps, row by row."""
+    if selection.accounts is not None:
+        accounts = columns.get("account")
+        if accounts is None:
+            return 0
+        wanted = selection.accounts
+        return sum(1 for account in accounts if account in wanted)
+    syms = columns.get("sym")
+    if syms is None:
+        return None
+    if selection.syms is not None:
+        return sum(1 for sym in syms if sym in selection.syms)
+    assert selection.shard is not None
+    k, n = selection.shard.index, selection.shard.count
+    empty = selection.empty_syms
+    return sum(
+        1 for sym in syms if sym is not None and ((empty and not sym) or shards.of(sym, n) == k)
+    )
+
+
 def select_rows(
     selection: TopicFilter,
     record: Record,
     shards: ShardMap,
     schemas: dict[str, TableSchema],
-    decoded: pa.Table | None = None,
-    shard_ids: dict[int, pa.Array] | None = None,
+    rows: RecordRows | None = None,
 ) -> Record | None:
     """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
 
     End-of-day records go to every selection. Used for live fan-out and for replay, so a
-    replayed record is byte-for-byte what a live subscriber got.
+    replayed record is byte-for-byte what a live subscriber got. ``rows``: the record's
+    rows as already read for another selection.
     """
     if record.kind == KIND_EOD:
         return record
@@ -80,7 +142,19 @@ def select_rows(
         return None
     if selection.all_rows:
         return record
-    table = decoded if decoded is not None else record.to_table()
+    if rows is None:
+        rows = RecordRows(record)
+    columns = rows.columns()
+    if columns is not None:
+        # One-row batches (an order request): whole or nothing, decided without pyarrow.
+        kept = _kept_count(selection, columns, shards)
+        total = len(next(iter(columns.values()), ()))
+        if kept == 0:
+            return None
+        if kept == total:
+            return record
+        # Some rows of several: cut by the Arrow path below, as any record is.
+    table = rows.table()
     syms = table.column("sym")
     if selection.accounts is not None:
         if "account" not in table.column_names:
@@ -94,16 +168,16 @@ def select_rows(
         assert selection.shard is not None
         k, n = selection.shard.index, selection.shard.count
         # Each row's shard is worked out once per record and shared by every k of n.
-        ids = shard_ids.get(n) if shard_ids is not None else None
+        ids = rows.shard_ids.get(n)
         if ids is None:
             encoded = syms.combine_chunks().dictionary_encode()
             per_sym = pa.array(
                 [shards.of(s, n) for s in encoded.dictionary.to_pylist()], pa.int32()
             )
-            ids = pc.take(per_sym, encoded.indices)
-            if shard_ids is not None:
-                shard_ids[n] = ids
+            ids = rows.shard_ids[n] = pc.take(per_sym, encoded.indices)
         mask = pc.equal(ids, k)
+        if selection.empty_syms:  # rows addressed to every shard (a mass cancel)
+            mask = pc.or_(mask, pc.equal(syms, ""))
     kept = int(pc.sum(mask).as_py() or 0)
     if kept == 0:
         return None
@@ -257,8 +331,7 @@ class Fanout:
         per_topic: dict[bytes, list[tuple[int, tuple[bytes | memoryview, ...]]]] = {}
         for out in batch:
             record: Record | None = None
-            decoded: pa.Table | None = None
-            shard_ids: dict[int, pa.Array] = {}
+            rows: RecordRows | None = None
             everyone = out.kind == KIND_EOD  # end of day goes to every selection
             for topic in self.topics.values():
                 selection = topic.selection
@@ -267,12 +340,10 @@ class Fanout:
                 if everyone or selection.all_rows:
                     per_topic.setdefault(topic.name, []).append((out.seq, out.parts))
                     continue
-                if record is None:
+                if record is None or rows is None:
                     record = out.record
-                    decoded = record.to_table()
-                picked = select_rows(
-                    selection, record, self.shards, self.schemas, decoded, shard_ids
-                )
+                    rows = RecordRows(record)
+                picked = select_rows(selection, record, self.shards, self.schemas, rows)
                 if picked is None:
                     continue
                 parts = out.parts if picked is record else _parts(picked)
