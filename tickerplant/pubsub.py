@@ -25,7 +25,7 @@ import zmq
 
 from tickdb.schema import TableSchema
 from tickerplant.ingest import encode_stream
-from tickerplant.payload_rows import read_one_row_batches
+from tickerplant.payload_rows import read_one_row_column
 from tickerplant.protocol import (
     DATA,
     HEARTBEAT,
@@ -70,28 +70,25 @@ SMALL_RECORD_BYTES = 16384
 
 class RecordRows:
     """One record's rows in the forms selections read them, each made once, when first
-    asked for, and shared by every topic: its one-row batches' values (no pyarrow), its
-    Arrow table, and each row's shard per shard count."""
+    asked for, and shared by every topic: a column's values in one-row batches (no
+    pyarrow), its Arrow table, and each row's shard per shard count."""
 
-    __slots__ = ("_columns", "_read", "_table", "record", "shard_ids")
+    __slots__ = ("_columns", "_table", "record", "shard_ids")
 
     def __init__(self, record: Record) -> None:
         self.record = record
-        self._read = False
-        self._columns: dict[str, list[Any]] | None = None
+        self._columns: dict[str, list[Any] | None] = {}
         self._table: pa.Table | None = None
         self.shard_ids: dict[int, pa.Array] = {}
 
-    def columns(self) -> dict[str, list[Any]] | None:
-        """Column name -> values when every batch holds one row (and the record is small);
-        None otherwise."""
-        if not self._read:
-            self._read = True
-            if len(self.record.payload) <= SMALL_RECORD_BYTES:
-                read = read_one_row_batches(self.record.payload)
-                if read is not None:
-                    self._columns = dict(zip(read[0], read[1], strict=True))
-        return self._columns
+    def column(self, name: str) -> list[Any] | None:
+        """Column ``name``'s values when every batch holds one row (and the record is
+        small); None otherwise, or when there is no such column."""
+        if name not in self._columns:
+            payload = self.record.payload
+            small = len(payload) <= SMALL_RECORD_BYTES
+            self._columns[name] = read_one_row_column(payload, name) if small else None
+        return self._columns[name]
 
     def table(self) -> pa.Table:
         if self._table is None:
@@ -99,28 +96,28 @@ class RecordRows:
         return self._table
 
 
-def _kept_count(
-    selection: TopicFilter, columns: dict[str, list[Any]], shards: ShardMap
-) -> int | None:
-    """How many rows of ``columns`` the selection keeps (None: not a selection read here);
-    the same rows as the Arrow path below keeps, row by row."""
+def _kept_count(selection: TopicFilter, rows: RecordRows, shards: ShardMap) -> tuple[int, int]:
+    """(rows kept, rows) of a record of one-row batches; (-1, -1) when it is not one (the
+    Arrow path decides). The same rows as the Arrow path keeps, row by row."""
     if selection.accounts is not None:
-        accounts = columns.get("account")
+        accounts = rows.column("account")
         if accounts is None:
-            return 0
+            return -1, -1
         wanted = selection.accounts
-        return sum(1 for account in accounts if account in wanted)
-    syms = columns.get("sym")
+        return sum(1 for account in accounts if account in wanted), len(accounts)
+    syms = rows.column("sym")
     if syms is None:
-        return None
+        return -1, -1
     if selection.syms is not None:
-        return sum(1 for sym in syms if sym in selection.syms)
+        chosen = selection.syms
+        return sum(1 for sym in syms if sym in chosen), len(syms)
     assert selection.shard is not None
     k, n = selection.shard.index, selection.shard.count
     empty = selection.empty_syms
-    return sum(
+    kept = sum(
         1 for sym in syms if sym is not None and ((empty and not sym) or shards.of(sym, n) == k)
     )
+    return kept, len(syms)
 
 
 def select_rows(
@@ -144,16 +141,14 @@ def select_rows(
         return record
     if rows is None:
         rows = RecordRows(record)
-    columns = rows.columns()
-    if columns is not None:
-        # One-row batches (an order request): whole or nothing, decided without pyarrow.
-        kept = _kept_count(selection, columns, shards)
-        total = len(next(iter(columns.values()), ()))
+    # One-row batches (an order request): whole or nothing, decided without pyarrow; some
+    # rows of several are cut by the Arrow path below, as any record is.
+    kept, total = _kept_count(selection, rows, shards)
+    if total >= 0:
         if kept == 0:
             return None
         if kept == total:
             return record
-        # Some rows of several: cut by the Arrow path below, as any record is.
     table = rows.table()
     syms = table.column("sym")
     if selection.accounts is not None:
