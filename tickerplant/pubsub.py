@@ -139,6 +139,10 @@ def select_rows(
         return None
     if selection.all_rows:
         return record
+    if selection.excludes(record.origins):
+        return None
+    if selection.every_row:
+        return record
     if rows is None:
         rows = RecordRows(record)
     # One-row batches (an order request): whole or nothing, decided without pyarrow; some

@@ -55,6 +55,7 @@ def parse_request(
     shard = request.get("shard")
     accounts = request.get("accounts")
     empty_syms = bool(request.get("empty_syms", False))
+    not_from = request.get("not_from")
     unknown = sorted(set(tables or ()) - set(schemas))
     if unknown:
         raise ValueError(f"unknown tables {unknown}")
@@ -68,6 +69,7 @@ def parse_request(
         Shard.of(shard) if shard is not None else None,
         frozenset(accounts) if accounts is not None else None,
         empty_syms,
+        bytes.fromhex(not_from) if not_from is not None else None,
     )
     return after, upto, selection
 
