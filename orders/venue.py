@@ -4,8 +4,9 @@ The gateway publishes every request that passed its risk checks to the tickerpla
 ``order_request`` table; the tickerplant sequences and journals it like a tick. The venue of
 shard k/n subscribes to that stream (and, in paper mode, to ``quote``) by shard, with the
 rows of an empty sym too (``protocol.TopicFilter.empty_syms``): the tickerplant sends it the
-rows whose sym it owns (the same sym → shard function as the data) plus mass cancels
-addressed to every venue, and nothing of the other shards. It applies them in sequence
+records with a row whose sym it owns (the same sym → shard function as the data) or a mass
+cancel addressed to every venue, and no record of the other shards alone; it keeps those
+rows (a run of requests for several shards comes whole). It applies them in sequence
 order to its ``MatchingEngine``, and publishes what happened to the ``order`` and ``fill``
 tables. Day ends arrive in the same stream, so
 DAY orders expire at exactly the same point of the input on every run.
@@ -130,8 +131,8 @@ class Venue:
         out: list[Output] = []
         # Read without pyarrow (``payload_rows``: a request is one small record, and the
         # reader's fixed cost was most of a venue's time per order). Rows for this venue
-        # (its syms, and mass cancels for every venue) are all the tickerplant sends (it
-        # cuts a record of several rows to those); the check stays as a guard.
+        # (its syms, and mass cancels for every venue) only: the tickerplant sends a record
+        # of several rows whole when one of them is this venue's.
         names, columns = read_columns(payload)
         by_name = dict(zip(names, columns, strict=True))
         syms, kinds = by_name["sym"], by_name["request"]

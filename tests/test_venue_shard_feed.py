@@ -1,7 +1,8 @@
 """A venue's feed: the tickerplant sends the venue of shard k/n only the ``order_request``
-rows of its syms plus those of an empty sym (mass cancels, addressed to every venue), live
-and in replay alike, byte for byte; a data table's plain shard selection is unchanged (an
-empty-sym row goes to the one shard ``shard_of("")`` names, not to every shard)."""
+records with a row of its syms or of an empty sym (mass cancels, addressed to every venue),
+live and in replay alike, byte for byte; a data table's plain shard selection is unchanged
+(it cuts records to the shard's rows, and an empty-sym row goes to the one shard
+``shard_of("")`` names, not to every shard)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_the_venue_topic_names_its_shard_and_empty_syms() -> None:
 
 
 @pytest.mark.parametrize("one_row_reader", [True, False])
-def test_a_shard_with_empty_syms_gets_its_rows_and_every_mass_cancel(
+def test_a_shard_with_empty_syms_gets_records_with_its_rows_and_every_mass_cancel(
     one_row_reader: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whole one-row records are chosen by the byte reader, else by Arrow: same choice."""
@@ -77,10 +78,16 @@ def test_a_shard_with_empty_syms_gets_its_rows_and_every_mass_cancel(
     mass = record_of([MassCancel(account="A1")])
     assert select_rows(venue0, mass, shards, schemas) is mass
     assert select_rows(venue1, mass, shards, schemas) is mass
-    # Several rows: cut to the shard's and the mass cancel.
-    mixed = record_of([new_order(MINE[0], 1), new_order(THEIRS[0], 1), MassCancel(sym="")])
-    assert picked_syms(select_rows(venue0, mixed, shards, schemas)) == [MINE[0], ""]
-    assert picked_syms(select_rows(venue1, mixed, shards, schemas)) == [THEIRS[0], ""]
+    # Several rows: whole to each venue with a row in it (each keeps its own rows).
+    mixed = record_of([new_order(MINE[0], 1), new_order(THEIRS[0], 1)])
+    assert select_rows(venue0, mixed, shards, schemas) is mixed
+    assert select_rows(venue1, mixed, shards, schemas) is mixed
+    theirs = record_of([new_order(THEIRS[0], 2), new_order(THEIRS[1], 2)])
+    assert select_rows(venue0, theirs, shards, schemas) is None
+    assert select_rows(venue1, theirs, shards, schemas) is theirs
+    # A data table's shard selection still cuts a record to its rows.
+    plain = parse_topic(topic_for(["order_request"], shard=Shard(0, TWO)))
+    assert picked_syms(select_rows(plain, mixed, shards, schemas)) == [MINE[0]]
 
 
 @pytest.mark.parametrize("one_row_reader", [True, False])
@@ -129,16 +136,19 @@ def test_live_and_replayed_feeds_are_the_same_bytes(tmp_path: Path, procs: list[
                 pub.publish_ipc(
                     "order_request", encode_rows([request_row(new_order(sym, n))], REQUEST_SCHEMA)
                 )
+                pub.flush()  # a record each
             pub.publish_ipc(
                 "order_request", encode_rows([request_row(MassCancel("A1"))], REQUEST_SCHEMA)
             )
+            pub.flush()
             mixed = [new_order(THEIRS[1], 99), new_order(MINE[1], 99)]
             pub.publish("order_request", to_table([request_row(r) for r in mixed], REQUEST_SCHEMA))
             pub.flush()
         top = live.tickerplant_seq()
         got = wait_for_seq(live, top)
         syms = [s for u in got for s in pa.ipc.open_stream(u.payload).read_all()["sym"].to_pylist()]
-        assert syms == [*MINE, "", MINE[1]]  # a record of several rows cut to ours
+        assert set(syms) & set(THEIRS) <= {THEIRS[1]}  # only in a record with a row of ours
+        assert [s for s in syms if s not in THEIRS] == [*MINE, "", MINE[1]]
         with Subscriber(
             address,
             tables=["order_request"],
@@ -169,11 +179,11 @@ def test_a_venue_never_receives_another_shards_orders(tmp_path: Path, procs: lis
     try:
         venue.catch_up()
         with Publisher(address) as pub:
-            for n, sym in enumerate(THEIRS + MINE):
+            for n, sym in enumerate(THEIRS + MINE):  # a record each, as orders come one by one
                 pub.publish_ipc(
                     "order_request", encode_rows([request_row(new_order(sym, n))], REQUEST_SCHEMA)
                 )
-            pub.flush()
+                pub.flush()
         target = venue._sub.tickerplant_seq()
         deadline = time.monotonic() + 10
         while len(venue.engine.open_orders()) < len(MINE):

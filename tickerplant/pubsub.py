@@ -66,11 +66,14 @@ class ShardMap:
 # an order request or a single tick, where pyarrow's reader is most of the cost of a topic's
 # filter. Larger ones are never one row per batch, and are not copied to find that out.
 SMALL_RECORD_BYTES = 16384
+# Records up to this size are selected row by row in Python (one column read by pyarrow):
+# a run of a few orders, where pyarrow's compute calls cost more than the rows.
+FEW_ROWS_BYTES = 65536
 
 
 class RecordRows:
     """One record's rows in the forms selections read them, each made once, when first
-    asked for, and shared by every topic: a column's values in one-row batches (no
+    asked for, and shared by every topic: a column's values (one-row batches without
     pyarrow), its Arrow table, and each row's shard per shard count."""
 
     __slots__ = ("_columns", "_table", "record", "shard_ids")
@@ -82,12 +85,17 @@ class RecordRows:
         self.shard_ids: dict[int, pa.Array] = {}
 
     def column(self, name: str) -> list[Any] | None:
-        """Column ``name``'s values when every batch holds one row (and the record is
-        small); None otherwise, or when there is no such column."""
+        """Column ``name``'s values if the record is small; None for a larger one, or
+        when there is no such column."""
         if name not in self._columns:
             payload = self.record.payload
-            small = len(payload) <= SMALL_RECORD_BYTES
-            self._columns[name] = read_one_row_column(payload, name) if small else None
+            size = len(payload)
+            values = read_one_row_column(payload, name) if size <= SMALL_RECORD_BYTES else None
+            if values is None and size <= FEW_ROWS_BYTES:
+                table = self.table()
+                if name in table.column_names:
+                    values = table.column(name).to_pylist()
+            self._columns[name] = values
         return self._columns[name]
 
     def table(self) -> pa.Table:
@@ -96,28 +104,25 @@ class RecordRows:
         return self._table
 
 
-def _kept_count(selection: TopicFilter, rows: RecordRows, shards: ShardMap) -> tuple[int, int]:
-    """(rows kept, rows) of a record of one-row batches; (-1, -1) when it is not one (the
-    Arrow path decides). The same rows as the Arrow path keeps, row by row."""
+def _mask(selection: TopicFilter, rows: RecordRows, shards: ShardMap) -> list[bool] | None:
+    """Which rows of a small record the selection keeps (None: not a small record, the
+    Arrow path decides); the same rows as the Arrow path keeps, row by row."""
     if selection.accounts is not None:
         accounts = rows.column("account")
         if accounts is None:
-            return -1, -1
+            return None
         wanted = selection.accounts
-        return sum(1 for account in accounts if account in wanted), len(accounts)
+        return [account in wanted for account in accounts]
     syms = rows.column("sym")
     if syms is None:
-        return -1, -1
+        return None
     if selection.syms is not None:
         chosen = selection.syms
-        return sum(1 for sym in syms if sym in chosen), len(syms)
+        return [sym in chosen for sym in syms]
     assert selection.shard is not None
     k, n = selection.shard.index, selection.shard.count
     empty = selection.empty_syms
-    kept = sum(
-        1 for sym in syms if sym is not None and ((empty and not sym) or shards.of(sym, n) == k)
-    )
-    return kept, len(syms)
+    return [sym is not None and ((empty and not sym) or shards.of(sym, n) == k) for sym in syms]
 
 
 def select_rows(
@@ -128,6 +133,10 @@ def select_rows(
     rows: RecordRows | None = None,
 ) -> Record | None:
     """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
+
+    A venue's selection (``empty_syms``) takes a record whole when any row is its: a run
+    of requests for several shards goes to each of their venues as it is, each keeping
+    its own rows, so the tickerplant re-encodes nothing on the order path.
 
     End-of-day records go to every selection. Used for live fan-out and for replay, so a
     replayed record is byte-for-byte what a live subscriber got. ``rows``: the record's
@@ -145,14 +154,20 @@ def select_rows(
         return record
     if rows is None:
         rows = RecordRows(record)
-    # One-row batches (an order request): whole or nothing, decided without pyarrow; some
-    # rows of several are cut by the Arrow path below, as any record is.
-    kept, total = _kept_count(selection, rows, shards)
-    if total >= 0:
+    # A small record (an order request, a run of a few): row by row in Python, one-row
+    # batches without pyarrow at all.
+    mask = _mask(selection, rows, shards)
+    if mask is not None:
+        kept = sum(mask)
         if kept == 0:
             return None
-        if kept == total:
+        if kept == len(mask) or selection.empty_syms:
             return record
+        cut = rows.table().filter(pa.array(mask, pa.bool_()))
+        payload = encode_stream(cut, schemas[record.table].arrow)
+        return Record(
+            record.kind, record.seq, record.ts_recv, record.table, record.origins, payload
+        )
     table = rows.table()
     syms = table.column("sym")
     if selection.accounts is not None:
@@ -180,7 +195,7 @@ def select_rows(
     kept = int(pc.sum(mask).as_py() or 0)
     if kept == 0:
         return None
-    if kept == table.num_rows:
+    if kept == table.num_rows or selection.empty_syms:
         return record
     payload = encode_stream(table.filter(mask), schemas[record.table].arrow)
     return Record(record.kind, record.seq, record.ts_recv, record.table, record.origins, payload)
