@@ -164,6 +164,12 @@ class OrderStream:
             self._mark_ready()
 
     def _on_message(self, message: Message) -> None:
+        if (
+            self._own_left_out_after is not None
+            and isinstance(message, Update)
+            and message.table == "order_request"
+        ):
+            self._own_left_out(message)  # another gateway's request: follow them all now
         try:
             with self.router.lock:
                 self._apply(message)
@@ -213,19 +219,27 @@ class OrderStream:
         effect does not depend on the venues' answers applied meanwhile: only the order of
         requests counts), and the flow is followed whole from this record on."""
         after = self._own_left_out_after
-        self._own_left_out_after = None
         assert after is not None
         log.info(
             "order flow: another publisher's request at seq %d; following every request",
             message.seq,
         )
-        for payload in self._own_requests(after, message.seq):
-            self.peers.apply(payload)
-        live = Subscriber(
-            self.tp_address, tables=LIVE_FLOW, start=message.seq, timeout_s=self._timeout_s
-        )
-        self._flow.close()
-        self._flow = live
+        # Under the router's lock, as any flow record is applied: a request made through
+        # this gateway right after the other one answered sees that record applied.
+        with self.router.lock:
+            try:
+                own = self._own_requests(after, message.seq)
+                live = Subscriber(
+                    self.tp_address, tables=LIVE_FLOW, start=message.seq, timeout_s=self._timeout_s
+                )
+            except Exception as exc:  # the tickerplant away: the next such record tries again
+                log.error("order flow: could not follow every request yet (%s)", exc)
+                return
+            for payload in own:
+                self.peers.apply(payload)
+            self._own_left_out_after = None
+            self._flow.close()
+            self._flow = live
 
     def _own_requests(self, after: int, before: int) -> list[bytes]:
         """The ``order_request`` payloads sequenced in ``(after, before)`` since the last
@@ -260,8 +274,6 @@ class OrderStream:
         if message.table == "order_request":
             # Replayed or live, this gateway's or another's (``gateway/peer_requests.py``):
             # every gateway learns every order and ClOrdID, the first in sequence winning.
-            if self._own_left_out_after is not None:
-                self._own_left_out(message)  # another gateway's: follow them all now
             self.peers.apply(message.payload)
             return
         # Without pyarrow: one venue answer per order is the usual record, and a reader and
