@@ -127,6 +127,8 @@ class Subscriber:
         syms: list[str] | None = None,
         shard: Shard | tuple[int, int] | str | None = None,
         accounts: list[str] | None = None,
+        empty_syms: bool = False,
+        not_from: bytes | None = None,
         start: Start = "live",
         timeout_s: float = 10.0,
         receive_buffer: int = 100_000,
@@ -138,6 +140,8 @@ class Subscriber:
         self.syms = syms
         self.shard = None if shard is None else Shard.of(shard)
         self.accounts = accounts
+        self.empty_syms = empty_syms  # with shard: rows of an empty sym too (protocol.py)
+        self.not_from = not_from  # a publisher's public id whose own records are left out
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self._curve = client_keys(curve)
@@ -150,7 +154,7 @@ class Subscriber:
         # The tickerplant would send nothing for a selection it may not read (CURVE).
         if refusal := self.hello.refusal("read", tables or self.hello.schemas, accounts):
             raise SubscriptionError(refusal)
-        self.topic = topic_for(tables, syms, self.shard, accounts)
+        self.topic = topic_for(tables, syms, self.shard, accounts, empty_syms, not_from)
         # The tickerplant disconnects a subscription over its cap (and the SUB socket would
         # resend it for ever): say so here instead.
         self._check_size("subscription", len(self.topic) + 1, "max_subscription_bytes")
@@ -242,7 +246,7 @@ class Subscriber:
                 socket.close(0)
 
     def _send_replay(self, upto: int) -> zmq.Socket:
-        request = {
+        request: dict[str, Any] = {
             "after": self.last_seq,
             "upto": upto,
             "tables": self.tables,
@@ -250,6 +254,10 @@ class Subscriber:
             "shard": self.shard.to_json() if self.shard else None,
             "accounts": self.accounts,
         }
+        if self.empty_syms:
+            request["empty_syms"] = True
+        if self.not_from is not None:
+            request["not_from"] = self.not_from.hex()
         body = json.dumps(request).encode()
         self._check_size("replay request", len(body), "max_replay_request_bytes")
         socket = self._ctx.socket(zmq.DEALER)
