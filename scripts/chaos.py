@@ -21,7 +21,9 @@ appear exactly once; the venue pair's books are equal; client-visible query erro
 failover times p50/p99/max per target and action. Exit code 1 if a check fails.
 
 Targets are a list (``TARGETS``): each names the components it may hit now and the requests
-that tell its failover is over. A tickerplant standby plugs in as one more entry.
+that tell its failover is over. A tickerplant standby plugs in as one more entry. Targets
+are hit in rounds, each in a random order, and a round begun before ``--minutes`` is over is
+finished: every target is hit at least once and as often as the others.
 
     .venv/bin/python scripts/chaos.py [--minutes 5] [--every 3] [--seed 1] [--json out.json]
 """
@@ -327,7 +329,9 @@ class Chaos:
         hits: list[dict[str, Any]] = []
         end = time.monotonic() + seconds
         targets: list[Target] = []
-        while time.monotonic() < end:
+        # Whole rounds: a round begun before the end is finished, so every target is hit
+        # as often, at least once, however long the restarts take.
+        while time.monotonic() < end or targets:
             if not targets:  # rounds in a random order: every target is hit as often
                 targets = rng.sample(TARGETS, len(TARGETS))
             self.wait_whole()
