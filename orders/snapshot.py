@@ -119,10 +119,14 @@ class VenueSnapshots:
         changed = seq != self._last_seq
         return bool(settings.every_s) and changed and time.monotonic() >= self._next_at
 
-    def take(self, seq: int, inputs: int, state: dict[str, Any]) -> None:
-        """Write ``state`` (covering ``seq``) from a forked child; the caller goes on."""
+    def postpone(self, seq: int, inputs: int) -> None:
+        """Count from here for the next snapshot (one taken, or one that could not be)."""
         self._last_inputs, self._last_seq = inputs, seq
         self._next_at = time.monotonic() + self.settings.every_s
+
+    def take(self, seq: int, inputs: int, state: dict[str, Any]) -> None:
+        """Write ``state`` (covering ``seq``) from a forked child; the caller goes on."""
+        self.postpone(seq, inputs)
         state = {**state, "seq": seq}
         if not hasattr(os, "fork"):
             self._write(seq, state)

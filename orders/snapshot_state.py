@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import zmq
 
 from orders.snapshot import VenueSnapshots
+from orders.snapshot_journal import StampUnavailable, record_stamp
 from tickdb.curve_links import client_keys
 from tickerplant.discovery import Hello
 from tickerplant.failover_client import addresses_of, find_primary
+from tickerplant.publisher import PublishError
 
 if TYPE_CHECKING:
     from orders.venue import Venue
@@ -42,7 +44,9 @@ def settings_of(venue: Venue) -> dict[str, Any]:
 
 def capture(venue: Venue) -> dict[str, Any]:
     """The venue's state between two inputs (references: the writer copies by forking)."""
+    extra = venue._snapshot_extra()  # a lone venue's outputs journaled first
     return {
+        "stamp": record_stamp(venue._sub.hello, venue.processed_seq, venue.timeout_s),
         "venue": venue.label,
         "settings": settings_of(venue),
         "session": venue.session,
@@ -50,7 +54,7 @@ def capture(venue: Venue) -> dict[str, Any]:
         "engine": venue.engine,
         "inputs": venue.inputs,
         "bad_inputs": venue.bad_inputs,
-        **venue._snapshot_extra(),
+        **extra,
     }
 
 
@@ -67,8 +71,15 @@ def refusal(venue: Venue, hello: Hello, state: dict[str, Any]) -> str:
         )
     if state.get("session") and state["session"] != hello.session.isoformat():
         return f"of session {state['session']}, the tickerplant's is {hello.session}"
-    if int(state["seq"]) > hello.seq:
-        return f"at seq {state['seq']}, beyond the tickerplant's {hello.seq}"
+    seq = int(state["seq"])
+    if seq > hello.seq:
+        return f"at seq {seq}, beyond the tickerplant's {hello.seq}"
+    try:
+        stamp = record_stamp(hello, seq, venue.timeout_s)
+    except StampUnavailable as exc:
+        return f"its journal record could not be checked: {exc}"
+    if stamp != state.get("stamp"):
+        return f"of another journal (its record at seq {seq} is not the one it was made from)"
     return ""
 
 
@@ -95,4 +106,11 @@ def restore(venue: Venue) -> int:
 def take(venue: Venue) -> None:
     """Snapshot ``venue`` as of the last input it applied (called between two inputs)."""
     assert venue.snapshots is not None
-    venue.snapshots.take(venue.processed_seq, venue.inputs, capture(venue))
+    try:
+        state = capture(venue)
+    except (StampUnavailable, TimeoutError, PublishError) as exc:
+        # The tickerplant is away: no snapshot this time, the next one when due.
+        log.warning("venue %s: no snapshot at seq %d: %s", venue.label, venue.processed_seq, exc)
+        venue.snapshots.postpone(venue.processed_seq, venue.inputs)
+        return
+    venue.snapshots.take(venue.processed_seq, venue.inputs, state)

@@ -42,7 +42,7 @@ LIVE = {OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.REPLACED}
 CRASH_AT = 600
 
 
-def start(workdir: Path, every_inputs: int) -> OrderStack:
+def start(workdir: Path, every_inputs: int, snapshots: Path | None = None) -> OrderStack:
     return start_order_stack(
         workdir,
         shards=3,
@@ -50,7 +50,7 @@ def start(workdir: Path, every_inputs: int) -> OrderStack:
             "submit_timeout_s": 0.2,
             "snapshot_every_inputs": every_inputs,
             "snapshot_every_s": 0,
-            "snapshot_dir": str(workdir / "snapshots"),
+            "snapshot_dir": str(snapshots or workdir / "snapshots"),
         },
         extra_toml=RISK,
     )
@@ -208,3 +208,27 @@ def test_a_snapshot_of_another_day_is_not_used(tmp_path: Path) -> None:
         assert "starting from snapshot" not in log
     finally:
         stack.stop()
+
+
+def test_a_snapshot_of_another_journal_is_not_used(tmp_path: Path) -> None:
+    """A tickerplant started over on an empty journal reaches the same seqs with other
+    records: the snapshot's stamp of its record tells them apart."""
+    shared = tmp_path / "snapshots"
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = start(tmp_path / "first", every_inputs=5, snapshots=shared)
+    try:
+        drive(first, flow(seed=7, count=120), crash_at=-1, crash=None)
+        wait_until(lambda: any(newest_first(shared, KEY)), 30, "a snapshot")
+    finally:
+        first.stop()
+    second = start(tmp_path / "second", every_inputs=10**9, snapshots=shared)
+    try:
+        drive(second, flow(seed=8, count=200), crash_at=-1, crash=None)
+        second.venues[1].stop()
+        second.start_venue(1)
+        log = second.venues[1].log()
+        assert "of another journal" in log
+        assert "starting from snapshot" not in log
+    finally:
+        second.stop()
