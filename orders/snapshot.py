@@ -78,6 +78,7 @@ class VenueSnapshots:
         self._last_seq = 0
         self._next_at = time.monotonic() + settings.every_s
         self._child: tuple[int, int] | None = None  # (pid, seq) of the writer at work
+        self.paused_ms = 0.0  # the live path's pause for the last one (flush, stamp, fork)
         self._next_reap = 0.0
 
     # -- start ---------------------------------------------------------------------------
@@ -124,8 +125,9 @@ class VenueSnapshots:
         self._last_inputs, self._last_seq = inputs, seq
         self._next_at = time.monotonic() + self.settings.every_s
 
-    def take(self, seq: int, inputs: int, state: dict[str, Any]) -> None:
-        """Write ``state`` (covering ``seq``) from a forked child; the caller goes on."""
+    def take(self, seq: int, inputs: int, state: dict[str, Any], since: float) -> None:
+        """Write ``state`` (covering ``seq``) from a forked child; the caller goes on.
+        ``since``: when the caller stopped matching for it (``time.perf_counter()``)."""
         self.postpone(seq, inputs)
         state = {**state, "seq": seq}
         if not hasattr(os, "fork"):
@@ -144,6 +146,7 @@ class VenueSnapshots:
             finally:
                 os._exit(code)
         self._child = (pid, seq)
+        self.paused_ms = (time.perf_counter() - since) * 1000
 
     def _write(self, seq: int, state: dict[str, Any]) -> None:
         data = snapshot_file.encode(state)
@@ -166,7 +169,12 @@ class VenueSnapshots:
         self._child = None
         if os.waitstatus_to_exitcode(status) == 0:
             self.written += 1
-            log.info("venue %s: snapshot at seq %d written", self.key, seq)
+            log.info(
+                "venue %s: snapshot at seq %d written (the venue paused %.1f ms for it)",
+                self.key,
+                seq,
+                self.paused_ms,
+            )
         else:
             self.failed += 1
             log.error("venue snapshot at seq %d not written (writer: %s)", seq, status)

@@ -12,6 +12,7 @@ seq gives exactly the state of a venue that replayed everything.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -106,6 +107,7 @@ def restore(venue: Venue) -> int:
 def take(venue: Venue) -> None:
     """Snapshot ``venue`` as of the last input it applied (called between two inputs)."""
     assert venue.snapshots is not None
+    since = time.perf_counter()
     try:
         state = capture(venue)
     except (StampUnavailable, TimeoutError, PublishError) as exc:
@@ -113,4 +115,4 @@ def take(venue: Venue) -> None:
         log.warning("venue %s: no snapshot at seq %d: %s", venue.label, venue.processed_seq, exc)
         venue.snapshots.postpone(venue.processed_seq, venue.inputs)
         return
-    venue.snapshots.take(venue.processed_seq, venue.inputs, state)
+    venue.snapshots.take(venue.processed_seq, venue.inputs, state, since)
