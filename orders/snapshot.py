@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,8 @@ class VenueSnapshots:
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 self._write(seq, state)
                 code = 0
+            except BaseException:
+                traceback.print_exc()  # to the venue's log; the parent logs the failure
             finally:
                 os._exit(code)
         self._child = (pid, seq)

@@ -37,7 +37,7 @@ from waits import wait_for  # noqa: E402
 
 from orders.model import CancelRequest, NewOrder, ReplaceRequest, Side, TimeInForce  # noqa: E402
 from orders.rows import request_row  # noqa: E402
-from orders.snapshot_file import newest_first  # noqa: E402
+from orders.snapshot_file import decode, newest_first  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402
 from tickerplant.publisher import Publisher  # noqa: E402
 from tickerplant.subscriber import Subscriber, Update  # noqa: E402
@@ -142,8 +142,11 @@ class Bench:
             wait_for(answered, 600, "answer to the last request")
         live.stop()
 
-    def newest_snapshot(self) -> int:
-        return next(newest_first(self.snapshots, "venue-0-of-1"), (0, None))[0]
+    def newest_snapshot(self) -> tuple[int, int]:
+        """The newest snapshot's seq and the requests it covers."""
+        for seq, path in newest_first(self.snapshots, "venue-0-of-1"):
+            return seq, int(decode(path.read_bytes())["inputs"])
+        return 0, 0
 
 
 def main() -> None:
@@ -159,9 +162,10 @@ def main() -> None:
             bench.fill_the_day(opts.requests)
             with Publisher(bench.address(bench.tp)) as pub:
                 seq = pub.hello.seq
+            at, covered = bench.newest_snapshot()
             print(
-                f"day: {opts.requests:,} order requests, journal at seq {seq:,}, newest "
-                f"snapshot at seq {bench.newest_snapshot():,} "
+                f"day: {opts.requests:,} order requests, journal at seq {seq:,}; newest "
+                f"snapshot at seq {at:,}, {opts.requests - covered:,} requests before the end "
                 f"({time.perf_counter() - started:.0f} s to fill)"
             )
             times: dict[str, list[float]] = {"full": [], "snapshot": [], "floor": []}
