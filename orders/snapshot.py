@@ -77,7 +77,10 @@ class VenueSnapshots:
         self.failed = 0
         self._last_inputs = 0
         self._last_seq = 0
-        self._next_at = time.monotonic() + settings.every_s
+        # Without a snapshot to start from, one is due as soon as anything is applied: a
+        # restarted venue that replayed the day writes one at once (it may not live for
+        # ``every_s``: a pair's venues are killed in turn by failover drills).
+        self._next_at = time.monotonic()
         self._child: tuple[int, int] | None = None  # (pid, seq) of the writer at work
         self.paused_ms = 0.0  # the live path's pause for the last one (flush, stamp, fork)
         self._next_reap = 0.0
@@ -99,6 +102,12 @@ class VenueSnapshots:
                 continue
             self.loaded_seq = self._last_seq = seq
             self._last_inputs = int(state.get("inputs", 0))
+            # ``every_s`` from when it was written, not from this start.
+            try:
+                age = max(0.0, time.time() - path.stat().st_mtime)
+            except OSError:  # removed since (another writer's prune): as if just written
+                age = 0.0
+            self._next_at = time.monotonic() + max(0.0, self.settings.every_s - age)
             log.info("venue %s: starting from snapshot %s (seq %d)", self.key, path, seq)
             return state
         return None

@@ -22,6 +22,7 @@ from orders.model import (
     Side,
     TimeInForce,
 )
+from orders.snapshot import SnapshotSettings, VenueSnapshots
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
 
@@ -135,3 +136,17 @@ def test_newest_first_and_prune_keep_the_newest(tmp_path: Path) -> None:
     assert [s for s, _ in snapshot_file.newest_first(tmp_path, "venue-0-of-1")] == [120, 40]
     assert not list(tmp_path.glob("*.tmp"))  # its writer (no such pid) is gone
     assert [s for s, _ in snapshot_file.newest_first(tmp_path, "venue-0-of-1-pair")] == [999]
+
+
+def test_snapshots_are_due_by_count_by_time_and_at_once_after_a_start_without_one(
+    tmp_path: Path,
+) -> None:
+    timed = VenueSnapshots(SnapshotSettings(tmp_path, every_inputs=0, every_s=3600), "v")
+    assert not timed.due(inputs=0, seq=0)  # nothing applied yet
+    assert timed.due(inputs=7, seq=40)  # started without one: due at once
+    timed.postpone(seq=40, inputs=7)
+    assert not timed.due(inputs=9, seq=50)  # the hour has not passed
+    counted = VenueSnapshots(SnapshotSettings(tmp_path, every_inputs=10, every_s=0), "v")
+    counted.postpone(seq=40, inputs=7)
+    assert not counted.due(inputs=16, seq=60)
+    assert counted.due(inputs=17, seq=61)
