@@ -138,6 +138,12 @@ class PairedVenue(Venue):
             "journaled": dict(self.journaled),
         }
 
+    def _maybe_snapshot(self) -> None:
+        # The standby writes them (the pair's states are equal), so the primary, which
+        # answers the orders, never pauses for one; a primary without a standby takes none.
+        if self._publisher is None:
+            super()._maybe_snapshot()
+
     def _restore_extra(self, state: dict[str, Any]) -> None:
         self.pending = deque(Batch(*fields) for fields in state["pending"])
         self.batches = int(state["batches"])
