@@ -118,17 +118,21 @@ class VenueSnapshots:
         (cheap: every step)."""
         settings = self.settings
         if self._child is not None:
-            now = time.monotonic()
-            if now < self._next_reap:
-                return False
-            self._next_reap = now + 0.05
-            if not self._reap(block=False):
-                return False
+            self.poll()
+            if self._child is not None:
+                return False  # one writer at a time
         if settings.every_inputs and inputs - self._last_inputs >= settings.every_inputs:
             return True
         # In time, if anything changed (a paper venue's quotes are not inputs of its own).
         changed = seq != self._last_seq
         return bool(settings.every_s) and changed and time.monotonic() >= self._next_at
+
+    def poll(self) -> None:
+        """Reap the writer at work if it has finished (looks every 50 ms at most)."""
+        now = time.monotonic()
+        if self._child is not None and now >= self._next_reap:
+            self._next_reap = now + 0.05
+            self._reap(block=False)
 
     def postpone(self, seq: int, inputs: int) -> None:
         """Count from here for the next snapshot (one taken, or one that could not be)."""

@@ -143,6 +143,8 @@ class PairedVenue(Venue):
         # answers the orders, never pauses for one; a primary without a standby takes none.
         if self._publisher is None:
             super()._maybe_snapshot()
+        elif self.snapshots is not None:
+            self.snapshots.poll()  # one it began as the standby: reaped, and logged
 
     def _restore_extra(self, state: dict[str, Any]) -> None:
         self.pending = deque(Batch(*fields) for fields in state["pending"])
