@@ -36,7 +36,8 @@ from typing import Any
 
 from fix.codec import Field, Message
 from fix.engine import Engine
-from fix.session import Session, SessionSettings
+from fix.session import Session
+from fix.session_types import SessionSettings
 
 
 class FixTimeout(TimeoutError):

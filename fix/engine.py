@@ -34,7 +34,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from fix.codec import Dropped, Framer, MessageTooLarge, decode
-from fix.session import Disconnect, Session
+from fix.session import Session
+from fix.session_types import Disconnect
 from tickdb.tls_socket import TlsSocket
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fix.session import SessionSettings
+from fix.session_types import SessionSettings
 from tickdb.auth import AuthConfig, Identity
 
 SESSION_KEYS = {"sender_comp_id": str, "target_comp_id": str, "account": str}

@@ -38,7 +38,8 @@ from typing import Any
 
 from fix.codec import Field, Message
 from fix.engine import Engine
-from fix.session import Session, SessionRejectReason, SessionSettings
+from fix.session import Session
+from fix.session_types import SessionRejectReason, SessionSettings
 from gateway.fix_fields import REQUIRED, BadValue, enum_value, price_value, qty_value, session_info
 from gateway.fix_logon import FixLogonCheck
 from gateway.fix_outbox import ReportOutbox

@@ -8,7 +8,8 @@ import math
 from typing import Any
 
 from fix.codec import Message
-from fix.session import Session, SessionRejectReason
+from fix.session import Session
+from fix.session_types import SessionRejectReason
 
 
 class BadValue(ValueError):

@@ -471,6 +471,12 @@ class OrderRouter:
         collect_all()  # the day's end: a quiet moment for a full collection
 
     @property
+    def publisher_id(self) -> bytes:
+        """The secret id its requests are published under (``publisher_ids.public_id`` of
+        it names them in the journal)."""
+        return self._pub.publisher_id
+
+    @property
     def lock(self) -> threading.RLock:
         return self._lock
 

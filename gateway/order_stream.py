@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import threading
+import time
 from typing import Protocol
 
 import pyarrow as pa
@@ -29,6 +30,7 @@ from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
 from orders.rows import event_from_row, events_from_columns, fill_from_row
 from tickerplant.payload_rows import read_columns
+from tickerplant.publisher_ids import public_id
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,10 @@ class OrderStream:
         # Each venue's answers, for the console's operations view.
         self.venues = VenueActivity()
         self.peers = PeerRequests(router)
+        # Live, this gateway's own requests are left out of the flow while no other
+        # gateway's come (``_own_left_out``): the replay position from which they are.
+        self._own_id = public_id(router.publisher_id)
+        self._own_left_out_after: int | None = None
 
     def start(self) -> OrderStream:
         for name, target in (("order-flow", self._run_flow), ("order-prices", self._run_prices)):
@@ -133,6 +139,8 @@ class OrderStream:
                 message = flow.poll_now()
                 if message is not None:
                     self._on_message(message)
+                    if self._flow is not flow:
+                        break  # a new subscription (``_own_left_out``): waited on next turn
                 # Whether more is there, asked without a receive that fails (an exception
                 # per turn, several µs, more with cold caches).
                 if not flow.pending and not has_input(flow.socket):
@@ -156,6 +164,12 @@ class OrderStream:
             self._mark_ready()
 
     def _on_message(self, message: Message) -> None:
+        if (
+            self._own_left_out_after is not None
+            and isinstance(message, Update)
+            and message.table == "order_request"
+        ):
+            self._own_left_out(message)  # another gateway's request: follow them all now
         try:
             with self.router.lock:
                 self._apply(message)
@@ -173,18 +187,82 @@ class OrderStream:
 
     def _follow_answers_only(self) -> None:
         """Go on from the replay's position with ``LIVE_FLOW`` alone (the new subscription
-        fetches what it missed meanwhile from the journal: nothing is skipped). If that
-        fails, the whole flow stays followed, as before: its extra rows are skipped."""
+        fetches what it missed meanwhile from the journal: nothing is skipped), without
+        this gateway's own requests (``_own_left_out``). If that fails, the whole flow stays
+        followed, as before: its extra rows are skipped."""
         replay = self._flow
         try:
             live = Subscriber(
-                self.tp_address, tables=LIVE_FLOW, start=replay.last_seq, timeout_s=self._timeout_s
+                self.tp_address,
+                tables=LIVE_FLOW,
+                not_from=self._own_id,
+                start=replay.last_seq,
+                timeout_s=self._timeout_s,
             )
         except Exception as exc:  # the tickerplant went away just now: keep what works
             log.warning("order flow: staying on every order table (%s)", exc)
             return
+        self._own_left_out_after = replay.last_seq
         self._flow = live
         replay.close()
+
+    def _own_left_out(self, message: Update) -> None:
+        """The first ``order_request`` record of another publisher (another gateway) while
+        this gateway's own requests are left out of its flow: from here on it follows them
+        all, as active-active gateways need (``gateway/peer_requests.py``).
+
+        A gateway alone gets no record of its requests back (the tickerplant leaves out its
+        own, ``TopicFilter.not_from``): one wake-up per order fewer. Its own rows only tell
+        ``PeerRequests`` which keys were sequenced first, which matters once another
+        gateway sends requests; so before the first of those is applied, the own rows
+        sequenced since the flow went live are read from the journal and applied (their
+        effect does not depend on the venues' answers applied meanwhile: only the order of
+        requests counts), and the flow is followed whole from this record on."""
+        after = self._own_left_out_after
+        assert after is not None
+        log.info(
+            "order flow: another publisher's request at seq %d; following every request",
+            message.seq,
+        )
+        # Under the router's lock, as any flow record is applied: a request made through
+        # this gateway right after the other one answered sees that record applied.
+        with self.router.lock:
+            try:
+                own = self._own_requests(after, message.seq)
+                live = Subscriber(
+                    self.tp_address, tables=LIVE_FLOW, start=message.seq, timeout_s=self._timeout_s
+                )
+            except Exception as exc:  # the tickerplant away: the next such record tries again
+                log.error("order flow: could not follow every request yet (%s)", exc)
+                return
+            for payload in own:
+                self.peers.apply(payload)
+            self._own_left_out_after = None
+            self._flow.close()
+            self._flow = live
+
+    def _own_requests(self, after: int, before: int) -> list[bytes]:
+        """The ``order_request`` payloads sequenced in ``(after, before)`` since the last
+        day's end in it (rows of an ended day name orders that are gone)."""
+        payloads: list[bytes] = []
+        deadline = time.monotonic() + self._timeout_s
+        with Subscriber(
+            self.tp_address, tables=["order_request"], start=after, timeout_s=self._timeout_s
+        ) as journal:
+            while time.monotonic() < deadline:
+                earlier = journal.poll(0 if journal.last_seq >= before - 1 else 0.05)
+                if earlier is None:
+                    if journal.last_seq >= before - 1:
+                        return payloads
+                    continue
+                if earlier.seq >= before:
+                    return payloads
+                if isinstance(earlier, EndOfDay):
+                    payloads.clear()
+                else:
+                    payloads.append(earlier.payload)
+        log.error("order flow: own requests up to seq %d not read in time", before - 1)
+        return payloads
 
     def _apply(self, message: Message) -> None:
         router = self.router

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from fix.codec import decode
-from fix.session import SessionSettings
+from fix.session_types import SessionSettings
 from orders.model import (
     Event,
     EventType,

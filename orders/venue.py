@@ -2,10 +2,13 @@
 
 The gateway publishes every request that passed its risk checks to the tickerplant's
 ``order_request`` table; the tickerplant sequences and journals it like a tick. The venue of
-shard k/n subscribes to that stream (and, in paper mode, to ``quote``), keeps the rows whose
-sym it owns (the same sym → shard function as the data) plus mass cancels addressed to every
-venue (empty sym), applies them in sequence order to its ``MatchingEngine``, and publishes
-what happened to the ``order`` and ``fill`` tables. Day ends arrive in the same stream, so
+shard k/n subscribes to that stream (and, in paper mode, to ``quote``) by shard, with the
+rows of an empty sym too (``protocol.TopicFilter.empty_syms``): the tickerplant sends it the
+records with a row whose sym it owns (the same sym → shard function as the data) or a mass
+cancel addressed to every venue, and no record of the other shards alone; it keeps those
+rows (a run of requests for several shards comes whole). It applies them in sequence
+order to its ``MatchingEngine``, and publishes what happened to the ``order`` and ``fill``
+tables. Day ends arrive in the same stream, so
 DAY orders expire at exactly the same point of the input on every run.
 
 Its state is therefore a function of the journal alone. At start it replays the journal
@@ -114,8 +117,15 @@ class Venue:
         self.already = self._published_upto(start)
         tables = ["order_request", "quote"] if paper else ["order_request"]
         tables += self._extra_tables()
+        # Only this shard's rows and those of an empty sym (mass cancels for every venue):
+        # the tickerplant filters, so another shard's order never wakes this venue.
         self._sub = Subscriber(
-            tp_address, tables=tables, start=start or "journal", timeout_s=timeout_s
+            tp_address,
+            tables=tables,
+            shard=shard,
+            empty_syms=True,
+            start=start or "journal",
+            timeout_s=timeout_s,
         )
         self._pub = Publisher(tp_address, timeout_s=timeout_s)
         self.caught_up_seq = self._sub.hello.seq
@@ -157,7 +167,8 @@ class Venue:
         out: list[Output] = []
         # Read without pyarrow (``payload_rows``: a request is one small record, and the
         # reader's fixed cost was most of a venue's time per order). Rows for this venue
-        # first (its syms, and mass cancels for every venue): only those become requests.
+        # (its syms, and mass cancels for every venue) only: the tickerplant sends a record
+        # of several rows whole when one of them is this venue's.
         names, columns = read_columns(payload)
         by_name = dict(zip(names, columns, strict=True))
         syms, kinds = by_name["sym"], by_name["request"]

@@ -247,9 +247,13 @@ def _rounded(ms: float | None) -> float | None:
 
 def run_rdb(rdb: Rdb, ready_file: Path | None, stop: Any) -> None:
     """Serve until ``stop`` is set; exits non-zero if ingest died (restart replays)."""
+    from tickdb.malloc import keep_large_buffers
     from tickdb.ready import write_ready
 
     sys.setswitchinterval(INGEST_SWITCH_INTERVAL_S)
+    # Its subscription receives messages of up to a megabyte: kept mapped between them,
+    # not faulted in again each time (a server process's choice, not the Subscriber's).
+    keep_large_buffers()
     rdb.start()
     # Ready once current: a launcher (tickdb up, a test) then sees every row of the day.
     # Queries are answered before (INFO says current: false, and the gateway waits).

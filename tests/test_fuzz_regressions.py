@@ -15,7 +15,8 @@ from support.fuzz_fix import order_entry
 from support.harness import start_tp
 
 from fix.codec import BadField, Message, decode, fix_time
-from fix.session import Disconnect, Session, SessionSettings
+from fix.session import Session
+from fix.session_types import Disconnect, SessionSettings
 from qipc import codec
 from qipc.types import QProtocolError
 from queries.q import TranslationError, translate

@@ -29,7 +29,7 @@ from orders.rows import (
 from tickdb.schema import default_schemas
 from tickerplant import payload_rows
 from tickerplant.ingest import encode_stream
-from tickerplant.payload_rows import read_columns, read_rows
+from tickerplant.payload_rows import read_columns, read_one_row_column, read_rows
 
 ORDER = default_schemas()["order"].arrow  # with time, as a subscriber gets it
 
@@ -117,6 +117,9 @@ def test_stamped_streams_of_one_row_batches_and_longer() -> None:
     mixed = _stream(stamped.slice(0, 1), stamped.slice(2), stamped.slice(1, 1), schema=ORDER)
     with pytest.raises(payload_rows._Fallback):
         payload_rows._read(mixed)
+    assert read_one_row_column(mixed, "sym") is None
+    assert read_one_row_column(singles, "sym") == [e["sym"] for e in events]
+    assert read_one_row_column(singles, "time") == list(range(n))
     rows = read_rows(mixed)
     assert rows == _expected(mixed) and len(rows) == n
 
@@ -135,6 +138,7 @@ def test_a_buffer_outside_its_body_is_left_to_pyarrow() -> None:
     bad[buffers + 16 : buffers + 24] = (1 << 20).to_bytes(8, "little")  # buffer 1's offset
     with pytest.raises(payload_rows._Fallback):
         payload_rows._read(bytes(bad))
+    assert read_one_row_column(bytes(bad), "sym") is None
     with pytest.raises((pa.ArrowException, OSError)):
         read_rows(bytes(bad))
 
@@ -200,3 +204,11 @@ def test_random_tables_read_as_pyarrow_reads(rows: list[tuple[Any, ...]], cut: i
     singles = _stream(*(batch.slice(i, 1) for i in range(batch.num_rows)), schema=schema)
     assert payload_rows._read(singles) == read_columns(singles)
     assert read_rows(singles) == _expected(singles)
+    # One column alone (the tickerplant's topic filter), only of one-row batches.
+    names, values = read_columns(singles)
+    for name, column in zip(names, values, strict=True):
+        assert read_one_row_column(singles, name) == column
+    assert read_one_row_column(singles, "absent") is None
+    first = min(cut, batch.num_rows)  # the two batches' rows: one each, or not read here
+    one_each = (first, batch.num_rows - first) == (1, 1)
+    assert (read_one_row_column(payload, "s") is not None) == one_each

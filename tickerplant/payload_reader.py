@@ -14,30 +14,35 @@ stream reader instead.
 
 from __future__ import annotations
 
+import struct
+
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 _CONTINUATION = b"\xff\xff\xff\xff"
 _MAX_SCHEMAS = 1024  # distinct schema messages remembered (a handful in practice)
 _schemas: dict[bytes, pa.Schema] = {}
+_last: tuple[bytes, pa.Schema] = (b"", pa.schema([]))  # the schema message read last
+_U32 = struct.Struct("<I")
 
 
 def read_batches(payload: bytes | memoryview | pa.Buffer) -> list[pa.RecordBatch]:
     """The record batches of one IPC stream (a record's payload)."""
     buffer = payload if isinstance(payload, pa.Buffer) else pa.py_buffer(payload)
-    view = memoryview(buffer).cast("B")  # a pa.Buffer's is signed chars: never == bytes
-    size = len(view)
-    if size < 8 or view[:4] != _CONTINUATION:
+    # Read through ``bytes`` methods when it is bytes (a subscriber's payloads): no view and
+    # no copy of the schema message to find its schema; a pa.Buffer's view is signed chars,
+    # which never compare equal to bytes, hence the cast.
+    data = payload if type(payload) is bytes else memoryview(buffer).cast("B")
+    size = len(data)
+    if size < 8 or data[:4] != _CONTINUATION:
         return _with_reader(buffer)
-    end = 8 + int.from_bytes(view[4:8], "little")
-    key = bytes(view[:end])
-    schema = _schemas.get(key)
-    if schema is None:
-        schema = _schema_of(buffer.slice(0, end), key)
+    end = 8 + _U32.unpack_from(data, 4)[0]
+    schema = _schema_for(data, end, buffer)
     batches = []
     pos = end
+    unpack = _U32.unpack_from
     try:
-        while pos + 8 <= size and int.from_bytes(view[pos + 4 : pos + 8], "little"):  # 0: end
+        while pos + 8 <= size and unpack(data, pos + 4)[0]:  # 0: the end of the stream
             message = ipc.read_message(buffer.slice(pos))
             if message.type != "record batch":
                 return _with_reader(buffer)
@@ -46,6 +51,19 @@ def read_batches(payload: bytes | memoryview | pa.Buffer) -> list[pa.RecordBatch
     except (pa.ArrowInvalid, OSError):
         return _with_reader(buffer)  # for its error message, if it is really broken
     return batches
+
+
+def _schema_for(data: bytes | memoryview, end: int, buffer: pa.Buffer) -> pa.Schema:
+    """The schema of the stream's schema message (``data[:end]``): the last one's when it
+    is the same (compared in place, the usual case), else looked up by its bytes."""
+    global _last
+    key, schema = _last
+    if len(key) == end and (data.startswith(key) if isinstance(data, bytes) else data[:end] == key):
+        return schema
+    key = bytes(data[:end])
+    schema = _schemas.get(key) or _schema_of(buffer.slice(0, end), key)
+    _last = key, schema
+    return schema
 
 
 def read_table(payload: bytes | memoryview | pa.Buffer) -> pa.Table:

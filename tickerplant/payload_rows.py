@@ -76,6 +76,7 @@ class _Layout:
         self.nodes = struct.Struct(f"<{2 * len(codes)}q").unpack_from
         self.buffers = struct.Struct(f"<{2 * len(sizes)}q").unpack_from
         self.one_row = self._generate([str(c) for c in codes])
+        self.readers = self._column_readers([str(c) for c in codes])
 
     @staticmethod
     def _generate(codes: list[str]) -> Any:
@@ -107,6 +108,46 @@ class _Layout:
         lines.append(f"    return [{', '.join(values)}]")
         exec(compile("\n".join(lines), "<one-row reader>", "exec"), namespace)
         return namespace["one_row"]
+
+    @staticmethod
+    def _column_readers(codes: list[str]) -> list[Any]:
+        """Per column, ``read(buf, body, B)``: its value in a one-row batch, checked as
+        ``one_row`` checks it (for a caller that needs one column, such as ``sym``)."""
+        readers: list[Any] = []
+        b = 0
+        for code in codes:
+            if code == _STRING:
+                readers.append(_string_reader(2 * (b + 1)))
+                b += 3
+            else:
+                readers.append(_fixed_reader(code, 2 * (b + 1)))
+                b += 2
+        return readers
+
+
+_OFFSET_PAIR = struct.Struct("<ii").unpack_from
+
+
+def _string_reader(at: int) -> Any:
+    """A string column's value: offsets at buffer ``at / 2``, characters at the next."""
+
+    def read(buf: bytes, body: int, B: Any) -> str:
+        start, end = _OFFSET_PAIR(buf, body + B[at])
+        if not 0 <= start <= end <= B[at + 3]:
+            raise _Fallback
+        data = body + B[at + 2]
+        return buf[data + start : data + end].decode()
+
+    return read
+
+
+def _fixed_reader(code: str, at: int) -> Any:
+    unpack = struct.Struct("<" + code).unpack_from
+
+    def read(buf: bytes, body: int, B: Any) -> Any:
+        return unpack(buf, body + B[at])[0]
+
+    return read
 
 
 # schema message bytes -> how its batches are read
@@ -148,6 +189,18 @@ def read_columns(payload: bytes | memoryview) -> tuple[list[str], list[list[Any]
         return _read_with_pyarrow(buf)
 
 
+def read_one_row_column(payload: bytes | memoryview, name: str) -> list[Any] | None:
+    """Column ``name``'s values, for a payload whose batches each hold one row; None for
+    anything else (and when it has no such column), with no pyarrow fallback: for a caller
+    with its own path for those, the tickerplant's per-topic row selection, which needs one
+    column (``sym`` or ``account``) of a one-row order request."""
+    buf = payload if isinstance(payload, bytes) else bytes(payload)
+    try:
+        return _read_column(buf, name)
+    except (_Fallback, struct.error, UnicodeDecodeError, IndexError, ValueError, pa.ArrowException):
+        return None
+
+
 def read_rows(payload: bytes | memoryview) -> list[dict[str, Any]]:
     """A record's rows, each a dict of column name to value."""
     names, columns = read_columns(payload)
@@ -156,6 +209,30 @@ def read_rows(payload: bytes | memoryview) -> list[dict[str, Any]]:
 
 def _read(buf: bytes) -> tuple[list[str], list[list[Any]]]:
     """The stream's batches if each has one row; ``_Fallback`` otherwise."""
+    layout, pos = _schema(buf)
+    names = layout.names
+    columns: list[list[Any]] = [[] for _ in names]
+    while (batch := _next_batch(buf, pos)) is not None:
+        pos = _one_row(buf, *batch, layout, columns)
+    return names, columns
+
+
+def _read_column(buf: bytes, name: str) -> list[Any]:
+    """One column of the stream's batches if each has one row; ``_Fallback`` otherwise."""
+    layout, pos = _schema(buf)
+    if name not in layout.names:
+        raise _Fallback
+    column = layout.names.index(name)
+    read = layout.readers[column]
+    values: list[Any] = []
+    while (batch := _next_batch(buf, pos)) is not None:
+        body, numbers, nulls, pos = _batch(buf, *batch, layout)
+        values.append(None if nulls[column] else read(buf, body, numbers))
+    return values
+
+
+def _schema(buf: bytes) -> tuple[_Layout, int]:
+    """The stream's layout (one this reader handles) and where its first batch starts."""
     size = len(buf)
     if size < 8 or _U32(buf, 0)[0] != _CONTINUATION:
         raise _Fallback
@@ -163,21 +240,36 @@ def _read(buf: bytes) -> tuple[list[str], list[list[Any]]]:
     layout = _layout(buf[:end])
     if layout.one_row is None:
         raise _Fallback
-    names = layout.names
-    columns: list[list[Any]] = [[] for _ in names]
-    pos = end
-    while pos + 8 <= size:
-        if _U32(buf, pos)[0] != _CONTINUATION:
-            raise _Fallback
-        meta_size = _I32(buf, pos + 4)[0]
-        if meta_size == 0:  # the end of the stream
-            return names, columns
-        pos = _one_row(buf, pos + 8, meta_size, layout, columns)
-    raise _Fallback  # no end-of-stream marker
+    return layout, end
+
+
+def _next_batch(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """(its metadata's start, its size) of the message at ``pos``; None at the stream's end
+    marker, ``_Fallback`` without one."""
+    if pos + 8 > len(buf) or _U32(buf, pos)[0] != _CONTINUATION:
+        raise _Fallback
+    meta_size = _I32(buf, pos + 4)[0]
+    return None if meta_size == 0 else (pos + 8, meta_size)
 
 
 def _one_row(buf: bytes, meta: int, meta_size: int, layout: _Layout, out: list[list[Any]]) -> int:
     """Append the one-row batch whose metadata is at ``meta``; returns where it ends."""
+    body, numbers, nulls, end = _batch(buf, meta, meta_size, layout)
+    values = layout.one_row(buf, body, numbers)
+    if any(nulls):  # a column's one value is null (its data is there, unused)
+        for c, null in enumerate(nulls):
+            if null:
+                values[c] = None
+    for column, value in zip(out, values, strict=True):
+        column.append(value)
+    return end
+
+
+def _batch(
+    buf: bytes, meta: int, meta_size: int, layout: _Layout
+) -> tuple[int, tuple[int, ...], tuple[int, ...], int]:
+    """A one-row batch's body start, buffer offsets and lengths, nulls per column and end,
+    each checked to lie in the payload; ``_Fallback`` for any other batch."""
     body = meta + meta_size
     root = meta + _U32(buf, meta)[0]
     kind_at, header_at, length_at = _field(buf, root, 1), _field(buf, root, 2), _field(buf, root, 3)
@@ -212,14 +304,7 @@ def _one_row(buf: bytes, meta: int, meta_size: int, layout: _Layout, out: list[l
     nulls = counts[1::2]
     if counts[::2].count(1) != layout.columns or min(nulls) < 0 or max(nulls) > 1:
         raise _Fallback
-    values = layout.one_row(buf, body, numbers)
-    if any(nulls):  # a column's one value is null (its data is there, unused)
-        for c, null in enumerate(nulls):
-            if null:
-                values[c] = None
-    for column, value in zip(out, values, strict=True):
-        column.append(value)
-    return body + body_length
+    return body, numbers, nulls, body + body_length
 
 
 def _read_with_pyarrow(buf: bytes) -> tuple[list[str], list[list[Any]]]:

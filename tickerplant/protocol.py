@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -232,35 +232,61 @@ def topic_for(
     syms: list[str] | None = None,
     shard: Shard | None = None,
     accounts: list[str] | None = None,
+    empty_syms: bool = False,
+    not_from: bytes | None = None,
 ) -> bytes:
+    """``empty_syms`` (with ``shard`` only): rows whose sym is empty too, whatever their
+    shard: requests addressed to every shard, such as a mass cancel (a venue's selection).
+    ``not_from``: a publisher's public id (16 bytes) whose own records are left out, such
+    as a gateway's echo of the requests it published itself; written ``upd~<hex>``."""
     if sum(x is not None for x in (syms, shard, accounts)) > 1:
         raise ValueError("subscribe by syms, by shard or by accounts: one of them")
+    if empty_syms and shard is None:
+        raise ValueError("empty_syms selects rows beside a shard's: give the shard")
     table_part = ",".join(sorted(set(tables))) if tables else "*"
     if syms is not None:
         selector = "syms=" + ",".join(sorted(set(syms)))
     elif shard is not None:
-        selector = f"shard={shard}"
+        selector = f"shard+empty={shard}" if empty_syms else f"shard={shard}"
     elif accounts is not None:
         # Order-flow tables only: a strategy's own events (docs/orders.md).
         selector = "account=" + ",".join(sorted(set(accounts)))
     else:
         selector = "*"
-    return f"upd/{table_part}/{selector}\0".encode()
+    kind = "upd" if not_from is None else f"upd~{not_from.hex()}"
+    return f"{kind}/{table_part}/{selector}\0".encode()
 
 
 @dataclass(frozen=True)
 class TopicFilter:
     """What one subscriber wants: tables (None: all), and syms, a shard or accounts (None:
-    all). An account selection passes only rows of tables with an ``account`` column."""
+    all). An account selection passes only rows of tables with an ``account`` column.
+    ``empty_syms`` (a shard selection only) passes rows whose sym is empty too: a venue's
+    shard plus the mass cancels addressed to every venue. A plain shard selection places an
+    empty sym like any other (``shard_of("")``), so data tables keep their one shard."""
 
     tables: frozenset[str] | None
     syms: frozenset[str] | None
     shard: Shard | None
     accounts: frozenset[str] | None = None
+    empty_syms: bool = False
+    # A publisher's public id: records made only of its batches are left out.
+    not_from: bytes | None = None
+
+    @property
+    def every_row(self) -> bool:
+        """No selection of rows (by syms, shard or accounts)."""
+        return self.syms is None and self.shard is None and self.accounts is None
 
     @property
     def all_rows(self) -> bool:
-        return self.syms is None and self.shard is None and self.accounts is None
+        """Every record of its tables, whole: nothing to look at per record."""
+        return self.every_row and self.not_from is None
+
+    def excludes(self, origins: tuple[tuple[bytes, int], ...]) -> bool:
+        """Whether a record of these origins is left out (all of them ``not_from``)."""
+        not_from = self.not_from
+        return not_from is not None and bool(origins) and all(p == not_from for p, _ in origins)
 
     def wants_table(self, table: str) -> bool:
         return self.tables is None or table in self.tables
@@ -272,20 +298,32 @@ def parse_topic(topic: bytes) -> TopicFilter:
         if not text.endswith("\0"):
             raise ValueError
         kind, table_part, selector = text[:-1].split("/", 2)
+        kind, excluding, excluded = kind.partition("~")
         if kind != "upd" or not table_part:
             raise ValueError
+        not_from = bytes.fromhex(excluded) if excluding else None
+        if not_from is not None and len(not_from) != ORIGIN.size - U64.size:
+            raise ValueError
         tables = None if table_part == "*" else frozenset(table_part.split(","))
-        if selector == "*":
-            return TopicFilter(tables, None, None)
-        key, _, value = selector.partition("=")
-        if key == "syms":
-            return TopicFilter(tables, frozenset(value.split(",")) if value else frozenset(), None)
-        if key == "shard":
-            return TopicFilter(tables, None, Shard.parse(value))
-        if key == "account":
-            return TopicFilter(
-                tables, None, None, frozenset(value.split(",")) if value else frozenset()
-            )
+        selection = _selection(tables, selector)
+        return replace(selection, not_from=not_from) if not_from is not None else selection
     except ValueError:
         pass
     raise ProtocolError(f"not a subscription topic: {topic[:80]!r}")
+
+
+def _selection(tables: frozenset[str] | None, selector: str) -> TopicFilter:
+    if selector == "*":
+        return TopicFilter(tables, None, None)
+    key, _, value = selector.partition("=")
+    if key == "syms":
+        return TopicFilter(tables, frozenset(value.split(",")) if value else frozenset(), None)
+    if key == "shard":
+        return TopicFilter(tables, None, Shard.parse(value))
+    if key == "shard+empty":
+        return TopicFilter(tables, None, Shard.parse(value), empty_syms=True)
+    if key == "account":
+        return TopicFilter(
+            tables, None, None, frozenset(value.split(",")) if value else frozenset()
+        )
+    raise ValueError(selector)

@@ -51,7 +51,8 @@ import zmq
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
 from tickerplant.failover_client import addresses_of, find_primary
-from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64, UPD, UPD_HEADER
+from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64
+from tickerplant.publisher_frames import upd_frame, with_base
 from tickerplant.publisher_pair import PairFollowing
 from tickerplant.row_values import NotAValue
 from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
@@ -136,11 +137,9 @@ class Publisher(PairFollowing):
         self._lock = threading.RLock()
         self._next_batch = 1
         self._sends_since_check = 0
-        # Batch number -> (table, payload in pieces): the frame is joined as it is sent,
-        # since ``base`` in its header moves on.
-        self._inflight: OrderedDict[int, tuple[bytes, tuple[bytes | pa.Buffer, ...]]] = (
-            OrderedDict()
-        )
+        # Batch number -> its UPD frame, joined once (``publisher_frames``): sent as it is,
+        # or with a newer ``base`` when it goes again.
+        self._inflight: OrderedDict[int, bytes] = OrderedDict()
         # The next batch to hand to ZeroMQ: everything in flight below it has been sent on
         # the current connection (as far as this side can tell). A resend rewinds it.
         self._cursor = 1
@@ -343,15 +342,15 @@ class Publisher(PairFollowing):
             self._wait_for_room()
         batch = self._next_batch
         self._next_batch = batch + 1
-        self._inflight[batch] = (table, pieces)
+        # Batches in flight are exactly those above the acknowledged level, so ``base`` is
+        # one past it.
+        frame = upd_frame(self.publisher_id, batch, self._acked + 1, table, pieces)
+        self._inflight[batch] = frame
         if self._cursor != batch:
             self._pump()  # older batches wait to go first
             return batch
-        # Nothing waits before it (the usual case): send it, without ``_pump``'s search.
-        # Batches in flight are exactly those above the acknowledged level, so ``base`` is
-        # one past it; and the window has room (checked above).
-        head = UPD_HEADER.pack(self.publisher_id, batch, self._acked + 1, len(table))
-        frame = b"".join((UPD, head, table, *pieces))
+        # Nothing waits before it (the usual case): send it, without ``_pump``'s search (the
+        # window has room: checked above).
         try:
             self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
         except zmq.Again:
@@ -383,9 +382,7 @@ class Publisher(PairFollowing):
         self._cursor = max(self._cursor, first)
         limit = min(self._next_batch, self._acked + self.max_inflight + 1)
         while self._cursor < limit:
-            table, pieces = self._inflight[self._cursor]
-            head = UPD_HEADER.pack(self.publisher_id, self._cursor, first, len(table))
-            frame = b"".join((UPD, head, table, *pieces))
+            frame = with_base(self._inflight[self._cursor], first)
             try:
                 self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
             except zmq.Again:

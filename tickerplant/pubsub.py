@@ -25,6 +25,7 @@ import zmq
 
 from tickdb.schema import TableSchema
 from tickerplant.ingest import encode_stream
+from tickerplant.payload_rows import read_one_row_column
 from tickerplant.protocol import (
     DATA,
     HEARTBEAT,
@@ -61,18 +62,85 @@ class ShardMap:
         return shard
 
 
+# Records up to this size are tried as one-row batches (``payload_rows``) before pyarrow:
+# an order request or a single tick, where pyarrow's reader is most of the cost of a topic's
+# filter. Larger ones are never one row per batch, and are not copied to find that out.
+SMALL_RECORD_BYTES = 16384
+# Records up to this size are selected row by row in Python (one column read by pyarrow):
+# a run of a few orders, where pyarrow's compute calls cost more than the rows.
+FEW_ROWS_BYTES = 65536
+
+
+class RecordRows:
+    """One record's rows in the forms selections read them, each made once, when first
+    asked for, and shared by every topic: a column's values (one-row batches without
+    pyarrow), its Arrow table, and each row's shard per shard count."""
+
+    __slots__ = ("_columns", "_table", "record", "shard_ids")
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self._columns: dict[str, list[Any] | None] = {}
+        self._table: pa.Table | None = None
+        self.shard_ids: dict[int, pa.Array] = {}
+
+    def column(self, name: str) -> list[Any] | None:
+        """Column ``name``'s values if the record is small; None for a larger one, or
+        when there is no such column."""
+        if name not in self._columns:
+            payload = self.record.payload
+            size = len(payload)
+            values = read_one_row_column(payload, name) if size <= SMALL_RECORD_BYTES else None
+            if values is None and size <= FEW_ROWS_BYTES:
+                table = self.table()
+                if name in table.column_names:
+                    values = table.column(name).to_pylist()
+            self._columns[name] = values
+        return self._columns[name]
+
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = self.record.to_table()
+        return self._table
+
+
+def _mask(selection: TopicFilter, rows: RecordRows, shards: ShardMap) -> list[bool] | None:
+    """Which rows of a small record the selection keeps (None: not a small record, the
+    Arrow path decides); the same rows as the Arrow path keeps, row by row."""
+    if selection.accounts is not None:
+        accounts = rows.column("account")
+        if accounts is None:
+            return None
+        wanted = selection.accounts
+        return [account in wanted for account in accounts]
+    syms = rows.column("sym")
+    if syms is None:
+        return None
+    if selection.syms is not None:
+        chosen = selection.syms
+        return [sym in chosen for sym in syms]
+    assert selection.shard is not None
+    k, n = selection.shard.index, selection.shard.count
+    empty = selection.empty_syms
+    return [sym is not None and ((empty and not sym) or shards.of(sym, n) == k) for sym in syms]
+
+
 def select_rows(
     selection: TopicFilter,
     record: Record,
     shards: ShardMap,
     schemas: dict[str, TableSchema],
-    decoded: pa.Table | None = None,
-    shard_ids: dict[int, pa.Array] | None = None,
+    rows: RecordRows | None = None,
 ) -> Record | None:
     """The part of ``record`` a selection wants: the record itself, a filtered copy, or None.
 
+    A venue's selection (``empty_syms``) takes a record whole when any row is its: a run
+    of requests for several shards goes to each of their venues as it is, each keeping
+    its own rows, so the tickerplant re-encodes nothing on the order path.
+
     End-of-day records go to every selection. Used for live fan-out and for replay, so a
-    replayed record is byte-for-byte what a live subscriber got.
+    replayed record is byte-for-byte what a live subscriber got. ``rows``: the record's
+    rows as already read for another selection.
     """
     if record.kind == KIND_EOD:
         return record
@@ -80,7 +148,27 @@ def select_rows(
         return None
     if selection.all_rows:
         return record
-    table = decoded if decoded is not None else record.to_table()
+    if selection.excludes(record.origins):
+        return None
+    if selection.every_row:
+        return record
+    if rows is None:
+        rows = RecordRows(record)
+    # A small record (an order request, a run of a few): row by row in Python, one-row
+    # batches without pyarrow at all.
+    mask = _mask(selection, rows, shards)
+    if mask is not None:
+        kept = sum(mask)
+        if kept == 0:
+            return None
+        if kept == len(mask) or selection.empty_syms:
+            return record
+        cut = rows.table().filter(pa.array(mask, pa.bool_()))
+        payload = encode_stream(cut, schemas[record.table].arrow)
+        return Record(
+            record.kind, record.seq, record.ts_recv, record.table, record.origins, payload
+        )
+    table = rows.table()
     syms = table.column("sym")
     if selection.accounts is not None:
         if "account" not in table.column_names:
@@ -94,20 +182,20 @@ def select_rows(
         assert selection.shard is not None
         k, n = selection.shard.index, selection.shard.count
         # Each row's shard is worked out once per record and shared by every k of n.
-        ids = shard_ids.get(n) if shard_ids is not None else None
+        ids = rows.shard_ids.get(n)
         if ids is None:
             encoded = syms.combine_chunks().dictionary_encode()
             per_sym = pa.array(
                 [shards.of(s, n) for s in encoded.dictionary.to_pylist()], pa.int32()
             )
-            ids = pc.take(per_sym, encoded.indices)
-            if shard_ids is not None:
-                shard_ids[n] = ids
+            ids = rows.shard_ids[n] = pc.take(per_sym, encoded.indices)
         mask = pc.equal(ids, k)
+        if selection.empty_syms:  # rows addressed to every shard (a mass cancel)
+            mask = pc.or_(mask, pc.equal(syms, ""))
     kept = int(pc.sum(mask).as_py() or 0)
     if kept == 0:
         return None
-    if kept == table.num_rows:
+    if kept == table.num_rows or selection.empty_syms:
         return record
     payload = encode_stream(table.filter(mask), schemas[record.table].arrow)
     return Record(record.kind, record.seq, record.ts_recv, record.table, record.origins, payload)
@@ -257,8 +345,7 @@ class Fanout:
         per_topic: dict[bytes, list[tuple[int, tuple[bytes | memoryview, ...]]]] = {}
         for out in batch:
             record: Record | None = None
-            decoded: pa.Table | None = None
-            shard_ids: dict[int, pa.Array] = {}
+            rows: RecordRows | None = None
             everyone = out.kind == KIND_EOD  # end of day goes to every selection
             for topic in self.topics.values():
                 selection = topic.selection
@@ -267,12 +354,10 @@ class Fanout:
                 if everyone or selection.all_rows:
                     per_topic.setdefault(topic.name, []).append((out.seq, out.parts))
                     continue
-                if record is None:
+                if record is None or rows is None:
                     record = out.record
-                    decoded = record.to_table()
-                picked = select_rows(
-                    selection, record, self.shards, self.schemas, decoded, shard_ids
-                )
+                    rows = RecordRows(record)
+                picked = select_rows(selection, record, self.shards, self.schemas, rows)
                 if picked is None:
                     continue
                 parts = out.parts if picked is record else _parts(picked)

@@ -54,16 +54,22 @@ def parse_request(
     syms = request.get("syms")
     shard = request.get("shard")
     accounts = request.get("accounts")
+    empty_syms = bool(request.get("empty_syms", False))
+    not_from = request.get("not_from")
     unknown = sorted(set(tables or ()) - set(schemas))
     if unknown:
         raise ValueError(f"unknown tables {unknown}")
     if sum(x is not None for x in (syms, shard, accounts)) > 1:
         raise ValueError("select by syms, by shard or by accounts: one of them")
+    if empty_syms and shard is None:
+        raise ValueError("empty_syms selects rows beside a shard's: give the shard")
     selection = TopicFilter(
         frozenset(tables) if tables else None,
         frozenset(syms) if syms is not None else None,
         Shard.of(shard) if shard is not None else None,
         frozenset(accounts) if accounts is not None else None,
+        empty_syms,
+        bytes.fromhex(not_from) if not_from is not None else None,
     )
     return after, upto, selection
 

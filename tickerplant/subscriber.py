@@ -23,10 +23,11 @@ follows the one that answers, and fetches what it missed from that one's replay.
 With ``[curve]`` on, give the client's key pair and the server's public key (``curve=``, a
 ``tickdb.curve_links.CurveClient``, or ``TICKDB_CURVE_KEY`` and ``TICKDB_CURVE_SERVER_KEY``).
 
-Payloads are decoded by ``tickerplant.payload_reader`` (the schema looked up by its bytes,
-the batches read directly). Every ``Update`` and batch owns its memory (each record's
-payload is copied out of the received message, once, which also aligns it for Arrow), so
-any of them can be kept for as long as wanted.
+Records are split out of each message by ``tickerplant.delivered`` and payloads decoded by
+``tickerplant.payload_reader`` (the schema looked up by its bytes, the batches read
+directly). Every ``Update`` and batch owns its memory (each record's payload is copied out
+of the received message, once, which also aligns it for Arrow), so any of them can be kept
+for as long as wanted.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import zmq
 
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.types import Shard
+from tickerplant.delivered import Delivered, delivered
 from tickerplant.discovery import Hello, TickerplantUnavailable
 from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.payload_reader import read_batches, read_table
@@ -61,7 +63,6 @@ from tickerplant.protocol import (
     U64,
     ProtocolError,
     Record,
-    iter_records,
     peek_seq,
     topic_for,
 )
@@ -79,7 +80,7 @@ class Update:
 
     __slots__ = ("_data", "payload", "seq", "table", "ts_recv")
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record | Delivered) -> None:
         self.table = record.table
         self.seq = record.seq
         self.ts_recv = record.ts_recv
@@ -101,7 +102,7 @@ class Update:
 class EndOfDay:
     __slots__ = ("date", "seq")
 
-    def __init__(self, record: Record) -> None:
+    def __init__(self, record: Record | Delivered) -> None:
         self.seq = record.seq
         self.date = dt.date.fromisoformat(record.eod_date)
 
@@ -126,6 +127,8 @@ class Subscriber:
         syms: list[str] | None = None,
         shard: Shard | tuple[int, int] | str | None = None,
         accounts: list[str] | None = None,
+        empty_syms: bool = False,
+        not_from: bytes | None = None,
         start: Start = "live",
         timeout_s: float = 10.0,
         receive_buffer: int = 100_000,
@@ -137,6 +140,8 @@ class Subscriber:
         self.syms = syms
         self.shard = None if shard is None else Shard.of(shard)
         self.accounts = accounts
+        self.empty_syms = empty_syms  # with shard: rows of an empty sym too (protocol.py)
+        self.not_from = not_from  # a publisher's public id whose own records are left out
         self.timeout_s = timeout_s
         self._ctx = zmq.Context()
         self._curve = client_keys(curve)
@@ -149,7 +154,7 @@ class Subscriber:
         # The tickerplant would send nothing for a selection it may not read (CURVE).
         if refusal := self.hello.refusal("read", tables or self.hello.schemas, accounts):
             raise SubscriptionError(refusal)
-        self.topic = topic_for(tables, syms, self.shard, accounts)
+        self.topic = topic_for(tables, syms, self.shard, accounts, empty_syms, not_from)
         # The tickerplant disconnects a subscription over its cap (and the SUB socket would
         # resend it for ever): say so here instead.
         self._check_size("subscription", len(self.topic) + 1, "max_subscription_bytes")
@@ -157,7 +162,7 @@ class Subscriber:
         self._sub = self._connect(self.hello.publish)
         # Records delivered and not yet handed over: poll() makes them messages, batches()
         # hands over their rows.
-        self._ready: deque[Record] = deque()
+        self._ready: deque[Delivered] = deque()
         self.last_end_of_day: EndOfDay | None = None
         self.gaps_repaired = 0
         # True once the topic delivered anything (data or a heartbeat): the tickerplant has
@@ -229,7 +234,7 @@ class Subscriber:
                     frames = socket.recv_multipart()
                     deadline = time.monotonic() + self.timeout_s
                     if frames[0] == CHUNK:
-                        for record in iter_records(frames[1]):
+                        for record in delivered(frames[1]):
                             self.replayed_records += 1
                             self._accept(record)
                     elif frames[0] == END:
@@ -241,7 +246,7 @@ class Subscriber:
                 socket.close(0)
 
     def _send_replay(self, upto: int) -> zmq.Socket:
-        request = {
+        request: dict[str, Any] = {
             "after": self.last_seq,
             "upto": upto,
             "tables": self.tables,
@@ -249,6 +254,10 @@ class Subscriber:
             "shard": self.shard.to_json() if self.shard else None,
             "accounts": self.accounts,
         }
+        if self.empty_syms:
+            request["empty_syms"] = True
+        if self.not_from is not None:
+            request["not_from"] = self.not_from.hex()
         body = json.dumps(request).encode()
         self._check_size("replay request", len(body), "max_replay_request_bytes")
         socket = self._ctx.socket(zmq.DEALER)
@@ -297,7 +306,7 @@ class Subscriber:
             self._sub = self._connect(hello.publish)
         self.hello = hello
 
-    def _accept(self, record: Record) -> None:
+    def _accept(self, record: Delivered) -> None:
         if record.seq <= self.last_seq:
             self.duplicates_dropped += 1
             return
@@ -313,14 +322,14 @@ class Subscriber:
         if kind == DATA:
             prev = U64.unpack_from(meta, 1)[0]
             # A view of ZeroMQ's own buffer (up to a megabyte of records), not a copy: each
-            # record's payload is copied out of it once, by ``iter_records``.
+            # record's payload is copied out of it once, by ``delivered``.
             blob = frames[2].buffer
             if prev > self.last_seq:
                 # Something between our position and this message never reached us.
                 self.gaps_repaired += 1
                 if not self._replay(peek_seq(bytes(blob[:HEADER_SIZE])) - 1):
                     return  # the next message shows the gap again; nothing is skipped
-            for record in iter_records(blob):
+            for record in delivered(blob):
                 self._accept(record)
         elif kind == HEARTBEAT:
             topic_last, tp_seq = U64.unpack_from(meta, 1)[0], U64.unpack_from(meta, 9)[0]
@@ -387,7 +396,7 @@ class Subscriber:
             for batch in read_batches(record.payload):
                 yield record.table, batch
 
-    def _next_record(self, timeout_s: float | None) -> Record | None:
+    def _next_record(self, timeout_s: float | None) -> Delivered | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not self._ready:
             remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())

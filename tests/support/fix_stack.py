@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fix.codec import Framer, Message, decode, encode, fix_time
-from fix.session import SessionSettings
+from fix.session_types import SessionSettings
 from support.order_stack import OrderStack, start_order_stack
 
 SYMS = ["AAPL", "MSFT", "GOOG", "TSLA", "BAC", "META"]

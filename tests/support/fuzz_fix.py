@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fix.codec import BadField, Framer, MessageTooLarge, decode
-from fix.session import Disconnect, Session, SessionSettings
+from fix.session import Session
+from fix.session_types import Disconnect, SessionSettings
 from gateway.fix_acceptor import FixAcceptor
 from gateway.fix_outbox import ReportOutbox
 from gateway.order_router import OrderRejected, OrdersUnavailable
