@@ -11,8 +11,9 @@ accounts that trade and rest, a fifth canceled or replaced); the venue's ``order
 - ``rebuild``: an ``OrderStream`` rebuilds an ``OrderRouter`` from the same flow until it is
   ready to take requests (``gateway/order_setup.py``'s wait).
 
-Medians over ``--rounds``; ratios to ``raw``. ``--profile FILE`` writes a cProfile of one
-more rebuild (run on this thread) to FILE.
+Wall seconds to ready and this process's CPU seconds (all its threads: what the load of
+other processes changes least), medians over ``--rounds``; ratios to ``raw``. ``--profile
+FILE`` writes a cProfile of one more rebuild (run on this thread) to FILE.
 
     .venv/bin/python scripts/bench_gateway_restart.py [--requests 20000] [--rounds 3]
         [--profile rebuild.prof]
@@ -43,18 +44,19 @@ from tickerplant.publisher import Publisher  # noqa: E402
 from tickerplant.subscriber import Subscriber  # noqa: E402
 
 
-def raw(address: str) -> float:
-    started = time.perf_counter()
+def raw(address: str) -> tuple[float, float]:
+    """Wall and CPU seconds to read the order flow."""
+    started, cpu = time.perf_counter(), time.process_time()
     with Subscriber(address, tables=ORDER_FLOW, start="journal", timeout_s=60) as sub:
         target = sub.hello.seq
         while sub.poll(0.05) is not None or sub.last_seq < target or not sub.live:
             pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def rebuild(address: str, profile: Path | None = None) -> tuple[float, int]:
-    """Seconds to ready, and the orders the rebuilt router knows."""
-    started = time.perf_counter()
+def rebuild(address: str, profile: Path | None = None) -> tuple[float, float, int]:
+    """Wall and CPU seconds to ready, and the orders the rebuilt router knows."""
+    started, cpu = time.perf_counter(), time.process_time()
     with Publisher(address) as pub:
         router = OrderRouter(risk_engine(load_config(None)), pub)
         stream = OrderStream(router, address, timeout_s=60)
@@ -67,10 +69,10 @@ def rebuild(address: str, profile: Path | None = None) -> tuple[float, int]:
             profiler = cProfile.Profile()
             profiler.runcall(stream._run_flow)
             profiler.dump_stats(profile)
-        took = time.perf_counter() - started
+        took, used = time.perf_counter() - started, time.process_time() - cpu
         orders = len(router.orders())
         stream.close()
-    return took, orders
+    return took, used, orders
 
 
 def _stop_when_ready(stream: OrderStream) -> None:
@@ -96,20 +98,24 @@ def main() -> None:
                 f"day: {opts.requests:,} order requests, journal at seq {seq:,} "
                 f"({time.perf_counter() - started:.0f} s to fill)"
             )
-            times: dict[str, list[float]] = {"raw": [], "rebuild": []}
+            times: dict[str, list[tuple[float, float]]] = {"raw": [], "rebuild": []}
             orders = 0
             for _ in range(opts.rounds):
                 times["raw"].append(raw(address))
-                took, orders = rebuild(address)
-                times["rebuild"].append(took)
-            base = statistics.median(times["raw"])
-            print(f"rebuilt {orders:,} orders; s to ready, median of {opts.rounds}, under load")
+                took, used, orders = rebuild(address)
+                times["rebuild"].append((took, used))
+            print(f"rebuilt {orders:,} orders; median of {opts.rounds}, under load")
+            base = [statistics.median(v[i] for v in times["raw"]) for i in (0, 1)]
             for kind, values in times.items():
-                median = statistics.median(values)
-                runs = ", ".join(f"{v:.2f}" for v in values)
-                print(f"  {kind:8} {median:7.2f}  ratio to raw {median / base:5.2f}  [{runs}]")
+                for i, what in enumerate(("wall s", "CPU s ")):
+                    median = statistics.median(v[i] for v in values)
+                    runs = ", ".join(f"{v[i]:.2f}" for v in values)
+                    print(
+                        f"  {kind:8} {what} {median:7.2f}  ratio to raw {median / base[i]:5.2f}"
+                        f"  [{runs}]"
+                    )
             if opts.profile is not None:
-                took, _ = rebuild(address, opts.profile)
+                took, _, _ = rebuild(address, opts.profile)
                 print(f"profiled rebuild: {took:.2f} s -> {opts.profile}")
         finally:
             bench.tp.stop()
