@@ -13,6 +13,7 @@ Two subscriptions, each on its own thread:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -26,6 +27,7 @@ import zmq
 from gateway.order_router import OrderRouter
 from gateway.order_wait import SocketsWait, has_input
 from gateway.peer_requests import PeerRequests, stale_refusal
+from gateway.replay_rows import Columns, read_columns_of
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
 from orders.rows import event_from_row, events_from_columns, fill_from_row
@@ -41,6 +43,10 @@ ORDER_FLOW = ["order_request", "order", "fill", "risk_admin"]
 # this gateway's own, applied when made.
 LIVE_FLOW = ["order_request", "order", "fill"]
 MAX_FLOW_RUN = 256  # flow messages applied in a turn before the port's requests
+# Records a rebuild reads together and applies under one hold of the router's lock
+# (``_apply_replayed``): enough that per-record costs vanish, few enough that the decoded
+# rows stay small in memory and a read of the state (the HTTP API) waits little.
+REPLAY_RUN = 2048
 
 
 class PortHooks(Protocol):
@@ -116,6 +122,9 @@ class OrderStream:
                     if self._port is not None:
                         self._turn(self._port)
                 continue
+            if not self.router.ready and self._flow.pending > 1:
+                self._apply_replayed()
+                continue
             message = self._flow.poll(0.05)
             if message is None:
                 self._check_ready()
@@ -177,6 +186,58 @@ class OrderStream:
         except Exception:  # one bad row must not stop the order path
             log.exception("order flow message %r not applied", message)
         self.last_seq = message.seq
+
+    def _apply_replayed(self) -> None:
+        """``_apply_run`` without the cycle collector, which then freezes what it left.
+
+        The rebuilt state is kept all day and frozen once ready (``keep_pauses_short``):
+        collected as it grew, its full collections visited all of it every quarter it grew
+        by, and a run's rows read together (alive across the young collections) were
+        promoted and visited too. So each run is applied with the collector off; the run's
+        young objects are then collected (any cycle it made, unlike everything else it
+        made, is garbage) and the rest frozen, as ``keep_pauses_short`` would."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._apply_run()
+        finally:
+            if enabled:
+                gc.enable()
+                gc.collect(0)
+                gc.freeze()
+
+    def _apply_run(self) -> None:
+        """While rebuilding: the next ``REPLAY_RUN`` records already received (the replay
+        fetched them all), each table's read together (``replay_rows``), applied in
+        sequence as ``_on_message`` applies them one by one, under one hold of the lock.
+        Nobody waits for an answer yet (the router takes no request before it is ready):
+        one wake-up at the end is enough."""
+        flow = self._flow
+        messages: list[Message] = []
+        while flow.pending and len(messages) < REPLAY_RUN:
+            message = flow.poll_now()
+            if message is not None:
+                messages.append(message)
+        read: dict[int, Columns] = {}
+        by_table: dict[str, list[Update]] = {}
+        for message in messages:
+            if isinstance(message, Update):
+                by_table.setdefault(message.table, []).append(message)
+        for updates in by_table.values():
+            try:
+                columns = read_columns_of([u.payload for u in updates])
+            except Exception:  # a bad record: each is read (and logged) on its own
+                continue
+            for update, each in zip(updates, columns, strict=True):
+                read[update.seq] = each
+        with self.router.lock:
+            for message in messages:
+                try:
+                    self._apply(message, read.get(message.seq))
+                except Exception:  # one bad row must not stop the order path
+                    log.exception("order flow message %r not applied", message)
+                self.last_seq = message.seq
+            self.router.notify()
 
     def _mark_ready(self) -> None:
         self._follow_answers_only()
@@ -264,7 +325,8 @@ class OrderStream:
         log.error("order flow: own requests up to seq %d not read in time", before - 1)
         return payloads
 
-    def _apply(self, message: Message) -> None:
+    def _apply(self, message: Message, read: Columns | None = None) -> None:
+        """One record; ``read``: its columns when already read (``_apply_replayed``)."""
         router = self.router
         if isinstance(message, EndOfDay):
             router.new_day()
@@ -274,11 +336,11 @@ class OrderStream:
         if message.table == "order_request":
             # Replayed or live, this gateway's or another's (``gateway/peer_requests.py``):
             # every gateway learns every order and ClOrdID, the first in sequence winning.
-            self.peers.apply(message.payload)
+            self.peers.apply(message.payload, read)
             return
         # Without pyarrow: one venue answer per order is the usual record, and a reader and
         # ``to_pylist`` cost several times more than the rest of applying it.
-        names, columns = read_columns(message.payload)
+        names, columns = read_columns(message.payload) if read is None else read
         if message.table == "order":
             by_name = dict(zip(names, columns, strict=True))
             seen = zip(by_name["venue"], by_name["in_seq"], strict=True)

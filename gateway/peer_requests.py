@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 
 from gateway.order_router import OrderRouter, _same_request
+from gateway.replay_rows import Columns
 from orders.model import Event, EventType, NewOrder, Order, OrdStatus, RequestType
 from orders.rows import request_from_row
 from tickerplant.payload_rows import read_columns
@@ -48,12 +49,13 @@ class PeerRequests:
         self.adopted = 0  # orders first learnt from another gateway's row
         self.lost_races = 0  # own requests another gateway's identical key came before
 
-    def apply(self, payload: bytes | memoryview) -> None:
-        """One ``order_request`` record's payload (``Update.payload``). Read without
-        pyarrow (``payload_rows``): a record is usually this gateway's own single row, and a
-        reader and ``to_pylist`` cost ~90 µs of it hot, several times that woken from idle,
-        on a wake-up that competes with the venue for the CPU."""
-        names, columns = read_columns(payload)
+    def apply(self, payload: bytes | memoryview, read: Columns | None = None) -> None:
+        """One ``order_request`` record's payload (``Update.payload``), or its columns
+        ``read`` already (a rebuild reads many records together, ``replay_rows``). Read
+        without pyarrow (``payload_rows``): a record is usually this gateway's own single
+        row, and a reader and ``to_pylist`` cost ~90 µs of it hot, several times that woken
+        from idle, on a wake-up that competes with the venue for the CPU."""
+        names, columns = read_columns(payload) if read is None else read
         by_name = dict(zip(names, columns, strict=True))
         kinds, accounts, clordids = by_name["request"], by_name["account"], by_name["clordid"]
         wanted: list[int] = []

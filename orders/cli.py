@@ -57,7 +57,9 @@ def venue(
     shard: Annotated[str, typer.Option(help="The shard this venue owns, k/n.")] = "0/1",
     tp: Annotated[str, typer.Option(help="Tickerplant address.")] = "tcp://127.0.0.1:5010",
     config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Unused; for `up`.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data directory [<data>/snapshots].")
+    ] = None,
     paper: Annotated[
         bool | None, typer.Option("--paper/--no-paper", help="Fill against quotes [orders.paper].")
     ] = None,
@@ -81,6 +83,7 @@ def venue(
     """Run the matching venue of one symbol shard (docs/orders.md); with --lease and
     --standby, a primary/standby pair (docs/architecture.md, Failover)."""
     from orders.model import StpMode
+    from orders.snapshot import SnapshotSettings
     from orders.venue import Venue
     from tickdb.cli_options import load_config_or_exit
     from tickdb.logs import setup_logging
@@ -102,6 +105,7 @@ def venue(
         "default_tick": cfg.orders.tick_size,
         "stp": StpMode(cfg.orders.stp),
         "paper": cfg.orders.paper if paper is None else paper,
+        "snapshots": SnapshotSettings.from_config(cfg),
     }
     engine_venue: Venue
     if standby or lease:

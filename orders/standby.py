@@ -119,12 +119,37 @@ class PairedVenue(Venue):
         self._book_wanted = threading.Event()
 
     # -- hooks of Venue -----------------------------------------------------------------------
-    def _published_upto(self) -> dict[str, int]:
+    def _published_upto(self, after: int) -> dict[str, int]:
         # Nothing is published from the replay: pending learns what is journaled as it goes.
         return {"order": 1 << 62, "fill": 1 << 62}
 
     def _extra_tables(self) -> list[str]:
         return ["order", "fill"]
+
+    def _snapshot_key(self) -> str:
+        return f"venue-{self.shard.index}-of-{self.shard.count}-pair"
+
+    def _snapshot_extra(self) -> dict[str, Any]:
+        # No flush: what is not journaled yet is ``pending``, kept in the snapshot (the
+        # journal after it brings the rows that take batches off, as it did the first time).
+        return {
+            "pending": [(b.number, b.seq, b.table, b.payload) for b in self.pending],
+            "batches": self.batches,
+            "journaled": dict(self.journaled),
+        }
+
+    def _maybe_snapshot(self) -> None:
+        # The standby writes them (the pair's states are equal), so the primary, which
+        # answers the orders, never pauses for one; a primary without a standby takes none.
+        if self._publisher is None:
+            super()._maybe_snapshot()
+        elif self.snapshots is not None:
+            self.snapshots.poll()  # one it began as the standby: reaped, and logged
+
+    def _restore_extra(self, state: dict[str, Any]) -> None:
+        self.pending = deque(Batch(*fields) for fields in state["pending"])
+        self.batches = int(state["batches"])
+        self.journaled = {name: int(top) for name, top in state["journaled"].items()}
 
     def _publish(self, seq: int, outputs: list[Output]) -> None:
         events = [event_row(o, self.label, seq) for o in outputs if isinstance(o, Event)]
@@ -289,6 +314,7 @@ class PairedVenue(Venue):
             if self._book_wanted.is_set():
                 self._book_wanted.clear()
                 self.write_book()
+            self._maybe_snapshot()
 
     def close(self) -> None:
         self._beat_stop.set()
@@ -299,3 +325,5 @@ class PairedVenue(Venue):
             self.lease.close()
             self._sub.close()
             self._pub.close(flush=False)
+            if self.snapshots is not None:
+                self.snapshots.close()

@@ -11,8 +11,9 @@ order to its ``MatchingEngine``, and publishes what happened to the ``order`` an
 tables. Day ends arrive in the same stream, so
 DAY orders expire at exactly the same point of the input on every run.
 
-Its state is therefore a function of the journal alone. At start it replays the whole
-journal through the engine, which rebuilds books, open orders and ids, and publishes only
+Its state is therefore a function of the journal alone. At start it replays the journal
+through the engine, which rebuilds books, open orders and ids (from its newest snapshot,
+``orders.snapshot``, only the records after it; else all of them), and publishes only
 the output the journal does not hold yet: every output row carries ``in_seq``, the sequence
 number of the input that caused it, and the venue first reads the highest ``in_seq`` of its
 own rows already journaled. So ``kill -9`` at any point loses nothing and doubles nothing.
@@ -28,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from orders import snapshot_state
 from orders.book import MatchingEngine
 from orders.model import Event, Fill, MassCancel, NewOrder, RequestType, StpMode
 from orders.rows import (
@@ -37,6 +39,7 @@ from orders.rows import (
     request_from_row,
     warm_up,
 )
+from orders.snapshot import SnapshotSettings, VenueSnapshots
 from tickdb.gc_pauses import collect_all, keep_pauses_short
 from tickdb.types import Shard
 from tickerplant.payload_rows import read_columns
@@ -48,12 +51,22 @@ log = logging.getLogger(__name__)
 Output = Event | Fill
 
 
-def published_upto(tp_address: str, shard: Shard, timeout_s: float) -> dict[str, int]:
-    """Per output table, the highest ``in_seq`` of this venue's rows already journaled."""
+def published_upto(
+    tp_address: str, shard: Shard, timeout_s: float, after: int = 0
+) -> dict[str, int]:
+    """Per output table, the highest ``in_seq`` of this venue's rows already journaled.
+
+    From a snapshot at seq ``after`` (``orders.snapshot``: every output of an input up to
+    it was journaled before it was written) only the journal after it is read, and
+    ``after`` stands for what is before: every output still to come has a higher in_seq."""
     label = str(shard)  # the ``venue`` column
-    upto = {"order": 0, "fill": 0}
+    upto = {"order": after, "fill": after}
     with Subscriber(
-        tp_address, tables=["order", "fill"], shard=shard, start="journal", timeout_s=timeout_s
+        tp_address,
+        tables=["order", "fill"],
+        shard=shard,
+        start=after or "journal",
+        timeout_s=timeout_s,
     ) as sub:
         # The constructor replays the journal up to the current sequence number.
         while (message := sub.poll(0)) is not None:
@@ -78,6 +91,7 @@ class Venue:
         stp: StpMode = StpMode.CANCEL_INCOMING,
         paper: bool = False,
         timeout_s: float = 10.0,
+        snapshots: SnapshotSettings | None = None,
     ) -> None:
         self.tp_address = tp_address
         self.shard = shard
@@ -92,7 +106,15 @@ class Venue:
             paper=paper,
         )
         warm_up()
-        self.already = self._published_upto()
+        self.inputs = 0
+        self.bad_inputs = 0
+        self.session, self.session_start_seq = "", 0  # the day (restore sets it)
+        self.snapshots: VenueSnapshots | None = None
+        if snapshots is not None:
+            self.snapshots = VenueSnapshots(snapshots, self._snapshot_key())
+        # From the newest usable snapshot, if any: the journal after it only.
+        self.processed_seq = start = snapshot_state.restore(self)
+        self.already = self._published_upto(start)
         tables = ["order_request", "quote"] if paper else ["order_request"]
         tables += self._extra_tables()
         # Only this shard's rows and those of an empty sym (mass cancels for every venue):
@@ -102,23 +124,37 @@ class Venue:
             tables=tables,
             shard=shard,
             empty_syms=True,
-            start="journal",
+            start=start or "journal",
             timeout_s=timeout_s,
         )
         self._pub = Publisher(tp_address, timeout_s=timeout_s)
         self.caught_up_seq = self._sub.hello.seq
-        self.processed_seq = 0
-        self.inputs = 0
-        self.bad_inputs = 0
         self._owned: dict[str, bool] = {}
 
     # -- hooks for a primary/standby pair (orders.standby) -----------------------------------
-    def _published_upto(self) -> dict[str, int]:
-        return published_upto(self.tp_address, self.shard, self.timeout_s)
+    def _published_upto(self, after: int) -> dict[str, int]:
+        return published_upto(self.tp_address, self.shard, self.timeout_s, after)
 
     def _extra_tables(self) -> list[str]:
         """Tables taken beside the inputs (a standby follows its pair's output)."""
         return []
+
+    # -- snapshots (orders.snapshot_state) ----------------------------------------------------
+    def _snapshot_key(self) -> str:
+        return f"venue-{self.shard.index}-of-{self.shard.count}"
+
+    def _snapshot_extra(self) -> dict[str, Any]:
+        """Called as a snapshot is taken: every output so far journaled first (a restart
+        from it republishes nothing of before it); what a pair adds to it."""
+        self._pub.flush()
+        return {}
+
+    def _restore_extra(self, state: dict[str, Any]) -> None:
+        """A pair's own part of a snapshot."""
+
+    def _maybe_snapshot(self) -> None:
+        if self.snapshots is not None and self.snapshots.due(self.inputs, self.processed_seq):
+            snapshot_state.take(self)
 
     # -- one input message ----------------------------------------------------------------
     def _owns(self, sym: str) -> bool:
@@ -172,6 +208,7 @@ class Venue:
     def apply(self, message: Update | EndOfDay) -> list[Output]:
         """Apply one sequenced input; returns what happened, in order."""
         if isinstance(message, EndOfDay):
+            self.session, self.session_start_seq = "", message.seq  # a snapshot's day
             expired = self.engine.end_of_day()
             collect_all()  # the day's orders are gone: a quiet moment for a full collection
             return expired
@@ -239,9 +276,12 @@ class Venue:
             on_ready()
         while not stop.is_set():
             self.step(0.2)
+            self._maybe_snapshot()
 
     def close(self) -> None:
         try:
             self._pub.close(flush=True)
         finally:
             self._sub.close()
+            if self.snapshots is not None:
+                self.snapshots.close()

@@ -154,6 +154,13 @@ class OrdersConfig:
     paper: bool = False
     # How long a submit, cancel or replace waits for the venue's answer.
     submit_timeout_s: float = 2.0
+    # Venue state snapshots (orders.snapshot): a restart replays the journal only after the
+    # newest one. Every this many inputs and/or seconds (0: that trigger off; both 0: none).
+    snapshot_every_inputs: int = 20_000
+    snapshot_every_s: float = 60.0
+    # Where they are written; empty: <data_dir>/snapshots. Snapshots kept per venue.
+    snapshot_dir: str = ""
+    snapshot_keep: int = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,6 +323,11 @@ def _validate(config: Config) -> None:
     for name in ("in_flight", "nice"):
         if getattr(config.gateway, name) < 0:
             raise ConfigError(f"gateway.{name}: must not be negative")
+    for name in ("snapshot_every_inputs", "snapshot_every_s"):
+        if getattr(config.orders, name) < 0:
+            raise ConfigError(f"orders.{name}: must not be negative (0: off)")
+    if config.orders.snapshot_keep < 1:
+        raise ConfigError("orders.snapshot_keep: at least 1")
     try:
         ZoneInfo(config.eod.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:

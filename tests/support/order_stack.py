@@ -129,6 +129,8 @@ def start_order_stack(
     ``sections`` are extra config sections (``orders={...}``, ``risk={...}`` is not
     supported here: pass ``risk_toml`` text through ``extra_toml`` instead)."""
     extra_toml = str(sections.pop("extra_toml", ""))
+    # The venues' snapshots in the test's own directory, not the default under the cwd.
+    sections["orders"] = {"snapshot_dir": str(workdir / "snapshots"), **sections.get("orders", {})}
     tp = start_tp(workdir, **sections)
     config = write_config(
         workdir / "stack.toml",
