@@ -13,8 +13,6 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -25,19 +23,19 @@ from tickdb.curve_links import CurveLinks
 from tickdb.lease import Lease
 from tickdb.listen import bind
 from tickerplant.access import TickerplantAccess
+from tickerplant.acks import Acks
 from tickerplant.batched import Pending
 from tickerplant.clock import Clock, RollCalendar, SystemClock
 from tickerplant.day_roll import DayRoll
 from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
+from tickerplant.info import Counters, hello_of, stats_of
 from tickerplant.ingest import BatchValidator, IngestError, Validated
 from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
-    ACK,
     ERR,
     HELLO,
     KIND_UPD,
-    PROTOCOL_VERSION,
     RESEND,
     ROLL,
     STATS,
@@ -63,30 +61,11 @@ MAX_DRAIN = 2000  # messages per loop turn: bounds latency while amortising the 
 MAX_DRAIN_S = 0.002  # and at most this long, so a burst is published as it is worked through
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: combining zmq's flag enums costs more than a recv
 _RCVMORE = int(zmq.RCVMORE)
-_SNDMORE = int(zmq.SNDMORE)
-ACK_INTERVAL_S = 0.001  # acks to publishers go out at most this often
 # Requests from this size on are used where ZeroMQ received them (a 1000-row table is
 # ~32 KB): the journal and the fan-out copy them anyway. Smaller ones are copied out, as
 # bytes are cheaper to work with than a view.
 IN_PLACE_BYTES = 16 << 10
 _DUPLICATE, _OUT_OF_ORDER = Verdict.DUPLICATE, Verdict.OUT_OF_ORDER  # lookups cost, per message
-
-
-@dataclass
-class Counters:
-    """Plain counters: tests assert on them and STATS reports them."""
-
-    messages: int = 0
-    rows: int = 0
-    records: int = 0
-    duplicates: int = 0
-    out_of_order: int = 0
-    rejected: int = 0
-    malformed: int = 0
-    rolls: int = 0
-    roll_failures: int = 0  # the next journal would not open (``roll_retry``)
-    clock_jumps_refused: int = 0
-    errors_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class Tickerplant(DayRoll):
@@ -172,18 +151,13 @@ class Tickerplant(DayRoll):
         self._roll_at: tuple[dt.date | None, int] = (None, 0)
         self.pending_roll = PendingRoll()
         self._outgoing: list[Outgoing] = []
-        # routing id -> publisher id: publishers heard from since the last commit, and
-        # publishers whose batches are journaled but not yet acknowledged
-        self._acks: dict[bytes, bytes] = {}
-        self._ack_due: dict[bytes, bytes] = {}
         self._done_batches: list[tuple[bytes, int]] = []
         # pyzmq's own send, without its Python wrapper (acks: three frames each).
         send: Any = super(zmq.Socket, self.ingest).send
-        self._send_ingest: Callable[..., object] = send
+        self.acks = Acks(send)
         self._running = False
         now = time.monotonic()
         self._next_heartbeat = now
-        self._next_ack = now
         self._next_batch = now + self.tp.batch_interval_ms / 1000
         self._next_housekeeping = now
         self.fenced = False  # another node took the lease: stop, acknowledge nothing more
@@ -194,6 +168,12 @@ class Tickerplant(DayRoll):
             self._wait.watch(self.replication.socket)
 
     # -- set-up -------------------------------------------------------------------------
+    def hello(self, who: str | None = None) -> dict[str, object]:
+        return hello_of(self, who)
+
+    def stats(self) -> dict[str, object]:
+        return stats_of(self)
+
     def _open_journal(self, session: dt.date) -> JournalWriter:
         return JournalWriter(
             journal_path(self.journal_dir, session),
@@ -201,53 +181,6 @@ class Tickerplant(DayRoll):
             fsync=self.config.journal.fsync,
             fsync_interval_ns=self.config.journal.fsync_interval_ms * 1_000_000,
         )
-
-    def hello(self, who: str | None = None) -> dict[str, object]:
-        # With CURVE the asker (its ZAP User-Id) is told what it may do: access.py.
-        access = {"access": self.access.describe_name(who)} if self.access is not None else {}
-        return {
-            **access,
-            "protocol": PROTOCOL_VERSION,
-            "address": self.address,
-            "ingest": self.address,
-            "publish": self.publish_endpoint,
-            "replay": self.replay.endpoint,
-            "seq": self.committed_seq,
-            "session": self.session.isoformat(),
-            "session_start_seq": self.session_start_seq,
-            "epoch": self.epoch,
-            **(
-                {"role": "primary", "replication": self.replication.endpoint}
-                if self.replication
-                else {}
-            ),
-            "mode": self.tp.mode,
-            "heartbeat_ms": self.tp.heartbeat_ms,
-            "max_message_bytes": self.tp.max_message_bytes,
-            "max_frame_bytes": self.max_frame_bytes,
-            "max_subscription_bytes": self.tp.publish_max_frame_bytes,
-            "max_replay_request_bytes": self.tp.replay_max_frame_bytes,
-            "tables": [s.to_json() for s in self.schemas.values()],
-        }
-
-    def stats(self) -> dict[str, object]:
-        counters = dict(vars(self.counters))
-        return {
-            **counters,
-            "seq": self.committed_seq,
-            "session": self.session.isoformat(),
-            "publishers": len(self.ledger),
-            "topics": len(self.fanout.topics),
-            "replay_requests": self.replay.requests,
-            "bad_subscriptions": self.fanout.bad_subscriptions,
-            "refused_subscriptions": self.fanout.refused_subscriptions,
-            **self.curve.zap_counters(),
-            "zmq_connections": self.curve.open_connections(),  # per port, with CURVE
-            "journal_bytes": self.journal.size,  # the session's journal file, flushed part
-            "ingest_disconnects": self.closed_connections.count,
-            "journal_error": self.pending_roll.error,  # a roll waiting for its journal
-            **(self.replication.stats() if self.replication else {}),
-        }
 
     # -- the loop -----------------------------------------------------------------------
     def serve(self, ready: dict[str, object] | None = None) -> None:
@@ -289,8 +222,8 @@ class Tickerplant(DayRoll):
 
     def _next_timer(self) -> float:
         timers = [self._next_heartbeat, self._next_housekeeping]
-        if self._ack_due:
-            timers.append(self._next_ack)
+        if self.acks.due:
+            timers.append(self.acks.next_at)
         if self.tp.mode == "batched":
             timers.append(self._next_batch)
         if self.replication is not None:
@@ -299,7 +232,7 @@ class Tickerplant(DayRoll):
 
     def _timers(self) -> None:
         now = time.monotonic()
-        if self._ack_due and now >= self._next_ack:
+        if self.acks.due and now >= self.acks.next_at:
             self._send_acks(force=False)
         if self.tp.mode == "batched" and now >= self._next_batch:
             self._flush_pending()
@@ -437,7 +370,7 @@ class Tickerplant(DayRoll):
         verdict = self.ledger.check(publisher, batch, base)
         if verdict is _DUPLICATE:
             self.counters.duplicates += 1
-            self._acks[identity] = publisher
+            self.acks.heard[identity] = publisher
             return
         if verdict is _OUT_OF_ORDER:
             self.counters.out_of_order += 1
@@ -445,7 +378,7 @@ class Tickerplant(DayRoll):
                 self._reply([identity, RESEND, U64.pack(first)])
             return
         self.counters.messages += 1
-        self._acks[identity] = publisher
+        self.acks.heard[identity] = publisher
         if self.access is not None and (refusal := self.access.publish(who, table_name)):
             self.runs.end()  # the batches before it are taken first, in order
             self._done_batches.append((publisher, batch))
@@ -524,7 +457,7 @@ class Tickerplant(DayRoll):
             for publisher, batch in self._done_batches:
                 self.ledger.journaled(publisher, batch)
             self._done_batches = []
-            acks, self._acks = self._acks, {}
+            acks, self.acks.heard = self.acks.heard, {}
             outgoing, self._outgoing = self._outgoing, []
             self.replication.hold(self.seq, outgoing, acks)
             self._send_acks(force=False)
@@ -536,39 +469,17 @@ class Tickerplant(DayRoll):
         for publisher, batch in self._done_batches:
             self.ledger.journaled(publisher, batch)
         self._done_batches = []
-        # What arrived before this commit is journaled (or was a duplicate): ack it.
-        self._ack_due.update(self._acks)
-        self._acks.clear()
+        self.acks.committed()
         self._send_acks(force=False)
 
     def _send_acks(self, force: bool) -> None:
-        """Acknowledge what is journaled, at most once per ACK_INTERVAL_S.
-
-        An ack per turn doubles the messages on the publishers' links at low rates, and
-        every message wakes threads on both ends; a publisher needs acks only to empty its
-        resend buffer and to finish ``flush()``, for which a millisecond is soon enough.
-        """
-        if not self._ack_due:
-            return
-        now = time.monotonic()
-        if not force and now < self._next_ack:
-            return
-        self._next_ack = now + ACK_INTERVAL_S
-        send, level = self._send_ingest, self.ledger.ack_level
-        epoch = None  # a pair's primary: the level released, and the epoch it is from
-        if self.replication is not None:
-            level, epoch = self.replication.ack_level, U64.pack(self.epoch)
-        for identity, publisher in self._ack_due.items():
-            # Frame by frame with int flags: send_multipart combines flag enums per frame.
-            send(identity, _SNDMORE)
-            send(ACK, _SNDMORE)
-            if epoch is None:
-                send(U64.pack(level(publisher)), 0)
-            else:
-                send(U64.pack(level(publisher)), _SNDMORE)
-                send(epoch, 0)
-        self._ack_due.clear()
-        self._wait.sent_on_ingest()
+        """Acknowledge what is journaled (``acks``); a pair's primary, what the standby has."""
+        if self.replication is None:
+            sent = self.acks.send(force, self.ledger.ack_level, None)
+        else:
+            sent = self.acks.send(force, self.replication.ack_level, self.epoch)
+        if sent:
+            self._wait.sent_on_ingest()
 
     def released(self, seq: int, outgoing: list[Outgoing], acks: dict[bytes, bytes]) -> None:
         """A commit the replication let go (``Replicator.hold``): now others may see it."""
@@ -576,7 +487,7 @@ class Tickerplant(DayRoll):
         if outgoing:
             self.fanout.publish(outgoing)
             self._wait.sent_on_pub()
-        self._ack_due.update(acks)
+        self.acks.due.update(acks)
 
     def sent_on_replication(self) -> None:
         self._wait.sent_on_extra()
