@@ -13,21 +13,41 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import zmq
 
+from orders.book import MatchingEngine
 from orders.snapshot import VenueSnapshots
 from orders.snapshot_journal import StampUnavailable, record_stamp
 from tickdb.curve_links import client_keys
 from tickerplant.discovery import Hello
 from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.publisher import PublishError
-
-if TYPE_CHECKING:
-    from orders.venue import Venue
+from tickerplant.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
+
+
+class Venue(Protocol):
+    """What of an ``orders.venue.Venue`` (or a pair's) a snapshot reads and restores (a
+    protocol: the venue imports this module)."""
+
+    engine: MatchingEngine
+    label: str
+    tp_address: str
+    timeout_s: float
+    session: str
+    session_start_seq: int
+    inputs: int
+    bad_inputs: int
+    processed_seq: int
+    snapshots: VenueSnapshots | None
+    _sub: Subscriber
+
+    def _snapshot_extra(self) -> dict[str, Any]: ...
+
+    def _restore_extra(self, state: dict[str, Any]) -> None: ...
 
 
 def settings_of(venue: Venue) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from support.harness import Proc, wait_until
 from support.order_stack import start_order_stack
-from test_venue_standby import RISK, Orders, assert_exactly_once, role
+from support.venue_pair import RISK, Orders, assert_exactly_once, role
 
 from orders.snapshot_file import newest_first
 
