@@ -89,9 +89,9 @@ def test_own_rows_sequenced_first_still_win_a_race(tmp_path: Path, procs: list[P
     applied: list[Any] = []
     apply = stream.peers.apply
 
-    def counting(payload: Any) -> None:
+    def counting(payload: Any, *read: Any) -> None:
         applied.append(payload)
-        apply(payload)
+        apply(payload, *read)
 
     stream.peers.apply = counting  # type: ignore[method-assign]
     try:
