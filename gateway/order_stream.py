@@ -130,6 +130,10 @@ class OrderStream:
                 self._check_ready()
                 continue
             self._on_message(message)
+            if not self.router.ready and not self._flow.pending:
+                # A busy order flow may never leave 50 ms without a record: once the
+                # replay is applied and nothing received waits, it is checked here too.
+                self._check_ready()
 
     def _turn(self, port: PortHooks) -> None:
         """One turn with the port attached: the order flow first (answers to send), then
