@@ -5,9 +5,10 @@ Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), SHA-256 of
 The name carries the venue key and the sequence number it covers,
 ``<key>.<seq, 20 digits>.snap``, so the newest sorts last.
 
-Written as ``.<name>.<pid>.tmp``, fsynced, renamed onto its name and the directory fsynced:
-a reader sees a whole file or none, and a writer killed half way leaves only a temporary
-file that nothing reads (the next writer of that venue removes it). Read back, anything
+Written as every file tickdb publishes (``tickdb.durable``: ``.<name>.tmp-<pid>``, fsynced,
+renamed onto its name, the directory fsynced): a reader sees a whole file or none, and a
+writer killed half way leaves only a temporary file that nothing reads (the next prune
+removes it). Read back, anything
 that is not exactly what was written (short, another version, a checksum mismatch, a class
 outside the order model) raises ``SnapshotInvalid``: the caller then replays the journal.
 
@@ -25,6 +26,8 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tickdb import durable
 
 MAGIC = b"TDBVSNAP"
 VERSION = 1
@@ -84,11 +87,12 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def write(directory: Path, key: str, seq: int, data: bytes, hold: Any = None) -> Path:
-    """Write ``data`` (from ``encode``) as the snapshot of ``key`` at ``seq``, atomically.
-    ``hold``, a test's failpoint, is called half way through the temporary file."""
+    """Write ``data`` (from ``encode``) as the snapshot of ``key`` at ``seq``, atomically
+    (``tickdb.durable``). ``hold``, a test's failpoint, is called half way through the
+    temporary file."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / file_name(key, seq)
-    tmp = directory / f".{path.name}.{os.getpid()}.tmp"
+    tmp = durable.tmp_path(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         half = len(data) // 2
@@ -98,15 +102,9 @@ def write(directory: Path, key: str, seq: int, data: bytes, hold: Any = None) ->
         view = memoryview(data)[half:]
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    durable.publish(tmp, path)
     return path
 
 
@@ -128,21 +126,8 @@ def newest_first(directory: Path, key: str) -> Iterator[tuple[int, Path]]:
 
 
 def prune(directory: Path, key: str, keep: int) -> None:
-    """Remove all but the ``keep`` newest snapshots of ``key`` and its stale temporaries."""
+    """Remove all but the ``keep`` newest snapshots of ``key``, and temporaries whose
+    writer is gone."""
     for _, path in list(newest_first(directory, key))[keep:]:
         path.unlink(missing_ok=True)
-    for name in os.listdir(directory):
-        if name.startswith(f".{key}.") and name.endswith(".tmp"):
-            pid = name[:-4].rsplit(".", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                (directory / name).unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    durable.remove_stale_tmp(directory)

@@ -175,7 +175,7 @@ def test_kill9_while_a_snapshot_is_half_written_restarts_from_the_one_before(
         release.unlink()  # the next writer stops half way through its temporary file
 
         def half_written() -> list[Path]:
-            return [p for p in (tmp_path / "snapshots").glob(f".{KEY}.*.tmp") if p.stat().st_size]
+            return [p for p in (tmp_path / "snapshots").glob(f".{KEY}.*.tmp-*") if p.stat().st_size]
 
         temporary = wait_until(half_written, 30, "a snapshot half written")[0]
         held.append(int(temporary.name.split(".")[2]))

@@ -129,12 +129,12 @@ def test_newest_first_and_prune_keep_the_newest(tmp_path: Path) -> None:
     for seq in (5, 120, 40):
         snapshot_file.write(tmp_path, "venue-0-of-1", seq, data)
     snapshot_file.write(tmp_path, "venue-0-of-1-pair", 999, data)
-    (tmp_path / ".venue-0-of-1.00000000000000000200.snap.999999999.tmp").write_bytes(b"half")
+    (tmp_path / ".venue-0-of-1.00000000000000000200.snap.tmp-999999999").write_bytes(b"half")
     seqs = [seq for seq, _ in snapshot_file.newest_first(tmp_path, "venue-0-of-1")]
     assert seqs == [120, 40, 5]
     snapshot_file.prune(tmp_path, "venue-0-of-1", keep=2)
     assert [s for s, _ in snapshot_file.newest_first(tmp_path, "venue-0-of-1")] == [120, 40]
-    assert not list(tmp_path.glob("*.tmp"))  # its writer (no such pid) is gone
+    assert not list(tmp_path.glob(".*.tmp-*"))  # its writer (no such pid) is gone
     assert [s for s, _ in snapshot_file.newest_first(tmp_path, "venue-0-of-1-pair")] == [999]
 
 
