@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from support.order_flow import drive, flow
+from support.order_flow import RISK, drive, flow
 from support.order_stack import start_order_stack
 
 from gateway import order_stream
@@ -17,15 +17,6 @@ from gateway.order_setup import risk_engine
 from gateway.order_stream import OrderStream
 from tickdb.config import load_config
 from tickerplant.publisher import Publisher
-
-RISK = """
-[risk.defaults]
-max_messages_per_s = 0
-duplicate_window_s = 0
-max_open_orders = 0
-max_open_orders_per_sym = 0
-max_fills_per_window = 0
-"""
 
 
 def state(stream: OrderStream) -> dict[str, Any]:

@@ -15,19 +15,10 @@ from typing import Any
 
 import pytest
 from support.harness import free_port, wait_until
-from support.order_flow import SYMS, drive, flow, journal_rows, per_venue
+from support.order_flow import RISK, SYMS, drive, flow, journal_rows, per_venue
 from support.order_stack import OrderStack, start_order_stack
 
 from gateway.client import OrderRejected
-
-RISK = """
-[risk.defaults]
-max_messages_per_s = 0
-duplicate_window_s = 0
-max_open_orders = 0
-max_open_orders_per_sym = 0
-max_fills_per_window = 0
-"""
 
 
 def start(workdir: Path, port: int = 0, order_port: int = 0) -> OrderStack:

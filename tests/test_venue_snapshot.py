@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from support.harness import wait_until
-from support.order_flow import drive, flow, journal_rows, per_venue
+from support.order_flow import RISK, drive, flow, journal_rows, per_venue
 from support.order_stack import OrderStack, start_order_stack
 
 from orders.model import MassCancel, OrdStatus
@@ -29,14 +29,6 @@ from orders.rows import REQUEST_SCHEMA, request_row, to_table
 from orders.snapshot_file import newest_first
 from tickerplant.publisher import Publisher
 
-RISK = """
-[risk.defaults]
-max_messages_per_s = 0
-duplicate_window_s = 0
-max_open_orders = 0
-max_open_orders_per_sym = 0
-max_fills_per_window = 0
-"""
 KEY = "venue-1-of-3"  # the crashed venue's snapshots
 LIVE = {OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED, OrdStatus.REPLACED}
 CRASH_AT = 600

@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from support.harness import Proc, wait_until
-from support.order_stack import start_order_stack
-from support.venue_pair import RISK, Orders, assert_exactly_once, role
+from support.harness import wait_until
+from support.venue_pair import Orders, assert_exactly_once, role, start
 
 from orders.snapshot_file import newest_first
 
@@ -20,21 +19,11 @@ def test_a_pair_venue_restarted_from_its_snapshot_takes_over_exactly_once(
     tmp_path: Path,
 ) -> None:
     lease = ("--lease-dir", str(tmp_path / "run"))
-    stack = start_order_stack(
+    stack, standby = start(
         tmp_path,
-        shards=1,
-        venue_args=("--lease", "--name", "venue-0", *lease),
-        orders={
-            "submit_timeout_s": 5.0,
-            "snapshot_every_inputs": 30,
-            "snapshot_every_s": 0,
-            "snapshot_dir": str(tmp_path / "snapshots"),
-        },
-        extra_toml=RISK,
-    )
-    args = ["venue", "--config", str(stack.config), "--tp", stack.tp_address, "--shard", "0/1"]
-    standby = Proc(
-        [*args, "--standby", "--name", "venue-0-s", *lease], tmp_path, "venue-0-s", ready_timeout=60
+        snapshot_every_inputs=30,
+        snapshot_every_s=0,
+        snapshot_dir=str(tmp_path / "snapshots"),
     )
     orders = Orders(stack)
     try:

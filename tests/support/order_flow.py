@@ -18,6 +18,15 @@ from tickerplant.subscriber import Subscriber, Update
 
 SYMS = ["AAPL", "MSFT", "GOOG", "TSLA", "BAC", "IBM"]
 VOLATILE = {"time", "in_seq"}  # the tickerplant's stamps, not the venue's decisions
+# The risk checks a fast, repetitive test flow would trip, off (the flows are not about risk).
+RISK = """
+[risk.defaults]
+max_messages_per_s = 0
+duplicate_window_s = 0
+max_open_orders = 0
+max_open_orders_per_sym = 0
+max_fills_per_window = 0
+"""
 
 
 def journal_rows(stack: OrderStack, table: str) -> list[dict[str, Any]]:

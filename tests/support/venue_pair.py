@@ -14,19 +14,11 @@ from orders.model import Event, Fill
 from orders.rows import event_row, fill_row
 from orders.venue import Venue
 from support.harness import Proc, wait_until
-from support.order_flow import journal_rows
+from support.order_flow import RISK, journal_rows
 from support.order_stack import OrderStack, start_order_stack
 from tickdb.types import Shard
 from tickerplant.subscriber import Subscriber, Update
 
-RISK = """
-[risk.defaults]
-max_messages_per_s = 0
-duplicate_window_s = 0
-max_open_orders = 0
-max_open_orders_per_sym = 0
-max_fills_per_window = 0
-"""
 SYMS = ["AAPL", "MSFT", "GOOG"]
 
 
@@ -37,13 +29,15 @@ def role(workdir: Path, name: str) -> dict[str, Any]:
         return {}
 
 
-def start(workdir: Path) -> tuple[OrderStack, Proc]:
+def start(workdir: Path, **orders: object) -> tuple[OrderStack, Proc]:
+    """A one-shard order stack whose venue is a pair, primary and standby (``orders``: more
+    ``[orders]`` settings)."""
     lease = ("--lease-dir", str(workdir / "run"))
     stack = start_order_stack(
         workdir,
         shards=1,
         venue_args=("--lease", "--name", "venue-0", *lease),
-        orders={"submit_timeout_s": 5.0},
+        orders={"submit_timeout_s": 5.0, **orders},
         extra_toml=RISK,
     )
     args = ["venue", "--config", str(stack.config), "--tp", stack.tp_address, "--shard", "0/1"]
