@@ -29,14 +29,13 @@ from orders.model import (
     CancelRequest,
     Event,
     EventType,
-    Fill,
     MassCancel,
     NewOrder,
     Order,
     OrdStatus,
     ReplaceRequest,
 )
-from orders.risk import RejectCode, RiskEngine
+from orders.risk import RejectCode, RiskEngine, RiskReject
 from orders.rows import (
     ADMIN_SCHEMA,
     EVENT_SCHEMA,
@@ -404,7 +403,13 @@ class OrderRouter:
     def _find(self, key: tuple[str, str]) -> Order | None:
         return self._by_clordid.get(key) or self._previous_day.get(key)
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: Event, ts_ns: int) -> None:
+        """A venue's order event. ``ts_ns``: when the tickerplant received it, so a replay at
+        start counts each fill in the repeated-execution window it really fell in.
+
+        A FILL event moves its execution from the working orders into the position in one
+        step (``RiskEngine.on_event``); the ``fill`` rows the venue publishes after it say
+        the same and are not applied again."""
         key = (event.account, event.clordid)
         if event.event in (EventType.CANCEL_REJECTED, EventType.REPLACE_REJECTED):
             key = (event.account, event.orig_clordid or event.clordid)
@@ -418,9 +423,11 @@ class OrderRouter:
                 self._by_clordid[key] = _rejected_view(event)
             else:
                 log.warning("order event for an unknown ClOrdID: %s", event)
+                if event.event is EventType.FILL and event.last_qty > 0:
+                    self._notice(self.risk.on_execution(event, ts_ns))  # it still happened
             return
         self._apply_event(order, event)
-        self.risk.on_event(event)
+        self._notice(self.risk.on_event(event, ts_ns))
         for listener in self.listeners:
             listener(order)
         for event_listener in self.event_listeners:
@@ -450,11 +457,9 @@ class OrderRouter:
         if event.reason:
             order.reason = event.reason
 
-    def on_fill(self, fill: Fill, ts_ns: int) -> None:
-        """``ts_ns``: when the tickerplant received it, so a replay at start counts each
-        fill in the repeated-execution window it really fell in."""
-        notice = self.risk.on_fill(fill, ts_ns)
-        if notice is not None:
+    @staticmethod
+    def _notice(notice: RiskReject | None) -> None:
+        if notice is not None:  # the fill throttle halted an account
             log.warning("%s", notice.message)
 
     def on_price(self, sym: str, price: float) -> None:

@@ -30,7 +30,7 @@ from gateway.peer_requests import PeerRequests, stale_refusal
 from gateway.replay_rows import Columns, read_columns_of
 from gateway.venue_activity import VenueActivity
 from orders.risk import TradingState
-from orders.rows import event_from_row, events_from_columns, fill_from_row
+from orders.rows import event_from_row, events_from_columns
 from tickerplant.payload_rows import read_columns
 from tickerplant.publisher_ids import public_id
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
@@ -359,18 +359,17 @@ class OrderStream:
             if events is not None:
                 for event in events:
                     if not stale_refusal(router, event):
-                        router.on_event(event)
+                        router.on_event(event, message.ts_recv)
                 return
         rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
         if message.table == "order":
             for row in rows:
                 event = event_from_row(row)
                 if not stale_refusal(router, event):
-                    router.on_event(event)
+                    router.on_event(event, message.ts_recv)
         elif message.table == "fill":
+            # The positions moved with the FILL events (``OrderRouter.on_event``).
             self.venues.saw("fill", rows, message.ts_recv / 1e9)
-            for row in rows:
-                router.on_fill(fill_from_row(row), message.ts_recv)
         elif message.table == "risk_admin" and message.seq <= self._start_seq:
             # Live admin requests were applied when made; these rebuild a restarted gateway.
             for row in rows:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from orders.model import Fill
+from orders.model import Fill, Side
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,19 @@ class PositionBook:
         self.fills = 0  # fills applied
 
     def on_fill(self, fill: Fill) -> None:
-        if fill.qty <= 0:
-            raise ValueError(f"fill {fill.exec_id}: quantity {fill.qty} must be positive")
-        pos = self._open.get((fill.account, fill.sym))
+        self.execute(fill.account, fill.sym, fill.side, fill.qty, fill.price, fill.exec_id)
+
+    def execute(
+        self, account: str, sym: str, side: Side, qty: int, price: float, exec_id: str = ""
+    ) -> None:
+        """One execution of ``qty`` at ``price`` for ``account`` (a fill row, or the FILL
+        event that carries the same execution)."""
+        if qty <= 0:
+            raise ValueError(f"fill {exec_id}: quantity {qty} must be positive")
+        pos = self._open.get((account, sym))
         if pos is None:
-            pos = self._open[(fill.account, fill.sym)] = _Open()
-        qty, price, sign = fill.qty, fill.price, fill.side.sign
+            pos = self._open[(account, sym)] = _Open()
+        sign = side.sign
         if sign > 0:
             pos.bought += qty
             pos.buy_notional += qty * price

@@ -25,7 +25,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Collection, Mapping
 
-from orders.model import Event, Fill, NewOrder, Order, ReplaceRequest
+from orders.model import Event, EventType, Fill, NewOrder, Order, ReplaceRequest, Side
 from orders.positions import PositionBook
 from orders.risk_book import RiskBook
 from orders.risk_checks import (
@@ -239,9 +239,25 @@ class RiskEngine:
 
     # -- feed ---------------------------------------------------------------------------
 
-    def on_event(self, event: Event) -> None:
-        """Keep the working orders in step with a venue's order event."""
+    def on_event(self, event: Event, now_ns: int | None = None) -> RiskReject | None:
+        """Keep the working orders in step with a venue's order event.
+
+        With ``now_ns``, a FILL event also moves its execution into the position (as
+        :meth:`on_fill`), in the same step: a venue publishes an execution's events and its
+        fill rows as two records, and a check made between them must not see the filled
+        quantity gone from the working orders and not yet in the position."""
         self._book.on_event(event, self._refs.get(event.sym))
+        if now_ns is None or event.event is not EventType.FILL or event.last_qty <= 0:
+            return None
+        return self.on_execution(event, now_ns)
+
+    def on_execution(self, event: Event, now_ns: int) -> RiskReject | None:
+        """A FILL event's execution into the position, without touching working orders (an
+        event of an order this engine never counted)."""
+        return self._execute(
+            event.account, event.sym, event.side, event.last_qty, event.last_px,
+            event.exec_id, now_ns,
+        )  # fmt: skip
 
     def on_fill(self, fill: Fill, now_ns: int) -> RiskReject | None:
         """Apply a fill to the positions and run the repeated-execution throttle.
@@ -251,26 +267,33 @@ class RiskEngine:
         account is halted from then on, until :meth:`resume`. Only the fill that trips the
         throttle returns a notice.
         """
-        self.positions.on_fill(fill)
-        self._revalue(fill.account, fill.sym)
-        acct = self._account(fill.account)
+        return self._execute(
+            fill.account, fill.sym, fill.side, fill.qty, fill.price, fill.exec_id, now_ns
+        )
+
+    def _execute(
+        self, account: str, sym: str, side: Side, qty: int, price: float, exec_id: str, now_ns: int
+    ) -> RiskReject | None:
+        self.positions.execute(account, sym, side, qty, price, exec_id)
+        self._revalue(account, sym)
+        acct = self._account(account)
         if acct is None:
             return None
         limits = acct.limits
         if not limits.max_fills_per_window:
             return None
-        fills = acct.fills.get(fill.sym)
+        fills = acct.fills.get(sym)
         if fills is None:
-            fills = acct.fills[fill.sym] = deque()
+            fills = acct.fills[sym] = deque()
         horizon = now_ns - int(limits.fill_window_s * _NS)
         while fills and fills[0] <= horizon:
             fills.popleft()
         fills.append(now_ns)
         if len(fills) > limits.max_fills_per_window and not acct.throttled:
             acct.throttled = (
-                f"{len(fills)} fills in {fill.sym} within {_num(limits.fill_window_s)} s exceed "
+                f"{len(fills)} fills in {sym} within {_num(limits.fill_window_s)} s exceed "
                 f"max_fills_per_window {limits.max_fills_per_window} for account "
-                f"{fill.account}: trading halted until resumed"
+                f"{account}: trading halted until resumed"
             )
             self.throttle_halts += 1
             return RiskReject(RejectCode.FILL_THROTTLE, acct.throttled)

@@ -226,6 +226,45 @@ def test_fill_events_shrink_working_leaves_and_a_rejected_event_releases_a_pendi
     assert engine.status()["accounts"]["A1"]["open_orders"] == 1  # type: ignore[index]
 
 
+def test_a_fill_event_moves_its_execution_from_working_into_the_position_at_once() -> None:
+    """The venue publishes an execution's events before its fill rows: a check made
+    between the two records must count the filled quantity, in the position."""
+    engine = make(max_long_position=1000, max_gross_exposure=100_000)
+    buy = order(1000)
+    assert engine.check_new(buy, T0) is None
+    engine.on_event(event(buy, EventType.ACCEPTED, OrdStatus.NEW, 1000, oid="V1"), T0)
+    filled = dataclasses.replace(
+        event(buy, EventType.FILL, OrdStatus.FILLED, 0, 1000, "V1"),
+        last_qty=1000, last_px=100.0, exec_id="E1",
+    )  # fmt: skip
+    assert engine.on_event(filled, T0) is None
+    assert engine.positions.qty("A1", "AAPL") == 1000
+    reject = engine.check_new(order(1), T0)
+    assert code(reject) is RejectCode.MAX_LONG_POSITION
+    assert reject is not None and "long position 1000 + working buys 0 + this buy 1" in (
+        reject.message
+    )
+    status = engine.status()["accounts"]["A1"]  # type: ignore[index]
+    assert status["gross_exposure"] == pytest.approx(100_000)
+    assert status["open_orders"] == 0
+
+
+def test_a_fill_event_counts_for_the_fill_throttle() -> None:
+    engine = make(max_fills_per_window=1, fill_window_s=1.0)
+    buy = order(10)
+    assert engine.check_new(buy, T0) is None
+    fills = [
+        dataclasses.replace(
+            event(buy, EventType.FILL, OrdStatus.PARTIALLY_FILLED, 10 - n, n, "V1"),
+            last_qty=1, last_px=100.0, exec_id=f"E{n}",
+        )
+        for n in (1, 2)
+    ]  # fmt: skip
+    assert engine.on_event(fills[0], T0) is None
+    notice = engine.on_event(fills[1], T0 + 1)
+    assert notice is not None and notice.code is RejectCode.FILL_THROTTLE
+
+
 def test_late_events_of_an_order_already_done_are_ignored() -> None:
     engine = make(max_long_position=100)
     buy = order(100)

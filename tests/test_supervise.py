@@ -155,8 +155,7 @@ def test_a_killed_replica_is_restarted_and_the_stack_keeps_serving(
         return int(client.query("select count(*) n from trade").column("n")[0].as_py())
 
     wait_until(lambda: counted() == 100, 30, "the rows through the gateway")
-    roles = {c["name"]: c["role"] for c in read_status(data)["components"]}  # type: ignore[index]
-    assert roles == {
+    expected = {
         "tickerplant": "primary",
         "hdb-0": "replica",
         "hdb-0-r1": "replica",
@@ -164,6 +163,13 @@ def test_a_killed_replica_is_restarted_and_the_stack_keeps_serving(
         "rdb-0-r1": "replica",
         "gateway": "primary",
     }
+
+    def roles() -> dict[str, str]:
+        status = read_status(data) or {}
+        return {c["name"]: c["role"] for c in status.get("components", [])}
+
+    # The gateway's ready file comes a moment before ``tickdb up`` lists it in its status.
+    wait_until(lambda: roles() == expected, 30, "every component in the stack's status")
     victim = component(data, "rdb-0-r1")
     os.killpg(victim["pid"], signal.SIGKILL)
     # The other replica answers meanwhile: not one error.

@@ -262,7 +262,8 @@ def test_sigstop_primary_is_fenced_and_rejoins(pair: Pair) -> None:
         wait_until(lambda: pair.role("a").get("role") == "standby", WAIT, what="a fenced")
         sent = feed.finish()
         wait_until(lambda: pair.attached("b"), WAIT, what="a attached to b")
-        assert not probe.poll(100), "the fenced primary answered a write"
+        if probe.poll(100):
+            raise AssertionError(f"the fenced primary answered a write: {probe.recv_multipart()!r}")
         check_exactly(sent, journal_ids(pair.journal("b")))
         wait_until(
             lambda: same_files(pair.journal("a"), pair.journal("b")), WAIT, what="same journals"

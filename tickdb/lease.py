@@ -123,16 +123,17 @@ class Lease:
         if not self._mutex():
             return False
         try:
+            observed = time.monotonic()  # confirmed from before the read, as in ``_renew``
             state, age = self.read()
             if state is not None and state.holder == self.holder and state.epoch == self.epoch:
-                self.confirmed = time.monotonic()
+                self.confirmed = observed
                 return True
             alive_free = self._try_alive()
             if state is not None and age <= self.ttl_s and not (state.alive and alive_free):
                 return False
             epoch = (state.epoch if state else 0) + 1
             self._write(LeaseState(epoch, self.holder, self._has_alive))
-            self.epoch, self.confirmed = epoch, time.monotonic()
+            self.epoch, self.confirmed = epoch, observed
             log.warning(
                 "lease %s: %s takes epoch %d (previous %s, %.0f ms old)",
                 self.path.name,
@@ -151,7 +152,12 @@ class Lease:
             return self._renew()
 
     def _renew(self) -> bool:
-        """Heartbeat: True while this process holds the lease; False once it lost it."""
+        """Heartbeat: True while this process holds the lease; False once it lost it.
+
+        The lease counts as confirmed from *before* the read: a process frozen between
+        reading its lease and recording the confirmation must not come back believing a
+        read from before the freeze is fresh (another node may hold the lease by then)."""
+        observed = time.monotonic()
         state, _ = self.read()
         if state is None or state.holder != self.holder or state.epoch != self.epoch:
             self._step_down()
@@ -167,7 +173,7 @@ class Lease:
             os.utime(self.path)
         except OSError:
             return False
-        self.confirmed = time.monotonic()
+        self.confirmed = observed
         return True
 
     def step_down(self) -> None:

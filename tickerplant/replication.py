@@ -195,6 +195,11 @@ class Replicator:
         self.pump()
 
     def _release(self, gate: _Gate) -> None:
+        # Confirmed again right before anything becomes visible: a freeze may have fallen
+        # between this turn's check and here. A node that lost the lease releases nothing
+        # (its next turn finds it fenced), so it never acknowledges or publishes a write.
+        if not (self.lease.fresh() or self.lease.renew()):
+            return
         self.levels.update(gate.levels)
         self.released_seq = max(self.released_seq, gate.seq)
         self.tp.released(gate.seq, gate.outgoing, gate.acks)
