@@ -65,9 +65,7 @@ def test_a_holder_that_lost_the_lease_steps_down_on_renewal(tmp_path: Path, cloc
     a.close()
 
 
-def test_a_renewal_read_before_a_freeze_is_not_fresh_after_it(
-    tmp_path: Path, clock: Clock
-) -> None:
+def test_a_renewal_read_before_a_freeze_is_not_fresh_after_it(tmp_path: Path, clock: Clock) -> None:
     """The heartbeat thread reads the lease (still its own), the process is frozen longer
     than the TTL, then it resumes: that old read must not count as a fresh confirmation,
     or the loop would act on a lease another node may have taken meanwhile."""
