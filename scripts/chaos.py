@@ -52,6 +52,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
+from failover_probe import GatewayProbe  # noqa: E402
 from waits import wait_for  # noqa: E402
 
 from gateway.client import Client, GatewayError  # noqa: E402
@@ -82,6 +83,7 @@ port = 0
 kdb_port = 0
 order_port = "tcp://127.0.0.1:0"
 refresh_s = 0.2
+client_queries = 8  # the load's query clients and a probe, all from 127.0.0.1
 
 [stack]
 restart_backoff_s = {backoff}
@@ -149,6 +151,7 @@ class Chaos:
         self.run_dir = self.stack.run_dir
         self.rate = rate
         self.load: Load | None = None
+        self.probe: GatewayProbe | None = None  # set for the failover benchmark's gateway kills
         self.feed: Launched | None = None
         self.frozen: set[int] = set()  # process groups SIGSTOPped now
         self._stop = threading.Event()
@@ -262,9 +265,15 @@ class Chaos:
         pgid = self.component(victim).launched.pid
         action = "kill" if rng.random() < kill_share else "stop"
         assert self.load is not None
+        probe = self.probe if target.kind == "gateway" and action == "kill" else None
+        if probe is not None:
+            probe.arm(victim)
         at, wall = time.monotonic(), time.time()
+        probe_ms: dict[str, float] = {}
         if action == "kill":
             os.killpg(pgid, signal.SIGKILL)
+            if probe is not None:
+                probe_ms = probe.fire(at)
         else:
             os.killpg(pgid, signal.SIGSTOP)
             self.frozen.add(pgid)
@@ -274,9 +283,11 @@ class Chaos:
         log = self.load.log
         try:
             wait_for(lambda: all(log.first_ok(p, at) for p in target.probes), 60, "a success")
-            took = max(float(log.first_ok(p, at) or at) for p in target.probes) - at
+            each = {p: float(log.first_ok(p, at) or at) - at for p in target.probes}
+            took = max(each.values())
         except TimeoutError:
             took = float("inf")
+            each = {p: took for p in target.probes}
         back = self.back(victim, pgid, at) if action == "kill" else 0.0
         takeover = self.takeover(victim, wall) if target.kind == "venue" else None
         print(
@@ -289,6 +300,8 @@ class Chaos:
             "action": action,
             "victim": victim,
             "ms": took * 1000,
+            "load_ms": {p: t * 1000 for p, t in each.items()},  # per kind of request
+            "probe_ms": probe_ms,  # requests sent at the kill (``failover_probe``)
             "back_ms": back * 1000,
             "takeover_ms": takeover,
         }

@@ -30,6 +30,7 @@ from typing import Any
 import zmq
 from chaos import TARGETS, Chaos, pct, wait_for
 from chaos_load import Load
+from failover_probe import GatewayProbe
 
 from tickerplant.discovery import request_hello
 
@@ -87,6 +88,13 @@ def run_stack_scenarios(
                 for n in ("gateway", "gateway-1")
             ]
             load = chaos.load = Load(chaos.stack.gateway_urls(), ports, clients)
+            if "gateway" in kinds:
+                names = ("gateway", "gateway-1")
+                info = {n: chaos.component(n).launched.info for n in names}
+                chaos.probe = GatewayProbe(
+                    {n: str(info[n]["url"]) for n in names},
+                    {n: str(info[n]["order_port"]) for n in names},
+                )
             load.start()
             try:
                 chaos.wait_whole()
@@ -102,6 +110,8 @@ def run_stack_scenarios(
                 replay = bare_replay(chaos) if "venue" in kinds else None
             finally:
                 load.stop()
+                if chaos.probe is not None:
+                    chaos.probe.close()
             errors = [e for e in load.log.errors if e.startswith("query")]
             return {
                 "replay": replay,
@@ -129,7 +139,20 @@ def report_stack(result: dict[str, Any]) -> None:
         probe = base["order"] if kind == "venue" else base["query"]
         print(f"{kind} killed {len(runs)} times")
         takeovers = [r["takeover_ms"] for r in runs if r.get("takeover_ms") is not None]
-        measured = [("first ok", first), ("back", back)]
+        measured = [("first ok", first)]
+        if kind == "gateway":
+            # The load's clients: each kind alone (a query includes a whole earlier one).
+            for probe_kind in ("order", "query"):
+                measured.append((f"  {probe_kind}", [r["load_ms"][probe_kind] for r in runs]))
+            # Requests sent at the kill by clients that were using the victim
+            # (``failover_probe``): the failover itself, a missing answer as infinite.
+            sent = [r["probe_ms"] for r in runs]
+            inf = float("inf")
+            both = [max(p.get("query", inf), p.get("order", inf)) for p in sent]
+            measured.append(("at kill", both))
+            for probe_kind in ("order", "query"):
+                measured.append((f"  {probe_kind}", [p.get(probe_kind, inf) for p in sent]))
+        measured.append(("back", back))
         if takeovers:
             measured.append(("takeover", takeovers))
         for label, values in measured:

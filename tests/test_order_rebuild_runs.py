@@ -50,12 +50,14 @@ def test_a_rebuild_in_runs_equals_the_records_applied_one_by_one(
             try:
                 assert in_runs.wait_ready(60)
                 flow_ = one_by_one._flow
-                applied = 0
-                while flow_.pending:
-                    message = flow_.poll_now()
-                    if message is not None:
-                        one_by_one._on_message(message)
-                        applied += 1
+                applied = last = 0
+                # Up to the seq it started at: the replay may still be arriving.
+                while last < one_by_one._start_seq:
+                    message = flow_.poll(30)
+                    assert message is not None, f"the replay stopped at seq {last}"
+                    one_by_one._on_message(message)
+                    applied += 1
+                    last = message.seq
                 assert applied > 300  # requests, answers, fills, admin rows: runs of 64
                 with in_runs.router.lock:
                     rebuilt = state(in_runs)

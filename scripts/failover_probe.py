@@ -1,0 +1,78 @@
+"""Requests sent at the very moment of a gateway kill, by clients that were using it.
+
+The chaos load's clients send back to back: when a gateway dies, each is in the middle of a
+request, which it retries on the other gateway, and only the request after that one counts
+as *started after the kill*. Its first success therefore includes a whole earlier request
+on the survivor, not only the failover. A probe measures the failover itself: a
+``tickdb.Client`` and a ``tickdb.Orders``, each given the victim first and the other
+gateways after it, warmed by one request to the victim (a kept-alive connection, the order
+port connected), then sent one query and one order right after the SIGKILL; the time from
+the kill until each succeeds on another gateway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from typing import Any
+
+from chaos_load import ACCOUNT, QUERIES, SYMS
+
+from gateway.client import Client
+from gateway.order_session import Orders
+
+_ids = itertools.count(1)
+
+
+class GatewayProbe:
+    def __init__(self, urls: dict[str, str], ports: dict[str, str]) -> None:
+        """``urls`` and ``ports``: each gateway's HTTP address and order port, by name."""
+        self.urls, self.ports = urls, ports
+        self._client: Client | None = None
+        self._orders: Orders | None = None
+
+    def arm(self, victim: str) -> None:
+        """Clients that use ``victim`` now (warmed), to be fired at its kill."""
+        self.close()
+        others = [n for n in self.urls if n != victim]
+        self._client = Client([self.urls[victim], *(self.urls[n] for n in others)], timeout_s=30)
+        self._orders = Orders([self.ports[victim], *(self.ports[n] for n in others)], timeout_s=30)
+        self._client.query(QUERIES[0])
+        self._order()
+
+    def fire(self, at: float) -> dict[str, float]:
+        """One query and one order at once, now: ms from ``at`` until each succeeded."""
+        assert self._client is not None and self._orders is not None
+        client = self._client
+        took: dict[str, float] = {}
+
+        def timed(kind: str, call: Any) -> None:
+            call()
+            took[kind] = (time.monotonic() - at) * 1000
+
+        threads = [
+            threading.Thread(target=timed, args=("query", lambda: client.query(QUERIES[0]))),
+            threading.Thread(target=timed, args=("order", self._order)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return took
+
+    def _order(self) -> None:
+        assert self._orders is not None
+        n = next(_ids)
+        answer = self._orders.submit(
+            ACCOUNT, SYMS[n % 3], "buy", 1, 99.0, clordid=f"probe-{n}-{time.time_ns()}"
+        )
+        if not answer.get("order_id"):
+            raise RuntimeError(f"probe order not accepted: {answer}")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._orders is not None:
+            self._orders.close()
+        self._client = self._orders = None
