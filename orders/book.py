@@ -28,23 +28,21 @@ the order's in ``orig_clordid``, as FIX execution reports do. A refusal for an o
 venue does not know has ``order_id`` "", status rejected, qty 0 and side buy (a cancel
 request names no side).
 
-Paper trading: ``on_quote`` remembers a sym's quote and fills resting orders that cross it
-(at the quote's price, up to its size, which they consume); with ``paper=True`` an incoming
-order's remainder after the book also takes from the last quote.
+Paper trading (``on_quote``, and with ``paper=True`` an incoming order's remainder taking
+from the last quote) is ``orders.book_paper``, a base class of ``MatchingEngine``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from orders.book_events import fill_event, fill_row, order_event, unknown_order_event
-from orders.book_side import TICK_TOLERANCE, Book, BookSide, Entry, Level, Quote, to_ticks
+from orders.book_paper import Out, PaperTrading
+from orders.book_side import Book, Entry, Level, Quote, price_ok, to_ticks
 from orders.model import (
     CancelRequest,
     Event,
     EventType,
-    Fill,
     Liquidity,
     MassCancel,
     NewOrder,
@@ -57,18 +55,8 @@ from orders.model import (
 )
 from orders.states import apply
 
-Out = list[Event | Fill]
 
-
-def _size(size: float) -> int:
-    return int(size) if math.isfinite(size) and size > 0 else 0
-
-
-def _price_ok(price: float | None) -> bool:
-    return price is not None and math.isfinite(price) and price > 0
-
-
-class MatchingEngine:
+class MatchingEngine(PaperTrading):
     def __init__(
         self,
         *,
@@ -105,7 +93,7 @@ class MatchingEngine:
         elif req.ord_type is OrdType.MARKET:
             if req.price is not None:
                 reason = "bad_price"
-        elif not _price_ok(req.price):
+        elif not price_ok(req.price):
             reason = "bad_price"
         else:
             assert req.price is not None
@@ -159,7 +147,7 @@ class MatchingEngine:
         if not isinstance(qty, int) or qty <= order.cum_qty:
             reason = "qty_not_above_filled"
         elif req.price is not None:
-            if not _price_ok(req.price):
+            if not price_ok(req.price):
                 reason = "bad_price"
             else:
                 ticks = to_ticks(req.price, book.tick)
@@ -234,23 +222,6 @@ class MatchingEngine:
         self._done.clear()
         for book in self._books.values():
             book.quote = Quote()
-        return out
-
-    def on_quote(self, sym: str, bid: float, ask: float, bid_size: float, ask_size: float) -> Out:
-        """Remember the quote; resting orders that cross it fill at its price (makers), in
-        priority order, up to its size. NaN or 0 means no such side."""
-        out: Out = []
-        book = self._book(sym)
-        quote = Quote(bid, ask, _size(bid_size), _size(ask_size))
-        if not _price_ok(bid):
-            quote.bid_size = 0
-        if not _price_ok(ask):
-            quote.ask_size = 0
-        book.quote = quote
-        if quote.ask_size:
-            quote.ask_size -= self._fill_at_quote(book.sides[Side.BUY], ask, quote.ask_size, out)
-        if quote.bid_size:
-            quote.bid_size -= self._fill_at_quote(book.sides[Side.SELL], bid, quote.bid_size, out)
         return out
 
     # ---- queries -------------------------------------------------------------------------
@@ -375,59 +346,6 @@ class MatchingEngine:
             got += self._quote_size_for(book, taker, ticks)
         return got
 
-    def _quote_size_for(self, book: Book, taker: Order, ticks: int | None) -> int:
-        """The size of the last quote's other side that ``taker`` could trade with."""
-        quote = book.quote
-        if taker.side is Side.BUY:
-            price, size = quote.ask, quote.ask_size
-        else:
-            price, size = quote.bid, quote.bid_size
-        if not size:
-            return 0
-        if ticks is not None and taker.side.sign * (ticks - price / book.tick) < -TICK_TOLERANCE:
-            return 0
-        return size
-
-    def _take_quote(self, book: Book, taker: Order, ticks: int | None, out: Out) -> None:
-        size = self._quote_size_for(book, taker, ticks)
-        if not size:
-            return
-        qty = min(size, taker.qty - taker.cum_qty)
-        if taker.side is Side.BUY:
-            price = book.quote.ask
-            book.quote.ask_size -= qty
-        else:
-            price = book.quote.bid
-            book.quote.bid_size -= qty
-        self._execute_with_market(taker, qty, price, Liquidity.TAKER, out)
-
-    def _fill_at_quote(self, side: BookSide, price: float, size: int, out: Out) -> int:
-        """Fill resting orders of ``side`` that cross a quote at ``price``; returns the
-        size consumed."""
-        left = size
-        quote_ticks = price / side.tick
-        while left:
-            level = side.best()
-            if level is None or side.sign * (level.ticks - quote_ticks) < -TICK_TOLERANCE:
-                break
-            queue = level.queue
-            while queue and left:
-                entry = queue[0]
-                if not entry.live:
-                    queue.popleft()
-                    continue
-                maker = entry.order
-                qty = min(left, maker.qty - maker.cum_qty)
-                left -= qty
-                self._execute_with_market(maker, qty, price, Liquidity.MAKER, out)
-                level.qty -= qty
-                if maker.cum_qty == maker.qty:
-                    self._pop_front(level, entry, leaves=0)
-                    self._retire(maker)
-            if level.count == 0:
-                side.drop(level)
-        return size - left
-
     def _execute(self, taker: Order, maker: Order, qty: int, out: Out) -> None:
         price = maker.price
         assert price is not None
@@ -441,16 +359,6 @@ class MatchingEngine:
         out.append(fill_event(maker, qty, price, maker_exec))
         out.append(fill_row(taker, qty, price, taker_exec, Liquidity.TAKER))
         out.append(fill_row(maker, qty, price, maker_exec, Liquidity.MAKER))
-
-    def _execute_with_market(
-        self, order: Order, qty: int, price: float, liquidity: Liquidity, out: Out
-    ) -> None:
-        """A paper execution against the quote: one side, the market is the contra."""
-        self.exec_seq += 1
-        exec_id = f"{self.id_prefix}E{self.exec_seq}" + (".b" if order.side is Side.BUY else ".s")
-        apply(order, EventType.FILL, fill_qty=qty, fill_px=price)
-        out.append(fill_event(order, qty, price, exec_id))
-        out.append(fill_row(order, qty, price, exec_id, liquidity))
 
     # ---- bookkeeping ---------------------------------------------------------------------
 

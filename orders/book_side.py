@@ -149,3 +149,8 @@ def to_ticks(price: float, tick: float) -> int | None:
     if abs(exact - ticks) > TICK_TOLERANCE * max(1.0, abs(exact)):
         return None
     return ticks
+
+
+def price_ok(price: float | None) -> bool:
+    """A limit price, or a quote's: finite and positive."""
+    return price is not None and math.isfinite(price) and price > 0

@@ -8,11 +8,9 @@ was restarted), and the tickerplant drops the copies it already has. ``flush()``
 when everything sent is on the journal.
 
 Every send, new or repeated, goes out in batch order from one cursor, and only to a live
-connection: while the tickerplant is down nothing is queued (the batches are already held
-here). A lost connection, or a RESEND, rewinds the cursor once, instead of queueing the
-whole window again per request; acknowledgements that are only slow resend nothing. So
-after a restart each unacknowledged batch is sent again once, in order, no further than
-``max_inflight`` batches past what the tickerplant acknowledged.
+connection; a lost connection, or a RESEND, rewinds the cursor once. That bookkeeping (the
+cursor, the replies, the resends) is ``tickerplant.publisher_replies``, a base class of
+``Publisher``; this module is the publishing API: rows and tables in, numbered batches out.
 
 Rows can be published one at a time (keyword arguments, a dict, or a tuple in schema order;
 ``tickerplant.row_writer``) or many at once (an Arrow table, a DataFrame, a dict of columns;
@@ -51,9 +49,14 @@ import zmq
 from tickdb.curve_links import CurveClient, client_keys
 from tickdb.schema import SchemaError, TableSchema
 from tickerplant.failover_client import addresses_of, find_primary
-from tickerplant.protocol import ACK, ERR, HELLO, RESEND, U64
-from tickerplant.publisher_frames import upd_frame, with_base
-from tickerplant.publisher_pair import PairFollowing
+from tickerplant.publisher_frames import upd_frame
+from tickerplant.publisher_replies import (
+    COPY_BELOW,
+    NOBLOCK,
+    PublisherFull,
+    PublishError,
+    ReplyBookkeeping,
+)
 from tickerplant.row_values import NotAValue
 from tickerplant.row_writer import MAX_BUFFERED_ROWS, RowWriter
 from tickerplant.splice import END_OF_STREAM
@@ -69,17 +72,6 @@ __all__ = [
 ]
 log = logging.getLogger(__name__)
 
-# A plain int: combining zmq's flag enums costs more than the send itself for small messages.
-_POLLIN = int(zmq.POLLIN)
-_NOBLOCK = int(zmq.NOBLOCK)
-# Frames from this size on are handed to ZeroMQ without a copy (below, copying is cheaper
-# than keeping the frame alive for ZeroMQ's I/O thread).
-_COPY_BELOW = 65536
-
-
-class PublisherFull(TimeoutError):
-    """``max_inflight`` batches await acknowledgement and none came for ``timeout_s``."""
-
 
 class MessageTooLarge(ValueError):
     """A batch over the tickerplant's ``max_message_bytes``: refused here, before sending
@@ -87,17 +79,7 @@ class MessageTooLarge(ValueError):
     batch go again with every reconnect)."""
 
 
-class PublishError(Exception):
-    """Batches the tickerplant refused: ``errors`` is a list of (batch number, message)."""
-
-    def __init__(self, errors: list[tuple[int, str]]) -> None:
-        self.errors = errors
-        detail = "; ".join(f"batch {b}: {m}" for b, m in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        super().__init__(f"{len(errors)} batch(es) refused: {detail}{more}")
-
-
-class Publisher(PairFollowing):
+class Publisher(ReplyBookkeeping):
     def __init__(
         self,
         address: str | list[str] = "tcp://127.0.0.1:5010",
@@ -352,145 +334,11 @@ class Publisher(PairFollowing):
         # Nothing waits before it (the usual case): send it, without ``_pump``'s search (the
         # window has room: checked above).
         try:
-            self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
+            self._send_frame(frame, NOBLOCK, len(frame) < COPY_BELOW)
         except zmq.Again:
             return batch  # no connection, or its queue is full: ``_pump`` sends it later
         self._cursor = self._sent_high = batch + 1
         return batch
-
-    def _wait_for_room(self) -> None:
-        waited_from = time.monotonic()
-        while len(self._inflight) >= self.max_inflight:
-            acked = self._acked
-            self._wait_for_progress()
-            if self._acked != acked:
-                waited_from = time.monotonic()
-            elif time.monotonic() - waited_from > self.timeout_s:
-                raise PublisherFull(
-                    f"{len(self._inflight)} batches (max_inflight) await acknowledgement and "
-                    f"the tickerplant at {self.address} acknowledged none for "
-                    f"{self.timeout_s:g}s"
-                )
-
-    def _pump(self) -> None:
-        """Send in flight batches from the cursor, in order, while the connection takes them
-        and no further than ``max_inflight`` past the acknowledged level."""
-        if not self._inflight:
-            self._cursor = self._next_batch
-            return
-        first = next(iter(self._inflight))
-        self._cursor = max(self._cursor, first)
-        limit = min(self._next_batch, self._acked + self.max_inflight + 1)
-        while self._cursor < limit:
-            frame = with_base(self._inflight[self._cursor], first)
-            try:
-                self._send_frame(frame, _NOBLOCK, len(frame) < _COPY_BELOW)
-            except zmq.Again:
-                return  # no connection, or its queue is full: try again later
-            if self._cursor < self._sent_high:
-                self.resends += 1
-            if self._cursor == self._rewound_to:
-                # A rewind counts from when its first batch really went out: one made while
-                # the tickerplant was down sent nothing, and must not hide a RESEND after.
-                self._last_rewind, self._rewound_to = (self._cursor, time.monotonic()), None
-            self._cursor += 1
-            self._sent_high = max(self._sent_high, self._cursor)
-
-    def _resend_from(self, first: int) -> None:
-        """Send everything in flight from ``first`` again, once: the tickerplant asks with
-        every out-of-order batch it gets, and all such requests for one gap carry the same
-        ``first`` until the resent batches reach it."""
-        last_first, last_at = self._last_rewind
-        if first == last_first and time.monotonic() - last_at < self._stall_s:
-            return
-        if first > self._acked and first < self._cursor:
-            self._rewind(first)
-        self._pump()
-
-    def _rewind(self, first: int) -> None:
-        self._cursor = self._rewound_to = first
-
-    # -- acknowledgements ---------------------------------------------------------------
-    def _check_connection(self) -> None:
-        while True:
-            try:
-                self._monitor.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self.disconnects += 1
-            self._lost_since_ack = True
-            self._seek_primary = len(self.addresses) > 1
-            if self._inflight:
-                self._rewind(next(iter(self._inflight)))
-
-    def _process_replies(self, block_s: float) -> None:
-        self._check_connection()
-        if len(self.addresses) > 1:
-            self._check_pair()
-            if self._seek_primary:
-                return  # nothing comes on the lost connection
-        deadline = time.monotonic() + block_s
-        while True:
-            wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if wait_ms == 0:
-                if not int(self._socket.get(zmq.EVENTS)) & _POLLIN:
-                    return
-            elif not self._socket.poll(wait_ms):
-                return
-            while True:
-                try:
-                    frames = self._socket.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._on_reply(frames)
-            if block_s == 0 or not self._inflight:
-                return
-
-    def _on_reply(self, frames: list[bytes]) -> None:
-        tag = frames[0]
-        if tag == ACK:
-            if len(frames) > 2:  # a pair's primary: acks carry its epoch
-                epoch = U64.unpack(frames[2])[0]
-                if epoch < self._epoch:
-                    return  # from a primary fenced since: never counted
-                self._epoch = epoch
-            level = U64.unpack(frames[1])[0]
-            if level > self._acked:
-                self._acked = level
-                self._last_progress = time.monotonic()
-                self._stall_s = self.resend_after_s
-                self._lost_since_ack = False
-            inflight = self._inflight
-            if inflight:
-                # In flight are consecutive batch numbers, in order: those up to ``level``
-                # are the first ones (counted, not compared one by one: an ack covers
-                # hundreds of one-row batches).
-                done = min(level, self._next_batch - 1) - next(iter(inflight)) + 1
-                for _ in range(done):
-                    inflight.popitem(last=False)
-            self._pump()  # the window moved on
-        elif tag == ERR:
-            batch = U64.unpack(frames[1])[0]
-            message = frames[2].decode(errors="replace")
-            log.error("tickerplant refused batch %d: %s", batch, message)
-            self._errors.append((batch, message))
-        elif tag == RESEND:
-            self._resend_from(U64.unpack(frames[1])[0])
-        elif tag == HELLO:
-            pass  # a late answer to a hello that timed out
-
-    def _wait_for_progress(self) -> None:
-        self._pump()  # what the connection refused before, if it is back
-        self._process_replies(block_s=0.05)
-        stalled = time.monotonic() - self._last_progress > self._stall_s
-        if self._inflight and stalled and self._lost_since_ack:
-            # No acks for a while since a connection was lost: what went out again may have
-            # been lost too (a second restart). Send everything unacknowledged again, once;
-            # the tickerplant drops what it has.
-            self._rewind(next(iter(self._inflight)))
-            self._pump()
-            self._last_progress = time.monotonic()
-            self._stall_s = min(2 * self._stall_s, 8 * self.resend_after_s)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send buffered rows and wait until every batch is journaled."""

@@ -4,7 +4,9 @@ One thread owns the ingest ROUTER, the XPUB and the journal; replay runs on its 
 Each turn of the loop drains what publishers have sent, validates it, appends it to the
 journal, hands the whole turn to the OS in one write, and only then publishes and
 acknowledges: a subscriber never sees, and a publisher is never told about, a record that
-is not in the journal.
+is not in the journal. That commit (records appended, journaled, then published and
+acknowledged) is ``tickerplant.commit``, and the end of day ``tickerplant.day_roll``: both
+base classes of ``Tickerplant``; this module is the loop and its requests.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ from tickerplant.access import TickerplantAccess
 from tickerplant.acks import Acks
 from tickerplant.batched import Pending
 from tickerplant.clock import Clock, RollCalendar, SystemClock
+from tickerplant.commit import CommitTurn
 from tickerplant.day_roll import DayRoll
-from tickerplant.dedup import PublisherLedger, Verdict, last_batch_per_publisher
+from tickerplant.dedup import PublisherLedger, Verdict
 from tickerplant.info import Counters, hello_of, stats_of
-from tickerplant.ingest import BatchValidator, IngestError, Validated
+from tickerplant.ingest import BatchValidator, IngestError
 from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
 from tickerplant.protocol import (
     ERR,
     HELLO,
-    KIND_UPD,
     RESEND,
     ROLL,
     STATS,
@@ -43,7 +45,6 @@ from tickerplant.protocol import (
     UPD,
     ProtocolError,
     decode_upd,
-    record_parts,
 )
 from tickerplant.publisher_bindings import PublisherBindings
 from tickerplant.publisher_ids import PublisherGate
@@ -68,7 +69,7 @@ IN_PLACE_BYTES = 16 << 10
 _DUPLICATE, _OUT_OF_ORDER = Verdict.DUPLICATE, Verdict.OUT_OF_ORDER  # lookups cost, per message
 
 
-class Tickerplant(DayRoll):
+class Tickerplant(CommitTurn, DayRoll):
     def __init__(
         self,
         config: Config,
@@ -406,91 +407,6 @@ class Tickerplant(DayRoll):
             self._refuse(identity, batch, "bad_batch", str(exc))
             return
         self._take(table, validated, [(publisher, batch)], now)
-
-    def _take(
-        self, table: str, validated: Validated, origins: list[tuple[bytes, int]], now: int
-    ) -> None:
-        rows = validated.num_rows
-        self.counters.rows += rows
-        if rows == 0:
-            self._done_batches.extend(origins)
-        elif self.tp.mode == "immediate":
-            record_origins = origins if len(origins) == 1 else last_batch_per_publisher(origins)
-            self._append(KIND_UPD, table, record_origins, validated.payload, now)
-            # Each publisher's last batch: the ledger keeps the highest journaled one.
-            self._done_batches.extend(record_origins)
-        else:
-            self.pending.add(table, validated, origins)
-
-    def _append(
-        self,
-        kind: int,
-        table: str,
-        origins: tuple[tuple[bytes, int], ...] | list,
-        payload: bytes | memoryview,
-        ts_recv: int,
-    ) -> None:
-        self.seq = seq = self.seq + 1
-        origins = tuple(origins)
-        parts = record_parts(kind, seq, ts_recv, table, origins, payload)
-        self.journal.append_parts(parts, seq)
-        self.counters.records += 1
-        self._outgoing.append(Outgoing(kind, seq, ts_recv, table, origins, payload, parts))
-
-    def _flush_pending(self) -> None:
-        """Batched mode's timer: the waiting batches journaled as records (``batched``)."""
-        self.runs.end()
-        now = self.clock.now_ns()
-        prefix = self.validator.canonical_prefix
-        for table, origins, payload in self.pending.records(self.schemas, prefix):
-            self._append(KIND_UPD, table, origins, payload, now)
-        self._done_batches.extend(self.pending.batches())
-        self.pending = Pending()
-
-    def _commit(self) -> None:
-        """Journal, then publish, then acknowledge what this turn produced."""
-        if self._outgoing or self._done_batches:
-            self.journal.flush()
-            if self.replication is None:
-                self.committed_seq = self.seq
-        if self.replication is not None:  # published and acknowledged when it says
-            for publisher, batch in self._done_batches:
-                self.ledger.journaled(publisher, batch)
-            self._done_batches = []
-            acks, self.acks.heard = self.acks.heard, {}
-            outgoing, self._outgoing = self._outgoing, []
-            self.replication.hold(self.seq, outgoing, acks)
-            self._send_acks(force=False)
-            return
-        if self._outgoing:
-            self.fanout.publish(self._outgoing)
-            self._outgoing = []
-            self._wait.sent_on_pub()
-        for publisher, batch in self._done_batches:
-            self.ledger.journaled(publisher, batch)
-        self._done_batches = []
-        self.acks.committed()
-        self._send_acks(force=False)
-
-    def _send_acks(self, force: bool) -> None:
-        """Acknowledge what is journaled (``acks``); a pair's primary, what the standby has."""
-        if self.replication is None:
-            sent = self.acks.send(force, self.ledger.ack_level, None)
-        else:
-            sent = self.acks.send(force, self.replication.ack_level, self.epoch)
-        if sent:
-            self._wait.sent_on_ingest()
-
-    def released(self, seq: int, outgoing: list[Outgoing], acks: dict[bytes, bytes]) -> None:
-        """A commit the replication let go (``Replicator.hold``): now others may see it."""
-        self.committed_seq = max(self.committed_seq, seq)
-        if outgoing:
-            self.fanout.publish(outgoing)
-            self._wait.sent_on_pub()
-        self.acks.due.update(acks)
-
-    def sent_on_replication(self) -> None:
-        self._wait.sent_on_extra()
 
     def _shutdown(self) -> None:
         if not self.fenced:  # a fenced node sends nothing more: its records may be lost
