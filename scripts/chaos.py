@@ -119,7 +119,8 @@ def _venue_primaries(chaos: Chaos) -> list[str]:
 
 
 def _gateway_in_use(chaos: Chaos) -> list[str]:
-    """The gateway the query clients use now: killing it makes them fail over."""
+    """The gateway the first query client uses now (the load spreads its clients over the
+    gateways): killing it makes the clients on it fail over."""
     client = chaos.load.query_client if chaos.load else None
     url = client.url if client is not None else ""
     names = [c.name for c in chaos.components() if c.name.startswith("gateway")]

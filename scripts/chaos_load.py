@@ -85,8 +85,12 @@ class Load:
             t.join(60)
 
     def _queries(self, index: int) -> None:
+        # Active-active: the clients start on different gateways, as a deployment spreads
+        # them, so every gateway is in use (and warm) when another one dies.
+        start = index % len(self.urls)
+        urls = self.urls[start:] + self.urls[:start]
         # Longer than any freeze: a frozen gateway delays a query, it does not fail it.
-        with Client(self.urls, timeout_s=60) as client:
+        with Client(urls, timeout_s=60) as client:
             if index == 0:
                 self.query_client = client
             n = 0

@@ -3,10 +3,12 @@
 The stack and the load are the chaos soak's (``scripts/chaos.py``): a tickerplant, two RDB
 and two HDB replicas, a venue with its hot standby, two active-active gateways, the demo
 feed, one client streaming orders (``tickdb.Orders`` given both gateways) and ``clients``
-querying (``tickdb.Client`` given both). Each kill SIGKILLs the scenario's victim once the
-stack is whole again (every component ready, the pair primary + standby, both kinds of
-request answered): for ``venue`` the primary of the pair, for ``gateway`` the gateway the
-query clients use.
+querying (``tickdb.Client`` given both, each starting on one of them in turn, as an
+active-active deployment spreads its clients). Each kill SIGKILLs the scenario's victim
+once the stack is whole again (every component ready, the pair primary + standby, both kinds
+of request answered): for ``venue`` the primary of the pair, for ``gateway`` the gateway the
+first query client uses; a probe also sends a query and an order at that moment from
+clients that were using it (``failover_probe``).
 
 Measured per kill, from the SIGKILL: *first ok*, until the first request started after it
 succeeds on the new path (an order answered for a venue; a query and an order for a

@@ -58,7 +58,9 @@ def test_a_rebuild_in_runs_equals_the_records_applied_one_by_one(
                     one_by_one._on_message(message)
                     applied += 1
                     last = message.seq
-                assert applied > 300  # requests, answers, fills, admin rows: runs of 64
+                # Requests, answers, fills, admin rows, batched more or less by load: at
+                # least several runs of 64.
+                assert applied > 3 * 64
                 with in_runs.router.lock:
                     rebuilt = state(in_runs)
                 expected = state(one_by_one)
