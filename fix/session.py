@@ -211,8 +211,7 @@ class Session:
         with self.lock:
             seq = self.store.next_sender
             raw = encode(msg_type, self._header(seq, fix_time()), body)
-            self.store.save(seq, raw)
-            self.store.set_next_sender(seq + 1)
+            self.store.save(seq, raw)  # stored before sent; moves the sender seq on too
             if self.state is State.LOGGED_ON:
                 self._write(raw)
             return seq
