@@ -7,7 +7,7 @@ loopback), logs on with tickdb's FIX client and measures:
   (gateway risk, tickerplant journal, venue, tickerplant, gateway, back), p50/p99;
 - throughput: orders pipelined on one session, orders/s until the last New arrives;
 - the baseline: a raw TCP round trip (64-byte echo) between two processes, in the same run;
-- the codec: simplefix's parser against the split decoder (fix.codec), per message.
+- the codec: simplefix's parser and encoder against fix.codec's, per message.
 
 Each figure is the median of ``--runs`` runs. Goals: p50 <= 1 ms, p99 <= 3 ms, >= 5k/s.
 
@@ -23,13 +23,14 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fix.client import FixClient  # noqa: E402
-from fix.codec import decode, encode, fix_time  # noqa: E402
+from fix.codec import Field, Message, decode, encode, fix_time  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402
 
 CONFIG = """
@@ -77,7 +78,7 @@ def stop(procs: list[Launched]) -> None:
         p.stop()
 
 
-def nos(clordid: str, price: str) -> list:
+def nos(clordid: str, price: str) -> list[Field]:
     return [
         (11, clordid),
         (55, "AAPL"),
@@ -90,6 +91,10 @@ def nos(clordid: str, price: str) -> list:
     ]
 
 
+def _is_new(clordid: str, msg: Message) -> bool:
+    return msg.get(11) == clordid and msg.get(150) == "0"
+
+
 def fix_run(port: int, run: int, orders: int, burst: int) -> tuple[float, float, float]:
     with FixClient("127.0.0.1", port, "BENCH", "TICKDB", password="bench") as client:
         client.wait_logged_on()
@@ -99,9 +104,7 @@ def fix_run(port: int, run: int, orders: int, burst: int) -> tuple[float, float,
             start_n = len(client.received)
             t0 = time.perf_counter()
             client.send("D", nos(clordid, f"{100 + (i % 50) / 100:.2f}"))
-            client.wait_for(
-                lambda m, c=clordid: m.get(11) == c and m.get(150) == "0", start=start_n
-            )
+            client.wait_for(partial(_is_new, clordid), start=start_n)
             lat.append(time.perf_counter() - t0)
         lat.sort()
         start_n = len(client.received)
@@ -114,7 +117,7 @@ def fix_run(port: int, run: int, orders: int, burst: int) -> tuple[float, float,
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6, rate
 
 
-def _echo(port_queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _echo(port_queue: mp.Queue) -> None:
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -126,7 +129,7 @@ def _echo(port_queue: mp.Queue) -> None:  # type: ignore[type-arg]
 
 
 def tcp_baseline(n: int) -> tuple[float, float]:
-    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    q: mp.Queue = mp.Queue()
     proc = mp.Process(target=_echo, args=(q,), daemon=True)
     proc.start()
     sock = socket.create_connection(("127.0.0.1", q.get(timeout=10)))
@@ -146,14 +149,32 @@ def tcp_baseline(n: int) -> tuple[float, float]:
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
 
 
-def codec_costs(n: int = 20000) -> tuple[float, float, float]:
+def simplefix_encode(msg_type: str, header: list[Field], body: list[Field]) -> bytes:
     import simplefix
 
-    raw = encode(
-        "D",
-        [(49, "BENCH"), (56, "TICKDB"), (34, 12345), (52, fix_time())],
-        nos("ord-000001", "189.50"),
-    )
+    msg = simplefix.FixMessage()
+    msg.append_pair(8, "FIX.4.4", header=True)
+    msg.append_pair(35, msg_type, header=True)
+    for tag, value in header:
+        msg.append_pair(tag, value, header=True)
+    for tag, value in body:
+        msg.append_pair(tag, value)
+    return bytes(msg.encode())
+
+
+def codec_costs(n: int = 20000) -> tuple[float, float, float, float]:
+    """µs per NewOrderSingle: simplefix parse, split decode, simplefix encode, encode."""
+    import simplefix
+
+    header: list[Field] = [
+        (49, "BENCH"),
+        (56, "TICKDB"),
+        (34, 12345),
+        (52, "20250101-00:00:00.000"),
+    ]
+    body = nos("ord-000001", "189.50")
+    raw = encode("D", header, body)
+    assert raw == simplefix_encode("D", header, body)
     t0 = time.perf_counter()
     for _ in range(n):
         parser = simplefix.FixParser()
@@ -164,13 +185,13 @@ def codec_costs(n: int = 20000) -> tuple[float, float, float]:
         decode(raw)
     t2 = time.perf_counter()
     for _ in range(n):
-        encode(
-            "D",
-            [(49, "BENCH"), (56, "TICKDB"), (34, 12345), (52, "20250101-00:00:00.000")],
-            nos("ord-000001", "189.50"),
-        )
+        simplefix_encode("D", header, body)
     t3 = time.perf_counter()
-    return (t1 - t0) / n * 1e6, (t2 - t1) / n * 1e6, (t3 - t2) / n * 1e6
+    for _ in range(n):
+        encode("D", header, body)
+    t4 = time.perf_counter()
+    per = [(b - a) / n * 1e6 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4))]
+    return per[0], per[1], per[2], per[3]
 
 
 def main() -> None:
@@ -216,7 +237,7 @@ def main() -> None:
         finally:
             stop(procs)
     tcp = [tcp_baseline(args.orders) for _ in range(args.runs)]
-    parse_us, split_us, encode_us = codec_costs()
+    parse_us, split_us, simplefix_encode_us, encode_us = codec_costs()
     med = statistics.median
     print(f"FIX NewOrderSingle -> ExecutionReport(New), one session, median of {args.runs} runs")
     print(
@@ -237,7 +258,9 @@ def main() -> None:
     )
     print(
         f"codec per NewOrderSingle: simplefix parse {parse_us:.1f} us, split decode "
-        f"{split_us:.1f} us, simplefix encode {encode_us:.1f} us"
+        f"{split_us:.1f} us ({parse_us / split_us:.1f}x less); simplefix encode "
+        f"{simplefix_encode_us:.1f} us, fix.codec encode {encode_us:.1f} us "
+        f"({simplefix_encode_us / encode_us:.1f}x less)"
     )
 
 
