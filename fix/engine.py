@@ -7,7 +7,9 @@ CompIDs of its first frame; a second connection for a session already connected 
 
 One read's frames are handled as one batch (``on_batch``, a context manager the application
 gives): the gateway holds its router's lock and sends the whole run of orders to the
-tickerplant as one message when the batch ends, as the order port does.
+tickerplant as one message when the batch ends, as the order port does. The session's
+store then writes the target sequence number once for the whole read
+(``Session.sync_store``), off the path of the order to the tickerplant.
 
 Other threads hand work to the engine's thread with ``call_soon`` (a queue and a wake-up
 byte on a socket pair): the gateway's order stream uses it to have execution reports sent.
@@ -314,20 +316,29 @@ class Engine:
         except MessageTooLarge as exc:
             self._close(conn, str(exc))
             return
-        with self._on_batch():
-            for frame in frames:
-                if conn.session is None:
-                    if isinstance(frame, Dropped):
-                        continue
-                    if self._bind(conn, frame) is None:
-                        self._close(conn, "no such session")
+        try:
+            with self._on_batch():
+                for frame in frames:
+                    if conn.session is None:
+                        if isinstance(frame, Dropped):
+                            continue
+                        if self._bind(conn, frame) is None:
+                            self._close(conn, "no such session")
+                            return
+                    assert conn.session is not None
+                    try:
+                        conn.session.on_frame(frame)
+                    except Disconnect as exc:
+                        self._close(conn, str(exc))
                         return
-                assert conn.session is not None
-                try:
-                    conn.session.on_frame(frame)
-                except Disconnect as exc:
-                    self._close(conn, str(exc))
-                    return
+        finally:
+            # The messages' target number reaches the store once per read, after the batch
+            # went to the application's end (the gateway: the tickerplant). A process that
+            # dies before this write expects those messages again: the counterparty
+            # resends them (PossDup), and a NewOrderSingle already taken is answered with
+            # its order's status, never a second order.
+            if conn.session is not None:
+                conn.session.sync_store()
 
     def _tick(self, now: float) -> None:
         for conn in list(self._connections.values()):

@@ -5,10 +5,11 @@ QuickFIX's FileStore in two files per session, under ``<store_dir>/<Sender>-<Tar
 - ``messages``: every application message sent, appended as ``<seq> <length>\\n<raw>\\n``
   before it is sent, so a ResendRequest is answered with the same messages after a restart;
 - ``seqnums``: ``<next sender seq> <next target seq>``, rewritten in place (one ``pwrite``
-  of fixed width) when the target number moves, when an admin message is sent and at
-  close. An application message's record is its own proof that the sender number moved
-  past it: sending one costs one ``write``, not two, and a restarted process takes the
-  higher of ``seqnums``'s sender number and one past the last message stored.
+  of fixed width) when an admin message is sent, once per read of the connection
+  (``sync``: the target number of every message the read brought) and at close. An
+  application message's record is its own proof that the sender number moved past it:
+  sending one costs one ``write``, not two, and a restarted process takes the higher of
+  ``seqnums``'s sender number and one past the last message stored.
 
 Writes reach the OS at once (a process crash loses nothing); like the tickerplant's journal
 with ``fsync = never`` they are not forced to disk per message.
@@ -31,6 +32,7 @@ class FileStore:
         self.next_sender = 1
         self.next_target = 1
         self.messages: dict[int, bytes] = {}
+        self._target_unwritten = False  # advance_target moved it since the last write
         self._load()
         self._seq_fd = os.open(self._seq_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._msg_fd = os.open(self._msg_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -49,6 +51,7 @@ class FileStore:
 
     def _write_seqnums(self) -> None:
         line = f"{self.next_sender:>{_SEQ_WIDTH}} {self.next_target:>{_SEQ_WIDTH}}\n"
+        self._target_unwritten = False
         os.pwrite(self._seq_fd, line.encode(), 0)
 
     def set_next_sender(self, seq: int) -> None:
@@ -58,6 +61,16 @@ class FileStore:
     def set_next_target(self, seq: int) -> None:
         self.next_target = seq
         self._write_seqnums()
+
+    def advance_target(self, seq: int) -> None:
+        """The target number, moved on by a message read: on disk at the next ``sync``."""
+        self.next_target = seq
+        self._target_unwritten = True
+
+    def sync(self) -> None:
+        """Write the target number if a message moved it since the last write."""
+        if self._target_unwritten:
+            self._write_seqnums()
 
     def save(self, seq: int, raw: bytes) -> None:
         """Record an application message sent as ``seq``: the sender seq is then seq+1 (the

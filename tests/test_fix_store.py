@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.fix_stack import RawFix, fix_port, nos, start_fix_stack
+from support.harness import wait_until
 from support.order_stack import OrderStack
 
 from fix.codec import Field, encode, fix_time
@@ -39,6 +40,18 @@ def test_a_crash_resumes_past_every_stored_message(tmp_path: Path) -> None:
     again.close()
     assert (tmp_path / "seqnums").read_text().split() == ["6", "5"]
     assert FileStore(tmp_path).next_sender == 6
+
+
+def test_the_target_number_is_written_once_per_sync(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    for seq in (2, 3, 4):  # three messages of one read
+        store.advance_target(seq)
+    assert read_seqnums(tmp_path) == (1, 1)
+    store.sync()
+    assert read_seqnums(tmp_path) == (1, 4)
+    store.advance_target(5)
+    store.set_next_sender(2)  # an admin message writes both numbers
+    assert read_seqnums(tmp_path) == (2, 5)
 
 
 def test_close_writes_the_numbers_and_reset_forgets_the_messages(tmp_path: Path) -> None:
@@ -84,6 +97,9 @@ def test_a_killed_gateway_resumes_the_sequence_and_resends_its_reports(
         fix.send("D", nos(f"kill-{i}", price="50"))
         reports.append(fix.expect(lambda m, c=f"kill-{i}": m.msg_type == "8" and m.get(11) == c))
     client_next = fix.seq
+    # The target number reaches the disk after each read's batch went to the tickerplant.
+    store_dir = stack.workdir / "fix" / "TICKDB-C1"
+    wait_until(lambda: read_seqnums(store_dir) == (reports[-1].seq + 1, client_next))
     gw = stack.gateway
     assert gw is not None
     gw.kill9()  # no Logout, no clean close of the store
@@ -93,6 +109,9 @@ def test_a_killed_gateway_resumes_the_sequence_and_resends_its_reports(
     fix.seq = client_next
     reply = fix.logon("pw1", reset=False)
     assert reply.msg_type == "A" and reply.seq == reports[-1].seq + 1
+    fix.send("1", [(112, "after-kill")])  # answered in sequence: no gap, no ResendRequest
+    answer = fix.read()
+    assert answer is not None and (answer.msg_type, answer.get(112)) == ("0", "after-kill")
     fix.send("2", [(7, reports[0].seq), (16, 0)])
     for report in reports:
         again = fix.expect(lambda m, s=report.seq: m.seq == s and m.msg_type == "8")
