@@ -164,6 +164,12 @@ class Session:
             except BadField as exc:  # an integer field that is not one (7, 16, 36, ...)
                 self.reject(msg, SessionRejectReason.INCORRECT_FORMAT, str(exc), exc.tag)
 
+    def sync_store(self) -> None:
+        """Write the target number the messages read since the last call moved on (the
+        engine calls it after each read's batch: one write per read, not per message)."""
+        with self.lock:
+            self.store.sync()
+
     def tick(self) -> None:
         """Timers; call a few times per second. Raises ``Disconnect``."""
         with self.lock:
@@ -211,8 +217,7 @@ class Session:
         with self.lock:
             seq = self.store.next_sender
             raw = encode(msg_type, self._header(seq, fix_time()), body)
-            self.store.save(seq, raw)
-            self.store.set_next_sender(seq + 1)
+            self.store.save(seq, raw)  # stored before sent; moves the sender seq on too
             if self.state is State.LOGGED_ON:
                 self._write(raw)
             return seq
@@ -281,7 +286,7 @@ class Session:
         )
         self.reject(ref, reason, str(exc), exc.tag)
         if seq == self.store.next_target:
-            self.store.set_next_target(seq + 1)
+            self.store.advance_target(seq + 1)
 
     def _verify_and_process(self, msg: Message) -> None:
         if not _UINT.fullmatch(msg.values.get(34, b"")):
@@ -343,7 +348,7 @@ class Session:
 
     def _advance_if_expected(self, msg: Message) -> None:
         if msg.seq == self.store.next_target:
-            self.store.set_next_target(msg.seq + 1)
+            self.store.advance_target(msg.seq + 1)
             self._drain_queue()
 
     def _drain_queue(self) -> None:
@@ -363,7 +368,7 @@ class Session:
 
     def _process(self, msg: Message) -> None:
         """A message in sequence: consume its number, then act on it."""
-        self.store.set_next_target(msg.seq + 1)
+        self.store.advance_target(msg.seq + 1)
         msg_type = msg.msg_type
         if msg_type == "0":
             return
@@ -429,7 +434,7 @@ class Session:
         self.logons += 1
         log.info("fix %s: logged on (in %d, out %d)", s.key, seq, self.store.next_sender)
         if seq == expected:
-            self.store.set_next_target(seq + 1)
+            self.store.advance_target(seq + 1)
         else:
             self._request_resend(expected, seq)
         self.app.on_logon(self)
@@ -479,12 +484,12 @@ class Session:
                 36,
             )
             return
-        self.store.set_next_target(new_seq)
+        self.store.advance_target(new_seq)
         self._drain_queue()
 
     def _on_logout(self, msg: Message) -> None:
         if self.state is not State.LOGOUT_SENT:
-            self.store.set_next_target(max(self.store.next_target, msg.seq + 1))
+            self.store.advance_target(max(self.store.next_target, msg.seq + 1))
             self._send_admin("5", [])
             raise Disconnect(f"logout: {msg.get(58)}")
         raise Disconnect("logout confirmed")

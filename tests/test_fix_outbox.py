@@ -142,3 +142,30 @@ def test_a_plain_socket_is_writable_until_its_send_buffer_is_full() -> None:
     finally:
         left.close()
         right.close()
+
+
+def test_a_message_larger_than_the_send_buffer_goes_out_whole_and_in_order() -> None:
+    left, right = socket.socketpair()
+    left.settimeout(5.0)  # as the engine's sockets: non-blocking underneath
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    got = bytearray()
+
+    def read() -> None:
+        while chunk := right.recv(65536):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    try:
+        transport = SocketTransport(left)
+        big = bytes(range(256)) * 8192  # 2 MB: one write takes part, sendall the rest
+        transport.send(b"first|")
+        reader.start()
+        transport.send(big)
+        transport.send(b"|last")
+        left.shutdown(socket.SHUT_WR)
+        reader.join(10)
+        assert bytes(got) == b"first|" + big + b"|last"
+        transport.send(b"after")  # closed for writing: an error in the log, not raised
+    finally:
+        left.close()
+        right.close()
