@@ -27,6 +27,7 @@ from gateway.console.live import end_live_streams
 from gateway.kdb_port import GatewayKdbPort
 from gateway.planner import plan_query
 from gateway.router import Limits, Router
+from gateway.warm_up import warm_http, warm_up
 from queries.service import QueryClient
 from tickdb import curve_links
 from tickdb.audit import AuditLog
@@ -180,6 +181,7 @@ class Gateway:
         # Once, outside any query's time limit: the parsers' one-time setup (DuckDB's parser
         # connection, sqlglot's dialect; ~0.2-0.4 s) is not charged to the first query.
         plan_query("SELECT 1", router.catalog, topology)
+        warm_up(router)  # and a real query's first-use costs (``gateway.warm_up``)
         return router
 
     def _backend(self, role: str, entry: str, curve: Any = None) -> BackendState:
@@ -270,6 +272,7 @@ class Gateway:
         while not server.started and not server.should_exit:
             threading.Event().wait(0.01)
         if server.started:
+            warm_http(self.host, self.port, self.config.tls.http != "off")
             write_ready(ready_file, self.ready_info())
             print(f"gateway listening on {self.url} (docs at {self.url}/docs)", flush=True)
             if self.kdb is not None:
