@@ -293,6 +293,7 @@ class Chaos:
         takeover = self.takeover(victim, wall) if target.kind == "venue" else None
         print(
             f"  {action} {victim}: first success after {took * 1000:.0f} ms"
+            + "".join(f", {k} sent at the kill {v:.0f} ms" for k, v in sorted(probe_ms.items()))
             + (f", back (restarted, ready) after {back * 1000:.0f} ms" if back else ""),
             flush=True,
         )
