@@ -29,7 +29,7 @@ $(JS_STAMP): $(JS_DIR)/package.json
 # most of a test's time is spent waiting on processes, so two files share two cores well.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 test: $(STAMP) $(JS_STAMP)
-	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q $(PYTEST_WORKERS)
+	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q $(PYTEST_WORKERS) --durations=15
 
 test-all: $(STAMP) $(JS_STAMP)
 	TICKDB_REQUIRE_COMPILED=1 $(BIN)/pytest -q $(PYTEST_WORKERS) -m ''
