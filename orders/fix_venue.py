@@ -3,7 +3,7 @@
 A shard listed in ``[fix.venues.NAME]`` routes its orders to an external FIX 4.4
 counterparty instead of the built-in matching venue. ``tickdb venue --shard k/n`` runs this
 adapter for such a shard (and ``tickdb up`` with it). Like ``orders.venue`` it subscribes to
-the tickerplant's ``order_request`` stream and keeps the rows of its shard; each request
+the tickerplant's ``order_request`` stream by shard and keeps the rows of its shard; each request
 becomes a FIX message on one initiator session (``fix.session``, sequence numbers and sent
 messages persisted under ``fix.store_dir``):
 
@@ -122,8 +122,15 @@ class FixVenue:
         self._rewind_inbound()
         self._sent_ext = stored_clordids(self.session.store.messages.values())
         self._pub = Publisher(tp_address, timeout_s=timeout_s)
+        # By shard, as the built-in venue: another shard's orders never wake it (the rows
+        # are still filtered here, ``_owns``).
         self._sub = Subscriber(
-            tp_address, tables=["order_request"], start="journal", timeout_s=timeout_s
+            tp_address,
+            tables=["order_request"],
+            shard=shard,
+            empty_syms=True,
+            start="journal",
+            timeout_s=timeout_s,
         )
         self.processed_seq = 0
         self.logged_on = threading.Event()
