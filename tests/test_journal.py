@@ -259,3 +259,28 @@ def test_a_short_write_in_a_small_flush_is_finished(tmp_path: Path) -> None:
         writer.close()
     assert len(calls) == 2
     assert path.read_bytes() == JOURNAL_MAGIC + b"".join(b"".join(r) for r in records)
+
+
+def test_a_turn_of_tables_is_one_writev_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty 1000-row records (~33 KB each) queued in one turn go to the OS in one call:
+    each call has a fixed cost, and cutting a turn at 256 KiB sent its last record alone."""
+    calls: list[int] = []
+    real_writev = os.writev
+
+    def writev(fd: int, views: list[bytes | memoryview]) -> int:
+        calls.append(sum(len(v) for v in views))
+        return real_writev(fd, views)
+
+    writer = JournalWriter(tmp_path / "j.tpj", JournalIndex(), fsync="never")
+    payload = bytes(33_000)
+    records = [encode_record(KIND_UPD, seq, seq, "trade", [], payload) for seq in range(1, 21)]
+    for seq, record in enumerate(records, 1):
+        writer.append(record, seq)
+    monkeypatch.setattr(os, "writev", writev)
+    writer.flush()
+    monkeypatch.undo()
+    writer.close()
+    assert calls == [sum(map(len, records))]
+    assert [r.seq for r in read_journal(tmp_path / "j.tpj")] == list(range(1, 21))

@@ -31,6 +31,7 @@ def _run_tp(
 
     from tickdb import curve_links
     from tickdb.auth import Authorizer
+    from tickdb.gc_pauses import keep_pauses_short
     from tickdb.logs import setup_logging
     from tickdb.malloc import keep_large_buffers
     from tickdb.ready import write_ready
@@ -90,6 +91,11 @@ def _run_tp(
     info = tp.hello()
     if kdb is not None:
         info["kdb_port"] = kdb.port
+    # What start-up built (imports, the recovered ledger) is frozen, and so is whatever
+    # survives each full collection: the collector never walks it again. Before, the first
+    # full collection under load walked the whole start-up heap, ~45 ms of the main thread
+    # (tickdb.gc_pauses; docs/benchmarks.md, "the tickerplant's CPU a table").
+    keep_pauses_short()
     write_ready(ready_file, info)
     try:
         tp.serve()
