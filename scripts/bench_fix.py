@@ -36,9 +36,10 @@ import orjson
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from orders_bench_lib import cpu_ns  # noqa: E402
+from support.simplefix_ref import simplefix_encode  # noqa: E402
 
 from fix.client import FixClient  # noqa: E402
 from fix.codec import Field, Framer, Message, decode, encode, fix_time  # noqa: E402
@@ -235,19 +236,6 @@ def tcp_baseline(n: int) -> tuple[float, float]:
     proc.join(5)
     lat.sort()
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
-
-
-def simplefix_encode(msg_type: str, header: list[Field], body: list[Field]) -> bytes:
-    import simplefix
-
-    msg = simplefix.FixMessage()
-    msg.append_pair(8, "FIX.4.4", header=True)
-    msg.append_pair(35, msg_type, header=True)
-    for tag, value in header:
-        msg.append_pair(tag, value, header=True)
-    for tag, value in body:
-        msg.append_pair(tag, value)
-    return bytes(msg.encode())
 
 
 def codec_costs(n: int = 20000) -> tuple[float, float, float, float]:

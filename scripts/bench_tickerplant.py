@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tickdb.launch import Launched, launch
 from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
-from tickerplant.journal import WRITE_BYTES
+from tickerplant.journal_writev import WRITE_BYTES
 
 TRADE = default_schemas()["trade"]
 # Payloads from this size on are relayed without copying in the bare relay baseline: its
@@ -351,7 +351,7 @@ def run_raw_append(rows: int, messages: int) -> float:
         fd = os.open(Path(tmp) / "append", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         start = time.perf_counter()
         # In calls of at most 256 KiB, as the journal writes (one writev of megabytes
-        # costs several times the CPU per byte: tickerplant.journal.WRITE_BYTES).
+        # costs several times the CPU per byte: tickerplant.journal_writev.WRITE_BYTES).
         per_call = max(1, WRITE_BYTES // len(body))
         for i in range(0, messages, per_call):
             os.writev(fd, [body] * min(per_call, messages - i))

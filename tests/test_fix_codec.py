@@ -9,22 +9,10 @@ import time
 from typing import Any
 
 import pytest
-import simplefix
+from support.simplefix_ref import simplefix_encode
 
 from fix import codec
 from fix.codec import Field, decode, encode, fix_time, parse_fix_time
-
-
-def simplefix_encode(msg_type: str, header: list[Any], body: list[Any]) -> bytes:
-    msg = simplefix.FixMessage()
-    msg.append_pair(8, "FIX.4.4", header=True)
-    msg.append_pair(35, msg_type, header=True)
-    for tag, value in header:
-        msg.append_pair(tag, value, header=True)
-    for tag, value in body:
-        msg.append_pair(tag, value)
-    return bytes(msg.encode())
-
 
 VALUES: list[Any] = ["abc", "é ü", 0, 17, -3, 1.5, 100.25, b"raw\x02", True, None, "x" * 300]
 

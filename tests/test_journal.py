@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.harness import start_tp
 
-from tickerplant import journal
+from tickerplant import journal_writev
 from tickerplant.checksum import crc32
 from tickerplant.ingest import encode_stream
 from tickerplant.journal import (
@@ -194,12 +194,12 @@ def test_journal_writes_every_byte_in_order_in_bounded_writev_calls(
 
     try:
         os.writev = writev  # type: ignore[assignment]
-        journal._writev_all(fd, list(buffers))
+        journal_writev.writev_all(fd, list(buffers))
     finally:
         os.writev = real_writev  # type: ignore[assignment]
         os.close(fd)
     assert path.read_bytes() == b"".join(buffers)
-    assert all(0 < n <= journal.WRITE_BYTES for n in calls)
+    assert all(0 < n <= journal_writev.WRITE_BYTES for n in calls)
 
 
 @given(sizes=st.lists(st.integers(1, 700_000), min_size=1, max_size=12))

@@ -24,6 +24,7 @@ from pathlib import Path
 from tickdb.durable import fsync_dir
 from tickerplant.checksum import crc32
 from tickerplant.journal_space import SpaceReserver
+from tickerplant.journal_writev import IOV_MAX, WRITE_BYTES, writev_all
 from tickerplant.protocol import (
     BODY_PREFIX,
     JOURNAL_MAGIC,
@@ -411,11 +412,11 @@ class JournalWriter:
                         self.index.add(self.path, seq, offset)
                         self._last_index_at = offset
                     offset += size
-            if self._queued_bytes <= WRITE_BYTES and len(self._queued) <= _IOV_MAX:
+            if self._queued_bytes <= WRITE_BYTES and len(self._queued) <= IOV_MAX:
                 # The common turn: a few small records, whole in one call.
                 written = os.writev(self._fd, self._queued)
                 if written < self._queued_bytes:
-                    _writev_all(self._fd, [b"".join(self._queued)[written:]])
+                    writev_all(self._fd, [b"".join(self._queued)[written:]])
             else:
                 self._write_whole_records()
             self.records_written += len(self._queued_seqs)
@@ -436,13 +437,13 @@ class JournalWriter:
         it restarts without a repair. Cutting a record across calls left a torn tail."""
         start = part = size = 0
         for count, nbytes in zip(self._queued_parts, self._queued_sizes, strict=True):
-            if size and (size + nbytes > WRITE_BYTES or part - start + count > _IOV_MAX):
-                _writev_all(self._fd, self._queued[start:part], limit=size)
+            if size and (size + nbytes > WRITE_BYTES or part - start + count > IOV_MAX):
+                writev_all(self._fd, self._queued[start:part], limit=size)
                 start, size = part, 0
             part += count
             size += nbytes
         if size:
-            _writev_all(self._fd, self._queued[start:part], limit=max(size, WRITE_BYTES))
+            writev_all(self._fd, self._queued[start:part], limit=max(size, WRITE_BYTES))
 
     def sync(self) -> None:
         self._dirty = False
@@ -462,42 +463,3 @@ class JournalWriter:
         if self._dirty or self.fsync_policy != "never":
             self.sync()
         os.close(self._fd)
-
-
-_IOV_MAX = 1024
-# The most one writev call is given (see _writev_all). Each call has a fixed cost of a few
-# µs (the file's size and times, the file system's journal handle) besides its bytes: a
-# turn of eight 1000-row records (~263 KB) cut at 256 KiB went as two calls, the second of
-# one record. Per record, appends of 32 KB records through the writer in turns of 8 and
-# 20: 9.4-10.3 and 8.6-9.8 µs at 256 KiB, 7.5-8.0 and 6.3-6.7 µs at 1 MiB.
-WRITE_BYTES = 1 << 20
-
-
-def _writev_all(fd: int, buffers: list[bytes | memoryview], limit: int = WRITE_BYTES) -> None:
-    """Write ``buffers`` in order, in writev calls of at most ``limit`` bytes each.
-
-    A turn can queue megabytes (a batched flush, a burst of big batches). Measured on Linux
-    6.x, one writev of 5 MB into the page cache cost 2-7 times the CPU per byte of the
-    same bytes in calls of 256 KiB, and varied far more; calls of 1 MiB cost less than
-    either (docs/benchmarks.md); so big writes are cut. writev may
-    also write less than asked, and takes at most IOV_MAX (1024) buffers at once.
-    """
-    views = [memoryview(b) for b in buffers if len(b)]  # an empty one would never advance
-    i = 0
-    while i < len(views):
-        # Whole buffers while they fit, then the start of the one that does not.
-        j, size, end = i, 0, min(len(views), i + _IOV_MAX)
-        while j < end and size + len(views[j]) <= limit:
-            size += len(views[j])
-            j += 1
-        call = views[i:j]
-        if j < end and size < limit:
-            call.append(views[j][: limit - size])
-        written = os.writev(fd, call)
-        while written:
-            if written >= len(views[i]):
-                written -= len(views[i])
-                i += 1
-            else:
-                views[i] = views[i][written:]
-                written = 0
