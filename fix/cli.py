@@ -70,13 +70,14 @@ def venue_sessions(config: Path | None) -> list[dict[str, Any]]:
 
 
 def print_sessions(rows: list[dict[str, Any]], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from tickdb.console_out import table_console
 
     table = Table(*COLUMNS, title=title)
     for row in rows:
         table.add_row(*[str(row.get(c, "")) for c in COLUMNS])
-    Console().print(table)
+    table_console().print(table)
 
 
 @fix_app.command("sessions")

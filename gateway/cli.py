@@ -195,20 +195,21 @@ def query(
 
 
 def _print_table(body: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from tickdb.console_out import table_console
 
     table = Table(*[c["name"] for c in body["columns"]], show_lines=False)
     for row in body["data"]:
         table.add_row(*["" if v is None else str(v) for v in row])
-    console = Console()
+    console = table_console()
     console.print(table)
     notes = [f"{body['rows']} rows", f"{body['elapsed_ms']:.1f} ms", f"plan {body['plan']}"]
     if body["truncated"]:
         notes.append("TRUNCATED at the row limit")
     if body["partial"]:
         notes.append(f"PARTIAL: missing {', '.join(body['missing'])}")
-    Console(stderr=True).print(", ".join(notes), style="dim")
+    table_console(stderr=True).print(", ".join(notes), style="dim")
 
 
 def audit(
@@ -226,10 +227,10 @@ def audit(
     token: TokenOpt = None,
 ) -> None:
     """The audit log (logins, refusals, admin and order actions); needs an admin token."""
-    from rich.console import Console
     from rich.table import Table
 
     from gateway.client import Client, GatewayError
+    from tickdb.console_out import table_console
 
     try:
         with Client(url, timeout_s=30, token=token) as client:
@@ -249,6 +250,6 @@ def audit(
         for r in records:
             rest = {k: v for k, v in r.items() if k not in fixed}
             table.add_row(*[str(r.get(k, "")) for k in fixed], json.dumps(rest))
-        Console().print(table)
+        table_console().print(table)
     if answer["truncated"]:
         typer.echo(f"more records match: --since {records[-1]['ts']}", err=True)

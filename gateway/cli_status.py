@@ -86,9 +86,9 @@ def replicas_of(health: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]]) -> bool:
     """The table of ``tickdb up``'s components; True if one is not running (a status left by
     a ``tickdb up`` that has ended is shown, marked, and counts for nothing)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from tickdb.console_out import table_console
     from tickdb.durable import pid_alive
 
     supervisor = int(stack.get("pid") or 0)
@@ -124,15 +124,15 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
             c["last_exit"] or "",
             c.get("address") or "",
         )
-    Console().print(table)
+    table_console().print(table)
     return down
 
 
 def print_backends(url: str, health: dict[str, Any]) -> None:
     """One row per replica of every backend (a backend without replicas: its own row)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from tickdb.console_out import table_console
     from tickdb.types import Shard
 
     table = Table(
@@ -164,4 +164,4 @@ def print_backends(url: str, health: dict[str, Any]) -> None:
                 str(r.get("failovers", "-")),
                 r["error"] or r.get("suspect") or "",
             )
-    Console().print(table)
+    table_console().print(table)

@@ -185,13 +185,14 @@ def _cell(value: Any) -> str:
 
 
 def _print(rows: list[dict[str, Any]], title: str, columns: list[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from tickdb.console_out import table_console
 
     table = Table(*columns, title=title)
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
-    Console().print(table)
+    table_console().print(table)
 
 
 ORDER_COLUMNS = ["clordid", "sym", "side", "qty", "price", "status", "cum_qty", "avg_px"]

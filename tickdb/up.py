@@ -39,13 +39,13 @@ def up(
 
     With ``--demo`` and no ``[auth]`` section in the config, credentials are made on first
     start under ``<data-dir>/auth`` and every port asks for them (docs/security.md)."""
-    from rich.console import Console
     from rich.table import Table
 
     from tickdb.config import ConfigError, load_config
+    from tickdb.console_out import table_console
     from tickdb.stack import Stack
 
-    console = Console()
+    console = table_console()
     try:
         cfg = load_config(config, data_dir)
     except ConfigError as exc:
