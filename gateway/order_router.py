@@ -36,6 +36,7 @@ from orders.model import (
     ReplaceRequest,
 )
 from orders.risk import RejectCode, RiskEngine, RiskReject
+from orders.risk_checks import MAX_QTY
 from orders.rows import (
     ADMIN_SCHEMA,
     EVENT_SCHEMA,
@@ -174,6 +175,8 @@ class OrderRouter:
     def _record_reject(self, order: Order, event: EventType, reason: str, text: str) -> None:
         """Record a gateway-side refusal in the ``order`` table like a venue's events."""
         row = order_event(order, event, reason=reason, text=text)
+        if not 0 <= row.qty <= MAX_QTY:  # refused for it: the text holds the value asked
+            row = replace(row, qty=0, leaves_qty=0)
         self._pub.publish_ipc("order", encode_rows([event_row(row, "", 0)], EVENT_SCHEMA))
 
     def _require_ready(self) -> None:

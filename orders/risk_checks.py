@@ -21,6 +21,12 @@ _NS = 1_000_000_000
 _EPS = 1e-9
 
 
+# The largest order quantity, whatever the limits say: 2^53 - 1, the largest integer a JSON
+# client in JavaScript reads exactly, and far enough below int64's range that the sums of
+# positions and working quantities stay in it.
+MAX_QTY = 2**53 - 1
+
+
 class RejectCode(StrEnum):
     """Why risk refused a request: the ``reason`` of the order's rejected event."""
 
@@ -179,6 +185,10 @@ def validate(
         return RiskReject(RejectCode.UNKNOWN_SYM, f"sym {sym} is not tradable")
     if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
         return RiskReject(RejectCode.BAD_QUANTITY, f"order quantity {qty!r} must be positive")
+    if qty > MAX_QTY:
+        return RiskReject(
+            RejectCode.BAD_QUANTITY, f"order quantity {qty} is above the largest, {MAX_QTY}"
+        )
     if ord_type is OrdType.MARKET:
         if price is not None:
             return RiskReject(RejectCode.BAD_PRICE, f"market order has a price {price!r}")
@@ -189,7 +199,7 @@ def validate(
         return RiskReject(RejectCode.BAD_PRICE, f"price {price!r} is not a positive number")
     if tick > 0:
         ticks = price / tick
-        if abs(ticks - round(ticks)) > 1e-6:
+        if round(ticks) < 1 or abs(ticks - round(ticks)) > 1e-6:
             return RiskReject(
                 RejectCode.OFF_TICK,
                 f"price {_num(price)} is not a multiple of the tick size {_num(tick)} for {sym}",
