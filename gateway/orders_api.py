@@ -49,7 +49,11 @@ class OrderIn(BaseModel):
     sym: str = Field(min_length=1, max_length=64)
     side: Side
     qty: int = Field(description="Quantity; must be positive (else a bad_quantity reject).")
-    price: float | None = Field(None, description="Limit price on the sym's tick; none for market.")
+    # Finite, as the order port's JSON and FIX take it: an infinite price could not even be
+    # written back in the reject's JSON answer.
+    price: float | None = Field(
+        None, allow_inf_nan=False, description="Limit price on the sym's tick; none for market."
+    )
     type: OrdType = OrdType.LIMIT
     tif: TimeInForce = TimeInForce.DAY
     strategy: str = Field("", max_length=64)
@@ -78,7 +82,7 @@ class ReplaceIn(BaseModel):
     orig_clordid: str = Field(min_length=1, max_length=64)
     clordid: str | None = Field(None, max_length=64, description="The order's id from now on.")
     qty: int | None = Field(None, description="New total quantity, filled part included.")
-    price: float | None = None
+    price: float | None = Field(None, allow_inf_nan=False)
 
 
 class MassCancelIn(BaseModel):

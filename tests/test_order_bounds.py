@@ -115,3 +115,25 @@ def test_http_lone_surrogate_is_a_bad_request(stack: OrderStack) -> None:
     assert "clordid" in detail["message"] and "unicode" in detail["message"]
     with stack.client() as client:
         assert client.submit("B1", "AAPL", "buy", 6, 10.0)["status"] == "new"
+
+
+@pytest.mark.parametrize("price", ["1e400", "-1e400", "NaN"])
+def test_http_price_not_finite_is_a_bad_request(stack: OrderStack, price: str) -> None:
+    # Before: risk refused it, and the reject's JSON (with that price) failed: 500.
+    host, port = stack.url.removeprefix("http://").split(":")
+    for path, body in (
+        (
+            "/orders",
+            f'{{"account": "B1", "sym": "AAPL", "side": "buy", "qty": 1, "price": {price}}}',
+        ),
+        ("/orders/replace", f'{{"account": "B1", "orig_clordid": "largest", "price": {price}}}'),
+    ):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+            response = conn.getresponse()
+            detail = json.loads(response.read())
+        finally:
+            conn.close()
+        assert response.status == 400, detail
+        assert "price" in detail["message"]
