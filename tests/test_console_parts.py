@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -79,5 +80,21 @@ def test_an_open_live_stream_does_not_hold_the_gateway_at_stop(tmp_path: Path) -
             started = time.monotonic()
             assert stack.gateway.stop(timeout=10) == 0
             assert time.monotonic() - started < 5
+    finally:
+        stack.stop()
+
+
+def test_live_by_syms_and_accounts_at_once_is_a_bad_query(tmp_path: Path) -> None:
+    """A subscription takes syms or accounts, not both: said as a 400 (was a 500)."""
+    stack = start_order_stack(tmp_path, shards=1)
+    try:
+        url = stack.url + "/console/live?tables=order&syms=AAPL&accounts=A1"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 400
+        body = orjson.loads(refused.value.read())
+        assert body["error"] == "bad_query" and "one of them" in body["message"]
+        with urllib.request.urlopen(stack.url + "/console/live?tables=trade", timeout=10) as r:
+            assert r.readline() == b"event: hello\n"  # and the gateway serves on
     finally:
         stack.stop()
