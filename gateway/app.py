@@ -62,7 +62,9 @@ class QueryRequest(BaseModel):
         None, description="Result encoding; overrides the Accept header."
     )
     max_rows: int | None = Field(None, ge=0, description="Row limit (capped by the gateway's).")
-    timeout_s: float | None = Field(None, gt=0, description="Time limit (capped likewise).")
+    timeout_s: float | None = Field(
+        None, ge=0.001, description="Time limit, 1 ms at least (capped likewise)."
+    )
     allow_partial: bool = Field(
         False,
         description="If a backend fails, answer from the others and flag the result "

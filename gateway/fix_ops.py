@@ -56,9 +56,9 @@ def fix_routes(get_acceptor: GetAcceptor, auth: HttpAuth | None = None) -> APIRo
     def _reset(name: str) -> JSONResponse:
         acceptor = get_acceptor()
         if acceptor is None:
-            return JSONResponse(
-                {"error": "unavailable", "message": "the FIX acceptor is off"}, status_code=503
-            )
+            # Not a 503: nothing will make the session appear by itself later.
+            message = f"the FIX acceptor is off: no FIX session {name!r}"
+            return JSONResponse({"error": "not_found", "message": message}, status_code=404)
         if not acceptor.reset(name):
             return JSONResponse(
                 {"error": "not_found", "message": f"no FIX session {name!r}"}, status_code=404

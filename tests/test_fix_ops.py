@@ -84,7 +84,7 @@ def test_the_routes_when_fix_is_off(tmp_path_factory: pytest.TempPathFactory) ->
     try:
         with stack.client() as client:
             assert client.get("/fix/sessions").json() == {"enabled": False, "sessions": []}
-            assert client.post("/fix/sessions/x/reset", {}).status == 503
+            assert client.post("/fix/sessions/x/reset", {}).status == 404
         status = tickdb("status", "--url", stack.url)
         assert "FIX sessions" not in status.stdout
     finally:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from support.gateway_q import BY_SYM, DATA, SELECT_WHERE, TOTALS, USERS, expected, start_q_stack
 from support.gateway_stack import one_duckdb, stop_stack
+from support.harness import wait_until
 
 from qipc import KeyedTable, QClient, QError, QTable
 from tickdb.auth import hash_token
@@ -271,6 +272,12 @@ def test_a_reader_of_named_tables_queries_only_those(auth_stack):
 
 
 def test_auth_logs_the_refusals_and_the_deprecated_users(auth_stack):
-    log = auth_stack["proc"].log()
+    assert refused(auth_stack, "feed", "pw-feed")  # its own refusal: runs alone too
+
+    def logged() -> str:
+        text = auth_stack["proc"].log()
+        return text if "'feed' has no read role" in text else ""
+
+    log = wait_until(logged, what="the refusal logged")
     assert "[gateway] users holds plaintext passwords and is deprecated" in log
     assert "refused user 'feed'" in log and "'feed' has no read role" in log

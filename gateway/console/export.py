@@ -35,7 +35,7 @@ class ExportRequest(BaseModel):
     q: str | None = None
     format: ExportFormat = "csv"
     max_rows: int | None = Field(None, ge=0)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, ge=0.001)
 
     @model_validator(mode="after")
     def _one_query(self) -> ExportRequest:
