@@ -27,6 +27,7 @@ not by date.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import itertools
 import json
@@ -187,9 +188,18 @@ def restore_newest(
     (None: there is none, the journal is to be replayed whole)."""
     hello = tickerplant_hello(tp_address, timeout_s)
     settings = settings_of(applier.router.risk)
-    state = snapshots.load(lambda s: refusal(s, settings, hello, timeout_s))
-    if state is not None:
-        restore(applier, state)
+    # Read with the cycle collector off, what it built frozen after: the day's state is
+    # kept all day, as a rebuild's runs are (``OrderStream._apply_replayed``).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        state = snapshots.load(lambda s: refusal(s, settings, hello, timeout_s))
+        if state is not None:
+            restore(applier, state)
+    finally:
+        if enabled:
+            gc.enable()
+            gc.freeze()
     return state
 
 

@@ -33,7 +33,7 @@ from gateway.order_snapshot import capture, restore_newest, settings_of, snapsho
 from gateway.order_stream import ORDER_FLOW, REPLAY_RUN
 from gateway.peer_requests import PeerRequests
 from gateway.venue_activity import VenueActivity
-from orders.snapshot import SnapshotSettings
+from orders.snapshot import SnapshotSettings, VenueSnapshots
 from tickdb.logs import setup_logging
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
@@ -70,11 +70,19 @@ def launch(cfg: Any, tp_address: str) -> Snapshotter | None:
     return Snapshotter(cfg, tp_address)
 
 
-def run(cfg: Any, tp_address: str, stop: threading.Event, timeout_s: float = 10.0) -> None:
-    """Follow the order flow and write snapshots until ``stop`` is set."""
+def run(
+    cfg: Any,
+    tp_address: str,
+    stop: threading.Event,
+    timeout_s: float = 10.0,
+    until_seq: int | None = None,
+) -> VenueSnapshots | None:
+    """Follow the order flow and write snapshots until ``stop`` is set (or, with
+    ``until_seq``, a benchmark's, until the flow is applied up to that seq, where one more
+    is written); its snapshots."""
     settings = SnapshotSettings.for_gateway(cfg)
     if settings is None:
-        return
+        return None
     risk = risk_engine(cfg)
     # It never sends anything: a router only to hold and apply the state.
     router = OrderRouter(risk, cast(Publisher, None))
@@ -112,9 +120,17 @@ def run(cfg: Any, tp_address: str, stop: threading.Event, timeout_s: float = 10.
                 since = time.perf_counter()
                 taken = capture(applier, shaped_by, stamp_of(last), day, records)
                 snapshots.take(last.seq, records, taken, since)
+            if until_seq is not None and messages and messages[-1].seq >= until_seq:
+                # A benchmark's end: a snapshot there, once the one at work is written.
+                snapshots.close()
+                if last is not None:
+                    taken = capture(applier, shaped_by, stamp_of(last), day, records)
+                    snapshots.take(last.seq, records, taken, time.perf_counter())
+                break
     finally:
         snapshots.close()
         flow.close()
+    return snapshots
 
 
 def _next_run(flow: Subscriber) -> list[Message]:
