@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import pickle
 import subprocess
 import sys
@@ -44,13 +43,20 @@ from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 log = logging.getLogger(__name__)
 
 
+NICE = 10  # background work: the order path (the gateway, venues) wins the CPU
+_START = (
+    f"import os\nif hasattr(os, 'nice'): os.nice({NICE})\n"
+    "from gateway.order_snapshotter import main\nmain()"
+)
+
+
 class Snapshotter:
     """The gateway's handle on its snapshot writer process."""
 
     def __init__(self, cfg: Any, tp_address: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.order_snapshotter"], stdin=subprocess.PIPE
-        )
+        # Niced before its imports: its start-up is a burst of CPU beside a gateway just
+        # ready (``docs/benchmarks.md``).
+        self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE)
         self._pipe = cast(IO[bytes], self.proc.stdin)
         self._pipe.write(pickle.dumps((cfg, tp_address)))
         self._pipe.flush()  # kept open: closed, it tells the process to stop
@@ -177,18 +183,9 @@ def _until_eof(stop: threading.Event) -> None:
         stop.set()
 
 
-NICE = 10  # background work: the order path (the gateway, venues) wins the CPU
-
-
 def main() -> None:
     cfg, tp_address = pickle.load(sys.stdin.buffer)
     setup_logging()
-    if hasattr(os, "nice"):
-        os.nice(NICE)
     stop = threading.Event()
     threading.Thread(target=_until_eof, args=(stop,), daemon=True).start()
     run(cfg, tp_address, stop)
-
-
-if __name__ == "__main__":
-    main()

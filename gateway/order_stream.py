@@ -255,7 +255,11 @@ class OrderStream:
         with self.router.lock:
             self.router.ready = True
         self._ready.set()
-        log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
+        log.info(
+            "order path ready: state rebuilt up to seq %d, from %s",
+            self._start_seq,
+            f"the snapshot at seq {self.restored_seq}" if self.restored_seq else "seq 0",
+        )
 
     def _follow_answers_only(self) -> None:
         """Go on from the replay's position with ``LIVE_FLOW`` alone (the new subscription

@@ -181,7 +181,9 @@ def test_kill9_of_the_gateway_with_a_snapshot_loses_and_doubles_nothing(tmp_path
         restart.join(60)
         assert driver.reconnects >= 1  # requests were lost with the gateway and resent
         assert stack.gateway is not None
-        found = re.findall(r"starting from snapshot \S+ \(seq (\d+)\)", stack.gateway.log())
+        found = re.findall(
+            r"order path ready: .* from the snapshot at seq (\d+)", stack.gateway.log()
+        )
         assert found and int(found[-1]) > 20  # the restart used a snapshot
         # Nothing doubled: one order_request row per ClOrdID; nothing lost: every step's.
         requests = journal_rows(stack, "order_request")
