@@ -12,10 +12,11 @@ port at ``--rate`` orders/s for ``--seconds`` (``orders_bench_port.port_paced``:
 accepted, one connection), once the writer has started (a second after it says so: its
 start-up, imports and catch-up, is a burst of its own); p50/p99 latency, the snapshots the
 gateway wrote meanwhile and the writer's pause (capture and fork) from its log. Medians
-over ``--rounds``; ratios to ``off``.
+over ``--rounds``; ratios to ``off``. ``--from-ready``: measured from the gateway's ready
+on, the writer's start-up included.
 
     .venv/bin/python scripts/bench_gateway_snapshot_pause.py [--rate 1000] [--seconds 5]
-        [--every 200] [--rounds 3]
+        [--every 200] [--rounds 3] [--from-ready]
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ BASE_CONFIG = orders_bench_lib.CONFIG
 FOLLOWING = "gateway order snapshots: following the order flow"
 
 
-def one(workdir: Path, every: int, rate: float, seconds: float) -> dict[str, float]:
+def one(
+    workdir: Path, every: int, rate: float, seconds: float, settle: bool = True
+) -> dict[str, float]:
     snapshots = workdir / "snapshots"
     orders = f'\n[orders]\nsnapshot_dir = "{snapshots}"\n'
     if every:
@@ -48,7 +51,7 @@ def one(workdir: Path, every: int, rate: float, seconds: float) -> dict[str, flo
     orders_bench_lib.CONFIG = BASE_CONFIG + orders
     stack = orders_bench_lib.start_stack(workdir, 2)
     try:
-        if every:  # the writer started (its imports, its catch-up): steady state measured
+        if every and settle:  # the writer started (imports, catch-up): steady state measured
             wait_for(lambda: FOLLOWING in (workdir / "gateway.log").read_text(), 60, "writer")
             time.sleep(1.0)
         result = port_paced(stack, rate, seconds, f"r{every}")
@@ -68,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--every", type=int, default=200, help="records per snapshot")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--from-ready", action="store_true", help="measure from the gateway's ready on"
+    )
     opts = parser.parse_args()
     runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory(prefix="bench-gateway-snapshot-pause-") as tmp:
@@ -76,7 +82,7 @@ def main() -> None:
             for kind, every in cases if round_ % 2 == 0 else cases[::-1]:  # alternated
                 workdir = Path(tmp) / f"{kind}-{round_}"
                 workdir.mkdir()
-                runs[kind].append(one(workdir, every, opts.rate, opts.seconds))
+                runs[kind].append(one(workdir, every, opts.rate, opts.seconds, not opts.from_ready))
     print(
         f"order port, {opts.rate:g} orders/s for {opts.seconds:g} s, snapshots every "
         f"{opts.every} records; median of {opts.rounds}, under load"
