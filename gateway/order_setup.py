@@ -9,10 +9,12 @@ from typing import Any
 
 from gateway.order_port import OrderPort
 from gateway.order_router import OrderRouter
+from gateway.order_snapshot import snapshots_for
 from gateway.order_stream import ORDER_FLOW, OrderStream
 from orders.risk import RiskEngine
 from orders.risk_limits import limits_from_config
 from orders.rows import warm_up
+from orders.snapshot import SnapshotSettings
 from tickdb import curve_links
 from tickdb.audit import AuditLog
 from tickdb.auth import Authorizer
@@ -30,6 +32,7 @@ class OrderPath:
     publisher: Publisher
     port: OrderPort | None = None
     fix: Any = None  # gateway.fix_acceptor.FixAcceptor when [fix] is enabled
+    snapshotter: Any = None  # gateway.order_snapshotter.Snapshotter when snapshots are on
 
     @property
     def port_endpoint(self) -> str | None:
@@ -41,6 +44,8 @@ class OrderPath:
         if self.port is not None:
             self.port.close()
         self.stream.close()
+        if self.snapshotter is not None:
+            self.snapshotter.stop()
         self.publisher.close(flush=False)
 
 
@@ -104,12 +109,18 @@ def start_order_path(
         publisher.close(flush=False)
         raise RuntimeError(f"the tickerplant has no {', '.join(missing)} table: orders are off")
     router = OrderRouter(risk_engine(cfg), publisher, submit_timeout_s=cfg.orders.submit_timeout_s)
-    stream = OrderStream(router, tp_address).start()
+    snapshot_settings = SnapshotSettings.for_gateway(cfg)
+    snapshots = None if snapshot_settings is None else snapshots_for(snapshot_settings, router.risk)
+    stream = OrderStream(router, tp_address, snapshots=snapshots).start()
     if not _rebuilt(stream, stall_timeout_s):
         raise RuntimeError(
             f"the order path's rebuild made no progress for {stall_timeout_s:g}s "
             f"(at seq {stream.last_seq} of the journal)"
         )
+    # Once rebuilt (it restores the newest snapshot too, and the rebuild had the CPU).
+    from gateway.order_snapshotter import launch
+
+    snapshotter = launch(cfg, tp_address)
     warm_up()  # one-time costs now, not on the first orders
     # The day's orders stay in memory: full collections must not visit them all each time.
     keep_pauses_short()
@@ -118,7 +129,7 @@ def start_order_path(
     curve = curve_links.for_config(cfg)
     port = OrderPort(router, address, stream, curve).start() if address else None
     fix = start_fix(cfg, router, fix_port, authorizer, audit)
-    return OrderPath(router, stream, publisher, port, fix)
+    return OrderPath(router, stream, publisher, port, fix, snapshotter)
 
 
 def _rebuilt(stream: OrderStream, stall_timeout_s: float) -> bool:

@@ -3,10 +3,12 @@
 Two subscriptions, each on its own thread:
 
 - the order flow (``order_request``, ``order``, ``fill``, ``risk_admin``) from the start of
-  the journal: first a replay that rebuilds every ClOrdID, open order, position, risk
-  counter and admin decision, then live. The router takes requests only once the replay is
-  done (``OrderRouter.ready``). The order port is served on this thread too (``attach``):
-  one thread takes a request, sends it, applies the venue's answer and replies.
+  the journal (or from the newest usable order-state snapshot's seq,
+  ``gateway.order_snapshot``): first a replay that rebuilds every ClOrdID, open order,
+  position, risk counter and admin decision (``gateway.flow_apply``), then live. The
+  router takes requests only once the replay is done (``OrderRouter.ready``). The order
+  port is served on this thread too (``attach``): one thread takes a request, sends it,
+  applies the venue's answer and replies.
 - live ``trade`` and ``quote``: the reference prices of the price collar and of market
   orders' notional, and the marks of unrealized P&L (last trade, else mid).
 """
@@ -14,7 +16,6 @@ Two subscriptions, each on its own thread:
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import math
 import threading
@@ -24,16 +25,16 @@ from typing import Protocol
 import pyarrow as pa
 import zmq
 
+from gateway.flow_apply import FlowApplier
 from gateway.order_router import OrderRouter
+from gateway.order_snapshot import restore_newest
 from gateway.order_wait import SocketsWait, has_input
-from gateway.peer_requests import PeerRequests, stale_refusal
-from gateway.replay_rows import Columns, read_columns_of
+from gateway.peer_requests import PeerRequests
+from gateway.replay_rows import Columns
 from gateway.venue_activity import VenueActivity
-from orders.risk import TradingState
-from orders.rows import event_from_row, events_from_columns
-from tickerplant.payload_rows import read_columns
+from orders.snapshot import VenueSnapshots
 from tickerplant.publisher_ids import public_id
-from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
+from tickerplant.subscriber import EndOfDay, Message, Start, Subscriber, Update
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,33 @@ class PortHooks(Protocol):
 
 
 class OrderStream:
-    def __init__(self, router: OrderRouter, tp_address: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        router: OrderRouter,
+        tp_address: str,
+        timeout_s: float = 10.0,
+        snapshots: VenueSnapshots | None = None,
+    ) -> None:
+        """``snapshots``: the gateway's order-state snapshots (``gateway.order_snapshot``):
+        the newest usable one is restored and the journal replayed only after its seq."""
         self.router = router
         self.tp_address = tp_address
         self._timeout_s = timeout_s
-        self._flow = Subscriber(tp_address, tables=ORDER_FLOW, start="journal", timeout_s=timeout_s)
+        # Each venue's answers, for the console's operations view.
+        self.venues = VenueActivity()
+        self.peers = PeerRequests(router)
+        self.applier = FlowApplier(router, self.peers, self.venues)
+        # The seq of the snapshot the state was restored from (0: none, a full replay).
+        self.restored_seq = 0
+        if snapshots is not None:
+            state = restore_newest(self.applier, snapshots, tp_address, timeout_s)
+            self.restored_seq = 0 if state is None else int(state["seq"])
+        start: Start = self.restored_seq or "journal"
+        self._flow = Subscriber(tp_address, tables=ORDER_FLOW, start=start, timeout_s=timeout_s)
         self._prices = Subscriber(tp_address, tables=["trade", "quote"], timeout_s=timeout_s)
         self._start_seq = self._flow.hello.seq
+        # Live admin requests are applied when made; the journal's rebuild a restarted one.
+        self.applier.admin_upto = self._start_seq
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -78,10 +99,7 @@ class OrderStream:
         self._port: PortHooks | None = None
         self._port_lock = threading.Lock()
         self._wait: SocketsWait | None = None
-        self.last_seq = 0
-        # Each venue's answers, for the console's operations view.
-        self.venues = VenueActivity()
-        self.peers = PeerRequests(router)
+        self.last_seq = self.restored_seq
         # Live, this gateway's own requests are left out of the flow while no other
         # gateway's come (``_own_left_out``): the replay position from which they are.
         self._own_id = public_id(router.publisher_id)
@@ -222,18 +240,7 @@ class OrderStream:
             message = flow.poll_now()
             if message is not None:
                 messages.append(message)
-        read: dict[int, Columns] = {}
-        by_table: dict[str, list[Update]] = {}
-        for message in messages:
-            if isinstance(message, Update):
-                by_table.setdefault(message.table, []).append(message)
-        for updates in by_table.values():
-            try:
-                columns = read_columns_of([u.payload for u in updates])
-            except Exception:  # a bad record: each is read (and logged) on its own
-                continue
-            for update, each in zip(updates, columns, strict=True):
-                read[update.seq] = each
+        read = self.applier.read_run(messages)
         with self.router.lock:
             for message in messages:
                 try:
@@ -248,7 +255,11 @@ class OrderStream:
         with self.router.lock:
             self.router.ready = True
         self._ready.set()
-        log.info("order path ready: state rebuilt up to seq %d", self._start_seq)
+        log.info(
+            "order path ready: state rebuilt up to seq %d, from %s",
+            self._start_seq,
+            f"the snapshot at seq {self.restored_seq}" if self.restored_seq else "seq 0",
+        )
 
     def _follow_answers_only(self) -> None:
         """Go on from the replay's position with ``LIVE_FLOW`` alone (the new subscription
@@ -331,64 +342,7 @@ class OrderStream:
 
     def _apply(self, message: Message, read: Columns | None = None) -> None:
         """One record; ``read``: its columns when already read (``_apply_replayed``)."""
-        router = self.router
-        if isinstance(message, EndOfDay):
-            router.new_day()
-            self.peers.new_day()
-            return
-        assert isinstance(message, Update)
-        if message.table == "order_request":
-            # Replayed or live, this gateway's or another's (``gateway/peer_requests.py``):
-            # every gateway learns every order and ClOrdID, the first in sequence winning.
-            self.peers.apply(message.payload, read)
-            return
-        # Without pyarrow: one venue answer per order is the usual record, and a reader and
-        # ``to_pylist`` cost several times more than the rest of applying it.
-        names, columns = read_columns(message.payload) if read is None else read
-        if message.table == "order":
-            by_name = dict(zip(names, columns, strict=True))
-            seen = zip(by_name["venue"], by_name["in_seq"], strict=True)
-            self.venues.saw(
-                "order", ({"venue": v, "in_seq": s} for v, s in seen), message.ts_recv / 1e9
-            )
-            try:
-                # A mass cancel's record holds thousands: no dict per row on the way.
-                events = events_from_columns(names, columns)
-            except (ValueError, TypeError, KeyError):
-                events = None  # row by row, so the rows before a bad one still count
-            if events is not None:
-                for event in events:
-                    if not stale_refusal(router, event):
-                        router.on_event(event, message.ts_recv)
-                return
-        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-        if message.table == "order":
-            for row in rows:
-                event = event_from_row(row)
-                if not stale_refusal(router, event):
-                    router.on_event(event, message.ts_recv)
-        elif message.table == "fill":
-            # The positions moved with the FILL events (``OrderRouter.on_event``).
-            self.venues.saw("fill", rows, message.ts_recv / 1e9)
-        elif message.table == "risk_admin" and message.seq <= self._start_seq:
-            # Live admin requests were applied when made; these rebuild a restarted gateway.
-            for row in rows:
-                self._replay_admin(row)
-
-    def _replay_admin(self, row: dict[str, object]) -> None:
-        risk = self.router.risk
-        action = str(row["action"])
-        account = str(row["account"] or "") or None
-        strategy = str(row["strategy"] or "") or None
-        request = json.loads(str(row["detail"] or "{}")).get("request", {})
-        if action == "limits":
-            risk.set_limits(account, request.get("changes", {}))
-        elif action == "state":
-            risk.set_trading_state(TradingState(request["state"]), account)
-        elif action == "kill":
-            risk.kill(account=account, strategy=strategy)
-        elif action == "resume":
-            risk.resume(account=account, strategy=strategy)
+        self.applier.apply(message, read)
 
     # -- prices ------------------------------------------------------------------------------
     def _run_prices(self) -> None:

@@ -65,13 +65,40 @@ class SnapshotSettings:
             keep=orders.snapshot_keep,
         )
 
+    @classmethod
+    def for_gateway(cls, cfg: Config) -> SnapshotSettings | None:
+        """A gateway's order-state snapshots (``orders.gateway_snapshot_*``, in the venues'
+        directory and kept as many); None when both triggers are off."""
+        orders = cfg.orders
+        every_records = orders.gateway_snapshot_every_records
+        if not every_records and not orders.gateway_snapshot_every_s:
+            return None
+        directory = Path(orders.snapshot_dir) if orders.snapshot_dir else None
+        return cls(
+            directory=directory or cfg.data_path / "snapshots",
+            every_inputs=every_records,
+            every_s=orders.gateway_snapshot_every_s,
+            keep=orders.snapshot_keep,
+        )
+
 
 class VenueSnapshots:
-    """The snapshots of one venue (``key``: its shard and kind) in one directory."""
+    """The snapshots of one venue (``key``: its shard and kind) in one directory; also a
+    gateway's order state (``gateway.order_snapshot``: ``what`` names it in the log,
+    ``allowed`` the classes its state holds)."""
 
-    def __init__(self, settings: SnapshotSettings, key: str) -> None:
+    def __init__(
+        self,
+        settings: SnapshotSettings,
+        key: str,
+        *,
+        what: str = "venue",
+        allowed: snapshot_file.Allowed = snapshot_file.VENUE_CLASSES,
+    ) -> None:
         self.settings = settings
         self.key = key
+        self.what = what
+        self._allowed = allowed
         self.loaded_seq = 0  # the seq of the snapshot the venue started from, 0: none
         self.written = 0  # snapshots written by this process's writers
         self.failed = 0
@@ -91,14 +118,14 @@ class VenueSnapshots:
         it does)."""
         for seq, path in snapshot_file.newest_first(self.settings.directory, self.key):
             try:
-                state = snapshot_file.decode(path.read_bytes())
+                state = snapshot_file.decode(path.read_bytes(), self._allowed)
             except (OSError, snapshot_file.SnapshotInvalid) as exc:
-                log.warning("venue snapshot %s ignored: %s", path, exc)
+                log.warning("%s snapshot %s ignored: %s", self.what, path, exc)
                 continue
             why = "" if state.get("seq") == seq else f"holds seq {state.get('seq')}"
             why = why or refusal(state)
             if why:
-                log.warning("venue snapshot %s ignored: %s", path, why)
+                log.warning("%s snapshot %s ignored: %s", self.what, path, why)
                 continue
             self.loaded_seq = self._last_seq = seq
             self._last_inputs = int(state.get("inputs", 0))
@@ -108,9 +135,14 @@ class VenueSnapshots:
             except OSError:  # removed since (another writer's prune): as if just written
                 age = 0.0
             self._next_at = time.monotonic() + max(0.0, self.settings.every_s - age)
-            log.info("venue %s: starting from snapshot %s (seq %d)", self.key, path, seq)
+            log.info("%s %s: starting from snapshot %s (seq %d)", self.what, self.key, path, seq)
             return state
         return None
+
+    @property
+    def counted_inputs(self) -> int:
+        """The inputs counted at the last snapshot (loaded, taken or postponed)."""
+        return self._last_inputs
 
     # -- while running -------------------------------------------------------------------
     def due(self, inputs: int, seq: int) -> bool:
@@ -186,14 +218,16 @@ class VenueSnapshots:
         if os.waitstatus_to_exitcode(status) == 0:
             self.written += 1
             log.info(
-                "venue %s: snapshot at seq %d written (the venue paused %.1f ms for it)",
+                "%s %s: snapshot at seq %d written (its %s paused %.1f ms for it)",
+                self.what,
                 self.key,
                 seq,
+                "writer process" if self.what == "gateway" else "venue",
                 self.paused_ms,
             )
         else:
             self.failed += 1
-            log.error("venue snapshot at seq %d not written (writer: %s)", seq, status)
+            log.error("%s snapshot at seq %d not written (writer: %s)", self.what, seq, status)
         return True
 
     def close(self, timeout_s: float = 10.0) -> None:

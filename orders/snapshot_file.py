@@ -1,8 +1,9 @@
-"""A venue snapshot's file: a versioned, checksummed pickle, written atomically.
+"""A state snapshot's file: a versioned, checksummed pickle, written atomically.
 
 Layout: ``MAGIC`` (8 bytes), format version (u32), body length (u64), SHA-256 of the body
-(32 bytes), then the body: a pickle of a dict (the venue's state, ``orders.snapshot``).
-The name carries the venue key and the sequence number it covers,
+(32 bytes), then the body: a pickle of a dict (a venue's state, ``orders.snapshot``, or a
+gateway's order state, ``gateway.order_snapshot``). The name carries the key (which venue,
+which gateway settings) and the sequence number it covers,
 ``<key>.<seq, 20 digits>.snap``, so the newest sorts last.
 
 Written as every file tickdb publishes (``tickdb.durable``: ``.<name>.tmp-<pid>``, fsynced,
@@ -12,8 +13,9 @@ removes it). Read back, anything
 that is not exactly what was written (short, another version, a checksum mismatch, a class
 outside the order model) raises ``SnapshotInvalid``: the caller then replays the journal.
 
-The pickle is read with an unpickler that builds only the order model's own classes (and a
-deque): a snapshot names no code to run, whatever its bytes.
+The pickle is read with an unpickler that builds only the classes its reader allows
+(``Allowed``: for a venue the order model's own classes and a deque): a snapshot names no
+code to run, whatever its bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import pickle
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,20 @@ VERSION = 1
 HEADER = struct.Struct("<8sIQ32s")
 SUFFIX = ".snap"
 
-# Modules whose classes a snapshot may hold (the engine, its books and orders).
-_MODULES = frozenset({"orders.book", "orders.book_side", "orders.model"})
-_BUILTINS = frozenset({("collections", "deque")})
+
+@dataclass(frozen=True)
+class Allowed:
+    """The classes a snapshot may hold: those defined in ``modules``, and ``names``."""
+
+    modules: frozenset[str]
+    names: frozenset[tuple[str, str]] = frozenset()
+
+
+# A venue's: the engine, its books and orders.
+VENUE_CLASSES = Allowed(
+    frozenset({"orders.book", "orders.book_side", "orders.model"}),
+    frozenset({("collections", "deque")}),
+)
 
 
 class SnapshotInvalid(Exception):
@@ -44,8 +58,13 @@ class SnapshotInvalid(Exception):
 
 
 class _ModelUnpickler(pickle.Unpickler):
+    def __init__(self, data: io.BytesIO, allowed: Allowed) -> None:
+        super().__init__(data)
+        self._allowed = allowed
+
     def find_class(self, module: str, name: str) -> Any:
-        if module in _MODULES or (module, name) in _BUILTINS:
+        allowed = self._allowed
+        if module in allowed.modules or (module, name) in allowed.names:
             found = super().find_class(module, name)
             # Defined there, not imported into it (orders.book imports other names).
             if isinstance(found, type) and found.__module__ == module:
@@ -62,21 +81,21 @@ def encode(state: dict[str, Any]) -> bytes:
     return HEADER.pack(MAGIC, VERSION, len(body), hashlib.sha256(body).digest()) + body
 
 
-def decode(data: bytes) -> dict[str, Any]:
+def decode(data: bytes, allowed: Allowed = VENUE_CLASSES) -> dict[str, Any]:
     if len(data) < HEADER.size:
         raise SnapshotInvalid(f"{len(data)} bytes: shorter than its header")
     magic, version, length, digest = HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise SnapshotInvalid("not a venue snapshot (bad magic)")
+        raise SnapshotInvalid("not a snapshot (bad magic)")
     if version != VERSION:
-        raise SnapshotInvalid(f"format version {version}, this venue reads {VERSION}")
+        raise SnapshotInvalid(f"format version {version}, this code reads {VERSION}")
     body = data[HEADER.size :]
     if len(body) != length:
         raise SnapshotInvalid(f"body of {len(body)} bytes, the header says {length}")
     if hashlib.sha256(body).digest() != digest:
         raise SnapshotInvalid("checksum mismatch")
     try:
-        state = _ModelUnpickler(io.BytesIO(body)).load()
+        state = _ModelUnpickler(io.BytesIO(body), allowed).load()
     except SnapshotInvalid:
         raise
     except Exception as exc:  # a valid checksum over a body this code cannot read

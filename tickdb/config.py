@@ -161,6 +161,10 @@ class OrdersConfig:
     # Where they are written; empty: <data_dir>/snapshots. Snapshots kept per venue.
     snapshot_dir: str = ""
     snapshot_keep: int = 2
+    # The gateway's order-state snapshots (gateway.order_snapshot), in the same directory:
+    # every this many order-flow records and/or seconds (0: that trigger off; both 0: none).
+    gateway_snapshot_every_records: int = 0
+    gateway_snapshot_every_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -323,7 +327,12 @@ def _validate(config: Config) -> None:
     for name in ("in_flight", "nice"):
         if getattr(config.gateway, name) < 0:
             raise ConfigError(f"gateway.{name}: must not be negative")
-    for name in ("snapshot_every_inputs", "snapshot_every_s"):
+    for name in (
+        "snapshot_every_inputs",
+        "snapshot_every_s",
+        "gateway_snapshot_every_records",
+        "gateway_snapshot_every_s",
+    ):
         if getattr(config.orders, name) < 0:
             raise ConfigError(f"orders.{name}: must not be negative (0: off)")
     if config.orders.snapshot_keep < 1:
