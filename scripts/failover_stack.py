@@ -89,7 +89,8 @@ def run_stack_scenarios(
                 str(chaos.component(n).launched.info["order_port"])
                 for n in ("gateway", "gateway-1")
             ]
-            load = chaos.load = Load(chaos.stack.gateway_urls(), ports, clients)
+            urls = chaos.stack.gateway_urls()
+            load = chaos.load = Load(urls, ports, clients, chaos.tp_address)
             if "gateway" in kinds:
                 names = ("gateway", "gateway-1")
                 info = {n: chaos.component(n).launched.info for n in names}
