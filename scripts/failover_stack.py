@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from chaos import TARGETS, Chaos, pct, wait_for
+from chaos import TARGETS, Chaos, wait_for
 from chaos_load import Load
+from chaos_report import pct
 from failover_probe import GatewayProbe
 
 from tickerplant.discovery import request_hello
