@@ -1,4 +1,7 @@
-"""A killed tickerplant standby does not stall the pair: in sync mode the primary waits for
+"""A killed tickerplant standby does not stall the pair, and a standby counted in is told so
+at once (``test_a_primary_killed_just_after_the_standby_attached_is_taken_over``).
+
+A killed standby: in sync mode the primary waits for
 an attached standby's confirmation before it acknowledges, and for a silent one up to
 ``standby_timeout_ms``; a standby whose process is gone (its connection closed and its
 ``flock`` on ``tickerplant.standby.alive`` freed) is dropped at once. A frozen standby (alive,
@@ -58,3 +61,15 @@ def test_a_killed_standby_is_dropped_at_once(pair: Pair) -> None:
         assert publisher.failovers == 0
     finally:
         publisher.close(flush=False)
+
+
+def test_a_primary_killed_just_after_the_standby_attached_is_taken_over(pair: Pair) -> None:
+    """The standby is told it is counted in when the primary counts it in, not at the next
+    beat (``standby_timeout_ms / 4`` later): a standby never told does not take over, and
+    the primary killed in between left the pair without a primary."""
+    start_pair(pair)  # returns as soon as the primary's STATS says b is attached
+    pair.procs["a"].kill9()
+    wait_until(lambda: pair.role("b").get("role") == "primary", WAIT, what="b primary")
+    with Publisher(pair.both, timeout_s=WAIT) as publisher:
+        publisher.publish("trade", sym="A", price=1.0, size=1)
+        publisher.flush()

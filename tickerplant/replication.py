@@ -297,6 +297,10 @@ class Replicator:
             log.warning(
                 "standby attached at seq %d (%s replication)", seq, "sync" if self.sync else "async"
             )
+            # Told at once, not at the next beat: until it knows, it would not take over a
+            # primary that dies (and the pair would be left without one).
+            body = BEAT_BODY.pack(self.lease.epoch, self.tp.committed_seq, ATTACHED)
+            self._send(standby.identity, BEAT, body)
         self._release_upto(standby.acked_seq)
         self.pump()
 
