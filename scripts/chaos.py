@@ -1,19 +1,21 @@
 """Chaos soak: a ``tickdb up`` stack under load while its components are killed and frozen.
 
 The stack is ``tickdb up``'s own (``tickdb.stack.Stack``, supervised as ``up`` does):
-a tickerplant, two RDB and two HDB replicas, a venue with its hot standby, two
-active-active gateways. The demo feed publishes throughout; one client streams orders
-(``tickdb.Orders`` given both gateways) and ``--clients`` query without pause
-(``tickdb.Client`` given both). Before the chaos a day is rolled, so the HDB replicas serve
-a day too.
+a tickerplant pair (``--tp-standby``, sync replication), two RDB and two HDB replicas, a
+venue with its hot standby, two active-active gateways. The demo feed publishes throughout
+(given both tickerplant nodes); one client streams orders (``tickdb.Orders`` given both
+gateways), ``--clients`` query without pause (``tickdb.Client`` given both) and a probe
+publisher publishes a small batch and waits for its acknowledgement, again and again. Before
+the chaos a day is rolled, so the HDB replicas serve a day too.
 
 Every ``--every`` seconds (give or take half), once the stack is whole again (every
-component ready, every replica current, the venue pair primary + standby, both kinds of
-request answered), a random target is hit: SIGKILLed (``--kill-share`` of the time; the
-supervisor restarts it) or SIGSTOPped for ``--stop-s`` seconds, then continued. Measured
+component ready, every replica current, each pair primary + standby, the tickerplant
+standby attached, every kind of request answered), a random target is hit: SIGKILLed
+(``--kill-share`` of the time; the supervisor restarts it) or SIGSTOPped for ``--stop-s``
+seconds, then continued. Measured
 per hit: from the signal to the first success of a request that started after it, on the
 path that replaces the victim (the target's probes: a query for a replica, an order for
-the venue, both for a gateway).
+the venue, both for a gateway, an acknowledged publish and an order for a tickerplant node).
 
 At the end, with the load stopped and the stack quiet, it checks (``chaos_checks``) and
 prints: journal rows equal RDB and HDB rows exactly; every acknowledged order's events
@@ -21,9 +23,11 @@ appear exactly once; the venue pair's books are equal; client-visible query erro
 failover times p50/p99/max per target and action. Exit code 1 if a check fails.
 
 Targets are a list (``TARGETS``): each names the components it may hit now and the requests
-that tell its failover is over. A tickerplant standby plugs in as one more entry. Targets
-are hit in rounds, each in a random order, and a round begun before ``--minutes`` is over is
-finished: every target is hit at least once and as often as the others.
+that tell its failover is over. The nodes of a pair are picked by their role now (their
+lease's holder), not the one they started in: ``tp-primary`` is whichever tickerplant node
+holds the lease. Targets are hit in rounds, each in a random order, and a round begun before
+``--minutes`` is over is finished: every target is hit at least once and as often as the
+others.
 
     .venv/bin/python scripts/chaos.py [--minutes 5] [--every 3] [--seed 1] [--json out.json]
 """
@@ -36,7 +40,6 @@ import json
 import os
 import random
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -52,6 +55,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
+from chaos_report import report  # noqa: E402
 from failover_probe import GatewayProbe  # noqa: E402
 from waits import wait_for  # noqa: E402
 
@@ -61,16 +65,28 @@ from tickdb.config import load_config  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402
 from tickdb.stack import Stack  # noqa: E402
 from tickdb.supervise import Supervised  # noqa: E402
-from tickerplant.discovery import request  # noqa: E402
-from tickerplant.protocol import ROLL  # noqa: E402
+from tickerplant.discovery import (  # noqa: E402
+    TickerplantRefused,
+    TickerplantUnavailable,
+    answer,
+    request,
+)
+from tickerplant.failover_client import addresses_of, find_primary  # noqa: E402
+from tickerplant.protocol import ROLL, STATS  # noqa: E402
 
 CONFIG = """
 [tickerplant]
-address = "tcp://127.0.0.1:0"
+address = "tcp://127.0.0.1:{tp_port}"
 publish_address = "tcp://127.0.0.1:0"
 replay_address = "tcp://127.0.0.1:0"
 kdb_port = 0
 heartbeat_ms = 200
+
+[replication]
+address = "tcp://127.0.0.1:0"
+lease_ttl_ms = 1000
+# A standby starved on a loaded machine is not dropped at once (it stays eligible).
+standby_timeout_ms = 2000
 
 [rdb]
 address = "tcp://127.0.0.1:0"
@@ -118,6 +134,10 @@ def _venue_primaries(chaos: Chaos) -> list[str]:
     return [name for name, role in chaos.venue_roles().items() if role == "primary"]
 
 
+def _tp_node(role: str) -> Callable[[Chaos], list[str]]:
+    return lambda chaos: [name for name, r in chaos.tp_roles().items() if r == role]
+
+
 def _gateway_in_use(chaos: Chaos) -> list[str]:
     """The gateway the first query client uses now (the load spreads its clients over the
     gateways): killing it makes the clients on it fail over."""
@@ -132,7 +152,26 @@ TARGETS = [
     Target("hdb", _named("hdb-"), ("query",)),
     Target("venue", _venue_primaries, ("order",)),
     Target("gateway", _gateway_in_use, ("query", "order")),
+    Target("tp-primary", _tp_node("primary"), ("publish", "order")),
+    Target("tp-standby", _tp_node("standby"), ("publish", "order")),
 ]
+
+
+def tp_pair_port() -> int:
+    """A free port whose +100 (the standby's, ``tickdb up --tp-standby``) is free too."""
+    import socket
+
+    while True:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            if port + 100 > 65535:
+                continue
+            try:
+                b.bind(("127.0.0.1", port + 100))
+            except OSError:
+                continue
+            return port
 
 
 class Chaos:
@@ -141,13 +180,21 @@ class Chaos:
         path = workdir / "chaos.toml"
         backoff_max = max(1.0, restart_backoff_s)
         path.write_text(
-            CONFIG.replace("{backoff}", str(restart_backoff_s)).replace(
-                "{backoff_max}", str(backoff_max)
-            )
+            CONFIG.replace("{backoff}", str(restart_backoff_s))
+            .replace("{backoff_max}", str(backoff_max))
+            .replace("{tp_port}", str(tp_pair_port()))
         )
         cfg = load_config(path, workdir / "data")
         self.stack = Stack(
-            cfg, path, 1, demo=False, demo_rate=rate, replicas=2, venue_standby=True, gateways=2
+            cfg,
+            path,
+            1,
+            demo=False,
+            demo_rate=rate,
+            replicas=2,
+            venue_standby=True,
+            gateways=2,
+            tp_standby=True,
         )
         self.run_dir = self.stack.run_dir
         self.rate = rate
@@ -180,7 +227,26 @@ class Chaos:
 
     @property
     def tp_address(self) -> str:
-        return str(self.component("tickerplant").launched.info["address"])
+        """Both nodes of the tickerplant pair, comma-separated (clients find the primary)."""
+        return self.stack.tp_address
+
+    def tp_roles(self) -> dict[str, str]:
+        """Each tickerplant node's role now, as the pair's lease says."""
+        return {
+            c.name: c.live_role()[0] for c in self.components() if c.name.startswith("tickerplant")
+        }
+
+    def tp_attached(self) -> bool:
+        """Does the tickerplant primary count its standby in (caught up, eligible)?"""
+        ctx = zmq.Context()
+        try:
+            address, _ = find_primary(ctx, addresses_of(self.tp_address), 5.0)
+            reply = answer(request(ctx, address, [STATS], 5.0), address)
+            return bool(json.loads(reply).get("standby_attached"))
+        except (TickerplantUnavailable, TickerplantRefused):
+            return False
+        finally:
+            ctx.term()
 
     def addresses(self, prefix: str) -> list[str]:
         """The query addresses of the replicas named ``prefix...``: the ones their first
@@ -207,22 +273,31 @@ class Chaos:
         """End the day (the HDB replicas then serve it) and wait for the RDBs' handover."""
         ctx = zmq.Context()
         try:
-            request(ctx, self.tp_address, [ROLL], 10.0)
+            primary, _ = find_primary(ctx, addresses_of(self.tp_address), 10.0)
+            answer(request(ctx, primary, [ROLL], 10.0), primary)
         finally:
             ctx.term()
         for address in self.addresses("rdb-"):
-            with QueryClient(address, timeout_s=10) as c:
-                wait_for(lambda c=c: len(c.info()["dates"]) == 1, 120, f"{address} handed over")
+            with QueryClient(address, timeout_s=10) as client:
+
+                def handed_over(c: QueryClient = client) -> bool:
+                    return len(c.info()["dates"]) == 1
+
+                wait_for(handed_over, 120, f"{address} handed over")
 
     def broken(self, since: float) -> str:
         """What is not whole yet ("" when all is): every component ready, every replica
-        current in both gateways' eyes, a primary and a standby venue, and both kinds of
-        request answered since ``since``."""
+        current in both gateways' eyes, each pair a primary and a standby (the tickerplant
+        standby attached), and every kind of request answered since ``since``."""
         for c in self.components():
             if c.restart_at is not None or not c.launched.alive() or not c.launched.ready():
                 return f"{c.name} not ready"
         if sorted(roles := self.venue_roles().values()) != ["primary", "standby"]:
             return f"venue roles {sorted(roles)}"
+        if sorted(roles := self.tp_roles().values()) != ["primary", "standby"]:
+            return f"tickerplant roles {sorted(roles)}"
+        if not self.tp_attached():
+            return "the tickerplant standby is not attached"
         for url in self.stack.gateway_urls():
             try:
                 with Client(url, timeout_s=5) as client:
@@ -234,7 +309,7 @@ class Chaos:
             if not replicas or down:
                 return f"gateway {url}: replicas not current: {down}"
         assert self.load is not None
-        for kind in ("query", "order"):
+        for kind in ("query", "order", "publish"):
             if self.load.log.first_ok(kind, since) is None:
                 last = (self.load.log.errors or self.load.order_failures or [""])[-1]
                 return f"no {kind} answered yet (last error: {last})"
@@ -356,11 +431,6 @@ class Chaos:
         return hits
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))]
-
-
 def settle(chaos: Chaos, seen_today: dict[str, int]) -> None:
     """Until every RDB replica holds the journal's rows of today (they are live again)."""
     from chaos_checks import count
@@ -372,47 +442,6 @@ def settle(chaos: Chaos, seen_today: dict[str, int]) -> None:
 
     with contextlib.suppress(TimeoutError):
         wait_for(caught_up, 60, "the RDB replicas caught up")
-
-
-def report(hits: list[dict[str, Any]], problems: list[str], load: Load) -> dict[str, Any]:
-    times: dict[str, list[float]] = {}
-    for h in hits:
-        times.setdefault(f"{h['kind']} ({h['action']})", []).append(h["ms"])
-    print(f"{len(hits)} hits; failover: kill or freeze to the first success on the new path")
-    summary = {}
-    for key in sorted(times):
-        v = times[key]
-        summary[key] = {
-            "n": len(v),
-            "p50": statistics.median(v),
-            "p99": pct(v, 0.99),
-            "max": max(v),
-        }
-        print(
-            f"  {key:20s} n {len(v):3d}  p50 {summary[key]['p50']:7.1f} ms  p99 "
-            f"{summary[key]['p99']:7.1f} ms  max {summary[key]['max']:7.1f} ms"
-        )
-    query_errors = [e for e in load.log.errors if e.startswith("query")]
-    print(f"queries: {load.log.count('query')}, client-visible errors: {len(query_errors)}")
-    for e in query_errors[:10]:
-        print(f"  {e}")
-    print(f"orders: {len(load.acked)} acknowledged, {len(load.order_failures)} not")
-    for e in load.order_failures[:5]:
-        print(f"  {e}")
-    if query_errors:
-        problems.append(f"{len(query_errors)} client-visible query errors")
-    print("checks: " + ("all passed" if not problems else f"{len(problems)} FAILED"))
-    for p in problems:
-        print(f"  FAILED: {p}")
-    return {
-        "hits": hits,
-        "failover_ms": summary,
-        "queries": load.log.count("query"),
-        "query_errors": query_errors,
-        "orders_acked": len(load.acked),
-        "orders_not_acked": len(load.order_failures),
-        "problems": problems,
-    }
 
 
 def main() -> int:
@@ -437,7 +466,9 @@ def main() -> int:
                 str(chaos.component(n).launched.info["order_port"])
                 for n in ("gateway", "gateway-1")
             ]
-            load = chaos.load = Load(chaos.stack.gateway_urls(), ports, args.clients)
+            load = chaos.load = Load(
+                chaos.stack.gateway_urls(), ports, args.clients, chaos.tp_address
+            )
             load.start()
             try:
                 hits = chaos.run(

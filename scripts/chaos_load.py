@@ -1,7 +1,9 @@
-"""The load of ``scripts/chaos.py``: a stream of orders and a query load, every operation timed.
+"""The load of ``scripts/chaos.py``: a stream of orders, a query load and a probe publisher,
+every operation timed.
 
-Both kinds of client are given every gateway and fail over between them as any client
-would (``tickdb.Orders``, ``tickdb.Client``). Each operation is logged as an ``Op`` (kind,
+The clients are given every gateway (every tickerplant node, for the publisher) and fail
+over between them as any client would (``tickdb.Orders``, ``tickdb.Client``,
+``tickdb.Publisher``). Each operation is logged as an ``Op`` (kind,
 start, end, ok), which the chaos run reads to time each failover: from the kill to the
 first success of an operation that started after it.
 """
@@ -25,7 +27,7 @@ QUERIES = [
 
 @dataclass
 class Op:
-    kind: str  # "query" | "order"
+    kind: str  # "query" | "order" | "publish" (a batch published and acknowledged)
     started: float
     ended: float
     ok: bool
@@ -59,9 +61,12 @@ class OpLog:
 
 
 class Load:
-    """``query_clients`` threads querying without pause and one order stream."""
+    """``query_clients`` threads querying without pause, one order stream and (given the
+    tickerplant's addresses) one publisher waiting for each batch's acknowledgement."""
 
-    def __init__(self, urls: list[str], order_ports: list[str], query_clients: int) -> None:
+    def __init__(
+        self, urls: list[str], order_ports: list[str], query_clients: int, tp: str = ""
+    ) -> None:
         self.urls, self.order_ports = urls, order_ports
         self.log = OpLog()
         self.acked: list[str] = []  # ClOrdIDs the venue answered (the order exists)
@@ -74,6 +79,10 @@ class Load:
             for i in range(query_clients)
         ]
         self.threads.append(threading.Thread(target=self._orders, daemon=True, name="orders"))
+        self.tp = tp
+        if tp:
+            publish = threading.Thread(target=self._publish, daemon=True, name="publish")
+            self.threads.append(publish)
 
     def start(self) -> None:
         for t in self.threads:
@@ -130,3 +139,23 @@ class Load:
                 if ok:
                     self.acked.append(clordid)
                 self.log.add(Op("order", started, time.monotonic(), ok, orders.address))
+
+    def _publish(self) -> None:
+        """A small trade batch, acknowledged, then the next: an ack after a tickerplant
+        failover is the new primary's (``Publisher`` resends what was not acknowledged)."""
+        from tickerplant.publisher import Publisher
+        from tickerplant.table_payload import to_arrow
+
+        with Publisher(self.tp, timeout_s=60, resend_after_s=0.3) as publisher:
+            rows = {"sym": SYMS, "price": [100.0] * len(SYMS), "size": [1] * len(SYMS)}
+            batch = to_arrow(rows, publisher.schemas["trade"])
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                try:
+                    publisher.publish("trade", batch)
+                    publisher.flush()
+                    self.log.add(Op("publish", started, time.monotonic(), True, self.tp))
+                except Exception as exc:  # timed out or refused: shown with the errors
+                    op = Op("publish", started, time.monotonic(), False, self.tp)
+                    self.log.add(op, f"{type(exc).__name__}: {exc}")
+                self.stop_event.wait(0.02)  # ~50 batches/s beside the feed

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from chaos import TARGETS, Chaos, pct, wait_for
+from chaos import TARGETS, Chaos, wait_for
 from chaos_load import Load
+from chaos_report import pct
 from failover_probe import GatewayProbe
 
 from tickerplant.discovery import request_hello
@@ -89,7 +90,8 @@ def run_stack_scenarios(
                 str(chaos.component(n).launched.info["order_port"])
                 for n in ("gateway", "gateway-1")
             ]
-            load = chaos.load = Load(chaos.stack.gateway_urls(), ports, clients)
+            urls = chaos.stack.gateway_urls()
+            load = chaos.load = Load(urls, ports, clients, chaos.tp_address)
             if "gateway" in kinds:
                 names = ("gateway", "gateway-1")
                 info = {n: chaos.component(n).launched.info for n in names}

@@ -1,6 +1,7 @@
 """The chaos soak, short: ``scripts/chaos.py`` for a minute against a ``tickdb up`` stack
-(RDB and HDB replicas, a venue standby, two gateways) under a feed, orders and queries,
-while its components are killed and frozen. Slow: ``make test-all`` runs it."""
+(a tickerplant pair, RDB and HDB replicas, a venue standby, two gateways) under a feed,
+orders, queries and acknowledged publishes, while its components are killed and frozen, the
+tickerplant primary and standby included. Slow: ``make test-all`` runs it."""
 
 from __future__ import annotations
 
@@ -34,5 +35,5 @@ def test_a_minute_of_chaos_loses_nothing_doubles_nothing_and_no_query_fails(
     assert result["query_errors"] == [] and result["queries"] > 0
     assert result["orders_acked"] > 0
     hit = {h["kind"] for h in result["hits"]}
-    assert hit == {"rdb", "hdb", "venue", "gateway"}, result["hits"]
+    assert hit == {"rdb", "hdb", "venue", "gateway", "tp-primary", "tp-standby"}, result["hits"]
     assert all(h["ms"] < 30_000 for h in result["hits"]), result["hits"]

@@ -37,6 +37,7 @@ _GATEWAY_PORTS = (
     ("--fix-port", "fix_port"),
 )
 _CHECK_S = 0.05  # how often the supervisor looks at its components
+_TP_LEASE = "tickerplant.lease"  # the pair's lease file (``tickerplant.standby.KEY``)
 
 
 def _port_plus(address: str, offset: int) -> str:
@@ -85,6 +86,7 @@ class Stack:
         self.demo_rate = demo_rate
         self.ready_timeout_s = ready_timeout_s
         self.run_dir = config.data_path / "run"
+        self.tp_address = ""  # the tickerplant's (a pair: both nodes', comma-separated)
         self.log_dir = config.data_path / "logs"
         self.supervisor = Supervisor(
             RestartPolicy.of(config.stack), self._relaunch, status_path(config.data_path)
@@ -122,9 +124,12 @@ class Stack:
         ready: bool = True,
         pin: tuple[str, str] | None = _ADDRESS,
         also_pin: tuple[tuple[str, str], ...] = (),
+        lease: Path | None = None,
     ) -> Launched:
         launched = self._launch(name, args, ready, wait=True)
-        self.supervisor.add(Supervised(name, role, args, launched, pin=pin, also_pin=also_pin))
+        self.supervisor.add(
+            Supervised(name, role, args, launched, pin=pin, also_pin=also_pin, lease=lease)
+        )
         return launched
 
     def _relaunch(self, component: Supervised) -> Launched:
@@ -138,6 +143,7 @@ class Stack:
         else:
             tp = self._start("tickerplant", ["tp", *self._common()])
             tp_address = str(tp.info["address"])
+        self.tp_address = tp_address
         hdbs: list[list[str]] = []  # per shard, its replicas' addresses
         rdbs: list[list[str]] = []
         for k in range(self.shards):
@@ -172,8 +178,10 @@ class Stack:
                     continue
                 # A pair: whichever holds the lease publishes, the other takes over (a
                 # restarted one finds the lease held and waits as the standby).
-                self._start(f"venue-{k}", [*venue_args, "--lease"], pin=None)
-                self._start(f"venue-{k}-s", [*venue_args, "--standby"], role="standby", pin=None)
+                lease = self.run_dir / f"venue-{k}-of-{self.shards}.lease"
+                self._start(f"venue-{k}", [*venue_args, "--lease"], pin=None, lease=lease)
+                standby = [*venue_args, "--standby"]
+                self._start(f"venue-{k}-s", standby, role="standby", pin=None, lease=lease)
         # --data-dir too: the gateway keeps its FIX sessions' sequence numbers under it.
         gateway_args = ["gateway", *self._common()]
         if orders:
@@ -227,11 +235,16 @@ class Stack:
         mode = cfg.replication.mode if cfg.replication.mode != "off" else "sync"
         lease = cfg.replication.lease_dir or str(self.run_dir / "tp-lease")
         pair = ["--replication", mode, "--lease-dir", lease]
-        self._start("tickerplant", ["tp", *self._common(), *pair], pin=None)
+        held = Path(lease) / _TP_LEASE  # which node is the primary now
+        self._start("tickerplant", ["tp", *self._common(), *pair], pin=None, lease=held)
         config = ["--config", str(self.config_path)] if self.config_path is not None else []
         standby_args = ["tp", "--data-dir", str(cfg.data_path / "tp-standby"), *config, *pair]
         self._start(
-            "tickerplant-s", [*standby_args, "--port-offset", "100"], role="standby", pin=None
+            "tickerplant-s",
+            [*standby_args, "--port-offset", "100"],
+            role="standby",
+            pin=None,
+            lease=held,
         )
         return ",".join([cfg.tickerplant.address, _port_plus(cfg.tickerplant.address, 100)])
 

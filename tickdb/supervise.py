@@ -11,7 +11,9 @@ component that crashes once a day comes back at once.
 A restart binds the addresses the first run bound (``--address``, ``--port``), so the
 others find it where they left it even when the config asked for any free port. Every
 change is written to ``<data>/run/stack.json`` (``tickdb.stack_status``), which ``tickdb
-status`` shows with each component's role, epoch and restarts.
+status`` shows with each component's role, epoch and restarts. The nodes of a pair (venue,
+tickerplant) take their role from their lease, read every ``ROLE_CHECK_S``: a takeover is a
+change of role the status shows without any exit or restart.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import Any
 
 from tickdb.config import StackConfig
 from tickdb.launch import Launched
-from tickdb.stack_status import write_status
+from tickdb.stack_status import lease_role, write_status
 
 log = logging.getLogger("tickdb.supervise")
+
+ROLE_CHECK_S = 0.25  # how often the pairs' leases are read (one small file each)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Supervised:
     """One component: how to start it again, and what happened to it."""
 
     name: str
-    role: str  # primary | replica | client (``tickdb.stack_status``)
+    role: str  # as started: primary | replica | client | standby (``tickdb.stack_status``)
     args: list[str]
     launched: Launched
     # (flag, ready-file key): a restart passes the first run's bound address with the flag.
@@ -71,6 +75,16 @@ class Supervised:
     last_exit: str | None = None
     pinned: str | None = None  # the bound address restarts reuse
     also_pinned: dict[str, str] = field(default_factory=dict)  # flag -> value
+    # A node of a pair: its lease file, which says who is the primary now.
+    lease: Path | None = None
+
+    def live_role(self) -> tuple[str, int]:
+        """(role, epoch) now: a pair's node as its lease says, the others as started."""
+        if self.lease is not None:
+            found = lease_role(self.lease, self.launched.pid)
+            if found is not None:
+                return found
+        return self.role, self.epoch
 
     def restart_args(self) -> list[str]:
         args = list(self.args)
@@ -86,17 +100,19 @@ class Supervised:
 
     def describe(self) -> dict[str, Any]:
         launched = self.launched
+        role, epoch = self.live_role()
         return {
             "name": self.name,
-            "role": self.role,
+            "role": role,
             "pid": launched.pid,
             "alive": self.restart_at is None and launched.alive(),
             "ready": self.restart_at is None and launched.alive() and launched.ready(),
-            "epoch": self.epoch,
+            "epoch": epoch,
             "restarts": self.restarts,
             "started": self.started_wall,
             "last_exit": self.last_exit,
             "address": _where(launched.info) or self.pinned or "",
+            **({"lease": str(self.lease)} if self.lease is not None else {}),
         }
 
 
@@ -116,6 +132,8 @@ class Supervisor:
         self.clock = clock
         self.components: list[Supervised] = []
         self._ready: set[str] = set()
+        self._roles: dict[str, tuple[str, int]] = {}  # the pairs' roles last written
+        self._roles_at = 0.0  # monotonic: when the leases were last read
 
     def add(self, component: Supervised) -> None:
         component.backoff_s = self.policy.backoff_s
@@ -151,11 +169,26 @@ class Supervisor:
             c.restart_at = now + c.backoff_s
             events.append(f"{c.name} {c.last_exit}; restarting in {c.backoff_s:g} s")
             c.backoff_s = min(c.backoff_s * 2, self.policy.backoff_max_s)
+        events += self._role_changes(now)
         if events:
             for event in events:
                 log.warning("%s", event)
             self.write_status()
         return events
+
+    def _role_changes(self, now: float) -> list[str]:
+        """The pairs' takeovers since the last look (their leases, every ROLE_CHECK_S)."""
+        if now - self._roles_at < ROLE_CHECK_S:
+            return []
+        self._roles_at = now
+        changes = []
+        for c in self.components:
+            if c.lease is None:
+                continue
+            role = c.live_role()
+            if self._roles.get(c.name) != role:
+                changes.append(f"{c.name} is now {role[0]} (epoch {role[1]})")
+        return changes
 
     def _restart(self, c: Supervised, now: float) -> str:
         c.restart_at = None
@@ -179,8 +212,11 @@ class Supervisor:
                 c.also_pinned[flag] = str(value)
 
     def write_status(self) -> None:
+        described = [c.describe() for c in self.components]
+        pairs = zip(self.components, described, strict=True)
+        self._roles = {c.name: (d["role"], d["epoch"]) for c, d in pairs if c.lease is not None}
         if self.status_file is not None:
-            write_status(self.status_file, os.getpid(), [c.describe() for c in self.components])
+            write_status(self.status_file, os.getpid(), described)
 
 
 def exit_reason(code: int | None) -> str:

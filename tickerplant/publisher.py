@@ -154,6 +154,11 @@ class Publisher(ReplyBookkeeping):
                 target=self._flush_timer, daemon=True, name="publisher-flush"
             )
             self._flusher.start()
+        elif len(self.addresses) > 1:  # (the flush timer reads the replies already)
+            self._flusher = threading.Thread(
+                target=self._watch_pair, daemon=True, name="publisher-pair"
+            )
+            self._flusher.start()
 
     @property
     def schemas(self) -> dict[str, TableSchema]:

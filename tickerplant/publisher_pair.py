@@ -7,11 +7,18 @@ keeps its connections), has it ask every address (``failover_client.find_primary
 answer from another node, or a new epoch, it connects there and sends everything
 unacknowledged again, in order, from the first: the new primary's exactly-once ledger, made
 from its copy of the journal, drops what it already has.
+
+That look is taken whenever the publisher reads its replies: on a publish every 64 sends, on
+a flush, on a buffered publisher's timer. An unbuffered one also has a thread of its own
+(``_watch_pair``) take it every ``WATCH_S`` while batches wait for acks, because its user
+may not call it again: the gateway's order path publishes one request and waits for the
+venue's answer, which never comes while the request sits unsent for a primary that died.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +31,8 @@ from tickerplant.discovery import Hello, TickerplantUnavailable
 from tickerplant.failover_client import ROUND_S, find_primary
 
 log = logging.getLogger("tickerplant.publisher")
+
+WATCH_S = 0.05  # how often a quiet pair publisher with batches in flight looks at its link
 
 
 class PairFollowing:
@@ -43,9 +52,12 @@ class PairFollowing:
         _last_progress: float
         _lost_since_ack: bool
         _seek_primary: bool
+        _closed: bool
+        _lock: threading.RLock
 
         def _rewind(self, first: int) -> None: ...
         def _pump(self) -> None: ...
+        def _process_replies(self, block_s: float) -> None: ...
 
     def _open(self, address: str) -> None:
         self._socket = self._ctx.socket(zmq.DEALER)
@@ -102,3 +114,19 @@ class PairFollowing:
             self._inflight and time.monotonic() - self._last_progress > self.resend_after_s
         ):
             self._follow_primary()
+
+    def _watch_pair(self) -> None:
+        """While batches wait for acks: read the replies (acks, a lost link, a silence),
+        following a new primary and resending to it, even if no one publishes or flushes."""
+        while not self._closed:
+            time.sleep(WATCH_S)
+            with self._lock:
+                if self._closed:
+                    return
+                if not self._inflight:
+                    continue
+                try:
+                    self._pump()
+                    self._process_replies(block_s=0)
+                except Exception:  # the next publish or flush sees it too: never end here
+                    log.exception("looking for the tickerplant pair's primary")

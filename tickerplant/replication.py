@@ -14,8 +14,12 @@ The standby acknowledges each chunk (``RACK``: epoch, last seq, bytes received).
 mode every loop turn's commit is held (``hold``): its records are not published and its
 publishers not acknowledged until the standby's ``RACK`` covers its last seq, so whatever a
 publisher or subscriber has seen is on both nodes. A standby counts (is *attached*) once it
-has caught up; before that, and after it has been silent for ``standby_timeout_ms``, the
-primary acknowledges on its own journal (a lone primary stays available). Every message
+has caught up; before that, after it has been silent for ``standby_timeout_ms``, and once
+its process is gone (a connection of the replication socket closed, and the standby's
+``flock`` on ``tickerplant.standby.alive`` in the lease directory is free: a dead standby can
+never take over, so nothing need wait for it), the primary acknowledges on its own journal (a lone
+primary stays available). A standby whose connection closed while it lives (its lock held)
+is waited for as a silent one. Every message
 carries the primary's epoch (its lease's, ``tickdb.lease``): a standby takes only the
 current epoch's records, and the primary confirms its lease before every turn, and reads
 it again before it stops waiting for a silent standby, so a primary resumed after a freeze
@@ -25,6 +29,7 @@ finds itself fenced before it journals or acknowledges anything.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -90,6 +95,11 @@ _SEQ_AT = RECORD_HEADER.size + 6  # a record's seq: after its header and kind/ve
 CHUNK_BYTES = 1 << 20  # a REPL carries about this much (one larger record goes whole)
 WINDOW_BYTES = 16 << 20  # sent and not yet acknowledged by the standby, at most
 MAX_REQUEST_BYTES = 64 << 10  # what a standby sends is small: SYNC and RACK
+# In the lease directory: the standby holds a ``flock`` on it while it mirrors, which the
+# kernel frees when it dies (how the primary tells a dead standby from a disconnected one).
+STANDBY_ALIVE = "tickerplant.standby.alive"
+CLOSED_EVERY_S = 0.02  # after a close, how often the lock is tried (three system calls)
+CLOSED_LOOK_S = 2.0  # ... and for how long (a dying process frees it within milliseconds)
 
 
 @dataclass
@@ -113,6 +123,10 @@ class _Standby:
     acked_seq: int = 0
     last_heard: float = field(default_factory=time.monotonic)
     attached: bool = False
+    # When a connection closed (monotonic; 0: none since): looked at until its lock is free
+    # (dropped) or for CLOSED_LOOK_S, every CLOSED_EVERY_S.
+    closed_at: float = 0.0
+    looked_at: float = 0.0
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -132,6 +146,10 @@ class Replicator:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
         self.socket.setsockopt(zmq.SNDHWM, 10_000)
+        # Closed connections (``turn``): the standby's, if its process is gone, need not be
+        # waited for. (Which connection closed is not said: the lock tells.)
+        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self.standby_alive = lease.path.parent / STANDBY_ALIVE
         # The journal is everything: only identities with the admin role get it.
         tp.curve.serve(self.socket, "replication", "admin")
         bind(self.socket, settings.address, "replication.address")
@@ -164,6 +182,10 @@ class Replicator:
             log.warning("standby silent for %.0f ms: dropped", (now - standby.last_heard) * 1e3)
             if not self._drop_standby():
                 return False
+        elif standby is not None and self._standby_gone(standby, now):
+            log.warning("standby's process is gone (its connection closed): dropped")
+            if not self._drop_standby():
+                return False
         if now >= self.next_due:
             self.next_due = now + self.timeout_s / 4
             if self.standby is not None:
@@ -171,6 +193,24 @@ class Replicator:
                 body = BEAT_BODY.pack(self.lease.epoch, self.tp.committed_seq, flags)
                 self._send(self.standby.identity, BEAT, body)
         return True
+
+    def _standby_gone(self, standby: _Standby, now: float) -> bool:
+        """A connection closed lately and the standby's lock is free: it died. (A close
+        the standby lives through, its link made again, is not: it is waited for.)"""
+        if self.monitor.get(zmq.EVENTS) & zmq.POLLIN:  # one cheap look a turn
+            while True:
+                try:
+                    self.monitor.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+            standby.closed_at = now
+        if not standby.closed_at or now - standby.looked_at < CLOSED_EVERY_S:
+            return False
+        standby.looked_at = now
+        if now - standby.closed_at > CLOSED_LOOK_S:
+            standby.closed_at = 0.0
+            return False
+        return process_gone(self.standby_alive)
 
     # -- commits ----------------------------------------------------------------------------
     @property
@@ -257,6 +297,10 @@ class Replicator:
             log.warning(
                 "standby attached at seq %d (%s replication)", seq, "sync" if self.sync else "async"
             )
+            # Told at once, not at the next beat: until it knows, it would not take over a
+            # primary that dies (and the pair would be left without one).
+            body = BEAT_BODY.pack(self.lease.epoch, self.tp.committed_seq, ATTACHED)
+            self._send(standby.identity, BEAT, body)
         self._release_upto(standby.acked_seq)
         self.pump()
 
@@ -368,6 +412,8 @@ class Replicator:
         self._beat.join()
         if self.standby is not None:
             self.standby.close()
+        self.socket.disable_monitor()
+        self.monitor.close(0)
         self.socket.close(0)
 
 
@@ -389,6 +435,20 @@ def _whole_records(fd: int, offset: int, size: int) -> tuple[bytes, int]:
         last_seq = U64.unpack_from(data, pos + _SEQ_AT)[0]
         pos = end
     return data[:pos], last_seq
+
+
+def process_gone(alive: Path) -> bool:
+    """Is no process holding the ``flock`` on ``alive`` (the standby's, while it mirrors)?"""
+    fd = os.open(alive, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
 
 
 def standby_eligible(flags: int) -> bool:

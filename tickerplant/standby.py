@@ -26,6 +26,7 @@ that finds the lease free and last held by itself, or never held, starts as the 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from tickdb.lease import Lease, LeaseState
 from tickerplant.clock import Clock
 from tickerplant.ingest import BatchValidator
 from tickerplant.mirror import JournalMirror, MirrorLink
+from tickerplant.replication import STANDBY_ALIVE
 from tickerplant.server import Tickerplant
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,14 @@ class TickerplantNode:
         link: MirrorLink | None = None
         self._set_role("standby", {"epoch": self._lease_epoch()})
         waiting_logged = False
+        # Held while this node mirrors (freed by the kernel if it dies): the primary drops
+        # a standby whose connection closed only once this lock is free.
+        alive = os.open(self.lease_dir / STANDBY_ALIVE, os.O_RDWR | os.O_CREAT, 0o600)
+        holds_alive = False
         try:
             while not self.stopping.is_set():
+                if not holds_alive:  # (a previous standby's process may still be exiting)
+                    holds_alive = _try_flock(alive)
                 state, _ = self.lease.read()
                 link = self._connect(ctx, link, state, mirror)
                 if link is None:
@@ -166,6 +174,7 @@ class TickerplantNode:
                         )
             return False
         finally:
+            os.close(alive)  # and its lock: a primary does not hold it
             if link is not None:
                 link.close()
             mirror.close()
@@ -208,3 +217,11 @@ class TickerplantNode:
         self.role = role
         if self.on_role is not None:
             self.on_role({**info, "role": role, "pid": os.getpid(), "at": time.time()})
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -159,6 +159,9 @@ class Subscriber:
         # resend it for ever): say so here instead.
         self._check_size("subscription", len(self.topic) + 1, "max_subscription_bytes")
         self._receive_buffer = receive_buffer
+        self._pair = len(self.addresses) > 1
+        self._seeking = False  # a pair's connection closed: the primary is looked for
+        self._lost: zmq.Socket | None = None
         self._sub = self._connect(self.hello.publish)
         # Records delivered and not yet handed over: poll() makes them messages, batches()
         # hands over their rows.
@@ -203,9 +206,29 @@ class Subscriber:
         sub.setsockopt(zmq.RCVHWM, self._receive_buffer)
         if self._curve is not None:
             self._curve.apply(sub)
+        # A pair (several addresses): the connection's close, watched, has the primary looked
+        # for at once (``_check_liveness``), not after three silent heartbeats.
+        self._lost = sub.get_monitor_socket(zmq.EVENT_DISCONNECTED) if self._pair else None
         sub.connect(endpoint)
         sub.setsockopt(zmq.SUBSCRIBE, self.topic)
         return sub
+
+    def _close_sub(self) -> None:
+        if self._lost is not None:
+            self._sub.disable_monitor()
+            self._lost.close(0)
+        self._sub.close(0)
+
+    def _connection_lost(self) -> bool:
+        """A pair's connection closed since the last look (one cheap option read)."""
+        lost = self._lost
+        if lost is None or not int(lost.get(zmq.EVENTS)) & zmq.POLLIN:
+            return False
+        while True:
+            try:
+                lost.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return True
 
     # -- replay -------------------------------------------------------------------------
     def _replay(self, upto: int) -> bool:
@@ -302,7 +325,7 @@ class Subscriber:
     def _follow(self, hello: Hello) -> None:
         if hello.publish != self.hello.publish:
             log.info("tickerplant moved to %s; reconnecting", hello.publish)
-            self._sub.close(0)
+            self._close_sub()
             self._sub = self._connect(hello.publish)
         self.hello = hello
 
@@ -345,8 +368,10 @@ class Subscriber:
             raise ProtocolError(f"unknown message kind {kind!r}")
 
     def _check_liveness(self) -> None:
+        if self._connection_lost():
+            self._seeking = True  # until a primary answers
         silent = time.monotonic() - self._last_heard
-        if silent < 3 * self.hello.heartbeat_ms / 1000:
+        if silent < 3 * self.hello.heartbeat_ms / 1000 and not self._seeking:
             return
         # The tickerplant went quiet: maybe restarted elsewhere (ephemeral ports). Ask the
         # one fixed address again and follow it; replay then closes any gap.
@@ -355,6 +380,7 @@ class Subscriber:
         except TickerplantUnavailable:
             self._last_heard = time.monotonic()
             return
+        self._seeking = False
         self._follow(hello)
         self._last_heard = time.monotonic()
         if self.last_seq < hello.seq:
@@ -462,7 +488,7 @@ class Subscriber:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
         self._closed = True
-        self._sub.close(0)
+        self._close_sub()
         self._ctx.term()
 
     def __enter__(self) -> Subscriber:
