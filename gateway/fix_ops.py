@@ -4,7 +4,7 @@
   next sender and target sequence numbers and counters (``FixAcceptor.info``);
 - ``POST /fix/sessions/{name}/reset``: both sequence numbers of the session (its name or
   ``Sender-Target`` key) back to 1; a logged on session is logged out first. 404 for an
-  unknown name, 503 when the acceptor is off.
+  unknown name (every name while the acceptor is off).
 
 ``tickdb fix sessions`` / ``tickdb fix reset`` and ``tickdb status`` call these routes; the
 ``/metrics`` page carries ``tickdb_fix_session_*`` per session. Both routes need ``admin``

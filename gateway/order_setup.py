@@ -11,8 +11,7 @@ from gateway.order_port import OrderPort
 from gateway.order_router import OrderRouter
 from gateway.order_snapshot import snapshots_for
 from gateway.order_stream import ORDER_FLOW, OrderStream
-from orders.risk import RiskEngine
-from orders.risk_limits import limits_from_config
+from orders.risk import risk_engine
 from orders.rows import warm_up
 from orders.snapshot import SnapshotSettings
 from tickdb import curve_links
@@ -47,17 +46,6 @@ class OrderPath:
         if self.snapshotter is not None:
             self.snapshotter.stop()
         self.publisher.close(flush=False)
-
-
-def risk_engine(cfg: Any) -> RiskEngine:
-    defaults, accounts = limits_from_config(cfg.risk)
-    return RiskEngine(
-        defaults,
-        accounts,
-        syms=cfg.orders.syms or None,
-        tick_sizes=cfg.orders.tick_sizes,
-        default_tick=cfg.orders.tick_size,
-    )
 
 
 def start_fix(

@@ -30,11 +30,11 @@ from typing import IO, Any, cast
 
 from gateway.flow_apply import FlowApplier
 from gateway.order_router import OrderRouter
-from gateway.order_setup import risk_engine
 from gateway.order_snapshot import capture, restore_newest, settings_of, snapshots_for, stamp_of
 from gateway.order_stream import ORDER_FLOW, REPLAY_RUN
 from gateway.peer_requests import PeerRequests
 from gateway.venue_activity import VenueActivity
+from orders.risk import risk_engine
 from orders.snapshot import SnapshotSettings, VenueSnapshots
 from tickdb.logs import setup_logging
 from tickerplant.publisher import Publisher

@@ -24,6 +24,7 @@ import dataclasses
 import math
 from collections import Counter, deque
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from orders.model import Event, EventType, Fill, NewOrder, Order, ReplaceRequest, Side
 from orders.positions import PositionBook
@@ -42,7 +43,7 @@ from orders.risk_checks import (
     rate_reject,
     validate,
 )
-from orders.risk_limits import LIMIT_KEYS, RiskLimits, limits_with
+from orders.risk_limits import LIMIT_KEYS, RiskLimits, limits_from_config, limits_with
 
 __all__ = [
     "RejectCode",
@@ -51,6 +52,7 @@ __all__ = [
     "RiskReject",
     "TradingState",
     "limits_with",
+    "risk_engine",
 ]
 
 
@@ -459,3 +461,15 @@ class RiskEngine:
         if price is None and qty:
             price = self.positions.position(account, sym).avg_price
         self._book.set_position_value(account, sym, abs(qty) * (price or 0.0))
+
+
+def risk_engine(cfg: Any) -> RiskEngine:
+    """The engine a gateway's config (``[risk]``, ``[orders]``) describes."""
+    defaults, accounts = limits_from_config(cfg.risk)
+    return RiskEngine(
+        defaults,
+        accounts,
+        syms=cfg.orders.syms or None,
+        tick_sizes=cfg.orders.tick_sizes,
+        default_tick=cfg.orders.tick_size,
+    )

@@ -48,9 +48,9 @@ from bench_venue_restart import Bench  # noqa: E402
 
 from gateway import order_snapshotter  # noqa: E402
 from gateway.order_router import OrderRouter  # noqa: E402
-from gateway.order_setup import risk_engine  # noqa: E402
 from gateway.order_snapshot import dump, snapshots_for  # noqa: E402
 from gateway.order_stream import ORDER_FLOW, OrderStream  # noqa: E402
+from orders.risk import risk_engine  # noqa: E402
 from orders.snapshot import SnapshotSettings  # noqa: E402
 from orders.snapshot_file import newest_first  # noqa: E402
 from tickdb.config import Config, load_config  # noqa: E402

@@ -27,10 +27,10 @@ from support.order_flow import drive, flow, journal_rows
 from support.order_stack import OrderStack, start_order_stack
 
 from gateway.order_router import OrderRouter
-from gateway.order_setup import risk_engine
 from gateway.order_snapshot import ALLOWED, dump, snapshots_for
 from gateway.order_stream import OrderStream
 from orders import snapshot_file
+from orders.risk import risk_engine
 from orders.snapshot import SnapshotSettings
 from tickdb.config import load_config
 from tickerplant.publisher import Publisher

@@ -13,8 +13,8 @@ from support.order_stack import start_order_stack
 
 from gateway import order_stream
 from gateway.order_router import OrderRouter, order_dict
-from gateway.order_setup import risk_engine
 from gateway.order_stream import OrderStream
+from orders.risk import risk_engine
 from tickdb.config import load_config
 from tickerplant.publisher import Publisher
 

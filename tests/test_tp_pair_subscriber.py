@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.harness import wait_until
-from test_tp_standby import WAIT, Pair, start_pair
+from support.tp_pair import WAIT, Pair, start_pair
 
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update

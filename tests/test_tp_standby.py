@@ -6,19 +6,18 @@ new primary's, byte for byte."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pytest
 import zmq
-from support.harness import Proc, free_port, wait_until, write_config
+from support.harness import Proc, wait_until, write_config
+from support.tp_pair import WAIT, Pair, same_files, start_pair
 
 from queries.service import QueryClient
 from tickerplant.journal import journal_files, read_journal
@@ -26,78 +25,6 @@ from tickerplant.protocol import KIND_UPD, encode_upd
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update
 from tickerplant.table_payload import to_arrow
-
-NODES = ("a", "b")
-WAIT = 30.0  # seconds: a loaded machine starts processes slowly
-
-
-class Pair:
-    def __init__(self, workdir: Path, mode: str = "sync") -> None:
-        self.workdir = workdir
-        self.mode = mode
-        self.procs: dict[str, Proc] = {}
-        self.addresses = {n: f"tcp://127.0.0.1:{free_port()}" for n in NODES}
-        for node in NODES:
-            write_config(
-                workdir / f"{node}.toml",
-                {
-                    "tickerplant": {
-                        "address": self.addresses[node],
-                        "publish_address": "tcp://127.0.0.1:0",
-                        "replay_address": "tcp://127.0.0.1:0",
-                        "heartbeat_ms": 100,
-                        "kdb_port": 0,
-                    },
-                    "journal": {"fsync": "never"},
-                    "replication": {
-                        "mode": mode,
-                        "address": "tcp://127.0.0.1:0",
-                        "lease_dir": str(workdir / "lease"),
-                        "lease_ttl_ms": 1000,
-                        "standby_timeout_ms": 1000,
-                    },
-                },
-            )
-
-    @property
-    def both(self) -> list[str]:
-        return [self.addresses[n] for n in NODES]
-
-    def start(self, node: str) -> Proc:
-        args = ["tp", "--config", str(self.workdir / f"{node}.toml")]
-        data = ["--data-dir", str(self.workdir / node)]
-        proc = Proc([*args, *data], self.workdir, node, ready_timeout=60)
-        self.procs[node] = proc
-        return proc
-
-    def role(self, node: str) -> dict[str, Any]:
-        try:
-            return dict(json.loads(self.procs[node].ready_file.read_text()))
-        except (OSError, ValueError):
-            return {}
-
-    def stats(self, node: str) -> dict[str, Any]:
-        ctx = zmq.Context.instance()
-        socket = ctx.socket(zmq.DEALER)
-        socket.setsockopt(zmq.LINGER, 0)
-        try:
-            socket.connect(self.addresses[node])
-            socket.send_multipart([b"STATS"])
-            if not socket.poll(1000):
-                return {}
-            return dict(json.loads(socket.recv_multipart()[1]))
-        finally:
-            socket.close(0)
-
-    def attached(self, primary: str) -> bool:
-        return bool(self.stats(primary).get("standby_attached"))
-
-    def journal(self, node: str) -> Path:
-        return self.workdir / node / "journal"
-
-    def close(self) -> None:
-        for proc in self.procs.values():
-            proc.stop()
 
 
 @pytest.fixture
@@ -109,13 +36,6 @@ def pair(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pair]:
         made.close()
 
 
-def start_pair(pair: Pair) -> None:
-    pair.start("a")
-    wait_until(lambda: pair.role("a").get("role") == "primary", WAIT, what="a primary")
-    pair.start("b")
-    wait_until(lambda: pair.attached("a"), WAIT, what="b attached to a")
-
-
 def journal_ids(journal: Path) -> Counter[int]:
     """The ``size`` of every trade row in the journal (each row's own number)."""
     found: Counter[int] = Counter()
@@ -124,13 +44,6 @@ def journal_ids(journal: Path) -> Counter[int]:
             if record.kind == KIND_UPD and record.table == "trade":
                 found.update(record.to_table().column("size").to_pylist())
     return found
-
-
-def same_files(one: Path, other: Path) -> bool:
-    names = sorted(p.name for p in one.glob("*.tpj"))
-    if names != sorted(p.name for p in other.glob("*.tpj")):
-        return False
-    return all((one / n).read_bytes() == (other / n).read_bytes() for n in names)
 
 
 class Feed:

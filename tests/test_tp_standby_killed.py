@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.harness import wait_until
-from test_tp_standby import WAIT, Pair, same_files, start_pair
+from support.tp_pair import WAIT, Pair, same_files, start_pair
 
 from tickerplant.publisher import Publisher
 
