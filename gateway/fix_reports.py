@@ -58,10 +58,12 @@ EXEC_TYPE = {
 }
 EXEC_TYPE_ORDER_STATUS = "I"
 
-# OrdRejReason (103): 1 unknown symbol, 3 order exceeds limit, 6 duplicate order,
-# 0 broker / exchange option for the rest of the risk checks.
+# OrdRejReason (103): 1 unknown symbol, 3 order exceeds limit, 6 duplicate order, 13
+# incorrect quantity, 15 unknown account, 0 broker / exchange option for the rest.
 ORD_REJ_REASON = {
     "unknown_sym": 1,
+    "bad_quantity": 13,
+    "unknown_account": 15,
     "duplicate_clordid": 6,
     "duplicate_order": 6,
     "max_order_qty": 3,

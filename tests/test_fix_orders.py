@@ -156,6 +156,16 @@ def test_risk_reject_and_duplicate_clordid(fa: FixClient) -> None:
     assert fa.wait_for(lambda m: m.msg_type == "9" and m.get(11) == "r-big").get(102) == "6"
 
 
+def test_quantity_no_column_holds_is_a_reject_and_the_session_goes_on(fa: FixClient) -> None:
+    # 10^20: above int64's range, which the reject's own record could not hold before.
+    new(fa, "q-huge", 1, 10**20, "1.00", sym="META")
+    rej = report(fa, "q-huge", "8")
+    assert fields(rej, 39, 103) == ("8", "13")  # incorrect quantity
+    assert rej.get(58).startswith("bad_quantity:") and str(10**20) in rej.get(58)
+    new(fa, "q-after", 1, 10, "1.00", sym="META")
+    assert report(fa, "q-after", "0").get(39) == "0"
+
+
 def test_cancel_racing_a_fill(fa: FixClient, fb: FixClient) -> None:
     new(fa, "race-buy", 1, 100, "20.00", sym="GOOG")
     report(fa, "race-buy", "0")
