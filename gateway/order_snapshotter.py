@@ -2,18 +2,19 @@
 its own.
 
 The gateway starts it once its order path is ready (``launch``), handing it the config on
-its stdin; it stops when that pipe closes, i.e. when the gateway stops or dies (kill -9
-included). It restores the newest usable snapshot, follows the journal's whole order flow
-from there (``ORDER_FLOW``, every gateway's requests and admin rows, as a rebuild does:
+its stdin, and starts it again if it exits on its own (with backoff, ``RESTART_S``); it
+stops when that pipe closes, i.e. when the gateway stops or dies (kill -9 included). It
+restores the newest usable snapshot, follows the journal's whole order flow from there
+(``ORDER_FLOW``, every gateway's requests and admin rows, as a rebuild does:
 ``gateway.flow_apply``) and, every ``every_inputs`` records and/or ``every_s`` seconds,
 between two runs of records, snapshots the state at the seq of the last record applied: a
 forked child pickles and writes it (``VenueSnapshots.take``) while this process goes on.
 
 The gateway's order thread takes no part: it pauses for no snapshot. What it costs is this
-process's CPU (applying the flow a second time, ~the rebuild's cost spread over the day,
-and a fork and a pickle per snapshot), which competes with the order path on a small host
-(it runs ``NICE`` steps below normal so that the order path wins), and memory (a second
-copy of the order state).
+process's CPU (applying the flow a second time, ~the rebuild's cost spread over the day, and
+a fork and a pickle per snapshot), which competes with the order path on a small host (it
+runs ``NICE`` steps below normal so that the order path wins), and memory (a second copy of
+the order state).
 """
 
 from __future__ import annotations
@@ -50,19 +51,62 @@ _START = (
 )
 
 
+# A writer that exits on its own (killed, out of memory, a bug) is started again after this
+# long, doubling per exit in a row up to the last, back to the first once one ran this long.
+RESTART_S = (1.0, 60.0)
+STEADY_S = 60.0
+
+
 class Snapshotter:
-    """The gateway's handle on its snapshot writer process."""
+    """The gateway's handle on its snapshot writer process, which it keeps running."""
 
     def __init__(self, cfg: Any, tp_address: str) -> None:
+        self._args = pickle.dumps((cfg, tp_address))
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self._start()
+        self._watch = threading.Thread(target=self._keep, name="snapshot-writer", daemon=True)
+        self._watch.start()
+
+    def _start(self) -> None:
         # Niced before its imports: its start-up is a burst of CPU beside a gateway just
         # ready (``docs/benchmarks.md``).
         self.proc = subprocess.Popen([sys.executable, "-c", _START], stdin=subprocess.PIPE)
         self._pipe = cast(IO[bytes], self.proc.stdin)
-        self._pipe.write(pickle.dumps((cfg, tp_address)))
+        self._pipe.write(self._args)
         self._pipe.flush()  # kept open: closed, it tells the process to stop
+        self._started = time.monotonic()
+
+    def _keep(self) -> None:
+        delay = RESTART_S[0]
+        while not self._stopping.is_set():
+            code = self.proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - self._started >= STEADY_S:
+                delay = RESTART_S[0]
+            log.warning(
+                "gateway snapshot writer (pid %d) exited with %s; starting it again in %.0f s",
+                self.proc.pid,
+                code,
+                delay,
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                with contextlib.suppress(OSError):
+                    self._pipe.close()
+                self._start()
+                self.restarts += 1
+            delay = min(delay * 2, RESTART_S[1])
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop it, letting a snapshot being written finish (a while)."""
+        with self._lock:
+            self._stopping.set()
         with contextlib.suppress(OSError):
             self._pipe.close()
         try:

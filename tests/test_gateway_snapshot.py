@@ -269,3 +269,37 @@ def test_a_damaged_or_mismatched_snapshot_falls_back_to_an_older_one_or_the_jour
         assert again == full
     finally:
         stack.stop()
+
+
+def writer_pids(gateway_pid: int) -> list[int]:
+    """The gateway's snapshot writer processes (its children running the writer)."""
+    found = []
+    for task in Path(f"/proc/{gateway_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"gateway.order_snapshotter" in cmdline:
+                found.append(int(child))
+    return found
+
+
+def test_a_killed_snapshot_writer_is_started_again(tmp_path: Path) -> None:
+    stack = start(tmp_path, every=5)
+    snapshots = tmp_path / "snapshots"
+    try:
+        assert stack.gateway is not None
+        gateway_pid = stack.gateway.popen.pid
+        (writer,) = wait_until(lambda: writer_pids(gateway_pid), 30, "the writer")
+        steps = flow(seed=7, count=60)
+        drive(stack, steps[:30], -1, None)
+        wait_until(lambda: newest_seq(snapshots) > 0, 30, "a first snapshot")
+        subprocess.run(["kill", "-9", str(writer)], check=True)
+        (again,) = wait_until(
+            lambda: [p for p in writer_pids(gateway_pid) if p != writer], 30, "a new writer"
+        )
+        assert again != writer
+        before = newest_seq(snapshots)
+        drive(stack, steps[30:], -1, None)
+        wait_until(lambda: newest_seq(snapshots) > before, 60, "a snapshot by the new writer")
+        assert f"gateway snapshot writer (pid {writer}) exited" in stack.gateway.log()
+    finally:
+        stack.stop()
