@@ -174,6 +174,7 @@ def test_a_fix_client_given_both_gateways_goes_on_when_one_is_killed(
             assert fix.address[1] == ports[round_]
             for i in range(30):
                 if i == 10:  # some sent, some answered, some in flight
+                    killed_pid = up.gateway(victim).launched.pid
                     before = kill(up, victim)
                 clordid = f"fo-{round_}-{i}"
                 sent.append(clordid)
@@ -181,8 +182,16 @@ def test_a_fix_client_given_both_gateways_goes_on_when_one_is_killed(
             wait_until(lambda: answered(fix, sent), 30, "every order answered")
             assert fix.failovers == round_ + 1
             assert fix.address[1] == ports[1 - round_]
-            # The supervisor starts the killed gateway again, on the ports it had.
-            wait_until(lambda v=victim: up.gateway(v).launched.ready(), 60, f"{victim} back")
+            # The supervisor starts the killed gateway again, on the ports it had: the new
+            # process ready (until the supervisor has seen the exit, the component is still
+            # the killed one, whose ready file was read long ago).
+            wait_until(
+                lambda v=victim, gone=killed_pid: (
+                    up.gateway(v).launched.pid != gone and up.gateway(v).launched.ready()
+                ),
+                60,
+                f"{victim} back",
+            )
             after = up.gateway(victim).launched.info
             assert [after[k] for k in ("url", "order_port", "fix_port")] == [
                 before[k] for k in ("url", "order_port", "fix_port")
