@@ -78,6 +78,10 @@ def test_a_retry_sent_to_the_other_gateway_returns_the_existing_order(
     url_a, url_b = urls(stack)
     with Client(url_a, timeout_s=30) as a, Client(url_b, timeout_s=30) as b:
         first = a.submit("A1", "AAPL", "buy", 5, 100.00, clordid="peer-1")
+        # The other gateway learns of the order from the tickerplant, a moment after the
+        # first one answered (a retry it takes before then is the same order all the same,
+        # not marked a duplicate: the same-ClOrdID race test below).
+        wait_until(lambda: status_or_none(b, "A1", "peer-1") == "new", 10)
         again = b.submit("A1", "AAPL", "buy", 5, 100.00, clordid="peer-1")
         assert again["duplicate"] is True and again["order_id"] == first["order_id"]
         # The other gateway cancels the first one's order; a retry of that cancel sent to
