@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from support.harness import wait_until
-from support.tp_pair import WAIT, Pair, start_pair
+from support.tp_pair import WAIT, Pair, pair_fixture, start_pair
 
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update
 
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    made = Pair(tmp_path)
-    try:
-        yield made
-    finally:
-        made.close()
+pair = pair_fixture()
 
 
 def test_a_quiet_publisher_reaches_the_new_primary_without_another_call(pair: Pair) -> None:

@@ -5,12 +5,9 @@ silence alone would be 15 s."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from support.harness import wait_until
-from support.tp_pair import WAIT, Pair, start_pair
+from support.tp_pair import WAIT, Pair, pair_fixture, start_pair
 
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import Subscriber, Update
@@ -18,18 +15,7 @@ from tickerplant.subscriber import Subscriber, Update
 HEARTBEAT_MS = 5000
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    made = Pair(tmp_path)
-    for node in ("a", "b"):
-        path = tmp_path / f"{node}.toml"
-        text = path.read_text()
-        assert "heartbeat_ms = 100" in text
-        path.write_text(text.replace("heartbeat_ms = 100", f"heartbeat_ms = {HEARTBEAT_MS}"))
-    try:
-        yield made
-    finally:
-        made.close()
+pair = pair_fixture(heartbeat_ms=HEARTBEAT_MS)
 
 
 def test_a_pair_subscriber_follows_the_new_primary_when_its_connection_closes(

@@ -10,32 +10,16 @@ its lock held) is still waited for, as ``test_tp_standby.test_frozen_standby`` c
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from support.harness import wait_until
-from support.tp_pair import WAIT, Pair, same_files, start_pair
+from support.tp_pair import WAIT, Pair, pair_fixture, same_files, start_pair
 
 from tickerplant.publisher import Publisher
 
 TIMEOUT_MS = 20_000  # a standby silent this long is dropped: far above what is allowed here
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    made = Pair(tmp_path)
-    for node in ("a", "b"):
-        path = tmp_path / f"{node}.toml"
-        text = path.read_text()
-        assert "standby_timeout_ms = 1000" in text
-        path.write_text(
-            text.replace("standby_timeout_ms = 1000", f"standby_timeout_ms = {TIMEOUT_MS}")
-        )
-    try:
-        yield made
-    finally:
-        made.close()
+pair = pair_fixture(standby_timeout_ms=TIMEOUT_MS)
 
 
 def test_a_killed_standby_is_dropped_at_once(pair: Pair) -> None:

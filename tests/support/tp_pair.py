@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zmq
 
 from support.harness import Proc, free_port, wait_until, write_config
@@ -15,7 +17,14 @@ WAIT = 30.0  # seconds: a loaded machine starts processes slowly
 
 
 class Pair:
-    def __init__(self, workdir: Path, mode: str = "sync") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        mode: str = "sync",
+        *,
+        heartbeat_ms: int = 100,
+        standby_timeout_ms: int = 1000,
+    ) -> None:
         self.workdir = workdir
         self.mode = mode
         self.procs: dict[str, Proc] = {}
@@ -28,7 +37,7 @@ class Pair:
                         "address": self.addresses[node],
                         "publish_address": "tcp://127.0.0.1:0",
                         "replay_address": "tcp://127.0.0.1:0",
-                        "heartbeat_ms": 100,
+                        "heartbeat_ms": heartbeat_ms,
                         "kdb_port": 0,
                     },
                     "journal": {"fsync": "never"},
@@ -37,7 +46,7 @@ class Pair:
                         "address": "tcp://127.0.0.1:0",
                         "lease_dir": str(workdir / "lease"),
                         "lease_ttl_ms": 1000,
-                        "standby_timeout_ms": 1000,
+                        "standby_timeout_ms": standby_timeout_ms,
                     },
                 },
             )
@@ -81,6 +90,21 @@ class Pair:
     def close(self) -> None:
         for proc in self.procs.values():
             proc.stop()
+
+
+def pair_fixture(**options: Any) -> Callable[[Path], Iterator[Pair]]:
+    """A test module's ``pair`` fixture: a ``Pair`` with ``options``, closed after the test
+    (``pair = pair_fixture(heartbeat_ms=5000)`` at module level)."""
+
+    @pytest.fixture
+    def pair(tmp_path: Path) -> Iterator[Pair]:
+        made = Pair(tmp_path, **options)
+        try:
+            yield made
+        finally:
+            made.close()
+
+    return pair
 
 
 def start_pair(pair: Pair) -> None:
