@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import zmq
 from support.harness import wait_until, write_config
+from support.up_stack import running_up
 
 from tickdb.stack_status import read_status
 from tickerplant.discovery import TickerplantRefused, TickerplantUnavailable, answer, request
@@ -66,22 +67,8 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, str]]:
             "stack": {"replicas": 1},
         },
     )
-    command = [sys.executable, "-m", "tickdb.cli", "up", "--tp-standby", "--config", str(config)]
-    proc = subprocess.Popen(
-        [*command, "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        ready = data / "run" / "gateway.json"
-        wait_until(lambda: ready.exists() or proc.poll() is not None, 90, "the stack")
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    with running_up(config, data, "--tp-standby") as proc:
         yield proc, data, f"tcp://127.0.0.1:{port},tcp://127.0.0.1:{port + 100}"
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.communicate(timeout=60)
 
 
 def roles(data: Path) -> dict[str, tuple[str, int, int]]:

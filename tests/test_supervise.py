@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from support.harness import wait_until, write_config
+from support.up_stack import running_up
 
 from gateway.client import Client
 from tickdb.launch import Launched
@@ -115,22 +116,8 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
             "stack": {"replicas": 2},
         },
     )
-    command = [sys.executable, "-m", "tickdb.cli", "up", "--config", str(config)]
-    proc = subprocess.Popen(
-        [*command, "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        ready = data / "run" / "gateway.json"
-        wait_until(lambda: ready.exists() or proc.poll() is not None, 90, "the stack")
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    with running_up(config, data) as proc:
         yield proc, data
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.communicate(timeout=60)
 
 
 def component(data: Path, name: str) -> dict[str, Any]:
