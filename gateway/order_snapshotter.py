@@ -2,7 +2,7 @@
 its own.
 
 The gateway starts it once its order path is ready (``launch``), handing it the config on
-its stdin, and starts it again if it exits on its own (with backoff, ``RESTART_S``); it
+its stdin, and starts it again if it exits on its own (with a backoff, ``RESTART``); it
 stops when that pipe closes, i.e. when the gateway stops or dies (kill -9 included). It
 restores the newest usable snapshot, follows the journal's whole order flow from there
 (``ORDER_FLOW``, every gateway's requests and admin rows, as a rebuild does:
@@ -38,6 +38,7 @@ from gateway.venue_activity import VenueActivity
 from orders.risk import risk_engine
 from orders.snapshot import SnapshotSettings, VenueSnapshots
 from tickdb.logs import setup_logging
+from tickdb.supervise import RestartPolicy
 from tickerplant.publisher import Publisher
 from tickerplant.subscriber import EndOfDay, Message, Subscriber, Update
 
@@ -51,10 +52,9 @@ _START = (
 )
 
 
-# A writer that exits on its own (killed, out of memory, a bug) is started again after this
-# long, doubling per exit in a row up to the last, back to the first once one ran this long.
-RESTART_S = (1.0, 60.0)
-STEADY_S = 60.0
+# A writer that exits on its own (killed, out of memory, a bug) is started again as ``tickdb
+# up`` starts its components again, more slowly: it is background work.
+RESTART = RestartPolicy(backoff_s=1.0, backoff_max_s=60.0, reset_after_s=60.0)
 
 
 class Snapshotter:
@@ -64,7 +64,6 @@ class Snapshotter:
         self._args = pickle.dumps((cfg, tp_address))
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self.restarts = 0
         self._start()
         self._watch = threading.Thread(target=self._keep, name="snapshot-writer", daemon=True)
         self._watch.start()
@@ -79,13 +78,13 @@ class Snapshotter:
         self._started = time.monotonic()
 
     def _keep(self) -> None:
-        delay = RESTART_S[0]
+        delay = RESTART.backoff_s
         while not self._stopping.is_set():
             code = self.proc.wait()
             if self._stopping.is_set():
                 return
-            if time.monotonic() - self._started >= STEADY_S:
-                delay = RESTART_S[0]
+            if time.monotonic() - self._started >= RESTART.reset_after_s:
+                delay = RESTART.backoff_s
             log.warning(
                 "gateway snapshot writer (pid %d) exited with %s; starting it again in %.0f s",
                 self.proc.pid,
@@ -100,8 +99,7 @@ class Snapshotter:
                 with contextlib.suppress(OSError):
                     self._pipe.close()
                 self._start()
-                self.restarts += 1
-            delay = min(delay * 2, RESTART_S[1])
+            delay = min(delay * 2, RESTART.backoff_max_s)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop it, letting a snapshot being written finish (a while)."""
