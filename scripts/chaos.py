@@ -50,13 +50,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
 
 import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
 from chaos_report import report  # noqa: E402
 from failover_probe import GatewayProbe  # noqa: E402
+from support.harness import free_port_pair  # noqa: E402
 from waits import wait_for  # noqa: E402
 
 from gateway.client import Client, GatewayError  # noqa: E402
@@ -157,23 +158,6 @@ TARGETS = [
 ]
 
 
-def tp_pair_port() -> int:
-    """A free port whose +100 (the standby's, ``tickdb up --tp-standby``) is free too."""
-    import socket
-
-    while True:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            if port + 100 > 65535:
-                continue
-            try:
-                b.bind(("127.0.0.1", port + 100))
-            except OSError:
-                continue
-            return port
-
-
 class Chaos:
     def __init__(self, workdir: Path, rate: int, restart_backoff_s: float = 0.1) -> None:
         self.workdir = workdir
@@ -182,7 +166,7 @@ class Chaos:
         path.write_text(
             CONFIG.replace("{backoff}", str(restart_backoff_s))
             .replace("{backoff_max}", str(backoff_max))
-            .replace("{tp_port}", str(tp_pair_port()))
+            .replace("{tp_port}", str(free_port_pair()))
         )
         cfg = load_config(path, workdir / "data")
         self.stack = Stack(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from support.harness import wait_until, write_config
+from support.harness import free_port_pair, wait_until, write_config
 from support.up_stack import running_up
 
 from tickdb.stack_status import read_status
@@ -28,23 +27,10 @@ from tickerplant.protocol import STATS
 from tickerplant.publisher import Publisher
 
 
-def pair_port() -> int:
-    """A free port whose +100 (the standby's) is free too."""
-    while True:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                b.bind(("127.0.0.1", port + 100))
-            except OSError:
-                continue
-            return port
-
-
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, str]]:
     data = tmp_path / "data"
-    port = pair_port()
+    port = free_port_pair()
     config = write_config(
         tmp_path / "stack.toml",
         {

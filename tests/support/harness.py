@@ -130,6 +130,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair(offset: int = 100) -> int:
+    """A free port whose ``+ offset`` is free too: a tickerplant pair's, whose standby
+    ``tickdb up --tp-standby`` puts 100 ports above."""
+    import socket
+
+    while True:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            if port + offset > 65535:
+                continue
+            try:
+                b.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+            return port
+
+
 def peak_rss(pid: int) -> int:
     """The most resident memory process ``pid`` has had (a buffered frame comes and goes)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
