@@ -154,7 +154,10 @@ class Subscriber:
         # The tickerplant would send nothing for a selection it may not read (CURVE).
         if refusal := self.hello.refusal("read", tables or self.hello.schemas, accounts):
             raise SubscriptionError(refusal)
-        self.topic = topic_for(tables, syms, self.shard, accounts, empty_syms, not_from)
+        try:
+            self.topic = topic_for(tables, syms, self.shard, accounts, empty_syms, not_from)
+        except ValueError as exc:  # a selection no topic can say (syms and accounts both)
+            raise SubscriptionError(str(exc)) from None
         # The tickerplant disconnects a subscription over its cap (and the SUB socket would
         # resend it for ever): say so here instead.
         self._check_size("subscription", len(self.topic) + 1, "max_subscription_bytes")

@@ -113,7 +113,7 @@ def mount_console(
 
         try:
             sub = await anyio.to_thread.run_sync(subscribe)
-        except (SubscriptionError, ValueError) as exc:  # ValueError: syms and accounts both
+        except SubscriptionError as exc:
             return JSONResponse({"error": "bad_query", "message": str(exc)}, 400)
         except (TickerplantUnavailable, ConnectionError) as exc:
             return JSONResponse({"error": "unavailable", "message": str(exc)}, 503)
