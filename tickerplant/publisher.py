@@ -148,17 +148,19 @@ class Publisher(ReplyBookkeeping):
         self.resends = 0  # batches sent more than once
         self._sent_high = 1  # one past the highest batch ever sent
         self._closed = False
-        self._flusher: threading.Thread | None = None
+        # What reads the replies while the user calls nothing: the flush timer, or for an
+        # unbuffered publisher given a pair, the watch for a new primary.
+        self._background: threading.Thread | None = None
         if batch_ms > 0:
-            self._flusher = threading.Thread(
+            self._background = threading.Thread(
                 target=self._flush_timer, daemon=True, name="publisher-flush"
             )
-            self._flusher.start()
-        elif len(self.addresses) > 1:  # (the flush timer reads the replies already)
-            self._flusher = threading.Thread(
+        elif len(self.addresses) > 1:
+            self._background = threading.Thread(
                 target=self._watch_pair, daemon=True, name="publisher-pair"
             )
-            self._flusher.start()
+        if self._background is not None:
+            self._background.start()
 
     @property
     def schemas(self) -> dict[str, TableSchema]:
