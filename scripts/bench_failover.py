@@ -374,6 +374,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="kills per victim kind")
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--query-rate",
+        type=float,
+        default=0.0,
+        help="venue and gateway scenarios: queries/s each query client starts (0: back to back)",
+    )
     parser.add_argument("--rows", type=int, default=20_000, help="rows of the rolled day")
     parser.add_argument("--feed-rate", type=int, default=500, help="rows/s published meanwhile")
     parser.add_argument(
@@ -413,6 +419,7 @@ def main() -> None:
             args.clients,
             args.feed_rate,
             restart_backoff_s=args.restart_backoff,
+            query_rate=args.query_rate,
         )
         report_stack(result)
     if args.only:

@@ -65,9 +65,16 @@ class Load:
     tickerplant's addresses) one publisher waiting for each batch's acknowledgement."""
 
     def __init__(
-        self, urls: list[str], order_ports: list[str], query_clients: int, tp: str = ""
+        self,
+        urls: list[str],
+        order_ports: list[str],
+        query_clients: int,
+        tp: str = "",
+        query_rate: float = 0.0,
     ) -> None:
+        """``query_rate``: queries a second each query client starts (0: back to back)."""
         self.urls, self.order_ports = urls, order_ports
+        self.query_rate = query_rate
         self.log = OpLog()
         self.acked: list[str] = []  # ClOrdIDs the venue answered (the order exists)
         self.order_failures: list[str] = []  # orders not acknowledged (timeouts, refusals)
@@ -113,6 +120,8 @@ class Load:
                 except GatewayError as exc:
                     op = Op("query", started, time.monotonic(), False, client.url)
                     self.log.add(op, f"{exc} ({sql})")
+                if self.query_rate > 0:  # paced: the next query on its own schedule
+                    self.stop_event.wait(max(0.0, started + 1 / self.query_rate - time.monotonic()))
 
     def _orders(self) -> None:
         with Orders(self.order_ports, timeout_s=60) as orders:

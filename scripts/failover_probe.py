@@ -7,12 +7,15 @@ on the survivor, not only the failover. A probe measures the failover itself: a
 ``tickdb.Client`` and a ``tickdb.Orders``, each given the victim first and the other
 gateways after it, warmed by one request to the victim (a kept-alive connection, the order
 port connected), then sent one query and one order right after the SIGKILL; the time from
-the kill until each succeeds on another gateway.
+the kill until each succeeds on another gateway. Beside them, ``refused``: when the victim's
+HTTP port first refuses a connection, the moment the kernel has closed the dead process's
+sockets (a client cannot see the death before it).
 """
 
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 import time
 from typing import Any
@@ -31,10 +34,12 @@ class GatewayProbe:
         self.urls, self.ports = urls, ports
         self._client: Client | None = None
         self._orders: Orders | None = None
+        self._victim = ""
 
     def arm(self, victim: str) -> None:
         """Clients that use ``victim`` now (warmed), to be fired at its kill."""
         self.close()
+        self._victim = victim
         others = [n for n in self.urls if n != victim]
         self._client = Client([self.urls[victim], *(self.urls[n] for n in others)], timeout_s=30)
         self._orders = Orders([self.ports[victim], *(self.ports[n] for n in others)], timeout_s=30)
@@ -54,12 +59,24 @@ class GatewayProbe:
         threads = [
             threading.Thread(target=timed, args=("query", lambda: client.query(QUERIES[0]))),
             threading.Thread(target=timed, args=("order", self._order)),
+            threading.Thread(target=timed, args=("refused", self._refused)),
         ]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
         return took
+
+    def _refused(self) -> None:
+        """Returns once the victim's HTTP port refuses a connection."""
+        host, port = self.urls[self._victim].split("//", 1)[1].rsplit(":", 1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.001)  # polling a port, not waiting for a result
 
     def _order(self) -> None:
         assert self._orders is not None

@@ -35,13 +35,14 @@ from chaos_load import Load
 from chaos_report import pct
 from failover_probe import GatewayProbe
 
-from tickerplant.discovery import request_hello
+from tickerplant.failover_client import addresses_of, find_primary
 
 
 def journal_seq(chaos: Chaos) -> int:
     ctx = zmq.Context()
     try:
-        return int(request_hello(ctx, chaos.tp_address).seq)
+        # The tickerplant is a pair: the primary's seq.
+        return int(find_primary(ctx, addresses_of(chaos.tp_address), 10.0)[1].seq)
     finally:
         ctx.term()
 
@@ -79,6 +80,7 @@ def run_stack_scenarios(
     rate: int,
     seed: int = 1,
     restart_backoff_s: float = 0.1,
+    query_rate: float = 0.0,
 ) -> dict[str, Any]:
     targets = {t.kind: t for t in TARGETS}
     rng = random.Random(seed)
@@ -91,7 +93,7 @@ def run_stack_scenarios(
                 for n in ("gateway", "gateway-1")
             ]
             urls = chaos.stack.gateway_urls()
-            load = chaos.load = Load(urls, ports, clients, chaos.tp_address)
+            load = chaos.load = Load(urls, ports, clients, chaos.tp_address, query_rate)
             if "gateway" in kinds:
                 names = ("gateway", "gateway-1")
                 info = {n: chaos.component(n).launched.info for n in names}
@@ -154,7 +156,7 @@ def report_stack(result: dict[str, Any]) -> None:
             inf = float("inf")
             both = [max(p.get("query", inf), p.get("order", inf)) for p in sent]
             measured.append(("at kill", both))
-            for probe_kind in ("order", "query"):
+            for probe_kind in ("order", "query", "refused"):
                 measured.append((f"  {probe_kind}", [p.get(probe_kind, inf) for p in sent]))
         measured.append(("back", back))
         if takeovers:
