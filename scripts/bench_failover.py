@@ -389,6 +389,9 @@ def main() -> None:
         help="venue and gateway scenarios: seconds before the supervisor restarts the victim",
     )
     parser.add_argument("--batches", type=int, default=2000, help="tp: batches of 1000 rows")
+    parser.add_argument(
+        "--tp-day-mb", type=float, default=0.0, help="tp: journal this many MB before the kills"
+    )
     choices = [*sorted(SCENARIOS), *STACK_SCENARIOS, "venue-output", "tp"]
     parser.add_argument("--only", choices=choices, action="append")
     args = parser.parse_args()
@@ -398,7 +401,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             # TICKDB_BENCH_KEEP=DIR: the nodes' directories and logs are kept there.
             work = Path(os.environ.get("TICKDB_BENCH_KEEP") or tmp)
-            failover = run_tp_failover(work / "failover", args.kills, args.feed_rate)
+            failover = run_tp_failover(
+                work / "failover", args.kills, args.feed_rate, args.tp_day_mb
+            )
             report_tp(failover, run_replication_cost(Path(tmp), args.batches, 1000), pct)
         args.only.remove("tp")
         if not args.only:

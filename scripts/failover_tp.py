@@ -161,8 +161,22 @@ class FeedLoad:
         self.publisher.close()
 
 
-def run_tp_failover(workdir: Path, kills: int, feed_rate: int) -> dict[str, Any]:
+def fill_day(addresses: list[str], megabytes: float) -> None:
+    """A day's journal of about ``megabytes`` first (1000-row batches, as fast as they go):
+    what a takeover late in a busy day starts from."""
+    with Publisher(addresses, timeout_s=60) as publisher:
+        table = batch(publisher, 1000)
+        for _ in range(int(megabytes * 1e6 / table.nbytes)):
+            publisher.publish("trade", table)
+        publisher.flush()
+
+
+def run_tp_failover(
+    workdir: Path, kills: int, feed_rate: int, day_mb: float = 0.0
+) -> dict[str, Any]:
     nodes = Nodes(workdir, "sync")
+    if day_mb:
+        fill_day(nodes.all, day_mb)
     probe, feed = Probe(nodes.all), FeedLoad(nodes.all, feed_rate)
     takeovers: list[float] = []
     promotions: list[float] = []  # kill to the new primary serving (its ready file's time)

@@ -145,6 +145,8 @@ def test_kill_primary_under_load(pair: Pair) -> None:
         wait_until(lambda: sum(rdb_ids(rdb).values()) >= sent, WAIT, what="the RDB")
         check_exactly(sent, journal_ids(pair.journal("b")), collector.ids, rdb_ids(rdb))
         assert pair.role("b")["epoch"] == 2
+        # b started from the state its mirror kept: it read no journal at the takeover.
+        assert "as mirrored" in pair.procs["b"].log()
     finally:
         feed.stop.set()
         collector.close()

@@ -304,6 +304,11 @@ class JournalIndex:
             seqs.append(seq)
             offsets.append(offset)
 
+    def preset(self, path: Path, seqs: list[int], offsets: list[int]) -> None:
+        """The points of a file already indexed elsewhere (a standby's copy, as it wrote it)."""
+        with self._lock:
+            self._points[path] = (seqs, offsets)
+
     def seek_offset(self, path: Path, after: int) -> int:
         """The offset of a record with seq <= after + 1 (0 means from the start)."""
         with self._lock:

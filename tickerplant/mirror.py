@@ -24,6 +24,7 @@ import zmq
 from tickdb import curve_links
 from tickerplant.checksum import crc32
 from tickerplant.journal import _iter_raw, journal_files, journal_path, repair_journal
+from tickerplant.mirror_state import MirroredSession
 from tickerplant.protocol import JOURNAL_MAGIC, RECORD_HEADER, U64
 from tickerplant.replication import (
     ATTACHED,
@@ -60,6 +61,8 @@ class JournalMirror:
         self.last_seq = 0
         self.tail_offset = 0
         self.tail_header = b""
+        # What a takeover would otherwise scan the copy for, kept record by record.
+        self.recovery: MirroredSession | None = None
         self._fd = -1
         self._open_last()
 
@@ -72,10 +75,12 @@ class JournalMirror:
             0,
             b"",
         )
+        self.recovery = None
         files = journal_files(self.dir)
         if not files:
             return
         session, path = files[-1]
+        recovery = MirroredSession(path, session)
         for offset, body, _ in _iter_raw(path):
             if isinstance(body, str):  # a torn tail: cut (kept beside it), taken again
                 log.warning("standby journal %s: %s at byte %d; cutting", path.name, body, offset)
@@ -83,6 +88,8 @@ class JournalMirror:
                 break
             self.tail_offset = offset
             self.last_seq = U64.unpack_from(body, _SEQ_AT)[0]
+            recovery.take(offset, body)
+        self.recovery = recovery
         self.session, self.size = session, path.stat().st_size
         if self.size:
             with open(path, "rb") as f:
@@ -116,6 +123,7 @@ class JournalMirror:
         view = memoryview(data)
         # Seqs run on across a session's file (each new file: checked from its first).
         tail_offset, last_seq = self.tail_offset, self.last_seq if offset else 0
+        checked: list[tuple[int, memoryview]] = []  # taken into ``recovery`` once written
         while pos < len(data):
             if len(data) - pos < RECORD_HEADER.size:
                 raise MirrorError("a chunk ending in a torn record header")
@@ -128,12 +136,16 @@ class JournalMirror:
             if last_seq and seq != last_seq + 1:
                 raise MirrorError(f"seq jumps from {last_seq} to {seq}")
             tail_offset, last_seq = offset + pos, seq
+            checked.append((offset + pos, body))
             pos = end
         written = os.write(self._fd, data)
         while written < len(data):
             written += os.write(self._fd, view[written:])
         if self.fsync:
             os.fsync(self._fd)
+        if self.recovery is not None:
+            for at, body in checked:
+                self.recovery.take(at, body)
         self.size += len(data)
         self.tail_offset, self.last_seq = tail_offset, last_seq
         if self.size > len(JOURNAL_MAGIC):
@@ -147,6 +159,7 @@ class JournalMirror:
         self.close()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.session, self.size, self.tail_offset, self.tail_header = session, 0, 0, b""
+        self.recovery = MirroredSession(path, session)
 
     def restart(self, session: dt.date) -> None:
         """The primary's copy of ``session`` differs: move ours (and any later) aside."""

@@ -30,6 +30,7 @@ from tickerplant.journal import (
     repair_journal,
     scan_journal,
 )
+from tickerplant.mirror_state import MirroredSession
 from tickerplant.protocol import BODY_PREFIX, KIND_EOD, ORIGIN, encode_record
 
 log = logging.getLogger(__name__)
@@ -130,3 +131,26 @@ def recover(
         )
     log.info("recovered %s: %d records, seq %d", last_path, scan.records, seq)
     return RecoveredState(seq, last_date, session_start_seq)
+
+
+def recovered_by_mirror(
+    mirrored: MirroredSession, journal_dir: Path, calendar: RollCalendar, now_ns: int
+) -> RecoveredState | None:
+    """A standby's state at its takeover, as ``recover`` would find it, when it applies: the
+    copy is the newest file, of today's session, with records. None: recover as usual."""
+    files = journal_files(journal_dir)
+    if (
+        mirrored.last_seq is None
+        or mirrored.first_seq is None
+        or not files
+        or files[-1][1] != mirrored.path
+        or mirrored.session != calendar.session_of(now_ns)
+    ):
+        return None
+    log.info(
+        "took over %s as mirrored: seq %d, %d publishers, no scan",
+        mirrored.path,
+        mirrored.last_seq,
+        len(mirrored.ledger),
+    )
+    return RecoveredState(mirrored.last_seq, mirrored.session, mirrored.first_seq - 1)

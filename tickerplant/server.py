@@ -35,6 +35,7 @@ from tickerplant.info import Counters, hello_of, stats_of
 from tickerplant.ingest import BatchValidator, IngestError
 from tickerplant.ingest_limits import ClosedConnections, ingest_frame_cap
 from tickerplant.journal import JournalIndex, JournalWriter, journal_path
+from tickerplant.mirror_state import MirroredSession
 from tickerplant.protocol import (
     ERR,
     HELLO,
@@ -49,7 +50,7 @@ from tickerplant.protocol import (
 from tickerplant.publisher_bindings import PublisherBindings
 from tickerplant.publisher_ids import PublisherGate
 from tickerplant.pubsub import Fanout, Outgoing
-from tickerplant.recovery import recover
+from tickerplant.recovery import recover, recovered_by_mirror
 from tickerplant.replay import JournalSource, ReplayServer
 from tickerplant.replication import Replicator
 from tickerplant.roll_retry import PendingRoll
@@ -79,9 +80,12 @@ class Tickerplant(CommitTurn, DayRoll):
         curve: CurveLinks | None = None,
         lease: Lease | None = None,
         validator: BatchValidator | None = None,
+        mirrored: MirroredSession | None = None,
     ) -> None:
         """``lease``: held by this node of a pair (``tickerplant.standby``): its epoch is the
-        tickerplant's, and the journal is replicated to the standby (``replication``)."""
+        tickerplant's, and the journal is replicated to the standby (``replication``).
+        ``mirrored``: a standby's recovery state, kept as it copied the journal (its
+        takeover then reads no journal)."""
         self.config = config
         self.tp = config.tickerplant
         self.clock = clock or SystemClock()
@@ -95,9 +99,15 @@ class Tickerplant(CommitTurn, DayRoll):
         self.journal_dir = config.journal_dir
         self.epoch = time.time_ns()
 
-        state = recover(
-            self.journal_dir, self.calendar, self.clock.now_ns(), self.ledger, repair=repair_journal
-        )
+        now_ns = self.clock.now_ns()
+        state = None
+        if mirrored is not None:
+            state = recovered_by_mirror(mirrored, self.journal_dir, self.calendar, now_ns)
+        if state is not None and mirrored is not None:
+            self.ledger = mirrored.ledger
+            self.index.preset(mirrored.path, mirrored.index_seqs, mirrored.index_offsets)
+        else:
+            state = recover(self.journal_dir, self.calendar, now_ns, self.ledger, repair_journal)
         self.seq = state.seq  # last seq assigned
         self.committed_seq = state.seq  # last seq on the journal and published: what others see
         self.session: dt.date = state.session

@@ -45,6 +45,7 @@ from tickdb.lease import Lease, LeaseState
 from tickerplant.clock import Clock
 from tickerplant.ingest import BatchValidator
 from tickerplant.mirror import JournalMirror, MirrorLink
+from tickerplant.mirror_state import MirroredSession
 from tickerplant.replication import STANDBY_ALIVE
 from tickerplant.server import Tickerplant
 
@@ -77,6 +78,7 @@ class TickerplantNode:
         self.tp: Tickerplant | None = None
         self.role = ""
         self._validator: BatchValidator | None = None
+        self._mirrored: MirroredSession | None = None  # the copy's state, at a takeover
 
     def stop(self) -> None:
         self.stopping.set()
@@ -108,8 +110,11 @@ class TickerplantNode:
 
     def _lead(self) -> None:
         validator, self._validator = self._validator, None
+        mirrored, self._mirrored = self._mirrored, None
         try:
-            tp = Tickerplant(self.config, self.clock, lease=self.lease, validator=validator)
+            tp = Tickerplant(
+                self.config, self.clock, lease=self.lease, validator=validator, mirrored=mirrored
+            )
         except BaseException:
             self.lease.step_down()
             raise
@@ -163,6 +168,7 @@ class TickerplantNode:
                 if self.lease.vacant():
                     if (link is not None and link.attached) or state is None or self._ours(state):
                         if self.lease.acquire():
+                            self._mirrored = mirror.recovery
                             return True
                     else:
                         self.lease.step_down()  # its flock, taken by ``vacant``, let go
