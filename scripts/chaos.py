@@ -56,7 +56,7 @@ import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
 from chaos_report import report  # noqa: E402
-from failover_probe import GatewayProbe  # noqa: E402
+from failover_probe import GatewayProbe, TickerplantProbe  # noqa: E402
 from support.harness import free_port_pair  # noqa: E402
 from waits import wait_for  # noqa: E402
 
@@ -184,6 +184,7 @@ class Chaos:
         self.rate = rate
         self.load: Load | None = None
         self.probe: GatewayProbe | None = None  # set for the failover benchmark's gateway kills
+        self.tp_probe: TickerplantProbe | None = None  # fired at a tickerplant node's kill
         self.feed: Launched | None = None
         self.frozen: set[int] = set()  # process groups SIGSTOPped now
         self._stop = threading.Event()
@@ -325,7 +326,10 @@ class Chaos:
         pgid = self.component(victim).launched.pid
         action = "kill" if rng.random() < kill_share else "stop"
         assert self.load is not None
-        probe = self.probe if target.kind == "gateway" and action == "kill" else None
+        probe: GatewayProbe | TickerplantProbe | None = None
+        if action == "kill":
+            probe = self.probe if target.kind == "gateway" else None
+            probe = self.tp_probe if target.kind.startswith("tp-") else probe
         if probe is not None:
             probe.arm(victim)
         at, wall = time.monotonic(), time.time()
@@ -453,6 +457,7 @@ def main() -> int:
             load = chaos.load = Load(
                 chaos.stack.gateway_urls(), ports, args.clients, chaos.tp_address
             )
+            chaos.tp_probe = TickerplantProbe(chaos.tp_address, ports)
             load.start()
             try:
                 hits = chaos.run(
@@ -460,6 +465,7 @@ def main() -> int:
                 )
             finally:
                 load.stop()
+                chaos.tp_probe.close()
                 if chaos.feed is not None:
                     chaos.feed.stop()
             seen = journal(chaos.tp_address, [*ROW_TABLES, "order", "fill"])
@@ -467,7 +473,7 @@ def main() -> int:
             problems = check_rows(
                 seen, chaos.addresses("rdb-"), chaos.addresses("hdb-"), chaos.stack.gateway_urls()
             )
-            problems += check_orders(seen, ACCOUNT, load.acked)
+            problems += check_orders(seen, ACCOUNT, load.acked + chaos.tp_probe.acked)
             pair = {
                 c.name: c.launched.pid for c in chaos.components() if c.name.startswith("venue-")
             }

@@ -18,7 +18,12 @@ def report(hits: list[dict[str, Any]], problems: list[str], load: Load) -> dict[
     times: dict[str, list[float]] = {}
     for h in hits:
         times.setdefault(f"{h['kind']} ({h['action']})", []).append(h["ms"])
-    print(f"{len(hits)} hits; failover: kill or freeze to the first success on the new path")
+        if h.get("probe_ms"):  # fresh requests sent at the kill: the later of them
+            times.setdefault(f"{h['kind']} (at kill)", []).append(max(h["probe_ms"].values()))
+    print(
+        f"{len(hits)} hits; failover: kill or freeze to the first success on the new path"
+        " (at kill: requests sent right after the kill, failover_probe)"
+    )
     summary = {}
     for key in sorted(times):
         v = times[key]

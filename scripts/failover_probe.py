@@ -93,3 +93,68 @@ class GatewayProbe:
         if self._orders is not None:
             self._orders.close()
         self._client = self._orders = None
+
+
+class TickerplantProbe:
+    """The same for a tickerplant node's kill: a ``Publisher`` given both nodes and a
+    ``tickdb.Orders`` (whose order goes through the gateway's publisher to the tickerplant
+    and back), each warmed, send a batch (acknowledged) and an order right after the kill.
+    The load's own publisher and order stream are each in the middle of a request then,
+    which completes only after the failover: their first request *started after* the kill
+    holds a whole round trip more."""
+
+    def __init__(self, tp_address: str, order_ports: list[str]) -> None:
+        self.tp_address, self.order_ports = tp_address, order_ports
+        self._publisher: Any = None
+        self._orders: Orders | None = None
+        self._batch: Any = None
+        self.acked: list[str] = []  # its orders' ClOrdIDs, for the soak's exactly-once check
+
+    def arm(self, victim: str) -> None:
+        from tickerplant.publisher import Publisher
+        from tickerplant.table_payload import to_arrow
+
+        self.close()
+        self._publisher = Publisher(self.tp_address, timeout_s=30, resend_after_s=0.3)
+        rows = {"sym": SYMS[:1], "price": [100.0], "size": [1]}
+        self._batch = to_arrow(rows, self._publisher.schemas["trade"])
+        self._publish()
+        self._orders = Orders(self.order_ports, timeout_s=30)
+        self._order()
+
+    def _publish(self) -> None:
+        self._publisher.publish("trade", self._batch)
+        self._publisher.flush()
+
+    def _order(self) -> None:
+        assert self._orders is not None
+        n = next(_ids)
+        clordid = f"tp-probe-{n}-{time.time_ns()}"
+        answer = self._orders.submit(ACCOUNT, SYMS[n % 3], "buy", 1, 99.0, clordid=clordid)
+        if not answer.get("order_id"):
+            raise RuntimeError(f"probe order not accepted: {answer}")
+        self.acked.append(clordid)
+
+    def fire(self, at: float) -> dict[str, float]:
+        took: dict[str, float] = {}
+
+        def timed(kind: str, call: Any) -> None:
+            call()
+            took[kind] = (time.monotonic() - at) * 1000
+
+        threads = [
+            threading.Thread(target=timed, args=("publish", self._publish)),
+            threading.Thread(target=timed, args=("order", self._order)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return took
+
+    def close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+        if self._orders is not None:
+            self._orders.close()
+        self._publisher = self._orders = None
