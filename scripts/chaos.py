@@ -44,8 +44,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +54,8 @@ import zmq  # noqa: E402
 from chaos_checks import ROW_TABLES, check_books, check_orders, check_rows, journal  # noqa: E402
 from chaos_load import ACCOUNT, Load  # noqa: E402
 from chaos_report import report  # noqa: E402
-from failover_probe import GatewayProbe, TickerplantProbe  # noqa: E402
+from chaos_targets import TARGETS, Target  # noqa: E402
+from failover_probe import FlowProbe, GatewayProbe  # noqa: E402
 from support.harness import free_port_pair  # noqa: E402
 from waits import wait_for  # noqa: E402
 
@@ -120,44 +119,6 @@ max_fills_per_window = 0
 """
 
 
-@dataclass(frozen=True)
-class Target:
-    kind: str  # its name in the report
-    pick: Callable[[Chaos], list[str]]  # the components it may hit now
-    probes: tuple[str, ...]  # requests whose first success ends its failover
-
-
-def _named(prefix: str) -> Callable[[Chaos], list[str]]:
-    return lambda chaos: [c.name for c in chaos.components() if c.name.startswith(prefix)]
-
-
-def _venue_primaries(chaos: Chaos) -> list[str]:
-    return [name for name, role in chaos.venue_roles().items() if role == "primary"]
-
-
-def _tp_node(role: str) -> Callable[[Chaos], list[str]]:
-    return lambda chaos: [name for name, r in chaos.tp_roles().items() if r == role]
-
-
-def _gateway_in_use(chaos: Chaos) -> list[str]:
-    """The gateway the first query client uses now (the load spreads its clients over the
-    gateways): killing it makes the clients on it fail over."""
-    client = chaos.load.query_client if chaos.load else None
-    url = client.url if client is not None else ""
-    names = [c.name for c in chaos.components() if c.name.startswith("gateway")]
-    return [n for n in names if chaos.component(n).launched.info.get("url") == url] or names
-
-
-TARGETS = [
-    Target("rdb", _named("rdb-"), ("query",)),
-    Target("hdb", _named("hdb-"), ("query",)),
-    Target("venue", _venue_primaries, ("order",)),
-    Target("gateway", _gateway_in_use, ("query", "order")),
-    Target("tp-primary", _tp_node("primary"), ("publish", "order")),
-    Target("tp-standby", _tp_node("standby"), ("publish", "order")),
-]
-
-
 class Chaos:
     def __init__(self, workdir: Path, rate: int, restart_backoff_s: float = 0.1) -> None:
         self.workdir = workdir
@@ -184,7 +145,8 @@ class Chaos:
         self.rate = rate
         self.load: Load | None = None
         self.probe: GatewayProbe | None = None  # set for the failover benchmark's gateway kills
-        self.tp_probe: TickerplantProbe | None = None  # fired at a tickerplant node's kill
+        self.tp_probe: FlowProbe | None = None  # fired at a tickerplant node's kill
+        self.venue_probe: FlowProbe | None = None  # fired at a venue's kill
         self.feed: Launched | None = None
         self.frozen: set[int] = set()  # process groups SIGSTOPped now
         self._stop = threading.Event()
@@ -326,10 +288,11 @@ class Chaos:
         pgid = self.component(victim).launched.pid
         action = "kill" if rng.random() < kill_share else "stop"
         assert self.load is not None
-        probe: GatewayProbe | TickerplantProbe | None = None
+        probe: GatewayProbe | FlowProbe | None = None
         if action == "kill":
             probe = self.probe if target.kind == "gateway" else None
             probe = self.tp_probe if target.kind.startswith("tp-") else probe
+            probe = self.venue_probe if target.kind == "venue" else probe
         if probe is not None:
             probe.arm(victim)
         at, wall = time.monotonic(), time.time()
@@ -457,7 +420,8 @@ def main() -> int:
             load = chaos.load = Load(
                 chaos.stack.gateway_urls(), ports, args.clients, chaos.tp_address
             )
-            chaos.tp_probe = TickerplantProbe(chaos.tp_address, ports)
+            chaos.tp_probe = FlowProbe(chaos.tp_address, ports)
+            chaos.venue_probe = FlowProbe(chaos.tp_address, ports, ("order",))
             load.start()
             try:
                 hits = chaos.run(
@@ -466,6 +430,7 @@ def main() -> int:
             finally:
                 load.stop()
                 chaos.tp_probe.close()
+                chaos.venue_probe.close()
                 if chaos.feed is not None:
                     chaos.feed.stop()
             seen = journal(chaos.tp_address, [*ROW_TABLES, "order", "fill"])
@@ -473,7 +438,9 @@ def main() -> int:
             problems = check_rows(
                 seen, chaos.addresses("rdb-"), chaos.addresses("hdb-"), chaos.stack.gateway_urls()
             )
-            problems += check_orders(seen, ACCOUNT, load.acked + chaos.tp_probe.acked)
+            problems += check_orders(
+                seen, ACCOUNT, load.acked + chaos.tp_probe.acked + chaos.venue_probe.acked
+            )
             pair = {
                 c.name: c.launched.pid for c in chaos.components() if c.name.startswith("venue-")
             }

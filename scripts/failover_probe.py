@@ -95,16 +95,19 @@ class GatewayProbe:
         self._client = self._orders = None
 
 
-class TickerplantProbe:
-    """The same for a tickerplant node's kill: a ``Publisher`` given both nodes and a
-    ``tickdb.Orders`` (whose order goes through the gateway's publisher to the tickerplant
-    and back), each warmed, send a batch (acknowledged) and an order right after the kill.
-    The load's own publisher and order stream are each in the middle of a request then,
-    which completes only after the failover: their first request *started after* the kill
-    holds a whole round trip more."""
+class FlowProbe:
+    """The same for a tickerplant node's or a venue's kill: a ``Publisher`` given both
+    tickerplant nodes and a ``tickdb.Orders`` (whose order goes through a gateway, the
+    tickerplant and the shard's venue, and back), each warmed, send a batch (acknowledged)
+    and an order right after the kill (``kinds``: which of the two). The load's own
+    publisher and order stream are each in the middle of a request then, which completes
+    only after the failover: their first request *started after* the kill holds a whole
+    round trip more."""
 
-    def __init__(self, tp_address: str, order_ports: list[str]) -> None:
-        self.tp_address, self.order_ports = tp_address, order_ports
+    def __init__(
+        self, tp_address: str, order_ports: list[str], kinds: tuple[str, ...] = ("publish", "order")
+    ) -> None:
+        self.tp_address, self.order_ports, self.kinds = tp_address, order_ports, kinds
         self._publisher: Any = None
         self._orders: Orders | None = None
         self._batch: Any = None
@@ -115,12 +118,14 @@ class TickerplantProbe:
         from tickerplant.table_payload import to_arrow
 
         self.close()
-        self._publisher = Publisher(self.tp_address, timeout_s=30, resend_after_s=0.3)
-        rows = {"sym": SYMS[:1], "price": [100.0], "size": [1]}
-        self._batch = to_arrow(rows, self._publisher.schemas["trade"])
-        self._publish()
-        self._orders = Orders(self.order_ports, timeout_s=30)
-        self._order()
+        if "publish" in self.kinds:
+            self._publisher = Publisher(self.tp_address, timeout_s=30, resend_after_s=0.3)
+            rows = {"sym": SYMS[:1], "price": [100.0], "size": [1]}
+            self._batch = to_arrow(rows, self._publisher.schemas["trade"])
+            self._publish()
+        if "order" in self.kinds:
+            self._orders = Orders(self.order_ports, timeout_s=30)
+            self._order()
 
     def _publish(self) -> None:
         self._publisher.publish("trade", self._batch)
@@ -142,10 +147,8 @@ class TickerplantProbe:
             call()
             took[kind] = (time.monotonic() - at) * 1000
 
-        threads = [
-            threading.Thread(target=timed, args=("publish", self._publish)),
-            threading.Thread(target=timed, args=("order", self._order)),
-        ]
+        calls = {"publish": self._publish, "order": self._order}
+        threads = [threading.Thread(target=timed, args=(k, calls[k])) for k in self.kinds]
         for t in threads:
             t.start()
         for t in threads:

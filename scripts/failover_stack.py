@@ -33,7 +33,7 @@ import zmq
 from chaos import TARGETS, Chaos, wait_for
 from chaos_load import Load
 from chaos_report import pct
-from failover_probe import GatewayProbe
+from failover_probe import FlowProbe, GatewayProbe
 
 from tickerplant.failover_client import addresses_of, find_primary
 
@@ -101,6 +101,8 @@ def run_stack_scenarios(
                     {n: str(info[n]["url"]) for n in names},
                     {n: str(info[n]["order_port"]) for n in names},
                 )
+            if "venue" in kinds:
+                chaos.venue_probe = FlowProbe(chaos.tp_address, ports, ("order",))
             load.start()
             try:
                 chaos.wait_whole()
@@ -118,6 +120,8 @@ def run_stack_scenarios(
                 load.stop()
                 if chaos.probe is not None:
                     chaos.probe.close()
+                if chaos.venue_probe is not None:
+                    chaos.venue_probe.close()
             errors = [e for e in load.log.errors if e.startswith("query")]
             return {
                 "replay": replay,
@@ -150,13 +154,14 @@ def report_stack(result: dict[str, Any]) -> None:
             # The load's clients: each kind alone (a query includes a whole earlier one).
             for probe_kind in ("order", "query"):
                 measured.append((f"  {probe_kind}", [r["load_ms"][probe_kind] for r in runs]))
+        if any(r.get("probe_ms") for r in runs):
             # Requests sent at the kill by clients that were using the victim
             # (``failover_probe``): the failover itself, a missing answer as infinite.
             sent = [r["probe_ms"] for r in runs]
             inf = float("inf")
-            both = [max(p.get("query", inf), p.get("order", inf)) for p in sent]
-            measured.append(("at kill", both))
-            for probe_kind in ("order", "query", "refused"):
+            asked = ("order", "query") if kind == "gateway" else ("order",)
+            measured.append(("at kill", [max(p.get(k, inf) for k in asked) for p in sent]))
+            for probe_kind in (*asked, "refused") if kind == "gateway" else ():
                 measured.append((f"  {probe_kind}", [p.get(probe_kind, inf) for p in sent]))
         measured.append(("back", back))
         if takeovers:
