@@ -35,6 +35,10 @@ from orders.snapshot import SnapshotSettings
 from tickdb.config import load_config
 from tickerplant.publisher import Publisher
 
+# The snapshot writer runs at nice 10: on two busy cores it gets a small share of them, so
+# what waits on its output waits long (a healthy run is done in a second or two).
+WRITER_S = 120
+
 # Fill windows kept (an hour) and never tripped; the other checks a fast flow trips, off.
 RISK = """
 [risk.defaults]
@@ -130,7 +134,9 @@ def test_restore_and_tail_equal_a_full_replay_also_across_an_end_of_day(tmp_path
             admin_seq = pub.hello.seq
         # Something after the admin rows, so that a snapshot covers them too.
         drive(stack, steps[180:240], crash_at=-1, crash=None)
-        wait_until(lambda: newest_seq(snapshots) > admin_seq, 30, "a snapshot after the admin")
+        wait_until(
+            lambda: newest_seq(snapshots) > admin_seq, WRITER_S, "a snapshot after the admin"
+        )
         kept = tmp_path / "before-eod"
         kept.mkdir()
         seq, path = gateway_snapshots(snapshots)[0]
@@ -142,7 +148,9 @@ def test_restore_and_tail_equal_a_full_replay_also_across_an_end_of_day(tmp_path
         drive(stack, steps[240:], crash_at=-1, crash=None)
         with Publisher(stack.tp_address) as pub:
             end = pub.hello.seq
-        wait_until(lambda: newest_seq(snapshots) > rolled_at, 30, "a snapshot after the day's end")
+        wait_until(
+            lambda: newest_seq(snapshots) > rolled_at, WRITER_S, "a snapshot after the day's end"
+        )
 
         full, replayed = rebuilt(stack, None)
         assert replayed.restored_seq == 0
@@ -172,7 +180,7 @@ def test_kill9_of_the_gateway_with_a_snapshot_loses_and_doubles_nothing(tmp_path
         restart = threading.Thread(target=stack.start_gateway, args=(port, order_port), daemon=True)
 
         def crash() -> None:
-            wait_until(lambda: newest_seq(snapshots) > 20, 30, "a gateway snapshot")
+            wait_until(lambda: newest_seq(snapshots) > 20, WRITER_S, "a gateway snapshot")
             assert stack.gateway is not None
             stack.gateway.kill9()
             restart.start()
@@ -228,7 +236,7 @@ def test_a_damaged_or_mismatched_snapshot_falls_back_to_an_older_one_or_the_jour
         steps = flow(seed=7, count=150)
         for part, count in ((steps[:75], 1), (steps[75:], 2)):
             drive(stack, part, crash_at=-1, crash=None)
-            wait_until(lambda: snapshots_at_least(tmp_path / "snapshots", count), 30)  # noqa: B023
+            wait_until(lambda: snapshots_at_least(tmp_path / "snapshots", count), WRITER_S)  # noqa: B023
         assert stack.gateway is not None
         stack.gateway.stop()  # its writer finishes: whole snapshots to damage
         full, _ = rebuilt(stack, None)
@@ -291,7 +299,7 @@ def test_a_killed_snapshot_writer_is_started_again(tmp_path: Path) -> None:
         (writer,) = wait_until(lambda: writer_pids(gateway_pid), 30, "the writer")
         steps = flow(seed=7, count=60)
         drive(stack, steps[:30], -1, None)
-        wait_until(lambda: newest_seq(snapshots) > 0, 30, "a first snapshot")
+        wait_until(lambda: newest_seq(snapshots) > 0, WRITER_S, "a first snapshot")
         subprocess.run(["kill", "-9", str(writer)], check=True)
         (again,) = wait_until(
             lambda: [p for p in writer_pids(gateway_pid) if p != writer], 30, "a new writer"
@@ -299,7 +307,7 @@ def test_a_killed_snapshot_writer_is_started_again(tmp_path: Path) -> None:
         assert again != writer
         before = newest_seq(snapshots)
         drive(stack, steps[30:], -1, None)
-        wait_until(lambda: newest_seq(snapshots) > before, 60, "a snapshot by the new writer")
+        wait_until(lambda: newest_seq(snapshots) > before, WRITER_S, "a snapshot by the new writer")
         assert f"gateway snapshot writer (pid {writer}) exited" in stack.gateway.log()
     finally:
         stack.stop()
