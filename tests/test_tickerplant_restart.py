@@ -204,3 +204,57 @@ def test_restart_after_an_outage_resends_each_batch_once_paced_by_acks(
         assert sizes(drain(replayed, sent, timeout=30)) == list(range(sent))
     finally:
         replayed.close()
+
+
+def test_the_window_in_bytes_bounds_what_a_publisher_holds(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    """With the tickerplant stopped, a feed of 200-row tables blocks once its unacknowledged
+    frames reach ``max_inflight_bytes``, far below ``max_inflight`` batches; once the
+    tickerplant runs again every row arrives, once and in order."""
+    tp = Restartable(tmp_path, procs)
+    limit = 64 << 10
+    pub = Publisher(tp.address, max_inflight=10_000, max_inflight_bytes=limit, timeout_s=60)
+    sent = 0
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        nonlocal sent
+        try:
+            while not stop.is_set() and sent < 100_000:
+                pub.publish("trade", trades(sent, 200))
+                sent += 200
+        except BaseException as exc:
+            errors.append(exc)
+
+    wait_until(lambda: pub.acked == 0 and pub.inflight == 0, 5, "a fresh publisher")
+    os.kill(tp.proc.popen.pid, signal.SIGSTOP)
+    try:
+        feeder = threading.Thread(target=run, daemon=True)
+        feeder.start()
+
+        def window_full() -> bool:
+            frames = pub.inflight
+            # Nearly full (frames differ by a few bytes), and the feed is waiting: every
+            # table it published is in flight, none acknowledged.
+            nearly = frames > 1 and pub.inflight_bytes + 2 * pub.inflight_bytes // frames > limit
+            return nearly and sent == frames * 200
+
+        wait_until(window_full, 20, "the window full")
+        held = sent
+        assert pub.inflight_bytes <= limit
+        assert pub.inflight < 10_000
+    finally:
+        os.kill(tp.proc.popen.pid, signal.SIGCONT)
+    wait_until(lambda: sent > held + 2000, 30, "the feed going on once acknowledged")
+    stop.set()
+    feeder.join(30)
+    assert not errors, errors
+    pub.flush(timeout_s=30)
+    pub.close()
+    replayed = Subscriber(tp.address, tables=["trade"], start="journal")
+    try:
+        assert sizes(drain(replayed, sent, timeout=30)) == list(range(sent))
+    finally:
+        replayed.close()

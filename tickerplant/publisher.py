@@ -1,8 +1,9 @@
 """``tickdb.Publisher``: send rows to a tickerplant, exactly once.
 
 Every batch gets a number; the tickerplant acknowledges batches once they are journaled.
-Unacknowledged batches stay in memory (at most ``max_inflight`` of them: ``publish`` then
-waits for acknowledgements, and raises ``PublisherFull`` after ``timeout_s`` without one)
+Unacknowledged batches stay in memory (at most ``max_inflight`` of them, and at most
+``max_inflight_bytes`` of frames: ``publish`` then waits for acknowledgements, and raises
+``PublisherFull`` after ``timeout_s`` without one)
 and are resent when the tickerplant asks for them or the connection to it was lost (it
 was restarted), and the tickerplant drops the copies it already has. ``flush()`` returns
 when everything sent is on the journal.
@@ -52,6 +53,7 @@ from tickerplant.failover_client import addresses_of, find_primary
 from tickerplant.publisher_frames import upd_frame
 from tickerplant.publisher_replies import (
     COPY_BELOW,
+    MAX_INFLIGHT_BYTES,
     NOBLOCK,
     PublisherFull,
     PublishError,
@@ -87,6 +89,7 @@ class Publisher(ReplyBookkeeping):
         batch_rows: int = 0,
         batch_ms: float = 0.0,
         max_inflight: int = 20_000,
+        max_inflight_bytes: int = MAX_INFLIGHT_BYTES,
         resend_after_s: float = 1.0,
         timeout_s: float = 30.0,
         publisher_id: bytes | None = None,
@@ -97,6 +100,7 @@ class Publisher(ReplyBookkeeping):
         self.timeout_s = timeout_s
         self.resend_after_s = resend_after_s
         self.max_inflight = max_inflight
+        self.max_inflight_bytes = max_inflight_bytes
         self.batch_rows = batch_rows
         self.batch_ms = batch_ms
         # A secret: whoever sends it publishes as this publisher (``publisher_ids``). Give
@@ -122,6 +126,7 @@ class Publisher(ReplyBookkeeping):
         # Batch number -> its UPD frame, joined once (``publisher_frames``): sent as it is,
         # or with a newer ``base`` when it goes again.
         self._inflight: OrderedDict[int, bytes] = OrderedDict()
+        self._inflight_bytes = 0  # the frames' sizes added up
         # The next batch to hand to ZeroMQ: everything in flight below it has been sent on
         # the current connection (as far as this side can tell). A resend rewinds it.
         self._cursor = 1
@@ -174,6 +179,12 @@ class Publisher(ReplyBookkeeping):
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def inflight_bytes(self) -> int:
+        """The unacknowledged batches' frames, in bytes (at most ``max_inflight_bytes``, or
+        one batch bigger than that)."""
+        return self._inflight_bytes
 
     # -- sending ------------------------------------------------------------------------
     def publish(self, table: str, data: Any = None, /, **row: Any) -> None:
@@ -322,19 +333,21 @@ class Publisher(ReplyBookkeeping):
         return self._cut(name, batch.slice(0, half)) + self._cut(name, batch.slice(half))
 
     def _send_new(self, table: bytes, pieces: tuple[bytes | pa.Buffer, ...]) -> int:
+        size = sum(map(len, pieces))
         # Look for acks every few sends, not every send: checking costs a syscall.
         self._sends_since_check += 1
-        if self._sends_since_check >= 64 or len(self._inflight) >= self.max_inflight:
+        if self._sends_since_check >= 64 or self._full(size):
             self._sends_since_check = 0
             self._process_replies(block_s=0)
-        if len(self._inflight) >= self.max_inflight:
-            self._wait_for_room()
+            if self._full(size):
+                self._wait_for_room(size)
         batch = self._next_batch
         self._next_batch = batch + 1
         # Batches in flight are exactly those above the acknowledged level, so ``base`` is
         # one past it.
         frame = upd_frame(self.publisher_id, batch, self._acked + 1, table, pieces)
         self._inflight[batch] = frame
+        self._inflight_bytes += len(frame)
         if self._cursor != batch:
             self._pump()  # older batches wait to go first
             return batch
