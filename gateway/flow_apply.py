@@ -74,11 +74,6 @@ class FlowApplier:
         # ``to_pylist`` cost several times more than the rest of applying it.
         names, columns = read_columns(message.payload) if read is None else read
         if message.table == "order":
-            by_name = dict(zip(names, columns, strict=True))
-            seen = zip(by_name["venue"], by_name["in_seq"], strict=True)
-            self.venues.saw(
-                "order", ({"venue": v, "in_seq": s} for v, s in seen), message.ts_recv / 1e9
-            )
             try:
                 # A mass cancel's record holds thousands: no dict per row on the way.
                 events = events_from_columns(names, columns)
@@ -88,13 +83,17 @@ class FlowApplier:
                 for event in events:
                     if not stale_refusal(router, event):
                         router.on_event(event, message.ts_recv)
+                self._saw_order(names, columns, message.ts_recv)
                 return
         rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
         if message.table == "order":
-            for row in rows:
-                event = event_from_row(row)
-                if not stale_refusal(router, event):
-                    router.on_event(event, message.ts_recv)
+            try:
+                for row in rows:
+                    event = event_from_row(row)
+                    if not stale_refusal(router, event):
+                        router.on_event(event, message.ts_recv)
+            finally:
+                self._saw_order(names, columns, message.ts_recv)
         elif message.table == "fill":
             # The positions moved with the FILL events (``OrderRouter.on_event``).
             self.venues.saw("fill", rows, message.ts_recv / 1e9)
@@ -103,6 +102,13 @@ class FlowApplier:
         ):
             for row in rows:
                 self._replay_admin(row)
+
+    def _saw_order(self, names: list[str], columns: list[list[object]], ts_recv: int) -> None:
+        """Each venue's answers, for the console: after the events are applied, since a
+        FIX execution report goes out as its event is applied (off its critical path)."""
+        by_name = dict(zip(names, columns, strict=True))
+        seen = zip(by_name["venue"], by_name["in_seq"], strict=True)
+        self.venues.saw("order", ({"venue": v, "in_seq": s} for v, s in seen), ts_recv / 1e9)
 
     def _replay_admin(self, row: dict[str, object]) -> None:
         risk = self.router.risk

@@ -20,7 +20,9 @@ from orders.model import (
 from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
+    REQUEST_SCHEMA,
     encode_outputs,
+    encode_requests,
     encode_rows,
     event_from_row,
     event_row,
@@ -28,6 +30,8 @@ from orders.rows import (
     fill_from_row,
     fill_row,
     request_from_row,
+    request_row,
+    request_values,
     requests_table,
     to_table,
 )
@@ -45,6 +49,26 @@ def test_requests_round_trip() -> None:
     ]
     rows = requests_table(reqs).to_pylist()
     assert [request_from_row(r) for r in rows] == reqs
+
+
+def test_one_request_is_packed_from_its_values_to_the_same_bytes() -> None:
+    """A run of one request is packed from ``request_values``, not its row dict: the same
+    values, in the schema's order, and so the same bytes."""
+    reqs = [
+        NewOrder("A1", "AAPL", "c1", Side.BUY, 10, OrdType.LIMIT, 1.25, TimeInForce.GTC, "s"),
+        NewOrder("A1", "AAPL", "c2", Side.SELL, 5, OrdType.MARKET, None, TimeInForce.IOC),
+        CancelRequest("A1", "AAPL", "c3", "c1"),
+        ReplaceRequest("A1", "AAPL", "c4", "c1", qty=None, price=1.26),
+        ReplaceRequest("A1", "AAPL", "c5", "c4", qty=20, price=None),
+        MassCancel(account="A1", strategy="s", sym="", clordid="m1"),
+        MassCancel(account="", strategy="", sym="AAPL", clordid="m2"),
+    ]
+    for req in reqs:
+        row = request_row(req)
+        assert request_values(req) == tuple(row[name] for name in REQUEST_SCHEMA.names)
+        assert encode_requests([req]) == encode_rows([row], REQUEST_SCHEMA)
+        assert encode_requests(iter([req])) == encode_rows([row], REQUEST_SCHEMA)
+        assert read_rows(encode_requests([req])) == read_rows(encode_rows([row], REQUEST_SCHEMA))
 
 
 def test_events_and_fills_round_trip() -> None:
