@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
+from gateway import bulk_cancel
 from gateway.order_router import OrderRouter
 from gateway.peer_requests import PeerRequests, stale_refusal
 from gateway.replay_rows import Columns, read_columns_of
@@ -74,6 +75,13 @@ class FlowApplier:
         # ``to_pylist`` cost several times more than the rest of applying it.
         names, columns = read_columns(message.payload) if read is None else read
         if message.table == "order":
+            by_name = dict(zip(names, columns, strict=True))
+            if bulk_cancel.applies(router, by_name):  # a mass cancel's answer
+                try:
+                    bulk_cancel.apply_canceled(router, by_name, message.ts_recv)
+                finally:
+                    self.venues.saw_columns("order", by_name, message.ts_recv / 1e9)
+                return
             try:
                 # A mass cancel's record holds thousands: no dict per row on the way.
                 events = events_from_columns(names, columns)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,28 @@ class VenueActivity:
                     seen.events += 1
                 seen.last_in_seq = max(seen.last_in_seq, int(row.get("in_seq") or 0))
                 seen.last_at = when
+
+    def saw_columns(self, table: str, by_name: dict[str, list[Any]], now: float) -> None:
+        """``saw`` of a record's rows given as columns by name: one count per venue, not
+        a dict per row (a mass cancel's answer holds thousands)."""
+        counts = Counter(by_name["venue"])
+        counts.pop("", None)
+        counts.pop(None, None)
+        if not counts:
+            return
+        last: dict[str, int] = {}
+        for label, in_seq in zip(by_name["venue"], by_name["in_seq"], strict=True):
+            if label in counts and (in_seq or 0) > last.get(label, 0):
+                last[label] = int(in_seq)
+        with self._lock:
+            for label, count in counts.items():
+                seen = self._seen.setdefault(label, VenueSeen())
+                if table == "fill":
+                    seen.fills += count
+                else:
+                    seen.events += count
+                seen.last_in_seq = max(seen.last_in_seq, last.get(label, 0))
+                seen.last_at = now
 
     def rows(self, shard_count: int, orders: Iterable[Order], now: float) -> list[dict[str, Any]]:
         """One row per venue. The venues are those of the shard count the flow's labels

@@ -162,6 +162,15 @@ class RiskBook:
         if totals.open_orders == 0:
             totals.working_notional = 0.0  # no float residue once nothing works
 
+    def close(self, account: str, clordid: str, order_id: str, orig_clordid: str) -> None:
+        """What ``on_event`` does for an event whose order is done: drop it if counted (the
+        ids an event would bind to it first are dropped with it)."""
+        order = self.find(account, clordid, order_id)
+        if order is None and orig_clordid:
+            order = self.find(account, orig_clordid)
+        if order is not None:
+            self.remove(order)
+
     def on_event(self, event: Event, reference: float | None) -> None:
         order = self.find(event.account, event.clordid, event.order_id)
         if order is None and event.orig_clordid:

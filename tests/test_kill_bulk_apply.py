@@ -1,0 +1,118 @@
+"""A venue's mass-cancel answer is applied from its columns (``gateway/bulk_cancel.py``):
+the gateway's state after it must be what the general path (an ``Event`` per row through
+``OrderRouter.on_event``) leaves, live and rebuilt from the journal, on a real day's flow
+(fills, partial fills, replaces, cancels, rejects), a kill and a mass cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from support.harness import wait_until
+from support.order_flow import RISK, drive, flow, journal_rows
+from support.order_stack import start_order_stack
+
+from gateway import bulk_cancel
+from gateway.order_router import OrderRouter, order_dict
+from gateway.order_stream import OrderStream
+from orders.risk import risk_engine
+from tickdb.config import load_config
+from tickerplant.publisher import Publisher
+
+
+def state(stream: OrderStream) -> dict[str, Any]:
+    router = stream.router
+    with router.lock:
+        return {
+            "orders": {
+                key: {**order_dict(o), "history": list(o.history), "prior": o.prior_status}
+                for key, o in router._by_clordid.items()
+            },
+            "risk": router.risk.status(),
+            "working": sorted(
+                (w.account, w.sym, w.leaves, round(w.notional, 6))
+                for w in router.risk._book.orders.values()
+            ),
+            "invalid": router.invalid_transitions,
+            "venues": {
+                label: (seen.events, seen.fills, seen.last_in_seq)
+                for label, seen in stream.venues._seen.items()
+            },
+        }
+
+
+def rebuilt(address: str, cfg: Any, pub: Publisher) -> dict[str, Any]:
+    stream = OrderStream(OrderRouter(risk_engine(cfg), pub), address).start()
+    try:
+        assert stream.wait_ready(60)
+        return state(stream)
+    finally:
+        stream.close()
+
+
+def test_a_mass_cancel_applied_in_bulk_equals_it_applied_event_by_event(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    stack = start_order_stack(tmp_path, shards=2, extra_toml=RISK)
+    try:
+        drive(stack, flow(seed=11, count=500), crash_at=-1, crash=None)
+        with stack.client() as client:
+            # A partially filled order and a replaced one among those the kill cancels.
+            client.submit("F1", "XOM", "sell", 10, 120.0, clordid="part")
+            client.submit("F2", "XOM", "buy", 4, 120.0, clordid="taker")
+            client.submit("F1", "BAC", "buy", 10, 60.0, clordid="orig")
+            client.replace("F1", "orig", qty=20, new_clordid="repl")
+            open_f1 = {o["clordid"] for o in client.orders("F1", open_only=True)}
+            assert {"part", "repl"} <= open_f1 and len(open_f1) > 10
+            assert client.order("F1", "part")["status"] == "partially_filled"
+            killed = client.kill(account="F1")
+            assert killed["canceled"] == len(open_f1)
+            open_f2 = client.orders("F2", open_only=True)
+            assert len(open_f2) > 2
+            client.cancel_all(account="F2")
+            wait_until(
+                lambda: (
+                    not client.orders("F1", open_only=True)
+                    and not client.orders("F2", open_only=True)
+                ),
+                timeout=30,
+                what="F1 and F2 closed",
+            )
+            live = {(o["account"], o["clordid"]): o for o in client.orders()}
+        # Each order the kill named was canceled exactly once, in the journal.
+        canceled = [
+            (r["account"], r["clordid"])
+            for r in journal_rows(stack, "order")
+            if r["event"] == "canceled" and r["account"] == "F1" and r["reason"] == "mass_cancel"
+        ]
+        assert sorted(canceled) == sorted(("F1", c) for c in open_f1)
+
+        cfg = load_config(stack.config)
+        calls: list[int] = []
+        apply_canceled = bulk_cancel.apply_canceled
+
+        def counted(router: OrderRouter, by_name: dict[str, list[Any]], ts_ns: int) -> None:
+            calls.append(len(by_name["event"]))
+            apply_canceled(router, by_name, ts_ns)
+
+        with Publisher(stack.tp_address) as pub:
+            monkeypatch.setattr(bulk_cancel, "apply_canceled", counted)
+            in_bulk = rebuilt(stack.tp_address, cfg, pub)
+            # The kill's and the mass cancel's answers, one record per venue each.
+            assert sum(calls) >= len(open_f1) + len(open_f2)
+            monkeypatch.setattr(bulk_cancel, "MIN_ROWS", 10**9)  # every row an Event
+            calls.clear()
+            one_by_one = rebuilt(stack.tp_address, cfg, pub)
+            assert not calls
+        assert in_bulk == one_by_one
+        assert in_bulk["invalid"] == 0
+        # And what the live gateway (bulk too) holds.
+        for key, order in live.items():
+            assert order == {k: in_bulk["orders"][key][k] for k in order}, key
+        part = in_bulk["orders"][("F1", "part")]
+        assert (part["status"], part["cum_qty"], part["leaves_qty"]) == ("canceled", 4, 0)
+        assert in_bulk["orders"][("F1", "repl")]["qty"] == 20
+        accounts = in_bulk["risk"]["accounts"]
+        assert all(accounts[a]["open_orders"] == 0 for a in ("F1", "F2") if a in accounts)
+    finally:
+        stack.stop()
