@@ -11,7 +11,7 @@ by row from its columns with what such an event does and nothing else, in the sa
 and with the same outcome as ``OrderRouter.on_event``:
 
 - the order it names (by ClOrdID, else its orig ClOrdID) moves to canceled, if the state
-  machine (``orders.states.TRANSITIONS``) allows it from its status; the venue's numbers
+  machine allows it (``orders.mass_cancel.CANCELABLE``) from its status; the venue's numbers
   and reason are taken, as ``OrderRouter._apply_event`` takes them;
 - the risk book drops it from the working orders (``RiskEngine.on_closed``);
 - the router's listeners see it.
@@ -28,18 +28,12 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.order_router import OrderRouter
+from orders.mass_cancel import CANCELABLE
 from orders.model import EventType, OrdStatus
 from orders.rows import event_from_row
-from orders.states import TRANSITIONS
 
 _CANCELED_EVENT = EventType.CANCELED.value
 _CANCELED_STATUS = OrdStatus.CANCELED.value
-# The statuses a ``canceled`` event may close an order from, read off the one table.
-CANCELABLE = frozenset(
-    status
-    for (status, trigger), target in TRANSITIONS.items()
-    if trigger is EventType.CANCELED and target is OrdStatus.CANCELED
-)
 # Records below this many rows take the general path: a one-row answer is the per-order hot
 # path, and the columnar pass pays off only over many rows.
 MIN_ROWS = 2

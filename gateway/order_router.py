@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from orders.book_events import order_event
+from orders.mass_cancel import mark_pending_cancel
 from orders.model import (
     CancelRequest,
     Event,
@@ -339,9 +340,7 @@ class OrderRouter:
             # answers out until that is done (a kill over 10,000 orders: ~20 ms sooner).
             self._send(req)
             targets = self.open_orders(req.account, req.strategy, req.sym)
-            for order in targets:
-                if order.status in WORKING_FOR_CANCEL:
-                    apply(order, EventType.PENDING_CANCEL)
+            mark_pending_cancel(targets)
             if wait:
                 # Counted down as events close the targets: re-checking all of them after
                 # every event would cost O(n²) for a kill switch over many orders.

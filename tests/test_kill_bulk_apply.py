@@ -15,7 +15,10 @@ from support.order_stack import start_order_stack
 from gateway import bulk_cancel
 from gateway.order_router import OrderRouter, order_dict
 from gateway.order_stream import OrderStream
+from orders.mass_cancel import apply_plain
+from orders.model import EventType, MassCancel, Order, OrdStatus, OrdType, Side, TimeInForce
 from orders.risk import risk_engine
+from orders.states import InvalidTransition, apply
 from tickdb.config import load_config
 from tickerplant.publisher import Publisher
 
@@ -116,3 +119,81 @@ def test_a_mass_cancel_applied_in_bulk_equals_it_applied_event_by_event(
         assert all(accounts[a]["open_orders"] == 0 for a in ("F1", "F2") if a in accounts)
     finally:
         stack.stop()
+
+
+def test_apply_plain_moves_an_order_as_apply_does_for_every_status_and_event() -> None:
+    for status in OrdStatus:
+        for prior in (None, OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED):
+            for event in EventType:
+                if event is EventType.FILL:
+                    continue  # a fill's target depends on its size: never taken here
+                general, plain = (
+                    Order("V0-1", "A", "S", "c", Side.BUY, 10, OrdType.LIMIT, 1.0,
+                          TimeInForce.DAY, status=status, prior_status=prior)
+                    for _ in range(2)
+                )  # fmt: skip
+                outcomes = []
+                for order, move in ((general, apply), (plain, apply_plain)):
+                    try:
+                        move(order, event)
+                        outcomes.append(None)
+                    except InvalidTransition as exc:
+                        outcomes.append(str(exc))
+                assert outcomes[0] == outcomes[1], (status, prior, event)
+                assert general == plain, (status, prior, event)
+                assert general.history == plain.history
+
+
+class Sent:
+    """The router's publisher, recording what it sends (no tickerplant: the marking alone)."""
+
+    def __init__(self) -> None:
+        self.payloads: list[tuple[str, bytes]] = []
+
+    def publish_ipc(self, table: str, payload: bytes) -> int:
+        self.payloads.append((table, payload))
+        return len(self.payloads)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_kill_marks_every_working_order_and_goes_past_a_pending_replace() -> None:
+    sent = Sent()
+    router = OrderRouter(risk_engine(load_config(None)), sent)  # type: ignore[arg-type]
+    router.ready = True
+    statuses = [
+        OrdStatus.NEW,
+        OrdStatus.PARTIALLY_FILLED,
+        OrdStatus.REPLACED,
+        OrdStatus.PENDING_CANCEL,
+        OrdStatus.PENDING_REPLACE,
+        OrdStatus.PENDING_NEW,
+        OrdStatus.FILLED,
+        OrdStatus.CANCELED,
+    ]
+    orders = {}
+    for i, status in enumerate(statuses):
+        order = Order(f"V0-{i}", "K1", "S", f"c{i}", Side.BUY, 10, OrdType.LIMIT, 1.0,
+                      TimeInForce.DAY, status=status, prior_status=OrdStatus.NEW
+                      if status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_REPLACE)
+                      else None)  # fmt: skip
+        router._by_clordid[("K1", order.clordid)] = orders[status] = order
+    other = Order("V0-9", "K2", "S", "k2", Side.BUY, 10, OrdType.LIMIT, 1.0, TimeInForce.DAY)
+    router._by_clordid[("K2", "k2")] = other
+    targets = router.mass_cancel(MassCancel(account="K1", clordid="kill"), wait=False)
+    assert [table for table, _ in sent.payloads] == ["order_request"]
+    assert {o.clordid for o in targets} == {f"c{i}" for i in range(6)}  # the open ones
+    after = {status: (o.status, o.prior_status) for status, o in orders.items()}
+    assert after == {
+        OrdStatus.NEW: (OrdStatus.PENDING_CANCEL, OrdStatus.NEW),
+        OrdStatus.PARTIALLY_FILLED: (OrdStatus.PENDING_CANCEL, OrdStatus.PARTIALLY_FILLED),
+        OrdStatus.REPLACED: (OrdStatus.PENDING_CANCEL, OrdStatus.REPLACED),
+        OrdStatus.PENDING_CANCEL: (OrdStatus.PENDING_CANCEL, OrdStatus.NEW),
+        # The table has no cancel of a pending replace: left so, the venue's answer closes it.
+        OrdStatus.PENDING_REPLACE: (OrdStatus.PENDING_REPLACE, OrdStatus.NEW),
+        OrdStatus.PENDING_NEW: (OrdStatus.PENDING_NEW, None),
+        OrdStatus.FILLED: (OrdStatus.FILLED, None),
+        OrdStatus.CANCELED: (OrdStatus.CANCELED, None),
+    }
+    assert other.status is OrdStatus.NEW
