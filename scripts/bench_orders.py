@@ -215,11 +215,15 @@ def kill_switch(stack: Stack, working: int, account: str, tag: str) -> dict[str,
         time.sleep(0.2)
     open_before = len(client.orders(account, open_only=True))
     counter = EventCounter(stack.tp_address, "canceled", account)
+    cpu0 = stack.cpu_ns()
     wall0 = time.time_ns()
     t0 = time.monotonic_ns()
     reply = client.kill(account=account)
     t1 = time.monotonic_ns()
     ok = counter.wait_for(open_before, 120)
+    # The CPU the kill cost each component (all threads, idle work included): steadier than
+    # the wall times on a loaded machine, where they wait for a core.
+    cpu = {k: (v - cpu0[k]) / 1e6 for k, v in stack.cpu_ns().items()}
     counter.close()
     open_after = len(client.orders(account, open_only=True))
     client.close()
@@ -232,6 +236,7 @@ def kill_switch(stack: Stack, working: int, account: str, tag: str) -> dict[str,
         "response_ms": (t1 - t0) / 1e6,
         "last_event_ms": (counter.last_mono_ns - t0) / 1e6,
         "last_stamp_ms": (counter.last_stamp_ns - wall0) / 1e6,
+        **{f"cpu_{k}_ms": v for k, v in cpu.items()},
     }
 
 
@@ -410,6 +415,13 @@ def main() -> None:
             f"{median_of(kills, 'last_event_ms'):.1f} ms, its tickerplant stamp "
             f"{median_of(kills, 'last_stamp_ms'):.1f} ms after the request; "
             f"target <= {TARGETS['kill_ms']:.0f} ms: {verdict(response, TARGETS['kill_ms'])}"
+        )
+        print(
+            "    CPU of the kill, ms: "
+            + ", ".join(
+                f"{k} {median_of(kills, f'cpu_{k}_ms'):.0f}" for k in ("gateway", "venues", "tp")
+            )
+            + f"; load {os.getloadavg()[0]:.1f}"
         )
         print(
             "    canceled (reply, events, still open after): "
