@@ -1,11 +1,13 @@
-"""What a mass cancel does to each order it closes, at the cost a kill switch can bear.
+"""What a mass cancel does to each order it marks or closes, at a kill switch's scale.
 
-A kill switch cancels thousands of orders at once, on the venue (``MatchingEngine``) and
-again in the gateway's view (``gateway.bulk_cancel``). ``orders.states.apply`` looks the
-transition up, checks for a pending status and logs a refusal: ~1.5 µs an order. Here the
-statuses a ``canceled`` event may close an order from are read off the same table once,
-and an order in one of them is moved as ``apply`` would move it; any other goes through
-``apply``, which refuses it as it always has.
+A kill switch moves thousands of orders at once: the gateway marks them pending cancel,
+each venue closes its share (``MatchingEngine.mass_cancel``), and the gateway closes them
+in its view (``gateway.bulk_cancel``). ``orders.states.apply`` looks each transition up
+through ``next_status`` and logs a refusal: ~1.5 µs an order. Here the statuses a
+``canceled`` event may close an order from are read off the same table once
+(``CANCELABLE``), and an order is moved as ``apply`` would move it; one the table refuses
+goes through ``apply`` (closing), which raises as it always has, or is left as it is
+(marking: the venue's answer closes it all the same).
 """
 
 from __future__ import annotations
@@ -22,26 +24,15 @@ CANCELABLE = frozenset(
 )
 
 
-def apply_plain(order: Order, event: EventType) -> None:
-    """``orders.states.apply(order, event)`` for an event that is not a fill, the table's
-    target looked up once. A refused transition (or one back to the prior status) goes
-    through ``apply``, which raises for a refusal as it always has."""
-    target = TRANSITIONS.get((order.status, event))
-    if not isinstance(target, OrdStatus):
-        apply(order, event)
-        return
-    if target in PENDING:
-        if order.status not in PENDING:
-            order.prior_status = order.status
-    else:
-        order.prior_status = None
-    order.status = target
-    order.history.append(event)
-
-
 def close_canceled(order: Order) -> None:
-    """``orders.states.apply(order, EventType.CANCELED)``."""
-    apply_plain(order, EventType.CANCELED)
+    """``orders.states.apply(order, EventType.CANCELED)``, by a set lookup (a venue's kill
+    closes thousands)."""
+    if order.status not in CANCELABLE:
+        apply(order, EventType.CANCELED)  # refused (InvalidTransition), as ever
+        return
+    order.prior_status = None  # a terminal target keeps no prior status (``apply``)
+    order.status = OrdStatus.CANCELED
+    order.history.append(EventType.CANCELED)
 
 
 def mark_pending_cancel(orders: Iterable[Order]) -> None:

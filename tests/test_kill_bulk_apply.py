@@ -15,7 +15,7 @@ from support.order_stack import start_order_stack
 from gateway import bulk_cancel
 from gateway.order_router import OrderRouter, order_dict
 from gateway.order_stream import OrderStream
-from orders.mass_cancel import apply_plain
+from orders.mass_cancel import close_canceled, mark_pending_cancel
 from orders.model import EventType, MassCancel, Order, OrdStatus, OrdType, Side, TimeInForce
 from orders.risk import risk_engine
 from orders.states import InvalidTransition, apply
@@ -121,27 +121,20 @@ def test_a_mass_cancel_applied_in_bulk_equals_it_applied_event_by_event(
         stack.stop()
 
 
-def test_apply_plain_moves_an_order_as_apply_does_for_every_status_and_event() -> None:
+def test_marking_moves_an_order_as_apply_does_or_leaves_it_where_apply_refuses() -> None:
     for status in OrdStatus:
         for prior in (None, OrdStatus.NEW, OrdStatus.PARTIALLY_FILLED):
-            for event in EventType:
-                if event is EventType.FILL:
-                    continue  # a fill's target depends on its size: never taken here
-                general, plain = (
-                    Order("V0-1", "A", "S", "c", Side.BUY, 10, OrdType.LIMIT, 1.0,
-                          TimeInForce.DAY, status=status, prior_status=prior)
-                    for _ in range(2)
-                )  # fmt: skip
-                outcomes = []
-                for order, move in ((general, apply), (plain, apply_plain)):
-                    try:
-                        move(order, event)
-                        outcomes.append(None)
-                    except InvalidTransition as exc:
-                        outcomes.append(str(exc))
-                assert outcomes[0] == outcomes[1], (status, prior, event)
-                assert general == plain, (status, prior, event)
-                assert general.history == plain.history
+            general, marked = (
+                Order("V0-1", "A", "S", "c", Side.BUY, 10, OrdType.LIMIT, 1.0,
+                      TimeInForce.DAY, status=status, prior_status=prior)
+                for _ in range(2)
+            )  # fmt: skip
+            try:
+                apply(general, EventType.PENDING_CANCEL)
+            except InvalidTransition:
+                general.status, general.prior_status = status, prior  # as it was
+            mark_pending_cancel([marked])
+            assert general == marked and general.history == marked.history, (status, prior)
 
 
 class Sent:
@@ -197,3 +190,22 @@ def test_a_kill_marks_every_working_order_and_goes_past_a_pending_replace() -> N
         OrdStatus.CANCELED: (OrdStatus.CANCELED, None),
     }
     assert other.status is OrdStatus.NEW
+
+
+def test_close_canceled_moves_an_order_as_apply_does_from_every_status() -> None:
+    for status in OrdStatus:
+        for prior in (None, OrdStatus.NEW):
+            general, fast = (
+                Order("V0-1", "A", "S", "c", Side.BUY, 10, OrdType.LIMIT, 1.0,
+                      TimeInForce.DAY, status=status, prior_status=prior)
+                for _ in range(2)
+            )  # fmt: skip
+            outcomes = []
+            for order, move in ((general, apply), (fast, lambda o, _: close_canceled(o))):
+                try:
+                    move(order, EventType.CANCELED)
+                    outcomes.append(None)
+                except InvalidTransition as exc:
+                    outcomes.append(str(exc))
+            assert outcomes[0] == outcomes[1], (status, prior)
+            assert general == fast and general.history == fast.history, (status, prior)
