@@ -408,13 +408,16 @@ def main() -> None:
             f"complete {all(r['complete'] for r in port_floods)}"
         )
     if kills:
-        response = median_of(kills, "response_ms")
+        # The goal is request to last cancel: the last canceled row's tickerplant stamp (the
+        # venue has canceled it, and it is recorded). The HTTP answer comes later: it lists
+        # every order canceled, once the gateway has applied all of them.
+        last = median_of(kills, "last_stamp_ms")
         print(
             f"kill switch, 3 shards, {median_of(kills, 'working'):.0f} working orders: "
-            f"response {response:.1f} ms, last canceled event at the subscriber "
-            f"{median_of(kills, 'last_event_ms'):.1f} ms, its tickerplant stamp "
-            f"{median_of(kills, 'last_stamp_ms'):.1f} ms after the request; "
-            f"target <= {TARGETS['kill_ms']:.0f} ms: {verdict(response, TARGETS['kill_ms'])}"
+            f"response {median_of(kills, 'response_ms'):.1f} ms, last canceled event at the "
+            f"subscriber {median_of(kills, 'last_event_ms'):.1f} ms, its tickerplant stamp "
+            f"{last:.1f} ms after the request; "
+            f"target <= {TARGETS['kill_ms']:.0f} ms: {verdict(last, TARGETS['kill_ms'])}"
         )
         print(
             "    CPU of the kill, ms: "
