@@ -130,8 +130,12 @@ class OrderStream:
 
     def detach(self) -> None:
         """Stop serving the port; returns once this thread no longer touches its socket."""
+        # Unset first, then wait for the turn in progress: the flow thread takes the lock
+        # again at once after each turn, and a lock is not fair, so waiting for it with the
+        # port still attached could take seconds (a gateway's stop did: 7-8 s).
+        self._port = None
         with self._port_lock:
-            self._port = None
+            pass
 
     def _run_flow(self) -> None:
         while not self._stop.is_set():
