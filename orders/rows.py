@@ -46,31 +46,7 @@ ADMIN_SCHEMA = _SCHEMAS["risk_admin"].arrow_without_time
 
 def request_row(req: Request) -> dict[str, Any]:
     """One ``order_request`` row (without ``time``: the tickerplant stamps it)."""
-    row: dict[str, Any] = dict.fromkeys(REQUEST_SCHEMA.names, None)
-    row.update(sym=req.sym, account=req.account, clordid=req.clordid)
-    row.update(strategy="", orig_clordid="", side="", ord_type="", tif="")
-    if isinstance(req, NewOrder):
-        row.update(
-            request=RequestType.NEW,
-            strategy=req.strategy,
-            side=req.side,
-            ord_type=req.ord_type,
-            tif=req.tif,
-            price=req.price,
-            qty=req.qty,
-        )
-    elif isinstance(req, CancelRequest):
-        row.update(request=RequestType.CANCEL, orig_clordid=req.orig_clordid)
-    elif isinstance(req, ReplaceRequest):
-        row.update(
-            request=RequestType.REPLACE,
-            orig_clordid=req.orig_clordid,
-            price=req.price,
-            qty=req.qty,
-        )
-    else:
-        row.update(request=RequestType.MASS_CANCEL, strategy=req.strategy)
-    return row
+    return dict(zip(REQUEST_SCHEMA.names, request_values(req), strict=True))
 
 
 def request_values(req: Request) -> tuple[Any, ...]:
@@ -90,47 +66,19 @@ def request_values(req: Request) -> tuple[Any, ...]:
             req.price,
             req.qty,
         )
-    if isinstance(req, CancelRequest):
-        return (
-            req.sym,
-            RequestType.CANCEL,
-            req.account,
-            "",
-            req.clordid,
-            req.orig_clordid,
-            "",
-            "",
-            "",
-            None,
-            None,
-        )
-    if isinstance(req, ReplaceRequest):
-        return (
-            req.sym,
+    if isinstance(req, MassCancel):
+        kind, strategy, orig, price, qty = RequestType.MASS_CANCEL, req.strategy, "", None, None
+    elif isinstance(req, ReplaceRequest):
+        kind, strategy, orig, price, qty = (
             RequestType.REPLACE,
-            req.account,
             "",
-            req.clordid,
             req.orig_clordid,
-            "",
-            "",
-            "",
             req.price,
             req.qty,
         )
-    return (
-        req.sym,
-        RequestType.MASS_CANCEL,
-        req.account,
-        req.strategy,
-        req.clordid,
-        "",
-        "",
-        "",
-        "",
-        None,
-        None,
-    )
+    else:
+        kind, strategy, orig, price, qty = RequestType.CANCEL, "", req.orig_clordid, None, None
+    return (req.sym, kind, req.account, strategy, req.clordid, orig, "", "", "", price, qty)
 
 
 # The order ``request_values`` gives them in: checked against the table's declaration.
