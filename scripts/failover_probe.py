@@ -28,6 +28,33 @@ from gateway.order_session import Orders
 _ids = itertools.count(1)
 
 
+def timed_at_once(at: float, calls: dict[str, Any]) -> dict[str, float]:
+    """Run each call on a thread of its own, all at once: ms from ``at`` until each
+    returned (a call that raised is missing)."""
+    took: dict[str, float] = {}
+
+    def timed(kind: str, call: Any) -> None:
+        call()
+        took[kind] = (time.monotonic() - at) * 1000
+
+    threads = [threading.Thread(target=timed, args=item) for item in calls.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return took
+
+
+def submit_probe_order(orders: Orders, prefix: str) -> str:
+    """One small order of the chaos account; its ClOrdID once accepted."""
+    n = next(_ids)
+    clordid = f"{prefix}-{n}-{time.time_ns()}"
+    answer = orders.submit(ACCOUNT, SYMS[n % 3], "buy", 1, 99.0, clordid=clordid)
+    if not answer.get("order_id"):
+        raise RuntimeError(f"probe order not accepted: {answer}")
+    return clordid
+
+
 class GatewayProbe:
     def __init__(self, urls: dict[str, str], ports: dict[str, str]) -> None:
         """``urls`` and ``ports``: each gateway's HTTP address and order port, by name."""
@@ -50,22 +77,14 @@ class GatewayProbe:
         """One query and one order at once, now: ms from ``at`` until each succeeded."""
         assert self._client is not None and self._orders is not None
         client = self._client
-        took: dict[str, float] = {}
-
-        def timed(kind: str, call: Any) -> None:
-            call()
-            took[kind] = (time.monotonic() - at) * 1000
-
-        threads = [
-            threading.Thread(target=timed, args=("query", lambda: client.query(QUERIES[0]))),
-            threading.Thread(target=timed, args=("order", self._order)),
-            threading.Thread(target=timed, args=("refused", self._refused)),
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        return took
+        return timed_at_once(
+            at,
+            {
+                "query": lambda: client.query(QUERIES[0]),
+                "order": self._order,
+                "refused": self._refused,
+            },
+        )
 
     def _refused(self) -> None:
         """Returns once the victim's HTTP port refuses a connection."""
@@ -80,12 +99,7 @@ class GatewayProbe:
 
     def _order(self) -> None:
         assert self._orders is not None
-        n = next(_ids)
-        answer = self._orders.submit(
-            ACCOUNT, SYMS[n % 3], "buy", 1, 99.0, clordid=f"probe-{n}-{time.time_ns()}"
-        )
-        if not answer.get("order_id"):
-            raise RuntimeError(f"probe order not accepted: {answer}")
+        submit_probe_order(self._orders, "probe")
 
     def close(self) -> None:
         if self._client is not None:
@@ -133,27 +147,11 @@ class FlowProbe:
 
     def _order(self) -> None:
         assert self._orders is not None
-        n = next(_ids)
-        clordid = f"tp-probe-{n}-{time.time_ns()}"
-        answer = self._orders.submit(ACCOUNT, SYMS[n % 3], "buy", 1, 99.0, clordid=clordid)
-        if not answer.get("order_id"):
-            raise RuntimeError(f"probe order not accepted: {answer}")
-        self.acked.append(clordid)
+        self.acked.append(submit_probe_order(self._orders, "tp-probe"))
 
     def fire(self, at: float) -> dict[str, float]:
-        took: dict[str, float] = {}
-
-        def timed(kind: str, call: Any) -> None:
-            call()
-            took[kind] = (time.monotonic() - at) * 1000
-
         calls = {"publish": self._publish, "order": self._order}
-        threads = [threading.Thread(target=timed, args=(k, calls[k])) for k in self.kinds]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        return took
+        return timed_at_once(at, {kind: calls[kind] for kind in self.kinds})
 
     def close(self) -> None:
         if self._publisher is not None:
