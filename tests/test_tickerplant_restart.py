@@ -23,10 +23,12 @@ BATCH = 1000
 
 
 class Feed:
-    """Publishes 1000-row batches of trades on a thread until stopped; sizes count up."""
+    """Publishes batches of trades (``rows`` each) on a thread until stopped; sizes count
+    up. Given a ``Publisher`` (made while its tickerplant answered), publishes through it."""
 
-    def __init__(self, address: str, **options: Any) -> None:
-        self.pub = Publisher(address, **options)
+    def __init__(self, address: str | Publisher, rows: int = BATCH, **options: Any) -> None:
+        self.pub = address if isinstance(address, Publisher) else Publisher(address, **options)
+        self.rows = rows
         self.sent = 0
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -36,8 +38,8 @@ class Feed:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self.pub.publish("trade", trades(self.sent, BATCH))
-                self.sent += BATCH
+                self.pub.publish("trade", trades(self.sent, self.rows))
+                self.sent += self.rows
         except BaseException as exc:
             self.error = exc
 
@@ -215,44 +217,26 @@ def test_the_window_in_bytes_bounds_what_a_publisher_holds(
     tp = Restartable(tmp_path, procs)
     limit = 64 << 10
     pub = Publisher(tp.address, max_inflight=10_000, max_inflight_bytes=limit, timeout_s=60)
-    sent = 0
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        nonlocal sent
-        try:
-            while not stop.is_set() and sent < 100_000:
-                pub.publish("trade", trades(sent, 200))
-                sent += 200
-        except BaseException as exc:
-            errors.append(exc)
-
     wait_until(lambda: pub.acked == 0 and pub.inflight == 0, 5, "a fresh publisher")
     os.kill(tp.proc.popen.pid, signal.SIGSTOP)
     try:
-        feeder = threading.Thread(target=run, daemon=True)
-        feeder.start()
+        feed = Feed(pub, rows=200)
 
         def window_full() -> bool:
             frames = pub.inflight
             # Nearly full (frames differ by a few bytes), and the feed is waiting: every
             # table it published is in flight, none acknowledged.
             nearly = frames > 1 and pub.inflight_bytes + 2 * pub.inflight_bytes // frames > limit
-            return nearly and sent == frames * 200
+            return nearly and feed.sent == frames * 200
 
         wait_until(window_full, 20, "the window full")
-        held = sent
+        held = feed.sent
         assert pub.inflight_bytes <= limit
         assert pub.inflight < 10_000
     finally:
         os.kill(tp.proc.popen.pid, signal.SIGCONT)
-    wait_until(lambda: sent > held + 2000, 30, "the feed going on once acknowledged")
-    stop.set()
-    feeder.join(30)
-    assert not errors, errors
-    pub.flush(timeout_s=30)
-    pub.close()
+    wait_until(lambda: feed.sent > held + 2000, 30, "the feed going on once acknowledged")
+    sent = feed.stop()
     replayed = Subscriber(tp.address, tables=["trade"], start="journal")
     try:
         assert sizes(drain(replayed, sent, timeout=30)) == list(range(sent))
