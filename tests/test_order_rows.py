@@ -37,33 +37,27 @@ from orders.rows import (
 )
 from tickerplant.payload_rows import read_columns, read_rows
 
+# One of each kind of request, with the optional fields set and not.
+REQUESTS = [
+    NewOrder("A1", "AAPL", "c1", Side.BUY, 10, OrdType.LIMIT, 1.25, TimeInForce.GTC, "s"),
+    NewOrder("A1", "AAPL", "c2", Side.SELL, 5, OrdType.MARKET, None, TimeInForce.IOC),
+    CancelRequest("A1", "AAPL", "c3", "c1"),
+    ReplaceRequest("A1", "AAPL", "c4", "c1", qty=None, price=1.26),
+    ReplaceRequest("A1", "AAPL", "c5", "c4", qty=20, price=None),
+    MassCancel(account="A1", strategy="s", sym="", clordid="m1"),
+    MassCancel(account="", strategy="", sym="AAPL", clordid="m2"),
+]
+
 
 def test_requests_round_trip() -> None:
-    reqs = [
-        NewOrder("A1", "AAPL", "c1", Side.BUY, 10, OrdType.LIMIT, 1.25, TimeInForce.GTC, "s"),
-        NewOrder("A1", "AAPL", "c2", Side.SELL, 5, OrdType.MARKET, None, TimeInForce.IOC),
-        CancelRequest("A1", "AAPL", "c3", "c1"),
-        ReplaceRequest("A1", "AAPL", "c4", "c1", qty=None, price=1.26),
-        ReplaceRequest("A1", "AAPL", "c5", "c4", qty=20, price=None),
-        MassCancel(account="A1", strategy="s", sym="", clordid="m1"),
-    ]
-    rows = requests_table(reqs).to_pylist()
-    assert [request_from_row(r) for r in rows] == reqs
+    rows = requests_table(REQUESTS).to_pylist()
+    assert [request_from_row(r) for r in rows] == REQUESTS
 
 
 def test_one_request_is_packed_from_its_values_to_the_same_bytes() -> None:
     """A run of one request is packed from ``request_values``, not its row dict: the same
     values, in the schema's order, and so the same bytes."""
-    reqs = [
-        NewOrder("A1", "AAPL", "c1", Side.BUY, 10, OrdType.LIMIT, 1.25, TimeInForce.GTC, "s"),
-        NewOrder("A1", "AAPL", "c2", Side.SELL, 5, OrdType.MARKET, None, TimeInForce.IOC),
-        CancelRequest("A1", "AAPL", "c3", "c1"),
-        ReplaceRequest("A1", "AAPL", "c4", "c1", qty=None, price=1.26),
-        ReplaceRequest("A1", "AAPL", "c5", "c4", qty=20, price=None),
-        MassCancel(account="A1", strategy="s", sym="", clordid="m1"),
-        MassCancel(account="", strategy="", sym="AAPL", clordid="m2"),
-    ]
-    for req in reqs:
+    for req in REQUESTS:
         row = request_row(req)
         assert request_values(req) == tuple(row[name] for name in REQUEST_SCHEMA.names)
         assert encode_requests([req]) == encode_rows([row], REQUEST_SCHEMA)
