@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from tickerplant.protocol import BODY_PREFIX, ORIGIN
+
 
 class Verdict(Enum):
     ACCEPT = "accept"
@@ -42,6 +44,15 @@ class PublisherLedger:
         """Note a batch found in the journal at start-up."""
         state = self._publishers.setdefault(publisher, PublisherState())
         state.accepted = state.journaled = max(state.journaled, batch)
+
+    def restore_record(self, body: bytes | memoryview) -> None:
+        """Note every batch a journal record names (its origins), as a start-up scan does."""
+        _kind, _v, name_len, n_origins, _seq, _ts = BODY_PREFIX.unpack_from(body, 0)
+        pos = BODY_PREFIX.size + name_len
+        for _ in range(n_origins):
+            publisher, batch = ORIGIN.unpack_from(body, pos)
+            self.restore(publisher, batch)
+            pos += ORIGIN.size
 
     def check(self, publisher: bytes, batch: int, base: int) -> Verdict:
         state = self._publishers.get(publisher)

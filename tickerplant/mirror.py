@@ -88,7 +88,7 @@ class JournalMirror:
                 break
             self.tail_offset = offset
             self.last_seq = U64.unpack_from(body, _SEQ_AT)[0]
-            recovery.take(offset, body)
+            recovery.take(offset, self.last_seq, body)
         self.recovery = recovery
         self.session, self.size = session, path.stat().st_size
         if self.size:
@@ -123,7 +123,7 @@ class JournalMirror:
         view = memoryview(data)
         # Seqs run on across a session's file (each new file: checked from its first).
         tail_offset, last_seq = self.tail_offset, self.last_seq if offset else 0
-        checked: list[tuple[int, memoryview]] = []  # taken into ``recovery`` once written
+        checked: list[tuple[int, int, memoryview]] = []  # taken into ``recovery`` once written
         while pos < len(data):
             if len(data) - pos < RECORD_HEADER.size:
                 raise MirrorError("a chunk ending in a torn record header")
@@ -136,7 +136,7 @@ class JournalMirror:
             if last_seq and seq != last_seq + 1:
                 raise MirrorError(f"seq jumps from {last_seq} to {seq}")
             tail_offset, last_seq = offset + pos, seq
-            checked.append((offset + pos, body))
+            checked.append((offset + pos, seq, body))
             pos = end
         written = os.write(self._fd, data)
         while written < len(data):
@@ -144,8 +144,8 @@ class JournalMirror:
         if self.fsync:
             os.fsync(self._fd)
         if self.recovery is not None:
-            for at, body in checked:
-                self.recovery.take(at, body)
+            for at, seq, body in checked:
+                self.recovery.take(at, seq, body)
         self.size += len(data)
         self.tail_offset, self.last_seq = tail_offset, last_seq
         if self.size > len(JOURNAL_MAGIC):

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from tickerplant.dedup import PublisherLedger
 from tickerplant.journal import INDEX_STRIDE
-from tickerplant.protocol import BODY_PREFIX, ORIGIN
 
 
 @dataclass
@@ -37,14 +36,9 @@ class MirroredSession:
     index_offsets: list[int] = field(default_factory=list)
     _last_index_at: int = -INDEX_STRIDE
 
-    def take(self, offset: int, body: memoryview | bytes) -> None:
+    def take(self, offset: int, seq: int, body: memoryview | bytes) -> None:
         """A checked record written at ``offset`` of the file: as a start-up scan sees it."""
-        _kind, _v, name_len, n_origins, seq, _ts = BODY_PREFIX.unpack_from(body, 0)
-        pos = BODY_PREFIX.size + name_len
-        for _ in range(n_origins):
-            publisher, batch = ORIGIN.unpack_from(body, pos)
-            self.ledger.restore(publisher, batch)
-            pos += ORIGIN.size
+        self.ledger.restore_record(body)
         if self.first_seq is None:
             self.first_seq = seq
         self.last_seq = seq

@@ -31,7 +31,7 @@ from tickerplant.journal import (
     scan_journal,
 )
 from tickerplant.mirror_state import MirroredSession
-from tickerplant.protocol import BODY_PREFIX, KIND_EOD, ORIGIN, encode_record
+from tickerplant.protocol import KIND_EOD, encode_record
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,8 @@ class RecoveredState:
     session_start_seq: int
 
 
-def _restore_origins(ledger: PublisherLedger, body: memoryview) -> None:
-    _kind, _v, name_len, n_origins, _seq, _ts = BODY_PREFIX.unpack_from(body, 0)
-    pos = BODY_PREFIX.size + name_len
-    for _ in range(n_origins):
-        publisher, batch = ORIGIN.unpack_from(body, pos)
-        ledger.restore(publisher, batch)
-        pos += ORIGIN.size
-
-
 def _scan(path: Path, ledger: PublisherLedger | None, repair: bool) -> ScanResult:
-    on_record = None if ledger is None else (lambda body: _restore_origins(ledger, body))
+    on_record = None if ledger is None else ledger.restore_record
     scan = scan_journal(path, on_record=on_record)
     if scan.corrupt:
         if scan.torn_tail and not repair:
