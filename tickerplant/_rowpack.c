@@ -1,4 +1,5 @@
-/* One-row Arrow IPC batch messages: check them against a template, pack them into one batch.
+/* One-row Arrow IPC batch messages: check them against a template, pack them into one batch
+ * (a message of several rows too, checked as check_rows checks a table: see ``pack``).
  *
  * The compiled half of tickerplant/rowpack.py, which holds the same two functions in pure
  * Python and documents them; both must give the same answers and the same bytes (the tests
@@ -281,6 +282,33 @@ static int64_t read_rows(const Spec *s, const unsigned char *m, int64_t len) {
     return rows;
 }
 
+/* The cells of a message ``read_rows`` accepted with ``rows`` rows: row r's field f at
+ * ``cells[r * n_fields + f]``; null when its validity bit is clear (with nulls only). */
+static void read_cells(const Spec *s, const unsigned char *m, int64_t rows, Cell *cells) {
+    const unsigned char *body = m + 8 + s->meta_size;
+    int64_t b = 0;
+    for (int64_t f = 0; f < s->n_fields; f++) {
+        uint64_t nulls = ld64(m + 8 * (s->w_nodes + 2 * f + 1));
+        int64_t width = width_of(s, f);
+        const unsigned char *validity = body + ld64(m + 8 * (s->w_buffers + 2 * b));
+        const unsigned char *data = body + ld64(m + 8 * (s->w_buffers + 2 * (b + 1)));
+        b += width > 0 ? 2 : 3;
+        for (int64_t r = 0; r < rows; r++) {
+            Cell *cell = &cells[r * s->n_fields + f];
+            cell->null = nulls ? !((validity[r / 8] >> (r % 8)) & 1) : 0;
+            if (width > 0) {
+                cell->value = data + r * width;
+                cell->size = width;
+                continue;
+            }
+            const unsigned char *values = body + ld64(m + 8 * (s->w_buffers + 2 * (b - 1)));
+            int32_t from = ld32(data + 4 * r), to = ld32(data + 4 * (r + 1));
+            cell->value = values + from;
+            cell->size = (int64_t)to - from;
+        }
+    }
+}
+
 static PyObject *check_rows(PyObject *self, PyObject *args) {
     Py_buffer spec_buf, msg;
     if (!PyArg_ParseTuple(args, "y*y*", &spec_buf, &msg)) return NULL;
@@ -304,6 +332,7 @@ static PyObject *pack(PyObject *self, PyObject *args) {
     PyObject *result = NULL, *seq = NULL;
     Cell *cells = NULL;
     Py_buffer *views = NULL;
+    int64_t *counts = NULL;
     Py_ssize_t k = 0, held = 0;
     Spec out, in;
     int stamped = stamp_obj != Py_None;
@@ -324,20 +353,34 @@ static PyObject *pack(PyObject *self, PyObject *args) {
     k = PySequence_Fast_GET_SIZE(seq);
     if (k == 0) goto shape;
     views = PyMem_Calloc((size_t)k, sizeof(Py_buffer));
-    cells = PyMem_Malloc(sizeof(Cell) * (size_t)(k * (in.n_fields ? in.n_fields : 1)));
-    if (!views || !cells) {
+    counts = PyMem_Malloc(sizeof(int64_t) * (size_t)k);
+    if (!views || !counts) {
         PyErr_NoMemory();
         goto done;
     }
     for (; held < k; held++)
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, held), &views[held], PyBUF_SIMPLE))
             goto done;
-    for (Py_ssize_t r = 0; r < k; r++)
-        if (read_message(&in, views[r].buf, views[r].len, &cells[r * in.n_fields]) != FITS) {
+    /* Each message's rows: one, as a row-at-a-time feed sends, or a run a writer sent as
+     * one batch (a gateway's burst of requests, a venue's answers to them). */
+    int64_t rows = 0;
+    for (Py_ssize_t r = 0; r < k; r++) {
+        int64_t n = read_rows(&in, views[r].buf, views[r].len);
+        if (n < 1 || n > INT32_MAX - 1 - rows) {
             result = Py_None;
             Py_INCREF(result);
             goto done;
         }
+        counts[r] = n;
+        rows += n;
+    }
+    if (!(cells = PyMem_Malloc(sizeof(Cell) * (size_t)(rows * (in.n_fields ? in.n_fields : 1))))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t r = 0, row = 0; r < k; row += counts[r], r++)
+        read_cells(&in, views[r].buf, counts[r], &cells[row * in.n_fields]);
+    k = rows; /* from here on, the output's rows */
     /* Sizes: per output column its validity bitmap (only with nulls), then its data, or
      * its offsets and values; each buffer padded to 8 bytes. */
     int64_t body = 0, bitmap = pad8((k + 7) / 8);
@@ -428,6 +471,7 @@ shape:
 done:
     for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&views[i]);
     PyMem_Free(views);
+    PyMem_Free(counts);
     PyMem_Free(cells);
     Py_XDECREF(seq);
     PyBuffer_Release(&out_buf);

@@ -188,11 +188,12 @@ class BatchValidator:
         schema = self.schemas[table]
         rows: pa.Table | pa.RecordBatch | None = None
         if len(spans) < self._pack_below:
-            packed = self._packers[table].pack(has_time, spans, now_ns)
+            packer = self._packers[table]
+            packed = packer.pack(has_time, spans, now_ns)
             if packed is not None:
                 if self._packed_null_syms(table, packed):
                     return None  # one at a time: only the rows without a sym are refused
-                return Validated(packed, None, len(spans))
+                return Validated(packed, None, packer.packed_rows(packed))
         if len(spans) >= ONE_ROW_RUN:
             rows = self._one_row[table, has_time].decode(spans, [len(s) for s in spans])
         if rows is None:
@@ -229,7 +230,7 @@ class BatchValidator:
         packed = packer.pack(False, [span], now_ns)
         if packed is None or self._packed_null_syms(table, packed):
             return None
-        return Validated(packed, None, 1)
+        return Validated(packed, None, packer.packed_rows(packed))
 
     def _packed_null_syms(self, table: str, packed: bytes) -> int:
         at = self._packed_sym_nulls[table]
@@ -268,10 +269,9 @@ class BatchValidator:
         untimed = self._untimed_prefix[table]
         if view[: len(untimed)] == untimed:
             packed = packer.pack(False, [_one_message(view, len(untimed))], now_ns)
-            if packed is not None:
-                if self._packed_null_syms(table, packed):
-                    raise null_sym_error(table, 1, 1, 0)
-                return Validated(packed, None, 1)
+            # With a row without a sym, the reader below says which rows those are.
+            if packed is not None and not self._packed_null_syms(table, packed):
+                return Validated(packed, None, packer.packed_rows(packed))
             batch = self._canonical_batch(schema.arrow_without_time, view[len(untimed) :])
             if batch is not None:
                 check_syms(table, batch)

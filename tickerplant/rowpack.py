@@ -22,6 +22,13 @@ reader). ``TICKDB_PURE_PYTHON=1`` in the environment forces the pure-Python ones
 it packs runs of any length (a few microseconds for thousands of rows); in pure Python,
 which costs microseconds a row, it takes short runs only and leaves long ones to
 ``onerow``.
+
+A message of a run may hold several rows: a gateway sends a burst of order requests as one
+batch, a venue its answers to them, both without ``time``. Compiled, such a message is
+checked as ``rows_check`` checks a table (every row) and packed row by row like the rest,
+so the stamp costs no reader and no re-encoding either. The pure-Python fallback leaves it
+to a reader and ``ingest._stamped`` (the same bytes); ``PurePython(many_rows=True)`` packs
+it as the C extension does, the reference the tests hold the C extension to.
 """
 
 from __future__ import annotations
@@ -187,9 +194,17 @@ class Implementation(Protocol):
 
 
 class PurePython:
-    """The reference: what the C extension does, step for step."""
+    """The reference: what the C extension does, step for step.
+
+    As the fallback it packs one-row messages only (``many_rows`` False): a message of
+    several rows costs it more than pyarrow's reader and ``_stamped``, which give the same
+    bytes. With ``many_rows`` it packs those too, as the C extension does (the tests hold
+    the two to each other)."""
 
     name = "python"
+
+    def __init__(self, many_rows: bool = False) -> None:
+        self.many_rows = many_rows
 
     def check(self, layout: Layout, message: memoryview | bytes) -> int:
         return _read(layout, memoryview(message).cast("B"))[0]
@@ -206,8 +221,9 @@ class PurePython:
         messages: Sequence[memoryview | bytes],
         stamp: int | None,
     ) -> bytes | None:
-        """``messages`` (one-row messages of layout ``into``) as one batch of layout
-        ``out``, between ``prefix`` and the end-of-stream marker; None if one does not fit.
+        """``messages`` (batch messages of layout ``into``, each of one row or more) as one
+        batch of layout ``out``, between ``prefix`` and the end-of-stream marker; None if
+        one does not fit.
         With a ``stamp``, ``into`` lacks ``out``'s first column, which gets the stamp."""
         skip = 0 if stamp is None else 1
         if (
@@ -218,11 +234,21 @@ class PurePython:
         ):
             raise ValueError("layouts or messages do not fit")
         rows: list[list[Cell]] = []
+        total = 0
         for message in messages:
-            verdict, cells = _read(into, memoryview(message).cast("B"))
-            if verdict != FITS:
+            m = memoryview(message).cast("B")
+            verdict, cells = _read(into, m)
+            if verdict == FITS:
+                rows.append(cells)
+                total += 1
+                continue
+            # A run a writer sent as one batch: as many rows as it holds (the C extension
+            # reads every message so; for one row the verdicts are the same).
+            n = read_rows(into, m) if verdict == REFUSED and self.many_rows else -1
+            if n < 2 or n > _INT32_MAX - 1 - total:
                 return None
-            rows.append(cells)
+            rows += _cells(into, m, n)
+            total += n
         k = len(rows)
         columns: list[list[Cell] | None] = [None] * skip
         columns += [[r[f] for r in rows] for f in range(len(into.widths))]
@@ -275,6 +301,33 @@ class PurePython:
         words[out.w_rows] = k
         meta = struct.pack(f"<{len(words)}Q", *words)
         return b"".join([prefix, meta, body, _END_OF_STREAM])
+
+
+def _cells(layout: Layout, m: memoryview, rows: int) -> list[list[Cell]]:
+    """The cells of each row of a message ``read_rows`` accepted (see ``_rowpack.c``)."""
+    words = layout.words.unpack_from(m)
+    body = m[8 + layout.meta_size :]
+    nodes = words[layout.w_nodes : layout.w_nodes + 2 * len(layout.widths)]
+    buffers = words[layout.w_buffers : layout.w_buffers + 2 * layout.n_buffers]
+    found: list[list[Cell]] = [[] for _ in range(rows)]
+    b = 0  # the field's first buffer, in words of ``buffers``
+    for f, width in enumerate(layout.widths):
+        v_at, _, d_at, _ = buffers[b : b + 4]
+        b += 4
+        if nodes[2 * f + 1]:
+            nulls = [not (body[v_at + r // 8] >> (r % 8)) & 1 for r in range(rows)]
+        else:
+            nulls = [False] * rows
+        if width > 0:
+            for r, row in enumerate(found):
+                row.append((nulls[r], body[d_at + r * width : d_at + (r + 1) * width]))
+            continue
+        values_at = buffers[b]
+        b += 2
+        bounds = struct.unpack_from(f"<{rows + 1}i", body, d_at)
+        for r, row in enumerate(found):
+            row.append((nulls[r], body[values_at + bounds[r] : values_at + bounds[r + 1]]))
+    return found
 
 
 def _total(column: list[Cell]) -> int:
@@ -457,8 +510,15 @@ class RowPacker:
         rows = self.impl.check_rows(learned, message)
         return (rows, learned) if rows >= 0 else None
 
+    def packed_rows(self, packed: bytes) -> int:
+        """The rows of a payload ``pack`` returned."""
+        assert self.output is not None
+        at = len(self.prefix) + 8 * self.output.w_rows
+        return int.from_bytes(packed[at : at + 8], "little")
+
     def pack(self, has_time: bool, messages: Sequence[memoryview], stamp: int) -> bytes | None:
-        """The canonical payload of a run of one-row messages (the first decides the layout),
+        """The canonical payload of a run of batch messages, each of one row or more (the
+        first decides the layout, and is learned from when it is a one-row message),
         stamped with ``stamp`` when they came without ``time``; None if one does not fit."""
         if self.output is None:
             return None
