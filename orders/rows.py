@@ -32,7 +32,7 @@ from orders.model import (
 )
 from tickdb.schema import default_schemas
 from tickerplant.payload_rows import read_columns
-from tickerplant.row_message import RowMessages, payload_of
+from tickerplant.row_message import JOIN_MAX_ROWS, RowMessages, payload_of
 
 Request = NewOrder | CancelRequest | ReplaceRequest | MassCancel
 E = TypeVar("E", bound=Enum)
@@ -388,13 +388,19 @@ def encode_outputs(
     thousands of events at once."""
     _, packer, prefix, _names = _encoder(schema)
     fixed = {"venue": venue, "in_seq": in_seq}
-    if len(outputs) == 1:
-        (one,) = outputs
+    if len(outputs) <= JOIN_MAX_ROWS:  # an answer to one request, or to a short run
         attributes, slots = _output_layout(schema)
-        values = list(attributes(one))
-        for at, name in slots:  # by position: each lands where the schema has it
-            values.insert(at, fixed[name])
-        return packer.encode(*values)
+        rows = []
+        for one in outputs:
+            values = list(attributes(one))
+            for at, name in slots:  # by position: each lands where the schema has it
+                values.insert(at, fixed[name])
+            rows.append(values)
+        if len(rows) == 1:
+            return packer.encode(*rows[0])
+        joined = packer.join(rows)
+        if joined is not None:
+            return joined
     count = len(outputs)
     arrays = [
         pa.array(
@@ -427,6 +433,11 @@ def requests_table(reqs: Iterable[Request]) -> pa.Table:
 
 def encode_requests(reqs: Iterable[Request]) -> bytes:
     reqs = reqs if isinstance(reqs, list) else list(reqs)
+    packer = _encoder(REQUEST_SCHEMA)[1]
     if len(reqs) == 1:  # a submit at low load: packed from its values, no row dict
-        return _encoder(REQUEST_SCHEMA)[1].encode(*request_values(reqs[0]))
+        return packer.encode(*request_values(reqs[0]))
+    if len(reqs) <= JOIN_MAX_ROWS:  # a burst: one-row messages joined, no Arrow batch
+        joined = packer.join([request_values(r) for r in reqs])
+        if joined is not None:
+            return joined
     return encode_rows(map(request_row, reqs), REQUEST_SCHEMA)

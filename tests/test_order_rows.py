@@ -21,6 +21,7 @@ from orders.rows import (
     EVENT_SCHEMA,
     FILL_SCHEMA,
     REQUEST_SCHEMA,
+    Request,
     encode_outputs,
     encode_requests,
     encode_rows,
@@ -36,9 +37,11 @@ from orders.rows import (
     to_table,
 )
 from tickerplant.payload_rows import read_columns, read_rows
+from tickerplant.row_message import JOIN_MAX_ROWS, RowMessages
+from tickerplant.rowpack import compiled
 
 # One of each kind of request, with the optional fields set and not.
-REQUESTS = [
+REQUESTS: list[Request] = [
     NewOrder("A1", "AAPL", "c1", Side.BUY, 10, OrdType.LIMIT, 1.25, TimeInForce.GTC, "s"),
     NewOrder("A1", "AAPL", "c2", Side.SELL, 5, OrdType.MARKET, None, TimeInForce.IOC),
     CancelRequest("A1", "AAPL", "c3", "c1"),
@@ -116,3 +119,24 @@ def test_bulk_forms_match_the_row_forms() -> None:
     assert events_from_columns(names, columns) == events
     built = events_from_columns(names, columns)[0]
     assert set(built.__dict__) == {f.name for f in dataclasses.fields(Event)}
+
+
+def test_a_burst_of_requests_is_joined_to_the_bytes_pyarrow_writes() -> None:
+    """Several requests (a gateway's burst) are packed one by one and joined by the compiled
+    packer (``RowMessages.join``): the same bytes as an Arrow batch of their rows, nulls
+    and non-ASCII text included; a run past ``JOIN_MAX_ROWS`` goes through pyarrow."""
+    burst: list[Request] = [
+        *REQUESTS,
+        NewOrder("Ä1", "ÅAPL", "ç9", Side.BUY, 1, OrdType.LIMIT, 2.5, strategy="ß"),
+    ]
+    for n in range(2, len(burst) + 1):
+        rows = [request_row(r) for r in burst[:n]]
+        assert encode_requests(burst[:n]) == encode_rows(rows, REQUEST_SCHEMA)
+    many = [dataclasses.replace(REQUESTS[0], clordid=f"c{k}") for k in range(JOIN_MAX_ROWS + 1)]
+    assert encode_requests(many) == encode_rows(map(request_row, many), REQUEST_SCHEMA)
+    packer = RowMessages(REQUEST_SCHEMA, "order_request")
+    joined = packer.join([request_values(r) for r in burst])
+    assert joined == (
+        None if compiled() is None else encode_rows(map(request_row, burst), REQUEST_SCHEMA)
+    )
+    assert packer.join([request_values(r) for r in many]) is None

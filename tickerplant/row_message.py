@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from tickdb.schema import SchemaError
 from tickerplant.onerow import OneRowDecoder
+from tickerplant.rowpack import RowPacker, compiled
 from tickerplant.splice import END_OF_STREAM
 
 # Struct codes of the fixed-width types a q table can hold (``tickdb.schema.Q_TO_ARROW``).
@@ -43,6 +44,10 @@ _FIXED_CODES = {
     pa.binary(16): "16s",
 }
 _PADS = tuple(bytes(k) for k in range(8))
+# ``RowMessages.join`` takes runs up to this many rows; pyarrow's columns are as fast from
+# about twice that (order requests: 14 µs for 2 rows against 53 through pyarrow, 92 against
+# 109 for 16, even at 32).
+JOIN_MAX_ROWS = 16
 
 
 def payload_of(batch: pa.RecordBatch, prefix: bytes) -> bytes:
@@ -63,9 +68,28 @@ class RowMessages:
             for field in schema
         ]
         self.packed = all(codes)
+        self._joiner: RowPacker | None = None  # ``join``'s, made at its first use
         self.encode: Callable[..., bytes] = (
             self._generate([str(c) for c in codes]) if self.packed else self.encode_with_arrow
         )
+
+    def join(self, rows: Sequence[Sequence[Any]]) -> bytes | None:
+        """Several rows (values in schema order) as one stream of one batch, the bytes
+        pyarrow writes for them: each packed as a one-row message, then joined by the
+        tickerplant's compiled packer (``tickerplant.rowpack``), no Arrow array built: a few
+        µs a row, against ~40 µs for a batch of a handful of rows through pyarrow. None
+        without the compiled packer, for a run longer than ``JOIN_MAX_ROWS`` (pyarrow's
+        columns are faster there) or one it does not take: the caller builds a batch."""
+        if not 1 < len(rows) <= JOIN_MAX_ROWS:
+            return None
+        joiner = self._joiner
+        if joiner is None:
+            impl = compiled()
+            if impl is None:
+                return None
+            joiner = self._joiner = RowPacker(self.schema, self.schema, impl)
+        cut = len(self.prefix)
+        return joiner.pack(True, [memoryview(self.encode(*row))[cut:-8] for row in rows], 0)
 
     def encode_with_arrow(self, *values: Any) -> bytes:
         try:
