@@ -204,9 +204,15 @@ def ingest_seeds() -> list[bytes]:
         [{"time": 1, "sym": "A", "bid": 1.0, "ask": 2.0, "bsize": 1, "asize": 2}],
         schema=SCHEMAS["quote"].arrow,
     )
+    # Several rows without ``time``, as the order path sends a burst: stamped by packing.
+    untimed_rows = pa.Table.from_pylist(
+        [{"sym": "A", "price": 1.0, "size": 2}, {"sym": "BC", "price": 2.0, "size": None}] * 2,
+        schema=TRADE.arrow_without_time,
+    )
     return [
         bytes([trade]) + one_row_payload(*_rows()[0]),
         bytes([trade]) + encode_stream(several, TRADE.arrow),
+        bytes([trade]) + encode_stream(untimed_rows, TRADE.arrow_without_time),
         bytes([trade]) + encode_stream(untimed, untimed.schema),
         bytes([trade]) + encode_stream(reordered, reordered.schema),
         bytes([quote]) + encode_stream(quote_rows, quote_rows.schema),
@@ -236,6 +242,13 @@ def run_seeds() -> list[bytes]:
             ]
         ),
         pack_parts([encode_stream(untimed, untimed_schema)] * 3),
+        pack_parts(
+            [
+                encode_stream(untimed, untimed_schema),
+                encode_stream(pa.concat_tables([untimed] * 3), untimed_schema),
+                encode_stream(untimed, untimed_schema),
+            ]
+        ),
     ]
 
 
