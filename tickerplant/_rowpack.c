@@ -480,6 +480,93 @@ done:
     return result;
 }
 
+/* A value of a cell as Python has it: None when null, else by ``kind`` (a struct code;
+ * 's' a UTF-8 string, already validated by ``read_rows``). NULL with an error set. */
+static PyObject *value_of(const Cell *c, char kind) {
+    if (c->null) Py_RETURN_NONE;
+    const unsigned char *v = c->value;
+    switch (kind) {
+    case 'q': return PyLong_FromLongLong((long long)ld64(v));
+    case 'd': {
+        double d;
+        memcpy(&d, v, 8);
+        return PyFloat_FromDouble(d);
+    }
+    case 'f': {
+        float f;
+        memcpy(&f, v, 4);
+        return PyFloat_FromDouble((double)f);
+    }
+    case 'i': return PyLong_FromLong((long)ld32(v));
+    case 'h': {
+        int16_t h;
+        memcpy(&h, v, 2);
+        return PyLong_FromLong((long)h);
+    }
+    case 'B': return PyLong_FromLong((long)v[0]);
+    default: return PyUnicode_DecodeUTF8((const char *)v, (Py_ssize_t)c->size, "strict");
+    }
+}
+
+/* The width a kind reads (0: a UTF-8 string's offsets and characters); -2 if unknown. */
+static int64_t kind_width(char kind) {
+    switch (kind) {
+    case 'q': case 'd': return 8;
+    case 'f': case 'i': return 4;
+    case 'h': return 2;
+    case 'B': return 1;
+    case 's': return WIDTH_UTF8;
+    default: return -2;
+    }
+}
+
+static PyObject *columns(PyObject *self, PyObject *args) {
+    Py_buffer spec_buf, kinds, msg;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &spec_buf, &kinds, &msg)) return NULL;
+    PyObject *result = NULL;
+    Cell *cells = NULL;
+    Spec s;
+    if (!parse_spec(spec_buf.buf, spec_buf.len, &s)) goto done;
+    const char *k = kinds.buf;
+    int fits = kinds.len == s.n_fields;
+    for (int64_t f = 0; fits && f < s.n_fields; f++) fits = kind_width(k[f]) == width_of(&s, f);
+    if (!fits) {
+        PyErr_SetString(PyExc_ValueError, "kinds do not fit the layout");
+        goto done;
+    }
+    int64_t rows = read_rows(&s, msg.buf, msg.len);
+    if (rows < 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    if (!(cells = PyMem_Malloc(sizeof(Cell) * (size_t)(rows * s.n_fields + 1)))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    read_cells(&s, msg.buf, rows, cells);
+    if (!(result = PyList_New(s.n_fields))) goto done;
+    for (int64_t f = 0; f < s.n_fields; f++) {
+        PyObject *column = PyList_New(rows);
+        if (!column) goto fail;
+        PyList_SET_ITEM(result, f, column);
+        for (int64_t r = 0; r < rows; r++) {
+            PyObject *value = value_of(&cells[r * s.n_fields + f], k[f]);
+            if (!value) goto fail;
+            PyList_SET_ITEM(column, r, value);
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    PyMem_Free(cells);
+    PyBuffer_Release(&spec_buf);
+    PyBuffer_Release(&kinds);
+    PyBuffer_Release(&msg);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"check", check, METH_VARARGS,
      "check(spec, message) -> int: 1 when message is one valid one-row batch message of the "
@@ -488,6 +575,10 @@ static PyMethodDef methods[] = {
      "check_rows(spec, message) -> int: the rows of message when it is one valid batch "
      "message of the layout with any number of rows, -2 when its metadata has another "
      "layout, -1 otherwise."},
+    {"columns", columns, METH_VARARGS,
+     "columns(spec, kinds, message) -> list | None: each field's values (a list per field; "
+     "kinds: a struct code per field, 's' for a string) when message is one valid batch "
+     "message of the layout, any number of rows; None otherwise."},
     {"pack", pack, METH_VARARGS,
      "pack(out_spec, in_spec, prefix, messages, stamp) -> bytes | None: the messages as one "
      "batch, behind prefix and before the end-of-stream marker; None if one does not fit."},

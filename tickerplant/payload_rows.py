@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from tickerplant import payload_columns
 from tickerplant.payload_reader import read_batches
 
 _U16 = struct.Struct("<H").unpack_from
@@ -183,6 +184,9 @@ def _vector(buf: bytes, where: int) -> tuple[int, int]:
 def read_columns(payload: bytes | memoryview) -> tuple[list[str], list[list[Any]]]:
     """A record's column names and each column's values (all its batches, in order)."""
     buf = payload if isinstance(payload, bytes) else bytes(payload)
+    compiled = payload_columns.read(buf)  # in C, any number of rows, when it is built
+    if compiled is not None:
+        return compiled
     try:
         return _read(buf)
     except (_Fallback, struct.error, UnicodeDecodeError, IndexError, ValueError, pa.ArrowException):

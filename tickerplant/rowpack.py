@@ -40,7 +40,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -405,6 +405,13 @@ class Compiled:
         self._check = module.check
         self._check_rows = module.check_rows
         self._pack = module.pack
+        self._columns = module.columns
+
+    def columns(self, layout: Layout, kinds: bytes, message: memoryview | bytes) -> Any:
+        """Each field's values (a list per field) of a batch message of ``layout``, any
+        number of rows, by ``kinds`` (a struct code per field, ``s`` a UTF-8 string); None
+        when it does not fit (``tickerplant.payload_columns``)."""
+        return self._columns(layout.spec, kinds, message)
 
     def check(self, layout: Layout, message: memoryview | bytes) -> int:
         return int(self._check(layout.spec, message))
