@@ -19,10 +19,12 @@ from orders.rows import REQUEST_SCHEMA, encode_rows, request_row, to_table
 from orders.venue import Venue
 from tickdb.schema import default_schemas
 from tickdb.types import Shard, shard_of
+from tickerplant import payload_columns
 from tickerplant.ingest import encode_stream
 from tickerplant.protocol import KIND_UPD, Record, parse_topic, topic_for
 from tickerplant.publisher import Publisher
 from tickerplant.pubsub import ShardMap, select_rows
+from tickerplant.rowpack import compiled
 from tickerplant.subscriber import Subscriber, Update
 
 TWO = 2
@@ -30,6 +32,7 @@ SYMS = [f"S{i}" for i in range(40)]
 MINE = [s for s in SYMS if shard_of(s, TWO) == 0][:3]
 THEIRS = [s for s in SYMS if shard_of(s, TWO) == 1][:3]
 REQUESTS = default_schemas()["order_request"]  # as journaled: with ``time``
+READERS = ["c", "one-row", "arrow"] if compiled() is not None else ["one-row", "arrow"]
 
 
 def new_order(sym: str, n: int) -> NewOrder:
@@ -56,13 +59,21 @@ def test_the_venue_topic_names_its_shard_and_empty_syms() -> None:
         topic_for(["order_request"], empty_syms=True)
 
 
-@pytest.mark.parametrize("one_row_reader", [True, False])
-def test_a_shard_with_empty_syms_gets_records_with_its_rows_and_every_mass_cancel(
-    one_row_reader: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whole one-row records are chosen by the byte reader, else by Arrow: same choice."""
-    if not one_row_reader:
+def use_reader(reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which reader gives a selection a record's columns: C (``payload_columns``), else the
+    one-row byte reader, else Arrow."""
+    if reader != "c":
+        monkeypatch.setattr(payload_columns, "_impl", [None])
+    if reader == "arrow":
         monkeypatch.setattr(pubsub, "SMALL_RECORD_BYTES", 0)
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_shard_with_empty_syms_gets_records_with_its_rows_and_every_mass_cancel(
+    reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records are chosen by C, by the one-row byte reader or by Arrow: the same choice."""
+    use_reader(reader, monkeypatch)
     venue0 = parse_topic(topic_for(["order_request"], shard=Shard(0, TWO), empty_syms=True))
     venue1 = parse_topic(topic_for(["order_request"], shard=Shard(1, TWO), empty_syms=True))
     schemas = {"order_request": REQUESTS}
@@ -90,12 +101,11 @@ def test_a_shard_with_empty_syms_gets_records_with_its_rows_and_every_mass_cance
     assert picked_syms(select_rows(plain, mixed, shards, schemas)) == [MINE[0]]
 
 
-@pytest.mark.parametrize("one_row_reader", [True, False])
+@pytest.mark.parametrize("reader", READERS)
 def test_a_plain_shard_selection_still_places_an_empty_sym_in_one_shard(
-    one_row_reader: bool, monkeypatch: pytest.MonkeyPatch
+    reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not one_row_reader:
-        monkeypatch.setattr(pubsub, "SMALL_RECORD_BYTES", 0)
+    use_reader(reader, monkeypatch)
     record = record_of([MassCancel(account="A1")])
     owners = [
         k

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import zmq
 
 from tickdb.schema import TableSchema
+from tickerplant import payload_columns
 from tickerplant.ingest import encode_stream
 from tickerplant.payload_rows import read_one_row_column
 from tickerplant.protocol import (
@@ -73,14 +74,17 @@ FEW_ROWS_BYTES = 65536
 
 class RecordRows:
     """One record's rows in the forms selections read them, each made once, when first
-    asked for, and shared by every topic: a column's values (one-row batches without
-    pyarrow), its Arrow table, and each row's shard per shard count."""
+    asked for, and shared by every topic: a column's values (all of a small record's
+    columns read at once in C, ``payload_columns``; else one-row batches without pyarrow),
+    its Arrow table, and each row's shard per shard count."""
 
-    __slots__ = ("_columns", "_table", "record", "shard_ids")
+    __slots__ = ("_columns", "_read", "_table", "record", "shard_ids")
 
     def __init__(self, record: Record) -> None:
         self.record = record
         self._columns: dict[str, list[Any] | None] = {}
+        # Every column as read in C (``payload_columns``); False: it does not read it.
+        self._read: tuple[list[str], list[list[Any]]] | Literal[False] | None = None
         self._table: pa.Table | None = None
         self.shard_ids: dict[int, pa.Array] = {}
 
@@ -90,7 +94,18 @@ class RecordRows:
         if name not in self._columns:
             payload = self.record.payload
             size = len(payload)
-            values = read_one_row_column(payload, name) if size <= SMALL_RECORD_BYTES else None
+            values = None
+            if size <= FEW_ROWS_BYTES:  # in C, all its columns at once, any number of rows
+                read = self._read
+                if read is None:
+                    read = self._read = payload_columns.read(bytes(payload)) or False
+                if read:
+                    names, columns = read
+                    found = name in names
+                    self._columns[name] = columns[names.index(name)] if found else None
+                    return self._columns[name]
+            if size <= SMALL_RECORD_BYTES:
+                values = read_one_row_column(payload, name)
             if values is None and size <= FEW_ROWS_BYTES:
                 table = self.table()
                 if name in table.column_names:
