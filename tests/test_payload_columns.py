@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from orders.model import Event, EventType, OrdStatus, Side
 from orders.rows import EVENT_SCHEMA, encode_outputs
-from tickerplant import payload_columns
+from tickdb.schema import default_schemas
+from tickerplant import payload_columns, payload_rows
 from tickerplant.payload_rows import _read_with_pyarrow, read_columns
 from tickerplant.rowpack import compiled
 
@@ -142,3 +143,39 @@ def test_what_it_does_not_read_is_left_to_the_other_readers(
     monkeypatch.setattr(payload_columns, "_impl", [None])
     assert payload_columns.read(one) is None
     assert same(read_columns(one), _read_with_pyarrow(one))
+
+
+def test_a_schema_message_not_as_pyarrow_writes_it_is_left_to_pyarrow() -> None:
+    """Only a schema message byte for byte as pyarrow writes it is read here: another
+    writer's (here pyarrow's own, with the older metadata version) or one declaring
+    big-endian data, whose values pyarrow swaps as it reads, goes to pyarrow."""
+    rows = [(1, "a", 1, 1.0, 1.0, 1, 1, 1)]
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(metadata_version=ipc.MetadataVersion.V4)
+    with ipc.new_stream(sink, SCHEMA, options=options) as writer:
+        writer.write_batch(
+            pa.RecordBatch.from_pylist([dict(zip(SCHEMA.names, rows[0], strict=True))], SCHEMA)
+        )
+    older = sink.getvalue().to_pybytes()
+    assert older[:100] != stream(rows)[:100]
+    assert payload_columns.read(older) is None
+    assert same(read_columns(older), _read_with_pyarrow(older))
+    # The trade table's schema message with three bytes changed (found by the fuzzer):
+    # pyarrow reads it as the same schema, big-endian.
+    trade = default_schemas()["trade"].arrow
+    canonical = trade.serialize().to_pybytes()
+    big = bytearray(canonical)
+    for at, value in ((40, 0), (42, 128), (467, 61)):
+        big[at] = value
+    try:
+        parsed = ipc.read_schema(pa.py_buffer(bytes(big)))
+    except (pa.ArrowException, ValueError):
+        pytest.skip("this pyarrow lays the schema message out otherwise")
+    if parsed.names != trade.names or parsed.serialize().to_pybytes() == bytes(big):
+        pytest.skip("this pyarrow lays the schema message out otherwise")
+    one = stream([(0, "A", 1, 1.5, 1.0, 1, 1, 1)])
+    batch = pa.RecordBatch.from_pylist([{"time": 0, "sym": "A", "price": 1.5, "size": 0}], trade)
+    payload = bytes(big) + batch.serialize().to_pybytes() + one[-8:]
+    assert payload_columns.read(payload) is None
+    with pytest.raises(payload_rows._Fallback):
+        payload_rows._read(payload)

@@ -10,8 +10,10 @@ directly: a few µs for a handful of rows.
 
 Values are what ``payload_rows`` gives (``to_pylist``'s, timestamps as integers). ``read``
 returns None for anything else: without the compiled extension (or with
-``TICKDB_PURE_PYTHON`` set), a column type it does not read, several batch messages, a
-layout it does not know, or a batch that fails a check; the caller's readers take those.
+``TICKDB_PURE_PYTHON`` set), a schema message other than pyarrow's own bytes for its schema
+(big-endian data, another writer's), a column type it does not read, several batch
+messages, a layout it does not know, or a batch that fails a check; the caller's readers
+take those.
 """
 
 from __future__ import annotations
@@ -83,10 +85,12 @@ def read(buf: bytes) -> tuple[list[str], list[list[Any]]] | None:
 def _learn(key: bytes, impl: Compiled) -> _Schema | None:
     try:
         schema = ipc.read_schema(pa.py_buffer(key))
-    except (pa.ArrowException, OSError, ValueError):
+        # Only a schema message as pyarrow writes it: another may declare big-endian data
+        # (which pyarrow swaps as it reads) or be another writer's flatbuffer.
+        canonical = schema.serialize().to_pybytes() == key
+        found: _Schema | None = _Schema(schema, impl) if canonical else None
+    except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError: a name's bytes
         found = None
-    else:
-        found = _Schema(schema, impl)
     if len(_schemas) >= _MAX_SCHEMAS:
         _schemas.clear()
     _schemas[key] = found

@@ -11,14 +11,18 @@ mass cancel's thousands of rows), so those batches are read by it.
 
 Values are what ``to_pylist`` gives, except timestamps, which are integers (nanoseconds for
 ``timestamp[ns]``, the tables' ``time``), both ways. Anything this reader does not handle
-(other column types, compressed bodies, dictionary batches, a malformed payload) goes to
-pyarrow too, which reads it or raises its own error: only the cost differs.
+(other column types, compressed bodies, dictionary batches, a schema message other than
+pyarrow's own bytes for its schema, buffers outside the body or unaligned) goes to
+pyarrow too, which reads it or raises its own error: only the cost differs. It checks the
+numbers it uses, not the rest of the flatbuffer: it reads records the tickerplant has
+validated. ``payload_columns`` (C, any number of rows) is asked first.
 """
 
 from __future__ import annotations
 
 import struct
-from operator import add, ge
+from functools import reduce
+from operator import add, ge, or_
 from typing import Any
 
 import pyarrow as pa
@@ -62,10 +66,13 @@ def _code(kind: pa.DataType) -> str | None:
 class _Layout:
     """How one schema's one-row batches are read (``one_row`` None: not here)."""
 
-    def __init__(self, schema: pa.Schema) -> None:
+    def __init__(self, schema: pa.Schema | None) -> None:
+        """``schema`` None: a stream this reader leaves to pyarrow."""
+        self.one_row: Any = None
+        if schema is None:
+            return
         self.names: list[str] = schema.names
         codes = [_code(field.type) for field in schema]
-        self.one_row: Any = None
         if None in codes:
             return
         # Per column: its validity bitmap, then its data (fixed) or offsets and characters.
@@ -158,7 +165,10 @@ _layouts: dict[bytes, _Layout] = {}
 def _layout(key: bytes) -> _Layout:
     found = _layouts.get(key)
     if found is None:
-        found = _Layout(ipc.read_schema(pa.py_buffer(key)))
+        schema = ipc.read_schema(pa.py_buffer(key))
+        # Only a schema message as pyarrow writes it: another (big-endian data, whose
+        # values pyarrow swaps; another writer's flatbuffer) goes to pyarrow.
+        found = _Layout(schema if schema.serialize().to_pybytes() == key else None)
         if len(_layouts) >= _MAX_SCHEMAS:
             _layouts.clear()
         _layouts[key] = found
@@ -302,8 +312,9 @@ def _batch(
         min(numbers) < 0
         or max(map(add, numbers[::2], sizes)) > body_length
         or not all(map(ge, sizes, layout.min_sizes))
+        or reduce(or_, numbers[::2]) & 7
     ):
-        raise _Fallback  # a buffer outside the body, or too small for its row
+        raise _Fallback  # a buffer outside the body, too small for its row, or unaligned
     counts = layout.nodes(buf, nodes)
     nulls = counts[1::2]
     if counts[::2].count(1) != layout.columns or min(nulls) < 0 or max(nulls) > 1:

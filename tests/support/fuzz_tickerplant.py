@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow.ipc as ipc
 
 from support.fuzz_core import Reader, Target, pack_parts, unpack_parts
 from tickdb.schema import default_schemas
-from tickerplant import journal, protocol, recovery
+from tickerplant import journal, payload_columns, payload_rows, protocol, recovery
 from tickerplant.checksum import crc32
 from tickerplant.dedup import PublisherLedger
 from tickerplant.ingest import BatchValidator, IngestError, Validated, encode_stream
@@ -170,6 +171,53 @@ def fuzz_ingest_run(data: bytes) -> None:
         _check_validated("trade", validator().validate("trade", p, NOW_NS)) for p in pieces
     ]
     assert _same(read, pa.concat_tables(one_by_one)), "the run differs from its pieces"
+
+
+def fuzz_payload_columns(data: bytes) -> None:
+    """A record's payload read without pyarrow. In C (``payload_columns``): what it reads,
+    pyarrow reads alike (it reads only what matches, word for word, a layout learned from
+    a batch pyarrow validated); what it does not, it leaves (None). The one-row reader in
+    Python (``payload_rows``) checks the numbers it uses, not the whole flatbuffer (it
+    reads the tickerplant's validated records): it reads or raises one of the errors its
+    caller turns into pyarrow's reading, nothing else."""
+    got = payload_columns.read(data)
+    if got is not None:
+        _same_as_pyarrow(data, got)
+    with contextlib.suppress(
+        payload_rows._Fallback,
+        struct.error,
+        UnicodeDecodeError,
+        IndexError,
+        ValueError,
+        pa.ArrowException,
+        OSError,
+    ):
+        payload_rows._read(data)
+
+
+def _same_as_pyarrow(data: bytes, got: tuple[list[str], list[list[object]]]) -> None:
+    table = ipc.open_stream(pa.py_buffer(data)).read_all()
+    table.validate(full=True)
+    expected = [
+        (c.cast(pa.int64()) if pa.types.is_timestamp(c.type) else c).to_pylist()
+        for c in table.columns
+    ]
+    assert got[0] == table.column_names, "column names differ"
+    assert repr(got[1]) == repr(expected), "values differ from pyarrow's"
+
+
+def payload_columns_seeds() -> list[bytes]:
+    order = SCHEMAS["order"].arrow
+    rows: list[dict[str, int | str | None]] = [
+        {name: (1 if order.field(name).type != pa.string() else f"v{k}") for name in order.names}
+        for k in range(3)
+    ]
+    rows[1]["price"] = None
+    return [
+        encode_stream(pa.Table.from_pylist(rows[:1], schema=order), order),
+        encode_stream(pa.Table.from_pylist(rows, schema=order), order),
+        one_row_payload(*_rows()[0]),
+    ]
 
 
 def fuzz_onerow(data: bytes) -> None:
@@ -350,6 +398,13 @@ TARGETS = [
     ),
     Target(
         "tp_onerow", "tickerplant.onerow OneRowDecoder.decode", fuzz_onerow, onerow_seeds, TOKENS
+    ),
+    Target(
+        "tp_payload_columns",
+        "tickerplant.payload_columns read (C)",
+        fuzz_payload_columns,
+        payload_columns_seeds,
+        TOKENS,
     ),
     Target(
         "tp_journal",
