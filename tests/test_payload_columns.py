@@ -179,3 +179,57 @@ def test_a_schema_message_not_as_pyarrow_writes_it_is_left_to_pyarrow() -> None:
     assert payload_columns.read(payload) is None
     with pytest.raises(payload_rows._Fallback):
         payload_rows._read(payload)
+
+
+def test_a_field_name_that_is_not_utf8_is_left_to_pyarrow() -> None:
+    """Found by the fuzzer: reading the names raised instead of leaving the payload."""
+    schema = pa.schema([("zq", pa.int64())])
+    good = stream([(1,)], schema)
+    bad = good.replace(b"zq", b"\xe4q", 1)
+    assert bad != good
+    assert payload_columns.read(bad) is None
+    with pytest.raises((pa.ArrowException, ValueError, OSError)):
+        read_columns(bad)
+
+
+def test_an_unaligned_buffer_is_left_to_pyarrow() -> None:
+    """Found by the fuzzer: the one-row reader read a buffer pyarrow refuses, one at an
+    offset that is not a multiple of 8."""
+    payload = _one_event()
+    meta = 8 + int.from_bytes(payload[4:8], "little") + 8
+    root = meta + int.from_bytes(payload[meta : meta + 4], "little")
+    header = payload_rows._field(payload, root, 2)
+    batch = header + int.from_bytes(payload[header : header + 4], "little")
+    buffers, _ = payload_rows._vector(payload, payload_rows._field(payload, batch, 2))
+    # The data buffer of the first fixed-width column (``price``): a string column has
+    # three buffers (validity, offsets, characters), a fixed-width one two.
+    first_fixed = next(i for i, f in enumerate(EVENT_SCHEMA) if f.type != pa.string())
+    at = buffers + 16 * (3 * first_fixed + 1)
+    bad = bytearray(payload)
+    offset = int.from_bytes(bad[at : at + 8], "little")
+    bad[at : at + 8] = (offset + 1).to_bytes(8, "little")
+    with pytest.raises(payload_rows._Fallback):
+        payload_rows._read(bytes(bad))
+    assert payload_columns.read(bytes(bad)) is None
+    with pytest.raises((pa.ArrowException, OSError)):
+        read_columns(bytes(bad))
+
+
+def _one_event() -> bytes:
+    events = [
+        Event(
+            EventType.ACCEPTED,
+            "V1",
+            "A1",
+            "AAPL",
+            "c1",
+            Side.BUY,
+            OrdStatus.NEW,
+            10,
+            1.5,
+            0,
+            10,
+            0.0,
+        )
+    ]
+    return encode_outputs(events, EVENT_SCHEMA, "0/2", 7)
