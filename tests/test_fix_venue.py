@@ -277,7 +277,13 @@ def test_a_fill_while_the_adapter_is_down_is_published_once(pair: Pair, street: 
         street_sell(street, "s-w1", 10, "100", sym="MSFT")
         street.wait_for(lambda m: m.get(11) == "s-w1" and m.get(39) == "2")
         ours.start_venue(0)  # the counterparty resends the reports it sent meanwhile
-        done = order_state(client, "A1", "w-1", "filled")
+        try:
+            done = order_state(client, "A1", "w-1", "filled")
+        except AssertionError as exc:  # what each side of the session said, for a rerun
+            assert pair.ext.gateway is not None
+            logs = {"adapter": ours.venues[0].log(), "external gateway": pair.ext.gateway.log()}
+            tails = "\n".join(f"--- {name}:\n{text[-4000:]}" for name, text in logs.items())
+            raise AssertionError(f"{exc}\n{tails}") from None
         assert done["cum_qty"] == 10
         ours.venues[0].kill9()
         ours.start_venue(0)
