@@ -454,15 +454,19 @@ class FixVenue:
 
     def run(self, stop: threading.Event, on_ready: Callable[[], Any] | None = None) -> None:
         done = threading.Event()
+        s = self.settings
 
         def recover() -> None:
             try:
                 self._recover()
             finally:
+                # Dialled only now, on the engine's thread: at logon the counterparty
+                # resends what came while this adapter was down, and a report read before
+                # the orders are rebuilt would find an unknown ClOrdID, be recorded as
+                # applied and never published (a fill lost).
+                self.engine.dial(self.session, s.host, s.port, reconnect_s=s.reconnect_s, tls=s.tls)
                 done.set()
 
-        s = self.settings
-        self.engine.dial(self.session, s.host, s.port, reconnect_s=s.reconnect_s, tls=s.tls)
         self.engine.start()
         self.engine.call_soon(recover)
         done.wait()
