@@ -115,9 +115,17 @@ class Link:
                 failure = f"cannot connect to {self.address} (nothing listening there)"
             elif event & _HANDSHAKE_FAILED:
                 self.dropped = True
+                why = (
+                    "this client's CURVE key refused (no identity has it, or it lacks the "
+                    "port's role), or CURVE on one side only"
+                )
+                # No detail: the connection ended mid-handshake, a backend killed then too.
+                lost = event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                 failure = (
-                    f"handshake with {self.address} failed: this client's CURVE key refused "
-                    "(no identity has it, or it lacks the port's role), or CURVE on one side only"
+                    f"connection to {self.address} lost during the handshake: the backend "
+                    f"stopped, or {why}"
+                    if lost
+                    else f"handshake with {self.address} failed: {why}"
                 )
 
     def close(self) -> None:
