@@ -27,16 +27,26 @@ from tickerplant.rowpack import Compiled, RowPacker, implementation
 from tickerplant.splice import END_OF_STREAM
 
 _MAX_SCHEMAS = 256
-# Struct codes of the column types read in C; timestamps as int64, "s" a UTF-8 string.
-_KINDS: dict[pa.DataType, str] = {
+# struct codes of the fixed-width types read without pyarrow (here and by ``payload_rows``);
+# timestamps are read as int64.
+FIXED_CODES: dict[pa.DataType, str] = {
     pa.int64(): "q",
     pa.float64(): "d",
     pa.float32(): "f",
     pa.int32(): "i",
     pa.int16(): "h",
     pa.uint8(): "B",
-    pa.string(): "s",
 }
+STRING_CODE = "s"
+
+
+def code_of(kind: pa.DataType) -> str | None:
+    """A column type's code (``FIXED_CODES``, ``STRING_CODE``); None: not read here."""
+    if kind == pa.string():
+        return STRING_CODE
+    if pa.types.is_timestamp(kind):
+        return "q"
+    return FIXED_CODES.get(kind)
 
 
 class _Schema:
@@ -44,7 +54,7 @@ class _Schema:
 
     def __init__(self, schema: pa.Schema, impl: Compiled) -> None:
         self.names: list[str] = schema.names
-        kinds = ["q" if pa.types.is_timestamp(f.type) else _KINDS.get(f.type) for f in schema]
+        kinds = [code_of(f.type) for f in schema]
         self.kinds = "".join(k for k in kinds if k).encode() if all(kinds) else None
         self.layouts = RowPacker(schema, schema, impl)
 

@@ -39,28 +39,12 @@ _CONTINUATION = 0xFFFFFFFF
 _RECORD_BATCH = 3  # MessageHeader.RecordBatch
 _MAX_SCHEMAS = 1024
 
-# struct codes of the fixed-width types read here; timestamps are read as int64.
-_FIXED: dict[pa.DataType, str] = {
-    pa.int64(): "q",
-    pa.float64(): "d",
-    pa.float32(): "f",
-    pa.int32(): "i",
-    pa.int16(): "h",
-    pa.uint8(): "B",
-}
-_STRING = "s"
+# Column types read here, by the codes the C reader uses too (``payload_columns.code_of``).
+_STRING = payload_columns.STRING_CODE
 
 
 class _Fallback(Exception):
     """Not a payload this reader handles: pyarrow reads it."""
-
-
-def _code(kind: pa.DataType) -> str | None:
-    if kind == pa.string():
-        return _STRING
-    if pa.types.is_timestamp(kind):
-        return "q"
-    return _FIXED.get(kind)
 
 
 class _Layout:
@@ -72,7 +56,7 @@ class _Layout:
         if schema is None:
             return
         self.names: list[str] = schema.names
-        codes = [_code(field.type) for field in schema]
+        codes = [payload_columns.code_of(field.type) for field in schema]
         if None in codes:
             return
         # Per column: its validity bitmap, then its data (fixed) or offsets and characters.
