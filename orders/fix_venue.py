@@ -460,10 +460,7 @@ class FixVenue:
             try:
                 self._recover()
             finally:
-                # Dialled only now, on the engine's thread: at logon the counterparty
-                # resends what came while this adapter was down, and a report read before
-                # the orders are rebuilt would find an unknown ClOrdID, be recorded as
-                # applied and never published (a fill lost).
+                # Only now: a report resent at logon must find its order (docs/fix.md).
                 self.engine.dial(self.session, s.host, s.port, reconnect_s=s.reconnect_s, tls=s.tls)
                 done.set()
 
@@ -472,12 +469,8 @@ class FixVenue:
         done.wait()
         while not self._sub.live and not stop.is_set():
             self._step(0.05)
-        log.info(
-            "fix venue %s ready at seq %d: %d orders",
-            self.label,
-            self.processed_seq,
-            len(self._reqs),
-        )
+        ready = (self.label, self.processed_seq, len(self._reqs))
+        log.info("fix venue %s ready at seq %d: %d orders", *ready)
         if on_ready is not None:
             on_ready()
         while not stop.is_set():
