@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.row_values import value_of
 
 from tickdb.schema import TableSchema, default_schemas
 from tickerplant.ingest import _stamped, encode_rows, encode_stream
@@ -45,16 +46,6 @@ IMPLS: list[Any] = [
 needs_c = pytest.mark.skipif(C is None, reason="tickerplant._rowpack is not built")
 STAMP = 1_790_000_000_123_456_789
 PREFIX = TRADE.arrow.serialize().to_pybytes()
-
-
-def value_of(kind: pa.DataType) -> st.SearchStrategy[Any]:
-    if pa.types.is_string(kind):
-        return st.text(max_size=6)
-    if pa.types.is_floating(kind):
-        return st.floats(allow_nan=False)
-    if pa.types.is_timestamp(kind):
-        return st.integers(0, 2**62)
-    return st.integers(-(2**63), 2**63 - 1)
 
 
 def rows_of(schema: pa.Schema, min_size: int = 1, max_size: int = 12) -> st.SearchStrategy:

@@ -18,6 +18,7 @@ import pyarrow.ipc as ipc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.row_values import use_rowpack, value_of
 
 from orders.model import NewOrder, OrdType, Side
 from orders.rows import encode_requests
@@ -31,16 +32,6 @@ TRADE, ORDER = SCHEMAS["trade"], SCHEMAS["order"]
 C: Any = compiled()
 needs_c = pytest.mark.skipif(C is None, reason="tickerplant._rowpack is not built")
 STAMP = 1_790_000_000_123_456_789
-
-
-def value_of(kind: pa.DataType) -> st.SearchStrategy[Any]:
-    if pa.types.is_string(kind):
-        return st.text(max_size=6)
-    if pa.types.is_floating(kind):
-        return st.floats(allow_nan=False)
-    if pa.types.is_timestamp(kind):
-        return st.integers(0, 2**62)
-    return st.integers(-(2**63), 2**63 - 1)
 
 
 def batches_of(schema: pa.Schema) -> st.SearchStrategy[list[list[tuple]]]:
@@ -138,10 +129,7 @@ def requests(n: int, sym: str | None = "AAPL") -> list[NewOrder]:
 def test_the_validator_stamps_a_burst_of_requests_as_pyarrow_would(
     pure: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if pure:
-        monkeypatch.setenv("TICKDB_PURE_PYTHON", "1")
-    elif C is None:
-        pytest.skip("tickerplant._rowpack is not built")
+    use_rowpack(pure, monkeypatch)
     validator = BatchValidator(SCHEMAS, 1 << 20)
     validator.validate("order_request", encode_requests(requests(1)), STAMP)  # a first row
     burst = encode_requests(requests(3))

@@ -18,6 +18,7 @@ import pyarrow.ipc as ipc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.row_values import use_rowpack, value_of
 
 from tickdb.schema import TableSchema, default_schemas
 from tickerplant.ingest import BatchValidator, encode_stream
@@ -33,16 +34,6 @@ IMPLS: list[Any] = [
     pytest.param(C, id="c", marks=pytest.mark.skipif(C is None, reason="_rowpack not built")),
 ]
 needs_c = pytest.mark.skipif(C is None, reason="tickerplant._rowpack is not built")
-
-
-def value_of(kind: pa.DataType) -> st.SearchStrategy[Any]:
-    if pa.types.is_string(kind):
-        return st.text(max_size=6)
-    if pa.types.is_floating(kind):
-        return st.floats(allow_nan=False)
-    if pa.types.is_timestamp(kind):
-        return st.integers(0, 2**62)
-    return st.integers(-(2**63), 2**63 - 1)
 
 
 def rows_of(schema: pa.Schema, max_size: int = 40) -> st.SearchStrategy[list[tuple]]:
@@ -195,10 +186,7 @@ def test_other_shapes_are_other_layouts_or_refused(impl: Implementation) -> None
 def test_the_validator_journals_a_table_as_it_came(
     pure: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if pure:
-        monkeypatch.setenv("TICKDB_PURE_PYTHON", "1")
-    elif C is None:
-        pytest.skip("_rowpack not built")
+    use_rowpack(pure, monkeypatch)
     validator = BatchValidator(SCHEMAS, 1 << 20)
     rows = [(i, f"S{i % 7}", 100.0 + i, i) for i in range(1000)]
     prefix = TRADE.arrow.serialize().to_pybytes()
