@@ -135,6 +135,10 @@ def plain(tmp_path: Path, procs: list[Proc]) -> Iterator[Tickerplant]:
 
 def test_subscribers_and_replay_never_see_a_publishers_secret(plain: Tickerplant) -> None:
     with raw_socket(zmq.SUB, plain.proc.info["publish"], None, topic_for()) as live:
+        # A heartbeat proves the subscription reached the tickerplant: records published
+        # before that would be dropped by the PUB socket (ZeroMQ's slow joiner).
+        assert live.poll(10_000), "no heartbeat"
+        live.recv_multipart()
         with Publisher(plain.address, publisher_id=SECRET) as pub:
             for size in range(3):
                 pub.publish("trade", sym="A", price=1.0, size=size)
