@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_orders import pct, raw_round_trip  # noqa: E402
 from orders_bench_lib import Stack, order_for, start_stack  # noqa: E402
+from waits import readable_within  # noqa: E402
 
 from tickerplant.subscriber import Subscriber, Update  # noqa: E402
 
@@ -88,7 +89,7 @@ def send_paced(stack: Stack, rate: float, n: int) -> tuple[dict[int, int], dict[
     answered: dict[int, int] = {}
 
     def receive(timeout_ms: float) -> None:
-        if sock.poll(max(0, int(timeout_ms))):
+        if readable_within(sock, max(0.0, timeout_ms / 1000)):
             while True:
                 try:
                     raw = sock.recv(zmq.NOBLOCK)

@@ -19,7 +19,9 @@ Measured in one run, a fresh stack for each repeat; medians over repeats are pri
    round trip (reply - send), the same from the scheduled time (queueing included), the
    rate achieved, and the ratio to the raw round trip; the same over the order port
    (one connection, pipelined), with the CPU the gateway, the venues and the tickerplant
-   spent per order answered (all threads, ``/proc/<pid>/task/*/schedstat``);
+   spent per order answered (all threads, ``/proc/<pid>/task/*/schedstat``), and beside
+   it the same six hops through bare relays paced at the same rate
+   (``orders_bench_chain.py``): the floor a paced round trip has on this machine;
 3. sustained orders/s, 2 shards: client threads send ``wait=False`` as fast as they can;
    the time runs until a subscriber to the ``order`` table has seen every ``accepted``
    event; then the same with ``wait=True``;
@@ -55,6 +57,7 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from orders_bench_chain import chain_paced  # noqa: E402
 from orders_bench_http import flood_worker, paced_worker, run_workers  # noqa: E402
 from orders_bench_lib import (  # noqa: E402
     PAYLOAD,
@@ -302,9 +305,14 @@ def main() -> None:
     kills: list[dict[str, float]] = []
     port_runs: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
     port_floods: list[dict[str, Any]] = []
+    chains: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
     for rep in range(args.repeat):
         raw.append(raw_round_trip(20_000))
         print(f"[{rep}] raw REQ/REP: {raw[-1]}", flush=True)
+        if "port" not in skip:
+            for rate in rates:
+                chains[rate].append(chain_paced(rate, args.seconds))
+                print(f"[{rep}] bare chain paced {rate:.0f}/s: {chains[rate][-1]}", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench_orders_") as tmp:
             stack = start_stack(Path(tmp), 2)
             try:
@@ -387,6 +395,10 @@ def main() -> None:
         achieved = median_of(runs, "achieved")
         label = f"order port @ {rate:.0f}/s (achieved {achieved:.0f}/s)"
         print(f"{label:<52} {p50:>9.0f} {p99:>9.0f} {p50 / raw_p50:>9.1f} {p99 / raw_p99:>9.1f}")
+        c50, c99 = median_of(chains[rate], "p50_us"), median_of(chains[rate], "p99_us")
+        label = f"  bare relays on the same six hops @ {rate:.0f}/s"
+        ratios = f"order port ÷ it: {p50 / c50:.2f}, {p99 / c99:.2f}"
+        print(f"{label:<52} {c50:>9.0f} {c99:>9.0f}    {ratios}")
         print(
             "    CPU per order, µs: "
             + ", ".join(

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import zmq
 from orders_bench_lib import EventCounter, Stack, order_for
+from waits import readable_within
 
 
 def _request(seq: int, tag: str, wait: bool) -> bytes:
@@ -61,7 +62,7 @@ def port_paced(stack: Stack, rate: float, seconds: float, tag: str) -> dict[str,
             i += 1
             now = time.perf_counter()
         due_ms = (start + i / rate - now) * 1000 if i < n else 1000.0
-        if sock.poll(max(0, int(due_ms))):
+        if readable_within(sock, max(0.0, due_ms / 1000)):
             while True:
                 try:
                     raw = sock.recv(zmq.NOBLOCK)
