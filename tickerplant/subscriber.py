@@ -32,7 +32,6 @@ for as long as wanted.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import math
@@ -40,7 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import zmq
@@ -50,7 +49,8 @@ from tickdb.types import Shard
 from tickerplant.delivered import Delivered, delivered
 from tickerplant.discovery import Hello, TickerplantUnavailable
 from tickerplant.failover_client import addresses_of, find_primary
-from tickerplant.payload_reader import read_batches, read_table
+from tickerplant.messages import EndOfDay, Message, Start, SubscriptionError, Update
+from tickerplant.payload_reader import read_batches
 from tickerplant.protocol import (
     CHUNK,
     DATA,
@@ -62,60 +62,14 @@ from tickerplant.protocol import (
     REPLAY,
     U64,
     ProtocolError,
-    Record,
     peek_seq,
     topic_for,
 )
 from tickerplant.pubsub import TOPIC_ERROR
 
+__all__ = ["EndOfDay", "Message", "Start", "Subscriber", "SubscriptionError", "Update"]
+
 log = logging.getLogger(__name__)
-
-
-class SubscriptionError(Exception):
-    """The tickerplant refused the subscription or a replay."""
-
-
-class Update:
-    """Rows of one table; ``data`` decodes the Arrow payload on first use."""
-
-    __slots__ = ("_data", "payload", "seq", "table", "ts_recv")
-
-    def __init__(self, record: Record | Delivered) -> None:
-        self.table = record.table
-        self.seq = record.seq
-        self.ts_recv = record.ts_recv
-        # Its own bytes (records decoded from the wire hold bytes already: no copy), so an
-        # Update stays valid whatever arrives after it.
-        self.payload: bytes = bytes(record.payload)
-        self._data: pa.Table | None = None
-
-    @property
-    def data(self) -> pa.Table:
-        if self._data is None:
-            self._data = read_table(self.payload)
-        return self._data
-
-    def __repr__(self) -> str:
-        return f"Update(table={self.table!r}, seq={self.seq})"
-
-
-class EndOfDay:
-    __slots__ = ("date", "seq")
-
-    def __init__(self, record: Record | Delivered) -> None:
-        self.seq = record.seq
-        self.date = dt.date.fromisoformat(record.eod_date)
-
-    def __repr__(self) -> str:
-        return f"EndOfDay(date={self.date}, seq={self.seq})"
-
-
-Message = Update | EndOfDay
-Start = Literal["live", "session", "journal"] | int
-
-
-def record_table(payload: bytes) -> pa.Table:
-    return read_table(payload)
 
 
 class Subscriber:
