@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-all check bench clean console
 
-# The C extension (tickerplant/_rowpack.c) is built by the install: rebuilt when it changes.
-$(STAMP): pyproject.toml tickerplant/_rowpack.c
+# The C extension (tickerplant/_rowpack*.c, .h) is built by the install: rebuilt when it changes.
+$(STAMP): pyproject.toml setup.py tickerplant/_rowpack.c tickerplant/_rowpack_read.c tickerplant/_rowpack.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

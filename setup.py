@@ -12,7 +12,8 @@ setup(
     ext_modules=[
         Extension(
             "tickerplant._rowpack",
-            sources=["tickerplant/_rowpack.c"],
+            sources=["tickerplant/_rowpack.c", "tickerplant/_rowpack_read.c"],
+            depends=["tickerplant/_rowpack.h"],
             extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ]
