@@ -294,7 +294,22 @@ class QueryServer:
         return push
 
     def _send(self, push: zmq.Socket[Any], job: _Job, reply: list[Any]) -> None:
-        push.send_multipart([*job.envelope, *reply], copy=False)
+        """Hand a reply to the router thread. Never waits past the server's stop: the router
+        thread closes its end (the PULL) as it stops, and a PUSH with no peer waits for one
+        for ever, which held a worker that finished during a stop, and ``close()`` with it,
+        until the context ended under it."""
+        frames = [*job.envelope, *reply]
+        while True:
+            try:
+                push.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                return
+            except zmq.Again:  # the router's queue is full, or it has stopped
+                if self._stop.is_set():
+                    log.info("reply to %s dropped: the query server is stopping", job.tag[:40])
+                    return
+                push.poll(_POLL_MS, zmq.POLLOUT)
+            except zmq.ContextTerminated:
+                return
 
     def _query_worker(self) -> None:
         lower_thread_priority(self.worker_nice)

@@ -327,6 +327,43 @@ def test_client_recovers_after_a_timeout_and_ignores_the_late_reply(
         server.close()
 
 
+def test_an_answer_finished_after_the_stop_does_not_hold_close(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # The router thread closes its end of the workers' replies as the server stops. A worker
+    # that finished after that waited on its send until close() gave up on it (10 s) and
+    # the context ended under it (an exception in the worker's thread).
+    started, release = threading.Event(), threading.Event()
+
+    def slow(frames: list[bytes]) -> list[bytes]:
+        started.set()
+        release.wait(10)
+        return [b"SLOW"]
+
+    server = _server(con, extra_handlers={b"SLOW": slow})
+    client = QueryClient(server.endpoint, timeout_s=5)
+    caller = threading.Thread(target=lambda: _swallow_call(client, b"SLOW"), daemon=True)
+    caller.start()
+    assert started.wait(10), "the handler never ran"
+    (router,) = [t for t in server._threads if t.name == "qs-router"]
+    began = time.monotonic()
+    closing = threading.Thread(target=server.close)
+    closing.start()
+    router.join(10)
+    assert not router.is_alive(), "the router thread did not stop"
+    release.set()  # the answer comes now, with nobody left to take it
+    closing.join(15)
+    assert not closing.is_alive()
+    assert time.monotonic() - began < 5
+    caller.join(10)
+    client.close()
+
+
+def _swallow_call(client: QueryClient, tag: bytes) -> None:
+    with contextlib.suppress(QueryError):
+        client.call(tag)
+
+
 def test_client_reaches_a_server_that_starts_later(con: duckdb.DuckDBPyConnection) -> None:
     with zmq.Context.instance().socket(zmq.ROUTER) as probe:
         port = probe.bind_to_random_port("tcp://127.0.0.1")
