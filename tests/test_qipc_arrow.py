@@ -149,9 +149,8 @@ def test_arrow_types_without_metadata_get_defaults() -> None:
         column_to_q(pa.array([1]), "nonsense")
 
 
-def test_million_row_table_encodes_well_under_a_second() -> None:
-    import time
-
+def test_a_million_row_table_round_trips() -> None:
+    # Its speed is measured by scripts/bench_qipc_codec.py, not asserted here.
     n = 1_000_000
     rng = np.random.default_rng(0)
     table = pa.table(
@@ -163,8 +162,5 @@ def test_million_row_table_encodes_well_under_a_second() -> None:
         }
     )
     q = table_to_q(table)
-    start = time.perf_counter()
     message = codec.encode(q)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"encoding 1M rows took {elapsed:.2f}s"
     assert len(codec.decode(message)[1]) == n

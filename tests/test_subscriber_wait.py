@@ -41,7 +41,9 @@ def test_poll_waits_in_the_receive_and_poll_now_never_waits(
         receives.clear()
         started = time.monotonic()
         assert sub.poll_now() is None
-        assert time.monotonic() - started < 0.02 and receives == [0]
+        # One receive that does not wait (0 ms): what proves it. The clock only catches a
+        # wait of a heartbeat interval or more, with room for a busy machine's stalls.
+        assert time.monotonic() - started < 0.15 and receives == [0]
 
         with Publisher(address) as pub:
             pub.publish("trade", sym="A", price=1.0, size=7)
