@@ -110,7 +110,10 @@ def stack(tmp_path: Path, procs: list[Proc]) -> Iterator[dict[str, Any]]:
         procs.append(rdbs[-1])
         hdbs.append(Proc(["hdb", *common, "--shard", f"{k}/{SHARDS}"], tmp_path, f"hdb{k}"))
         procs.append(hdbs[-1])
-    args = ["gateway", "--port", "0", "--refresh", "0.2", "--timeout", "10"]
+    # The clients of these tests all come from one address: room for the soak's twenty.
+    gateway_config = write_config(tmp_path / "gateway.toml", {"gateway": {"client_queries": 24}})
+    args = ["gateway", "--config", str(gateway_config), "--port", "0", "--refresh", "0.2"]
+    args += ["--timeout", "10"]
     args += [a for p in rdbs for a in ("--rdb", str(p.info["address"]))]
     args += [a for p in hdbs for a in ("--hdb", str(p.info["address"]))]
     gateway = Proc(args, tmp_path, "gateway")
