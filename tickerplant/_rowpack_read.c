@@ -67,19 +67,41 @@ static int valid_utf8(const unsigned char *s, int64_t n) {
     return 1;
 }
 
+/* Whether ``m`` has the spec's shape: its padding, its fixed metadata words, a body length
+ * that is the rest of it. */
+enum { SHAPE_FITS, SHAPE_REFUSED, SHAPE_OTHER };
+
+static int check_shape(const Spec *s, const unsigned char *m, int64_t len) {
+    int64_t head = 8 + s->meta_size;
+    if (len % 8) return SHAPE_REFUSED; /* IPC messages are padded to 8 bytes */
+    if (len < head) return SHAPE_OTHER;
+    for (int64_t i = 0; i < s->n_fixed; i++) {
+        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
+        if (ld64(m + 8 * at) != ld64(s->fixed_val + 8 * i)) return SHAPE_OTHER;
+    }
+    return (int64_t)ld64(m + 8 * s->w_body) == len - head ? SHAPE_FITS : SHAPE_REFUSED;
+}
+
+/* The offsets and sizes of ``count`` buffers from the ``b``-th; 0 when one is unaligned,
+ * absurdly large or outside the body. */
+static int read_buffers(const Spec *s, const unsigned char *m, int64_t b, int64_t count,
+                        uint64_t body_len, uint64_t *off, uint64_t *size) {
+    for (int64_t k = 0; k < count; k++) {
+        off[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k)));
+        size[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k) + 1));
+        if ((off[k] & ALIGNED_AND_SMALL) || (size[k] >> 62)) return 0;
+        if (off[k] + size[k] > body_len) return 0;
+    }
+    return 1;
+}
+
 /* FITS when ``m`` is exactly one one-row batch message of the spec's shape whose contents
  * Arrow's full validation accepts, and then fills ``cells`` (one per field); OTHER_LAYOUT
  * when its metadata is not the spec's shape at all (another writer's, perhaps). */
 int read_message(const Spec *s, const unsigned char *m, int64_t len, Cell *cells) {
-    int64_t head = 8 + s->meta_size;
-    if (len % 8) return REFUSED; /* IPC messages are padded to 8 bytes */
-    if (len < head) return OTHER_LAYOUT;
-    for (int64_t i = 0; i < s->n_fixed; i++) {
-        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
-        if (ld64(m + 8 * at) != ld64(s->fixed_val + 8 * i)) return OTHER_LAYOUT;
-    }
-    int64_t body_len = (int64_t)ld64(m + 8 * s->w_body);
-    if (body_len != len - head) return REFUSED;
+    int shape = check_shape(s, m, len);
+    if (shape != SHAPE_FITS) return shape == SHAPE_OTHER ? OTHER_LAYOUT : REFUSED;
+    int64_t head = 8 + s->meta_size, body_len = len - head;
     if ((int64_t)ld64(m + 8 * s->w_rows) != 1) return REFUSED;
     const unsigned char *body = m + head;
     int64_t b = 0;
@@ -90,12 +112,7 @@ int read_message(const Spec *s, const unsigned char *m, int64_t len, Cell *cells
         int64_t width = width_of(s, f);
         int64_t count = width > 0 ? 2 : 3;
         uint64_t off[3], size[3];
-        for (int64_t k = 0; k < count; k++) {
-            off[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k)));
-            size[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k) + 1));
-            if ((off[k] & ALIGNED_AND_SMALL) || (size[k] >> 62)) return REFUSED;
-            if (off[k] + size[k] > (uint64_t)body_len) return REFUSED;
-        }
+        if (!read_buffers(s, m, b, count, (uint64_t)body_len, off, size)) return REFUSED;
         b += count;
         Cell *cell = &cells[f];
         cell->null = (int)nulls;
@@ -143,15 +160,9 @@ static int64_t valid_rows(const unsigned char *bits, int64_t rows) {
  * aligned, a null count that matches its bitmap): what it refuses goes to pyarrow's reader,
  * which then decides. */
 int64_t read_rows(const Spec *s, const unsigned char *m, int64_t len) {
-    int64_t head = 8 + s->meta_size;
-    if (len % 8) return ROWS_REFUSED;
-    if (len < head) return ROWS_OTHER_LAYOUT;
-    for (int64_t i = 0; i < s->n_fixed; i++) {
-        int64_t at = (int64_t)ld64(s->fixed_idx + 8 * i);
-        if (ld64(m + 8 * at) != ld64(s->fixed_val + 8 * i)) return ROWS_OTHER_LAYOUT;
-    }
-    int64_t body_len = (int64_t)ld64(m + 8 * s->w_body);
-    if (body_len != len - head) return ROWS_REFUSED;
+    int shape = check_shape(s, m, len);
+    if (shape != SHAPE_FITS) return shape == SHAPE_OTHER ? ROWS_OTHER_LAYOUT : ROWS_REFUSED;
+    int64_t head = 8 + s->meta_size, body_len = len - head;
     int64_t rows = (int64_t)ld64(m + 8 * s->w_rows);
     if (rows < 0 || rows > INT32_MAX - 1) return ROWS_REFUSED;
     const unsigned char *body = m + head;
@@ -163,12 +174,7 @@ int64_t read_rows(const Spec *s, const unsigned char *m, int64_t len) {
         int64_t width = width_of(s, f);
         int64_t count = width > 0 ? 2 : 3;
         uint64_t off[3], size[3];
-        for (int64_t k = 0; k < count; k++) {
-            off[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k)));
-            size[k] = ld64(m + 8 * (s->w_buffers + 2 * (b + k) + 1));
-            if ((off[k] & ALIGNED_AND_SMALL) || (size[k] >> 62)) return ROWS_REFUSED;
-            if (off[k] + size[k] > (uint64_t)body_len) return ROWS_REFUSED;
-        }
+        if (!read_buffers(s, m, b, count, (uint64_t)body_len, off, size)) return ROWS_REFUSED;
         b += count;
         /* With no nulls Arrow ignores the bitmap; with some it must be there and agree. */
         const unsigned char *validity = nulls ? body + off[0] : NULL;
