@@ -140,7 +140,7 @@ def test_what_it_does_not_read_is_left_to_the_other_readers(
     assert payload_columns.read(b"\x00" * 64) is None
     assert payload_columns.read(one[: len(one) // 2]) is None
     # Without the extension (the pure-Python fallback): the other readers, the same values.
-    monkeypatch.setattr(payload_columns, "_impl", [None])
+    monkeypatch.setattr(payload_columns, "_compiled", lambda: None)
     assert payload_columns.read(one) is None
     assert same(read_columns(one), _read_with_pyarrow(one))
 

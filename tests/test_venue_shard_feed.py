@@ -63,7 +63,7 @@ def use_reader(reader: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Which reader gives a selection a record's columns: C (``payload_columns``), else the
     one-row byte reader, else Arrow."""
     if reader != "c":
-        monkeypatch.setattr(payload_columns, "_impl", [None])
+        monkeypatch.setattr(payload_columns, "_compiled", lambda: None)
     if reader == "arrow":
         monkeypatch.setattr(pubsub, "SMALL_RECORD_BYTES", 0)
 

@@ -18,6 +18,7 @@ take those.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pyarrow as pa
@@ -60,15 +61,13 @@ class _Schema:
 
 
 _schemas: dict[bytes, _Schema | None] = {}
-# The extension, looked up at the first read (a list: set once, read on every call).
-_impl: list[Compiled | None] = []
 
 
+@functools.cache
 def _compiled() -> Compiled | None:
-    if not _impl:
-        found = implementation()
-        _impl.append(found if isinstance(found, Compiled) else None)
-    return _impl[0]
+    """The extension, looked up at the first read."""
+    found = implementation()
+    return found if isinstance(found, Compiled) else None
 
 
 def read(buf: bytes) -> tuple[list[str], list[list[Any]]] | None:
@@ -92,13 +91,18 @@ def read(buf: bytes) -> tuple[list[str], list[list[Any]]] | None:
     return None if columns is None else (reading.names, columns)
 
 
+def canonical_schema(key: bytes) -> pa.Schema | None:
+    """The schema of a schema message, when the message is exactly what pyarrow writes for
+    it; None for another (one may declare big-endian data, whose values pyarrow swaps as it
+    reads, or be another writer's flatbuffer). Raises pyarrow's error if it reads none."""
+    schema = ipc.read_schema(pa.py_buffer(key))
+    return schema if schema.serialize().to_pybytes() == key else None
+
+
 def _learn(key: bytes, impl: Compiled) -> _Schema | None:
     try:
-        schema = ipc.read_schema(pa.py_buffer(key))
-        # Only a schema message as pyarrow writes it: another may declare big-endian data
-        # (which pyarrow swaps as it reads) or be another writer's flatbuffer.
-        canonical = schema.serialize().to_pybytes() == key
-        found: _Schema | None = _Schema(schema, impl) if canonical else None
+        schema = canonical_schema(key)
+        found = None if schema is None else _Schema(schema, impl)
     except (pa.ArrowException, OSError, ValueError):  # UnicodeDecodeError: a name's bytes
         found = None
     if len(_schemas) >= _MAX_SCHEMAS:

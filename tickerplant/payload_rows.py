@@ -149,10 +149,8 @@ _layouts: dict[bytes, _Layout] = {}
 def _layout(key: bytes) -> _Layout:
     found = _layouts.get(key)
     if found is None:
-        schema = ipc.read_schema(pa.py_buffer(key))
-        # Only a schema message as pyarrow writes it: another (big-endian data, whose
-        # values pyarrow swaps; another writer's flatbuffer) goes to pyarrow.
-        found = _Layout(schema if schema.serialize().to_pybytes() == key else None)
+        # Only a schema message as pyarrow writes it: another goes to pyarrow.
+        found = _Layout(payload_columns.canonical_schema(key))
         if len(_layouts) >= _MAX_SCHEMAS:
             _layouts.clear()
         _layouts[key] = found

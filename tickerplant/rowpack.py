@@ -159,12 +159,8 @@ class RowPacker:
                 return layout
             if verdict == REFUSED:
                 return None  # a known shape, so not a new layout: just not one row, or bad
-        learned = Layout.of(self._schemas[has_time], message)
-        if learned is None or learned in layouts:
-            return None
-        layouts.insert(0, learned)
-        del layouts[MAX_LAYOUTS:]
-        return learned if self.impl.check(learned, message) == FITS else None
+        learned = self._learn(has_time, message)
+        return learned if learned and self.impl.check(learned, message) == FITS else None
 
     def rows_of(self, has_time: bool, message: memoryview) -> int | None:
         """The rows of ``message``, a batch message of any number of rows, when it fits a
@@ -184,13 +180,20 @@ class RowPacker:
                 return rows, layout
             if rows == ROWS_REFUSED:
                 return None  # a known shape: bad, or more than Arrow's checks would take
+        learned = self._learn(has_time, message)
+        rows = -1 if learned is None else self.impl.check_rows(learned, message)
+        return (rows, learned) if learned is not None and rows >= 0 else None
+
+    def _learn(self, has_time: bool, message: memoryview) -> Layout | None:
+        """The layout of a message no known layout takes, now known first; None when it
+        has none (a reader has to look at it) or it is one already known."""
+        layouts = self._layouts[has_time]
         learned = Layout.of(self._schemas[has_time], message)
         if learned is None or learned in layouts:
             return None
         layouts.insert(0, learned)
         del layouts[MAX_LAYOUTS:]
-        rows = self.impl.check_rows(learned, message)
-        return (rows, learned) if rows >= 0 else None
+        return learned
 
     def packed_rows(self, packed: bytes) -> int:
         """The rows of a payload ``pack`` returned."""
