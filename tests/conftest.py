@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from support.harness import Proc
 from support.rdb_engine import DAY, SCHEMAS
+from support.row_values import use_rowpack
 
 from rdb.query import QueryEngine
 from rdb.store import Store
@@ -18,14 +19,7 @@ pytest_plugins = ["support.silent_server"]
 def rowpack_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test with the C extension ``tickerplant._rowpack`` and with its pure-Python
     fallback (forced by the environment, which processes started by the test inherit)."""
-    from tickerplant.rowpack import PURE_PYTHON_ENV, compiled
-
-    if request.param == "c":
-        if compiled() is None:
-            pytest.skip("tickerplant._rowpack is not built (pip install -e .)")
-        monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
-    else:
-        monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    use_rowpack(request.param == "python", monkeypatch)
     return str(request.param)
 
 

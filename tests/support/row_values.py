@@ -24,9 +24,12 @@ def value_of(kind: pa.DataType) -> st.SearchStrategy[Any]:
 
 
 def use_rowpack(pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Components made from here on check rows in pure Python, or with the C extension
-    (skipping the test when it is not built)."""
+    """Components made from here on (and processes started from here, which inherit the
+    environment) check rows in pure Python, or with the C extension (skipping the test when
+    it is not built)."""
     if pure:
         monkeypatch.setenv(PURE_PYTHON_ENV, "1")
-    elif compiled() is None:
-        pytest.skip("tickerplant._rowpack is not built")
+        return
+    if compiled() is None:
+        pytest.skip("tickerplant._rowpack is not built (pip install -e .)")
+    monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
