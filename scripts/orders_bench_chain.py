@@ -6,8 +6,8 @@ venue -> tickerplant -> gateway -> client. Here bare Python relays stand where t
 and the tickerplant do (ROUTER in, DEALER on, each message forwarded as it comes, replies
 forwarded back) and an echo stands where the venue does. Paced, not back to back: between
 orders every thread sleeps, and on a virtual machine a sleeping core wakes slowly, which a
-back-to-back round trip never shows (here a 4 KiB REQ/REP round trip took ~70 µs back to
-back and ~130-270 µs with 1 ms between round trips).
+back-to-back round trip never shows (``bench_wakeups.py`` measures it: here a 4 KiB
+REQ/REP round trip took ~50 µs back to back and ~160-270 µs with 1 ms between round trips).
 """
 
 from __future__ import annotations
