@@ -115,7 +115,7 @@ def gateway(
         "tp_address": tp,
         "order_port": order_port,
     }
-    cfg = load_config_or_exit(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir, "gateway")
     settings = replace(cfg.gateway, **{k: v for k, v in flags.items() if v is not None})
     cfg = replace(cfg, gateway=settings)
     if fix_port is not None:

@@ -49,7 +49,7 @@ def serve(
     from tickdb.types import Shard
 
     setup_logging()
-    cfg = load_config_or_exit(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir, "hdb")
     try:
         selected = None if shard.strip().lower() == "all" else Shard.parse(shard)
     except ValueError as exc:

@@ -90,7 +90,7 @@ def venue(
     from tickdb.ready import write_ready
 
     setup_logging()
-    cfg = load_config_or_exit(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir, "venue")
     try:
         owned = Shard.parse(shard)
     except ValueError as exc:

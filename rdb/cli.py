@@ -55,7 +55,7 @@ def rdb_command(
     from tickerplant.discovery import TickerplantUnavailable
 
     setup_logging()
-    cfg = load_config_or_exit(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir, "rdb")
     try:
         rdb = Rdb(
             cfg,

@@ -68,15 +68,23 @@ KeyOpt = Annotated[
 ]
 
 
-def load_config_or_exit(config: Path | None, data_dir: Path | None) -> Config:
+def load_config_or_exit(
+    config: Path | None, data_dir: Path | None, component: str | None = None
+) -> Config:
     """The config for a command; a bad one ends it with exit code 2 and the key named.
     The command is then a component of that stack: its ZeroMQ links follow ``[curve]``
-    (``tickdb.curve_links.install``)."""
-    from tickdb import curve_links
+    (``tickdb.curve_links.install``), and a server ``component`` (a ``[cpus]`` key) runs
+    on the CPUs that section gives it, pinned before it starts any thread of its own."""
+    from tickdb import affinity, curve_links
     from tickdb.config import ConfigError, load_config
 
     try:
         cfg = load_config(config, data_dir)
+        if component is not None:
+            try:
+                affinity.apply(getattr(cfg.cpus, component), component)
+            except ValueError as exc:
+                raise ConfigError(f"cpus.{component}: {exc}") from exc
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -205,6 +205,17 @@ class StackConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CpusConfig:
+    # CPU affinity of each component's process, in taskset's list syntax ("0", "0-3",
+    # "0,2"); "" leaves it to the OS (tickdb/affinity.py, docs/config.md).
+    tickerplant: str = ""
+    rdb: str = ""
+    hdb: str = ""
+    gateway: str = ""
+    venue: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     data_dir: str = "./tickdb-data"
     tickerplant: TickerplantConfig = field(default_factory=TickerplantConfig)
@@ -220,6 +231,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     curve: CurveConfig = field(default_factory=CurveConfig)
+    cpus: CpusConfig = field(default_factory=CpusConfig)
     # [risk.defaults] and [risk.accounts.NAME] (docs/risk.md), validated by orders.risk_limits.
     risk: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, TableSchema] = field(
@@ -365,6 +377,13 @@ def _validate(config: Config) -> None:
             kdb_limits(getattr(config, kdb_section))
         except ValueError as exc:
             raise ConfigError(f"{kdb_section}.kdb_{exc}") from exc
+    from tickdb.affinity import parse_cpus
+
+    for component, setting in dataclasses.asdict(config.cpus).items():
+        try:
+            parse_cpus(setting)
+        except ValueError as exc:
+            raise ConfigError(f"cpus.{component}: {exc}") from exc
     for name in config.rdb.tables:
         if name not in config.tables:
             raise ConfigError(f"rdb.tables: unknown table {name!r}")

@@ -40,7 +40,7 @@ def _run_tp(
 
     setup_logging()
     keep_large_buffers()
-    cfg = load_config_or_exit(config, data_dir)
+    cfg = load_config_or_exit(config, data_dir, "tickerplant")
     if address:
         cfg = dataclasses.replace(
             cfg, tickerplant=dataclasses.replace(cfg.tickerplant, address=address)
