@@ -63,6 +63,8 @@ from orders_bench_lib import (  # noqa: E402
     PAYLOAD,
     EventCounter,
     Stack,
+    parse_layout,
+    pinned,
     start_stack,
 )
 from orders_bench_port import port_flood, port_paced  # noqa: E402
@@ -292,7 +294,14 @@ def main() -> None:
     parser.add_argument("--rates", default="100,1000,5000", help="paced rates, orders/s")
     parser.add_argument("--quick", action="store_true", help="1 repeat, short phases")
     parser.add_argument("--skip", default="", help="comma list: paced,flood,port,kill,pure")
+    parser.add_argument(
+        "--cpus",
+        default="",
+        help="a CPU layout, e.g. tickerplant=0,venue=0,gateway=1,client=1: the stack's "
+        "[cpus] section, and the CPUs of this process and the clients and relays it starts",
+    )
     args = parser.parse_args()
+    layout = parse_layout(args.cpus)
     if args.quick:
         args.repeat, args.seconds, args.orders = 1, 2.0, 5_000
     skip = set(filter(None, args.skip.split(",")))
@@ -307,52 +316,57 @@ def main() -> None:
     port_floods: list[dict[str, Any]] = []
     chains: dict[float, list[dict[str, float]]] = {r: [] for r in rates}
     for rep in range(args.repeat):
-        raw.append(raw_round_trip(20_000))
-        print(f"[{rep}] raw REQ/REP: {raw[-1]}", flush=True)
-        if "port" not in skip:
-            for rate in rates:
-                chains[rate].append(chain_paced(rate, args.seconds))
-                print(f"[{rep}] bare chain paced {rate:.0f}/s: {chains[rate][-1]}", flush=True)
-        with tempfile.TemporaryDirectory(prefix="bench_orders_") as tmp:
-            stack = start_stack(Path(tmp), 2)
-            try:
-                floor.append(http_floor(stack.url, 5_000))
-                print(f"[{rep}] GET /health: {floor[-1]}", flush=True)
-                if "paced" not in skip:
-                    for rate in rates:
-                        threads = max(2, int(rate // 250))
-                        result = paced(stack.url, rate, args.seconds, 2, threads, f"r{rate:.0f}.")
-                        paced_runs[rate].append(result)
-                        print(f"[{rep}] paced {rate:.0f}/s: {result}", flush=True)
-                if "port" not in skip:
-                    for rate in rates:
-                        result = port_paced(stack, rate, args.seconds, f"p{rate:.0f}.")
-                        port_runs[rate].append(result)
-                        print(f"[{rep}] port paced {rate:.0f}/s: {result}", flush=True)
-                    port_floods.append(port_flood(stack, args.orders * 2, "pf."))
-                    print(f"[{rep}] port flood: {port_floods[-1]}", flush=True)
-                if "flood" not in skip:
-                    for wait in (False, True):
-                        tag = f"f{int(wait)}."
-                        result = flood(stack, args.orders, 2, 8, wait, tag)
-                        floods[wait].append(result)
-                        print(f"[{rep}] flood wait={wait}: {result}", flush=True)
-            finally:
-                stack.stop()
-        if "kill" not in skip:
+        # The benchmark and what it starts besides the stack on the client's CPUs.
+        with pinned(layout.get("client")):
+            raw.append(raw_round_trip(20_000))
+            print(f"[{rep}] raw REQ/REP: {raw[-1]}", flush=True)
+            if "port" not in skip:
+                for rate in rates:
+                    chains[rate].append(chain_paced(rate, args.seconds, layout))
+                    print(f"[{rep}] bare chain paced {rate:.0f}/s: {chains[rate][-1]}", flush=True)
             with tempfile.TemporaryDirectory(prefix="bench_orders_") as tmp:
-                stack = start_stack(Path(tmp), 3)
+                stack = start_stack(Path(tmp), 2, layout)
                 try:
-                    kills.append(kill_switch(stack, args.working, "K1", "k."))
-                    print(f"[{rep}] kill: {kills[-1]}", flush=True)
+                    floor.append(http_floor(stack.url, 5_000))
+                    print(f"[{rep}] GET /health: {floor[-1]}", flush=True)
+                    if "paced" not in skip:
+                        for rate in rates:
+                            threads = max(2, int(rate // 250))
+                            result = paced(
+                                stack.url, rate, args.seconds, 2, threads, f"r{rate:.0f}."
+                            )
+                            paced_runs[rate].append(result)
+                            print(f"[{rep}] paced {rate:.0f}/s: {result}", flush=True)
+                    if "port" not in skip:
+                        for rate in rates:
+                            result = port_paced(stack, rate, args.seconds, f"p{rate:.0f}.")
+                            port_runs[rate].append(result)
+                            print(f"[{rep}] port paced {rate:.0f}/s: {result}", flush=True)
+                        port_floods.append(port_flood(stack, args.orders * 2, "pf."))
+                        print(f"[{rep}] port flood: {port_floods[-1]}", flush=True)
+                    if "flood" not in skip:
+                        for wait in (False, True):
+                            tag = f"f{int(wait)}."
+                            result = flood(stack, args.orders, 2, 8, wait, tag)
+                            floods[wait].append(result)
+                            print(f"[{rep}] flood wait={wait}: {result}", flush=True)
                 finally:
                     stack.stop()
+            if "kill" not in skip:
+                with tempfile.TemporaryDirectory(prefix="bench_orders_") as tmp:
+                    stack = start_stack(Path(tmp), 3, layout)
+                    try:
+                        kills.append(kill_switch(stack, args.working, "K1", "k."))
+                        print(f"[{rep}] kill: {kills[-1]}", flush=True)
+                    finally:
+                        stack.stop()
     pure = {} if "pure" in skip else pure_benchmarks(args.quick)
 
     raw_p50, raw_p99 = median_of(raw, "p50_us"), median_of(raw, "p99_us")
     print()
     print(
-        f"medians of {args.repeat} run(s); os.cpu_count()={os.cpu_count()}, load {os.getloadavg()}"
+        f"medians of {args.repeat} run(s); os.cpu_count()={os.cpu_count()}, load "
+        f"{os.getloadavg()}; CPU layout: {args.cpus or 'none (where the OS schedules)'}"
     )
     print(f"{'measure':<52} {'p50 µs':>9} {'p99 µs':>9} {'x raw p50':>9} {'x raw p99':>9}")
     print(f"{'raw pyzmq REQ/REP, 200 B, two processes':<52} {raw_p50:>9.0f} {raw_p99:>9.0f}")

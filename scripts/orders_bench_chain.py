@@ -23,9 +23,12 @@ from waits import readable_within
 PAYLOAD = 200  # bytes a request carries, about one order's JSON
 
 
-def _relay(conn: Any, onward: str | None) -> None:
+def _relay(conn: Any, onward: str | None, cpus: frozenset[int] | None) -> None:
     """ROUTER bound here; each message forwarded to ``onward`` (a DEALER) and each reply
-    back to whoever sent it. Without ``onward``: echo (the venue's place)."""
+    back to whoever sent it. Without ``onward``: echo (the venue's place). On ``cpus``
+    when given, as ``[cpus]`` would pin the component in its place."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # before ZeroMQ's I/O thread, which inherits it
     ctx = zmq.Context()
     front = ctx.socket(zmq.ROUTER)
     conn.send(front.bind_to_random_port("tcp://127.0.0.1"))
@@ -47,13 +50,18 @@ def _relay(conn: Any, onward: str | None) -> None:
                 return
 
 
-def chain_paced(rate: float, seconds: float) -> dict[str, float]:
-    """p50/p99 µs of a request through the six hops, sent open loop at ``rate`` a second."""
+def chain_paced(
+    rate: float, seconds: float, layout: dict[str, frozenset[int]] | None = None
+) -> dict[str, float]:
+    """p50/p99 µs of a request through the six hops, sent open loop at ``rate`` a second;
+    with ``layout`` (``orders_bench_lib.parse_layout``), each relay on its component's CPUs
+    (the client: the caller's own, which it chooses)."""
     ctx = mp.get_context("spawn")
     procs, onward = [], None
-    for _ in ("venue", "tickerplant", "gateway"):  # built from the far end back
+    for name in ("venue", "tickerplant", "gateway"):  # built from the far end back
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=_relay, args=(there, onward), daemon=True)
+        cpus = (layout or {}).get(name)
+        proc = ctx.Process(target=_relay, args=(there, onward, cpus), daemon=True)
         proc.start()
         procs.append(proc)
         onward = f"tcp://127.0.0.1:{here.recv()}"

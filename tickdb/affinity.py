@@ -45,17 +45,20 @@ def parse_cpus(text: str) -> frozenset[int]:
 
 def pin_process(cpus: frozenset[int], pid: int = 0) -> None:
     """Every thread of process ``pid`` (0: this one) on ``cpus``; threads it starts later
-    inherit the mask. ValueError when a CPU is not one this process may use."""
+    inherit the mask. ValueError when a CPU is not one the machine (or the process's
+    cgroup) lets it use: the kernel grants only those, or none."""
     if not hasattr(os, "sched_setaffinity"):
         raise ValueError("CPU affinity needs Linux (os.sched_setaffinity)")
-    allowed = os.sched_getaffinity(0)
-    missing = sorted(cpus - allowed)
-    if missing:
-        raise ValueError(
-            f"CPU(s) {', '.join(map(str, missing))} not available here "
-            f"(this process may use {_format(allowed)})"
-        )
     pid = pid or os.getpid()
+    try:
+        os.sched_setaffinity(pid, cpus)  # the main thread first: what the kernel grants
+    except OSError as exc:
+        raise ValueError(f"CPU(s) {_format(cpus)} not available here ({exc.strerror})") from None
+    granted = os.sched_getaffinity(pid)
+    if missing := cpus - granted:
+        raise ValueError(
+            f"CPU(s) {_format(missing)} not available here (granted only {_format(granted)})"
+        )
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(tid), cpus)
