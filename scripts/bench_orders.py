@@ -57,14 +57,13 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_layout import parse_layout, pinned  # noqa: E402
 from orders_bench_chain import chain_paced  # noqa: E402
 from orders_bench_http import flood_worker, paced_worker, run_workers  # noqa: E402
 from orders_bench_lib import (  # noqa: E402
     PAYLOAD,
     EventCounter,
     Stack,
-    parse_layout,
-    pinned,
     start_stack,
 )
 from orders_bench_port import port_flood, port_paced  # noqa: E402

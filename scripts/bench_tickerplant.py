@@ -30,12 +30,16 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_bare_roles import role_raw_latency_sub, role_raw_relay, role_raw_sub
+from bench_layout import Layout, layout_config, parse_layout, pin, pinned
+
 from tickdb.launch import Launched, launch
 from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
 from tickerplant.journal_writev import WRITE_BYTES
 
 TRADE = default_schemas()["trade"]
+LAYOUT: Layout = {}  # --cpus
 # Payloads from this size on are relayed without copying in the bare relay baseline: its
 # fastest way for them (measured: 1000-row payloads +6-11%; one-row payloads -20%).
 ZERO_COPY_BYTES = 16 * 1024
@@ -69,28 +73,6 @@ def role_sub(address: str, expect_rows: int) -> None:
         got += message.data.num_rows
     print(json.dumps({"got": got, "done": time.time(), "gaps": sub.gaps_repaired}), flush=True)
     sub.close()
-
-
-def raw_sub_socket(endpoint: str) -> zmq.Socket:
-    """A bare SUB socket subscribed to everything, unbounded, for the baselines."""
-    sock = zmq.Context.instance().socket(zmq.SUB)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.connect(endpoint)
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
-    return sock
-
-
-def role_raw_sub(endpoint: str, expect: int) -> None:
-    sock = raw_sub_socket(endpoint)
-    # Wait for the subscription to arrive: the publisher sends probes until one comes back.
-    print(json.dumps({"ready": True}), flush=True)
-    got = 0
-    while got < expect:
-        frames = sock.recv_multipart()
-        if frames[0] == b"probe":
-            continue
-        got += 1
-    print(json.dumps({"got": got, "done": time.time()}), flush=True)
 
 
 def role_latency_sub(address: str, expect: int) -> None:
@@ -130,55 +112,6 @@ def role_latency_sub(address: str, expect: int) -> None:
     )
 
 
-def role_raw_relay(copying: str, expect: int) -> None:
-    """A bare relay: PULL in, PUB out, every frame forwarded as it arrives.
-
-    The floor for any tickerplant, which is a relay plus its own work: two hops, and a
-    process in the middle that has to be woken. ``copying`` is ``zerocopy`` to forward the
-    received frames themselves (faster for large messages, slower for small ones).
-    """
-    zero_copy = copying == "zerocopy"
-    ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.RCVHWM, 0)
-    pub = ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.SNDHWM, 0)
-    port_in = pull.bind_to_random_port("tcp://127.0.0.1")
-    port_out = pub.bind_to_random_port("tcp://127.0.0.1")
-    print(
-        json.dumps({"ready": True, "in": f"tcp://127.0.0.1:{port_in}", "out": port_out}),
-        flush=True,
-    )
-    for _ in range(expect + 50):
-        if zero_copy:
-            pub.send_multipart(pull.recv_multipart(copy=False), copy=False)
-        else:
-            pub.send_multipart(pull.recv_multipart())
-    print(json.dumps({"done": True}), flush=True)
-
-
-def role_raw_latency_sub(endpoint: str, expect: int) -> None:
-    import pyarrow.ipc as ipc
-
-    sock = raw_sub_socket(endpoint)
-    print(json.dumps({"ready": True}), flush=True)
-    latencies = []
-    while len(latencies) < expect:
-        frames = sock.recv_multipart()
-        if frames[0] == b"probe":
-            continue
-        now = time.time_ns()
-        sent = ipc.open_stream(frames[1]).read_all().column("time")[0].value
-        latencies.append(now - sent)
-    latencies.sort()
-    print(
-        json.dumps(
-            {"p50": latencies[len(latencies) // 2], "p99": latencies[int(len(latencies) * 0.99)]}
-        ),
-        flush=True,
-    )
-
-
 # -- orchestration -------------------------------------------------------------------------
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return spawn_with_info(*args, env=env)[0]
@@ -192,6 +125,8 @@ def spawn_with_info(*args: str, env: dict[str, str] | None = None) -> tuple[subp
         text=True,
         env={**os.environ, **(env or {})},
     )
+    # --cpus: a relay stands where the tickerplant does; every other role subscribes.
+    pin(LAYOUT, "tickerplant" if "raw_relay" in args else "subscriber", proc.pid)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     info = json.loads(line)
@@ -212,7 +147,9 @@ def start_tp(workdir: Path, mode: str) -> Launched:
     config.write_text(
         '[tickerplant]\naddress = "tcp://127.0.0.1:0"\npublish_address = "tcp://127.0.0.1:0"\n'
         f'replay_address = "tcp://127.0.0.1:0"\nmode = "{mode}"\nbatch_interval_ms = 20\n'
-        "kdb_port = 0\n" + os.environ.get("BENCH_TP_EXTRA", "").replace("\\n", "\n")
+        "kdb_port = 0\n"
+        + os.environ.get("BENCH_TP_EXTRA", "").replace("\\n", "\n")
+        + layout_config(LAYOUT)
     )
     return launch(
         ["tp", "--config", str(config), "--data-dir", str(workdir / "data")],
@@ -442,7 +379,11 @@ def main() -> None:
     parser.add_argument(
         "--latency-rate", type=int, default=10_000, help="One-row messages a second."
     )
+    parser.add_argument(
+        "--cpus", default="", help="CPU layout (bench_layout.py): tickerplant, subscriber, client"
+    )
     opts = parser.parse_args()
+    LAYOUT.update(parse_layout(opts.cpus))
     if opts.role:
         {
             "sub": role_sub,
@@ -453,12 +394,18 @@ def main() -> None:
         }[opts.role](opts.args[0], int(opts.args[1]))
         return
     repeat = 1 if opts.quick else opts.repeat
+    print(
+        f"# tickerplant end to end, journal on, median of {repeat}; {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}; CPU layout: {opts.cpus or 'none'}"
+    )
+    with pinned(LAYOUT.get("client")):
+        matrix(opts, repeat)
+
+
+def matrix(opts: argparse.Namespace, repeat: int) -> None:
+    """The throughput matrix, then the latency, as the options ask."""
     scale = 0.25 if opts.quick else 1.0
     plan = {1: 200_000, 10: 100_000, 100: 20_000, 1000: 3_000}
-    print(
-        f"# tickerplant end to end, journal on, median of {repeat}; "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
-    )
     print(
         "| rows/msg | mode | subs | msgs/s | rows/s | raw pyzmq rows/s | ratio "
         "| raw relay rows/s | ratio to relay | raw file append rows/s |"

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +18,10 @@ import pyarrow.compute as pc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_layout import Layout, layout_config  # noqa: E402
+
 from gateway.client import Client  # noqa: E402
 from gateway.order_client import OrderRejected  # noqa: E402
-from tickdb.affinity import COMPONENTS, parse_cpus, pin_process  # noqa: E402
 from tickdb.config import GatewayConfig  # noqa: E402
 from tickdb.launch import Launched, launch  # noqa: E402
 from tickerplant.publisher import Publisher  # noqa: E402
@@ -109,43 +109,6 @@ def cpu_ns(pid: int) -> int:
         with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended
             total += int((task / "schedstat").read_text().split()[0])
     return total
-
-
-# A CPU layout (``--cpus``): CPUs per component key of ``[cpus]``, and ``client`` for the
-# benchmark's own process and whatever it starts besides the stack.
-Layout = dict[str, frozenset[int]]
-
-
-def parse_layout(text: str) -> Layout:
-    """``"tickerplant=0,venue=0,gateway=1,client=1"``: each part ``NAME=CPUS``, CPUS in
-    taskset's syntax with ``+`` for a comma (``0+2``) or a range (``0-1``)."""
-    layout: Layout = {}
-    for part in filter(None, text.split(",")):
-        name, _, cpus = part.partition("=")
-        if name not in (*COMPONENTS, "client"):
-            raise SystemExit(f"--cpus: unknown part {name!r} (known: {COMPONENTS}, client)")
-        layout[name] = parse_cpus(cpus.replace("+", ","))
-    return layout
-
-
-def layout_config(layout: Layout) -> str:
-    """The ``[cpus]`` section that lays the stack out (empty without a layout)."""
-    lines = [f'{k} = "{",".join(map(str, sorted(v)))}"' for k, v in layout.items() if k != "client"]
-    return "\n[cpus]\n" + "\n".join(lines) + "\n" if lines else ""
-
-
-@contextlib.contextmanager
-def pinned(cpus: frozenset[int] | None) -> Iterator[None]:
-    """This process on ``cpus`` meanwhile (every thread; what it starts inherits it)."""
-    if not cpus:
-        yield
-        return
-    before = frozenset(os.sched_getaffinity(0))
-    pin_process(cpus)
-    try:
-        yield
-    finally:
-        pin_process(before)
 
 
 def start_stack(workdir: Path, shards: int, layout: Layout | None = None) -> Stack:
