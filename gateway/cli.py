@@ -115,6 +115,11 @@ def gateway(
         "tp_address": tp,
         "order_port": order_port,
     }
+    # A handler of our own on the root logger, as every component has: the console's
+    # recent-errors handler would otherwise take the place of Python's last-resort one,
+    # and warnings would no longer reach stderr (the log file under tickdb up). Set up
+    # first, so that what loading the config logs (the CPUs it pins) is there too.
+    setup_logging()
     cfg = load_config_or_exit(config, data_dir, "gateway")
     settings = replace(cfg.gateway, **{k: v for k, v in flags.items() if v is not None})
     cfg = replace(cfg, gateway=settings)
@@ -134,10 +139,6 @@ def gateway(
                     f"--{role} (gateway.{role}_addresses): {entry!r} has an empty address; "
                     "a shard's replicas are separated by single commas"
                 )
-    # A handler of our own on the root logger, as every component has: the console's
-    # recent-errors handler would otherwise take the place of Python's last-resort one,
-    # and warnings would no longer reach stderr (the log file under tickdb up).
-    setup_logging()
     server = Gateway(cfg)
     server.start()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())

@@ -51,7 +51,9 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import bench_tickerplant
 import peers_bench_lib as lib
+from bench_layout import parse_layout, pinned
 from bench_tickerplant import (
     paced_payloads,
     payload,
@@ -443,7 +445,14 @@ def main() -> None:
     parser.add_argument("--workloads", default="batches,rows,latency")
     parser.add_argument("--rate", type=int, default=10_000, help="msgs/s of the latency run")
     parser.add_argument("--peers", default="nats,redis", help="peers to run (comma separated)")
+    parser.add_argument(
+        "--cpus",
+        default="",
+        help="CPU layout (bench_layout.py): tickerplant (each server), subscriber, client",
+    )
     opts = parser.parse_args()
+    lib.LAYOUT.update(parse_layout(opts.cpus))
+    bench_tickerplant.LAYOUT.update(lib.LAYOUT)  # the tickerplant's [cpus] section
     systems = ["tickdb"]
     for peer in opts.peers.split(","):
         if not peer:
@@ -461,7 +470,9 @@ def main() -> None:
     )
     for s in systems:
         print(f"# {NAMES[s]}: {ver[s]}")
-    results = measure(opts, systems)
+    print(f"# CPU layout: {opts.cpus or 'none (where the OS schedules)'}")
+    with pinned(lib.LAYOUT.get("client")):
+        results = measure(opts, systems)
     report(results, systems)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     notes = fairness(lib.nats_version() if "nats" in systems else (0,))

@@ -24,7 +24,9 @@ from typing import Any
 
 import orjson
 import pyarrow.ipc as ipc
+from bench_layout import Layout, pin
 
+LAYOUT: Layout = {}  # bench_peers.py --cpus
 SUBJECT = "trade"  # the NATS subject and stream, and the Redis stream key
 IDLE_S = 30.0  # a subscriber gives up after this long without a message
 # Redis's durability, chosen to match the tickerplant's default journal (``fsync =
@@ -112,6 +114,7 @@ def server(peer: str, workdir: Path) -> Iterator[str]:
         proc = subprocess.Popen(
             _server_config(peer, workdir, port), stdout=log, stderr=subprocess.STDOUT
         )
+        pin(LAYOUT, "tickerplant", proc.pid)  # --cpus: the server in the tickerplant's place
         try:
             if _wait_port(port, proc):
                 yield f"{peer}://127.0.0.1:{port}"
@@ -126,6 +129,7 @@ def spawn(script: str, *args: str) -> subprocess.Popen:
     """A subscriber role (of this module or ``bench_tickerplant.py``) in a process of its
     own, once it says it is subscribed."""
     proc = subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, text=True)
+    pin(LAYOUT, "subscriber", proc.pid)
     assert proc.stdout is not None
     try:
         line = proc.stdout.readline()

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.harness import EPHEMERAL_TP, Proc, start_tp, write_config
+from support.harness import EPHEMERAL_TP, write_config
+from support.order_stack import start_order_stack
 
 from tickdb.affinity import parse_cpus
 from tickdb.config import ConfigError, config_from_dict
 
+RISK = "[risk.accounts.A1]\n"
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's"
 )
@@ -58,29 +60,34 @@ def thread_cpus(pid: int) -> dict[str, str]:
     return out
 
 
-def test_a_tickerplant_and_a_venue_run_every_thread_on_their_cpus(tmp_path: Path) -> None:
-    first, last = min(os.sched_getaffinity(0)), max(os.sched_getaffinity(0))
-    tp = start_tp(tmp_path, cpus={"tickerplant": str(first), "venue": str(last)})
-    venue = None
+def test_a_pinned_stack_runs_every_thread_where_its_key_says_and_trades(
+    tmp_path: Path,
+) -> None:
+    """tickerplant, venue, RDB and gateway, each with its own [cpus] key, all threads
+    (ZeroMQ's I/O threads too) on their CPUs; and the stack still takes an order."""
+    first, last = str(min(os.sched_getaffinity(0))), str(max(os.sched_getaffinity(0)))
+    cpus = {"tickerplant": first, "venue": last, "rdb": first, "gateway": last}
+    stack = start_order_stack(
+        tmp_path, shards=1, rdbs=True, orders={"syms": ["AAPL"]}, cpus=cpus, extra_toml=RISK
+    )
     try:
-        threads = thread_cpus(tp.popen.pid)
-        assert any(name.startswith("ZMQbg/IO") for name in threads), threads
-        assert set(threads.values()) == {str(first)}, threads
-        assert f"pinned to CPU(s) {first}" in tp.log()
-        config = tmp_path / "tp.toml"  # the same config: the venue reads its own key
-        venue = Proc(
-            ["venue", "--config", str(config), "--tp", tp.info["address"], "--shard", "0/1"],
-            tmp_path,
-            "venue",
-            ready_timeout=60,
-        )
-        threads = thread_cpus(venue.popen.pid)
-        assert any(name.startswith("ZMQbg/IO") for name in threads), threads
-        assert set(threads.values()) == {str(last)}, threads
+        assert stack.gateway is not None
+        procs = {
+            "tickerplant": stack.tp,
+            "venue": stack.venues[0],
+            "rdb": stack.rdbs[0],
+            "gateway": stack.gateway,
+        }
+        for component, proc in procs.items():
+            threads = thread_cpus(proc.popen.pid)
+            assert any(name.startswith("ZMQbg/IO") for name in threads), (component, threads)
+            assert set(threads.values()) == {cpus[component]}, (component, threads)
+            assert f"{component} pinned to CPU(s) {cpus[component]}" in proc.log()
+        with stack.client() as client:
+            order = client.submit("A1", "AAPL", "buy", 10, 100.00)
+        assert order["status"] == "new"
     finally:
-        if venue is not None:
-            venue.stop()
-        tp.stop()
+        stack.stop()
 
 
 def test_a_cpu_this_machine_lacks_stops_the_component_with_the_key(tmp_path: Path) -> None:
