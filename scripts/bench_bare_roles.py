@@ -5,6 +5,8 @@ through ``bench_tickerplant.py --role``."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 
 import pyarrow.ipc as ipc
@@ -38,11 +40,16 @@ def role_raw_relay(copying: str, expect: int) -> None:
 
     The floor for any tickerplant, which is a relay plus its own work: two hops, and a
     process in the middle that has to be woken. ``copying`` is ``zerocopy`` to forward the
-    received frames themselves (faster for large messages, slower for small ones).
+    received frames themselves (faster for large messages, slower for small ones), or
+    ``journal``: the two things the tickerplant must do besides relaying, and nothing else.
+    Each message is appended to a file (one ``writev``, before it goes on, as the journal
+    is written before a record is published) and the senders are acknowledged at most once
+    a millisecond (ROUTER in; ``tickerplant.acks``' pace).
     """
     zero_copy = copying == "zerocopy"
+    journal = copying == "journal"
     ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
+    pull = ctx.socket(zmq.ROUTER if journal else zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 0)
     pub = ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.SNDHWM, 0)
@@ -52,12 +59,33 @@ def role_raw_relay(copying: str, expect: int) -> None:
         json.dumps({"ready": True, "in": f"tcp://127.0.0.1:{port_in}", "out": port_out}),
         flush=True,
     )
-    for _ in range(expect + 50):
+    if journal:
+        _journaling_relay(pull, pub, expect + 50)
+    for _ in range(0 if journal else expect + 50):
         if zero_copy:
             pub.send_multipart(pull.recv_multipart(copy=False), copy=False)
         else:
             pub.send_multipart(pull.recv_multipart())
     print(json.dumps({"done": True}), flush=True)
+
+
+def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        fd = os.open(os.path.join(tmp, "journal"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        due: dict[bytes, int] = {}
+        next_ack = 0.0
+        for n in range(1, count + 1):
+            sender, *frames = router.recv_multipart()
+            os.writev(fd, frames)
+            pub.send_multipart(frames)
+            due[sender] = n
+            now = time.monotonic()
+            if now >= next_ack:
+                next_ack = now + 0.001
+                for who, level in due.items():
+                    router.send_multipart([who, b"ack", level.to_bytes(8, "little")])
+                due.clear()
+        os.close(fd)
 
 
 def role_raw_latency_sub(endpoint: str, expect: int) -> None:

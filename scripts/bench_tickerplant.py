@@ -210,11 +210,13 @@ def bare(
     relay: str | None, count: int, sub_role: str, subs: int, send: Callable[[zmq.Socket], None]
 ) -> list[dict]:
     """A baseline: ``send`` puts ``count`` messages into a bare PUB socket (``relay`` None)
-    or, over PUSH, into a bare relay process (``relay``: its ``copy`` or ``zerocopy`` mode),
-    with ``subs`` subscriber processes of ``sub_role``. Returns each subscriber's result."""
+    or, over PUSH, into a bare relay process (``relay``: its ``copy`` or ``zerocopy`` mode;
+    ``journal`` over DEALER, acknowledged), with ``subs`` subscriber processes of
+    ``sub_role``. Returns each subscriber's result."""
     ctx = zmq.Context()
     relay_proc = None
-    sock = ctx.socket(zmq.PUB if relay is None else zmq.PUSH)
+    kind = zmq.PUB if relay is None else zmq.DEALER if relay == "journal" else zmq.PUSH
+    sock = ctx.socket(kind)
     sock.setsockopt(zmq.SNDHWM, 0)  # before bind or connect: the pipes copy it then
     if relay is None:
         out = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
@@ -319,16 +321,19 @@ def run_latency(rate: int, seconds: float) -> dict:
     return out
 
 
-def run_bare_latency(rate: int, seconds: float, relay: bool) -> dict:
-    """The same paced one-row messages over bare PUB/SUB, or through a bare relay process:
-    the floors for the latency."""
+def run_bare_latency(rate: int, seconds: float, relay: str | None) -> dict:
+    """The same paced one-row messages over bare PUB/SUB, or through a bare relay process
+    (``copy``, or ``journal``: journaling and acknowledging): the floors for the latency.
+    Acks are read every 64 sends, as ``Publisher`` does."""
     count = int(rate * seconds)
 
     def send(sock: zmq.Socket) -> None:
-        for body in paced_payloads(rate, count):
+        for i, body in enumerate(paced_payloads(rate, count)):
             sock.send_multipart([TOPIC, body])
+            while relay == "journal" and i % 64 == 63 and sock.poll(0):
+                sock.recv_multipart()
 
-    return bare("copy" if relay else None, count, "raw_latency_sub", 1, send)[0]
+    return bare(relay, count, "raw_latency_sub", 1, send)[0]
 
 
 def latency(rate: int, seconds: float, repeat: int) -> None:
@@ -337,8 +342,13 @@ def latency(rate: int, seconds: float, repeat: int) -> None:
     the medians of those ratios are printed beside the medians of the figures."""
     setups: dict[str, Callable[[int, float], dict]] = {
         "tickdb (pub -> journal -> sub)": run_latency,
-        "raw pyzmq PUB/SUB": partial(run_bare_latency, relay=False),
-        "raw pyzmq relay (PUSH -> relay process -> PUB/SUB)": partial(run_bare_latency, relay=True),
+        "raw pyzmq PUB/SUB": partial(run_bare_latency, relay=None),
+        "raw relay journaling and acking (writev, an ack a ms)": partial(
+            run_bare_latency, relay="journal"
+        ),
+        "raw pyzmq relay (PUSH -> relay process -> PUB/SUB)": partial(
+            run_bare_latency, relay="copy"
+        ),
     }
     runs: dict[str, list[dict]] = {label: [] for label in setups}
     for _ in range(repeat):
