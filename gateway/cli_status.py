@@ -88,6 +88,7 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
     a ``tickdb up`` that has ended is shown, marked, and counts for nothing)."""
     from rich.table import Table
 
+    from tickdb.affinity import cpus_of
     from tickdb.console_out import table_console
     from tickdb.durable import pid_alive
 
@@ -104,6 +105,7 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
         "failovers",
         "up for s",
         "last exit",
+        "cpus",
         "address",
         title=title,
     )
@@ -122,6 +124,7 @@ def print_components(stack: dict[str, Any], replicas: dict[str, dict[str, Any]])
             "-" if failovers is None else str(failovers),
             f"{now - c['started']:.0f}" if c["alive"] else "-",
             c["last_exit"] or "",
+            cpus_of(int(c["pid"])) if running and c["alive"] else "-",
             c.get("address") or "",
         )
     table_console().print(table)

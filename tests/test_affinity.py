@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,44 @@ def test_a_cpu_this_machine_lacks_stops_the_component_with_the_key(tmp_path: Pat
     )
     assert done.returncode == 2, done.stderr
     assert f"cpus.tickerplant: CPU(s) {missing} not available here" in done.stderr
+
+
+def test_status_shows_the_cpus_each_component_may_run_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.cli_status import print_components
+    from tickdb.affinity import pin_process
+
+    monkeypatch.setenv("COLUMNS", "250")  # no column cut short
+    first = min(os.sched_getaffinity(0))
+    pinned = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    free = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pin_process(frozenset({first}), pinned.pid)
+        row = {"role": "primary", "ready": True, "alive": True, "epoch": 0, "restarts": 0}
+        row |= {"started": time.time(), "last_exit": None, "address": ""}
+        stack = {
+            "pid": os.getpid(),
+            "components": [
+                {**row, "name": "tp", "pid": pinned.pid},
+                {**row, "name": "gateway", "pid": free.pid},
+            ],
+        }
+        print_components(stack, {})
+    finally:
+        pinned.kill()
+        free.kill()
+        pinned.wait()
+        free.wait()
+    lines = capsys.readouterr().out.splitlines()
+    names = [cell.strip() for cell in next(x for x in lines if "cpus" in x).split("┃")]
+    rows = {
+        cells[1]: cells
+        for line in lines
+        if "│" in line
+        for cells in [[cell.strip() for cell in line.split("│")]]
+    }
+    cpus = names.index("cpus")
+    alone = len(os.sched_getaffinity(0)) == 1  # then pinned to its one CPU is all of them
+    assert rows["tp"][cpus] == ("all" if alone else str(first))
+    assert rows["gateway"][cpus] == "all"

@@ -74,5 +74,16 @@ def apply(setting: str, component: str) -> frozenset[int] | None:
     return cpus
 
 
+def cpus_of(pid: int) -> str:
+    """The CPUs process ``pid`` may run on, in the list syntax (``tickdb status``): "all"
+    when they are all the CPUs this process may use, "-" when it cannot be asked."""
+    try:
+        allowed = os.sched_getaffinity(pid)
+        everything = os.sched_getaffinity(0)
+    except (AttributeError, OSError):  # not Linux, or the process is gone
+        return "-"
+    return "all" if allowed >= everything else _format(allowed)
+
+
 def _format(cpus: set[int] | frozenset[int]) -> str:
     return ",".join(map(str, sorted(cpus)))
