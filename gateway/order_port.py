@@ -32,12 +32,8 @@ from typing import Any
 import orjson
 import zmq
 
-from gateway.order_router import (
-    OrderRejected,
-    OrderRouter,
-    OrdersUnavailable,
-    order_dict,
-)
+from gateway.order_json import order_dict
+from gateway.order_router import OrderRejected, OrderRouter, OrdersUnavailable
 from gateway.order_stream import OrderStream
 from gateway.order_wait import has_input
 from orders.model import (

@@ -17,10 +17,11 @@ it ever accepted today and never lets a retry create a second order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -74,27 +75,6 @@ class OrdersUnavailable(Exception):
 class SubmitResult:
     order: Order
     duplicate: bool  # a retry of a ClOrdID already known: the original order
-
-
-def order_dict(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "account": order.account,
-        "strategy": order.strategy,
-        "sym": order.sym,
-        "clordid": order.clordid,
-        "orig_clordid": order.orig_clordid,
-        "side": str(order.side),
-        "ord_type": str(order.ord_type),
-        "tif": str(order.tif),
-        "price": order.price,
-        "qty": order.qty,
-        "cum_qty": order.cum_qty,
-        "leaves_qty": order.leaves_qty,
-        "avg_px": order.avg_px,
-        "status": str(order.status),
-        "reason": order.reason,
-    }
 
 
 def _same_request(order: Order, req: NewOrder) -> bool:
@@ -159,14 +139,26 @@ class OrderRouter:
         else:
             self._pub.publish_ipc("order_request", encode_requests([req]))
 
-    def durable(self) -> None:
-        """Return once everything sent is journaled: the point from which an answer to a
-        request that did not wait for its venue may be given (a gateway that dies later
-        loses nothing it answered)."""
+    def durable(self, batch: int | None = None) -> None:
+        """Return once what was sent (up to ``batch``, a ``Publisher.last_batch``) is
+        journaled: from then an answer that did not wait for the venue may be given.
+        Called without the router's lock, so other requests and answers go on."""
         try:
-            self._pub.flush()
+            self._pub.wait_journaled(self._pub.last_batch if batch is None else batch)
         except PublishError as exc:  # a refused batch: a bug, never a client's input
             log.error("the tickerplant refused order-path batches: %s", exc)
+
+    @contextlib.contextmanager
+    def _locked_then_durable(self) -> Iterator[list[int]]:
+        """The router's lock for a request; a batch noted in the list is made ``durable``
+        once the lock is let go, whether the request returns or raises."""
+        due: list[int] = []
+        try:
+            with self._lock:
+                yield due
+        finally:
+            if due:
+                self.durable(due[-1])
 
     def send_many(self, reqs: list[Request]) -> None:
         """Send requests prepared into an outbox, in order, as one batch."""
@@ -207,7 +199,7 @@ class OrderRouter:
         arrives as events, as a FIX client would take it. With an ``outbox`` the request is
         appended to it instead of sent: the caller sends a whole run with ``send_many``."""
         self._require_ready()
-        with self._lock:
+        with self._locked_then_durable() as journal:
             known = self._by_clordid.get((req.account, req.clordid))
             if known is not None:
                 if _same_request(known, req):
@@ -234,13 +226,13 @@ class OrderRouter:
                 order.reason = str(reject.code)
                 self._record_reject(order, EventType.REJECTED, reject.code, reject.message)
                 if outbox is None:
-                    self.durable()
+                    journal.append(self._pub.last_batch)
                 raise OrderRejected(reject.code, reject.message, order)
             self._send(req, outbox)
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_NEW)
             elif outbox is None:
-                self.durable()
+                journal.append(self._pub.last_batch)
             return SubmitResult(order, duplicate=False)
 
     def _retried(self, account: str, clordid: str, orig_clordid: str) -> Order | None:
@@ -277,7 +269,7 @@ class OrderRouter:
         self, req: CancelRequest, *, wait: bool = True, outbox: list[Request] | None = None
     ) -> Order:
         self._require_ready()
-        with self._lock:
+        with self._locked_then_durable() as journal:
             retried = self._retried(req.account, req.clordid, req.orig_clordid)
             if retried is not None:
                 return retried
@@ -293,14 +285,14 @@ class OrderRouter:
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_CANCEL)
             elif outbox is None:
-                self.durable()
+                journal.append(self._pub.last_batch)
             return order
 
     def replace(
         self, req: ReplaceRequest, *, wait: bool = True, outbox: list[Request] | None = None
     ) -> Order:
         self._require_ready()
-        with self._lock:
+        with self._locked_then_durable() as journal:
             retried = self._retried(req.account, req.clordid, req.orig_clordid)
             if retried is not None:
                 return retried
@@ -317,7 +309,7 @@ class OrderRouter:
             if wait:
                 self._wait(lambda: order.status is not OrdStatus.PENDING_REPLACE)
             elif outbox is None:
-                self.durable()
+                journal.append(self._pub.last_batch)
             return order
 
     def open_orders(self, account: str = "", strategy: str = "", sym: str = "") -> list[Order]:

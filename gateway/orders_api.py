@@ -23,12 +23,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway.auth_http import HttpAuth, path_param
-from gateway.order_router import (
-    OrderRejected,
-    OrderRouter,
-    OrdersUnavailable,
-    order_dict,
-)
+from gateway.order_json import order_dict
+from gateway.order_router import OrderRejected, OrderRouter, OrdersUnavailable
 from orders.model import (
     CancelRequest,
     MassCancel,

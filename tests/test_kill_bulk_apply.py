@@ -13,7 +13,8 @@ from support.order_flow import RISK, drive, flow, journal_rows
 from support.order_stack import start_order_stack
 
 from gateway import bulk_cancel
-from gateway.order_router import OrderRouter, order_dict
+from gateway.order_json import order_dict
+from gateway.order_router import OrderRouter
 from gateway.order_stream import OrderStream
 from orders.mass_cancel import close_canceled, mark_pending_cancel
 from orders.model import EventType, MassCancel, Order, OrdStatus, OrdType, Side, TimeInForce

@@ -12,7 +12,8 @@ from support.order_flow import RISK, drive, flow
 from support.order_stack import start_order_stack
 
 from gateway import order_stream
-from gateway.order_router import OrderRouter, order_dict
+from gateway.order_json import order_dict
+from gateway.order_router import OrderRouter
 from gateway.order_stream import OrderStream
 from orders.risk import risk_engine
 from tickdb.config import load_config

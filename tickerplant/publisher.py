@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from collections import OrderedDict
@@ -73,6 +74,9 @@ __all__ = [
     "to_arrow",
 ]
 log = logging.getLogger(__name__)
+# ``wait_journaled`` asks the socket again after this long without a signal from it
+# (acknowledgements come every millisecond: tickerplant.acks).
+JOURNALED_SLICE_S = 0.001
 
 
 class MessageTooLarge(ValueError):
@@ -359,6 +363,36 @@ class Publisher(ReplyBookkeeping):
             return batch  # no connection, or its queue is full: ``_pump`` sends it later
         self._cursor = self._sent_high = batch + 1
         return batch
+
+    @property
+    def last_batch(self) -> int:
+        """The number of the last batch sent (0: none yet), for ``wait_journaled``."""
+        return self._next_batch - 1
+
+    def wait_journaled(self, batch: int, timeout_s: float | None = None) -> None:
+        """Wait until batch ``batch`` and every one before it are journaled.
+
+        Unlike ``flush``, which holds the publisher while it waits, this takes it only to
+        read the acknowledgements that came and waits on the socket's descriptor without
+        it: other threads send meanwhile, and threads waiting for their own batches share
+        each acknowledgement (one covers every batch up to its level), a group commit.
+        The descriptor signals an edge that a send by another thread can take, so the
+        wait is at most ``JOURNALED_SLICE_S`` before the socket is asked again. Raises
+        ``PublishError`` if the tickerplant refused a batch, and ``TimeoutError``."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        while True:
+            with self._lock:
+                if self._acked < batch:
+                    self._wait_for_progress(0)  # what came, without waiting
+                if self._acked >= batch:
+                    errors, self._errors = self._errors, []
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"batch {batch} not acknowledged by {self.address}")
+                descriptor = self._socket.FD
+            select.select([descriptor], [], [], JOURNALED_SLICE_S)
+        if errors:
+            raise PublishError(errors)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Send buffered rows and wait until every batch is journaled."""

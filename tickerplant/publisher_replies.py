@@ -209,9 +209,9 @@ class ReplyBookkeeping(PairFollowing):
         elif tag == HELLO:
             pass  # a late answer to a hello that timed out
 
-    def _wait_for_progress(self) -> None:
+    def _wait_for_progress(self, block_s: float = 0.05) -> None:
         self._pump()  # what the connection refused before, if it is back
-        self._process_replies(block_s=0.05)
+        self._process_replies(block_s)
         stalled = time.monotonic() - self._last_progress > self._stall_s
         if self._inflight and stalled and self._lost_since_ack:
             # No acks for a while since a connection was lost: what went out again may have
