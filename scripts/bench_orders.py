@@ -58,6 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_layout import parse_layout, pinned  # noqa: E402
+from bench_wakeups import echo, timed_round_trips  # noqa: E402
 from orders_bench_chain import chain_paced  # noqa: E402
 from orders_bench_http import flood_worker, paced_worker, run_workers  # noqa: E402
 from orders_bench_lib import (  # noqa: E402
@@ -86,41 +87,17 @@ def pct(values: Sequence[float], q: float) -> float:
     return float(ordered[min(len(ordered) - 1, int(len(ordered) * q))])
 
 
-def echo_server(conn: Any) -> None:
-    ctx = zmq.Context()
-    rep = ctx.socket(zmq.REP)
-    port = rep.bind_to_random_port("tcp://127.0.0.1")
-    conn.send(port)
-    while True:
-        message = rep.recv()
-        if message == b"stop":
-            rep.send(b"")
-            return
-        rep.send(message)
-
-
 def raw_round_trip(n: int) -> dict[str, float]:
     """REQ/REP between this process and another on loopback: p50/p99 µs."""
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
-    proc = ctx.Process(target=echo_server, args=(there,), daemon=True)
+    proc = ctx.Process(target=echo, args=(there,), daemon=True)
     proc.start()
     port = here.recv()
     zctx = zmq.Context()
     req = zctx.socket(zmq.REQ)
     req.connect(f"tcp://127.0.0.1:{port}")
-    payload = os.urandom(PAYLOAD)
-    for _ in range(1000):
-        req.send(payload)
-        req.recv()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        req.send(payload)
-        req.recv()
-        times.append(time.perf_counter_ns() - t0)
-    req.send(b"stop")
-    req.recv()
+    times = timed_round_trips(req, os.urandom(PAYLOAD), n, 1000)
     req.close(0)
     zctx.term()
     proc.join(5)

@@ -22,7 +22,8 @@ import zmq
 PAYLOAD = 4096  # bytes, about one order record on the order path
 
 
-def _echo(conn: Any, cpu: int | None) -> None:
+def echo(conn: Any, cpu: int | None = None) -> None:
+    """A REP socket on a free loopback port (sent over ``conn``) echoing until ``stop``."""
     if cpu is not None:  # before the context: its I/O thread inherits the affinity
         os.sched_setaffinity(0, {cpu})
     ctx = zmq.Context()
@@ -33,11 +34,32 @@ def _echo(conn: Any, cpu: int | None) -> None:
     rep.send(b"")
 
 
+def timed_round_trips(
+    req: zmq.Socket, payload: bytes, n: int, warm_up: int, gap_s: float = 0.0
+) -> list[int]:
+    """ns of each of ``n`` round trips of ``payload`` to an ``echo``, ``gap_s`` apart,
+    after ``warm_up`` untimed ones; then the echo is told to stop."""
+    for _ in range(warm_up):
+        req.send(payload)
+        req.recv()
+    times = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        req.send(payload)
+        req.recv()
+        times.append(time.perf_counter_ns() - started)
+        if gap_s:
+            time.sleep(gap_s)
+    req.send(b"stop")
+    req.recv()
+    return times
+
+
 def round_trips(n: int, gap_s: float, server_cpu: int | None, client_cpu: int | None) -> float:
     """p50 µs of ``n`` round trips, ``gap_s`` apart, in a fresh client process."""
     ctx = mp.get_context("spawn")
     here, there = ctx.Pipe()
-    server = ctx.Process(target=_echo, args=(there, server_cpu), daemon=True)
+    server = ctx.Process(target=echo, args=(there, server_cpu), daemon=True)
     server.start()
     port = here.recv()
     result = ctx.Queue()
@@ -55,23 +77,10 @@ def _client(port: int, n: int, gap_s: float, cpu: int | None, result: Any) -> No
     ctx = zmq.Context()
     req = ctx.socket(zmq.REQ)
     req.connect(f"tcp://127.0.0.1:{port}")
-    payload = os.urandom(PAYLOAD)
-    for _ in range(200):  # warm up, untimed
-        req.send(payload)
-        req.recv()
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        req.send(payload)
-        req.recv()
-        times.append(time.perf_counter() - started)
-        if gap_s:
-            time.sleep(gap_s)
-    req.send(b"stop")
-    req.recv()
+    times = timed_round_trips(req, os.urandom(PAYLOAD), n, 200, gap_s)
     req.close(0)
     ctx.term()
-    result.put(sorted(times)[n // 2] * 1e6)
+    result.put(sorted(times)[n // 2] / 1e3)
 
 
 def main() -> None:

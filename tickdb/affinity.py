@@ -64,14 +64,11 @@ def pin_process(cpus: frozenset[int], pid: int = 0) -> None:
             os.sched_setaffinity(int(tid), cpus)
 
 
-def apply(setting: str, component: str) -> frozenset[int] | None:
-    """Pin this process as ``[cpus] <component> = setting`` says; None when unset."""
-    cpus = parse_cpus(setting)
-    if not cpus:
-        return None
-    pin_process(cpus)
-    log.info("%s pinned to CPU(s) %s", component, _format(cpus))
-    return cpus
+def apply(setting: str, component: str) -> None:
+    """Pin this process as ``[cpus] <component> = setting`` says (unset: nothing)."""
+    if cpus := parse_cpus(setting):
+        pin_process(cpus)
+        log.info("%s pinned to CPU(s) %s", component, _format(cpus))
 
 
 def cpus_of(pid: int) -> str:
