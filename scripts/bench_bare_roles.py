@@ -44,10 +44,12 @@ def role_raw_relay(copying: str, expect: int) -> None:
     ``journal``: the two things the tickerplant must do besides relaying, and nothing else.
     Each message is appended to a file (one ``writev``, before it goes on, as the journal
     is written before a record is published) and the senders are acknowledged at most once
-    a millisecond (ROUTER in; ``tickerplant.acks``' pace).
+    a millisecond (ROUTER in; ``tickerplant.acks``' pace). ``journal_batch`` does the same
+    the cheapest way pyzmq allows, the floor for throughput: the messages waiting (up to
+    64) received without copies, journaled by one ``writev`` and forwarded without copies.
     """
     zero_copy = copying == "zerocopy"
-    journal = copying == "journal"
+    journal = copying.startswith("journal")
     ctx = zmq.Context()
     pull = ctx.socket(zmq.ROUTER if journal else zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 0)
@@ -60,7 +62,8 @@ def role_raw_relay(copying: str, expect: int) -> None:
         flush=True,
     )
     if journal:
-        _journaling_relay(pull, pub, expect + 50)
+        relay = _batched_journaling_relay if copying == "journal_batch" else _journaling_relay
+        relay(pull, pub, expect + 50)
     for _ in range(0 if journal else expect + 50):
         if zero_copy:
             pub.send_multipart(pull.recv_multipart(copy=False), copy=False)
@@ -85,6 +88,29 @@ def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
                 for who, level in due.items():
                     router.send_multipart([who, b"ack", level.to_bytes(8, "little")])
                 due.clear()
+        os.close(fd)
+
+
+def _batched_journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        fd = os.open(os.path.join(tmp, "journal"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        next_ack = 0.0
+        done = 0
+        while done < count:
+            waiting = [router.recv_multipart(copy=False)]
+            while len(waiting) < 64 and done + len(waiting) < count:
+                try:
+                    waiting.append(router.recv_multipart(zmq.NOBLOCK, copy=False))
+                except zmq.Again:
+                    break
+            os.writev(fd, [frame.buffer for message in waiting for frame in message[1:]])
+            for message in waiting:
+                pub.send_multipart(message[1:], copy=False)
+            done += len(waiting)
+            now = time.monotonic()
+            if now >= next_ack:
+                next_ack = now + 0.001
+                router.send_multipart([waiting[-1][0], b"ack", done.to_bytes(8, "little")])
         os.close(fd)
 
 

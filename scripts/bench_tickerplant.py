@@ -211,11 +211,12 @@ def bare(
 ) -> list[dict]:
     """A baseline: ``send`` puts ``count`` messages into a bare PUB socket (``relay`` None)
     or, over PUSH, into a bare relay process (``relay``: its ``copy`` or ``zerocopy`` mode;
-    ``journal`` over DEALER, acknowledged), with ``subs`` subscriber processes of
-    ``sub_role``. Returns each subscriber's result."""
+    ``journal`` or ``journal_batch`` over DEALER, acknowledged), with ``subs`` subscriber
+    processes of ``sub_role``. Returns each subscriber's result."""
     ctx = zmq.Context()
     relay_proc = None
-    kind = zmq.PUB if relay is None else zmq.DEALER if relay == "journal" else zmq.PUSH
+    journal = relay is not None and relay.startswith("journal")
+    kind = zmq.PUB if relay is None else zmq.DEALER if journal else zmq.PUSH
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.SNDHWM, 0)  # before bind or connect: the pipes copy it then
     if relay is None:
@@ -237,17 +238,22 @@ def bare(
     return outs
 
 
-def run_bare(rows: int, messages: int, subs: int, relay: bool) -> dict:
-    """The same messages over bare PUB/SUB, or through a bare relay process."""
+def run_bare(rows: int, messages: int, subs: int, relay: bool, journal: bool = False) -> dict:
+    """The same messages over bare PUB/SUB, or through a bare relay process; with
+    ``journal``, one that journals and acknowledges the cheapest way (``journal_batch``),
+    its acks read every 64 sends, as ``Publisher`` does."""
     body = payload(rows)
     started: list[float] = []
 
     def send(sock: zmq.Socket) -> None:
         started.append(time.time())
-        for _ in range(messages):
+        for i in range(messages):
             sock.send_multipart([TOPIC, body])
+            while journal and i % 64 == 63 and sock.poll(0):
+                sock.recv_multipart()
 
     mode = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
+    mode = "journal_batch" if journal else mode
     outs = bare(mode, messages, "raw_sub", subs, send)
     elapsed = max(o["done"] for o in outs) - started[0]
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
