@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 
 import pyarrow.ipc as ipc
@@ -47,6 +48,8 @@ def role_raw_relay(copying: str, expect: int) -> None:
     a millisecond (ROUTER in; ``tickerplant.acks``' pace). ``journal_batch`` does the same
     the cheapest way pyzmq allows, the floor for throughput: the messages waiting (up to
     64) received without copies, journaled by one ``writev`` and forwarded without copies.
+    ``proxy`` is libzmq's own proxy, in C, with no journal: relaying without any Python
+    a message (this process's main thread only counts the proxy's captured copies).
     """
     zero_copy = copying == "zerocopy"
     journal = copying.startswith("journal")
@@ -64,12 +67,31 @@ def role_raw_relay(copying: str, expect: int) -> None:
     if journal:
         relay = _batched_journaling_relay if copying == "journal_batch" else _journaling_relay
         relay(pull, pub, expect + 50)
-    for _ in range(0 if journal else expect + 50):
+    elif copying == "proxy":
+        _c_proxy(ctx, pull, pub, expect + 50)
+    for _ in range(0 if journal or copying == "proxy" else expect + 50):
         if zero_copy:
             pub.send_multipart(pull.recv_multipart(copy=False), copy=False)
         else:
             pub.send_multipart(pull.recv_multipart())
     print(json.dumps({"done": True}), flush=True)
+
+
+def _c_proxy(ctx: zmq.Context, pull: zmq.Socket, pub: zmq.Socket, count: int) -> None:
+    capture, counted, control, stop = (ctx.socket(zmq.PAIR) for _ in range(4))
+    for sock in (capture, counted):
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+    capture.bind("inproc://capture")
+    counted.connect("inproc://capture")
+    control.bind("inproc://control")
+    stop.connect("inproc://control")
+    proxy = threading.Thread(target=zmq.proxy_steerable, args=(pull, pub, capture, control))
+    proxy.start()
+    for _ in range(count):
+        counted.recv_multipart(copy=False)
+    stop.send(b"TERMINATE")  # the proxy returns; what it sent is flushed as the sockets close
+    proxy.join()
 
 
 def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:

@@ -17,7 +17,8 @@ and counting rows; the time runs from the first publish until the subscriber has
   the load drifts between rounds more than between the runs of one. A third set-up takes
   its turn too, the floor: the same messages through a bare relay process that journals and
   acknowledges them as cheaply as pyzmq allows (no copies, one ``writev`` for what is
-  waiting), printed with its ratio to raw pyzmq and tickdb's to it.
+  waiting), printed with its ratio to raw pyzmq and tickdb's to it; and libzmq's own proxy
+  (C, no journal), what a third process costs without any Python.
 
 Then the client's own cost per row, without a network: a row checked and buffered
 (``RowWriter``, and through ``Publisher.publish``), a buffer converted at flush, a row
@@ -213,23 +214,26 @@ def median(runs: list[float]) -> float:
     return statistics.median(runs)
 
 
-def print_floor(raws: list[float], floors: list[float], runs: list[Run]) -> None:
+def print_floor(
+    raws: list[float], floors: list[float], proxies: list[float], runs: list[Run]
+) -> None:
     """The floor under the tables goal: the same messages through a bare relay process that
     journals and acknowledges them the cheapest way (``bench_bare_roles``' ``journal_batch``:
     no copies, one ``writev`` for what is waiting), to one bare SUB. Any tickerplant is that
-    relay plus its own work, and the goal's raw pyzmq has no third process at all."""
-    to_raw = median([f / r for f, r in zip(floors, raws, strict=True)])
-    tickdb = median([run.rows_s / f for run, f in zip(runs, floors, strict=True)])
+    relay plus its own work, and the goal's raw pyzmq has no third process at all. Beside
+    it, libzmq's proxy (C, no journal): what relaying alone costs, without Python."""
     print(
-        "\n| floor: bare relay journaling, 1000-row messages | rows/s | ratio to raw |"
-        " tickdb (batches) ÷ floor |"
+        "\n| floors, 1000-row messages, a third process between | rows/s | ratio to raw |"
+        " tickdb (batches) ÷ it |"
     )
     print("|---|---:|---:|---:|")
-    print(
-        f"| PUB -> relay (no copies, one writev, acks) -> SUB | {median(floors):,.0f} "
-        f"| {to_raw:.2f} | {tickdb:.2f} |",
-        flush=True,
-    )
+    for label, rates in (
+        ("PUB -> relay journaling (no copies, one writev, acks) -> SUB", floors),
+        ("PUSH -> libzmq proxy (C, no journal) -> SUB", proxies),
+    ):
+        to_raw = median([f / r for f, r in zip(rates, raws, strict=True)])
+        tickdb = median([run.rows_s / f for run, f in zip(runs, rates, strict=True)])
+        print(f"| {label} | {median(rates):,.0f} | {to_raw:.2f} | {tickdb:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -299,16 +303,18 @@ def main() -> None:
         # Raw pyzmq and tickdb take turns, round by round: each ratio is of one round's pair.
         raws: list[float] = []
         floors: list[float] = []
+        proxies: list[float] = []
         table_runs: dict[str, list[Run]] = {"batches": [], "updates": []}
         for _ in range(repeat):
             raws.append(bench.run_bare(1000, messages, 1, relay=False)["rows_s"])
             floors.append(bench.run_bare(1000, messages, 1, relay=True, journal=True)["rows_s"])
+            proxies.append(bench.run_bare(1000, messages, 1, relay=True, mode="proxy")["rows_s"])
             for how, done in table_runs.items():
                 done.append(end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000))
         for how, done in table_runs.items():
             label = f"1000-row pa.Table, subscriber iterating {how}"
             line(label, done, 1000, "0.5 x raw", 2 / median(raws), raws)
-        print_floor(raws, floors, table_runs["batches"])
+        print_floor(raws, floors, proxies, table_runs["batches"])
     if "client" not in cases:
         return
     with tempfile.TemporaryDirectory() as tmp:

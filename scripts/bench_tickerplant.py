@@ -238,10 +238,13 @@ def bare(
     return outs
 
 
-def run_bare(rows: int, messages: int, subs: int, relay: bool, journal: bool = False) -> dict:
+def run_bare(
+    rows: int, messages: int, subs: int, relay: bool, journal: bool = False, mode: str = ""
+) -> dict:
     """The same messages over bare PUB/SUB, or through a bare relay process; with
     ``journal``, one that journals and acknowledges the cheapest way (``journal_batch``),
-    its acks read every 64 sends, as ``Publisher`` does."""
+    its acks read every 64 sends, as ``Publisher`` does; ``mode`` names another relay
+    mode (``proxy``)."""
     body = payload(rows)
     started: list[float] = []
 
@@ -252,9 +255,9 @@ def run_bare(rows: int, messages: int, subs: int, relay: bool, journal: bool = F
             while journal and i % 64 == 63 and sock.poll(0):
                 sock.recv_multipart()
 
-    mode = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
-    mode = "journal_batch" if journal else mode
-    outs = bare(mode, messages, "raw_sub", subs, send)
+    how = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
+    how = "journal_batch" if journal else mode or how
+    outs = bare(how, messages, "raw_sub", subs, send)
     elapsed = max(o["done"] for o in outs) - started[0]
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
 
