@@ -280,11 +280,19 @@ def test_a_damaged_or_mismatched_snapshot_falls_back_to_an_older_one_or_the_jour
 
 
 def writer_pids(gateway_pid: int) -> list[int]:
-    """The gateway's snapshot writer processes (its children running the writer)."""
+    """The gateway's snapshot writer processes (its children running the writer). A thread
+    or a child may end between the listing and the read: it is not a writer then."""
     found = []
     for task in Path(f"/proc/{gateway_pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
             if b"gateway.order_snapshotter" in cmdline:
                 found.append(int(child))
     return found
