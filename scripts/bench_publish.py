@@ -307,8 +307,8 @@ def main() -> None:
         table_runs: dict[str, list[Run]] = {"batches": [], "updates": []}
         for _ in range(repeat):
             raws.append(bench.run_bare(1000, messages, 1, relay=False)["rows_s"])
-            floors.append(bench.run_bare(1000, messages, 1, relay=True, journal=True)["rows_s"])
-            proxies.append(bench.run_bare(1000, messages, 1, relay=True, mode="proxy")["rows_s"])
+            floors.append(bench.run_bare(1000, messages, 1, True, "journal_batch")["rows_s"])
+            proxies.append(bench.run_bare(1000, messages, 1, True, "proxy")["rows_s"])
             for how, done in table_runs.items():
                 done.append(end_to_end(tables(messages, 1000), {}, how, messages * 1000, 1000))
         for how, done in table_runs.items():

@@ -36,7 +36,7 @@ from bench_layout import Layout, layout_config, parse_layout, pin, pinned
 from tickdb.launch import Launched, launch
 from tickdb.schema import default_schemas
 from tickerplant.ingest import encode_stream
-from tickerplant.journal_writev import WRITE_BYTES
+from tickerplant.journal_writev import IOV_MAX, WRITE_BYTES
 
 TRADE = default_schemas()["trade"]
 LAYOUT: Layout = {}  # --cpus
@@ -238,15 +238,13 @@ def bare(
     return outs
 
 
-def run_bare(
-    rows: int, messages: int, subs: int, relay: bool, journal: bool = False, mode: str = ""
-) -> dict:
-    """The same messages over bare PUB/SUB, or through a bare relay process; with
-    ``journal``, one that journals and acknowledges the cheapest way (``journal_batch``),
-    its acks read every 64 sends, as ``Publisher`` does; ``mode`` names another relay
-    mode (``proxy``)."""
+def run_bare(rows: int, messages: int, subs: int, relay: bool, mode: str = "") -> dict:
+    """The same messages over bare PUB/SUB, or through a bare relay process: its fastest
+    plain mode for the size, or ``mode`` (``journal_batch``, its acks read every 64 sends
+    as ``Publisher`` does; ``proxy``)."""
     body = payload(rows)
     started: list[float] = []
+    journal = mode.startswith("journal")
 
     def send(sock: zmq.Socket) -> None:
         started.append(time.time())
@@ -256,7 +254,7 @@ def run_bare(
                 sock.recv_multipart()
 
     how = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
-    how = "journal_batch" if journal else mode or how
+    how = mode or how
     outs = bare(how, messages, "raw_sub", subs, send)
     elapsed = max(o["done"] for o in outs) - started[0]
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
@@ -298,9 +296,9 @@ def run_raw_append(rows: int, messages: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         fd = os.open(Path(tmp) / "append", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         start = time.perf_counter()
-        # In calls of at most 256 KiB, as the journal writes (one writev of megabytes
-        # costs several times the CPU per byte: tickerplant.journal_writev.WRITE_BYTES).
-        per_call = max(1, WRITE_BYTES // len(body))
+        # In calls of at most WRITE_BYTES and IOV_MAX buffers, as the journal writes (one
+        # writev of many megabytes costs more CPU per byte: tickerplant.journal_writev).
+        per_call = max(1, min(IOV_MAX, WRITE_BYTES // len(body)))
         for i in range(0, messages, per_call):
             os.writev(fd, [body] * min(per_call, messages - i))
         elapsed = time.perf_counter() - start
