@@ -474,4 +474,7 @@ def report(name: str, runs: list[dict[str, float]], base: dict[str, float]) -> N
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     main()

@@ -150,4 +150,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     main()

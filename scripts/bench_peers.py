@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -437,8 +436,6 @@ def measure(opts: argparse.Namespace, systems: list[str]) -> dict[tuple[str, str
 
 
 def main() -> None:
-    # A terminated run still stops its servers and subscribers (the finally blocks).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs, 1 repeat")
     parser.add_argument("--repeat", type=int, default=3)
@@ -481,4 +478,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     main()

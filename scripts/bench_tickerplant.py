@@ -457,4 +457,7 @@ def matrix(opts: argparse.Namespace, repeat: int) -> None:
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     main()

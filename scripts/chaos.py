@@ -459,4 +459,7 @@ def count_rows(chaos: Chaos) -> int:
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     sys.exit(main())

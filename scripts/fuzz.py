@@ -224,4 +224,7 @@ def _random_engine(target: Target, seconds: float, crash_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    from stop_on_term import stop_on_term
+
+    stop_on_term()
     sys.exit(main())
