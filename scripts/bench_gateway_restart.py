@@ -184,8 +184,7 @@ def main() -> None:
                 took, _, _ = rebuild(address, opts.profile)
                 print(f"profiled rebuild: {took:.2f} s -> {opts.profile}")
         finally:
-            bench.tp.stop()
-            bench.empty_tp.stop()
+            bench.stop()
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ class Bench:
             "full": self._config("full", 0),
         }
         self.count = 0
+        self.venues: list[Launched] = []  # every venue started, stopped at the end however it ends
 
     def _tp(self, name: str) -> Launched:
         config = self.workdir / f"{name}.toml"
@@ -121,6 +122,7 @@ class Bench:
             ready_file=self.workdir / f"{name}.json",
             ready_timeout_s=600,
         )
+        self.venues.append(proc)
         return proc, time.perf_counter() - started
 
     def fill_the_day(self, count: int) -> None:
@@ -141,6 +143,11 @@ class Bench:
 
             wait_for(answered, 600, "answer to the last request")
         live.stop()
+
+    def stop(self) -> None:
+        """Every process this started, whichever are still running."""
+        for proc in [*self.venues, self.tp, self.empty_tp]:
+            proc.stop()
 
     def newest_snapshot(self) -> tuple[int, int]:
         """The newest snapshot's seq and the requests it covers."""
@@ -181,8 +188,7 @@ def main() -> None:
                 runs = ", ".join(f"{v:.2f}" for v in values)
                 print(f"  {kind:9} {median:7.2f}  ratio to full {median / full:5.2f}  [{runs}]")
         finally:
-            bench.tp.stop()
-            bench.empty_tp.stop()
+            bench.stop()
 
 
 if __name__ == "__main__":
