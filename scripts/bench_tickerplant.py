@@ -306,7 +306,12 @@ def run_raw_append(rows: int, messages: int) -> float:
     return messages * rows / elapsed
 
 
-def run_latency(rate: int, seconds: float) -> dict:
+def run_latency(
+    rate: int, seconds: float, start_sub: Callable[[str, int], subprocess.Popen] | None = None
+) -> dict:
+    """Paced one-row messages through a tickerplant to a subscriber process; its result line.
+    ``start_sub(address, count)``: another subscriber (ready when returned) than
+    ``latency_sub``."""
     from tickerplant.publisher import Publisher
 
     count = int(rate * seconds)
@@ -315,7 +320,10 @@ def run_latency(rate: int, seconds: float) -> dict:
         info = tp.info
         try:
             address = info["address"]
-            child = spawn("--role", "latency_sub", address, str(count))
+            if start_sub is None:
+                child = spawn("--role", "latency_sub", address, str(count))
+            else:
+                child = start_sub(address, count)
             settle_subscribers(address)  # its row is not counted
             pub = Publisher(address, max_inflight=50_000)
             for body in paced_payloads(rate, count):

@@ -24,7 +24,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,8 +39,8 @@ import bench_tickerplant as bench
 Stamps = tuple[int, int, int]
 
 
-def role_sub(address: str, expect: str, out: str) -> None:
-    """Stamp each message as ``poll`` returns it; write every message's stamps to ``out``."""
+def role_sub(address: str, expect: str) -> None:
+    """Stamp each message as ``poll`` returns it; print every message's stamps."""
     from tickerplant.subscriber import Subscriber
 
     sub = Subscriber(address, tables=["trade"])
@@ -60,36 +59,24 @@ def role_sub(address: str, expect: str, out: str) -> None:
                 sent.append(t)
                 received.append(message.ts_recv)
                 polled.append(now)
-    Path(out).write_text(json.dumps([sent, received, polled]))
-    print(json.dumps({"done": len(sent)}), flush=True)
     sub.close()
+    print(json.dumps({"stamps": [sent, received, polled]}), flush=True)
+
+
+def start_sub(address: str, count: int) -> subprocess.Popen:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--role", "sub", address, str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and json.loads(child.stdout.readline())["ready"]
+    return child
 
 
 def run(rate: int, seconds: float) -> list[Stamps]:
-    from tickerplant.publisher import Publisher
-
-    count = int(rate * seconds)
-    with tempfile.TemporaryDirectory() as tmp:
-        tp = bench.start_tp(Path(tmp), "immediate")
-        out = Path(tmp) / "stamps.json"
-        try:
-            address = tp.info["address"]
-            child = subprocess.Popen(
-                [sys.executable, __file__, "--role", "sub", address, str(count), str(out)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert child.stdout is not None and json.loads(child.stdout.readline())["ready"]
-            bench.settle_subscribers(address)
-            with Publisher(address, max_inflight=50_000) as pub:
-                for body in bench.paced_payloads(rate, count):
-                    pub.publish_ipc("trade", body)
-                pub.flush(60)
-            json.loads(child.stdout.readline())
-            child.wait(30)
-            stamps: list[Stamps] = list(zip(*json.loads(out.read_text()), strict=True))
-        finally:
-            tp.stop(grace_s=30)
+    """``bench_tickerplant``'s latency run, with this subscriber."""
+    sent, received, polled = bench.run_latency(rate, seconds, start_sub)["stamps"]
+    stamps: list[Stamps] = list(zip(sent, received, polled, strict=True))
     return sorted(stamps)
 
 
