@@ -33,10 +33,16 @@ def _after_collection(phase: str, info: dict[str, Any]) -> None:
         gc.freeze()
 
 
-def keep_pauses_short() -> None:
-    """Freeze the live objects now and after every full collection (idempotent)."""
+def keep_pauses_short(collect: bool = True) -> None:
+    """Freeze the live objects now and after every full collection (idempotent).
+
+    ``collect=False`` freezes without collecting first, for a moment when a full
+    collection's pause would be on someone's path (a standby tickerplant taking over):
+    what is garbage now is then kept until the day's ``collect_all``.
+    """
     global _installed
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.freeze()
     if not _installed:
         gc.callbacks.append(_after_collection)
@@ -50,3 +56,9 @@ def collect_all() -> None:
     gc.unfreeze()
     gc.collect()  # frozen again by ``_after_collection`` when installed
     log.info("full garbage collection: %.1f ms", (time.perf_counter() - started) * 1000)
+
+
+def frozen_objects() -> int:
+    """How many objects are frozen out of full collections (the tickerplant's STATS and a
+    tickerplant node's role report it: what shows that its heap was frozen)."""
+    return gc.get_freeze_count()

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from tickdb.config import TickerplantConfig
 from tickdb.curve_links import CurveLinks
+from tickdb.gc_pauses import frozen_objects
 from tickdb.schema import TableSchema
 from tickerplant.access import TickerplantAccess
 from tickerplant.dedup import PublisherLedger
@@ -110,5 +111,6 @@ def stats_of(self: TickerplantState) -> dict[str, object]:
         "journal_bytes": self.journal.size,  # the session's journal file, flushed part
         "ingest_disconnects": self.closed_connections.count,
         "journal_error": self.pending_roll.error,  # a roll waiting for its journal
+        "gc_frozen": frozen_objects(),  # start-up state kept out of full collections
         **(self.replication.stats() if self.replication else {}),
     }

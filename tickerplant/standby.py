@@ -41,6 +41,7 @@ import zmq
 
 from tickdb.config import Config
 from tickdb.durable import write_atomic
+from tickdb.gc_pauses import frozen_objects, keep_pauses_short
 from tickdb.lease import Lease, LeaseState
 from tickerplant.clock import Clock
 from tickerplant.ingest import BatchValidator
@@ -121,6 +122,11 @@ class TickerplantNode:
         self.tp = tp
         if self.stopping.is_set():
             tp.stop()
+        # As a lone tickerplant does (``tickerplant.cli``): the start-up heap out of the
+        # collector's full collections. A standby froze what it built while it waited;
+        # taking over, only what the takeover built is frozen, with no collection first:
+        # that would be a pause on the failover's path.
+        keep_pauses_short(collect=mirrored is None)
         hello = tp.hello()
         endpoints = {k: hello[k] for k in ("address", "publish", "replay", "replication")}
         body = {"epoch": self.lease.epoch, "holder": self.lease.holder, **endpoints}
@@ -146,6 +152,9 @@ class TickerplantNode:
         self._validator = BatchValidator(
             self.config.tables, self.config.tickerplant.max_message_bytes
         )
+        # So is the collector's walk over that start-up heap: done and frozen here, idle,
+        # a full collection under load after a takeover visits only what came since.
+        keep_pauses_short()
         mirror = JournalMirror(self.config.journal_dir, self.config.journal.fsync == "always")
         ctx: zmq.Context[Any] = zmq.Context()
         link: MirrorLink | None = None
@@ -222,7 +231,15 @@ class TickerplantNode:
     def _set_role(self, role: str, info: dict[str, Any]) -> None:
         self.role = role
         if self.on_role is not None:
-            self.on_role({**info, "role": role, "pid": os.getpid(), "at": time.time()})
+            self.on_role(
+                {
+                    **info,
+                    "role": role,
+                    "pid": os.getpid(),
+                    "at": time.time(),
+                    "gc_frozen": frozen_objects(),
+                }
+            )
 
 
 def _try_flock(fd: int) -> bool:
