@@ -58,7 +58,7 @@ def venue(
     tp: Annotated[str, typer.Option(help="Tickerplant address.")] = "tcp://127.0.0.1:5010",
     config: Annotated[Path | None, typer.Option(help="tickdb TOML config file.")] = None,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory [<data>/snapshots].")
+        Path | None, typer.Option("--data-dir", help="Data directory [`<data>/snapshots`].")
     ] = None,
     paper: Annotated[
         bool | None, typer.Option("--paper/--no-paper", help="Fill against quotes [orders.paper].")
@@ -73,7 +73,7 @@ def venue(
         bool, typer.Option("--lease", help="Primary of a pair: hold the shard's lease.")
     ] = False,
     lease_dir: Annotated[
-        Path | None, typer.Option(help="The pair's lease files [<data>/run].")
+        Path | None, typer.Option(help="The pair's lease files [`<data>/run`].")
     ] = None,
     lease_ttl: Annotated[
         float, typer.Option(help="Seconds without a heartbeat before a standby takes over.")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 journal_app = typer.Typer(help="Check, replay and repair journal files.", no_args_is_help=True)
 PathArg = Annotated[
     Path,
-    typer.Argument(help="A journal file (<data>/journal/DATE.tpj).", exists=True, dir_okay=False),
+    typer.Argument(help="A journal file (`<data>/journal/DATE.tpj`).", exists=True, dir_okay=False),
 ]
 
 
