@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import formats
 from gateway.audit_api import audit_routes
@@ -30,6 +31,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.openapi import (
     ADMISSION_RESPONSES,
     PLAN_KINDS,
+    QUERY_ERROR_PATHS,
     QUERY_RESPONSES,
     ErrorBody,
     error_responses,
@@ -127,6 +129,7 @@ def create_app(
         "(HDBs) and every shard, with a `date` column.",
     )
     app.exception_handler(RequestValidationError)(invalid_request)
+    app.exception_handler(StarletteHTTPException)(http_error)
     running = client_queries or ClientQueries(router.limits.client_queries)
     metrics.registry.register(ClientQueriesCollector(running))
     app.add_middleware(
@@ -158,9 +161,29 @@ def create_app(
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """A malformed request is a bad query too: 400 with what was wrong, like DuckDB's."""
     problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    if not request.url.path.startswith("/query"):
+    return _malformed(request, problems)
+
+
+def _malformed(request: Request, problems: str) -> JSONResponse:
+    if request.url.path not in QUERY_ERROR_PATHS:
         return bad_order_request(request, problems)
     return error_response(QueryError("bad_query", f"invalid request: {problems}"))
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's and Starlette's own refusals (a body that is not JSON at all, an unknown
+    path, a method not allowed) in the gateway's error shape, not ``{"detail": ...}``."""
+    if exc.status_code == 400:
+        return _malformed(request, str(exc.detail))
+    kind = HTTP_KINDS.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": kind, "message": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
 def add_query_routes(

@@ -46,7 +46,8 @@ def audit_routes(auth: HttpAuth) -> APIRouter:
             since_ts = parse_time(since) if since else None
             until_ts = parse_time(until) if until else None
         except ValueError as exc:
-            return JSONResponse({"error": "bad_request", "message": str(exc)}, status_code=400)
+            body = {"error": "bad_request", "code": "bad_request", "message": str(exc)}
+            return JSONResponse(body, status_code=400)  # as a malformed request's (RejectBody)
         records, more = read_audit(
             directory, since=since_ts, until=until_ts, who=who, action=action, limit=limit
         )

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gateway.auth_http import HttpAuth
+from gateway.openapi import ErrorBody
 from tickdb.auth import AuthConfig, Authorizer, Identity
 
 GetAcceptor = Callable[[], Any]  # the FixAcceptor, or None when FIX is off
@@ -39,7 +40,10 @@ def fix_routes(get_acceptor: GetAcceptor, auth: HttpAuth | None = None) -> APIRo
         info = acceptor.info() if acceptor is not None else []
         return JSONResponse({"enabled": acceptor is not None, "sessions": info})
 
-    @api.post("/fix/sessions/{name}/reset")
+    @api.post(
+        "/fix/sessions/{name}/reset",
+        responses={404: {"model": ErrorBody, "description": "`not_found`: no such session"}},
+    )
     def reset(name: str, request: Request, who: Identity = admins) -> JSONResponse:
         """Both sequence numbers of a session back to 1 (logs a live session out)."""
         answer = _reset(name)

@@ -1,9 +1,12 @@
-"""What the OpenAPI document (``/docs``, ``/openapi.json``) says about ``POST /query``.
+"""What the OpenAPI document (``/docs``, ``/openapi.json``) says beyond what FastAPI infers.
 
-The handler returns a ``Response`` it encodes itself (JSON, Arrow IPC stream or CSV), so
-FastAPI cannot infer the result: the models and media types are declared here. Errors are
-the ``QueryError`` kinds' statuses, each with its body; FastAPI's automatic 422 is removed
-from the query routes, whose invalid requests are answered 400 ``bad_query``.
+``POST /query``'s handler returns a ``Response`` it encodes itself (JSON, Arrow IPC stream
+or CSV), so FastAPI cannot infer the result: the models and media types are declared here.
+Its errors are the ``QueryError`` kinds' statuses, each with its body.
+
+No route answers FastAPI's automatic 422 (``HTTPValidationError``): the app's handler
+(``gateway.app.invalid_request``) answers a malformed request 400, ``bad_query`` on the
+query routes and ``bad_request`` (a ``RejectBody``) on every other. The document says so.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from gateway.errors import HTTP_STATUS
 from gateway.formats import ARROW_STREAM, CSV, JSON
 
 QUERY_PATHS = ("/query", "/query/plan")
+# Routes whose errors are a query's (``ErrorBody``, a malformed request ``bad_query``).
+QUERY_ERROR_PATHS = (*QUERY_PATHS, "/console/export")
 
 ERROR_DESCRIPTIONS = {
     "bad_query": "The SQL or q is invalid (DuckDB's or the q translator's message, which "
@@ -29,6 +34,25 @@ ERROR_DESCRIPTIONS = {
 }
 # Statuses /query/plan can give: planning never reaches a backend.
 PLAN_KINDS = ("bad_query", "forbidden")
+
+
+class RejectBody(BaseModel):
+    """A refused request outside ``/query``: a malformed one (400, ``bad_request``), an
+    order a risk check or the order's state refused (422), or the order path down (503)."""
+
+    error: str
+    code: str
+    message: str
+    order: dict[str, Any] | None = None
+
+
+# FastAPI's 422 for a malformed request, as the app answers it instead.
+BAD_REQUEST: dict[str, Any] = {
+    "description": "`bad_request`: the request is malformed (a field missing, of the wrong "
+    "type or out of range); the message says which.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RejectBody"}}},
+}
+VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
 class ErrorBody(BaseModel):
@@ -104,8 +128,8 @@ QUERY_RESPONSES: dict[int | str, Any] = {
 
 
 def install(app: FastAPI) -> None:
-    """Replace the app's OpenAPI generator with one that drops the query routes' 422 and
-    declares the result model."""
+    """Replace the app's OpenAPI generator with one that answers malformed requests 400,
+    as the app does, and declares the models FastAPI cannot infer."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -113,11 +137,13 @@ def install(app: FastAPI) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        for path in QUERY_PATHS:
-            for operation in schema.get("paths", {}).get(path, {}).values():
-                operation.get("responses", {}).pop("422", None)
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                _answer_validation_with_400(operation.get("responses", {}), path)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (QueryResult, ResultColumn):
+        for name in VALIDATION_SCHEMAS:
+            components.pop(name, None)
+        for model in (QueryResult, ResultColumn, RejectBody):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             model_schema.pop("$defs", None)  # ResultColumn is a component of its own
             components[model.__name__] = model_schema
@@ -125,3 +151,13 @@ def install(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _answer_validation_with_400(responses: dict[str, Any], path: str) -> None:
+    """FastAPI's 422 for a malformed request becomes the 400 the app answers instead (the
+    routes with a query's errors declare theirs)."""
+    validation = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if validation.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+        del responses["422"]
+        if path not in QUERY_ERROR_PATHS:
+            responses.setdefault("400", BAD_REQUEST)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gateway.auth_http import HttpAuth, path_param
+from gateway.openapi import BAD_REQUEST, RejectBody
 from gateway.order_json import order_dict
 from gateway.order_router import OrderRejected, OrderRouter, OrdersUnavailable
 from orders.model import (
@@ -102,14 +103,8 @@ class StateIn(BaseModel):
     account: str | None = Field(None, max_length=64, description="None: global.")
 
 
-class RejectBody(BaseModel):
-    error: str
-    code: str
-    message: str
-    order: dict[str, Any] | None = None
-
-
 REJECTS: dict[int | str, dict[str, Any]] = {
+    400: BAD_REQUEST,
     422: {"model": RejectBody, "description": "refused by a risk check or the order's state"},
     503: {"model": RejectBody, "description": "the order path is not running"},
 }

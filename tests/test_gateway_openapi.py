@@ -66,3 +66,51 @@ def test_sql_errors_quote_the_users_sql_not_a_rewrite() -> None:
     assert info.value.kind == "bad_query"
     assert "DESCRIBE" not in str(info.value)
     assert "nosuch does not exist" in str(info.value)
+
+
+def test_no_operation_declares_fastapis_422_for_a_malformed_request(
+    spec: dict[str, Any],
+) -> None:
+    # The gateway answers a malformed request 400 (``invalid_request``), never 422.
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                assert schema != {"$ref": "#/components/schemas/HTTPValidationError"}, (
+                    method,
+                    path,
+                    status,
+                )
+
+
+def test_routes_outside_query_declare_their_400_as_a_reject_body(spec: dict[str, Any]) -> None:
+    reject = {"$ref": "#/components/schemas/RejectBody"}
+    for method, path in (("post", "/orders"), ("get", "/audit"), ("get", "/tables/{name}")):
+        response = spec["paths"][path][method]["responses"]["400"]
+        assert response["content"]["application/json"]["schema"] == reject, path
+    # An order refused by risk or its state is still 422, with the same body.
+    assert (
+        spec["paths"]["/orders"]["post"]["responses"]["422"]["content"]["application/json"][
+            "schema"
+        ]
+        == reject
+    )
+    assert {"error", "code", "message"} <= set(
+        spec["components"]["schemas"]["RejectBody"]["required"]
+    )
+
+
+def test_console_export_declares_its_files_and_a_querys_errors(spec: dict[str, Any]) -> None:
+    responses = spec["paths"]["/console/export"]["post"]["responses"]
+    assert set(responses["200"]["content"]) == {
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+        "application/vnd.apache.parquet",
+    }
+    assert responses["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+    assert {"400", "403", "500", "503", "504"} <= set(responses)
+    reset = spec["paths"]["/fix/sessions/{name}/reset"]["post"]["responses"]
+    assert "404" in reset

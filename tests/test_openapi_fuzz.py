@@ -1,14 +1,21 @@
 """Every HTTP operation of a live gateway, driven by schemathesis from its own OpenAPI
-document: whatever a client sends, the answer is never a server error. Found this way: a
+document: whatever a client sends, the answer is never a server error, and its status,
+media type and body are ones the document declares for that operation. Found this way: a
 live stream by syms and accounts at once, a price of 1e400 in an order (its reject could
-not be written as JSON) and a time limit of 5e-324 s (all 500s or 504s, now 400s)."""
+not be written as JSON) and a time limit of 5e-324 s (all 500s or 504s, now 400s); a
+document that declared FastAPI's 422 where the gateway answers 400, and a body that is not
+JSON answered ``{"detail": ...}`` instead of the gateway's error shape."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.order_stack import OrderStack, start_order_stack
@@ -17,6 +24,12 @@ RISK = """
 [risk.accounts.A1]
 [risk.accounts.A2]
 """
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
 # Streams answer until the client goes: not a request with one answer to check.
 STREAMS = ("/orders-stream", "/console/live")
 
@@ -39,7 +52,7 @@ def test_no_request_gets_a_server_error(stack: OrderStack, tmp_path: Path) -> No
     # pytest 9); the same seed every run, so a failure here is a regression.
     command = [
         *(sys.executable, "-m", "schemathesis.cli", "run", stack.url + "/openapi.json"),
-        *("--url", stack.url, "--checks", "not_a_server_error", "--max-examples", "8"),
+        *("--url", stack.url, "--checks", ",".join(CHECKS), "--max-examples", "8"),
         *("--seed", "1", "--generation-deterministic", "--workers", "1", "--no-color"),
         *("--request-timeout", "30"),
         *[arg for path in STREAMS for arg in ("--exclude-path", path)],
@@ -47,3 +60,25 @@ def test_no_request_gets_a_server_error(stack: OrderStack, tmp_path: Path) -> No
     # In its own directory: it keeps a cache (.schemathesis) where it runs.
     run = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+def post_raw(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, data=body, headers={"content-type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_a_body_that_is_not_json_gets_the_gateways_error_shape(stack: OrderStack) -> None:
+    not_utf8 = b"\xff\xfe{"
+    status, body = post_raw(stack.url + "/orders", not_utf8)
+    assert (status, body["error"], body["code"]) == (400, "bad_request", "bad_request")
+    assert "parsing the body" in body["message"]
+    status, body = post_raw(stack.url + "/query", not_utf8)
+    assert (status, body["error"]) == (400, "bad_query")
+    status, body = post_raw(stack.url + "/no-such-route", b"{}")
+    assert (status, body["error"]) == (404, "not_found")

@@ -15,12 +15,18 @@ from typing import Any
 import anyio
 import zmq
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 
 from gateway.console import live, recent
 from gateway.console.access import Principal, console_check
-from gateway.console.export import ExportRequest, run_export
+from gateway.console.export import EXPORT_RESPONSES, ExportRequest, run_export
 from gateway.console.ops import ops_status
 from gateway.http_access import GatewayAccess
 from gateway.metrics import GatewayMetrics
@@ -65,7 +71,9 @@ def mount_console(
         """Who the credentials name and their roles: the login page's check."""
         return {**principal.to_json(), "tickerplant": tp_address, "today": _today(router)}
 
-    @api.post("/export", dependencies=exporters)
+    @api.post(
+        "/export", dependencies=exporters, responses=EXPORT_RESPONSES, response_class=Response
+    )
     def export(body: ExportRequest) -> Any:
         """Run a query and answer its result as a CSV, Arrow or Parquet file."""
         return run_export(router, qpath, body)

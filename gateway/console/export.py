@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, model_validator
 from gateway import formats
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.merge import GatewayResult
+from gateway.openapi import error_responses
 from gateway.qpath import QPath
 from gateway.router import Router
 from queries.q import TranslationError
@@ -28,6 +29,16 @@ MEDIA = {
     "parquet": "application/vnd.apache.parquet",
 }
 SUFFIX = {"csv": "csv", "arrow": "arrows", "parquet": "parquet"}
+# What the OpenAPI document says it answers: the file, or a query's error.
+EXPORT_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "The result as a file (Content-Disposition: attachment).",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA.values()
+        },
+    },
+    **error_responses(),
+}
 
 
 class ExportRequest(BaseModel):
