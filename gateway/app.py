@@ -138,7 +138,7 @@ def create_app(
         queries=running,
         identify=auth.counted_user if auth is not None else None,
     )
-    install(app)
+    install(app, auth_on=auth.enabled)
     install_auth_errors(app)
     app.include_router(
         order_routes(
@@ -183,7 +183,13 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     )
 
 
-HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+HTTP_KINDS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
 
 
 def add_query_routes(

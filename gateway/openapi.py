@@ -127,9 +127,35 @@ QUERY_RESPONSES: dict[int | str, Any] = {
 }
 
 
-def install(app: FastAPI) -> None:
+# With ``[auth]`` on (``gateway.auth_http``): how a request authenticates, and its refusals.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "An API token ([auth])."},
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "user:password, or the user's own API token as the password.",
+    },
+}
+CREDENTIALS: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
+AUTH_RESPONSES: dict[str, Any] = {
+    status: {
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    for status, text in (
+        ("401", "`unauthorized`: no valid credentials (`WWW-Authenticate: Bearer`)."),
+        ("403", "`forbidden`: the identity does not hold the role this needs."),
+    )
+}
+# Answered without credentials: the console's page, and /health (its backends only to an
+# identity that may read or administer; invalid credentials are still 401).
+OPEN_PATHS: dict[str, list[dict[str, list[str]]]] = {"/": [], "/health": [{}, *CREDENTIALS]}
+
+
+def install(app: FastAPI, auth_on: bool = False) -> None:
     """Replace the app's OpenAPI generator with one that answers malformed requests 400,
-    as the app does, and declares the models FastAPI cannot infer."""
+    as the app does, declares the models FastAPI cannot infer and, with ``auth_on``, the
+    credentials each route takes and its 401 and 403."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -140,10 +166,14 @@ def install(app: FastAPI) -> None:
         for path, item in schema.get("paths", {}).items():
             for operation in item.values():
                 _answer_validation_with_400(operation.get("responses", {}), path)
+                if auth_on:
+                    _declare_credentials(operation, path)
+        if auth_on:
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name in VALIDATION_SCHEMAS:
             components.pop(name, None)
-        for model in (QueryResult, ResultColumn, RejectBody):
+        for model in (QueryResult, ResultColumn, RejectBody, ErrorBody):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             model_schema.pop("$defs", None)  # ResultColumn is a component of its own
             components[model.__name__] = model_schema
@@ -161,3 +191,14 @@ def _answer_validation_with_400(responses: dict[str, Any], path: str) -> None:
         del responses["422"]
         if path not in QUERY_ERROR_PATHS:
             responses.setdefault("400", BAD_REQUEST)
+
+
+def _declare_credentials(operation: dict[str, Any], path: str) -> None:
+    """The credentials ``operation`` takes ([auth] on), and the 401 and 403 it answers."""
+    open_to = OPEN_PATHS.get(path)
+    operation["security"] = CREDENTIALS if open_to is None else open_to
+    responses = operation.setdefault("responses", {})
+    if open_to is None or open_to:  # a route that checks credentials when sent: 401
+        responses.setdefault("401", AUTH_RESPONSES["401"])
+    if open_to is None:
+        responses.setdefault("403", AUTH_RESPONSES["403"])

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auth_config import auth_toml, identity
 from support.order_stack import OrderStack, start_order_stack
 
+READER = "tdb_openapi_reader"
 RISK = """
 [risk.accounts.A1]
 [risk.accounts.A2]
@@ -47,18 +49,50 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderStack]:
     running.stop()
 
 
-def test_no_request_gets_a_server_error(stack: OrderStack, tmp_path: Path) -> None:
-    # schemathesis's own command, in a process of its own (its pytest plugin does not follow
-    # pytest 9); the same seed every run, so a failure here is a regression.
+def schemathesis(url: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """schemathesis's own command, in a process of its own (its pytest plugin does not
+    follow pytest 9); the same seed every run, so a failure here is a regression."""
     command = [
-        *(sys.executable, "-m", "schemathesis.cli", "run", stack.url + "/openapi.json"),
-        *("--url", stack.url, "--checks", ",".join(CHECKS), "--max-examples", "8"),
+        *(sys.executable, "-m", "schemathesis.cli", "run", url + "/openapi.json"),
+        *("--url", url, "--checks", ",".join(CHECKS), "--max-examples", "8"),
         *("--seed", "1", "--generation-deterministic", "--workers", "1", "--no-color"),
         *("--request-timeout", "30"),
         *[arg for path in STREAMS for arg in ("--exclude-path", path)],
+        *extra,
     ]
     # In its own directory: it keeps a cache (.schemathesis) where it runs.
-    run = subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    return subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=cwd)
+
+
+def test_no_request_gets_a_server_error(stack: OrderStack, tmp_path: Path) -> None:
+    run = schemathesis(stack.url, tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderStack]:
+    """The same with ``[auth]`` on: a reader, who may not trade or administer."""
+    running = start_order_stack(
+        tmp_path_factory.mktemp("openapi_auth"),
+        orders={"syms": ["AAPL", "MSFT"]},
+        extra_toml=RISK + auth_toml({"reader": identity(["read"], READER)}),
+    )
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("who", ["nobody", "reader"])
+def test_with_auth_on_every_refusal_is_one_the_document_declares(
+    guarded: OrderStack, tmp_path: Path, who: str
+) -> None:
+    spec = json.loads(urllib.request.urlopen(guarded.url + "/openapi.json", timeout=10).read())
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "basic"}
+    orders = spec["paths"]["/orders"]["post"]
+    assert orders["security"] == [{"bearer": []}, {"basic": []}]
+    assert {"401", "403"} <= set(orders["responses"])
+    headers = ("--header", f"Authorization: Bearer {READER}") if who == "reader" else ()
+    # Without credentials every answer is a 401; a reader's orders and admin requests 403s.
+    run = schemathesis(guarded.url, tmp_path, *headers)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
 
 
