@@ -35,6 +35,7 @@ from gateway.openapi import (
     QUERY_RESPONSES,
     ErrorBody,
     error_responses,
+    exactly_one_string_of,
     install,
 )
 from gateway.orders_api import bad_order_request, order_routes
@@ -50,9 +51,7 @@ T = TypeVar("T")
 class QueryRequest(BaseModel):
     """Exactly one of ``sql`` and ``q``."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["sql"]}, {"required": ["q"]}]}
-    )
+    model_config = ConfigDict(json_schema_extra=exactly_one_string_of("sql", "q"))
 
     sql: str | None = Field(
         None, description="One read-only DuckDB SQL statement over the logical tables."

@@ -36,6 +36,15 @@ ERROR_DESCRIPTIONS = {
 PLAN_KINDS = ("bad_query", "forbidden")
 
 
+def exactly_one_string_of(*names: str) -> dict[str, Any]:
+    """A request model's rule "exactly one of these, as text" in JSON Schema (its
+    validator enforces it): each branch holds when its key is a string, so a key sent as
+    null counts as absent, as the model takes it."""
+    return {
+        "oneOf": [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
+    }
+
+
 class RejectBody(BaseModel):
     """A refused request outside ``/query``: a malformed one (400, ``bad_request``), an
     order a risk check or the order's state refused (422), or the order path down (503)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema_rs  # schemathesis's validator (the dev extra)
 import pytest
 from support.gateway_data import build, make_data
 
@@ -50,7 +51,16 @@ def test_format_is_an_enum_and_the_body_needs_exactly_one_of_sql_and_q(
     enums = [s.get("enum") for s in param["schema"].get("anyOf", [param["schema"]])]
     assert ["json", "arrow", "csv"] in enums
     request = spec["components"]["schemas"]["QueryRequest"]
-    assert request["oneOf"] == [{"required": ["sql"]}, {"required": ["q"]}]
+    assert request["oneOf"] == [
+        {"required": ["sql"], "properties": {"sql": {"type": "string"}}},
+        {"required": ["q"], "properties": {"q": {"type": "string"}}},
+    ]
+    # As the rule reads it: one given as text, the other absent or null.
+    valid = jsonschema_rs.validator_for({"oneOf": request["oneOf"]}).is_valid
+    assert valid({"sql": "select 1"}) and valid({"q": "select from t", "sql": None})
+    assert not valid({"sql": None}) and not valid({}) and not valid({"sql": "x", "q": "y"})
+    export = spec["components"]["schemas"]["ExportRequest"]
+    assert export["oneOf"] == request["oneOf"]
     assert "Exactly one of" in request["description"]
     body_format = request["properties"]["format"]["anyOf"][0]
     assert body_format["enum"] == ["json", "arrow", "csv"]

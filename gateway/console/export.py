@@ -12,12 +12,12 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway import formats
 from gateway.errors import HTTP_STATUS, QueryError
 from gateway.merge import GatewayResult
-from gateway.openapi import error_responses
+from gateway.openapi import error_responses, exactly_one_string_of
 from gateway.qpath import QPath
 from gateway.router import Router
 from queries.q import TranslationError
@@ -42,6 +42,8 @@ EXPORT_RESPONSES: dict[int | str, Any] = {
 
 
 class ExportRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra=exactly_one_string_of("sql", "q"))
+
     sql: str | None = None
     q: str | None = None
     format: ExportFormat = "csv"
