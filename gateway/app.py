@@ -178,7 +178,7 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
     return JSONResponse(
         {"error": kind, "message": str(exc.detail)},
         status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+        headers=exc.headers,
     )
 
 

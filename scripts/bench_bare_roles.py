@@ -4,11 +4,13 @@ through ``bench_tickerplant.py --role``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 
 import pyarrow.ipc as ipc
 import zmq
@@ -94,9 +96,19 @@ def _c_proxy(ctx: zmq.Context, pull: zmq.Socket, pub: zmq.Socket, count: int) ->
     proxy.join()
 
 
-def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
+@contextlib.contextmanager
+def _temporary_journal() -> Iterator[int]:
+    """An append-only file descriptor for a relay's journal, gone afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
         fd = os.open(os.path.join(tmp, "journal"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
+    with _temporary_journal() as fd:
         due: dict[bytes, int] = {}
         next_ack = 0.0
         for n in range(1, count + 1):
@@ -110,12 +122,10 @@ def _journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
                 for who, level in due.items():
                     router.send_multipart([who, b"ack", level.to_bytes(8, "little")])
                 due.clear()
-        os.close(fd)
 
 
 def _batched_journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        fd = os.open(os.path.join(tmp, "journal"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    with _temporary_journal() as fd:
         next_ack = 0.0
         done = 0
         while done < count:
@@ -133,7 +143,6 @@ def _batched_journaling_relay(router: zmq.Socket, pub: zmq.Socket, count: int) -
             if now >= next_ack:
                 next_ack = now + 0.001
                 router.send_multipart([waiting[-1][0], b"ack", done.to_bytes(8, "little")])
-        os.close(fd)
 
 
 def role_raw_latency_sub(endpoint: str, expect: int) -> None:

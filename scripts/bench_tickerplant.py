@@ -253,9 +253,8 @@ def run_bare(rows: int, messages: int, subs: int, relay: bool, mode: str = "") -
             while journal and i % 64 == 63 and sock.poll(0):
                 sock.recv_multipart()
 
-    how = ("zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy") if relay else None
-    how = mode or how
-    outs = bare(how, messages, "raw_sub", subs, send)
+    plain = "zerocopy" if len(body) >= ZERO_COPY_BYTES else "copy"
+    outs = bare(mode or (plain if relay else None), messages, "raw_sub", subs, send)
     elapsed = max(o["done"] for o in outs) - started[0]
     return {"msgs_s": messages / elapsed, "rows_s": messages * rows / elapsed}
 
