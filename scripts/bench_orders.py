@@ -14,7 +14,8 @@ Measured in one run, a fresh stack for each repeat; medians over repeats are pri
 
 1. baseline: a raw pyzmq REQ/REP round trip between two processes, 200-byte payload;
    and ``GET /health`` on the same gateway (its HTTP floor, no order path);
-2. submit -> accepted (``wait=True``) paced open loop at 1k and 5k orders/s (2 shards):
+2. submit -> accepted (``wait=True``) paced open loop at 1k and 5k orders/s (2 shards,
+   ``--shards``):
    client threads in 2 processes each send their share at fixed times; p50/p99 of the
    round trip (reply - send), the same from the scheduled time (queueing included), the
    rate achieved, and the ratio to the raw round trip; the same over the order port
@@ -271,6 +272,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 repeat, short phases")
     parser.add_argument("--skip", default="", help="comma list: paced,flood,port,kill,pure")
     parser.add_argument(
+        "--shards", type=int, default=2, help="venues of the paced, flood and port phases' stack"
+    )
+    parser.add_argument(
         "--cpus",
         default="",
         help="a CPU layout, e.g. tickerplant=0,venue=0,gateway=1,client=1: the stack's "
@@ -301,7 +305,7 @@ def main() -> None:
                     chains[rate].append(chain_paced(rate, args.seconds, layout))
                     print(f"[{rep}] bare chain paced {rate:.0f}/s: {chains[rate][-1]}", flush=True)
             with tempfile.TemporaryDirectory(prefix="bench_orders_") as tmp:
-                stack = start_stack(Path(tmp), 2, layout)
+                stack = start_stack(Path(tmp), args.shards, layout)
                 try:
                     floor.append(http_floor(stack.url, 5_000))
                     print(f"[{rep}] GET /health: {floor[-1]}", flush=True)
@@ -372,7 +376,8 @@ def main() -> None:
         rate = median_of(runs, "orders_per_s")
         http = median_of(runs, "http_per_s")
         print(
-            f"sustained, 2 shards, wait={wait}: {rate:,.0f} orders/s accepted end to end "
+            f"sustained, {args.shards} shards, wait={wait}: {rate:,.0f} orders/s accepted end to "
+            "end "
             f"(HTTP replies {http:,.0f}/s; reply p50 {median_of(runs, 'p50_us'):.0f} µs, "
             f"p99 {median_of(runs, 'p99_us'):.0f} µs); target >= 10,000/s: "
             f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "
@@ -393,7 +398,12 @@ def main() -> None:
             "    CPU per order, µs: "
             + ", ".join(
                 f"{name} {median_of(runs, f'cpu_{name}_us'):.0f}"
-                for name in ("gateway", "venues", "tp")
+                for name in ("gateway", "venues", "tp", "client")
+            )
+            + "; bare relays': "
+            + ", ".join(
+                f"{name} {median_of(chains[rate], f'cpu_{name}_us'):.0f}"
+                for name in ("gateway", "venue", "tp", "client")
             )
         )
         print(
@@ -404,8 +414,8 @@ def main() -> None:
     if port_floods:
         rate = median_of(port_floods, "orders_per_s")
         print(
-            f"sustained, 2 shards, order port pipelined: {rate:,.0f} orders/s accepted end to "
-            f"end; target >= 10,000/s: "
+            f"sustained, {args.shards} shards, order port pipelined: {rate:,.0f} orders/s "
+            f"accepted end to end; target >= 10,000/s: "
             f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "
             f"complete {all(r['complete'] for r in port_floods)}"
         )

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import zmq
+from proc_cpu import cpu_ns
 from waits import readable_within
 
 PAYLOAD = 200  # bytes a request carries, about one order's JSON
@@ -53,17 +54,23 @@ def _relay(conn: Any, onward: str | None, cpus: frozenset[int] | None) -> None:
 def chain_paced(
     rate: float, seconds: float, layout: dict[str, frozenset[int]] | None = None
 ) -> dict[str, float]:
-    """p50/p99 µs of a request through the six hops, sent open loop at ``rate`` a second;
-    with ``layout`` (``orders_bench_lib.parse_layout``), each relay on its component's CPUs
-    (the client: the caller's own, which it chooses)."""
+    """p50/p99 µs of a request through the six hops, sent open loop at ``rate`` a second,
+    and the CPU (all threads) each relay and the client spent per round trip, µs
+    (``cpu_gateway_us``, ``cpu_tp_us``, ``cpu_venue_us``, ``cpu_client_us``): the cost of
+    the hops alone, beside which ``bench_orders.py`` prints the stack's; with ``layout``
+    (``orders_bench_lib.parse_layout``), each relay on its component's CPUs (the client:
+    the caller's own, which it chooses)."""
     ctx = mp.get_context("spawn")
-    procs, onward = [], None
+    procs, pids, onward = [], [], None
+    names = ("venue", "tp", "gateway")
     for name in ("venue", "tickerplant", "gateway"):  # built from the far end back
         here, there = ctx.Pipe()
         cpus = (layout or {}).get(name)
         proc = ctx.Process(target=_relay, args=(there, onward, cpus), daemon=True)
         proc.start()
+        assert proc.pid is not None  # started
         procs.append(proc)
+        pids.append(proc.pid)
         onward = f"tcp://127.0.0.1:{here.recv()}"
     zctx = zmq.Context()
     sock = zctx.socket(zmq.DEALER)
@@ -73,6 +80,7 @@ def chain_paced(
         sock.send(i.to_bytes(8, "little") + body)
         sock.recv()
     n = int(rate * seconds)
+    cpu_before = [cpu_ns(pid) for pid in (*pids, os.getpid())]
     sent: list[float] = [0.0] * n
     latency: list[float] = []
     start = time.perf_counter() + 0.01
@@ -95,6 +103,9 @@ def chain_paced(
             except zmq.Again:
                 break
             latency.append(time.perf_counter() - sent[int.from_bytes(answer[:8], "little")])
+    cpu_after = [cpu_ns(pid) for pid in (*pids, os.getpid())]
+    trips = max(1, len(latency))
+    per_trip = [(b - a) / trips / 1e3 for a, b in zip(cpu_before, cpu_after, strict=True)]
     sock.send(b"stop")
     sock.poll(5000)
     sock.close(0)
@@ -107,6 +118,7 @@ def chain_paced(
     return {
         "p50_us": ordered[len(ordered) // 2] * 1e6,
         "p99_us": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6,
+        **{f"cpu_{name}_us": cpu for name, cpu in zip((*names, "client"), per_trip, strict=True)},
     }
 
 

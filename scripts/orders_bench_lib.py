@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 import threading
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_layout import Layout, layout_config  # noqa: E402
+from proc_cpu import cpu_ns  # noqa: E402
 
 from gateway.client import Client  # noqa: E402
 from gateway.order_client import OrderRejected  # noqa: E402
@@ -99,16 +99,6 @@ class Stack:
         for proc in [self.gateway, *self.venues, self.tp]:
             if proc is not None:
                 proc.stop()
-
-
-def cpu_ns(pid: int) -> int:
-    """CPU time of all threads of ``pid`` so far, ns (``/proc/<pid>/task/*/schedstat``:
-    nanosecond counts, where ``/proc/<pid>/stat`` has 10 ms ticks)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended
-            total += int((task / "schedstat").read_text().split()[0])
-    return total
 
 
 def start_stack(workdir: Path, shards: int, layout: Layout | None = None) -> Stack:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 import zmq
 from orders_bench_lib import EventCounter, Stack, order_for
+from proc_cpu import cpu_ns
 from waits import readable_within
 
 
@@ -48,6 +50,7 @@ def port_paced(stack: Stack, rate: float, seconds: float, tag: str) -> dict[str,
         sock.recv()
     n = int(rate * seconds)
     cpu_before = stack.cpu_ns()
+    client_before = cpu_ns(os.getpid())  # this process: the client's
     sent: dict[int, tuple[float, float]] = {}
     latency: list[float] = []
     from_schedule: list[float] = []
@@ -78,6 +81,7 @@ def port_paced(stack: Stack, rate: float, seconds: float, tag: str) -> dict[str,
             break  # answers stopped coming: report what arrived
     elapsed = time.perf_counter() - start
     cpu = {k: (v - cpu_before[k]) / max(1, len(latency)) / 1e3 for k, v in stack.cpu_ns().items()}
+    cpu["client"] = (cpu_ns(os.getpid()) - client_before) / max(1, len(latency)) / 1e3
     sock.close(0)
     ctx.term()
     return {
