@@ -342,6 +342,7 @@ def main() -> None:
                         stack.stop()
     pure = {} if "pure" in skip else pure_benchmarks(args.quick)
 
+    shards = f"{args.shards} shard{'s' if args.shards != 1 else ''}"
     raw_p50, raw_p99 = median_of(raw, "p50_us"), median_of(raw, "p99_us")
     print()
     print(
@@ -376,7 +377,7 @@ def main() -> None:
         rate = median_of(runs, "orders_per_s")
         http = median_of(runs, "http_per_s")
         print(
-            f"sustained, {args.shards} shards, wait={wait}: {rate:,.0f} orders/s accepted end to "
+            f"sustained, {shards}, wait={wait}: {rate:,.0f} orders/s accepted end to "
             "end "
             f"(HTTP replies {http:,.0f}/s; reply p50 {median_of(runs, 'p50_us'):.0f} µs, "
             f"p99 {median_of(runs, 'p99_us'):.0f} µs); target >= 10,000/s: "
@@ -414,7 +415,7 @@ def main() -> None:
     if port_floods:
         rate = median_of(port_floods, "orders_per_s")
         print(
-            f"sustained, {args.shards} shards, order port pipelined: {rate:,.0f} orders/s "
+            f"sustained, {shards}, order port pipelined: {rate:,.0f} orders/s "
             f"accepted end to end; target >= 10,000/s: "
             f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "
             f"complete {all(r['complete'] for r in port_floods)}"
