@@ -18,10 +18,14 @@ from support.order_stack import OrderStack, start_order_stack
 
 from gateway.order_session import _resolve
 
+# The good orders of every example rest on one book for the whole module: open-order limits
+# off, or a long run (more examples) would meet them and see its good orders refused.
 RISK = """
 [risk.defaults]
 duplicate_window_s = 0
 max_messages_per_s = 0
+max_open_orders = 0
+max_open_orders_per_sym = 0
 
 [risk.accounts.F1]
 """
