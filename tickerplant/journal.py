@@ -257,33 +257,43 @@ def read_journal_encoded(
 ) -> Iterator[tuple[Record, memoryview]]:
     """Like ``read_journal``, with each record's bytes as stored: replay forwards them as is."""
     path = Path(path)
+    last_seq: int | None = None  # of the last sound record read, skipped ones included
     for offset, body, encoded in _iter_raw(path, start_offset, stop_at_partial=live):
         if isinstance(body, str):
-            raise JournalCorrupt(
-                ScanResult(
-                    path,
-                    valid_bytes=offset,
-                    total_bytes=path.stat().st_size,
-                    error=f"{body} at byte {offset}",
-                )
-            )
+            raise JournalCorrupt(_reader_fault(path, offset, body, last_seq))
         seq = U64.unpack_from(body, 6)[0]
         if seq <= after:
+            last_seq = seq
             continue
         if upto is not None and seq > upto:
             return
         try:
             record = decode_body(body)
         except ProtocolError as exc:
-            raise JournalCorrupt(
-                ScanResult(
-                    path,
-                    valid_bytes=offset,
-                    total_bytes=path.stat().st_size,
-                    error=f"malformed record ({exc}) at byte {offset}",
-                )
-            ) from None
+            fault = f"malformed record ({exc})"
+            raise JournalCorrupt(_reader_fault(path, offset, fault, last_seq)) from None
+        last_seq = seq
         yield record, encoded
+
+
+def _reader_fault(path: Path, offset: int, error: str, last_seq: int | None) -> ScanResult:
+    """What a reader that met a bad record at ``offset`` knows of the file: the sound
+    records before it, counted by their seqs (consecutive in a file, so a reader that
+    started past the file's head still counts them all), and the last one's seq."""
+    first_seq = None
+    for _, body, _ in _iter_raw(path):  # the file's first record only
+        first_seq = None if isinstance(body, str) else U64.unpack_from(body, 6)[0]
+        break
+    records = 0 if last_seq is None or first_seq is None else last_seq - first_seq + 1
+    return ScanResult(
+        path,
+        records=records,
+        valid_bytes=offset,
+        total_bytes=path.stat().st_size,
+        first_seq=first_seq if records else None,
+        last_seq=last_seq,
+        error=f"{error} at byte {offset}",
+    )
 
 
 class JournalIndex:

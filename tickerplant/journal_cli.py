@@ -78,7 +78,7 @@ def replay(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tickerplant.journal import JournalCorrupt, read_journal
+    from tickerplant.journal import JournalCorrupt, read_journal_encoded
     from tickerplant.protocol import KIND_EOD
 
     if out is not None and table is None:
@@ -89,7 +89,9 @@ def replay(
     try:
         with _progress(total) as progress:
             task = progress.add_task("replaying", total=total)
-            for i, record in enumerate(read_journal(path, after, upto)):
+            read = 0  # bytes of the records read: the bar counts bytes, as check's does
+            for i, (record, encoded) in enumerate(read_journal_encoded(path, after, upto)):
+                read += len(encoded)
                 if record.kind == KIND_EOD:
                     if out is None:
                         typer.echo(f"#{record.seq} end of day {record.eod_date}")
@@ -102,7 +104,7 @@ def replay(
                 else:
                     typer.echo(f"#{record.seq} {record.table} {data.num_rows} rows")
                 if i % 1000 == 0:
-                    progress.update(task, completed=min(total, i))
+                    progress.update(task, completed=min(total, read))
     except JournalCorrupt as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
