@@ -281,3 +281,19 @@ def test_auth_logs_the_refusals_and_the_deprecated_users(auth_stack):
     log = wait_until(logged, what="the refusal logged")
     assert "[gateway] users holds plaintext passwords and is deprecated" in log
     assert "refused user 'feed'" in log and "'feed' has no read role" in log
+
+
+def test_a_column_of_lists_reaches_q_as_one_vector_a_row(stack, reference):
+    """``select price by sym``: q groups a column into one vector per key, and that is what
+    a client gets, typed: a float vector a sym, the same values as the reference's."""
+    query = "select price by sym from trade where sym in `AAPL`IBM`MSFT"
+    with qclient(stack) as q:
+        keyed = q.sync(query)
+    assert isinstance(keyed, KeyedTable) and list(keyed.keys.columns) == ["sym"]
+    want = expected(reference, query).to_pydict()
+    got = dict(zip(keyed.keys.columns["sym"].tolist(), keyed.values.columns["price"], strict=True))
+    assert sorted(got) == sorted(want["sym"]) and len(got) == 3
+    for sym, prices in zip(want["sym"], want["price"], strict=True):
+        vector = got[sym]
+        assert isinstance(vector, np.ndarray) and vector.dtype == np.float64
+        assert sorted(vector.tolist()) == sorted(prices)
