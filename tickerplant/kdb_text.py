@@ -134,6 +134,18 @@ def _atoms(tokens: list[str]) -> Any:
     if len(tokens) == 1 and re.fullmatch(r"[01]+b", tokens[0]):
         bits = [c == "1" for c in tokens[0][:-1]]
         return np.bool_(bits[0]) if len(bits) == 1 else np.array(bits, dtype=np.bool_)
+    # q types a numeric vector by its last item's suffix: 1 2 3h is three shorts.
+    numbers = [_NUMBER.match(token) for token in tokens]
+    *head, last = numbers
+    if (
+        head
+        and last is not None
+        and last.group(2)
+        and all(n is not None and not n.group(2) for n in head)
+    ):
+        suffix = last.group(2)
+        items = [_number(n.group(1), suffix) for n in numbers if n is not None]
+        return np.array(items, dtype=_SUFFIX_DTYPE[suffix])
     values = [_atom(token) for token in tokens]
     if len(values) == 1:
         return values[0]
@@ -187,6 +199,8 @@ def _number(value: str, suffix: str) -> Any:
     floating = suffix in ("e", "f") or any(c in value for c in ".e") or value in ("0n", "0w")
     if value.lower() in ("0n", "0w", "-0w") or value.endswith(("0N", "0W", "0n", "0w")):
         return _special(value, suffix)
+    if floating and suffix in ("h", "i", "j"):
+        raise QTextError(f"parse: {value}{suffix} is not a whole number")
     if floating:
         return (np.float32 if suffix == "e" else np.float64)(float(value))
     dtype = _SUFFIX_DTYPE.get(suffix, np.int64)
