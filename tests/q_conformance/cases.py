@@ -10,6 +10,7 @@ from q_conformance.cases_broadcast import CASES as BROADCAST_CASES
 from q_conformance.cases_query import CASES as QUERY_CASES
 from q_conformance.cases_tables import CASES as TABLE_CASES
 from q_conformance.cases_temporal import CASES as TEMPORAL_CASES
+from q_conformance.cases_values import CASES as VALUE_CASES
 from q_conformance.data import Case
 
-CASES: list[Case] = QUERY_CASES + BROADCAST_CASES + TABLE_CASES + TEMPORAL_CASES
+CASES: list[Case] = QUERY_CASES + BROADCAST_CASES + TABLE_CASES + TEMPORAL_CASES + VALUE_CASES
