@@ -105,6 +105,21 @@ _REGISTER_SQL = ";\n".join(
 )
 
 MACRO_NAMES: tuple[str, ...] = (*SCALAR_MACROS, *TABLE_MACROS)
+
+
+def _table_arguments(definition: str) -> tuple[int, ...]:
+    """The positions of a table macro's parameters that name tables: those its body reads
+    through ``query_table(param)``."""
+    params = [p.strip() for p in definition[1 : definition.index(")")].split(",")]
+    return tuple(i for i, p in enumerate(params) if f"query_table({p})" in definition)
+
+
+# Per table macro, the arguments that are table names (``ohlcv('trade', …)``: 0). They must
+# be string literals: which tables a query reads is decided from its text (read:TABLE roles,
+# the planner's routing), and a computed name would read a table nobody checked.
+TABLE_ARGUMENTS: dict[str, tuple[int, ...]] = {
+    name: _table_arguments(body) for name, body in TABLE_MACROS.items()
+}
 # Scalar macros that expand to aggregates: a planner must treat a call as an aggregate (it
 # cannot be pushed into a scan, and it groups), exactly as DuckDB's own ``sum``.
 AGGREGATE_MACROS = frozenset({"vwap", "twap", "realized_vol"})

@@ -26,6 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from queries.macros import TABLE_ARGUMENTS
 from queries.service_protocol import QueryError
 
 MAX_SQL_CHARS = 1_000_000
@@ -268,9 +269,29 @@ def _check_tree(tree: exp.Expr) -> None:
         if forbidden_name(name):
             raise QueryError("forbidden", _function_message(name))
     for table in tree.find_all(exp.Table):
+        if isinstance(table.this, exp.Anonymous):
+            _check_macro_tables(table.this)
         if not isinstance(table.this, exp.Identifier):
             continue  # a table function: checked above
         _check_table_name([p for p in (table.catalog, table.db, table.name) if p])
+
+
+def _check_macro_tables(call: exp.Anonymous) -> None:
+    """A table macro's tables are named by string literals (``ohlcv('trade', …)``): which
+    tables a query reads is read from its text, by the gateway's routing and by
+    ``read:TABLE`` roles, and a name computed when it runs would escape both."""
+    name = str(call.name).lower()
+    for i in TABLE_ARGUMENTS.get(name, ()):
+        if i >= len(call.expressions):
+            continue  # too few arguments: DuckDB says so
+        arg = call.expressions[i]
+        if not (isinstance(arg, exp.Literal) and arg.is_string):
+            raise QueryError(
+                "bad_query",
+                f"{name}: argument {i + 1} names a table: write its name in quotes "
+                f"('trade'), not {arg.sql(dialect='duckdb')[:60]}",
+            )
+        _check_table_name([str(arg.this)])
 
 
 def _check_table_name(parts: list[str]) -> None:

@@ -105,6 +105,26 @@ def test_forbidden_constructs_are_named(sql: str, named: str) -> None:
     assert named.lower() in str(info.value).lower()
 
 
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("select * from quote_metrics('qu' || 'ote')", "argument 1 names a table"),
+        ("select * from slippage('fill', lower('QUOTE'))", "argument 2 names a table"),
+        ("select * from OHLCV((select 'quote'), INTERVAL 1 MINUTE)", "argument 1 names a table"),
+    ],
+)
+def test_a_table_macro_takes_its_tables_as_quoted_names(sql: str, named: str) -> None:
+    """What a query reads is decided from its text (routing, read:TABLE roles): a table
+    name computed when the query runs would be read unchecked."""
+    with pytest.raises(QueryError) as info:
+        check_read_only(sql)
+    assert info.value.kind == "bad_query" and named in str(info.value)
+    check_read_only("select * from ohlcv('trade', INTERVAL 1 MINUTE)")
+    check_read_only("with q as (select 1) select * from markout('fill', 'q', INTERVAL 1 SECOND)")
+    with pytest.raises(QueryError, match=r"x\.csv"):
+        check_read_only("select * from ohlcv('x.csv', INTERVAL 1 MINUTE)")
+
+
 def test_syntax_error_is_bad_query_with_duckdb_message() -> None:
     with pytest.raises(duckdb.ParserException) as expected:
         duckdb.connect().execute("selec 1")
