@@ -134,6 +134,24 @@ def test_queries_need_read_on_every_table_they_touch(qstack):
     assert_403(query(url, "trades_only", q="select from quote"), "may not read quote")
 
 
+def test_a_limited_reader_whose_query_cannot_be_read(qstack):
+    """A body that is not JSON, or q that does not translate, runs nothing: the route's own
+    400. SQL the gateway cannot parse might read anything: 403 for a reader of some tables,
+    the parse error for a reader of all."""
+    url = qstack["url"]
+    raw = httpx.post(
+        url + "/query",
+        content=b"{not json",
+        headers={**as_("trades_only"), "Content-Type": "application/json"},
+    )
+    assert raw.status_code == 400 and raw.json()["error"] == "bad_query"
+    q = query(url, "trades_only", q="select nope from trade")
+    assert q.status_code == 400 and "nope" in q.json()["message"]
+    garbage = "select from where ("
+    assert_403(query(url, "trades_only", sql=garbage), "a query the gateway cannot read")
+    assert query(url, "analyst", sql=garbage).status_code == 400
+
+
 def test_the_catalog_lists_only_readable_tables(qstack):
     url = qstack["url"]
 
