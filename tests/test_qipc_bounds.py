@@ -247,6 +247,42 @@ def test_connections_over_the_cap_are_told_why(tmp_path: Path) -> None:
         assert proc.stop() == 0, proc.log()
 
 
+def closed_unanswered(sock: socket.socket) -> bool:
+    """Whether the server closed ``sock`` without sending a byte: an end of file, or a
+    reset (it closed with our bytes unread)."""
+    try:
+        return sock.recv(64) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_refused_connection_that_stays_silent_is_closed(tmp_path: Path) -> None:
+    """A connection over the cap is held only for its handshake: one that never sends it
+    is closed after the refusal's time limit, and one that sends a handshake longer than
+    any real one (no terminating NUL) at once. Neither takes the one allowed slot."""
+    proc = start(tmp_path, "--max-connections", "1")
+    try:
+        held = client(proc)
+        silent = [socket.create_connection(("127.0.0.1", proc.port)) for _ in range(3)]
+        chatty = socket.create_connection(("127.0.0.1", proc.port))
+        chatty.sendall(b"x" * 3000)
+        for sock in [*silent, chatty]:
+            sock.settimeout(10)
+        started = time.monotonic()
+        assert closed_unanswered(chatty), "an over-long handshake was answered"
+        assert time.monotonic() - started < 1.5  # at once, not at the 2 s time limit
+        for sock in silent:
+            assert closed_unanswered(sock), "a silent refused connection got bytes"
+        waited = time.monotonic() - started
+        assert 1.0 <= waited < 8.0, f"closed after {waited:.1f} s (the limit is 2 s)"
+        assert held.sync("ping") == "pong"
+        for sock in [*silent, chatty]:
+            sock.close()
+        held.close()
+    finally:
+        assert proc.stop() == 0, proc.log()
+
+
 def _try_ping(proc: ServerProc) -> bool:
     try:
         with client(proc) as q:
