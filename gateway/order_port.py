@@ -172,6 +172,10 @@ class OrderPort:
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._answered: list[Order] = []
         self._held: list[tuple[bytes, bytes]] = []
+        # REQ clients with a request in flight: their answer goes back in REQ's envelope
+        # (an empty frame before the body). REQ sends one request at a time, so an entry
+        # lives until its answer is sent.
+        self._req_peers: set[bytes] = set()
         # Orders someone waits for -> (identity, request id) of each waiter.
         self._waiters: dict[int, list[tuple[bytes, Any]]] = {}
         self.requests = 0
@@ -198,8 +202,12 @@ class OrderPort:
         self._held.append((identity, orjson.dumps(body)))
 
     def _send(self, identity: bytes, raw: bytes) -> None:
-        """One reply: ``send_multipart([identity, raw])``, frame by frame."""
+        """One reply: ``send_multipart([identity, raw])``, frame by frame (with REQ's empty
+        delimiter between them for a REQ client)."""
         self._socket.send(identity, _SNDMORE)
+        if identity in self._req_peers:
+            self._req_peers.discard(identity)
+            self._socket.send(b"", _SNDMORE)
         self._socket.send(raw)
 
     def _send_held(self) -> None:
@@ -208,17 +216,24 @@ class OrderPort:
             self._send(identity, raw)
 
     def _receive(self) -> tuple[zmq.Frame, zmq.Frame] | None:
-        """One request's two frames (routing id, body), frame by frame as
-        ``recv_multipart`` would take them; None for a message of another number of frames
-        (a foreign client), read whole. zmq.Again when none waits."""
+        """One request's frames (routing id, body), frame by frame as ``recv_multipart``
+        would take them: a DEALER's two, or a REQ's three (an empty delimiter before the
+        body). None for a message of another shape, read whole. zmq.Again when none waits."""
         socket = self._socket
         head = socket.recv(_NOBLOCK, copy=False)
         if not head.more:  # a ROUTER's message always has its routing id and one more
             return None
         body = frame = socket.recv(_NOBLOCK, copy=False)
+        if not frame.more:
+            return head, body
+        frames = 1
         while frame.more:  # the frames of a message arrive together
             frame = socket.recv(_NOBLOCK, copy=False)
-        return None if frame is not body else (head, body)
+            frames += 1
+        if frames == 2 and len(body) == 0:  # REQ's envelope
+            self._req_peers.add(head.bytes)
+            return head, frame
+        return None
 
     def _handle(
         self, identity: bytes, raw: bytes, outbox: list[Request], who: Identity | None = None
@@ -347,7 +362,9 @@ class OrderPort:
                 except zmq.Again:
                     drained = True
                     break
-                if frames is None:  # not two frames: a foreign client
+                if frames is None:  # neither a DEALER's message nor a REQ's: no reply
+                    self.bad_requests += 1  # can reach a client that sends these
+                    log.warning("order port: a message of another shape, not answered")
                     continue
                 head, body = frames
                 if secure:  # the routing id's frame also says who sent it (ZAP)
