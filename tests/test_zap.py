@@ -217,3 +217,30 @@ def test_identity_of_a_frame_without_zap_is_none(context):
     assert zap.identity_of(pull.recv(copy=False)) is None
     pull.close()
     push.close()
+
+
+def test_a_malformed_or_non_curve_zap_request_is_denied(context, caplog):
+    """What libzmq itself sends the handler, checked as input all the same: a request of too
+    few frames or another version is a 400 'malformed request' (echoing its id), and with
+    auth on a mechanism other than CURVE is denied."""
+    authorizer = Authorizer(AuthConfig(mode="on", identities={"x": IdentityConfig(roles=["read"])}))
+    with ZapHandler(context, authorizer) as zap:
+        req = context.socket(zmq.REQ)
+        req.linger = 0
+        req.connect("inproc://zeromq.zap.01")
+
+        def ask(frames: list[bytes]) -> list[bytes]:
+            req.send_multipart(frames)
+            assert req.poll(10_000), "the handler did not answer"
+            return list(req.recv_multipart())
+
+        short = ask([b"1.0", b"id-1", b"tickdb"])
+        assert short[:4] == [b"1.0", b"id-1", b"400", b"malformed request"]
+        version = ask([b"9.9", b"id-2", b"tickdb", b"127.0.0.1", b"", b"NULL"])
+        assert version[1:4] == [b"id-2", b"400", b"malformed request"]
+        plain = ask([b"1.0", b"id-3", b"tickdb", b"127.0.0.1", b"", b"PLAIN", b"u", b"p"])
+        assert plain[:4] == [b"1.0", b"id-3", b"400", b"denied"]
+        assert zap.counters.denied == 1
+        req.close()
+    assert "malformed request of 3 frames" in caplog.text
+    assert "only CURVE is accepted" in caplog.text
