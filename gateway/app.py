@@ -169,6 +169,16 @@ def _malformed(request: Request, problems: str) -> JSONResponse:
     return error_response(QueryError("bad_query", f"invalid request: {problems}"))
 
 
+# The error kind of FastAPI's and Starlette's own refusals, by status.
+HTTP_KINDS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """FastAPI's and Starlette's own refusals (a body that is not JSON at all, an unknown
     path, a method not allowed) in the gateway's error shape, not ``{"detail": ...}``."""
@@ -180,15 +190,6 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> JSONRespo
         status_code=exc.status_code,
         headers=exc.headers,
     )
-
-
-HTTP_KINDS = {
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-}
 
 
 def add_query_routes(

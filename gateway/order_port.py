@@ -226,11 +226,11 @@ class OrderPort:
         body = frame = socket.recv(_NOBLOCK, copy=False)
         if not frame.more:
             return head, body
-        frames = 1
+        after_head = 1
         while frame.more:  # the frames of a message arrive together
             frame = socket.recv(_NOBLOCK, copy=False)
-            frames += 1
-        if frames == 2 and len(body) == 0:  # REQ's envelope
+            after_head += 1
+        if after_head == 2 and len(body) == 0:  # REQ's envelope: empty delimiter, body
             self._req_peers.add(head.bytes)
             return head, frame
         return None

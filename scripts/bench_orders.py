@@ -377,8 +377,7 @@ def main() -> None:
         rate = median_of(runs, "orders_per_s")
         http = median_of(runs, "http_per_s")
         print(
-            f"sustained, {shards}, wait={wait}: {rate:,.0f} orders/s accepted end to "
-            "end "
+            f"sustained, {shards}, wait={wait}: {rate:,.0f} orders/s accepted end to end "
             f"(HTTP replies {http:,.0f}/s; reply p50 {median_of(runs, 'p50_us'):.0f} µs, "
             f"p99 {median_of(runs, 'p99_us'):.0f} µs); target >= 10,000/s: "
             f"{verdict(rate, TARGETS['orders_per_s'], higher_is_better=True)}; "

@@ -62,10 +62,10 @@ def chain_paced(
     the caller's own, which it chooses)."""
     ctx = mp.get_context("spawn")
     procs, pids, onward = [], [], None
-    names = ("venue", "tp", "gateway")
-    for name in ("venue", "tickerplant", "gateway"):  # built from the far end back
+    names = ("venue", "tp", "gateway")  # built from the far end back
+    for name in names:
         here, there = ctx.Pipe()
-        cpus = (layout or {}).get(name)
+        cpus = (layout or {}).get("tickerplant" if name == "tp" else name)
         proc = ctx.Process(target=_relay, args=(there, onward, cpus), daemon=True)
         proc.start()
         assert proc.pid is not None  # started
